@@ -1,0 +1,53 @@
+// Elementwise kernels for training: bias add, activations forward/backward, column sums, fill and a
+// deterministic sum.
+//
+// Formulas (row-major, x[rows, cols]):
+//   bias_add_fwd_f32:     y[r, c] += bias[c]                                (in place)
+//   activation_fwd_f32:   y[i] = f(x[i]),  f ∈ {identity, relu, sigmoid, tanh}
+//   activation_bwd_f32:   dx[i] = dy[i] · f'(x[i]), with f' written from the output y (common.cuh)
+//   col_sum_f32:          out[c] = beta·out[c] + Σ_r x[r, c]                 (bias gradient)
+//   fill_f32:             x[i] = value
+//   sum_f32:              out[0] = Σ_i x[i]
+//
+// Work split: the pointwise kernels are grid-stride loops, one element per thread per iteration.
+// col_sum_f32 gives each thread one column and walks the rows in order (adjacent threads read
+// adjacent columns, so loads coalesce), which fixes the summation order. sum_f32 runs as a single
+// block: each thread sums a fixed strided subset in order, then lk::block_sum combines them in a
+// fixed order, so two runs give bit-identical results.
+#include "common.cuh"
+
+LK_KERNEL void bias_add_fwd_f32(float* __restrict__ y, const float* __restrict__ bias, int64_t rows,
+                                int64_t cols) {
+    LK_GRID_STRIDE(i, rows * cols) { y[i] += bias[i % cols]; }
+}
+
+LK_KERNEL void activation_fwd_f32(lk_activation act, const float* __restrict__ x,
+                                  float* __restrict__ y, int64_t n) {
+    LK_GRID_STRIDE(i, n) { y[i] = lk::activation_fwd(act, x[i]); }
+}
+
+LK_KERNEL void activation_bwd_f32(lk_activation act, const float* __restrict__ y,
+                                  const float* __restrict__ dy, float* __restrict__ dx, int64_t n) {
+    LK_GRID_STRIDE(i, n) { dx[i] = dy[i] * lk::activation_grad_from_output(act, y[i]); }
+}
+
+LK_KERNEL void col_sum_f32(const float* __restrict__ x, int64_t rows, int64_t cols, float beta,
+                           float* __restrict__ out) {
+    LK_GRID_STRIDE(c, cols) {
+        float s = 0.0f;
+        for (int64_t r = 0; r < rows; ++r) s += x[r * cols + c];
+        // beta == 0 means out is not read (it may hold garbage or NaN).
+        out[c] = beta == 0.0f ? s : beta * out[c] + s;
+    }
+}
+
+LK_KERNEL void fill_f32(float* __restrict__ x, float value, int64_t n) {
+    LK_GRID_STRIDE(i, n) { x[i] = value; }
+}
+
+LK_KERNEL void sum_f32(const float* __restrict__ x, int64_t n, float* __restrict__ out) {
+    float s = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
+    s = lk::block_sum(s);
+    if (threadIdx.x == 0) out[0] = s;
+}

@@ -1,0 +1,63 @@
+// Optimizer steps. The step count lives in device memory (state[LK_OPTIM_STATE_*], latentkit_abi.h)
+// and is advanced by optim_tick_f32, so one captured CUDA graph can replay every training step.
+//
+//   optim_tick_f32:        t += 1;  state = [t, 1 − β1^t, 1 − β2^t]            (one thread)
+//   adam_step_f32 (PyTorch Adam / AdamW, per element i):
+//       g = grad + wd·p                       (Adam: L2 penalty in the gradient)
+//       p = p·(1 − lr·wd)                     (AdamW: decoupled decay instead)
+//       m = β1·m + (1 − β1)·g;   v = β2·v + (1 − β2)·g²
+//       p −= (lr / bc1) · m / (√v / √bc2 + eps)
+//   sgd_momentum_step_f32 (PyTorch SGD, per element i):
+//       g = grad + wd·p
+//       buf = g at t = 1, else momentum·buf + (1 − dampening)·g     (skipped when momentum = 0)
+//       g = nesterov ? g + momentum·buf : buf
+//       p −= lr·g
+//
+// Shapes: p, grad, m, v, buf are flat [n]. Work split: grid-stride loops, one element per thread.
+#include "common.cuh"
+
+LK_KERNEL void optim_tick_f32(float* __restrict__ state, float beta1, float beta2) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        const float t = state[LK_OPTIM_STATE_T] + 1.0f;
+        state[LK_OPTIM_STATE_T] = t;
+        state[LK_OPTIM_STATE_BIAS_CORR1] = 1.0f - powf(beta1, t);
+        state[LK_OPTIM_STATE_BIAS_CORR2] = 1.0f - powf(beta2, t);
+    }
+}
+
+LK_KERNEL void adam_step_f32(float* __restrict__ p, const float* __restrict__ grad,
+                             float* __restrict__ m, float* __restrict__ v,
+                             const float* __restrict__ state, lk_adam_params hp, int64_t n) {
+    const float bc1 = state[LK_OPTIM_STATE_BIAS_CORR1];
+    const float bc2_sqrt = sqrtf(state[LK_OPTIM_STATE_BIAS_CORR2]);
+    const float step_size = hp.lr / bc1;
+    LK_GRID_STRIDE(i, n) {
+        float w = p[i];
+        float g = grad[i];
+        if (hp.weight_decay != 0.0f) {
+            if (hp.decoupled_weight_decay) w *= 1.0f - hp.lr * hp.weight_decay;
+            else g += hp.weight_decay * w;
+        }
+        const float mi = hp.beta1 * m[i] + (1.0f - hp.beta1) * g;
+        const float vi = hp.beta2 * v[i] + (1.0f - hp.beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = w - step_size * mi / (sqrtf(vi) / bc2_sqrt + hp.eps);
+    }
+}
+
+LK_KERNEL void sgd_momentum_step_f32(float* __restrict__ p, const float* __restrict__ grad,
+                                     float* __restrict__ buf, const float* __restrict__ state,
+                                     lk_sgd_params hp, int64_t n) {
+    const bool first = state[LK_OPTIM_STATE_T] <= 1.0f;
+    LK_GRID_STRIDE(i, n) {
+        float g = grad[i];
+        if (hp.weight_decay != 0.0f) g += hp.weight_decay * p[i];
+        if (hp.momentum != 0.0f) {
+            const float b = first ? g : hp.momentum * buf[i] + (1.0f - hp.dampening) * g;
+            buf[i] = b;
+            g = hp.nesterov ? g + hp.momentum * b : b;
+        }
+        p[i] -= hp.lr * g;
+    }
+}

@@ -1,0 +1,187 @@
+//! The CPU backend: the numerical specification of every kernel (`src/ops/*/cpu.rs`), and a usable
+//! training path (GEMM through `matrixmultiply`).
+
+use super::{Backend, Scalar};
+use crate::device::Device;
+use crate::error::{check_len, Result};
+use crate::ops::{elementwise::cpu as ew, gemm::cpu as gemm, loss::cpu as loss, optim::cpu as optim};
+use crate::ops::{Activation, AdamConfig, GemmSpec, SgdConfig};
+
+/// The CPU reference backend. Buffers are `Vec<T>`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        CpuBackend
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buf<T: Scalar> = Vec<T>;
+
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn buf_len<T: Scalar>(buf: &Vec<T>) -> usize {
+        buf.len()
+    }
+
+    fn zeros<T: Scalar>(&self, len: usize) -> Result<Vec<T>> {
+        Ok(vec![T::default(); len])
+    }
+
+    fn from_host<T: Scalar>(&self, data: &[T]) -> Result<Vec<T>> {
+        Ok(data.to_vec())
+    }
+
+    fn to_host<T: Scalar>(&self, buf: &Vec<T>) -> Result<Vec<T>> {
+        Ok(buf.clone())
+    }
+
+    fn write_host<T: Scalar>(&self, dst: &mut Vec<T>, data: &[T]) -> Result<()> {
+        check_len("write_host", "dst", dst.len(), data.len())?;
+        dst[..data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn copy_buf<T: Scalar>(&self, src: &Vec<T>, dst: &mut Vec<T>) -> Result<()> {
+        self.write_host(dst, src)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    unsafe fn fill_f32(&self, x: &mut Vec<f32>, value: f32, n: usize) -> Result<()> {
+        ew::fill(&mut x[..n], value);
+        Ok(())
+    }
+
+    unsafe fn bias_add_f32(&self, y: &mut Vec<f32>, bias: &Vec<f32>, rows: usize, cols: usize) -> Result<()> {
+        if cols > 0 {
+            ew::bias_add(&mut y[..rows * cols], &bias[..cols], cols);
+        }
+        Ok(())
+    }
+
+    unsafe fn activation_fwd_f32(&self, act: Activation, x: &Vec<f32>, y: &mut Vec<f32>, n: usize) -> Result<()> {
+        ew::activation_fwd(act, &x[..n], &mut y[..n]);
+        Ok(())
+    }
+
+    unsafe fn activation_bwd_f32(
+        &self,
+        act: Activation,
+        y: &Vec<f32>,
+        dy: &Vec<f32>,
+        dx: &mut Vec<f32>,
+        n: usize,
+    ) -> Result<()> {
+        ew::activation_bwd(act, &y[..n], &dy[..n], &mut dx[..n]);
+        Ok(())
+    }
+
+    unsafe fn col_sum_f32(&self, x: &Vec<f32>, rows: usize, cols: usize, beta: f32, out: &mut Vec<f32>) -> Result<()> {
+        ew::col_sum(&x[..rows * cols], rows, cols, beta, &mut out[..cols]);
+        Ok(())
+    }
+
+    unsafe fn sum_f32(&self, x: &Vec<f32>, n: usize, out: &mut Vec<f32>) -> Result<()> {
+        out[0] = ew::sum(&x[..n]);
+        Ok(())
+    }
+
+    unsafe fn mse_fwd_f32(
+        &self,
+        pred: &Vec<f32>,
+        target: &Vec<f32>,
+        row_loss: &mut Vec<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        if cols == 0 {
+            row_loss[..rows].fill(0.0);
+        } else {
+            loss::mse_fwd(&pred[..rows * cols], &target[..rows * cols], &mut row_loss[..rows], cols);
+        }
+        Ok(())
+    }
+
+    unsafe fn mse_bwd_f32(
+        &self,
+        pred: &Vec<f32>,
+        target: &Vec<f32>,
+        scale: f32,
+        grad: &mut Vec<f32>,
+        n: usize,
+    ) -> Result<()> {
+        loss::mse_bwd(&pred[..n], &target[..n], scale, &mut grad[..n]);
+        Ok(())
+    }
+
+    unsafe fn bce_logits_fwd_f32(
+        &self,
+        logits: &Vec<f32>,
+        target: &Vec<f32>,
+        row_loss: &mut Vec<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        if cols == 0 {
+            row_loss[..rows].fill(0.0);
+        } else {
+            loss::bce_logits_fwd(&logits[..rows * cols], &target[..rows * cols], &mut row_loss[..rows], cols);
+        }
+        Ok(())
+    }
+
+    unsafe fn bce_logits_bwd_f32(
+        &self,
+        logits: &Vec<f32>,
+        target: &Vec<f32>,
+        scale: f32,
+        grad: &mut Vec<f32>,
+        n: usize,
+    ) -> Result<()> {
+        loss::bce_logits_bwd(&logits[..n], &target[..n], scale, &mut grad[..n]);
+        Ok(())
+    }
+
+    unsafe fn optim_tick_f32(&self, state: &mut Vec<f32>, beta1: f32, beta2: f32) -> Result<()> {
+        optim::optim_tick(&mut state[..3], beta1, beta2);
+        Ok(())
+    }
+
+    unsafe fn adam_step_f32(
+        &self,
+        params: &mut Vec<f32>,
+        grads: &Vec<f32>,
+        m: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+        state: &Vec<f32>,
+        cfg: &AdamConfig,
+        n: usize,
+    ) -> Result<()> {
+        optim::adam_step(&mut params[..n], &grads[..n], &mut m[..n], &mut v[..n], &state[..3], cfg);
+        Ok(())
+    }
+
+    unsafe fn sgd_step_f32(
+        &self,
+        params: &mut Vec<f32>,
+        grads: &Vec<f32>,
+        velocity: &mut Vec<f32>,
+        state: &Vec<f32>,
+        cfg: &SgdConfig,
+        n: usize,
+    ) -> Result<()> {
+        optim::sgd_step(&mut params[..n], &grads[..n], &mut velocity[..n], &state[..3], cfg);
+        Ok(())
+    }
+
+    unsafe fn gemm_f32(&self, spec: &GemmSpec, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
+        gemm::gemm_fast(spec, a, b, c)
+    }
+}

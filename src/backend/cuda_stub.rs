@@ -1,0 +1,185 @@
+//! The CUDA backend of a build without feature `cuda`: the type exists so callers need no `cfg`,
+//! and constructing it returns an error saying how to get the real one.
+
+use std::marker::PhantomData;
+
+use super::{Backend, Scalar};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::ops::{Activation, AdamConfig, GemmSpec, SgdConfig};
+
+#[derive(Clone, Copy, Debug)]
+enum Never {}
+
+/// Placeholder for the CUDA backend; it can't be constructed in this build.
+#[derive(Clone, Debug)]
+pub struct CudaBackend {
+    never: Never,
+}
+
+/// Placeholder buffer type; no value of it can exist.
+pub struct NoBuffer<T>(Never, PhantomData<T>);
+
+impl CudaBackend {
+    /// Always fails: this build has no CUDA support.
+    pub fn new(_ordinal: usize) -> Result<Self> {
+        Err(Error::CudaUnavailable(
+            "latentkit was built without the `cuda` feature; rebuild with `--features cuda` \
+             (see README: scripts/install-cuda-toolchain.sh provides nvcc)"
+                .into(),
+        ))
+    }
+
+    /// The GPU's name.
+    pub fn name(&self) -> Result<String> {
+        match self.never {}
+    }
+}
+
+impl Backend for CudaBackend {
+    type Buf<T: Scalar> = NoBuffer<T>;
+
+    fn device(&self) -> Device {
+        match self.never {}
+    }
+    fn buf_len<T: Scalar>(buf: &NoBuffer<T>) -> usize {
+        match buf.0 {}
+    }
+    fn zeros<T: Scalar>(&self, _len: usize) -> Result<NoBuffer<T>> {
+        match self.never {}
+    }
+    fn from_host<T: Scalar>(&self, _data: &[T]) -> Result<NoBuffer<T>> {
+        match self.never {}
+    }
+    fn to_host<T: Scalar>(&self, _buf: &NoBuffer<T>) -> Result<Vec<T>> {
+        match self.never {}
+    }
+    fn write_host<T: Scalar>(&self, _dst: &mut NoBuffer<T>, _data: &[T]) -> Result<()> {
+        match self.never {}
+    }
+    fn copy_buf<T: Scalar>(&self, _src: &NoBuffer<T>, _dst: &mut NoBuffer<T>) -> Result<()> {
+        match self.never {}
+    }
+    fn synchronize(&self) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn fill_f32(&self, _x: &mut NoBuffer<f32>, _value: f32, _n: usize) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn bias_add_f32(
+        &self,
+        _y: &mut NoBuffer<f32>,
+        _bias: &NoBuffer<f32>,
+        _rows: usize,
+        _cols: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn activation_fwd_f32(
+        &self,
+        _act: Activation,
+        _x: &NoBuffer<f32>,
+        _y: &mut NoBuffer<f32>,
+        _n: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn activation_bwd_f32(
+        &self,
+        _act: Activation,
+        _y: &NoBuffer<f32>,
+        _dy: &NoBuffer<f32>,
+        _dx: &mut NoBuffer<f32>,
+        _n: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn col_sum_f32(
+        &self,
+        _x: &NoBuffer<f32>,
+        _rows: usize,
+        _cols: usize,
+        _beta: f32,
+        _out: &mut NoBuffer<f32>,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn sum_f32(&self, _x: &NoBuffer<f32>, _n: usize, _out: &mut NoBuffer<f32>) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn mse_fwd_f32(
+        &self,
+        _pred: &NoBuffer<f32>,
+        _target: &NoBuffer<f32>,
+        _row_loss: &mut NoBuffer<f32>,
+        _rows: usize,
+        _cols: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn mse_bwd_f32(
+        &self,
+        _pred: &NoBuffer<f32>,
+        _target: &NoBuffer<f32>,
+        _scale: f32,
+        _grad: &mut NoBuffer<f32>,
+        _n: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn bce_logits_fwd_f32(
+        &self,
+        _logits: &NoBuffer<f32>,
+        _target: &NoBuffer<f32>,
+        _row_loss: &mut NoBuffer<f32>,
+        _rows: usize,
+        _cols: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn bce_logits_bwd_f32(
+        &self,
+        _logits: &NoBuffer<f32>,
+        _target: &NoBuffer<f32>,
+        _scale: f32,
+        _grad: &mut NoBuffer<f32>,
+        _n: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn optim_tick_f32(&self, _state: &mut NoBuffer<f32>, _beta1: f32, _beta2: f32) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn adam_step_f32(
+        &self,
+        _params: &mut NoBuffer<f32>,
+        _grads: &NoBuffer<f32>,
+        _m: &mut NoBuffer<f32>,
+        _v: &mut NoBuffer<f32>,
+        _state: &NoBuffer<f32>,
+        _cfg: &AdamConfig,
+        _n: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn sgd_step_f32(
+        &self,
+        _params: &mut NoBuffer<f32>,
+        _grads: &NoBuffer<f32>,
+        _velocity: &mut NoBuffer<f32>,
+        _state: &NoBuffer<f32>,
+        _cfg: &SgdConfig,
+        _n: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn gemm_f32(
+        &self,
+        _spec: &GemmSpec,
+        _a: &NoBuffer<f32>,
+        _b: &NoBuffer<f32>,
+        _c: &mut NoBuffer<f32>,
+    ) -> Result<()> {
+        match self.never {}
+    }
+}

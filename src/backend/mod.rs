@@ -1,0 +1,203 @@
+//! The backend seam: one trait lists every kernel entry point; [`CpuBackend`] is the specification
+//! and [`CudaBackend`] runs the same entry points as hand-written CUDA kernels.
+//!
+//! Models and trainers are generic over `B: Backend`, so the same code trains on either and
+//! "CPU and GPU give the same numbers" is one generic test.
+//!
+//! The kernel methods are `unsafe`: they take raw buffers plus sizes and trust that every buffer
+//! holds the elements the sizes imply. The safe API in [`crate::ops`] checks shapes and devices and
+//! is what callers use; a CUDA kernel reading past a buffer would be undefined behaviour, which is
+//! why the check lives in one place that every caller goes through.
+
+pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "cuda_stub.rs"]
+pub mod cuda;
+
+pub use cpu::CpuBackend;
+pub use cuda::CudaBackend;
+
+use std::fmt;
+
+use crate::device::Device;
+use crate::error::Result;
+use crate::ops::{Activation, AdamConfig, GemmSpec, SgdConfig};
+
+/// Element types a buffer can hold. f32 is what every kernel takes today; f16/bf16 storage (via
+/// `half`) is here so the tensor-core kernels can take it, and u32 holds indices.
+pub trait Scalar: Copy + Default + PartialEq + Send + Sync + fmt::Debug + 'static + sealed::Sealed {
+    const DTYPE: DType;
+}
+
+/// Runtime name of a [`Scalar`] type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+    U32,
+}
+
+mod sealed {
+    #[cfg(feature = "cuda")]
+    pub trait Sealed: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits {}
+    #[cfg(not(feature = "cuda"))]
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
+    impl Sealed for u32 {}
+}
+
+impl Scalar for f32 {
+    const DTYPE: DType = DType::F32;
+}
+impl Scalar for half::f16 {
+    const DTYPE: DType = DType::F16;
+}
+impl Scalar for half::bf16 {
+    const DTYPE: DType = DType::BF16;
+}
+impl Scalar for u32 {
+    const DTYPE: DType = DType::U32;
+}
+
+/// Every kernel entry point, implemented by the CPU reference and by CUDA.
+///
+/// Memory methods are safe (they check lengths). Kernel methods are `unsafe`: the caller
+/// guarantees each buffer holds at least the elements its sizes imply (see [`crate::ops`]).
+pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
+    /// Storage of `len` elements of `T` on this backend's device.
+    type Buf<T: Scalar>: Send + Sync;
+
+    fn device(&self) -> Device;
+    fn buf_len<T: Scalar>(buf: &Self::Buf<T>) -> usize;
+    /// A zero-filled buffer.
+    fn zeros<T: Scalar>(&self, len: usize) -> Result<Self::Buf<T>>;
+    fn from_host<T: Scalar>(&self, data: &[T]) -> Result<Self::Buf<T>>;
+    /// Copies the buffer back to the host (synchronizing with pending work).
+    fn to_host<T: Scalar>(&self, buf: &Self::Buf<T>) -> Result<Vec<T>>;
+    /// Overwrites the first `data.len()` elements of `dst`.
+    fn write_host<T: Scalar>(&self, dst: &mut Self::Buf<T>, data: &[T]) -> Result<()>;
+    /// Copies `src` into the first `src.len()` elements of `dst`.
+    fn copy_buf<T: Scalar>(&self, src: &Self::Buf<T>, dst: &mut Self::Buf<T>) -> Result<()>;
+    /// Waits until all work queued on this backend has finished.
+    fn synchronize(&self) -> Result<()>;
+
+    // ---- elementwise (src/ops/elementwise) ----
+    /// x[0..n] = value.
+    unsafe fn fill_f32(&self, x: &mut Self::Buf<f32>, value: f32, n: usize) -> Result<()>;
+    /// y[r, c] += bias[c] for y: [rows, cols].
+    unsafe fn bias_add_f32(
+        &self,
+        y: &mut Self::Buf<f32>,
+        bias: &Self::Buf<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// y = act(x), n elements.
+    unsafe fn activation_fwd_f32(
+        &self,
+        act: Activation,
+        x: &Self::Buf<f32>,
+        y: &mut Self::Buf<f32>,
+        n: usize,
+    ) -> Result<()>;
+    /// dx = dy · act'(·), computed from the forward output y.
+    unsafe fn activation_bwd_f32(
+        &self,
+        act: Activation,
+        y: &Self::Buf<f32>,
+        dy: &Self::Buf<f32>,
+        dx: &mut Self::Buf<f32>,
+        n: usize,
+    ) -> Result<()>;
+    /// out[c] = beta·out[c] + Σ_r x[r, c]; beta = 0 does not read out.
+    unsafe fn col_sum_f32(
+        &self,
+        x: &Self::Buf<f32>,
+        rows: usize,
+        cols: usize,
+        beta: f32,
+        out: &mut Self::Buf<f32>,
+    ) -> Result<()>;
+    /// out[0] = Σ x[0..n], in a fixed order (bit-reproducible run to run).
+    unsafe fn sum_f32(&self, x: &Self::Buf<f32>, n: usize, out: &mut Self::Buf<f32>) -> Result<()>;
+
+    // ---- losses (src/ops/loss) ----
+    /// row_loss[r] = Σ_c (pred − target)².
+    unsafe fn mse_fwd_f32(
+        &self,
+        pred: &Self::Buf<f32>,
+        target: &Self::Buf<f32>,
+        row_loss: &mut Self::Buf<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// grad = scale · 2 (pred − target).
+    unsafe fn mse_bwd_f32(
+        &self,
+        pred: &Self::Buf<f32>,
+        target: &Self::Buf<f32>,
+        scale: f32,
+        grad: &mut Self::Buf<f32>,
+        n: usize,
+    ) -> Result<()>;
+    /// row_loss[r] = Σ_c softplus(l) − l·t.
+    unsafe fn bce_logits_fwd_f32(
+        &self,
+        logits: &Self::Buf<f32>,
+        target: &Self::Buf<f32>,
+        row_loss: &mut Self::Buf<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// grad = scale · (σ(l) − t).
+    unsafe fn bce_logits_bwd_f32(
+        &self,
+        logits: &Self::Buf<f32>,
+        target: &Self::Buf<f32>,
+        scale: f32,
+        grad: &mut Self::Buf<f32>,
+        n: usize,
+    ) -> Result<()>;
+
+    // ---- optimizers (src/ops/optim) ----
+    /// Advances the device-resident step state [t, 1 − β1^t, 1 − β2^t] (3 elements).
+    unsafe fn optim_tick_f32(&self, state: &mut Self::Buf<f32>, beta1: f32, beta2: f32) -> Result<()>;
+    /// One Adam/AdamW step over n parameters.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn adam_step_f32(
+        &self,
+        params: &mut Self::Buf<f32>,
+        grads: &Self::Buf<f32>,
+        m: &mut Self::Buf<f32>,
+        v: &mut Self::Buf<f32>,
+        state: &Self::Buf<f32>,
+        cfg: &AdamConfig,
+        n: usize,
+    ) -> Result<()>;
+    /// One SGD-with-momentum step over n parameters.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn sgd_step_f32(
+        &self,
+        params: &mut Self::Buf<f32>,
+        grads: &Self::Buf<f32>,
+        velocity: &mut Self::Buf<f32>,
+        state: &Self::Buf<f32>,
+        cfg: &SgdConfig,
+        n: usize,
+    ) -> Result<()>;
+
+    // ---- GEMM (src/ops/gemm) ----
+    /// C = α·op(A)·op(B) + β·C, row-major with leading dimensions (see [`GemmSpec`]).
+    unsafe fn gemm_f32(
+        &self,
+        spec: &GemmSpec,
+        a: &Self::Buf<f32>,
+        b: &Self::Buf<f32>,
+        c: &mut Self::Buf<f32>,
+    ) -> Result<()>;
+}

@@ -1,0 +1,5 @@
+//! Datasets and batching.
+
+pub mod mnist;
+
+pub use mnist::{Mnist, MnistSplit};

@@ -1,0 +1,78 @@
+//! Fully connected layer y = x·Wᵀ + b with PyTorch's layout (W: [out, in]) and initialisation.
+
+use super::Param;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::ops::{elementwise, gemm::matmul, Transpose};
+use crate::rng::{uniform_vec, LkRng};
+use crate::tensor::Tensor;
+
+/// `y[B, out] = x[B, in] · Wᵀ + b`. Backward: `dW = dyᵀ·x`, `db = Σ_rows dy`, `dx = dy·W`.
+pub struct Linear<B: Backend> {
+    pub weight: Param<B>,
+    pub bias: Param<B>,
+    in_features: usize,
+    out_features: usize,
+}
+
+impl<B: Backend> Linear<B> {
+    /// PyTorch's default initialisation (`nn.Linear.reset_parameters`): W and b uniform in
+    /// ±1/√in.
+    pub fn new(b: &B, name: &str, in_features: usize, out_features: usize, rng: &mut LkRng) -> Result<Self> {
+        if in_features == 0 || out_features == 0 {
+            return Err(Error::invalid(
+                "Linear::new",
+                format!("{name}: sizes must be ≥ 1, got {in_features}→{out_features}"),
+            ));
+        }
+        let bound = 1.0 / (in_features as f32).sqrt();
+        let w = uniform_vec(rng, in_features * out_features, -bound, bound);
+        let bias = uniform_vec(rng, out_features, -bound, bound);
+        let param = |suffix: &str, shape: &[usize], data: &[f32]| -> Result<Param<B>> {
+            Ok(Param {
+                name: format!("{name}.{suffix}"),
+                value: Tensor::from_slice(b, shape, data)?,
+                grad: Tensor::zeros(b, shape)?,
+            })
+        };
+        Ok(Self {
+            weight: param("weight", &[out_features, in_features], &w)?,
+            bias: param("bias", &[out_features], &bias)?,
+            in_features,
+            out_features,
+        })
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// y = x·Wᵀ + b; x: [B, in], y: [B, out].
+    pub fn forward(&self, b: &B, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+        matmul(b, Transpose::No, Transpose::Yes, 1.0, x, &self.weight.value, 0.0, y)?;
+        elementwise::bias_add(b, y, &self.bias.value)
+    }
+
+    /// Stores dW = dyᵀ·x and db = Σ dy in the parameters' gradients (overwriting them), and
+    /// dx = dy·W when `dx` is given.
+    pub fn backward(&mut self, b: &B, x: &Tensor<B>, dy: &Tensor<B>, dx: Option<&mut Tensor<B>>) -> Result<()> {
+        matmul(b, Transpose::Yes, Transpose::No, 1.0, dy, x, 0.0, &mut self.weight.grad)?;
+        elementwise::col_sum(b, dy, 0.0, &mut self.bias.grad)?;
+        if let Some(dx) = dx {
+            matmul(b, Transpose::No, Transpose::No, 1.0, dy, &self.weight.value, 0.0, dx)?;
+        }
+        Ok(())
+    }
+
+    pub fn params_mut(&mut self) -> [&mut Param<B>; 2] {
+        [&mut self.weight, &mut self.bias]
+    }
+
+    pub fn params(&self) -> [&Param<B>; 2] {
+        [&self.weight, &self.bias]
+    }
+}

@@ -1,0 +1,25 @@
+//! Layers and models with explicit forward and backward passes over preallocated buffers (no
+//! dynamic graph): what a training step does is written out, and the same code runs on any
+//! backend.
+
+mod linear;
+mod mlp;
+
+pub use linear::Linear;
+pub use mlp::{Mlp, MlpSpec};
+
+use crate::backend::Backend;
+use crate::tensor::Tensor;
+
+/// A trainable tensor and its gradient (same shape), with the name checkpoints use.
+pub struct Param<B: Backend> {
+    pub name: String,
+    pub value: Tensor<B>,
+    pub grad: Tensor<B>,
+}
+
+impl<B: Backend> std::fmt::Debug for Param<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Param({} {:?})", self.name, self.value.shape())
+    }
+}

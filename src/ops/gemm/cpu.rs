@@ -1,0 +1,64 @@
+//! CPU GEMM: the f64 reference (the spec every kernel is tested against) and the fast path used
+//! for CPU training (`matrixmultiply`: SIMD, multithreaded), itself tested against the reference.
+
+use super::GemmSpec;
+use crate::error::Result;
+
+fn a_at(spec: &GemmSpec, a: &[f32], i: usize, p: usize) -> f32 {
+    if spec.trans_a.is_yes() {
+        a[p * spec.lda + i]
+    } else {
+        a[i * spec.lda + p]
+    }
+}
+
+fn b_at(spec: &GemmSpec, b: &[f32], p: usize, j: usize) -> f32 {
+    if spec.trans_b.is_yes() {
+        b[j * spec.ldb + p]
+    } else {
+        b[p * spec.ldb + j]
+    }
+}
+
+/// Reference: plain triple loop, f64 accumulation, one rounding to f32 per output.
+pub fn gemm_ref(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
+    spec.validate(a.len(), b.len(), c.len())?;
+    for i in 0..spec.m {
+        for j in 0..spec.n {
+            let dot: f64 = (0..spec.k).map(|p| f64::from(a_at(spec, a, i, p)) * f64::from(b_at(spec, b, p, j))).sum();
+            let out = &mut c[i * spec.ldc + j];
+            let prev = if spec.beta == 0.0 { 0.0 } else { f64::from(spec.beta) * f64::from(*out) };
+            *out = (f64::from(spec.alpha) * dot + prev) as f32;
+        }
+    }
+    Ok(())
+}
+
+/// Fast f32 path through `matrixmultiply::sgemm`, which takes arbitrary row and column strides, so
+/// both transposes are a swap of strides rather than a copy.
+pub fn gemm_fast(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
+    spec.validate(a.len(), b.len(), c.len())?;
+    let (rsa, csa) = if spec.trans_a.is_yes() { (1, spec.lda) } else { (spec.lda, 1) };
+    let (rsb, csb) = if spec.trans_b.is_yes() { (1, spec.ldb) } else { (spec.ldb, 1) };
+    // SAFETY: validate above proved that all addressed elements lie
+    // inside a, b and c; the strides fit isize because the slices' lengths do.
+    unsafe {
+        matrixmultiply::sgemm(
+            spec.m,
+            spec.k,
+            spec.n,
+            spec.alpha,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            spec.beta,
+            c.as_mut_ptr(),
+            spec.ldc as isize,
+            1,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Row-major GEMM: `C[m, n] = α · op(A)[m, k] · op(B)[k, n] + β · C`, `op ∈ {N, T}`.
+//!
+//! Storage: with `Transpose::No`, A is `[m, k]` with row stride `lda ≥ k`; with `Transpose::Yes`
+//! it is stored `[k, m]` with `lda ≥ m` (likewise B: `[k, n]`/`ldb ≥ n` or `[n, k]`/`ldb ≥ k`);
+//! C is `[m, n]` with `ldc ≥ n`. `β = 0` means C is not read (BLAS convention), so C may hold
+//! anything, NaN included. The three products of a linear layer `Y = X·Wᵀ` are
+//! `gemm(N, T)` forward, `dX = dY·W` as `gemm(N, N)` and `dW = dYᵀ·X` as `gemm(T, N)`.
+//!
+//! Numerics: the CPU reference ([`cpu::gemm_ref`]) accumulates in f64 and is the spec; the f32
+//! paths (CPU `matrixmultiply`, CUDA kernels) differ from it by at most about
+//! `K · ε_f32 · max|a| · max|b|` per element, the bound the tests use.
+//! Kernels: `kernels/gemm.cu`.
+
+pub mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
+
+use super::on_device;
+use crate::backend::Backend;
+use crate::error::{check_len, Error, Result};
+use crate::tensor::Tensor;
+
+/// Whether an operand is used as stored or transposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Transpose {
+    #[default]
+    No,
+    Yes,
+}
+
+impl Transpose {
+    pub fn is_yes(self) -> bool {
+        self == Transpose::Yes
+    }
+}
+
+/// The full description of one GEMM call on raw row-major buffers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemmSpec {
+    pub trans_a: Transpose,
+    pub trans_b: Transpose,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub lda: usize,
+    pub ldb: usize,
+    pub ldc: usize,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+impl GemmSpec {
+    /// A spec for contiguous operands (leading dimensions equal to the stored row lengths).
+    pub fn contiguous(
+        trans_a: Transpose,
+        trans_b: Transpose,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        beta: f32,
+    ) -> Self {
+        let lda = if trans_a.is_yes() { m } else { k };
+        let ldb = if trans_b.is_yes() { k } else { n };
+        Self { trans_a, trans_b, m, n, k, lda, ldb, ldc: n, alpha, beta }
+    }
+
+    /// (rows, cols) of A and B as stored.
+    pub fn stored_a(&self) -> (usize, usize) {
+        if self.trans_a.is_yes() {
+            (self.k, self.m)
+        } else {
+            (self.m, self.k)
+        }
+    }
+
+    pub fn stored_b(&self) -> (usize, usize) {
+        if self.trans_b.is_yes() {
+            (self.n, self.k)
+        } else {
+            (self.k, self.n)
+        }
+    }
+
+    /// Checks sizes and leading dimensions, and that buffers of the given lengths cover them.
+    pub fn validate(&self, a_len: usize, b_len: usize, c_len: usize) -> Result<()> {
+        const OP: &str = "gemm";
+        if self.m == 0 || self.n == 0 || self.k == 0 {
+            return Err(Error::shape(OP, format!("m, n, k must be ≥ 1, got {}×{}×{}", self.m, self.n, self.k)));
+        }
+        if !self.alpha.is_finite() || !self.beta.is_finite() {
+            return Err(Error::invalid(
+                OP,
+                format!("alpha and beta must be finite, got {} and {}", self.alpha, self.beta),
+            ));
+        }
+        let need = |name: &'static str, (rows, cols): (usize, usize), ld: usize, len: usize| -> Result<()> {
+            if ld < cols {
+                return Err(Error::shape(
+                    OP,
+                    format!("leading dimension of {name} is {ld}, less than its row length {cols}"),
+                ));
+            }
+            let span = (rows - 1).checked_mul(ld).and_then(|x| x.checked_add(cols));
+            let span = span.ok_or_else(|| Error::shape(OP, format!("{name} extent overflows")))?;
+            check_len(OP, name, len, span)
+        };
+        need("A", self.stored_a(), self.lda, a_len)?;
+        need("B", self.stored_b(), self.ldb, b_len)?;
+        need("C", (self.m, self.n), self.ldc, c_len)
+    }
+}
+
+/// GEMM on raw buffers with explicit leading dimensions (strided sub-matrices).
+pub fn gemm<B: Backend>(bk: &B, spec: &GemmSpec, a: &B::Buf<f32>, b: &B::Buf<f32>, c: &mut B::Buf<f32>) -> Result<()> {
+    spec.validate(B::buf_len(a), B::buf_len(b), B::buf_len(c))?;
+    // SAFETY: validate checked that every element the spec addresses lies inside its buffer.
+    unsafe { bk.gemm_f32(spec, a, b, c) }
+}
+
+/// `c = α · op(a) · op(b) + β · c` on contiguous 2-D tensors.
+pub fn matmul<B: Backend>(
+    bk: &B,
+    trans_a: Transpose,
+    trans_b: Transpose,
+    alpha: f32,
+    a: &Tensor<B>,
+    b: &Tensor<B>,
+    beta: f32,
+    c: &mut Tensor<B>,
+) -> Result<()> {
+    const OP: &str = "matmul";
+    on_device(OP, bk, a)?;
+    on_device(OP, bk, b)?;
+    on_device(OP, bk, c)?;
+    let (ar, ac) = a.dims2(OP)?;
+    let (br, bc) = b.dims2(OP)?;
+    let (m, k) = if trans_a.is_yes() { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if trans_b.is_yes() { (bc, br) } else { (br, bc) };
+    if k != kb {
+        return Err(Error::shape(OP, format!("inner dimensions differ: op(A) is {m}×{k}, op(B) is {kb}×{n}")));
+    }
+    if c.shape() != [m, n] {
+        return Err(Error::shape(OP, format!("C should be [{m}, {n}], got {:?}", c.shape())));
+    }
+    let spec = GemmSpec::contiguous(trans_a, trans_b, m, n, k, alpha, beta);
+    gemm(bk, &spec, a.buf(), b.buf(), c.buf_mut())
+}
