@@ -2,9 +2,11 @@
 //! dynamic graph): what a training step does is written out, and the same code runs on any
 //! backend.
 
+mod autoencoder;
 mod linear;
 mod mlp;
 
+pub use autoencoder::{Autoencoder, Likelihood};
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpSpec};
 
