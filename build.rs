@@ -20,11 +20,10 @@ fn main() {
     for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "LATENTKIT_CUDA_ARCHS", "LIBCLANG_PATH"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    if env::var_os("CARGO_FEATURE_CUDA").is_none() {
-        return;
-    }
     #[cfg(feature = "cuda")]
     cuda::build(&manifest, &kernel_dir);
+    #[cfg(not(feature = "cuda"))]
+    let _ = (manifest, kernel_dir);
 }
 
 #[cfg(feature = "cuda")]

@@ -43,13 +43,13 @@ impl<B: Backend, T: Scalar> Tensor<B, T> {
                 format!("shape {shape:?} needs {n} elements, got {}", data.len()),
             ));
         }
-        Ok(Self { buf: backend.from_host(data)?, shape: shape.to_vec(), device: backend.device() })
+        Ok(Self { buf: backend.upload(data)?, shape: shape.to_vec(), device: backend.device() })
     }
 
     /// Copies the contents to the host.
     pub fn to_vec(&self, backend: &B) -> Result<Vec<T>> {
         self.check_device("Tensor::to_vec", backend)?;
-        backend.to_host(&self.buf)
+        backend.download(&self.buf)
     }
 
     /// Overwrites the contents from the host; `data` must have exactly `numel` elements.

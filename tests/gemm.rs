@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use latentkit::ops::gemm::{cpu::gemm_ref, gemm, matmul, GemmSpec, Transpose};
-use latentkit::Tensor;
 
 const T: [Transpose; 2] = [Transpose::No, Transpose::Yes];
 
@@ -68,8 +67,8 @@ parity_test!(gemm_training_shapes, |b| {
     let dy0 = rand_vec(&mut r, batch * fout, -1.0, 1.0);
     let (x, w, dy) = (tensor(b, &[batch, fin], &x0), tensor(b, &[fout, fin], &w0), tensor(b, &[batch, fout], &dy0));
     let mut outs = Vec::new();
-    let cases: [(&str, Transpose, Transpose, &Tensor<_>, &Tensor<_>, [usize; 2], &[f32], &[f32], usize, f32); 3] = [
-        ("Y = X·Wᵀ", Transpose::No, Transpose::Yes, &x, &w, [batch, fout], &x0, &w0, fin, 0.05),
+    let cases = [
+        ("Y = X·Wᵀ", Transpose::No, Transpose::Yes, &x, &w, [batch, fout], &x0[..], &w0[..], fin, 0.05f32),
         ("dX = dY·W", Transpose::No, Transpose::No, &dy, &w, [batch, fin], &dy0, &w0, fout, 0.05),
         ("dW = dYᵀ·X", Transpose::Yes, Transpose::No, &dy, &x, [fout, fin], &dy0, &x0, batch, 1.0),
     ];

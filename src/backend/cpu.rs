@@ -32,11 +32,11 @@ impl Backend for CpuBackend {
         Ok(vec![T::default(); len])
     }
 
-    fn from_host<T: Scalar>(&self, data: &[T]) -> Result<Vec<T>> {
+    fn upload<T: Scalar>(&self, data: &[T]) -> Result<Vec<T>> {
         Ok(data.to_vec())
     }
 
-    fn to_host<T: Scalar>(&self, buf: &Vec<T>) -> Result<Vec<T>> {
+    fn download<T: Scalar>(&self, buf: &Vec<T>) -> Result<Vec<T>> {
         Ok(buf.clone())
     }
 

@@ -184,14 +184,14 @@ impl Backend for CudaBackend {
         self.stream().alloc_zeros(len).map_err(driver_err("allocation"))
     }
 
-    fn from_host<T: Scalar>(&self, data: &[T]) -> Result<CudaSlice<T>> {
+    fn upload<T: Scalar>(&self, data: &[T]) -> Result<CudaSlice<T>> {
         if data.is_empty() {
             return self.zeros(0);
         }
         self.stream().clone_htod(data).map_err(driver_err("host-to-device copy"))
     }
 
-    fn to_host<T: Scalar>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {
+    fn download<T: Scalar>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {
         if buf.is_empty() {
             return Ok(Vec::new());
         }

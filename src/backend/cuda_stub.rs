@@ -48,10 +48,10 @@ impl Backend for CudaBackend {
     fn zeros<T: Scalar>(&self, _len: usize) -> Result<NoBuffer<T>> {
         match self.never {}
     }
-    fn from_host<T: Scalar>(&self, _data: &[T]) -> Result<NoBuffer<T>> {
+    fn upload<T: Scalar>(&self, _data: &[T]) -> Result<NoBuffer<T>> {
         match self.never {}
     }
-    fn to_host<T: Scalar>(&self, _buf: &NoBuffer<T>) -> Result<Vec<T>> {
+    fn download<T: Scalar>(&self, _buf: &NoBuffer<T>) -> Result<Vec<T>> {
         match self.never {}
     }
     fn write_host<T: Scalar>(&self, _dst: &mut NoBuffer<T>, _data: &[T]) -> Result<()> {

@@ -66,8 +66,13 @@ impl Scalar for u32 {
 
 /// Every kernel entry point, implemented by the CPU reference and by CUDA.
 ///
-/// Memory methods are safe (they check lengths). Kernel methods are `unsafe`: the caller
-/// guarantees each buffer holds at least the elements its sizes imply (see [`crate::ops`]).
+/// Memory methods are safe (they check lengths).
+///
+/// # Safety
+/// Kernel methods are `unsafe` with one contract, stated here once: every buffer passed holds at
+/// least the elements its sizes imply (`rows·cols`, `n`, the GEMM extents of [`GemmSpec`], 3 for
+/// optimizer state). [`crate::ops`] checks this before every call.
+#[allow(clippy::missing_safety_doc)]
 pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     /// Storage of `len` elements of `T` on this backend's device.
     type Buf<T: Scalar>: Send + Sync;
@@ -76,9 +81,9 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     fn buf_len<T: Scalar>(buf: &Self::Buf<T>) -> usize;
     /// A zero-filled buffer.
     fn zeros<T: Scalar>(&self, len: usize) -> Result<Self::Buf<T>>;
-    fn from_host<T: Scalar>(&self, data: &[T]) -> Result<Self::Buf<T>>;
+    fn upload<T: Scalar>(&self, data: &[T]) -> Result<Self::Buf<T>>;
     /// Copies the buffer back to the host (synchronizing with pending work).
-    fn to_host<T: Scalar>(&self, buf: &Self::Buf<T>) -> Result<Vec<T>>;
+    fn download<T: Scalar>(&self, buf: &Self::Buf<T>) -> Result<Vec<T>>;
     /// Overwrites the first `data.len()` elements of `dst`.
     fn write_host<T: Scalar>(&self, dst: &mut Self::Buf<T>, data: &[T]) -> Result<()>;
     /// Copies `src` into the first `src.len()` elements of `dst`.

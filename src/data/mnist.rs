@@ -66,9 +66,17 @@ impl Mnist {
     }
 
     /// The subset committed with the crate (`data/mnist-subset`: 6,000 train and 1,000 test
-    /// images), so examples and tests run offline.
+    /// images), so examples and tests run offline. Looked for in `$LATENTKIT_MNIST_SUBSET`, then
+    /// in the source tree the binary was built from, then in `data/mnist-subset` under the current
+    /// directory (for binaries copied to another machine).
     pub fn committed_subset() -> Result<Self> {
-        Self::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-subset"))
+        let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-subset");
+        let dir = match std::env::var_os("LATENTKIT_MNIST_SUBSET") {
+            Some(d) => PathBuf::from(d),
+            None if built_from.is_dir() => built_from,
+            None => PathBuf::from("data/mnist-subset"),
+        };
+        Self::load(dir)
     }
 }
 

@@ -5,6 +5,7 @@
 use latentkit::rng::{seeded, LkRng};
 use latentkit::{Backend, CudaBackend, Tensor};
 use rand::Rng;
+use std::io::Write as _;
 
 /// Default tolerance for f32 results compared with a reference computed in the same precision or
 /// higher: a few ulps of accumulated rounding.
@@ -88,7 +89,9 @@ pub fn cuda(test: &str) -> Option<CudaBackend> {
             if std::env::var("LATENTKIT_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
                 panic!("{test}: LATENTKIT_REQUIRE_CUDA=1 but CUDA is unusable: {e}");
             }
-            eprintln!("SKIP {test} [cuda]: {e}");
+            // Written to the real stderr (not eprintln!, which the test harness captures) so the
+            // skip is visible in a normal `cargo test` run.
+            let _ = writeln!(std::io::stderr(), "SKIP {test} [cuda half]: {e}");
             None
         }
     }

@@ -118,7 +118,8 @@ pub fn gemm<B: Backend>(bk: &B, spec: &GemmSpec, a: &B::Buf<f32>, b: &B::Buf<f32
     unsafe { bk.gemm_f32(spec, a, b, c) }
 }
 
-/// `c = α · op(a) · op(b) + β · c` on contiguous 2-D tensors.
+/// `c = α · op(a) · op(b) + β · c` on contiguous 2-D tensors (BLAS-shaped argument list).
+#[allow(clippy::too_many_arguments)]
 pub fn matmul<B: Backend>(
     bk: &B,
     trans_a: Transpose,
