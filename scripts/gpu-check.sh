@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# GPU checks in two halves, because the GPU machine has the CUDA driver and PyTorch but no Rust
+# toolchain and no network:
+#
+#   scripts/gpu-check.sh            here (no GPU needed): builds the release test and bench binaries
+#                                   with `cuda` into gpu-bundle/ (git-ignored, < 64 MiB) together
+#                                   with everything the run needs (MNIST subset, baseline script,
+#                                   the pytorch-metric-learning wheel, the runner).
+#   bash gpu-bundle/run.sh          on the GPU machine: every test with LATENTKIT_REQUIRE_CUDA=1,
+#                                   the kernel tests under compute-sanitizer (memcheck, racecheck),
+#                                   the bench binary and the PyTorch/cuBLAS baselines in the same
+#                                   call, then a short table. Logs land in $OUT (or gpu-bundle/out).
+#
+# With the device tool: run(command="bash gpu-bundle/run.sh", carry=["gpu-bundle"], timeout_s=540)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bundle=$repo/gpu-bundle
+cd "$repo"
+
+bash scripts/install-cuda-toolchain.sh >/dev/null
+export CUDA_HOME=$repo/.cuda-toolchain/cuda
+
+rm -rf "$bundle"
+mkdir -p "$bundle/tests" "$bundle/bin" "$bundle/data" "$bundle/wheels"
+
+echo "building test binaries (release, --features cuda)..."
+cargo test --release --features cuda --no-run --message-format=json 2>/dev/null |
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+        kind = m["target"]["kind"][0]
+        name = m["target"]["name"] if kind == "test" else "lib-" + m["target"]["name"]
+        print(name + "\t" + m["executable"])
+' | while IFS=$'\t' read -r name exe; do
+    cp "$exe" "$bundle/tests/$name"
+  done
+
+echo "building bench and example binaries..."
+cargo build --release --features cuda --examples --quiet
+for ex in bench_kernels train_ae; do cp "target/release/examples/$ex" "$bundle/bin/"; done
+strip "$bundle"/tests/* "$bundle"/bin/*
+
+cp -r data/mnist-subset "$bundle/data/"
+cp scripts/gpu-run.sh "$bundle/run.sh"
+if [[ -f ../shared/bench/torch_baselines.py ]]; then
+  cp ../shared/bench/torch_baselines.py "$bundle/"
+else
+  echo "warning: ../shared/bench/torch_baselines.py not found; the bundle will skip the baselines" >&2
+fi
+python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$bundle/wheels" \
+  pytorch-metric-learning==2.9.0 ||
+  echo "warning: could not download the pytorch-metric-learning wheel; its baselines will be skipped" >&2
+
+size=$(du -sm "$bundle" | cut -f1)
+echo "gpu-bundle: ${size} MiB ($(ls "$bundle/tests" | wc -l) test binaries)"
+if ((size >= 64)); then
+  echo "error: gpu-bundle is ${size} MiB, over the 64 MiB the device tool carries" >&2
+  exit 1
+fi
