@@ -64,4 +64,24 @@ enum {
     LK_OPTIM_STATE_LEN = 3
 };
 
+/* Philox4x32-10 stream selection: key = seed, counter = (element / 4, step offset). The offset is
+ * read from device memory (two uint32: low, high) so a captured graph draws fresh noise per step. */
+typedef struct lk_philox_params {
+    uint64_t seed;
+} lk_philox_params;
+
+/* Range that log σ² is clamped to before exp, so σ² stays in [9.4e-14, 4.9e8] and never overflows.
+ * The gradient passes straight through the clamp (documented in src/ops/latent). */
+#define LK_LOGVAR_MIN (-30.0f)
+#define LK_LOGVAR_MAX (20.0f)
+
+/* Fused reparameterization + KL. */
+typedef struct lk_latent_params {
+    uint64_t seed;
+    /* 0: z = μ (no noise, for evaluation); 1: z = μ + ε·σ. */
+    int32_t sample;
+    /* 1: also write the per-element KL terms (kl_elem, [rows, cols]). */
+    int32_t write_kl_elem;
+} lk_latent_params;
+
 #endif /* LATENTKIT_ABI_H */

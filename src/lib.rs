@@ -18,6 +18,7 @@ pub mod backend;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod rng;

@@ -5,7 +5,8 @@ use super::{Backend, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Result};
 use crate::ops::{elementwise::cpu as ew, gemm::cpu as gemm, loss::cpu as loss, optim::cpu as optim};
-use crate::ops::{Activation, AdamConfig, GemmSpec, SgdConfig};
+use crate::ops::{latent::cpu as latent, rng::cpu as rng};
+use crate::ops::{Activation, AdamConfig, GemmSpec, LatentConfig, SgdConfig};
 
 /// The CPU reference backend. Buffers are `Vec<T>`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -178,6 +179,73 @@ impl Backend for CpuBackend {
         n: usize,
     ) -> Result<()> {
         optim::sgd_step(&mut params[..n], &grads[..n], &mut velocity[..n], &state[..3], cfg);
+        Ok(())
+    }
+
+    unsafe fn rng_normal_f32(&self, seed: u64, offset: &Vec<u32>, out: &mut Vec<f32>, n: usize) -> Result<()> {
+        rng::normal_fill(seed, rng::load_offset(offset), &mut out[..n]);
+        Ok(())
+    }
+
+    unsafe fn rng_advance_u32(&self, offset: &mut Vec<u32>) -> Result<()> {
+        rng::advance(&mut offset[..2]);
+        Ok(())
+    }
+
+    unsafe fn reparam_kl_fwd_f32(
+        &self,
+        cfg: &LatentConfig,
+        offset: &Vec<u32>,
+        mu: &Vec<f32>,
+        logvar: &Vec<f32>,
+        z: &mut Vec<f32>,
+        kl_row: &mut Vec<f32>,
+        kl_elem: Option<&mut Vec<f32>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let n = rows * cols;
+        let kl_elem = kl_elem.map(|k| &mut k[..n]);
+        latent::reparam_kl_fwd(
+            cfg,
+            rng::load_offset(offset),
+            &mu[..n],
+            &logvar[..n],
+            &mut z[..n],
+            &mut kl_row[..rows],
+            kl_elem,
+            cols,
+        );
+        Ok(())
+    }
+
+    unsafe fn reparam_kl_bwd_f32(
+        &self,
+        cfg: &LatentConfig,
+        offset: &Vec<u32>,
+        mu: &Vec<f32>,
+        logvar: &Vec<f32>,
+        dz: &Vec<f32>,
+        kl_weight: &Vec<f32>,
+        dmu: &mut Vec<f32>,
+        dlogvar: &mut Vec<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let n = rows * cols;
+        if cols > 0 {
+            let off = rng::load_offset(offset);
+            latent::reparam_kl_bwd(
+                cfg,
+                off,
+                &mu[..n],
+                &logvar[..n],
+                &dz[..n],
+                &kl_weight[..cols],
+                &mut dmu[..n],
+                &mut dlogvar[..n],
+            );
+        }
         Ok(())
     }
 

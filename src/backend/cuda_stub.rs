@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use super::{Backend, Scalar};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::ops::{Activation, AdamConfig, GemmSpec, SgdConfig};
+use crate::ops::{Activation, AdamConfig, GemmSpec, LatentConfig, SgdConfig};
 
 #[derive(Clone, Copy, Debug)]
 enum Never {}
@@ -170,6 +170,47 @@ impl Backend for CudaBackend {
         _state: &NoBuffer<f32>,
         _cfg: &SgdConfig,
         _n: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn rng_normal_f32(
+        &self,
+        _seed: u64,
+        _offset: &NoBuffer<u32>,
+        _out: &mut NoBuffer<f32>,
+        _n: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn rng_advance_u32(&self, _offset: &mut NoBuffer<u32>) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn reparam_kl_fwd_f32(
+        &self,
+        _cfg: &LatentConfig,
+        _offset: &NoBuffer<u32>,
+        _mu: &NoBuffer<f32>,
+        _logvar: &NoBuffer<f32>,
+        _z: &mut NoBuffer<f32>,
+        _kl_row: &mut NoBuffer<f32>,
+        _kl_elem: Option<&mut NoBuffer<f32>>,
+        _rows: usize,
+        _cols: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn reparam_kl_bwd_f32(
+        &self,
+        _cfg: &LatentConfig,
+        _offset: &NoBuffer<u32>,
+        _mu: &NoBuffer<f32>,
+        _logvar: &NoBuffer<f32>,
+        _dz: &NoBuffer<f32>,
+        _kl_weight: &NoBuffer<f32>,
+        _dmu: &mut NoBuffer<f32>,
+        _dlogvar: &mut NoBuffer<f32>,
+        _rows: usize,
+        _cols: usize,
     ) -> Result<()> {
         match self.never {}
     }

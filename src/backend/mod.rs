@@ -23,7 +23,7 @@ use std::fmt;
 
 use crate::device::Device;
 use crate::error::Result;
-use crate::ops::{Activation, AdamConfig, GemmSpec, SgdConfig};
+use crate::ops::{Activation, AdamConfig, GemmSpec, LatentConfig, SgdConfig};
 
 /// Element types a buffer can hold. f32 is what every kernel takes today; f16/bf16 storage (via
 /// `half`) is here so the tensor-core kernels can take it, and u32 holds indices.
@@ -194,6 +194,49 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         state: &Self::Buf<f32>,
         cfg: &SgdConfig,
         n: usize,
+    ) -> Result<()>;
+
+    // ---- counter-based RNG (src/ops/rng) ----
+    /// out[i] = ε(seed, offset, i) for i < n; offset holds 2 u32 (low, high).
+    unsafe fn rng_normal_f32(
+        &self,
+        seed: u64,
+        offset: &Self::Buf<u32>,
+        out: &mut Self::Buf<f32>,
+        n: usize,
+    ) -> Result<()>;
+    /// offset += 1.
+    unsafe fn rng_advance_u32(&self, offset: &mut Self::Buf<u32>) -> Result<()>;
+
+    // ---- reparameterization + KL (src/ops/latent) ----
+    /// z, kl_row[rows] and optionally kl_elem from μ, log σ² ([rows, cols]).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn reparam_kl_fwd_f32(
+        &self,
+        cfg: &LatentConfig,
+        offset: &Self::Buf<u32>,
+        mu: &Self::Buf<f32>,
+        logvar: &Self::Buf<f32>,
+        z: &mut Self::Buf<f32>,
+        kl_row: &mut Self::Buf<f32>,
+        kl_elem: Option<&mut Self::Buf<f32>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// dμ, dlog σ² from dz and per-dimension KL weights (kl_weight: [cols]).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn reparam_kl_bwd_f32(
+        &self,
+        cfg: &LatentConfig,
+        offset: &Self::Buf<u32>,
+        mu: &Self::Buf<f32>,
+        logvar: &Self::Buf<f32>,
+        dz: &Self::Buf<f32>,
+        kl_weight: &Self::Buf<f32>,
+        dmu: &mut Self::Buf<f32>,
+        dlogvar: &mut Self::Buf<f32>,
+        rows: usize,
+        cols: usize,
     ) -> Result<()>;
 
     // ---- GEMM (src/ops/gemm) ----

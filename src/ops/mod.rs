@@ -4,11 +4,14 @@
 
 pub mod elementwise;
 pub mod gemm;
+pub mod latent;
 pub mod loss;
 pub mod optim;
+pub mod rng;
 
 pub use elementwise::Activation;
 pub use gemm::{GemmSpec, Transpose};
+pub use latent::LatentConfig;
 pub use optim::{AdamConfig, SgdConfig};
 
 use crate::backend::{Backend, Scalar};
