@@ -60,12 +60,22 @@ impl<B: Backend> Linear<B> {
     /// Stores dW = dyᵀ·x and db = Σ dy in the parameters' gradients (overwriting them), and
     /// dx = dy·W when `dx` is given.
     pub fn backward(&mut self, b: &B, x: &Tensor<B>, dy: &Tensor<B>, dx: Option<&mut Tensor<B>>) -> Result<()> {
-        matmul(b, Transpose::Yes, Transpose::No, 1.0, dy, x, 0.0, &mut self.weight.grad)?;
-        elementwise::col_sum(b, dy, 0.0, &mut self.bias.grad)?;
+        self.backward_params(b, x, dy)?;
         if let Some(dx) = dx {
-            matmul(b, Transpose::No, Transpose::No, 1.0, dy, &self.weight.value, 0.0, dx)?;
+            self.backward_input(b, dy, dx, 0.0)?;
         }
         Ok(())
+    }
+
+    /// dW = dyᵀ·x and db = Σ_rows dy, overwriting the gradients.
+    pub fn backward_params(&mut self, b: &B, x: &Tensor<B>, dy: &Tensor<B>) -> Result<()> {
+        matmul(b, Transpose::Yes, Transpose::No, 1.0, dy, x, 0.0, &mut self.weight.grad)?;
+        elementwise::col_sum(b, dy, 0.0, &mut self.bias.grad)
+    }
+
+    /// dx = dy·W + beta·dx (beta = 1 accumulates a second branch's gradient).
+    pub fn backward_input(&self, b: &B, dy: &Tensor<B>, dx: &mut Tensor<B>, beta: f32) -> Result<()> {
+        matmul(b, Transpose::No, Transpose::No, 1.0, dy, &self.weight.value, beta, dx)
     }
 
     pub fn params_mut(&mut self) -> [&mut Param<B>; 2] {

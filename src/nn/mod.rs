@@ -5,10 +5,12 @@
 mod autoencoder;
 mod linear;
 mod mlp;
+mod vae;
 
 pub use autoencoder::{Autoencoder, Likelihood};
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpSpec};
+pub use vae::{KlSchedule, StepStats, Vae, VaeConfig};
 
 use crate::backend::Backend;
 use crate::tensor::Tensor;

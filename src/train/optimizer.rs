@@ -3,6 +3,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::io::checkpoint::NamedTensor;
 use crate::nn::Param;
 use crate::ops::optim::{adam_step, optim_tick, sgd_step, OPTIM_STATE_LEN};
 use crate::ops::{AdamConfig, SgdConfig};
@@ -78,5 +79,49 @@ impl<B: Backend> Sgd<B> {
             sgd_step(b, &mut p.value, &p.grad, vel, &self.state, &self.cfg)?;
         }
         Ok(())
+    }
+}
+
+impl<B: Backend> Adam<B> {
+    /// Moments and step state as named tensors (`adam.m.<param>`, `adam.v.<param>`,
+    /// `adam.state`), for resuming training. `params` in the order the optimizer was built with.
+    pub fn state_dict(&self, b: &B, params: &[&Param<B>]) -> Result<Vec<NamedTensor>> {
+        if params.len() != self.m.len() {
+            return Err(Error::invalid(
+                "Adam::state_dict",
+                format!("{} parameters for {} moments", params.len(), self.m.len()),
+            ));
+        }
+        let mut out = Vec::with_capacity(2 * params.len() + 1);
+        for ((p, m), v) in params.iter().zip(&self.m).zip(&self.v) {
+            let shape = p.value.shape().to_vec();
+            out.push(NamedTensor { name: format!("adam.m.{}", p.name), shape: shape.clone(), data: m.to_vec(b)? });
+            out.push(NamedTensor { name: format!("adam.v.{}", p.name), shape, data: v.to_vec(b)? });
+        }
+        out.push(NamedTensor { name: "adam.state".into(), shape: vec![OPTIM_STATE_LEN], data: self.state.to_vec(b)? });
+        Ok(out)
+    }
+
+    /// Restores what [`Adam::state_dict`] saved; names and shapes must match.
+    pub fn load_state_dict(&mut self, b: &B, params: &[&Param<B>], tensors: &[NamedTensor]) -> Result<()> {
+        const OP: &str = "Adam::load_state_dict";
+        if params.len() != self.m.len() {
+            return Err(Error::invalid(OP, format!("{} parameters for {} moments", params.len(), self.m.len())));
+        }
+        let find = |name: &str, shape: &[usize]| -> Result<&NamedTensor> {
+            let t = tensors
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| Error::invalid(OP, format!("tensor {name} missing")))?;
+            if t.shape != shape {
+                return Err(Error::shape(OP, format!("{name}: saved {:?}, expected {shape:?}", t.shape)));
+            }
+            Ok(t)
+        };
+        for ((p, m), v) in params.iter().zip(&mut self.m).zip(&mut self.v) {
+            m.copy_from_slice(b, &find(&format!("adam.m.{}", p.name), p.value.shape())?.data)?;
+            v.copy_from_slice(b, &find(&format!("adam.v.{}", p.name), p.value.shape())?.data)?;
+        }
+        self.state.copy_from_slice(b, &find("adam.state", &[OPTIM_STATE_LEN])?.data)
     }
 }

@@ -52,6 +52,7 @@ fn check<B: Backend>(
 }
 
 /// Forward: writes z ([rows, cols]), kl_row ([rows]) and, when given, kl_elem ([rows, cols]).
+#[allow(clippy::too_many_arguments)]
 pub fn reparam_kl_fwd<B: Backend>(
     b: &B,
     cfg: &LatentConfig,

@@ -1,5 +1,8 @@
 //! CPU twin of `kernels/philox.cuh`: the same operations in the same order, each correctly rounded
 //! and none fused, so every ε matches the GPU's bit for bit.
+// The literals are spelled exactly as in philox.cuh (they round to the same f32 on both sides),
+// which is easier to audit than named constants.
+#![allow(clippy::excessive_precision, clippy::approx_constant)]
 
 /// Philox4x32-10 on counter (c0..c3) with key (k0, k1).
 pub fn philox4x32_10(mut c: [u32; 4], mut k0: u32, mut k1: u32) -> [u32; 4] {

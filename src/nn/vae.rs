@@ -1,0 +1,461 @@
+//! The MLP variational autoencoder of the classic PyTorch example (784-400-20 by default, layer
+//! names fc1, fc21, fc22, fc3, fc4, weights [out, in]), with explicit forward and backward over
+//! buffers allocated once per batch size.
+//!
+//! Per example, in nats: `−ELBO = recon(x̂, x) + KL(q(z|x) ‖ N(0, I))`, recon summed over pixels
+//! (Bernoulli: BCE with logits; Gaussian: squared error). Training minimises the batch mean of
+//! `recon + β_t · KL`, with β_t warmed up linearly over `warmup_steps` and, optionally, free bits:
+//! each latent dimension's batch-mean KL counts as at least `free_bits` nats (Kingma et al. 2016),
+//! so dimensions under the floor get no KL gradient.
+
+use super::{Likelihood, Linear, Param};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::io::checkpoint::NamedTensor;
+use crate::ops::elementwise::{self, cpu::sigmoid};
+use crate::ops::latent::{reparam_kl_bwd, reparam_kl_fwd, LatentConfig};
+use crate::ops::rng::{self, cpu::philox_normal};
+use crate::ops::{loss, Activation};
+use crate::rng::LkRng;
+use crate::tensor::Tensor;
+use crate::train::Adam;
+
+/// Sizes, likelihood and noise seed of a [`Vae`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VaeConfig {
+    pub input: usize,
+    pub hidden: usize,
+    pub latent: usize,
+    pub likelihood: Likelihood,
+    /// Seed of the reparameterization noise (Philox key).
+    pub noise_seed: u64,
+}
+
+impl Default for VaeConfig {
+    fn default() -> Self {
+        Self { input: 784, hidden: 400, latent: 20, likelihood: Likelihood::Bernoulli, noise_seed: 0 }
+    }
+}
+
+/// The KL term's weighting during training.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KlSchedule {
+    /// Final weight of the KL term (1 for the ELBO).
+    pub beta: f32,
+    /// Steps over which the weight rises linearly from 0 to `beta` (0: no warm-up).
+    pub warmup_steps: u64,
+    /// Per-dimension floor on the batch-mean KL, in nats (0: off).
+    pub free_bits: f32,
+}
+
+impl Default for KlSchedule {
+    fn default() -> Self {
+        Self { beta: 1.0, warmup_steps: 0, free_bits: 0.0 }
+    }
+}
+
+impl KlSchedule {
+    /// β at a given (0-based) step.
+    pub fn beta_at(&self, step: u64) -> f32 {
+        if self.warmup_steps == 0 {
+            self.beta
+        } else {
+            self.beta * ((step + 1) as f32 / self.warmup_steps as f32).min(1.0)
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.beta >= 0.0 && self.beta.is_finite() && self.free_bits >= 0.0 && self.free_bits.is_finite()) {
+            return Err(Error::invalid("KlSchedule", format!("beta and free_bits must be finite and ≥ 0: {self:?}")));
+        }
+        Ok(())
+    }
+}
+
+/// Batch means of one step, per example in nats.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    /// The minimised objective: recon + β_t · KL (with free bits).
+    pub loss: f32,
+    pub recon: f32,
+    pub kl: f32,
+}
+
+impl StepStats {
+    /// −ELBO = recon + KL.
+    pub fn neg_elbo(&self) -> f32 {
+        self.recon + self.kl
+    }
+}
+
+struct Buffers<B: Backend> {
+    batch: usize,
+    h1_pre: Tensor<B>,
+    h1: Tensor<B>,
+    mu: Tensor<B>,
+    logvar: Tensor<B>,
+    z: Tensor<B>,
+    kl_row: Tensor<B>,
+    kl_elem: Tensor<B>,
+    h3_pre: Tensor<B>,
+    h3: Tensor<B>,
+    logits: Tensor<B>,
+    mean: Tensor<B>,
+    recon_row: Tensor<B>,
+    d_mean: Tensor<B>,
+    d_logits: Tensor<B>,
+    d_h3: Tensor<B>,
+    d_h3_pre: Tensor<B>,
+    dz: Tensor<B>,
+    dmu: Tensor<B>,
+    dlogvar: Tensor<B>,
+    d_h1: Tensor<B>,
+    d_h1_pre: Tensor<B>,
+    kl_dim: Tensor<B>,
+    kl_weight: Tensor<B>,
+    recon_total: Tensor<B>,
+    kl_total: Tensor<B>,
+    /// The KL weights last uploaded, to skip re-uploading unchanged values.
+    kl_weight_host: Vec<f32>,
+}
+
+pub struct Vae<B: Backend> {
+    pub fc1: Linear<B>,
+    pub fc21: Linear<B>,
+    pub fc22: Linear<B>,
+    pub fc3: Linear<B>,
+    pub fc4: Linear<B>,
+    cfg: VaeConfig,
+    /// Philox step offset, advanced on the device after every noise draw.
+    offset: Tensor<B, u32>,
+    bufs: Option<Buffers<B>>,
+}
+
+impl<B: Backend> Vae<B> {
+    /// A VAE with PyTorch's default initialisation of every layer.
+    pub fn new(b: &B, cfg: VaeConfig, rng: &mut LkRng) -> Result<Self> {
+        Ok(Self {
+            fc1: Linear::new(b, "fc1", cfg.input, cfg.hidden, rng)?,
+            fc21: Linear::new(b, "fc21", cfg.hidden, cfg.latent, rng)?,
+            fc22: Linear::new(b, "fc22", cfg.hidden, cfg.latent, rng)?,
+            fc3: Linear::new(b, "fc3", cfg.latent, cfg.hidden, rng)?,
+            fc4: Linear::new(b, "fc4", cfg.hidden, cfg.input, rng)?,
+            cfg,
+            offset: rng::offset_tensor(b, 0)?,
+            bufs: None,
+        })
+    }
+
+    pub fn config(&self) -> &VaeConfig {
+        &self.cfg
+    }
+
+    /// The current noise offset (number of noise draws so far).
+    pub fn noise_offset(&self, b: &B) -> Result<u64> {
+        let o = self.offset.to_vec(b)?;
+        Ok(u64::from(o[0]) | (u64::from(o[1]) << 32))
+    }
+
+    pub fn set_noise_offset(&mut self, b: &B, offset: u64) -> Result<()> {
+        self.offset.copy_from_slice(b, &[offset as u32, (offset >> 32) as u32])
+    }
+
+    fn alloc(&self, b: &B, batch: usize) -> Result<Buffers<B>> {
+        let (d, h, l) = (self.cfg.input, self.cfg.hidden, self.cfg.latent);
+        let t = |shape: &[usize]| Tensor::zeros(b, shape);
+        Ok(Buffers {
+            batch,
+            h1_pre: t(&[batch, h])?,
+            h1: t(&[batch, h])?,
+            mu: t(&[batch, l])?,
+            logvar: t(&[batch, l])?,
+            z: t(&[batch, l])?,
+            kl_row: t(&[batch])?,
+            kl_elem: t(&[batch, l])?,
+            h3_pre: t(&[batch, h])?,
+            h3: t(&[batch, h])?,
+            logits: t(&[batch, d])?,
+            mean: t(&[batch, d])?,
+            recon_row: t(&[batch])?,
+            d_mean: t(&[batch, d])?,
+            d_logits: t(&[batch, d])?,
+            d_h3: t(&[batch, h])?,
+            d_h3_pre: t(&[batch, h])?,
+            dz: t(&[batch, l])?,
+            dmu: t(&[batch, l])?,
+            dlogvar: t(&[batch, l])?,
+            d_h1: t(&[batch, h])?,
+            d_h1_pre: t(&[batch, h])?,
+            kl_dim: t(&[l])?,
+            kl_weight: t(&[l])?,
+            recon_total: t(&[1])?,
+            kl_total: t(&[1])?,
+            kl_weight_host: vec![0.0; l],
+        })
+    }
+
+    fn take_buffers(&mut self, b: &B, x: &Tensor<B>) -> Result<Buffers<B>> {
+        let (batch, cols) = x.dims2("Vae")?;
+        if cols != self.cfg.input || batch == 0 {
+            return Err(Error::shape(
+                "Vae",
+                format!("input should be [batch ≥ 1, {}], got {:?}", self.cfg.input, x.shape()),
+            ));
+        }
+        match self.bufs.take() {
+            Some(s) if s.batch == batch => Ok(s),
+            _ => self.alloc(b, batch),
+        }
+    }
+
+    /// Runs `f` with this batch size's buffers, putting them back afterwards.
+    fn with_buffers<T>(
+        &mut self,
+        b: &B,
+        x: &Tensor<B>,
+        f: impl FnOnce(&mut Self, &mut Buffers<B>) -> Result<T>,
+    ) -> Result<T> {
+        let mut bufs = self.take_buffers(b, x)?;
+        let res = f(self, &mut bufs);
+        self.bufs = Some(bufs);
+        res
+    }
+
+    fn decode_into(&self, b: &B, s: &mut Buffers<B>) -> Result<()> {
+        self.fc3.forward(b, &s.z, &mut s.h3_pre)?;
+        elementwise::activation_fwd(b, Activation::Relu, &s.h3_pre, &mut s.h3)?;
+        self.fc4.forward(b, &s.h3, &mut s.logits)?;
+        if self.cfg.likelihood == Likelihood::Gaussian {
+            elementwise::activation_fwd(b, Activation::Sigmoid, &s.logits, &mut s.mean)?;
+        }
+        Ok(())
+    }
+
+    /// Encoder, reparameterization (noise at the current offset), decoder and per-row losses.
+    fn forward(&self, b: &B, x: &Tensor<B>, s: &mut Buffers<B>, sample: bool, kl_elem: bool) -> Result<()> {
+        self.fc1.forward(b, x, &mut s.h1_pre)?;
+        elementwise::activation_fwd(b, Activation::Relu, &s.h1_pre, &mut s.h1)?;
+        self.fc21.forward(b, &s.h1, &mut s.mu)?;
+        self.fc22.forward(b, &s.h1, &mut s.logvar)?;
+        let lc = LatentConfig { seed: self.cfg.noise_seed, sample };
+        let ke = if kl_elem { Some(&mut s.kl_elem) } else { None };
+        reparam_kl_fwd(b, &lc, &self.offset, &s.mu, &s.logvar, &mut s.z, &mut s.kl_row, ke)?;
+        self.decode_into(b, s)?;
+        match self.cfg.likelihood {
+            Likelihood::Bernoulli => loss::bce_logits_fwd(b, &s.logits, x, &mut s.recon_row),
+            Likelihood::Gaussian => loss::mse_fwd(b, &s.mean, x, &mut s.recon_row),
+        }
+    }
+
+    /// Batch means of the recon and KL rows (one host read).
+    fn means(&self, b: &B, s: &mut Buffers<B>) -> Result<(f32, f32)> {
+        elementwise::sum(b, &s.recon_row, &mut s.recon_total)?;
+        elementwise::sum(b, &s.kl_row, &mut s.kl_total)?;
+        let n = s.batch as f32;
+        Ok((s.recon_total.to_vec(b)?[0] / n, s.kl_total.to_vec(b)?[0] / n))
+    }
+
+    /// One optimisation step on x ([batch, input]); `step` is the 0-based global step (for the
+    /// warm-up and error reports). A non-finite loss returns [`Error::NonFiniteLoss`] before any
+    /// parameter changes.
+    pub fn train_step(
+        &mut self,
+        b: &B,
+        x: &Tensor<B>,
+        opt: &mut Adam<B>,
+        sched: &KlSchedule,
+        step: u64,
+    ) -> Result<StepStats> {
+        sched.validate()?;
+        self.with_buffers(b, x, |vae, s| vae.train_step_with(b, x, opt, sched, step, s))
+    }
+
+    fn train_step_with(
+        &mut self,
+        b: &B,
+        x: &Tensor<B>,
+        opt: &mut Adam<B>,
+        sched: &KlSchedule,
+        step: u64,
+        s: &mut Buffers<B>,
+    ) -> Result<StepStats> {
+        let free_bits = sched.free_bits > 0.0;
+        self.forward(b, x, s, true, free_bits)?;
+        let (recon, kl) = self.means(b, s)?;
+        let n = s.batch as f32;
+        let beta = sched.beta_at(step);
+        // KL weights per dimension: β/B, or 0 where free bits hold the dimension at its floor.
+        let mut weights = vec![beta / n; self.cfg.latent];
+        let mut kl_objective = kl;
+        if free_bits {
+            elementwise::col_sum(b, &s.kl_elem, 0.0, &mut s.kl_dim)?;
+            let per_dim = s.kl_dim.to_vec(b)?;
+            kl_objective = 0.0;
+            for (w, &k) in weights.iter_mut().zip(&per_dim) {
+                let mean = k / n;
+                if mean < sched.free_bits {
+                    *w = 0.0;
+                }
+                kl_objective += mean.max(sched.free_bits);
+            }
+        }
+        let loss_value = recon + beta * kl_objective;
+        if !loss_value.is_finite() {
+            return Err(Error::NonFiniteLoss { step, value: loss_value });
+        }
+        if weights != s.kl_weight_host {
+            s.kl_weight.copy_from_slice(b, &weights)?;
+            s.kl_weight_host = weights;
+        }
+
+        // Backward, output to input. d(batch mean)/d(row loss) = 1/B.
+        match self.cfg.likelihood {
+            Likelihood::Bernoulli => loss::bce_logits_bwd(b, &s.logits, x, 1.0 / n, &mut s.d_logits)?,
+            Likelihood::Gaussian => {
+                loss::mse_bwd(b, &s.mean, x, 1.0 / n, &mut s.d_mean)?;
+                elementwise::activation_bwd(b, Activation::Sigmoid, &s.mean, &s.d_mean, &mut s.d_logits)?;
+            }
+        }
+        self.fc4.backward_params(b, &s.h3, &s.d_logits)?;
+        self.fc4.backward_input(b, &s.d_logits, &mut s.d_h3, 0.0)?;
+        elementwise::activation_bwd(b, Activation::Relu, &s.h3, &s.d_h3, &mut s.d_h3_pre)?;
+        self.fc3.backward_params(b, &s.z, &s.d_h3_pre)?;
+        self.fc3.backward_input(b, &s.d_h3_pre, &mut s.dz, 0.0)?;
+        let lc = LatentConfig { seed: self.cfg.noise_seed, sample: true };
+        reparam_kl_bwd(b, &lc, &self.offset, &s.mu, &s.logvar, &s.dz, &s.kl_weight, &mut s.dmu, &mut s.dlogvar)?;
+        self.fc21.backward_params(b, &s.h1, &s.dmu)?;
+        self.fc22.backward_params(b, &s.h1, &s.dlogvar)?;
+        self.fc21.backward_input(b, &s.dmu, &mut s.d_h1, 0.0)?;
+        self.fc22.backward_input(b, &s.dlogvar, &mut s.d_h1, 1.0)?;
+        elementwise::activation_bwd(b, Activation::Relu, &s.h1, &s.d_h1, &mut s.d_h1_pre)?;
+        self.fc1.backward_params(b, x, &s.d_h1_pre)?;
+        opt.step(b, &mut self.params_mut())?;
+        rng::advance(b, &mut self.offset)?;
+        Ok(StepStats { loss: loss_value, recon, kl })
+    }
+
+    /// One-sample estimate on x, without training: batch means of recon and KL (nats per
+    /// example); −ELBO is their sum. Draws fresh noise (advances the offset).
+    pub fn evaluate(&mut self, b: &B, x: &Tensor<B>) -> Result<StepStats> {
+        self.with_buffers(b, x, |vae, s| {
+            vae.forward(b, x, s, true, false)?;
+            rng::advance(b, &mut vae.offset)?;
+            let (recon, kl) = vae.means(b, s)?;
+            Ok(StepStats { loss: recon + kl, recon, kl })
+        })
+    }
+
+    /// Importance-weighted bound (Burda et al. 2016) on log p(x) per example, in nats, with `k`
+    /// samples: log (1/k) Σ_j p(x|z_j) p(z_j) / q(z_j|x), combined with a stable logsumexp.
+    /// ε is regenerated on the host from the counter (bit-identical to the device's draw).
+    pub fn iwae_bound(&mut self, b: &B, x: &Tensor<B>, k: usize) -> Result<Vec<f64>> {
+        if k == 0 {
+            return Err(Error::invalid("Vae::iwae_bound", "k must be ≥ 1"));
+        }
+        self.with_buffers(b, x, |vae, s| {
+            let (batch, l) = (s.batch, vae.cfg.latent);
+            let mut log_w = vec![Vec::with_capacity(k); batch];
+            for _ in 0..k {
+                let offset = vae.noise_offset(b)?;
+                vae.forward(b, x, s, true, false)?;
+                rng::advance(b, &mut vae.offset)?;
+                let (recon, z, lv) = (s.recon_row.to_vec(b)?, s.z.to_vec(b)?, s.logvar.to_vec(b)?);
+                for (r, lw) in log_w.iter_mut().enumerate() {
+                    // log p(z) − log q(z|x) = Σ −½z² + ½(ε² + log σ²)   (the log 2π terms cancel)
+                    let mut log_ratio = 0.0f64;
+                    for c in 0..l {
+                        let i = r * l + c;
+                        let eps = f64::from(philox_normal(vae.cfg.noise_seed, offset, i as u64));
+                        let lvc =
+                            f64::from(lv[i].clamp(crate::ops::latent::LOGVAR_MIN, crate::ops::latent::LOGVAR_MAX));
+                        log_ratio += -0.5 * f64::from(z[i]).powi(2) + 0.5 * (eps * eps + lvc);
+                    }
+                    lw.push(-f64::from(recon[r]) + log_ratio);
+                }
+            }
+            Ok(log_w
+                .iter()
+                .map(|w| {
+                    let m = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    m + (w.iter().map(|v| (v - m).exp()).sum::<f64>() / k as f64).ln()
+                })
+                .collect())
+        })
+    }
+
+    /// Reconstructions as the decoder's mean (pixel probabilities for Bernoulli), with z = μ.
+    pub fn reconstruct(&mut self, b: &B, x: &Tensor<B>) -> Result<Vec<f32>> {
+        self.with_buffers(b, x, |vae, s| {
+            vae.forward(b, x, s, false, false)?;
+            vae.decoder_mean(b, s)
+        })
+    }
+
+    fn decoder_mean(&self, b: &B, s: &Buffers<B>) -> Result<Vec<f32>> {
+        Ok(match self.cfg.likelihood {
+            Likelihood::Bernoulli => s.logits.to_vec(b)?.into_iter().map(sigmoid).collect(),
+            Likelihood::Gaussian => s.mean.to_vec(b)?,
+        })
+    }
+
+    /// Decoder means for `n` draws z ~ N(0, I) from the prior (counter stream `seed`).
+    pub fn sample_prior(&mut self, b: &B, n: usize, seed: u64) -> Result<Vec<f32>> {
+        let mut z = vec![0.0f32; n * self.cfg.latent];
+        crate::ops::rng::cpu::normal_fill(seed, 0, &mut z);
+        let probe = Tensor::zeros(b, &[n, self.cfg.input])?;
+        self.with_buffers(b, &probe, |vae, s| {
+            s.z.copy_from_slice(b, &z)?;
+            vae.decode_into(b, s)?;
+            vae.decoder_mean(b, s)
+        })
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        [&mut self.fc1, &mut self.fc21, &mut self.fc22, &mut self.fc3, &mut self.fc4]
+            .into_iter()
+            .flat_map(|l| l.params_mut())
+            .collect()
+    }
+
+    pub fn params(&self) -> Vec<&Param<B>> {
+        [&self.fc1, &self.fc21, &self.fc22, &self.fc3, &self.fc4].into_iter().flat_map(|l| l.params()).collect()
+    }
+
+    /// The weights under PyTorch's names (`fc1.weight` [400, 784], `fc1.bias`, ...).
+    pub fn state_dict(&self, b: &B) -> Result<Vec<NamedTensor>> {
+        self.params()
+            .into_iter()
+            .map(|p| {
+                Ok(NamedTensor { name: p.name.clone(), shape: p.value.shape().to_vec(), data: p.value.to_vec(b)? })
+            })
+            .collect()
+    }
+
+    /// Loads weights by name; every parameter must be present with its exact shape.
+    pub fn load_state_dict(&mut self, b: &B, tensors: &[NamedTensor]) -> Result<()> {
+        load_params(b, &mut self.params_mut(), tensors, "Vae::load_state_dict")
+    }
+}
+
+/// Copies named tensors into parameters, checking names and shapes.
+pub(crate) fn load_params<B: Backend>(
+    b: &B,
+    params: &mut [&mut Param<B>],
+    tensors: &[NamedTensor],
+    op: &'static str,
+) -> Result<()> {
+    for p in params.iter_mut() {
+        let t = tensors
+            .iter()
+            .find(|t| t.name == p.name)
+            .ok_or_else(|| Error::invalid(op, format!("tensor {} missing", p.name)))?;
+        if t.shape != p.value.shape() {
+            return Err(Error::shape(
+                op,
+                format!("{}: checkpoint has {:?}, model has {:?}", p.name, t.shape, p.value.shape()),
+            ));
+        }
+        p.value.copy_from_slice(b, &t.data)?;
+    }
+    Ok(())
+}
