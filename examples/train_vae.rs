@@ -1,0 +1,263 @@
+//! Trains the MLP VAE of the classic PyTorch example (784-400-20, Bernoulli pixels, Adam 1e-3,
+//! batch 128) and writes its artefacts.
+//!
+//!     cargo run --release --example train_vae                           # CPU, committed subset
+//!     scripts/fetch-mnist.sh && cargo run --release --example train_vae -- --data data/mnist-full
+//!     cargo run --release --features cuda --example train_vae -- --device cuda
+//!
+//! Options: --data DIR  --device cpu|cuda[:N]  --epochs N (10)  --batch N (128)  --lr X (1e-3)
+//!          --beta X (1)  --warmup-steps N (0)  --free-bits X (0)  --likelihood bernoulli|gaussian
+//!          --latent N (20)  --hidden N (400)  --seed N (1)  --iwae-k K (50; 0 skips it)
+//!          --out DIR (runs/vae)  --resume (continue from the checkpoint in --out)
+//!
+//! Writes into --out: metrics.csv, loss_curve.png, reconstructions.png (test digits over their
+//! reconstructions), prior_samples.png (decoded z ~ N(0, I)), model.safetensors (PyTorch names and
+//! [out, in] layout: `model.load_state_dict(safetensors.torch.load_file(...))` works on the classic
+//! example's `VAE`) and trainer.safetensors (to resume). Checkpoints are written atomically after
+//! every epoch; a non-finite loss stops training and leaves the last good checkpoint as it was.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use latentkit::data::Mnist;
+use latentkit::io::{save_image_grid, save_line_plot, Series};
+use latentkit::nn::{Likelihood, VaeConfig};
+use latentkit::ops::AdamConfig;
+use latentkit::train::{EpochRecord, VaeTrainConfig, VaeTrainer, MODEL_FILE};
+use latentkit::{Backend, CpuBackend, CudaBackend, Device, Error, Tensor};
+
+struct Args {
+    data: Option<PathBuf>,
+    device: Device,
+    epochs: usize,
+    model: VaeConfig,
+    train: VaeTrainConfig,
+    iwae_k: usize,
+    out: PathBuf,
+    resume: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        data: None,
+        device: Device::Cpu,
+        epochs: 10,
+        model: VaeConfig::default(),
+        train: VaeTrainConfig::default(),
+        iwae_k: 50,
+        out: PathBuf::from("runs/vae"),
+        resume: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--resume" {
+            a.resume = true;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            println!("see the header of examples/train_vae.rs for the options");
+            std::process::exit(0);
+        }
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |e: &dyn std::fmt::Display| format!("{flag} {v:?}: {e}");
+        let int = || v.parse::<usize>().map_err(|e| bad(&e));
+        let float = || v.parse::<f32>().map_err(|e| bad(&e));
+        match flag.as_str() {
+            "--data" => a.data = Some(PathBuf::from(&v)),
+            "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
+            "--epochs" => a.epochs = int()?,
+            "--batch" => a.train.batch = int()?,
+            "--lr" => a.train.adam = AdamConfig { lr: float()?, ..AdamConfig::default() },
+            "--beta" => a.train.kl.beta = float()?,
+            "--warmup-steps" => a.train.kl.warmup_steps = int()? as u64,
+            "--free-bits" => a.train.kl.free_bits = float()?,
+            "--latent" => a.model.latent = int()?,
+            "--hidden" => a.model.hidden = int()?,
+            "--seed" => a.train.seed = int()? as u64,
+            "--iwae-k" => a.iwae_k = int()?,
+            "--out" => a.out = PathBuf::from(&v),
+            "--likelihood" => {
+                a.model.likelihood = match v.as_str() {
+                    "bernoulli" => Likelihood::Bernoulli,
+                    "gaussian" => Likelihood::Gaussian,
+                    _ => return Err(bad(&"expected bernoulli or gaussian")),
+                }
+            }
+            _ => return Err(format!("unknown option {flag:?} (try --help)")),
+        }
+    }
+    a.model.noise_seed = a.train.seed;
+    Ok(a)
+}
+
+fn io_err(path: &std::path::Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Io { path: path.to_path_buf(), offset: 0, source: e }
+}
+
+fn write_metrics(path: &std::path::Path, history: &[EpochRecord]) -> latentkit::Result<()> {
+    let mut text =
+        String::from("epoch,step,train_loss,train_recon,train_kl,test_neg_elbo,test_recon,test_kl,seconds\n");
+    for r in history {
+        text += &format!(
+            "{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.3}\n",
+            r.epoch,
+            r.step,
+            r.train.loss,
+            r.train.recon,
+            r.train.kl,
+            r.test.neg_elbo(),
+            r.test.recon,
+            r.test.kl,
+            r.seconds
+        );
+    }
+    std::fs::write(path, text).map_err(io_err(path))
+}
+
+/// Earlier epochs' records, when resuming.
+fn read_metrics(path: &std::path::Path) -> Vec<EpochRecord> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<f64> = l.split(',').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+            let st =
+                |a: usize| latentkit::nn::StepStats { loss: f[a] as f32, recon: f[a + 1] as f32, kl: f[a + 2] as f32 };
+            let test = latentkit::nn::StepStats { loss: f[5] as f32, recon: f[6] as f32, kl: f[7] as f32 };
+            (f.len() == 9).then(|| EpochRecord {
+                epoch: f[0] as usize,
+                step: f[1] as u64,
+                train: st(2),
+                test,
+                seconds: f[8],
+            })
+        })
+        .collect()
+}
+
+fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
+    let data = match &args.data {
+        Some(dir) => Mnist::load(dir)?,
+        None => Mnist::committed_subset()?,
+    };
+    std::fs::create_dir_all(&args.out).map_err(io_err(&args.out))?;
+    let metrics_path = args.out.join("metrics.csv");
+    let (mut trainer, mut history) = if args.resume {
+        let t = VaeTrainer::resume(b, &args.out, args.train)?;
+        let h: Vec<_> = read_metrics(&metrics_path).into_iter().filter(|r| r.epoch <= t.epoch).collect();
+        println!("resumed from {} at epoch {}, step {}", args.out.join(MODEL_FILE).display(), t.epoch, t.step);
+        (t, h)
+    } else {
+        (VaeTrainer::new(b, args.model, args.train)?, Vec::new())
+    };
+    let m = trainer.vae.config();
+    println!(
+        "VAE {}-{}-{} ({:?}) on {}: {} train / {} test images, batch {}, Adam lr {}, β {}",
+        m.input,
+        m.hidden,
+        m.latent,
+        m.likelihood,
+        b.device(),
+        data.train.len(),
+        data.test.len(),
+        trainer.cfg.batch,
+        trainer.cfg.adam.lr,
+        trainer.cfg.kl.beta
+    );
+    let style =
+        ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
+            .map_err(|e| Error::InvalidArgument { op: "progress bar", msg: e.to_string() })?;
+    while trainer.epoch < args.epochs {
+        let bar = ProgressBar::new((data.train.len() / trainer.cfg.batch) as u64).with_style(style.clone());
+        bar.set_prefix(format!("{}/{}", trainer.epoch + 1, args.epochs));
+        let mut running = 0.0f64;
+        let record = trainer.run_epoch(b, &data.train, &data.test, |s, _, st| {
+            running += f64::from(st.loss);
+            bar.set_position(s as u64 + 1);
+            if s % 20 == 0 {
+                bar.set_message(format!("loss {:.2}", running / (s + 1) as f64));
+            }
+        });
+        bar.finish_and_clear();
+        // On error (a non-finite loss included) nothing below runs: the last checkpoint stays.
+        let record = record?;
+        println!(
+            "epoch {:>3}: train loss {:.3} | test −ELBO {:.3} nats (recon {:.3}, KL {:.3}) | {:.1} s",
+            record.epoch,
+            record.train.loss,
+            record.test.neg_elbo(),
+            record.test.recon,
+            record.test.kl,
+            record.seconds
+        );
+        history.push(record);
+        trainer.save(b, &args.out)?;
+        write_metrics(&metrics_path, &history)?;
+        let train_pts: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, f64::from(r.train.loss))).collect();
+        let test_pts: Vec<(f64, f64)> =
+            history.iter().map(|r| (r.epoch as f64, f64::from(r.test.neg_elbo()))).collect();
+        save_line_plot(
+            &args.out.join("loss_curve.png"),
+            "VAE loss per image",
+            "epoch",
+            "nats",
+            &[Series { name: "train loss", points: &train_pts }, Series { name: "test -ELBO", points: &test_pts }],
+            720,
+            480,
+        )?;
+    }
+
+    // Reconstructions of the first 32 test digits (rows of 8: originals, then reconstructions).
+    let dim = data.test.dim();
+    let (side_h, side_w) = (data.test.rows, data.test.cols);
+    let n = 32.min(data.test.len());
+    let x = Tensor::from_slice(b, &[n, dim], &data.test.images[..n * dim])?;
+    let rec = trainer.vae.reconstruct(b, &x)?;
+    let mut grid = Vec::with_capacity(2 * n * dim);
+    for row in 0..n.div_ceil(8) {
+        let (lo, hi) = (row * 8, ((row + 1) * 8).min(n));
+        grid.extend_from_slice(&data.test.images[lo * dim..hi * dim]);
+        grid.extend_from_slice(&rec[lo * dim..hi * dim]);
+    }
+    save_image_grid(&args.out.join("reconstructions.png"), &grid, grid.len() / dim, side_h, side_w, 8, 3)?;
+    let samples = trainer.vae.sample_prior(b, 64, 2026)?;
+    save_image_grid(&args.out.join("prior_samples.png"), &samples, 64, side_h, side_w, 8, 3)?;
+
+    if args.iwae_k > 0 {
+        let t = std::time::Instant::now();
+        let bound = trainer.iwae(b, &data.test, args.iwae_k)?;
+        let elbo = trainer.evaluate(b, &data.test)?;
+        println!(
+            "test set: −ELBO {:.3} nats (1 sample), IWAE bound −log p(x) ≤ {:.3} nats (k = {}, {:.1} s)",
+            elbo.neg_elbo(),
+            -bound,
+            args.iwae_k,
+            t.elapsed().as_secs_f64()
+        );
+        let path = args.out.join("iwae.txt");
+        let mut f = std::fs::File::create(&path).map_err(io_err(&path))?;
+        writeln!(f, "k={} test_neg_elbo={:.4} iwae_neg_log_px_bound={:.4}", args.iwae_k, elbo.neg_elbo(), -bound)
+            .map_err(io_err(&path))?;
+    }
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let res = match args.device {
+        Device::Cpu => run(&CpuBackend, &args),
+        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, &args)),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
