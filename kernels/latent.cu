@@ -65,3 +65,51 @@ LK_KERNEL void reparam_kl_bwd_f32(lk_latent_params p, const uint32_t* __restrict
         dlogvar[i] = dlv;
     }
 }
+
+// The VAE objective of one batch, entirely on the device (no host round trip, so a training step
+// can be captured in a CUDA graph):
+//   recon = Σ_r recon_row[r] / rows,   kl = Σ_r kl_row[r] / rows
+//   β_t = β · min(1, (t + 1) / warmup_steps)  (β when warmup_steps = 0), t = optim_state[0]
+//   without free bits: w_c = β_t / rows,  loss = recon + β_t · kl
+//   with free bits λ:  m_c = kl_dim[c] / rows (batch-mean KL of dimension c),
+//                      w_c = m_c < λ ? 0 : β_t / rows,  loss = recon + β_t · Σ_c max(m_c, λ)
+//   stats = [recon, kl, loss];  acc += stats  (the epoch's running sums)
+// Shapes: recon_row, kl_row [rows]; kl_dim, kl_weight [cols]; stats, acc [LK_VAE_STAT_LEN].
+// Work split: one block; the row sums use lk::block_sum (fixed order), then thread 0 walks the
+// latent dimensions in order.
+LK_KERNEL void vae_objective_f32(lk_kl_schedule_params p, const float* __restrict__ optim_state,
+                                 const float* __restrict__ recon_row, const float* __restrict__ kl_row,
+                                 const float* __restrict__ kl_dim, float* __restrict__ kl_weight,
+                                 float* __restrict__ stats, float* __restrict__ acc, int64_t rows,
+                                 int64_t cols) {
+    float rs = 0.0f, ks = 0.0f;
+    for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+        rs += recon_row[r];
+        ks += kl_row[r];
+    }
+    rs = lk::block_sum(rs);
+    ks = lk::block_sum(ks);
+    if (threadIdx.x != 0) return;
+    const float n = (float)rows;
+    const float t = optim_state[LK_OPTIM_STATE_T];
+    const float beta = p.warmup_steps > 0.0f ? p.beta * fminf(1.0f, (t + 1.0f) / p.warmup_steps) : p.beta;
+    const float recon = rs / n, kl = ks / n;
+    float kl_objective = kl;
+    if (p.use_free_bits) kl_objective = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) {
+        float w = beta / n;
+        if (p.use_free_bits) {
+            const float m = kl_dim[c] / n;
+            if (m < p.free_bits) w = 0.0f;
+            kl_objective += fmaxf(m, p.free_bits);
+        }
+        kl_weight[c] = w;
+    }
+    const float loss = recon + beta * kl_objective;
+    stats[LK_VAE_STAT_RECON] = recon;
+    stats[LK_VAE_STAT_KL] = kl;
+    stats[LK_VAE_STAT_LOSS] = loss;
+    acc[LK_VAE_STAT_RECON] += recon;
+    acc[LK_VAE_STAT_KL] += kl;
+    acc[LK_VAE_STAT_LOSS] += loss;
+}

@@ -84,4 +84,21 @@ typedef struct lk_latent_params {
     int32_t write_kl_elem;
 } lk_latent_params;
 
+/* The VAE objective's KL weighting (see kernels/latent.cu, vae_objective_f32). The warm-up reads
+ * the step count t from the optimizer state: β_t = β · min(1, (t + 1) / warmup_steps). */
+typedef struct lk_kl_schedule_params {
+    float beta;
+    float free_bits;
+    float warmup_steps;
+    int32_t use_free_bits;
+} lk_kl_schedule_params;
+
+/* Statistics written by vae_objective_f32: batch means per example, in nats. */
+enum {
+    LK_VAE_STAT_RECON = 0,
+    LK_VAE_STAT_KL = 1,
+    LK_VAE_STAT_LOSS = 2,
+    LK_VAE_STAT_LEN = 3
+};
+
 #endif /* LATENTKIT_ABI_H */

@@ -4,9 +4,9 @@
 use super::{Backend, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Result};
+use crate::ops::{batch::cpu as batch, latent::cpu as latent, rng::cpu as rng};
 use crate::ops::{elementwise::cpu as ew, gemm::cpu as gemm, loss::cpu as loss, optim::cpu as optim};
-use crate::ops::{latent::cpu as latent, rng::cpu as rng};
-use crate::ops::{Activation, AdamConfig, GemmSpec, LatentConfig, SgdConfig};
+use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
 
 /// The CPU reference backend. Buffers are `Vec<T>`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,6 +53,10 @@ impl Backend for CpuBackend {
 
     fn synchronize(&self) -> Result<()> {
         Ok(())
+    }
+
+    unsafe fn capture_graph(&self, _f: &mut dyn FnMut() -> Result<()>) -> Result<Option<Box<dyn super::ReplayGraph>>> {
+        Ok(None)
     }
 
     unsafe fn fill_f32(&self, x: &mut Vec<f32>, value: f32, n: usize) -> Result<()> {
@@ -246,6 +250,60 @@ impl Backend for CpuBackend {
                 &mut dlogvar[..n],
             );
         }
+        Ok(())
+    }
+
+    unsafe fn vae_objective_f32(
+        &self,
+        sched: &KlSchedule,
+        optim_state: &Vec<f32>,
+        recon_row: &Vec<f32>,
+        kl_row: &Vec<f32>,
+        kl_dim: Option<&Vec<f32>>,
+        kl_weight: &mut Vec<f32>,
+        stats: &mut Vec<f32>,
+        acc: &mut Vec<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let kl_dim = kl_dim.map(|k| &k[..cols]);
+        latent::vae_objective(
+            sched,
+            &optim_state[..3],
+            &recon_row[..rows],
+            &kl_row[..rows],
+            kl_dim,
+            &mut kl_weight[..cols],
+            &mut stats[..3],
+            &mut acc[..3],
+        );
+        Ok(())
+    }
+
+    unsafe fn gather_rows_f32(
+        &self,
+        src: &Vec<f32>,
+        index: &Vec<u32>,
+        cursor: &Vec<u32>,
+        out: &mut Vec<f32>,
+        src_rows: usize,
+        index_len: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        batch::gather_rows(
+            &src[..src_rows * cols],
+            &index[..index_len],
+            cursor[0],
+            &mut out[..rows * cols],
+            src_rows,
+            cols,
+        );
+        Ok(())
+    }
+
+    unsafe fn counter_add_u32(&self, counter: &mut Vec<u32>, value: u32) -> Result<()> {
+        batch::counter_add(&mut counter[..1], value);
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use super::{Backend, Scalar};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::ops::{Activation, AdamConfig, GemmSpec, LatentConfig, SgdConfig};
+use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
 
 #[derive(Clone, Copy, Debug)]
 enum Never {}
@@ -61,6 +61,9 @@ impl Backend for CudaBackend {
         match self.never {}
     }
     fn synchronize(&self) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn capture_graph(&self, _f: &mut dyn FnMut() -> Result<()>) -> Result<Option<Box<dyn super::ReplayGraph>>> {
         match self.never {}
     }
     unsafe fn fill_f32(&self, _x: &mut NoBuffer<f32>, _value: f32, _n: usize) -> Result<()> {
@@ -212,6 +215,37 @@ impl Backend for CudaBackend {
         _rows: usize,
         _cols: usize,
     ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn vae_objective_f32(
+        &self,
+        _sched: &KlSchedule,
+        _optim_state: &NoBuffer<f32>,
+        _recon_row: &NoBuffer<f32>,
+        _kl_row: &NoBuffer<f32>,
+        _kl_dim: Option<&NoBuffer<f32>>,
+        _kl_weight: &mut NoBuffer<f32>,
+        _stats: &mut NoBuffer<f32>,
+        _acc: &mut NoBuffer<f32>,
+        _rows: usize,
+        _cols: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn gather_rows_f32(
+        &self,
+        _src: &NoBuffer<f32>,
+        _index: &NoBuffer<u32>,
+        _cursor: &NoBuffer<u32>,
+        _out: &mut NoBuffer<f32>,
+        _src_rows: usize,
+        _index_len: usize,
+        _rows: usize,
+        _cols: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn counter_add_u32(&self, _counter: &mut NoBuffer<u32>, _value: u32) -> Result<()> {
         match self.never {}
     }
     unsafe fn gemm_f32(

@@ -23,7 +23,7 @@ use std::fmt;
 
 use crate::device::Device;
 use crate::error::Result;
-use crate::ops::{Activation, AdamConfig, GemmSpec, LatentConfig, SgdConfig};
+use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
 
 /// Element types a buffer can hold. f32 is what every kernel takes today; f16/bf16 storage (via
 /// `half`) is here so the tensor-core kernels can take it, and u32 holds indices.
@@ -64,6 +64,12 @@ impl Scalar for u32 {
     const DTYPE: DType = DType::U32;
 }
 
+/// A recorded sequence of kernel launches that replays as one unit (a CUDA graph).
+pub trait ReplayGraph {
+    /// Queues one replay of the recorded work on the backend's stream.
+    fn replay(&self) -> Result<()>;
+}
+
 /// Every kernel entry point, implemented by the CPU reference and by CUDA.
 ///
 /// Memory methods are safe (they check lengths).
@@ -90,6 +96,15 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     fn copy_buf<T: Scalar>(&self, src: &Self::Buf<T>, dst: &mut Self::Buf<T>) -> Result<()>;
     /// Waits until all work queued on this backend has finished.
     fn synchronize(&self) -> Result<()>;
+
+    /// Records the work that `f` queues into a replayable graph. Backends without graphs return
+    /// `Ok(None)` without running `f`; the caller then runs its step directly.
+    ///
+    /// # Safety
+    /// `f` must only queue kernels on this backend: no allocation, no host copy, no
+    /// synchronization. The graph holds raw device pointers: every buffer `f` touches must stay
+    /// allocated (not dropped, not reallocated) for as long as the graph may be replayed.
+    unsafe fn capture_graph(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<Option<Box<dyn ReplayGraph>>>;
 
     // ---- elementwise (src/ops/elementwise) ----
     /// x[0..n] = value.
@@ -238,6 +253,39 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         rows: usize,
         cols: usize,
     ) -> Result<()>;
+
+    /// The VAE objective: KL weights, [recon, KL, loss] stats and their running sums.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn vae_objective_f32(
+        &self,
+        sched: &KlSchedule,
+        optim_state: &Self::Buf<f32>,
+        recon_row: &Self::Buf<f32>,
+        kl_row: &Self::Buf<f32>,
+        kl_dim: Option<&Self::Buf<f32>>,
+        kl_weight: &mut Self::Buf<f32>,
+        stats: &mut Self::Buf<f32>,
+        acc: &mut Self::Buf<f32>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+
+    // ---- device-side batching (src/ops/batch) ----
+    /// out[r, :] = src[index[cursor·rows + r], :], NaN rows for out-of-range positions/indices.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gather_rows_f32(
+        &self,
+        src: &Self::Buf<f32>,
+        index: &Self::Buf<u32>,
+        cursor: &Self::Buf<u32>,
+        out: &mut Self::Buf<f32>,
+        src_rows: usize,
+        index_len: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// counter[0] += value.
+    unsafe fn counter_add_u32(&self, counter: &mut Self::Buf<u32>, value: u32) -> Result<()>;
 
     // ---- GEMM (src/ops/gemm) ----
     /// C = α·op(A)·op(B) + β·C, row-major with leading dimensions (see [`GemmSpec`]).

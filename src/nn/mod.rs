@@ -7,10 +7,11 @@ mod linear;
 mod mlp;
 mod vae;
 
+pub use crate::ops::latent::KlSchedule;
 pub use autoencoder::{Autoencoder, Likelihood};
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpSpec};
-pub use vae::{KlSchedule, StepStats, Vae, VaeConfig};
+pub use vae::{StepStats, Vae, VaeConfig};
 
 use crate::backend::Backend;
 use crate::tensor::Tensor;

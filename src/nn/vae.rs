@@ -13,7 +13,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::NamedTensor;
 use crate::ops::elementwise::{self, cpu::sigmoid};
-use crate::ops::latent::{reparam_kl_bwd, reparam_kl_fwd, LatentConfig};
+use crate::ops::latent::{reparam_kl_bwd, reparam_kl_fwd, vae_objective, KlSchedule, LatentConfig, VAE_STAT_LEN};
 use crate::ops::rng::{self, cpu::philox_normal};
 use crate::ops::{loss, Activation};
 use crate::rng::LkRng;
@@ -34,41 +34,6 @@ pub struct VaeConfig {
 impl Default for VaeConfig {
     fn default() -> Self {
         Self { input: 784, hidden: 400, latent: 20, likelihood: Likelihood::Bernoulli, noise_seed: 0 }
-    }
-}
-
-/// The KL term's weighting during training.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct KlSchedule {
-    /// Final weight of the KL term (1 for the ELBO).
-    pub beta: f32,
-    /// Steps over which the weight rises linearly from 0 to `beta` (0: no warm-up).
-    pub warmup_steps: u64,
-    /// Per-dimension floor on the batch-mean KL, in nats (0: off).
-    pub free_bits: f32,
-}
-
-impl Default for KlSchedule {
-    fn default() -> Self {
-        Self { beta: 1.0, warmup_steps: 0, free_bits: 0.0 }
-    }
-}
-
-impl KlSchedule {
-    /// β at a given (0-based) step.
-    pub fn beta_at(&self, step: u64) -> f32 {
-        if self.warmup_steps == 0 {
-            self.beta
-        } else {
-            self.beta * ((step + 1) as f32 / self.warmup_steps as f32).min(1.0)
-        }
-    }
-
-    fn validate(&self) -> Result<()> {
-        if !(self.beta >= 0.0 && self.beta.is_finite() && self.free_bits >= 0.0 && self.free_bits.is_finite()) {
-            return Err(Error::invalid("KlSchedule", format!("beta and free_bits must be finite and ≥ 0: {self:?}")));
-        }
-        Ok(())
     }
 }
 
@@ -115,8 +80,6 @@ struct Buffers<B: Backend> {
     kl_weight: Tensor<B>,
     recon_total: Tensor<B>,
     kl_total: Tensor<B>,
-    /// The KL weights last uploaded, to skip re-uploading unchanged values.
-    kl_weight_host: Vec<f32>,
 }
 
 pub struct Vae<B: Backend> {
@@ -128,7 +91,13 @@ pub struct Vae<B: Backend> {
     cfg: VaeConfig,
     /// Philox step offset, advanced on the device after every noise draw.
     offset: Tensor<B, u32>,
-    bufs: Option<Buffers<B>>,
+    /// The last training step's [recon, KL, loss] and their running sums (see
+    /// [`Vae::take_running_stats`]).
+    stats: Tensor<B>,
+    acc: Tensor<B>,
+    /// One buffer set per batch size seen. Sets are never freed while the model lives, so a
+    /// captured CUDA graph's pointers stay valid when another batch size (evaluation) is used.
+    bufs: Vec<Buffers<B>>,
 }
 
 impl<B: Backend> Vae<B> {
@@ -142,7 +111,9 @@ impl<B: Backend> Vae<B> {
             fc4: Linear::new(b, "fc4", cfg.hidden, cfg.input, rng)?,
             cfg,
             offset: rng::offset_tensor(b, 0)?,
-            bufs: None,
+            stats: Tensor::zeros(b, &[VAE_STAT_LEN])?,
+            acc: Tensor::zeros(b, &[VAE_STAT_LEN])?,
+            bufs: Vec::new(),
         })
     }
 
@@ -190,11 +161,29 @@ impl<B: Backend> Vae<B> {
             kl_weight: t(&[l])?,
             recon_total: t(&[1])?,
             kl_total: t(&[1])?,
-            kl_weight_host: vec![0.0; l],
         })
     }
 
-    fn take_buffers(&mut self, b: &B, x: &Tensor<B>) -> Result<Buffers<B>> {
+    /// Allocates the buffers for a batch size ahead of time (e.g. before capturing a graph).
+    pub fn prepare(&mut self, b: &B, batch: usize) -> Result<()> {
+        if batch == 0 {
+            return Err(Error::invalid("Vae::prepare", "batch must be ≥ 1"));
+        }
+        if !self.bufs.iter().any(|s| s.batch == batch) {
+            let set = self.alloc(b, batch)?;
+            self.bufs.push(set);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with this batch size's buffers (taken out of the cache and put back, so `f` can
+    /// borrow the model mutably).
+    fn with_buffers<T>(
+        &mut self,
+        b: &B,
+        x: &Tensor<B>,
+        f: impl FnOnce(&mut Self, &mut Buffers<B>) -> Result<T>,
+    ) -> Result<T> {
         let (batch, cols) = x.dims2("Vae")?;
         if cols != self.cfg.input || batch == 0 {
             return Err(Error::shape(
@@ -202,22 +191,15 @@ impl<B: Backend> Vae<B> {
                 format!("input should be [batch ≥ 1, {}], got {:?}", self.cfg.input, x.shape()),
             ));
         }
-        match self.bufs.take() {
-            Some(s) if s.batch == batch => Ok(s),
-            _ => self.alloc(b, batch),
-        }
-    }
-
-    /// Runs `f` with this batch size's buffers, putting them back afterwards.
-    fn with_buffers<T>(
-        &mut self,
-        b: &B,
-        x: &Tensor<B>,
-        f: impl FnOnce(&mut Self, &mut Buffers<B>) -> Result<T>,
-    ) -> Result<T> {
-        let mut bufs = self.take_buffers(b, x)?;
-        let res = f(self, &mut bufs);
-        self.bufs = Some(bufs);
+        self.prepare(b, batch)?;
+        let pos = self
+            .bufs
+            .iter()
+            .position(|s| s.batch == batch)
+            .ok_or_else(|| Error::invalid("Vae", "buffer set missing"))?;
+        let mut set = self.bufs.swap_remove(pos);
+        let res = f(self, &mut set);
+        self.bufs.push(set);
         res
     }
 
@@ -247,68 +229,38 @@ impl<B: Backend> Vae<B> {
         }
     }
 
-    /// Batch means of the recon and KL rows (one host read).
-    fn means(&self, b: &B, s: &mut Buffers<B>) -> Result<(f32, f32)> {
-        elementwise::sum(b, &s.recon_row, &mut s.recon_total)?;
-        elementwise::sum(b, &s.kl_row, &mut s.kl_total)?;
-        let n = s.batch as f32;
-        Ok((s.recon_total.to_vec(b)?[0] / n, s.kl_total.to_vec(b)?[0] / n))
-    }
-
-    /// One optimisation step on x ([batch, input]); `step` is the 0-based global step (for the
-    /// warm-up and error reports). A non-finite loss returns [`Error::NonFiniteLoss`] before any
-    /// parameter changes.
-    pub fn train_step(
+    /// Forward pass and the objective on the device (stats, running sums and KL weights).
+    fn forward_objective(
         &mut self,
         b: &B,
         x: &Tensor<B>,
-        opt: &mut Adam<B>,
-        sched: &KlSchedule,
-        step: u64,
-    ) -> Result<StepStats> {
-        sched.validate()?;
-        self.with_buffers(b, x, |vae, s| vae.train_step_with(b, x, opt, sched, step, s))
-    }
-
-    fn train_step_with(
-        &mut self,
-        b: &B,
-        x: &Tensor<B>,
-        opt: &mut Adam<B>,
-        sched: &KlSchedule,
-        step: u64,
         s: &mut Buffers<B>,
-    ) -> Result<StepStats> {
+        sched: &KlSchedule,
+        optim_state: &Tensor<B>,
+    ) -> Result<()> {
         let free_bits = sched.free_bits > 0.0;
         self.forward(b, x, s, true, free_bits)?;
-        let (recon, kl) = self.means(b, s)?;
-        let n = s.batch as f32;
-        let beta = sched.beta_at(step);
-        // KL weights per dimension: β/B, or 0 where free bits hold the dimension at its floor.
-        let mut weights = vec![beta / n; self.cfg.latent];
-        let mut kl_objective = kl;
         if free_bits {
             elementwise::col_sum(b, &s.kl_elem, 0.0, &mut s.kl_dim)?;
-            let per_dim = s.kl_dim.to_vec(b)?;
-            kl_objective = 0.0;
-            for (w, &k) in weights.iter_mut().zip(&per_dim) {
-                let mean = k / n;
-                if mean < sched.free_bits {
-                    *w = 0.0;
-                }
-                kl_objective += mean.max(sched.free_bits);
-            }
         }
-        let loss_value = recon + beta * kl_objective;
-        if !loss_value.is_finite() {
-            return Err(Error::NonFiniteLoss { step, value: loss_value });
-        }
-        if weights != s.kl_weight_host {
-            s.kl_weight.copy_from_slice(b, &weights)?;
-            s.kl_weight_host = weights;
-        }
+        let kl_dim = if free_bits { Some(&s.kl_dim) } else { None };
+        vae_objective(
+            b,
+            sched,
+            optim_state,
+            &s.recon_row,
+            &s.kl_row,
+            kl_dim,
+            &mut s.kl_weight,
+            &mut self.stats,
+            &mut self.acc,
+        )
+    }
 
-        // Backward, output to input. d(batch mean)/d(row loss) = 1/B.
+    /// Backward from the objective through every layer, filling the parameters' gradients.
+    fn backward(&mut self, b: &B, x: &Tensor<B>, s: &mut Buffers<B>) -> Result<()> {
+        let n = s.batch as f32;
+        // d(batch mean)/d(row loss) = 1/B.
         match self.cfg.likelihood {
             Likelihood::Bernoulli => loss::bce_logits_bwd(b, &s.logits, x, 1.0 / n, &mut s.d_logits)?,
             Likelihood::Gaussian => {
@@ -328,10 +280,79 @@ impl<B: Backend> Vae<B> {
         self.fc21.backward_input(b, &s.dmu, &mut s.d_h1, 0.0)?;
         self.fc22.backward_input(b, &s.dlogvar, &mut s.d_h1, 1.0)?;
         elementwise::activation_bwd(b, Activation::Relu, &s.h1, &s.d_h1, &mut s.d_h1_pre)?;
-        self.fc1.backward_params(b, x, &s.d_h1_pre)?;
-        opt.step(b, &mut self.params_mut())?;
-        rng::advance(b, &mut self.offset)?;
-        Ok(StepStats { loss: loss_value, recon, kl })
+        self.fc1.backward_params(b, x, &s.d_h1_pre)
+    }
+
+    fn read_stats(&self, b: &B) -> Result<StepStats> {
+        let v = self.stats.to_vec(b)?;
+        Ok(StepStats { recon: v[0], kl: v[1], loss: v[2] })
+    }
+
+    /// One optimisation step on x ([batch, input]), checked: the loss is read back after the
+    /// forward pass, and a non-finite one returns [`Error::NonFiniteLoss`] (with `step`) before any
+    /// parameter changes. The KL warm-up counts the optimizer's steps.
+    pub fn train_step(
+        &mut self,
+        b: &B,
+        x: &Tensor<B>,
+        opt: &mut Adam<B>,
+        sched: &KlSchedule,
+        step: u64,
+    ) -> Result<StepStats> {
+        self.with_buffers(b, x, |vae, s| {
+            vae.forward_objective(b, x, s, sched, opt.step_state())?;
+            let st = vae.read_stats(b)?;
+            if !st.loss.is_finite() {
+                return Err(Error::NonFiniteLoss { step, value: st.loss });
+            }
+            vae.backward(b, x, s)?;
+            opt.step(b, &mut vae.params_mut())?;
+            rng::advance(b, &mut vae.offset)?;
+            Ok(st)
+        })
+    }
+
+    /// The same step with no host round trip (nothing is read back, nothing is allocated once the
+    /// batch size's buffers exist): what a CUDA graph captures. Check the running sums
+    /// ([`Vae::take_running_stats`]) for non-finite values.
+    pub fn train_step_queued(&mut self, b: &B, x: &Tensor<B>, opt: &mut Adam<B>, sched: &KlSchedule) -> Result<()> {
+        self.with_buffers(b, x, |vae, s| {
+            vae.forward_objective(b, x, s, sched, opt.step_state())?;
+            vae.backward(b, x, s)?;
+            opt.step(b, &mut vae.params_mut())?;
+            rng::advance(b, &mut vae.offset)
+        })
+    }
+
+    /// Gradients of the objective on x without updating anything (the noise offset included);
+    /// `optim_state` supplies the step count for the warm-up.
+    pub fn gradients(
+        &mut self,
+        b: &B,
+        x: &Tensor<B>,
+        sched: &KlSchedule,
+        optim_state: &Tensor<B>,
+    ) -> Result<StepStats> {
+        self.with_buffers(b, x, |vae, s| {
+            vae.forward_objective(b, x, s, sched, optim_state)?;
+            vae.backward(b, x, s)?;
+            vae.read_stats(b)
+        })
+    }
+
+    /// Sums of [recon, KL, loss] over the steps since the last call (then zeroed).
+    pub fn take_running_stats(&mut self, b: &B) -> Result<StepStats> {
+        let v = self.acc.to_vec(b)?;
+        elementwise::fill(b, &mut self.acc, 0.0)?;
+        Ok(StepStats { recon: v[0], kl: v[1], loss: v[2] })
+    }
+
+    /// Batch means of the recon and KL rows (one host read).
+    fn means(&self, b: &B, s: &mut Buffers<B>) -> Result<(f32, f32)> {
+        elementwise::sum(b, &s.recon_row, &mut s.recon_total)?;
+        elementwise::sum(b, &s.kl_row, &mut s.kl_total)?;
+        let n = s.batch as f32;
+        Ok((s.recon_total.to_vec(b)?[0] / n, s.kl_total.to_vec(b)?[0] / n))
     }
 
     /// One-sample estimate on x, without training: batch means of recon and KL (nats per

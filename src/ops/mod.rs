@@ -2,6 +2,7 @@
 //! formula in the docs), `cpu.rs` the reference implementation, `cuda.rs` the typed launchers of
 //! the matching `kernels/<family>.cu`.
 
+pub mod batch;
 pub mod elementwise;
 pub mod gemm;
 pub mod latent;
@@ -11,7 +12,7 @@ pub mod rng;
 
 pub use elementwise::Activation;
 pub use gemm::{GemmSpec, Transpose};
-pub use latent::LatentConfig;
+pub use latent::{KlSchedule, LatentConfig};
 pub use optim::{AdamConfig, SgdConfig};
 
 use crate::backend::{Backend, Scalar};

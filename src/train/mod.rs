@@ -4,4 +4,4 @@ mod optimizer;
 mod vae_trainer;
 
 pub use optimizer::{Adam, Sgd};
-pub use vae_trainer::{EpochRecord, VaeTrainConfig, VaeTrainer, MODEL_FILE, TRAINER_FILE};
+pub use vae_trainer::{EpochRecord, StepMode, VaeTrainConfig, VaeTrainer, MODEL_FILE, TRAINER_FILE};

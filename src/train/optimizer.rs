@@ -49,6 +49,11 @@ impl<B: Backend> Adam<B> {
         Ok(())
     }
 
+    /// The device-resident step state `[t, 1 − β1^t, 1 − β2^t]`.
+    pub fn step_state(&self) -> &Tensor<B> {
+        &self.state
+    }
+
     /// Steps taken so far (reads the device-resident counter).
     pub fn steps(&self, b: &B) -> Result<u64> {
         Ok(self.state.to_vec(b)?[0] as u64)

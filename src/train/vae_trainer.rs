@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::Adam;
-use crate::backend::Backend;
+use crate::backend::{Backend, ReplayGraph};
 use crate::data::MnistSplit;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{load_checkpoint, save_checkpoint};
@@ -46,7 +46,32 @@ pub struct EpochRecord {
     pub seconds: f64,
 }
 
+/// How an epoch runs its steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StepMode {
+    /// Batches copied from the host; the loss is read back every step and checked before the
+    /// update, so a non-finite loss stops training with the parameters untouched.
+    #[default]
+    Checked,
+    /// The dataset stays on the device, batches are gathered there, and the whole step (gather,
+    /// forward, objective, backward, Adam, noise and cursor advance) is captured once as a CUDA
+    /// graph and replayed; backends without graphs run the same queued step directly. The loss
+    /// sums are read at the end of the epoch, where a non-finite value stops training (before the
+    /// epoch's checkpoint is written, so the last good one stays).
+    Resident,
+}
+
+/// The training images on the device, an epoch's order and the batch cursor.
+struct Resident<B: Backend> {
+    images: Tensor<B>,
+    index: Tensor<B, u32>,
+    cursor: Tensor<B, u32>,
+}
+
 pub struct VaeTrainer<B: Backend> {
+    /// Declared first so it is dropped before the buffers its kernels point into.
+    graph: Option<Box<dyn ReplayGraph>>,
+    resident: Option<Resident<B>>,
     pub vae: Vae<B>,
     pub opt: Adam<B>,
     pub cfg: VaeTrainConfig,
@@ -66,6 +91,8 @@ impl<B: Backend> VaeTrainer<B> {
         let mut vae = Vae::new(b, model, &mut seeded(cfg.seed))?;
         let opt = Adam::new(b, &vae.params_mut(), cfg.adam)?;
         Ok(Self {
+            graph: None,
+            resident: None,
             vae,
             opt,
             cfg,
@@ -77,13 +104,15 @@ impl<B: Backend> VaeTrainer<B> {
     }
 
     /// Trains one epoch over `train` (shuffled, the last partial batch dropped) and evaluates on
-    /// `test`. `on_step(i, steps, stats)` is called after every step (progress reporting).
+    /// `test`. `on_step(i, steps, stats)` is called after every step (progress reporting); the
+    /// step's stats are there in [`StepMode::Checked`] only.
     pub fn run_epoch(
         &mut self,
         b: &B,
         train: &MnistSplit,
         test: &MnistSplit,
-        mut on_step: impl FnMut(usize, usize, &StepStats),
+        mode: StepMode,
+        mut on_step: impl FnMut(usize, usize, Option<&StepStats>),
     ) -> Result<EpochRecord> {
         let dim = self.vae.config().input;
         if train.dim() != dim || test.dim() != dim {
@@ -106,21 +135,36 @@ impl<B: Backend> VaeTrainer<B> {
             &mut seeded(self.cfg.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(self.epoch as u64 + 1))),
             train.len(),
         );
-        let mut sum = [0.0f64; 3];
-        for s in 0..steps {
-            for (row, &i) in order[s * batch..(s + 1) * batch].iter().enumerate() {
-                self.host_batch[row * dim..(row + 1) * dim].copy_from_slice(&train.images[i * dim..(i + 1) * dim]);
+        // The running sums on the device restart each epoch.
+        self.vae.take_running_stats(b)?;
+        match mode {
+            StepMode::Checked => {
+                for s in 0..steps {
+                    for (row, &i) in order[s * batch..(s + 1) * batch].iter().enumerate() {
+                        self.host_batch[row * dim..(row + 1) * dim]
+                            .copy_from_slice(&train.images[i * dim..(i + 1) * dim]);
+                    }
+                    self.x.copy_from_slice(b, &self.host_batch)?;
+                    let st = self.vae.train_step(b, &self.x, &mut self.opt, &self.cfg.kl, self.step)?;
+                    self.step += 1;
+                    on_step(s, steps, Some(&st));
+                }
             }
-            self.x.copy_from_slice(b, &self.host_batch)?;
-            let st = self.vae.train_step(b, &self.x, &mut self.opt, &self.cfg.kl, self.step)?;
-            self.step += 1;
-            for (acc, v) in sum.iter_mut().zip([st.loss, st.recon, st.kl]) {
-                *acc += f64::from(v);
+            StepMode::Resident => {
+                self.load_resident(b, train, &order)?;
+                for s in 0..steps {
+                    self.resident_step(b)?;
+                    self.step += 1;
+                    on_step(s, steps, None);
+                }
             }
-            on_step(s, steps, &st);
         }
-        let mean = |i: usize| (sum[i] / steps as f64) as f32;
-        let train_stats = StepStats { loss: mean(0), recon: mean(1), kl: mean(2) };
+        let sums = self.vae.take_running_stats(b)?;
+        let n = steps as f32;
+        let train_stats = StepStats { loss: sums.loss / n, recon: sums.recon / n, kl: sums.kl / n };
+        if !train_stats.loss.is_finite() {
+            return Err(Error::NonFiniteLoss { step: self.step, value: train_stats.loss });
+        }
         let test_stats = self.evaluate(b, test)?;
         self.epoch += 1;
         Ok(EpochRecord {
@@ -130,6 +174,53 @@ impl<B: Backend> VaeTrainer<B> {
             test: test_stats,
             seconds: t0.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Uploads the training images once (again only if the split changes size) and this epoch's
+    /// order, and rewinds the cursor.
+    fn load_resident(&mut self, b: &B, train: &MnistSplit, order: &[usize]) -> Result<()> {
+        let dim = train.dim();
+        if self.resident.as_ref().is_none_or(|r| r.images.shape() != [train.len(), dim]) {
+            // The graph points into the old buffers: drop it before they go.
+            self.graph = None;
+            self.resident = Some(Resident {
+                images: Tensor::from_slice(b, &[train.len(), dim], &train.images)?,
+                index: Tensor::zeros(b, &[train.len()])?,
+                cursor: Tensor::zeros(b, &[1])?,
+            });
+        }
+        let r = self.resident.as_mut().ok_or_else(|| Error::invalid("VaeTrainer", "resident data missing"))?;
+        let order: Vec<u32> = order.iter().map(|&i| i as u32).collect();
+        r.index.copy_from_slice(b, &order)?;
+        r.cursor.copy_from_slice(b, &[0])
+    }
+
+    /// One device-resident step: a graph replay where the backend has graphs (captured on first
+    /// use), the same queued launches otherwise.
+    fn resident_step(&mut self, b: &B) -> Result<()> {
+        if let Some(g) = &self.graph {
+            return g.replay();
+        }
+        self.vae.prepare(b, self.cfg.batch)?;
+        let Self { resident, vae, opt, x, cfg, graph, .. } = self;
+        let r = resident.as_mut().ok_or_else(|| Error::invalid("VaeTrainer", "resident data missing"))?;
+        let mut step = || -> Result<()> {
+            crate::ops::batch::gather_rows(b, &r.images, &r.index, &r.cursor, x)?;
+            vae.train_step_queued(b, x, opt, &cfg.kl)?;
+            crate::ops::batch::counter_add(b, &mut r.cursor, 1)
+        };
+        // SAFETY: the step only queues kernels (buffers were prepared above, nothing is read back);
+        // every buffer it touches belongs to this trainer (model, buffer sets that are never freed,
+        // optimizer state, resident data, batch tensor), and `graph` is dropped before any of them
+        // (field order; load_resident drops it before replacing the resident data).
+        match unsafe { b.capture_graph(&mut step)? } {
+            Some(g) => {
+                g.replay()?;
+                *graph = Some(g);
+                Ok(())
+            }
+            None => step(),
+        }
     }
 
     /// One-sample −ELBO terms averaged over a split (batches of up to 500; the last may be

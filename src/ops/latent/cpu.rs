@@ -1,7 +1,7 @@
 //! CPU reference for `kernels/latent.cu`. ε is bit-identical to the GPU's; the KL row sums
 //! accumulate in f64.
 
-use super::{LatentConfig, LOGVAR_MAX, LOGVAR_MIN};
+use super::{KlSchedule, LatentConfig, LOGVAR_MAX, LOGVAR_MIN};
 use crate::ops::rng::cpu::philox_normal;
 
 fn clamp_logvar(lv: f32) -> f32 {
@@ -63,5 +63,42 @@ pub fn reparam_kl_bwd(
         }
         dmu[i] = dz[i] + w * mu[i];
         dlogvar[i] = dlv;
+    }
+}
+
+/// `vae_objective_f32`: row sums in f64, the rest in f32 in the kernel's order.
+#[allow(clippy::too_many_arguments)]
+pub fn vae_objective(
+    sched: &KlSchedule,
+    optim_state: &[f32],
+    recon_row: &[f32],
+    kl_row: &[f32],
+    kl_dim: Option<&[f32]>,
+    kl_weight: &mut [f32],
+    stats: &mut [f32],
+    acc: &mut [f32],
+) {
+    let n = recon_row.len() as f32;
+    let recon = (recon_row.iter().map(|&v| f64::from(v)).sum::<f64>() as f32) / n;
+    let kl = (kl_row.iter().map(|&v| f64::from(v)).sum::<f64>() as f32) / n;
+    let t = optim_state[0];
+    let warmup = sched.warmup_steps as f32;
+    let beta = if warmup > 0.0 { sched.beta * ((t + 1.0) / warmup).min(1.0) } else { sched.beta };
+    let free_bits = kl_dim.filter(|_| sched.free_bits > 0.0);
+    let mut kl_objective = if free_bits.is_some() { 0.0 } else { kl };
+    for (c, w) in kl_weight.iter_mut().enumerate() {
+        *w = beta / n;
+        if let Some(kd) = free_bits {
+            let m = kd[c] / n;
+            if m < sched.free_bits {
+                *w = 0.0;
+            }
+            kl_objective += m.max(sched.free_bits);
+        }
+    }
+    let loss = recon + beta * kl_objective;
+    for (i, v) in [recon, kl, loss].into_iter().enumerate() {
+        stats[i] = v;
+        acc[i] += v;
     }
 }

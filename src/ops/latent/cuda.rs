@@ -6,7 +6,9 @@
 
 use cudarc::driver::CudaSlice;
 
-use super::LatentConfig;
+use super::{KlSchedule, LatentConfig};
+use cudarc::driver::LaunchConfig;
+
 use crate::backend::cuda::{abi, grid_1d, grid_rows, launch, CudaBackend};
 use crate::error::Result;
 
@@ -74,5 +76,40 @@ pub(crate) unsafe fn bwd(
         "reparam_kl_bwd_f32",
         grid_1d(rows * cols),
         [&p, offset, mu, logvar, dz, kl_weight, dmu, dlogvar, &(rows as i64), &(cols as i64)]
+    )
+}
+
+/// `vae_objective_f32(lk_kl_schedule_params p, const float* optim_state, const float* recon_row,
+///                    const float* kl_row, const float* kl_dim, float* kl_weight, float* stats,
+///                    float* acc, int64 rows, int64 cols)`: one block.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn objective(
+    be: &CudaBackend,
+    sched: &KlSchedule,
+    optim_state: &CudaSlice<f32>,
+    recon_row: &CudaSlice<f32>,
+    kl_row: &CudaSlice<f32>,
+    kl_dim: Option<&CudaSlice<f32>>,
+    kl_weight: &mut CudaSlice<f32>,
+    stats: &mut CudaSlice<f32>,
+    acc: &mut CudaSlice<f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    let use_free_bits = kl_dim.is_some() && sched.free_bits > 0.0;
+    let p = abi::lk_kl_schedule_params {
+        beta: sched.beta,
+        free_bits: sched.free_bits,
+        warmup_steps: sched.warmup_steps as f32,
+        use_free_bits: i32::from(use_free_bits),
+    };
+    // The kernel reads kl_dim only with use_free_bits set.
+    let kl_dim = kl_dim.unwrap_or(be.placeholder());
+    let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+    launch!(
+        be,
+        "vae_objective_f32",
+        cfg,
+        [&p, optim_state, recon_row, kl_row, kl_dim, kl_weight, stats, acc, &(rows as i64), &(cols as i64)]
     )
 }

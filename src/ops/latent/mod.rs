@@ -20,13 +20,51 @@ pub(crate) mod cuda;
 use super::rng::OFFSET_LEN;
 use super::{expect_shape, on_device, same_shape};
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// Lower clamp of log σ² (see the module docs); `LK_LOGVAR_MIN` in `kernels/latentkit_abi.h`.
 pub const LOGVAR_MIN: f32 = -30.0;
 /// Upper clamp of log σ²; `LK_LOGVAR_MAX`.
 pub const LOGVAR_MAX: f32 = 20.0;
+
+/// The KL term's weighting during training.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KlSchedule {
+    /// Final weight of the KL term (1 for the ELBO).
+    pub beta: f32,
+    /// Steps over which the weight rises linearly from 0 to `beta` (0: no warm-up).
+    pub warmup_steps: u64,
+    /// Per-dimension floor on the batch-mean KL, in nats (0: off).
+    pub free_bits: f32,
+}
+
+impl Default for KlSchedule {
+    fn default() -> Self {
+        Self { beta: 1.0, warmup_steps: 0, free_bits: 0.0 }
+    }
+}
+
+impl KlSchedule {
+    /// β at a given (0-based) step.
+    pub fn beta_at(&self, step: u64) -> f32 {
+        if self.warmup_steps == 0 {
+            self.beta
+        } else {
+            self.beta * ((step + 1) as f32 / self.warmup_steps as f32).min(1.0)
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(self.beta >= 0.0 && self.beta.is_finite() && self.free_bits >= 0.0 && self.free_bits.is_finite()) {
+            return Err(Error::invalid("KlSchedule", format!("beta and free_bits must be finite and ≥ 0: {self:?}")));
+        }
+        Ok(())
+    }
+}
+
+/// Elements of the VAE statistics tensors: [recon, KL, loss] batch means per example.
+pub const VAE_STAT_LEN: usize = 3;
 
 /// Noise stream and mode of one reparameterization call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +161,66 @@ pub fn reparam_kl_bwd<B: Backend>(
             kl_weight.buf(),
             dmu.buf_mut(),
             dlogvar.buf_mut(),
+            rows,
+            cols,
+        )
+    }
+}
+
+/// The VAE objective of one batch, on the device: from the per-row recon and KL terms ([rows]),
+/// the step count in `optim_state` (for the warm-up) and, with free bits, the per-dimension KL
+/// sums `kl_dim` ([cols], a column sum of the KL terms), writes the per-dimension KL weights
+/// `kl_weight` ([cols]) for [`reparam_kl_bwd`], `stats = [recon, KL, loss]` (batch means) and
+/// adds `stats` to `acc`. See [`KlSchedule`] for the weighting.
+#[allow(clippy::too_many_arguments)]
+pub fn vae_objective<B: Backend>(
+    b: &B,
+    sched: &KlSchedule,
+    optim_state: &Tensor<B>,
+    recon_row: &Tensor<B>,
+    kl_row: &Tensor<B>,
+    kl_dim: Option<&Tensor<B>>,
+    kl_weight: &mut Tensor<B>,
+    stats: &mut Tensor<B>,
+    acc: &mut Tensor<B>,
+) -> Result<()> {
+    const OP: &str = "vae_objective";
+    sched.validate()?;
+    for t in [optim_state, recon_row, kl_row, &*kl_weight, &*stats, &*acc] {
+        on_device(OP, b, t)?;
+    }
+    expect_shape(OP, "optim_state", optim_state, &[crate::ops::optim::OPTIM_STATE_LEN])?;
+    let rows = recon_row.numel();
+    expect_shape(OP, "recon_row", recon_row, &[rows])?;
+    expect_shape(OP, "kl_row", kl_row, &[rows])?;
+    let cols = kl_weight.numel();
+    expect_shape(OP, "kl_weight", kl_weight, &[cols])?;
+    expect_shape(OP, "stats", stats, &[VAE_STAT_LEN])?;
+    expect_shape(OP, "acc", acc, &[VAE_STAT_LEN])?;
+    if rows == 0 {
+        return Err(Error::shape(OP, "empty batch"));
+    }
+    match kl_dim {
+        Some(k) => {
+            on_device(OP, b, k)?;
+            expect_shape(OP, "kl_dim", k, &[cols])?;
+        }
+        None if sched.free_bits > 0.0 => {
+            return Err(Error::invalid(OP, "free bits need the per-dimension KL sums (kl_dim)"))
+        }
+        None => {}
+    }
+    // SAFETY: every shape checked above.
+    unsafe {
+        b.vae_objective_f32(
+            sched,
+            optim_state.buf(),
+            recon_row.buf(),
+            kl_row.buf(),
+            kl_dim.map(|k| k.buf()),
+            kl_weight.buf_mut(),
+            stats.buf_mut(),
+            acc.buf_mut(),
             rows,
             cols,
         )

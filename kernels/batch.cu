@@ -1,0 +1,27 @@
+// Batching on the device, so the dataset stays resident and a captured training step reads its
+// batch from a fixed address.
+//   gather_rows_f32:  out[r, c] = src[index[cursor[0]·rows + r], c]     r < rows, c < cols
+//   counter_add_u32:  counter[0] += value                                (one thread)
+// Shapes: src [src_rows, cols], index [index_len] (an epoch's permutation), out [rows, cols].
+// The host refills `index` once per epoch and resets `cursor`; counter_add_u32 advances it per step.
+// Out-of-range positions or indices (a cursor run past the epoch, a bad index) are never read:
+// those rows are written as NaN, which the loss check then reports.
+// Work split: grid-stride over the rows·cols outputs; consecutive threads copy consecutive columns
+// of one row, so reads and writes coalesce.
+#include "common.cuh"
+
+LK_KERNEL void gather_rows_f32(const float* __restrict__ src, const uint32_t* __restrict__ index,
+                               const uint32_t* __restrict__ cursor, float* __restrict__ out,
+                               int64_t src_rows, int64_t index_len, int64_t rows, int64_t cols) {
+    const int64_t base = (int64_t)cursor[0] * rows;
+    LK_GRID_STRIDE(i, rows * cols) {
+        const int64_t r = i / cols, c = i - r * cols;
+        const int64_t pos = base + r;
+        const int64_t row = pos < index_len ? (int64_t)index[pos] : src_rows;
+        out[i] = row < src_rows ? src[row * cols + c] : __int_as_float(0x7fc00000);
+    }
+}
+
+LK_KERNEL void counter_add_u32(uint32_t* __restrict__ counter, uint32_t value) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) counter[0] += value;
+}
