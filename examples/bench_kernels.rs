@@ -8,66 +8,12 @@
 //!
 //! Options: --device cpu|cuda[:N]  --samples N (≥ 20 recommended; median reported)
 
-use std::time::Instant;
-
+use latentkit::bench::median_secs;
 use latentkit::ops::gemm::{matmul, Transpose};
 use latentkit::ops::optim::{adam_step, OPTIM_STATE_LEN};
 use latentkit::ops::{elementwise, loss, Activation, AdamConfig};
 use latentkit::rng::{seeded, uniform_vec};
 use latentkit::{Backend, CpuBackend, CudaBackend, Device, Result, Tensor};
-
-/// Median seconds per call of `f`: warm-up, then `samples` samples of `reps` calls each.
-fn median_secs<B: Backend>(b: &B, samples: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    for _ in 0..3 {
-        f()?;
-    }
-    b.synchronize()?;
-    // Enough calls per sample that launch latency and the clock's resolution do not dominate.
-    let t0 = Instant::now();
-    f()?;
-    b.synchronize()?;
-    let one = t0.elapsed().as_secs_f64().max(1e-7);
-    let reps = ((1e-3 / one).ceil() as usize).clamp(1, 1000);
-    let mut times = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        times.push(sample_secs(b, reps, &mut f)? / reps as f64);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
-}
-
-#[cfg(feature = "cuda")]
-fn sample_secs<B: Backend>(b: &B, reps: usize, f: &mut impl FnMut() -> Result<()>) -> Result<f64> {
-    use std::any::Any;
-    if let Some(cuda) = (b as &dyn Any).downcast_ref::<CudaBackend>() {
-        let ev = |e: cudarc::driver::DriverError| latentkit::Error::Cuda { context: "bench event", msg: e.to_string() };
-        let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
-        let (start, end) = (cuda.context().new_event(flags).map_err(ev)?, cuda.context().new_event(flags).map_err(ev)?);
-        start.record(cuda.stream()).map_err(ev)?;
-        for _ in 0..reps {
-            f()?;
-        }
-        end.record(cuda.stream()).map_err(ev)?;
-        end.synchronize().map_err(ev)?;
-        return Ok(f64::from(start.elapsed_ms(&end).map_err(ev)?) * 1e-3);
-    }
-    wall_secs(b, reps, f)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn sample_secs<B: Backend>(b: &B, reps: usize, f: &mut impl FnMut() -> Result<()>) -> Result<f64> {
-    wall_secs(b, reps, f)
-}
-
-fn wall_secs<B: Backend>(b: &B, reps: usize, f: &mut impl FnMut() -> Result<()>) -> Result<f64> {
-    b.synchronize()?;
-    let t0 = Instant::now();
-    for _ in 0..reps {
-        f()?;
-    }
-    b.synchronize()?;
-    Ok(t0.elapsed().as_secs_f64())
-}
 
 fn row(name: &str, secs: f64, bytes: f64, flops: f64, extra: &str) {
     let gbs = if bytes > 0.0 { format!("{:9.1} GB/s", bytes / secs * 1e-9) } else { " ".repeat(14) };

@@ -43,10 +43,14 @@ for line in sys.stdin:
 
 echo "building bench and example binaries..."
 cargo build --release --features cuda --examples --quiet
-for ex in bench_kernels train_ae; do cp "target/release/examples/$ex" "$bundle/bin/"; done
+for ex in bench_kernels bench_vae train_vae train_ae; do cp "target/release/examples/$ex" "$bundle/bin/"; done
 strip "$bundle"/tests/* "$bundle"/bin/*
 
 cp -r data/mnist-subset "$bundle/data/"
+# Full MNIST (gzip, ~11 MiB) for the epoch benchmark and the GPU training run.
+bash scripts/fetch-mnist.sh >/dev/null
+mkdir -p "$bundle/data/mnist-full"
+for f in data/mnist-full/*-ubyte; do gzip -9 -c "$f" >"$bundle/data/mnist-full/$(basename "$f").gz"; done
 cp scripts/gpu-run.sh "$bundle/run.sh"
 if [[ -f ../shared/bench/torch_baselines.py ]]; then
   cp ../shared/bench/torch_baselines.py "$bundle/"

@@ -43,15 +43,19 @@ if [[ ${1:-} != quick && -x $sanitizer ]]; then
 fi
 
 run_step "bench_kernels" "$here/bin/bench_kernels" --device cuda --samples 25
+run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full"
+run_step "train_vae" "$here/bin/train_vae" --device cuda --data "$here/data/mnist-full" --epochs 10 --iwae-k 100 --out "$out/vae-gpu"
 if [[ -f $here/torch_baselines.py ]] && python3 -c 'import torch' 2>/dev/null; then
   pylib=$here/pylib
   ls "$here"/wheels/*.whl >/dev/null 2>&1 && python3 -m pip install --quiet --no-deps --target "$pylib" "$here"/wheels/*.whl >/dev/null 2>&1
-  PYTHONPATH=$pylib:${PYTHONPATH:-} run_step "torch_baselines" python3 "$here/torch_baselines.py" --out "$out/baselines.json" --only "${BASELINES:-ceil,gemm}"
+  PYTHONPATH=$pylib:${PYTHONPATH:-} run_step "torch_baselines" python3 "$here/torch_baselines.py" --out "$out/baselines.json" --only "${BASELINES:-ceil,gemm,latent,vae}"
 fi
 
 echo
-echo "== bench_kernels =="
-cat "$out/bench_kernels.log"
+for log in bench_kernels bench_vae train_vae; do
+  echo "== $log =="
+  tail -n 30 "$out/$log.log"
+done
 [[ -f $out/torch_baselines.log ]] && { echo "== torch_baselines =="; tail -n 40 "$out/torch_baselines.log"; }
 echo
 echo "| step                         | status    |    time   |"

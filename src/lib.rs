@@ -15,6 +15,7 @@
 //! [`Error`].
 
 pub mod backend;
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;

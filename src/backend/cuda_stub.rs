@@ -34,6 +34,11 @@ impl CudaBackend {
     pub fn name(&self) -> Result<String> {
         match self.never {}
     }
+
+    /// Kernels launched so far.
+    pub fn launches(&self) -> u64 {
+        match self.never {}
+    }
 }
 
 impl Backend for CudaBackend {

@@ -2,7 +2,7 @@
 //! accumulate in f64.
 
 use super::{KlSchedule, LatentConfig, LOGVAR_MAX, LOGVAR_MIN};
-use crate::ops::rng::cpu::philox_normal;
+use crate::ops::rng::cpu::NormalStream;
 
 fn clamp_logvar(lv: f32) -> f32 {
     lv.clamp(LOGVAR_MIN, LOGVAR_MAX)
@@ -25,13 +25,13 @@ pub fn reparam_kl_fwd(
     mut kl_elem: Option<&mut [f32]>,
     cols: usize,
 ) {
+    let mut noise = NormalStream::new(cfg.seed, offset);
     for (r, out) in kl_row.iter_mut().enumerate() {
         let mut s = 0.0f64;
         for c in 0..cols {
             let i = r * cols + c;
             let lv = clamp_logvar(logvar[i]);
-            z[i] =
-                if cfg.sample { mu[i] + philox_normal(cfg.seed, offset, i as u64) * (0.5 * lv).exp() } else { mu[i] };
+            z[i] = if cfg.sample { mu[i] + noise.get(i as u64) * (0.5 * lv).exp() } else { mu[i] };
             let k = kl_term(mu[i], logvar[i]);
             if let Some(ke) = kl_elem.as_deref_mut() {
                 ke[i] = k;
@@ -54,12 +54,13 @@ pub fn reparam_kl_bwd(
     dlogvar: &mut [f32],
 ) {
     let cols = kl_weight.len();
+    let mut noise = NormalStream::new(cfg.seed, offset);
     for i in 0..mu.len() {
         let w = kl_weight[i % cols];
         let lv = clamp_logvar(logvar[i]);
         let mut dlv = 0.5 * w * (lv.exp() - 1.0);
         if cfg.sample {
-            dlv += 0.5 * dz[i] * philox_normal(cfg.seed, offset, i as u64) * (0.5 * lv).exp();
+            dlv += 0.5 * dz[i] * noise.get(i as u64) * (0.5 * lv).exp();
         }
         dmu[i] = dz[i] + w * mu[i];
         dlogvar[i] = dlv;

@@ -67,28 +67,61 @@ pub fn sincos_2pi_exact(v: f32) -> (f32, f32) {
     }
 }
 
-/// The standard normal for element `index` of the stream (seed, offset).
-pub fn philox_normal(seed: u64, offset: u64, index: u64) -> f32 {
-    let block = index >> 2;
+/// The four standard normals of Philox block `block` (elements 4·block .. 4·block + 3) of the
+/// stream (seed, offset).
+pub fn philox_normal4(seed: u64, offset: u64, block: u64) -> [f32; 4] {
     let r = philox4x32_10(
         [block as u32, (block >> 32) as u32, offset as u32, (offset >> 32) as u32],
         seed as u32,
         (seed >> 32) as u32,
     );
-    let lane = (index & 3) as usize;
-    let pair = lane & 2;
     const TWO_POW_M24: f32 = 5.960_464_48e-8;
-    let u = ((r[pair] >> 8) + 1) as f32 * TWO_POW_M24;
-    let v = (r[pair + 1] >> 8) as f32 * TWO_POW_M24;
-    let radius = (-2.0 * ln_exact(u)).sqrt();
-    let (s, c) = sincos_2pi_exact(v);
-    radius * if lane & 1 == 1 { s } else { c }
+    let mut out = [0.0f32; 4];
+    for pair in [0, 2] {
+        let u = ((r[pair] >> 8) + 1) as f32 * TWO_POW_M24;
+        let v = (r[pair + 1] >> 8) as f32 * TWO_POW_M24;
+        let radius = (-2.0 * ln_exact(u)).sqrt();
+        let (s, c) = sincos_2pi_exact(v);
+        out[pair] = radius * c;
+        out[pair + 1] = radius * s;
+    }
+    out
+}
+
+/// The standard normal for element `index` of the stream (seed, offset).
+pub fn philox_normal(seed: u64, offset: u64, index: u64) -> f32 {
+    philox_normal4(seed, offset, index >> 2)[(index & 3) as usize]
+}
+
+/// Sequential access to one stream that computes each Philox block once (the GPU computes it
+/// per element; the values are the same).
+pub struct NormalStream {
+    seed: u64,
+    offset: u64,
+    block: u64,
+    values: [f32; 4],
+}
+
+impl NormalStream {
+    pub fn new(seed: u64, offset: u64) -> Self {
+        Self { seed, offset, block: u64::MAX, values: [0.0; 4] }
+    }
+
+    /// ε for element `index`.
+    pub fn get(&mut self, index: u64) -> f32 {
+        if index >> 2 != self.block {
+            self.block = index >> 2;
+            self.values = philox_normal4(self.seed, self.offset, self.block);
+        }
+        self.values[(index & 3) as usize]
+    }
 }
 
 /// out[i] = ε(seed, offset, i).
 pub fn normal_fill(seed: u64, offset: u64, out: &mut [f32]) {
+    let mut stream = NormalStream::new(seed, offset);
     for (i, o) in out.iter_mut().enumerate() {
-        *o = philox_normal(seed, offset, i as u64);
+        *o = stream.get(i as u64);
     }
 }
 

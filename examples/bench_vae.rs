@@ -1,0 +1,164 @@
+//! VAE benchmarks: the fused reparameterization + KL kernels against the device copy bandwidth,
+//! and the whole 784-400-20 training step (Adam) eager, queued and replayed as a CUDA graph, with
+//! launches per step, at batch 128 and 4096, plus a full epoch with the dataset resident.
+//!
+//!     cargo run --release --features cuda --example bench_vae -- --device cuda [--data DIR]
+//!     cargo run --release --example bench_vae                       # CPU, smaller sizes
+//!
+//! PyTorch's figures for the same workloads come from ../shared/bench/torch_baselines.py
+//! (`--only latent,vae`), run in the same call on the same machine (see scripts/gpu-run.sh).
+
+use std::any::Any;
+use std::time::Instant;
+
+use latentkit::bench::median_secs;
+use latentkit::data::Mnist;
+use latentkit::nn::{KlSchedule, Vae, VaeConfig};
+use latentkit::ops::latent::{reparam_kl_bwd, reparam_kl_fwd, LatentConfig};
+use latentkit::ops::{rng, AdamConfig};
+use latentkit::rng::{seeded, uniform_vec};
+use latentkit::train::{Adam, StepMode, VaeTrainConfig, VaeTrainer};
+use latentkit::{Backend, CpuBackend, CudaBackend, Device, Result, Tensor};
+
+fn rand_tensor<B: Backend>(b: &B, shape: &[usize], seed: u64, lo: f32, hi: f32) -> Result<Tensor<B>> {
+    Tensor::from_slice(b, shape, &uniform_vec(&mut seeded(seed), shape.iter().product(), lo, hi))
+}
+
+/// Kernels launched so far (CUDA only).
+fn launches<B: Backend>(b: &B) -> Option<u64> {
+    (b as &dyn Any).downcast_ref::<CudaBackend>().map(CudaBackend::launches)
+}
+
+fn latent_bench<B: Backend>(b: &B, samples: usize, n: usize) -> Result<()> {
+    let cols = 16;
+    let rows = n / cols;
+    let copy_src = rand_tensor(b, &[4 * n], 1, -1.0, 1.0)?;
+    let mut copy_dst = Tensor::zeros(b, &[4 * n])?;
+    let t_copy = median_secs(b, samples, || copy_dst.copy_from(b, &copy_src))?;
+    let copy_bw = 2.0 * 16.0 * n as f64 / t_copy;
+    println!("device copy of {} MiB: {:.1} µs, {:.1} GB/s (read + write)", 16 * n >> 20, t_copy * 1e6, copy_bw * 1e-9);
+
+    let (mu, lv, dz) = (
+        rand_tensor(b, &[rows, cols], 2, -2.0, 2.0)?,
+        rand_tensor(b, &[rows, cols], 3, -3.0, 1.0)?,
+        rand_tensor(b, &[rows, cols], 4, -1.0, 1.0)?,
+    );
+    let w = Tensor::from_slice(b, &[cols], &vec![1.0 / rows as f32; cols])?;
+    let (mut z, mut kl_row, mut dmu, mut dlv) = (
+        Tensor::zeros(b, &[rows, cols])?,
+        Tensor::zeros(b, &[rows])?,
+        Tensor::zeros(b, &[rows, cols])?,
+        Tensor::zeros(b, &[rows, cols])?,
+    );
+    let offset = rng::offset_tensor(b, 0)?;
+    let cfg = LatentConfig { seed: 7, sample: true };
+    let t = median_secs(b, samples, || {
+        reparam_kl_fwd(b, &cfg, &offset, &mu, &lv, &mut z, &mut kl_row, None)?;
+        reparam_kl_bwd(b, &cfg, &offset, &mu, &lv, &dz, &w, &mut dmu, &mut dlv)
+    })?;
+    // Minimal traffic: forward reads μ, log σ² and writes z (12 B), backward reads μ, log σ², dz
+    // and writes dμ, dlog σ² (20 B); ε is regenerated, never stored; kl_row is 1/cols of that.
+    let bytes = 32.0 * n as f64 + 4.0 * rows as f64;
+    let bw = bytes / t;
+    println!(
+        "reparam+KL fwd+bwd, {n} latent elements: {:.1} µs, {:.1} GB/s = {:.0}% of the copy bandwidth",
+        t * 1e6,
+        bw * 1e-9,
+        100.0 * bw / copy_bw
+    );
+    Ok(())
+}
+
+fn step_bench<B: Backend>(b: &B, samples: usize, batch: usize) -> Result<()> {
+    let cfg = VaeConfig::default();
+    let mut vae = Vae::new(b, cfg, &mut seeded(1))?;
+    let mut opt = Adam::new(b, &vae.params_mut(), AdamConfig::default())?;
+    let x = rand_tensor(b, &[batch, cfg.input], 5, 0.0, 1.0)?;
+    let sched = KlSchedule::default();
+    vae.prepare(b, batch)?;
+    let mut step = 0u64;
+    let t_checked = median_secs(b, samples, || {
+        step += 1;
+        vae.train_step(b, &x, &mut opt, &sched, step).map(|_| ())
+    })?;
+    let before = launches(b);
+    vae.train_step_queued(b, &x, &mut opt, &sched)?;
+    let per_step = launches(b).zip(before).map(|(a, z)| a - z);
+    let t_queued = median_secs(b, samples, || vae.train_step_queued(b, &x, &mut opt, &sched))?;
+    let launches_txt = per_step.map_or(String::new(), |n| format!(", {n} kernels per step"));
+    print!("VAE step batch {batch}: checked {:.1} µs, queued {:.1} µs{launches_txt}", t_checked * 1e6, t_queued * 1e6);
+    // SAFETY: the step only queues kernels into buffers owned by `vae`, `opt` and `x`, which live
+    // until the end of this function; `graph` is declared after them and so dropped first.
+    let graph = unsafe { b.capture_graph(&mut || vae.train_step_queued(b, &x, &mut opt, &sched))? };
+    match graph {
+        Some(g) => {
+            let t_graph = median_secs(b, samples, || g.replay())?;
+            println!(", CUDA graph {:.1} µs ({:.0} images/s)", t_graph * 1e6, batch as f64 / t_graph);
+        }
+        None => println!(" ({:.0} images/s; no graphs on this backend)", batch as f64 / t_queued),
+    }
+    Ok(())
+}
+
+fn epoch_bench<B: Backend>(b: &B, data: &Mnist) -> Result<()> {
+    let mut trainer = VaeTrainer::new(b, VaeConfig::default(), VaeTrainConfig::default())?;
+    let mode = if b.device() == Device::Cpu { StepMode::Checked } else { StepMode::Resident };
+    // The first epoch pays the upload and the graph capture; time the second.
+    trainer.run_epoch(b, &data.train, &data.test, mode, |_, _, _| {})?;
+    let t0 = Instant::now();
+    let rec = trainer.run_epoch(b, &data.train, &data.test, mode, |_, _, _| {})?;
+    b.synchronize()?;
+    println!(
+        "epoch of {} images ({mode:?}, batch 128) + test evaluation: {:.3} s (train loss {:.2}, test −ELBO {:.2})",
+        data.train.len(),
+        t0.elapsed().as_secs_f64(),
+        rec.train.loss,
+        rec.test.neg_elbo()
+    );
+    Ok(())
+}
+
+fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>) -> Result<()> {
+    let big = b.device() != Device::Cpu;
+    println!("device: {}  (median of {samples} samples)", b.device());
+    latent_bench(b, samples, if big { 1 << 24 } else { 1 << 20 })?;
+    for batch in [128, 4096] {
+        step_bench(b, samples, batch)?;
+    }
+    let data = match data {
+        Some(dir) => Mnist::load(dir)?,
+        None => Mnist::committed_subset()?,
+    };
+    epoch_bench(b, &data)
+}
+
+fn main() {
+    let mut device = Device::Cpu;
+    let mut samples = 20;
+    let mut data = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next();
+        let parsed = match (a.as_str(), v) {
+            ("--device", Some(v)) => v.parse().map(|d| device = d).map_err(|e: latentkit::Error| e.to_string()),
+            ("--samples", Some(v)) => v.parse().map(|s| samples = s).map_err(|e| format!("--samples: {e}")),
+            ("--data", Some(v)) => {
+                data = Some(v);
+                Ok(())
+            }
+            (other, _) => Err(format!("unknown or incomplete option {other:?}")),
+        };
+        if let Err(e) = parsed {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
+    let res = match device {
+        Device::Cpu => run(&CpuBackend, samples, data.as_deref()),
+        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, samples, data.as_deref())),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
