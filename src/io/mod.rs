@@ -3,9 +3,11 @@
 //! the old file or the complete new one, never a half-written one.
 
 pub mod checkpoint;
+pub mod npy;
 pub mod png;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, NamedTensor};
+pub use npy::{save_npy_f32, save_projector_tsv};
 pub use png::{save_image_grid, save_line_plot, save_scatter, Series};
 
 use std::fs::{self, File, OpenOptions};
@@ -17,6 +19,11 @@ use crate::error::{Error, Result};
 
 /// Distinguishes temp files of concurrent writers within one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes a whole file atomically (see [`write_atomic`]'s rules): for CSVs and reports.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic("write_file_atomic", path, bytes)
+}
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory (so the rename stays on
 /// one filesystem), fsync, rename over the target, then fsync the directory (best effort). On

@@ -1,0 +1,72 @@
+//! Pair metrics for a siamese similarity head: scores are "higher means more similar", labels
+//! true for similar pairs.
+
+use crate::error::{Error, Result};
+
+fn check(op: &'static str, scores: &[f32], labels: &[bool]) -> Result<()> {
+    if scores.len() != labels.len() || scores.is_empty() {
+        return Err(Error::shape(op, format!("{} scores for {} labels", scores.len(), labels.len())));
+    }
+    if scores.iter().any(|s| s.is_nan()) {
+        return Err(Error::invalid(op, "NaN score"));
+    }
+    Ok(())
+}
+
+/// Area under the ROC curve: the probability that a random similar pair scores above a random
+/// dissimilar one, ties counting ½ (Mann–Whitney U). 0.5 when either class is absent.
+pub fn roc_auc(scores: &[f32], labels: &[bool]) -> Result<f64> {
+    check("roc_auc", scores, labels)?;
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Average ranks over ties, then the rank-sum of the positives.
+    let mut rank_sum = 0.0f64;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += idx[i..=j].iter().filter(|&&k| labels[k]).count() as f64 * avg_rank;
+        i = j + 1;
+    }
+    let pos = labels.iter().filter(|&&l| l).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return Ok(0.5);
+    }
+    Ok((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
+}
+
+/// Fraction of pairs classified right by `score > threshold ⇔ similar`.
+pub fn accuracy_at(scores: &[f32], labels: &[bool], threshold: f32) -> Result<f64> {
+    check("accuracy_at", scores, labels)?;
+    Ok(scores.iter().zip(labels).filter(|(&s, &l)| (s > threshold) == l).count() as f64 / scores.len() as f64)
+}
+
+/// The threshold (midpoint between consecutive distinct scores) that maximises accuracy on these
+/// pairs, and that accuracy; pick it on training pairs, report accuracy on test pairs.
+pub fn best_threshold(scores: &[f32], labels: &[bool]) -> Result<(f32, f64)> {
+    check("best_threshold", scores, labels)?;
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Threshold below everything: all predicted similar.
+    let mut correct = labels.iter().filter(|&&l| l).count() as i64;
+    let mut best = (scores[idx[0]] - 1.0, correct);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        // Moving the threshold past a group of equal scores flips all of them to "dissimilar".
+        while j < idx.len() && scores[idx[j]] == scores[idx[i]] {
+            correct += if labels[idx[j]] { -1 } else { 1 };
+            j += 1;
+        }
+        let t = if j < idx.len() { 0.5 * (scores[idx[i]] + scores[idx[j]]) } else { scores[idx[i]] + 1.0 };
+        if correct > best.1 {
+            best = (t, correct);
+        }
+        i = j;
+    }
+    Ok((best.0, best.1 as f64 / scores.len() as f64))
+}

@@ -1,0 +1,52 @@
+//! A 2-D principal-component projection for embedding scatter plots: the covariance (f64), its two
+//! leading eigenvectors by power iteration with deflation from a fixed start (deterministic), then
+//! the centred data projected on them.
+
+use crate::error::{Error, Result};
+
+pub fn pca_2d(x: &[f32], dim: usize) -> Result<Vec<(f32, f32)>> {
+    if dim == 0 || x.is_empty() || x.len() % dim != 0 {
+        return Err(Error::shape("pca_2d", format!("{} values are not rows of dimension {dim}", x.len())));
+    }
+    let n = x.len() / dim;
+    let mut mean = vec![0.0f64; dim];
+    for row in x.chunks_exact(dim) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += f64::from(v) / n as f64;
+        }
+    }
+    let mut cov = vec![0.0f64; dim * dim];
+    for row in x.chunks_exact(dim) {
+        let c: Vec<f64> = row.iter().zip(&mean).map(|(&v, m)| f64::from(v) - m).collect();
+        for i in 0..dim {
+            for j in 0..dim {
+                cov[i * dim + j] += c[i] * c[j];
+            }
+        }
+    }
+    let mut axes: Vec<Vec<f64>> = Vec::new();
+    for k in 0..2.min(dim) {
+        let mut v: Vec<f64> = (0..dim).map(|i| 1.0 + (i * 7 + k * 3) as f64 % 5.0).collect();
+        for _ in 0..300 {
+            let mut w: Vec<f64> = (0..dim).map(|i| (0..dim).map(|j| cov[i * dim + j] * v[j]).sum()).collect();
+            for a in &axes {
+                let p: f64 = w.iter().zip(a).map(|(x, y)| x * y).sum();
+                w.iter_mut().zip(a).for_each(|(x, y)| *x -= p * y);
+            }
+            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm < 1e-300 {
+                break;
+            }
+            v = w.into_iter().map(|x| x / norm).collect();
+        }
+        axes.push(v);
+    }
+    Ok(x.chunks_exact(dim)
+        .map(|row| {
+            let proj = |a: &Vec<f64>| {
+                row.iter().zip(&mean).zip(a).map(|((&v, m), w)| (f64::from(v) - m) * w).sum::<f64>() as f32
+            };
+            (proj(&axes[0]), axes.get(1).map_or(0.0, proj))
+        })
+        .collect())
+}
