@@ -5,6 +5,7 @@
 //! - precision@1: whether the nearest neighbour shares the label;
 //! - R-precision: the fraction of the R nearest that share it;
 //! - MAP@R: (1/R) Σ_{i ≤ R} P(i)·[neighbour i relevant], P(i) the precision among the first i.
+//!
 //! Queries with R = 0 are skipped (and counted). Exact (no approximate index): distances come from
 //! f32 GEMMs over query chunks (‖q‖² + ‖r‖² − 2·q·r, or 1 − q̂·r̂ for cosine), so memory stays
 //! O(chunk · references).
