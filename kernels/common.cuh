@@ -41,7 +41,8 @@ __device__ inline float sigmoid(float x) {
 
 __device__ inline float activation_fwd(int act, float x) {
     switch (act) {
-        case LK_ACT_RELU: return fmaxf(x, 0.0f);
+        // Not fmaxf: a NaN must reach the loss (and the non-finite check), as in PyTorch.
+        case LK_ACT_RELU: return x <= 0.0f ? 0.0f : x;
         case LK_ACT_SIGMOID: return sigmoid(x);
         case LK_ACT_TANH: return tanhf(x);
         default: return x;

@@ -177,3 +177,19 @@ parity_test!(grid_stride_covers_more_elements_than_the_grid, |b| {
     assert_close("relu 2^24+333", &got, &want, 0.0, 0.0);
     vec![Out::new("relu 2^24+333 tail", got[n - 1000..].to_vec())]
 });
+
+parity_test!(activations_propagate_nan, |b| {
+    // A NaN must reach the loss and its non-finite check; a max(x, 0) ReLU would hide it.
+    let x = tensor(b, &[3], &[f32::NAN, 1.5, -2.0]);
+    let mut outs = Vec::new();
+    for act in ACTS {
+        // Finite prefill: a NaN read back must come from the kernel, not from poisoning.
+        let mut y = tensor(b, &[3], &[7.0; 3]);
+        ew::activation_fwd(b, act, &x, &mut y).unwrap();
+        let got = host(b, &y);
+        assert!(got[0].is_nan(), "{act:?}(NaN) = {}", got[0]);
+        assert!(got[1..].iter().all(|v| v.is_finite()));
+        outs.push(Out::new(format!("{act:?} finite part"), got[1..].to_vec()).tol(1e-7, 4e-7));
+    }
+    outs
+});

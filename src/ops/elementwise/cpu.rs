@@ -33,7 +33,14 @@ pub fn softplus(x: f32) -> f32 {
 pub fn activation(act: Activation, x: f32) -> f32 {
     match act {
         Activation::None => x,
-        Activation::Relu => x.max(0.0),
+        // Not max(0): a NaN must reach the loss (and the non-finite check), as in PyTorch.
+        Activation::Relu => {
+            if x <= 0.0 {
+                0.0
+            } else {
+                x
+            }
+        }
         Activation::Sigmoid => sigmoid(x),
         Activation::Tanh => x.tanh(),
     }
