@@ -36,7 +36,12 @@ fn latent_bench<B: Backend>(b: &B, samples: usize, n: usize) -> Result<()> {
     let mut copy_dst = Tensor::zeros(b, &[4 * n])?;
     let t_copy = median_secs(b, samples, || copy_dst.copy_from(b, &copy_src))?;
     let copy_bw = 2.0 * 16.0 * n as f64 / t_copy;
-    println!("device copy of {} MiB: {:.1} µs, {:.1} GB/s (read + write)", (16 * n) >> 20, t_copy * 1e6, copy_bw * 1e-9);
+    println!(
+        "device copy of {} MiB: {:.1} µs, {:.1} GB/s (read + write)",
+        (16 * n) >> 20,
+        t_copy * 1e6,
+        copy_bw * 1e-9
+    );
 
     let (mu, lv, dz) = (
         rand_tensor(b, &[rows, cols], 2, -2.0, 2.0)?,
