@@ -7,7 +7,7 @@
 //! - `NVCC`, then `CUDA_HOME` / `CUDA_PATH` (`bin/nvcc`), then `PATH`, then the project-local
 //!   `.cuda-toolchain/cuda` of `scripts/install-cuda-toolchain.sh`, then `/usr/local/cuda`.
 //! - `LATENTKIT_CUDA_ARCHS`: comma-separated SM list, default `80,86,89,90`; SASS is built for each
-//!   and PTX for the last, so newer GPUs can JIT it.
+//!   and PTX for the newest, so newer GPUs can JIT it.
 
 use std::env;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ fn main() {
     let kernel_dir = manifest.join("kernels");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", kernel_dir.display());
-    for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "LATENTKIT_CUDA_ARCHS", "LIBCLANG_PATH"] {
+    for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "LATENTKIT_CUDA_ARCHS", "LIBCLANG_PATH", "CXX", "HOST_CXX"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     #[cfg(feature = "cuda")]
@@ -130,7 +130,8 @@ mod cuda {
                 .arg(host_cxx.path())
                 .arg("-I")
                 .arg(kernel_dir);
-            let newest = archs.last().expect("archs is non-empty");
+            let number = |a: &String| a.trim_end_matches(['a', 'f']).parse::<u32>().unwrap_or(0);
+            let newest = archs.iter().max_by_key(|a| number(a)).expect("archs is non-empty");
             for a in &archs {
                 if a == newest {
                     cmd.arg(format!("-gencode=arch=compute_{a},code=[sm_{a},compute_{a}]"));

@@ -162,7 +162,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     } else {
         (VaeTrainer::new(b, args.model, args.train)?, Vec::new())
     };
-    let m = trainer.vae.config();
+    let m = trainer.vae().config();
     println!(
         "VAE {}-{}-{} ({:?}) on {}: {} train / {} test images, batch {}, Adam lr {}, β {}",
         m.input,
@@ -172,15 +172,15 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
         b.device(),
         data.train.len(),
         data.test.len(),
-        trainer.cfg.batch,
-        trainer.cfg.adam.lr,
-        trainer.cfg.kl.beta
+        trainer.cfg().batch,
+        trainer.cfg().adam.lr,
+        trainer.cfg().kl.beta
     );
     let style =
         ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
             .map_err(|e| Error::InvalidArgument { op: "progress bar", msg: e.to_string() })?;
     while trainer.epoch < args.epochs {
-        let bar = ProgressBar::new((data.train.len() / trainer.cfg.batch) as u64).with_style(style.clone());
+        let bar = ProgressBar::new((data.train.len() / trainer.cfg().batch) as u64).with_style(style.clone());
         bar.set_prefix(format!("{}/{}", trainer.epoch + 1, args.epochs));
         let mut running = 0.0f64;
         let mode = args.mode.unwrap_or(if b.device() == Device::Cpu { StepMode::Checked } else { StepMode::Resident });
@@ -227,7 +227,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     let (side_h, side_w) = (data.test.rows, data.test.cols);
     let n = 32.min(data.test.len());
     let x = Tensor::from_slice(b, &[n, dim], &data.test.images[..n * dim])?;
-    let rec = trainer.vae.reconstruct(b, &x)?;
+    let rec = trainer.vae_mut().reconstruct(b, &x)?;
     let mut grid = Vec::with_capacity(2 * n * dim);
     for row in 0..n.div_ceil(8) {
         let (lo, hi) = (row * 8, ((row + 1) * 8).min(n));
@@ -235,7 +235,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
         grid.extend_from_slice(&rec[lo * dim..hi * dim]);
     }
     save_image_grid(&args.out.join("reconstructions.png"), &grid, grid.len() / dim, side_h, side_w, 8, 3)?;
-    let samples = trainer.vae.sample_prior(b, 64, 2026)?;
+    let samples = trainer.vae_mut().sample_prior(b, 64, 2026)?;
     save_image_grid(&args.out.join("prior_samples.png"), &samples, 64, side_h, side_w, 8, 3)?;
 
     if args.iwae_k > 0 {

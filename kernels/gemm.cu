@@ -1,6 +1,7 @@
 // GEMM, row-major: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, op ∈ {N, T}.
 //   A is stored [m, k] (lda ≥ k) or, transposed, [k, m] (lda ≥ m); likewise B: [k, n] or [n, k].
-//   beta == 0: C is not read (BLAS convention), so an uninitialised C can't leak NaN in.
+//   beta == 0: C is not read (BLAS convention), so an uninitialised C can't leak NaN in; alpha == 0:
+//   the product does not count (C = beta·C).
 //
 // gemm_tiled16_f32 is the simple, correct shared-memory kernel of the foundation: a 16×16 thread
 // block computes a 16×16 tile of C, looping over k in steps of 16; each thread loads one element of
@@ -34,6 +35,8 @@ LK_KERNEL void gemm_tiled16_f32(lk_gemm_params p, const float* __restrict__ a,
     }
     if (row < p.m && col < p.n) {
         float* out = c + row * p.ldc + col;
-        *out = p.beta == 0.0f ? p.alpha * acc : p.alpha * acc + p.beta * *out;
+        // alpha = 0 ignores A·B (NaN included) and beta = 0 ignores C, as BLAS does.
+        const float ab = p.alpha == 0.0f ? 0.0f : p.alpha * acc;
+        *out = p.beta == 0.0f ? ab : ab + p.beta * *out;
     }
 }

@@ -16,7 +16,10 @@
 #include "common.cuh"
 #include "philox.cuh"
 
-__device__ inline float clamp_logvar(float lv) { return fminf(fmaxf(lv, LK_LOGVAR_MIN), LK_LOGVAR_MAX); }
+// NaN passes through (fminf/fmaxf alone would turn it into −30 and hide it from the loss check).
+__device__ inline float clamp_logvar(float lv) {
+    return lv != lv ? lv : fminf(fmaxf(lv, LK_LOGVAR_MIN), LK_LOGVAR_MAX);
+}
 
 LK_KERNEL void reparam_kl_fwd_f32(lk_latent_params p, const uint32_t* __restrict__ offset_ptr,
                                   const float* __restrict__ mu, const float* __restrict__ logvar,
@@ -101,7 +104,7 @@ LK_KERNEL void vae_objective_f32(lk_kl_schedule_params p, const float* __restric
         if (p.use_free_bits) {
             const float m = kl_dim[c] / n;
             if (m < p.free_bits) w = 0.0f;
-            kl_objective += fmaxf(m, p.free_bits);
+            kl_objective += m != m ? m : fmaxf(m, p.free_bits);  // keep a NaN visible
         }
         kl_weight[c] = w;
     }

@@ -85,3 +85,20 @@ parity_test!(gemm_training_shapes, |b| {
     }
     outs
 });
+
+parity_test!(gemm_alpha_zero_ignores_a_and_b, |b| {
+    // BLAS: with α = 0, A·B does not count (a NaN in A must not leak into C): C = β·C.
+    let (m, n, k) = (7, 5, 3);
+    let a = tensor(b, &[m, k], &[f32::NAN; 21]);
+    let bm = tensor(b, &[k, n], &[1.0; 15]);
+    let c0 = rand_vec(&mut rng(43), m * n, -1.0, 1.0);
+    let mut c = tensor(b, &[m, n], &c0);
+    matmul(b, Transpose::No, Transpose::No, 0.0, &a, &bm, 0.5, &mut c).unwrap();
+    let got = host(b, &c);
+    let want: Vec<f32> = c0.iter().map(|v| 0.5 * v).collect();
+    assert_close("α = 0, β = 0.5", &got, &want, 0.0, 0.0);
+    let mut c = poisoned(b, &[m, n]);
+    matmul(b, Transpose::No, Transpose::No, 0.0, &a, &bm, 0.0, &mut c).unwrap();
+    assert_close("α = 0, β = 0", &host(b, &c), &vec![0.0; m * n], 0.0, 0.0);
+    vec![Out::new("α = 0", got)]
+});

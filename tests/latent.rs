@@ -217,3 +217,12 @@ parity_test!(reparam_kl_backward_matches_finite_differences, |b| {
     assert_close("dlogvar vs finite differences", &g_lv, &fd(1), 2e-3, 5e-3);
     vec![Out::new("dmu", g_mu), Out::new("dlogvar", g_lv).tol(1e-6, 1e-5)]
 });
+
+parity_test!(nan_log_variance_reaches_the_loss, |b| {
+    // A NaN log σ² must not be clamped into a finite value: the non-finite check depends on it.
+    let c = LatentCase { mu: vec![0.5, -0.5, 1.0], logvar: vec![f32::NAN, 0.1, -0.2], rows: 1, cols: 3 };
+    let (z, kl_row, kl_elem) = forward(b, &c, &CFG, 3);
+    assert!(z[0].is_nan() && kl_elem[0].is_nan() && kl_row[0].is_nan(), "{z:?} {kl_row:?} {kl_elem:?}");
+    assert!(z[1..].iter().chain(&kl_elem[1..]).all(|v| v.is_finite()));
+    vec![Out::new("finite z", z[1..].to_vec()).tol(1e-6, 2e-6)]
+});

@@ -528,8 +528,8 @@ fn checked_and_resident_modes_agree_on_cpu() {
                 calls += 1;
             })
             .unwrap();
-        assert_eq!((calls, t.step, t.opt.steps(&b).unwrap()), (10, 10, 10));
-        runs.push((rec, param_bits(&b, &t.vae), t.vae.noise_offset(&b).unwrap()));
+        assert_eq!((calls, t.step, t.opt().steps(&b).unwrap()), (10, 10, 10));
+        runs.push((rec, param_bits(&b, t.vae()), t.vae().noise_offset(&b).unwrap()));
     }
     let ((checked, p_checked, o_checked), (resident, p_resident, o_resident)) = (&runs[0], &runs[1]);
     // The same kernels on the same batches in the same order (gathered on the device instead of
@@ -566,13 +566,13 @@ fn resume_continues_exactly() {
         assert_eq!((a.epoch, a.step), (r.epoch, r.step));
         assert_eq!(stats_bits(a), stats_bits(r), "epoch {}: {a:?} vs {r:?}", i + 1);
     }
-    let (pw, pr) = (param_bits(&b, &whole.vae), param_bits(&b, &resumed.vae));
+    let (pw, pr) = (param_bits(&b, whole.vae()), param_bits(&b, resumed.vae()));
     for (i, name) in NAMES.iter().enumerate() {
         assert!(pw[i] == pr[i], "{name} differs after resuming");
     }
-    let moments = |t: &VaeTrainer<CpuBackend>| t.opt.state_dict(&b, &t.vae.params()).unwrap();
+    let moments = |t: &VaeTrainer<CpuBackend>| t.opt().state_dict(&b, &t.vae().params()).unwrap();
     assert_eq!(moments(&whole), moments(&resumed), "Adam state differs after resuming");
-    assert_eq!(whole.vae.noise_offset(&b).unwrap(), resumed.vae.noise_offset(&b).unwrap());
+    assert_eq!(whole.vae().noise_offset(&b).unwrap(), resumed.vae().noise_offset(&b).unwrap());
 }
 
 /// Trains one epoch, saves, sets one element of parameter `param` to NaN and checks that both
@@ -590,25 +590,25 @@ fn check_non_finite_stop(test: &str, param: &str, element: usize) {
     let saved = on_disk();
 
     {
-        let mut params = t.vae.params_mut();
+        let mut params = t.vae_mut().params_mut();
         let p = params.iter_mut().find(|p| p.name == param).unwrap();
         let mut v = host(&b, &p.value);
         v[element] = f32::NAN;
         p.value.copy_from_slice(&b, &v).unwrap();
     }
-    let before = param_bits(&b, &t.vae);
-    let (step, epoch, offset) = (t.step, t.epoch, t.vae.noise_offset(&b).unwrap());
+    let before = param_bits(&b, t.vae());
+    let (step, epoch, offset) = (t.step, t.epoch, t.vae().noise_offset(&b).unwrap());
 
     // Checked: the first step's loss is NaN and the step stops before any update.
     match t.run_epoch(&b, &data.train, &data.test, StepMode::Checked, no_progress) {
         Err(Error::NonFiniteLoss { step: s, value }) => assert!(s == step && value.is_nan(), "step {s}, value {value}"),
         other => panic!("{param}[{element}] = NaN: expected NonFiniteLoss, got {other:?}"),
     }
-    let after = param_bits(&b, &t.vae);
+    let after = param_bits(&b, t.vae());
     for (i, name) in NAMES.iter().enumerate() {
         assert!(before[i] == after[i], "{name} changed in the failed step");
     }
-    let state = (t.step, t.epoch, t.opt.steps(&b).unwrap(), t.vae.noise_offset(&b).unwrap());
+    let state = (t.step, t.epoch, t.opt().steps(&b).unwrap(), t.vae().noise_offset(&b).unwrap());
     assert_eq!(state, (step, epoch, 10, offset), "the failed step advanced the counters");
     assert!(saved == on_disk(), "the checkpoint changed");
 
@@ -621,7 +621,7 @@ fn check_non_finite_stop(test: &str, param: &str, element: usize) {
     assert!(saved == on_disk(), "the checkpoint changed");
     // The last good checkpoint still resumes, with finite weights, and trains.
     let mut back = VaeTrainer::resume(&b, dir.path(), VaeTrainConfig::default()).unwrap();
-    assert!(param_values(&b, &back.vae).iter().flatten().all(|v| v.is_finite()));
+    assert!(param_values(&b, back.vae()).iter().flatten().all(|v| v.is_finite()));
     back.run_epoch(&b, &data.train, &data.test, StepMode::Checked, no_progress).unwrap();
 }
 
@@ -662,7 +662,7 @@ fn checkpoint_uses_pytorch_names_and_layout() {
     want.sort();
     let got: Vec<(&str, Vec<usize>)> = tensors.iter().map(|t| (t.name.as_str(), t.shape.clone())).collect();
     assert_eq!(got, want);
-    for p in t.vae.params() {
+    for p in t.vae().params() {
         let saved = tensors.iter().find(|t| t.name == p.name).unwrap();
         assert!(bits(&saved.data) == bits(&host(&b, &p.value)), "{}: saved values differ", p.name);
     }
@@ -684,15 +684,15 @@ fn iwae_bound_is_at_least_the_elbo() {
     };
     // The ELBO (one sample, analytic KL) in DRAWS noise draws.
     const DRAWS: usize = 16;
-    let elbo: Vec<f64> = (0..DRAWS).map(|_| -f64::from(t.vae.evaluate(&b, &x).unwrap().neg_elbo())).collect();
+    let elbo: Vec<f64> = (0..DRAWS).map(|_| -f64::from(t.vae_mut().evaluate(&b, &x).unwrap().neg_elbo())).collect();
     let (elbo_m, elbo_sd) = mean_sd(&elbo);
-    let k64 = t.vae.iwae_bound(&b, &x, 64).unwrap();
+    let k64 = t.vae_mut().iwae_bound(&b, &x, 64).unwrap();
     assert_eq!(k64.len(), n);
     assert!(k64.iter().all(|v| v.is_finite()), "non-finite IWAE bound");
     let k64_m = k64.iter().sum::<f64>() / n as f64;
     // k = 1: the log importance weight of one sample, whose expectation is the ELBO exactly.
     let k1: Vec<f64> =
-        (0..DRAWS).map(|_| t.vae.iwae_bound(&b, &x, 1).unwrap().iter().sum::<f64>() / n as f64).collect();
+        (0..DRAWS).map(|_| t.vae_mut().iwae_bound(&b, &x, 1).unwrap().iter().sum::<f64>() / n as f64).collect();
     let (k1_m, k1_sd) = mean_sd(&k1);
     // Standard errors from the spread over draws (the images are the same in every draw, so this
     // is Monte Carlo noise only): measured 0.59/√16 and 0.54/√16 nats on the CPU.
@@ -737,4 +737,10 @@ fn bad_input_is_an_error() {
     let e = tiny.train_step(&b, &x, &mut opt, &KlSchedule { free_bits: -1.0, ..KlSchedule::default() }, 0).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
     assert!(tiny.train_step(&b, &x, &mut opt, &KlSchedule::default(), 0).unwrap().loss.is_finite());
+}
+
+/// A NaN reaching log σ² must not be clamped away (the clamp passes NaN through).
+#[test]
+fn non_finite_loss_from_the_log_variance_head_stops_training() {
+    check_non_finite_stop("non_finite_fc22", "fc22.bias", 3);
 }

@@ -302,8 +302,8 @@ impl<B: Backend> Vae<B> {
         self.with_buffers(b, x, |vae, s| {
             vae.forward_objective(b, x, s, sched, opt.step_state())?;
             let st = vae.read_stats(b)?;
-            if !st.loss.is_finite() {
-                return Err(Error::NonFiniteLoss { step, value: st.loss });
+            if let Some(bad) = [st.loss, st.recon, st.kl].into_iter().find(|v| !v.is_finite()) {
+                return Err(Error::NonFiniteLoss { step, value: bad });
             }
             vae.backward(b, x, s)?;
             opt.step(b, &mut vae.params_mut())?;

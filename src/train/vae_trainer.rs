@@ -72,9 +72,9 @@ pub struct VaeTrainer<B: Backend> {
     /// Declared first so it is dropped before the buffers its kernels point into.
     graph: Option<Box<dyn ReplayGraph>>,
     resident: Option<Resident<B>>,
-    pub vae: Vae<B>,
-    pub opt: Adam<B>,
-    pub cfg: VaeTrainConfig,
+    vae: Vae<B>,
+    opt: Adam<B>,
+    cfg: VaeTrainConfig,
     /// Epochs completed.
     pub epoch: usize,
     /// Optimisation steps taken.
@@ -101,6 +101,38 @@ impl<B: Backend> VaeTrainer<B> {
             x: Tensor::zeros(b, &[cfg.batch, model.input])?,
             host_batch: vec![0.0; cfg.batch * model.input],
         })
+    }
+
+    /// The model (read-only: the captured graph stays valid).
+    pub fn vae(&self) -> &Vae<B> {
+        &self.vae
+    }
+
+    /// The model, mutable. A captured step graph points at the model's buffers and bakes in its
+    /// settings, so it is dropped here and captured again by the next resident epoch.
+    pub fn vae_mut(&mut self) -> &mut Vae<B> {
+        self.graph = None;
+        &mut self.vae
+    }
+
+    pub fn opt(&self) -> &Adam<B> {
+        &self.opt
+    }
+
+    /// The optimizer, mutable (e.g. to change the learning rate); drops the captured graph.
+    pub fn opt_mut(&mut self) -> &mut Adam<B> {
+        self.graph = None;
+        &mut self.opt
+    }
+
+    pub fn cfg(&self) -> &VaeTrainConfig {
+        &self.cfg
+    }
+
+    /// The training settings, mutable; drops the captured graph.
+    pub fn cfg_mut(&mut self) -> &mut VaeTrainConfig {
+        self.graph = None;
+        &mut self.cfg
     }
 
     /// Trains one epoch over `train` (shuffled, the last partial batch dropped) and evaluates on
@@ -162,8 +194,8 @@ impl<B: Backend> VaeTrainer<B> {
         let sums = self.vae.take_running_stats(b)?;
         let n = steps as f32;
         let train_stats = StepStats { loss: sums.loss / n, recon: sums.recon / n, kl: sums.kl / n };
-        if !train_stats.loss.is_finite() {
-            return Err(Error::NonFiniteLoss { step: self.step, value: train_stats.loss });
+        if let Some(bad) = [train_stats.loss, train_stats.recon, train_stats.kl].into_iter().find(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteLoss { step: self.step, value: bad });
         }
         let test_stats = self.evaluate(b, test)?;
         self.epoch += 1;
@@ -176,18 +208,24 @@ impl<B: Backend> VaeTrainer<B> {
         })
     }
 
-    /// Uploads the training images once (again only if the split changes size) and this epoch's
-    /// order, and rewinds the cursor.
+    /// Puts the training images, this epoch's order and a rewound cursor on the device. The
+    /// images are copied every epoch into the same buffers (so the graph's pointers stay valid and
+    /// a different split of the same size is never mistaken for the old one); new buffers, and a
+    /// new capture, only when the size changes.
     fn load_resident(&mut self, b: &B, train: &MnistSplit, order: &[usize]) -> Result<()> {
         let dim = train.dim();
-        if self.resident.as_ref().is_none_or(|r| r.images.shape() != [train.len(), dim]) {
-            // The graph points into the old buffers: drop it before they go.
-            self.graph = None;
-            self.resident = Some(Resident {
-                images: Tensor::from_slice(b, &[train.len(), dim], &train.images)?,
-                index: Tensor::zeros(b, &[train.len()])?,
-                cursor: Tensor::zeros(b, &[1])?,
-            });
+        let shape = [train.len(), dim];
+        match self.resident.as_mut() {
+            Some(r) if r.images.shape() == shape => r.images.copy_from_slice(b, &train.images)?,
+            _ => {
+                // The graph points into the old buffers: drop it before they go.
+                self.graph = None;
+                self.resident = Some(Resident {
+                    images: Tensor::from_slice(b, &shape, &train.images)?,
+                    index: Tensor::zeros(b, &[train.len()])?,
+                    cursor: Tensor::zeros(b, &[1])?,
+                });
+            }
         }
         let r = self.resident.as_mut().ok_or_else(|| Error::invalid("VaeTrainer", "resident data missing"))?;
         let order: Vec<u32> = order.iter().map(|&i| i as u32).collect();
@@ -211,8 +249,9 @@ impl<B: Backend> VaeTrainer<B> {
         };
         // SAFETY: the step only queues kernels (buffers were prepared above, nothing is read back);
         // every buffer it touches belongs to this trainer (model, buffer sets that are never freed,
-        // optimizer state, resident data, batch tensor), and `graph` is dropped before any of them
-        // (field order; load_resident drops it before replacing the resident data).
+        // optimizer state, resident data, batch tensor), which hands out mutable access to them
+        // only through vae_mut / opt_mut / cfg_mut, and those drop the graph; load_resident drops
+        // it before replacing the resident data; and field order drops it before the buffers.
         match unsafe { b.capture_graph(&mut step)? } {
             Some(g) => {
                 g.replay()?;

@@ -28,7 +28,8 @@ pub fn gemm_ref(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<
             let dot: f64 = (0..spec.k).map(|p| f64::from(a_at(spec, a, i, p)) * f64::from(b_at(spec, b, p, j))).sum();
             let out = &mut c[i * spec.ldc + j];
             let prev = if spec.beta == 0.0 { 0.0 } else { f64::from(spec.beta) * f64::from(*out) };
-            *out = (f64::from(spec.alpha) * dot + prev) as f32;
+            let ab = if spec.alpha == 0.0 { 0.0 } else { f64::from(spec.alpha) * dot };
+            *out = (ab + prev) as f32;
         }
     }
     Ok(())
@@ -38,6 +39,15 @@ pub fn gemm_ref(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<
 /// both transposes are a swap of strides rather than a copy.
 pub fn gemm_fast(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
     spec.validate(a.len(), b.len(), c.len())?;
+    if spec.alpha == 0.0 {
+        // BLAS: A and B are not read; C = beta·C (and C is not read when beta = 0 either).
+        for row in c.chunks_mut(spec.ldc).take(spec.m) {
+            for v in &mut row[..spec.n] {
+                *v = if spec.beta == 0.0 { 0.0 } else { spec.beta * *v };
+            }
+        }
+        return Ok(());
+    }
     let (rsa, csa) = if spec.trans_a.is_yes() { (1, spec.lda) } else { (spec.lda, 1) };
     let (rsb, csb) = if spec.trans_b.is_yes() { (1, spec.ldb) } else { (spec.ldb, 1) };
     // SAFETY: validate above proved that all addressed elements lie

@@ -94,7 +94,7 @@ pub fn vae_objective(
             if m < sched.free_bits {
                 *w = 0.0;
             }
-            kl_objective += m.max(sched.free_bits);
+            kl_objective += if m.is_nan() { m } else { m.max(sched.free_bits) };
         }
     }
     let loss = recon + beta * kl_objective;
