@@ -101,4 +101,122 @@ enum {
     LK_VAE_STAT_LEN = 3
 };
 
+/* ==== metric learning: pairwise distance, triplet mining, k-NN (kernels/distance.cu, mining.cu) ==== */
+
+/* The distance κ between two embeddings q, r (see src/ops/distance):
+ *   SQEUCLIDEAN: max(‖q‖² + ‖r‖² − 2 q·r, 0)      EUCLIDEAN: √ of that
+ *   COSINE:      1 − q·r / (max(‖q‖, LK_COSINE_NORM_FLOOR) · max(‖r‖, LK_COSINE_NORM_FLOOR)) */
+typedef enum lk_metric {
+    LK_METRIC_SQEUCLIDEAN = 0,
+    LK_METRIC_EUCLIDEAN = 1,
+    LK_METRIC_COSINE = 2
+} lk_metric;
+
+/* Floor of each norm in the cosine distance: a zero vector has cosine 0 (distance 1), not NaN. */
+#define LK_COSINE_NORM_FLOOR 1e-12f
+
+/* "No index" in the u32 index outputs (no valid positive / negative). */
+#define LK_INDEX_NONE 0xffffffffu
+
+/* Pairwise distance forward (x = q [n, d], y = r [m, d]) and backward (dx [n, d] from y [m, d] and
+ * g, with g(a, b) = trans_g ? g[b·ldg + a] : g[a·ldg + b]). */
+typedef struct lk_distance_params {
+    int64_t n;
+    int64_t m;
+    int64_t d;
+    int64_t ldg;
+    int32_t metric;
+    int32_t trans_g;
+} lk_distance_params;
+
+/* Triplet miners (src/ops/mining). */
+typedef enum lk_miner {
+    LK_MINER_BATCH_HARD = 0,
+    LK_MINER_SEMIHARD_FACENET = 1,
+    LK_MINER_SEMIHARD_TFA = 2,
+    LK_MINER_SEMIHARD_CFTP = 3,
+    LK_MINER_BATCH_ALL = 4
+} lk_miner;
+
+/* One fused triplet launch. Anchors are the rows of q [n, d] (labels ql [n]), references the rows of
+ * r [m, d] (labels rl [m]). metric is the metric of κ after folding `squared` (Euclidean + squared
+ * runs as SQEUCLIDEAN); the loss works on ℓ = square_kappa ? κ² : κ; the statistics report
+ * δ = sqrt_stats ? √κ : κ. Row kernels handle the anchors [row0, row0 + rows). scale multiplies the
+ * gradient (backward). */
+typedef struct lk_triplet_params {
+    int64_t n;
+    int64_t m;
+    int64_t d;
+    int64_t row0;
+    int64_t rows;
+    float margin;
+    float collapse_eps;
+    float scale;
+    int32_t metric;
+    int32_t square_kappa;
+    int32_t sqrt_stats;
+    int32_t miner;
+    int32_t same_set;
+    int32_t tfa_compat;
+    int32_t _pad;
+} lk_triplet_params;
+
+/* Per-anchor outputs of the triplet forward, as planes of [LEN, n] buffers: u32 ... */
+enum {
+    LK_ANCHOR_POS_IDX = 0,    /* chosen positive (one-triplet miners), LK_INDEX_NONE otherwise */
+    LK_ANCHOR_NEG_IDX = 1,    /* chosen negative (one-triplet miners), LK_INDEX_NONE otherwise */
+    LK_ANCHOR_TRIPLETS = 2,   /* triplets of this anchor that enter the loss */
+    LK_ANCHOR_ACTIVE = 3,     /* of those, with a loss > 0 */
+    LK_ANCHOR_N_POS = 4,      /* valid anchor–positive pairs */
+    LK_ANCHOR_N_NEG = 5,      /* anchor–negative pairs */
+    LK_ANCHOR_N_COLLAPSE = 6, /* of those pairs, with δ < collapse_eps */
+    LK_ANCHOR_U32_LEN = 7
+};
+/* ... and f32. */
+enum {
+    LK_ANCHOR_LOSS = 0,       /* Σ of this anchor's triplet losses */
+    LK_ANCHOR_KAPPA_POS = 1,  /* κ of the chosen positive pair (one-triplet miners) */
+    LK_ANCHOR_KAPPA_NEG = 2,  /* κ of the chosen negative pair (one-triplet miners) */
+    LK_ANCHOR_SUM_D_POS = 3,  /* Σ δ over the anchor–positive pairs */
+    LK_ANCHOR_SUM_D_NEG = 4,  /* Σ δ over the anchor–negative pairs */
+    LK_ANCHOR_F32_LEN = 5
+};
+
+/* The batch statistics (u32 words; f32 fields hold the float's bits, 64-bit counts two words). */
+enum {
+    LK_TRIPLET_STAT_LOSS = 0,
+    LK_TRIPLET_STAT_ACTIVE_FRACTION = 1,
+    LK_TRIPLET_STAT_MEAN_D_AP = 2,
+    LK_TRIPLET_STAT_MEAN_D_AN = 3,
+    LK_TRIPLET_STAT_COLLAPSE_FRACTION = 4,
+    LK_TRIPLET_STAT_GRAD_WEIGHT = 5, /* f32: 1 / (the loss's divisor), 0 when it is 0 */
+    LK_TRIPLET_STAT_VALID_ANCHORS = 6,
+    LK_TRIPLET_STAT_SKIPPED_ANCHORS = 7,
+    LK_TRIPLET_STAT_TRIPLETS_LO = 8,
+    LK_TRIPLET_STAT_TRIPLETS_HI = 9,
+    LK_TRIPLET_STAT_ACTIVE_LO = 10,
+    LK_TRIPLET_STAT_ACTIVE_HI = 11,
+    LK_TRIPLET_STAT_LEN = 12
+};
+
+/* Exact k nearest references of each query (kernels/mining.cu). */
+#define LK_KNN_MAX_K 64
+typedef struct lk_knn_params {
+    int64_t n;
+    int64_t m;
+    int64_t d;
+    int64_t k;
+    int32_t metric;
+    int32_t same_set;
+} lk_knn_params;
+
+/* Contrastive loss (kernels/metric_loss.cu): rows n, dimension d, margin, and the weight of each
+ * pair's gradient (batch form: scale / (n(n − 1)/2)). */
+typedef struct lk_contrastive_params {
+    int64_t n;
+    int64_t d;
+    float margin;
+    float weight;
+} lk_contrastive_params;
+
 #endif /* LATENTKIT_ABI_H */

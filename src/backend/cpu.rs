@@ -310,4 +310,258 @@ impl Backend for CpuBackend {
     unsafe fn gemm_f32(&self, spec: &GemmSpec, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
         gemm::gemm_fast(spec, a, b, c)
     }
+
+    // ==== metric learning: pairwise distance (src/ops/distance) ====
+    unsafe fn pairwise_distance_fwd_f32(
+        &self,
+        metric: crate::ops::distance::Metric,
+        q: &Vec<f32>,
+        r: &Vec<f32>,
+        out: &mut Vec<f32>,
+        n: usize,
+        m: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::distance::cpu::pairwise_fwd(metric, &q[..n * d], &r[..m * d], &mut out[..n * m], d);
+        Ok(())
+    }
+
+    unsafe fn pairwise_distance_bwd_f32(
+        &self,
+        metric: crate::ops::distance::Metric,
+        q: &Vec<f32>,
+        r: &Vec<f32>,
+        g: &Vec<f32>,
+        dq: &mut Vec<f32>,
+        dr: &mut Vec<f32>,
+        n: usize,
+        m: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::distance::cpu::pairwise_bwd(
+            metric,
+            &q[..n * d],
+            &r[..m * d],
+            &g[..n * m],
+            &mut dq[..n * d],
+            &mut dr[..m * d],
+            d,
+        );
+        Ok(())
+    }
+
+    // ---- fused triplet mining + loss (src/ops/mining) ----
+    unsafe fn triplet_fwd_f32(
+        &self,
+        p: &crate::ops::mining::TripletProblem,
+        q: &Vec<f32>,
+        q_labels: &Vec<u32>,
+        r: &Vec<f32>,
+        r_labels: &Vec<u32>,
+        ws: &mut crate::ops::mining::TripletWorkspace<Self>,
+    ) -> Result<()> {
+        let (n, m, d) = (p.n, p.m, p.d);
+        crate::ops::mining::cpu::triplet_fwd(
+            p,
+            &q[..n * d],
+            &q_labels[..n],
+            &r[..m * d],
+            &r_labels[..m],
+            ws.anchor_u32.buf_mut(),
+            ws.anchor_f32.buf_mut(),
+            ws.stats.buf_mut(),
+        );
+        Ok(())
+    }
+
+    unsafe fn triplet_bwd_f32(
+        &self,
+        p: &crate::ops::mining::TripletProblem,
+        q: &Vec<f32>,
+        q_labels: &Vec<u32>,
+        r: &Vec<f32>,
+        r_labels: &Vec<u32>,
+        ws: &mut crate::ops::mining::TripletWorkspace<Self>,
+        dq: &mut Vec<f32>,
+        dr: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
+        let (n, m, d) = (p.n, p.m, p.d);
+        crate::ops::mining::cpu::triplet_bwd(
+            p,
+            &q[..n * d],
+            &q_labels[..n],
+            &r[..m * d],
+            &r_labels[..m],
+            ws.stats.buf(),
+            &mut dq[..n * d],
+            dr.map(|t| &mut t[..m * d]),
+        );
+        Ok(())
+    }
+
+    // ---- exact k-NN (src/ops/knn) ----
+    unsafe fn knn_f32(
+        &self,
+        metric: crate::ops::distance::Metric,
+        q: &Vec<f32>,
+        r: &Vec<f32>,
+        out_idx: &mut Vec<u32>,
+        out_dist: &mut Vec<f32>,
+        n: usize,
+        m: usize,
+        d: usize,
+        k: usize,
+        same_set: bool,
+    ) -> Result<()> {
+        crate::ops::knn::cpu::knn(
+            metric,
+            &q[..n * d],
+            &r[..m * d],
+            d,
+            k,
+            same_set,
+            &mut out_idx[..n * k],
+            &mut out_dist[..n * k],
+        );
+        Ok(())
+    }
+
+    // ---- pair losses: contrastive, siamese cosine head (src/ops/metric_loss) ----
+
+    unsafe fn contrastive_pair_fwd_f32(
+        &self,
+        margin: f32,
+        x1: &Vec<f32>,
+        x2: &Vec<f32>,
+        y: &Vec<u32>,
+        loss: &mut Vec<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cpu::contrastive_pair_fwd(
+            margin,
+            &x1[..n * d],
+            &x2[..n * d],
+            &y[..n],
+            &mut loss[..n],
+            d,
+        );
+        Ok(())
+    }
+
+    unsafe fn contrastive_pair_bwd_f32(
+        &self,
+        margin: f32,
+        x1: &Vec<f32>,
+        x2: &Vec<f32>,
+        y: &Vec<u32>,
+        g: &Vec<f32>,
+        dx1: &mut Vec<f32>,
+        dx2: &mut Vec<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cpu::contrastive_pair_bwd(
+            margin,
+            &x1[..n * d],
+            &x2[..n * d],
+            &y[..n],
+            &g[..n],
+            &mut dx1[..n * d],
+            &mut dx2[..n * d],
+            d,
+        );
+        Ok(())
+    }
+
+    unsafe fn contrastive_batch_fwd_f32(
+        &self,
+        margin: f32,
+        x: &Vec<f32>,
+        labels: &Vec<u32>,
+        row_loss: &mut Vec<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cpu::contrastive_batch_fwd(margin, &x[..n * d], &labels[..n], &mut row_loss[..n], d);
+        Ok(())
+    }
+
+    unsafe fn contrastive_batch_bwd_f32(
+        &self,
+        margin: f32,
+        weight: f32,
+        x: &Vec<f32>,
+        labels: &Vec<u32>,
+        dx: &mut Vec<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cpu::contrastive_batch_bwd(
+            margin,
+            weight,
+            &x[..n * d],
+            &labels[..n],
+            &mut dx[..n * d],
+            d,
+        );
+        Ok(())
+    }
+
+    unsafe fn siamese_cos_fwd_f32(
+        &self,
+        x1: &Vec<f32>,
+        x2: &Vec<f32>,
+        y: &Vec<f32>,
+        scale: &Vec<f32>,
+        bias: &Vec<f32>,
+        logits: &mut Vec<f32>,
+        loss: &mut Vec<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cpu::siamese_cos_fwd(
+            &x1[..n * d],
+            &x2[..n * d],
+            &y[..n],
+            scale[0],
+            bias[0],
+            &mut logits[..n],
+            &mut loss[..n],
+            d,
+        );
+        Ok(())
+    }
+
+    unsafe fn siamese_cos_bwd_f32(
+        &self,
+        x1: &Vec<f32>,
+        x2: &Vec<f32>,
+        y: &Vec<f32>,
+        g: &Vec<f32>,
+        scale: &Vec<f32>,
+        bias: &Vec<f32>,
+        dx1: &mut Vec<f32>,
+        dx2: &mut Vec<f32>,
+        dscale: &mut Vec<f32>,
+        dbias: &mut Vec<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        let (ds, db) = crate::ops::metric_loss::cpu::siamese_cos_bwd(
+            &x1[..n * d],
+            &x2[..n * d],
+            &y[..n],
+            &g[..n],
+            scale[0],
+            bias[0],
+            &mut dx1[..n * d],
+            &mut dx2[..n * d],
+            d,
+        );
+        dscale[0] = ds;
+        dbias[0] = db;
+        Ok(())
+    }
+    // ==== end metric learning ====
 }

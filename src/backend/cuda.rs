@@ -40,6 +40,15 @@ pub(crate) mod abi {
     unsafe impl cudarc::driver::DeviceRepr for lk_latent_params {}
     // SAFETY: as above.
     unsafe impl cudarc::driver::DeviceRepr for lk_kl_schedule_params {}
+    // ---- metric learning (src/ops/distance, src/ops/mining) ----
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for lk_distance_params {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for lk_triplet_params {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for lk_knn_params {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for lk_contrastive_params {}
 }
 
 /// One compiled `kernels/<name>.cu`.
@@ -461,4 +470,158 @@ impl Backend for CudaBackend {
     ) -> Result<()> {
         gemm::gemm(self, spec, a, b, c)
     }
+
+    // ==== metric learning: pairwise distance (src/ops/distance) ====
+    unsafe fn pairwise_distance_fwd_f32(
+        &self,
+        metric: crate::ops::distance::Metric,
+        q: &CudaSlice<f32>,
+        r: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+        n: usize,
+        m: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::distance::cuda::fwd(self, metric, q, r, out, n, m, d)
+    }
+    unsafe fn pairwise_distance_bwd_f32(
+        &self,
+        metric: crate::ops::distance::Metric,
+        q: &CudaSlice<f32>,
+        r: &CudaSlice<f32>,
+        g: &CudaSlice<f32>,
+        dq: &mut CudaSlice<f32>,
+        dr: &mut CudaSlice<f32>,
+        n: usize,
+        m: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::distance::cuda::bwd(self, metric, q, r, g, dq, dr, n, m, d)
+    }
+
+    // ---- fused triplet mining + loss (src/ops/mining) ----
+    unsafe fn triplet_fwd_f32(
+        &self,
+        p: &crate::ops::mining::TripletProblem,
+        q: &CudaSlice<f32>,
+        q_labels: &CudaSlice<u32>,
+        r: &CudaSlice<f32>,
+        r_labels: &CudaSlice<u32>,
+        ws: &mut crate::ops::mining::TripletWorkspace<Self>,
+    ) -> Result<()> {
+        crate::ops::mining::cuda::triplet_fwd(self, p, q, q_labels, r, r_labels, ws)
+    }
+    unsafe fn triplet_bwd_f32(
+        &self,
+        p: &crate::ops::mining::TripletProblem,
+        q: &CudaSlice<f32>,
+        q_labels: &CudaSlice<u32>,
+        r: &CudaSlice<f32>,
+        r_labels: &CudaSlice<u32>,
+        ws: &mut crate::ops::mining::TripletWorkspace<Self>,
+        dq: &mut CudaSlice<f32>,
+        dr: Option<&mut CudaSlice<f32>>,
+    ) -> Result<()> {
+        crate::ops::mining::cuda::triplet_bwd(self, p, q, q_labels, r, r_labels, ws, dq, dr)
+    }
+
+    // ---- exact k-NN (src/ops/knn) ----
+    unsafe fn knn_f32(
+        &self,
+        metric: crate::ops::distance::Metric,
+        q: &CudaSlice<f32>,
+        r: &CudaSlice<f32>,
+        out_idx: &mut CudaSlice<u32>,
+        out_dist: &mut CudaSlice<f32>,
+        n: usize,
+        m: usize,
+        d: usize,
+        k: usize,
+        same_set: bool,
+    ) -> Result<()> {
+        crate::ops::knn::cuda::knn(self, metric, q, r, out_idx, out_dist, n, m, d, k, same_set)
+    }
+
+    // ---- pair losses: contrastive, siamese cosine head (src/ops/metric_loss) ----
+    unsafe fn contrastive_pair_fwd_f32(
+        &self,
+        margin: f32,
+        x1: &CudaSlice<f32>,
+        x2: &CudaSlice<f32>,
+        y: &CudaSlice<u32>,
+        loss: &mut CudaSlice<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cuda::pair_fwd(self, margin, x1, x2, y, loss, n, d)
+    }
+    unsafe fn contrastive_pair_bwd_f32(
+        &self,
+        margin: f32,
+        x1: &CudaSlice<f32>,
+        x2: &CudaSlice<f32>,
+        y: &CudaSlice<u32>,
+        g: &CudaSlice<f32>,
+        dx1: &mut CudaSlice<f32>,
+        dx2: &mut CudaSlice<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cuda::pair_bwd(self, margin, x1, x2, y, g, dx1, dx2, n, d)
+    }
+    unsafe fn contrastive_batch_fwd_f32(
+        &self,
+        margin: f32,
+        x: &CudaSlice<f32>,
+        labels: &CudaSlice<u32>,
+        row_loss: &mut CudaSlice<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cuda::batch_fwd(self, margin, x, labels, row_loss, n, d)
+    }
+    unsafe fn contrastive_batch_bwd_f32(
+        &self,
+        margin: f32,
+        weight: f32,
+        x: &CudaSlice<f32>,
+        labels: &CudaSlice<u32>,
+        dx: &mut CudaSlice<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cuda::batch_bwd(self, margin, weight, x, labels, dx, n, d)
+    }
+    unsafe fn siamese_cos_fwd_f32(
+        &self,
+        x1: &CudaSlice<f32>,
+        x2: &CudaSlice<f32>,
+        y: &CudaSlice<f32>,
+        scale: &CudaSlice<f32>,
+        bias: &CudaSlice<f32>,
+        logits: &mut CudaSlice<f32>,
+        loss: &mut CudaSlice<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cuda::siamese_fwd(self, x1, x2, y, scale, bias, logits, loss, n, d)
+    }
+    unsafe fn siamese_cos_bwd_f32(
+        &self,
+        x1: &CudaSlice<f32>,
+        x2: &CudaSlice<f32>,
+        y: &CudaSlice<f32>,
+        g: &CudaSlice<f32>,
+        scale: &CudaSlice<f32>,
+        bias: &CudaSlice<f32>,
+        dx1: &mut CudaSlice<f32>,
+        dx2: &mut CudaSlice<f32>,
+        dscale: &mut CudaSlice<f32>,
+        dbias: &mut CudaSlice<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()> {
+        crate::ops::metric_loss::cuda::siamese_bwd(self, x1, x2, y, g, scale, bias, dx1, dx2, dscale, dbias, n, d)
+    }
+    // ==== end metric learning ====
 }

@@ -262,4 +262,158 @@ impl Backend for CudaBackend {
     ) -> Result<()> {
         match self.never {}
     }
+
+    // ==== metric learning: pairwise distance (src/ops/distance) ====
+    unsafe fn pairwise_distance_fwd_f32(
+        &self,
+        _metric: crate::ops::distance::Metric,
+        _q: &NoBuffer<f32>,
+        _r: &NoBuffer<f32>,
+        _out: &mut NoBuffer<f32>,
+        _n: usize,
+        _m: usize,
+        _d: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn pairwise_distance_bwd_f32(
+        &self,
+        _metric: crate::ops::distance::Metric,
+        _q: &NoBuffer<f32>,
+        _r: &NoBuffer<f32>,
+        _g: &NoBuffer<f32>,
+        _dq: &mut NoBuffer<f32>,
+        _dr: &mut NoBuffer<f32>,
+        _n: usize,
+        _m: usize,
+        _d: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+
+    // ---- fused triplet mining + loss (src/ops/mining) ----
+    unsafe fn triplet_fwd_f32(
+        &self,
+        _p: &crate::ops::mining::TripletProblem,
+        _q: &NoBuffer<f32>,
+        _q_labels: &NoBuffer<u32>,
+        _r: &NoBuffer<f32>,
+        _r_labels: &NoBuffer<u32>,
+        _ws: &mut crate::ops::mining::TripletWorkspace<Self>,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn triplet_bwd_f32(
+        &self,
+        _p: &crate::ops::mining::TripletProblem,
+        _q: &NoBuffer<f32>,
+        _q_labels: &NoBuffer<u32>,
+        _r: &NoBuffer<f32>,
+        _r_labels: &NoBuffer<u32>,
+        _ws: &mut crate::ops::mining::TripletWorkspace<Self>,
+        _dq: &mut NoBuffer<f32>,
+        _dr: Option<&mut NoBuffer<f32>>,
+    ) -> Result<()> {
+        match self.never {}
+    }
+
+    // ---- exact k-NN (src/ops/knn) ----
+    unsafe fn knn_f32(
+        &self,
+        _metric: crate::ops::distance::Metric,
+        _q: &NoBuffer<f32>,
+        _r: &NoBuffer<f32>,
+        _out_idx: &mut NoBuffer<u32>,
+        _out_dist: &mut NoBuffer<f32>,
+        _n: usize,
+        _m: usize,
+        _d: usize,
+        _k: usize,
+        _same_set: bool,
+    ) -> Result<()> {
+        match self.never {}
+    }
+
+    // ---- pair losses: contrastive, siamese cosine head (src/ops/metric_loss) ----
+    unsafe fn contrastive_pair_fwd_f32(
+        &self,
+        _margin: f32,
+        _x1: &NoBuffer<f32>,
+        _x2: &NoBuffer<f32>,
+        _y: &NoBuffer<u32>,
+        _loss: &mut NoBuffer<f32>,
+        _n: usize,
+        _d: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn contrastive_pair_bwd_f32(
+        &self,
+        _margin: f32,
+        _x1: &NoBuffer<f32>,
+        _x2: &NoBuffer<f32>,
+        _y: &NoBuffer<u32>,
+        _g: &NoBuffer<f32>,
+        _dx1: &mut NoBuffer<f32>,
+        _dx2: &mut NoBuffer<f32>,
+        _n: usize,
+        _d: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn contrastive_batch_fwd_f32(
+        &self,
+        _margin: f32,
+        _x: &NoBuffer<f32>,
+        _labels: &NoBuffer<u32>,
+        _row_loss: &mut NoBuffer<f32>,
+        _n: usize,
+        _d: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn contrastive_batch_bwd_f32(
+        &self,
+        _margin: f32,
+        _weight: f32,
+        _x: &NoBuffer<f32>,
+        _labels: &NoBuffer<u32>,
+        _dx: &mut NoBuffer<f32>,
+        _n: usize,
+        _d: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn siamese_cos_fwd_f32(
+        &self,
+        _x1: &NoBuffer<f32>,
+        _x2: &NoBuffer<f32>,
+        _y: &NoBuffer<f32>,
+        _scale: &NoBuffer<f32>,
+        _bias: &NoBuffer<f32>,
+        _logits: &mut NoBuffer<f32>,
+        _loss: &mut NoBuffer<f32>,
+        _n: usize,
+        _d: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    unsafe fn siamese_cos_bwd_f32(
+        &self,
+        _x1: &NoBuffer<f32>,
+        _x2: &NoBuffer<f32>,
+        _y: &NoBuffer<f32>,
+        _g: &NoBuffer<f32>,
+        _scale: &NoBuffer<f32>,
+        _bias: &NoBuffer<f32>,
+        _dx1: &mut NoBuffer<f32>,
+        _dx2: &mut NoBuffer<f32>,
+        _dscale: &mut NoBuffer<f32>,
+        _dbias: &mut NoBuffer<f32>,
+        _n: usize,
+        _d: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
+    // ==== end metric learning ====
 }

@@ -296,4 +296,157 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         b: &Self::Buf<f32>,
         c: &mut Self::Buf<f32>,
     ) -> Result<()>;
+
+    // ==== metric learning: pairwise distance (src/ops/distance) ====
+    /// out [n, m] = κ(q_i, r_j) for q [n, d], r [m, d].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pairwise_distance_fwd_f32(
+        &self,
+        metric: crate::ops::distance::Metric,
+        q: &Self::Buf<f32>,
+        r: &Self::Buf<f32>,
+        out: &mut Self::Buf<f32>,
+        n: usize,
+        m: usize,
+        d: usize,
+    ) -> Result<()>;
+    /// dq [n, d], dr [m, d] from the upstream gradient g [n, m].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pairwise_distance_bwd_f32(
+        &self,
+        metric: crate::ops::distance::Metric,
+        q: &Self::Buf<f32>,
+        r: &Self::Buf<f32>,
+        g: &Self::Buf<f32>,
+        dq: &mut Self::Buf<f32>,
+        dr: &mut Self::Buf<f32>,
+        n: usize,
+        m: usize,
+        d: usize,
+    ) -> Result<()>;
+
+    // ---- fused triplet mining + loss (src/ops/mining) ----
+    /// Mines and evaluates the triplet loss into the workspace (per-anchor planes, statistics).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn triplet_fwd_f32(
+        &self,
+        p: &crate::ops::mining::TripletProblem,
+        q: &Self::Buf<f32>,
+        q_labels: &Self::Buf<u32>,
+        r: &Self::Buf<f32>,
+        r_labels: &Self::Buf<u32>,
+        ws: &mut crate::ops::mining::TripletWorkspace<Self>,
+    ) -> Result<()>;
+    /// Gradient of `p.scale`·loss into dq and dr (`None`: dr is added into dq).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn triplet_bwd_f32(
+        &self,
+        p: &crate::ops::mining::TripletProblem,
+        q: &Self::Buf<f32>,
+        q_labels: &Self::Buf<u32>,
+        r: &Self::Buf<f32>,
+        r_labels: &Self::Buf<u32>,
+        ws: &mut crate::ops::mining::TripletWorkspace<Self>,
+        dq: &mut Self::Buf<f32>,
+        dr: Option<&mut Self::Buf<f32>>,
+    ) -> Result<()>;
+
+    // ---- exact k-NN (src/ops/knn) ----
+    /// out_idx, out_dist [n, k]: the k nearest references of each query, ascending.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn knn_f32(
+        &self,
+        metric: crate::ops::distance::Metric,
+        q: &Self::Buf<f32>,
+        r: &Self::Buf<f32>,
+        out_idx: &mut Self::Buf<u32>,
+        out_dist: &mut Self::Buf<f32>,
+        n: usize,
+        m: usize,
+        d: usize,
+        k: usize,
+        same_set: bool,
+    ) -> Result<()>;
+
+    // ---- pair losses: contrastive, siamese cosine head (src/ops/metric_loss) ----
+    /// loss[i] = ½y d² + ½(1−y) max(0, m − d)² of the pairs (x1[i], x2[i]).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn contrastive_pair_fwd_f32(
+        &self,
+        margin: f32,
+        x1: &Self::Buf<f32>,
+        x2: &Self::Buf<f32>,
+        y: &Self::Buf<u32>,
+        loss: &mut Self::Buf<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()>;
+    /// dx1 = g·c·(x1 − x2) = −dx2.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn contrastive_pair_bwd_f32(
+        &self,
+        margin: f32,
+        x1: &Self::Buf<f32>,
+        x2: &Self::Buf<f32>,
+        y: &Self::Buf<u32>,
+        g: &Self::Buf<f32>,
+        dx1: &mut Self::Buf<f32>,
+        dx2: &mut Self::Buf<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()>;
+    /// row_loss[i] = Σ_{j>i} ℓ(x_i, x_j) over the in-batch pairs.
+    unsafe fn contrastive_batch_fwd_f32(
+        &self,
+        margin: f32,
+        x: &Self::Buf<f32>,
+        labels: &Self::Buf<u32>,
+        row_loss: &mut Self::Buf<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()>;
+    /// dx_i = weight·Σ_{j≠i} c_ij (x_i − x_j).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn contrastive_batch_bwd_f32(
+        &self,
+        margin: f32,
+        weight: f32,
+        x: &Self::Buf<f32>,
+        labels: &Self::Buf<u32>,
+        dx: &mut Self::Buf<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()>;
+    /// logits = scale·cos(x1, x2) + bias, loss = BCE-with-logits per pair.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn siamese_cos_fwd_f32(
+        &self,
+        x1: &Self::Buf<f32>,
+        x2: &Self::Buf<f32>,
+        y: &Self::Buf<f32>,
+        scale: &Self::Buf<f32>,
+        bias: &Self::Buf<f32>,
+        logits: &mut Self::Buf<f32>,
+        loss: &mut Self::Buf<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()>;
+    /// dx1, dx2, dscale, dbias of Σ g_i·loss_i.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn siamese_cos_bwd_f32(
+        &self,
+        x1: &Self::Buf<f32>,
+        x2: &Self::Buf<f32>,
+        y: &Self::Buf<f32>,
+        g: &Self::Buf<f32>,
+        scale: &Self::Buf<f32>,
+        bias: &Self::Buf<f32>,
+        dx1: &mut Self::Buf<f32>,
+        dx2: &mut Self::Buf<f32>,
+        dscale: &mut Self::Buf<f32>,
+        dbias: &mut Self::Buf<f32>,
+        n: usize,
+        d: usize,
+    ) -> Result<()>;
+    // ==== end metric learning ====
 }

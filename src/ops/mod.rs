@@ -3,16 +3,22 @@
 //! the matching `kernels/<family>.cu`.
 
 pub mod batch;
+pub mod distance;
 pub mod elementwise;
 pub mod gemm;
+pub mod knn;
 pub mod latent;
 pub mod loss;
+pub mod metric_loss;
+pub mod mining;
 pub mod optim;
 pub mod rng;
 
+pub use distance::Metric;
 pub use elementwise::Activation;
 pub use gemm::{GemmSpec, Transpose};
 pub use latent::{KlSchedule, LatentConfig};
+pub use mining::{Miner, SemiHardPolicy, TripletConfig, TripletStats, TripletWorkspace};
 pub use optim::{AdamConfig, SgdConfig};
 
 use crate::backend::{Backend, Scalar};

@@ -1,0 +1,225 @@
+//! Typed launchers for `kernels/mining.cu`.
+//!
+//! # Safety
+//! `unsafe`: the caller guarantees q holds n·d, r m·d, the labels n and m, dq n·d and dr m·d
+//! elements, and that the workspace was built for (n, m) (checked in `ops::mining`).
+
+use cudarc::driver::{CudaSlice, LaunchConfig};
+
+use super::{plane, stat, Miner, SemiHardPolicy, TripletProblem, TripletWorkspace};
+use crate::backend::cuda::{abi, grid_rows, launch, CudaBackend};
+use crate::error::Result;
+use crate::ops::distance::cuda::{abi_metric, row_sqnorm};
+use crate::ops::elementwise::cuda::fill;
+
+// The Rust mirrors of the ABI constants must match the header.
+const _: () = {
+    assert!(abi::LK_ANCHOR_U32_LEN as usize == plane::U32_LEN);
+    assert!(abi::LK_ANCHOR_F32_LEN as usize == plane::F32_LEN);
+    assert!(abi::LK_ANCHOR_POS_IDX as usize == plane::POS_IDX);
+    assert!(abi::LK_ANCHOR_NEG_IDX as usize == plane::NEG_IDX);
+    assert!(abi::LK_ANCHOR_TRIPLETS as usize == plane::TRIPLETS);
+    assert!(abi::LK_ANCHOR_ACTIVE as usize == plane::ACTIVE);
+    assert!(abi::LK_ANCHOR_N_POS as usize == plane::N_POS);
+    assert!(abi::LK_ANCHOR_N_NEG as usize == plane::N_NEG);
+    assert!(abi::LK_ANCHOR_N_COLLAPSE as usize == plane::N_COLLAPSE);
+    assert!(abi::LK_ANCHOR_LOSS as usize == plane::LOSS);
+    assert!(abi::LK_ANCHOR_KAPPA_POS as usize == plane::KAPPA_POS);
+    assert!(abi::LK_ANCHOR_KAPPA_NEG as usize == plane::KAPPA_NEG);
+    assert!(abi::LK_ANCHOR_SUM_D_POS as usize == plane::SUM_D_POS);
+    assert!(abi::LK_ANCHOR_SUM_D_NEG as usize == plane::SUM_D_NEG);
+    assert!(abi::LK_TRIPLET_STAT_LEN as usize == stat::LEN);
+    assert!(abi::LK_TRIPLET_STAT_LOSS as usize == stat::LOSS);
+    assert!(abi::LK_TRIPLET_STAT_ACTIVE_FRACTION as usize == stat::ACTIVE_FRACTION);
+    assert!(abi::LK_TRIPLET_STAT_MEAN_D_AP as usize == stat::MEAN_D_AP);
+    assert!(abi::LK_TRIPLET_STAT_MEAN_D_AN as usize == stat::MEAN_D_AN);
+    assert!(abi::LK_TRIPLET_STAT_COLLAPSE_FRACTION as usize == stat::COLLAPSE_FRACTION);
+    assert!(abi::LK_TRIPLET_STAT_GRAD_WEIGHT as usize == stat::GRAD_WEIGHT);
+    assert!(abi::LK_TRIPLET_STAT_VALID_ANCHORS as usize == stat::VALID_ANCHORS);
+    assert!(abi::LK_TRIPLET_STAT_SKIPPED_ANCHORS as usize == stat::SKIPPED_ANCHORS);
+    assert!(abi::LK_TRIPLET_STAT_TRIPLETS_LO as usize == stat::TRIPLETS_LO);
+    assert!(abi::LK_TRIPLET_STAT_TRIPLETS_HI as usize == stat::TRIPLETS_HI);
+    assert!(abi::LK_TRIPLET_STAT_ACTIVE_LO as usize == stat::ACTIVE_LO);
+    assert!(abi::LK_TRIPLET_STAT_ACTIVE_HI as usize == stat::ACTIVE_HI);
+    assert!(abi::LK_INDEX_NONE == super::INDEX_NONE);
+};
+
+/// Threads per block of the mining kernels (a multiple of 32: the warp reductions need it).
+const MINE_THREADS: u32 = 256;
+
+fn abi_miner(miner: Miner) -> i32 {
+    (match miner {
+        Miner::BatchHard => abi::LK_MINER_BATCH_HARD,
+        Miner::SemiHard(SemiHardPolicy::FaceNet) => abi::LK_MINER_SEMIHARD_FACENET,
+        Miner::SemiHard(SemiHardPolicy::TfAddons) => abi::LK_MINER_SEMIHARD_TFA,
+        Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive) => abi::LK_MINER_SEMIHARD_CFTP,
+        Miner::BatchAll => abi::LK_MINER_BATCH_ALL,
+    }) as i32
+}
+
+fn params(p: &TripletProblem) -> abi::lk_triplet_params {
+    abi::lk_triplet_params {
+        n: p.n as i64,
+        m: p.m as i64,
+        d: p.d as i64,
+        row0: 0,
+        rows: p.n as i64,
+        margin: p.margin,
+        collapse_eps: p.collapse_eps,
+        scale: p.scale,
+        metric: abi_metric(p.kappa_metric),
+        square_kappa: i32::from(p.square_kappa),
+        sqrt_stats: i32::from(p.sqrt_stats),
+        miner: abi_miner(p.miner),
+        same_set: i32::from(p.same_set),
+        tfa_compat: i32::from(p.tfa_compat),
+        _pad: 0,
+    }
+}
+
+fn stats_launch() -> LaunchConfig {
+    LaunchConfig { grid_dim: (1, 1, 1), block_dim: (MINE_THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// The anchor chunks [row0, row0 + rows) of the row-buffer miners.
+fn chunks(n: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).step_by(chunk.max(1)).map(move |row0| (row0, chunk.min(n - row0)))
+}
+
+/// Forward: `triplet_hard_fwd_f32` or `triplet_rows_f32` per chunk, then `triplet_stats_f32`.
+///
+/// `triplet_hard_fwd_f32(lk_triplet_params p, const float* q, const uint32_t* ql, const float* r,
+///                       const uint32_t* rl, uint32_t* au, float* af)`
+/// `triplet_rows_f32(lk_triplet_params p, int32 backward, const float* q, const uint32_t* ql,
+///                   const float* r, const uint32_t* rl, const float* norms_q, const float* norms_r,
+///                   const uint32_t* stats, uint32_t* au, float* af, float* krows, int32_t* crows,
+///                   float* dq)`
+/// `triplet_stats_f32(lk_triplet_params p, const uint32_t* au, const float* af, uint32_t* stats)`
+pub(crate) unsafe fn triplet_fwd(
+    be: &CudaBackend,
+    p: &TripletProblem,
+    q: &CudaSlice<f32>,
+    ql: &CudaSlice<u32>,
+    r: &CudaSlice<f32>,
+    rl: &CudaSlice<u32>,
+    ws: &mut TripletWorkspace<CudaBackend>,
+) -> Result<()> {
+    let mut pa = params(p);
+    let TripletWorkspace { anchor_u32, anchor_f32, q_norm, r_norm, kappa_rows, count_rows, stats, row_chunk, .. } = ws;
+    let (au, af, st) = (anchor_u32.buf_mut(), anchor_f32.buf_mut(), stats.buf_mut());
+    if p.n > 0 {
+        if p.miner.one_triplet_per_anchor() {
+            launch!(be, "triplet_hard_fwd_f32", grid_rows(p.n, MINE_THREADS), [&pa, q, ql, r, rl, &mut *au, &mut *af])?;
+        } else {
+            let backward = 0i32;
+            for (row0, rows) in chunks(p.n, *row_chunk) {
+                pa.row0 = row0 as i64;
+                pa.rows = rows as i64;
+                // dq is not touched in forward mode: the placeholder fills its slot.
+                launch!(
+                    be,
+                    "triplet_rows_f32",
+                    grid_rows(rows, MINE_THREADS),
+                    [
+                        &pa,
+                        &backward,
+                        q,
+                        ql,
+                        r,
+                        rl,
+                        q_norm.buf(),
+                        r_norm.buf(),
+                        &*st,
+                        &mut *au,
+                        &mut *af,
+                        kappa_rows.buf_mut(),
+                        count_rows.buf_mut(),
+                        be.placeholder()
+                    ]
+                )?;
+            }
+            pa.row0 = 0;
+            pa.rows = p.n as i64;
+        }
+    }
+    launch!(be, "triplet_stats_f32", stats_launch(), [&pa, &*au, &*af, st])
+}
+
+/// Backward: zero dq (and dr), the row norms, then for the one-triplet miners
+/// `triplet_hard_bwd_rows_f32` + `triplet_hard_bwd_cols_f32`, for the others per chunk
+/// `triplet_rows_f32` (backward = 1) + `triplet_rows_bwd_cols_f32`. With `dr = None` the reference
+/// gradient is accumulated into dq.
+///
+/// `triplet_hard_bwd_{rows,cols}_f32(lk_triplet_params p, const float* q, const float* r,
+///     const float* norms_q, const float* norms_r, const uint32_t* stats, const uint32_t* au,
+///     const float* af, float* out)`
+/// `triplet_rows_bwd_cols_f32(lk_triplet_params p, const float* q, const float* r, const float* norms_q,
+///     const float* norms_r, const uint32_t* stats, const float* krows, const int32_t* crows, float* dr)`
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn triplet_bwd(
+    be: &CudaBackend,
+    p: &TripletProblem,
+    q: &CudaSlice<f32>,
+    ql: &CudaSlice<u32>,
+    r: &CudaSlice<f32>,
+    rl: &CudaSlice<u32>,
+    ws: &mut TripletWorkspace<CudaBackend>,
+    dq: &mut CudaSlice<f32>,
+    mut dr: Option<&mut CudaSlice<f32>>,
+) -> Result<()> {
+    let (n, m, d) = (p.n, p.m, p.d);
+    fill(be, dq, 0.0, n * d)?;
+    if let Some(t) = dr.as_deref_mut() {
+        fill(be, t, 0.0, m * d)?;
+    }
+    let mut pa = params(p);
+    let TripletWorkspace { anchor_u32, anchor_f32, q_norm, r_norm, kappa_rows, count_rows, stats, row_chunk, .. } = ws;
+    row_sqnorm(be, q, n, d, q_norm.buf_mut())?;
+    row_sqnorm(be, r, m, d, r_norm.buf_mut())?;
+    let (qn, rn, st) = (q_norm.buf(), r_norm.buf(), stats.buf());
+    let (au, af) = (anchor_u32.buf(), anchor_f32.buf());
+    if p.miner.one_triplet_per_anchor() {
+        if n > 0 {
+            launch!(
+                be,
+                "triplet_hard_bwd_rows_f32",
+                grid_rows(n, MINE_THREADS),
+                [&pa, q, r, qn, rn, st, au, af, &mut *dq]
+            )?;
+        }
+        if m > 0 {
+            let out: &mut CudaSlice<f32> = match dr {
+                Some(t) => t,
+                None => dq,
+            };
+            launch!(be, "triplet_hard_bwd_cols_f32", grid_rows(m, MINE_THREADS), [&pa, q, r, qn, rn, st, au, af, out])?;
+        }
+        return Ok(());
+    }
+    let backward = 1i32;
+    let mut dr = dr;
+    for (row0, rows) in chunks(n, *row_chunk) {
+        pa.row0 = row0 as i64;
+        pa.rows = rows as i64;
+        // The per-anchor planes are not written in backward mode; the forward's stay intact.
+        launch!(
+            be,
+            "triplet_rows_f32",
+            grid_rows(rows, MINE_THREADS),
+            [&pa, &backward, q, ql, r, rl, qn, rn, st, au, af, kappa_rows.buf_mut(), count_rows.buf_mut(), &mut *dq]
+        )?;
+        if m > 0 {
+            let out: &mut CudaSlice<f32> = match dr.as_deref_mut() {
+                Some(t) => t,
+                None => &mut *dq,
+            };
+            launch!(
+                be,
+                "triplet_rows_bwd_cols_f32",
+                grid_rows(m, MINE_THREADS),
+                [&pa, q, r, qn, rn, st, kappa_rows.buf(), count_rows.buf(), out]
+            )?;
+        }
+    }
+    Ok(())
+}
