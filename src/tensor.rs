@@ -6,8 +6,10 @@ use crate::backend::{Backend, DType, Scalar};
 use crate::device::Device;
 use crate::error::{Error, Result};
 
-/// Owned storage plus shape. Invariant: the buffer holds exactly `shape.iter().product()`
-/// elements, which is what lets [`crate::ops`] hand buffers to kernels after checking shapes only.
+/// Owned storage plus shape. Invariant: the buffer holds at least `shape.iter().product()`
+/// elements (exactly that many, except that an empty tensor may hold one unused element on a
+/// backend that can't allocate zero bytes), which is what lets [`crate::ops`] hand buffers to
+/// kernels after checking shapes only.
 pub struct Tensor<B: Backend, T: Scalar = f32> {
     buf: B::Buf<T>,
     shape: Vec<usize>,
@@ -49,7 +51,9 @@ impl<B: Backend, T: Scalar> Tensor<B, T> {
     /// Copies the contents to the host.
     pub fn to_vec(&self, backend: &B) -> Result<Vec<T>> {
         self.check_device("Tensor::to_vec", backend)?;
-        backend.download(&self.buf)
+        let mut v = backend.download(&self.buf)?;
+        v.truncate(self.numel());
+        Ok(v)
     }
 
     /// Overwrites the contents from the host; `data` must have exactly `numel` elements.
@@ -103,7 +107,7 @@ impl<B: Backend, T: Scalar> Tensor<B, T> {
         self.device
     }
 
-    /// The raw buffer (exactly `numel` elements).
+    /// The raw buffer (at least `numel` elements; see the type's invariant).
     pub fn buf(&self) -> &B::Buf<T> {
         &self.buf
     }

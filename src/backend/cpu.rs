@@ -29,6 +29,10 @@ impl Backend for CpuBackend {
         buf.len()
     }
 
+    fn buf_device<T: Scalar>(_buf: &Vec<T>) -> Device {
+        Device::Cpu
+    }
+
     fn zeros<T: Scalar>(&self, len: usize) -> Result<Vec<T>> {
         Ok(vec![T::default(); len])
     }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig};
 use cudarc::nvrtc::Ptx;
@@ -88,8 +88,22 @@ fn driver_err(context: &'static str) -> impl Fn(DriverError) -> Error {
 }
 
 impl CudaBackend {
-    /// Opens GPU `ordinal` and loads every kernel.
+    /// Opens GPU `ordinal` and loads every kernel. Every call for the same ordinal returns the
+    /// same backend (one context, one stream) while any clone of it lives, so tensors that pass
+    /// the device check are always ordered on one stream.
     pub fn new(ordinal: usize) -> Result<Self> {
+        static OPEN: OnceLock<Mutex<HashMap<usize, Weak<Inner>>>> = OnceLock::new();
+        // A poisoned lock only means another thread panicked while holding it; the map is intact.
+        let mut open = OPEN.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(inner) = open.get(&ordinal).and_then(Weak::upgrade) {
+            return Ok(Self { inner });
+        }
+        let backend = Self::open(ordinal)?;
+        open.insert(ordinal, Arc::downgrade(&backend.inner));
+        Ok(backend)
+    }
+
+    fn open(ordinal: usize) -> Result<Self> {
         // SAFETY: only tries to dlopen the driver library; no CUDA call is made.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err(Error::CudaUnavailable(
@@ -170,11 +184,16 @@ impl CudaBackend {
 }
 
 /// A CUDA graph instantiated from a stream capture.
-struct CapturedGraph(cudarc::driver::CudaGraph);
+/// A CUDA graph instantiated from a stream capture. It keeps the backend (context, stream, loaded
+/// modules) alive: the graph's nodes point at its kernels. Fields drop in order, graph first.
+struct CapturedGraph {
+    graph: cudarc::driver::CudaGraph,
+    _backend: CudaBackend,
+}
 
 impl ReplayGraph for CapturedGraph {
     fn replay(&self) -> Result<()> {
-        self.0.launch().map_err(driver_err("graph launch"))
+        self.graph.launch().map_err(driver_err("graph launch"))
     }
 }
 
@@ -222,10 +241,13 @@ impl Backend for CudaBackend {
     }
 
     fn zeros<T: Scalar>(&self, len: usize) -> Result<CudaSlice<T>> {
-        if len == 0 {
-            return self.stream().null().map_err(driver_err("allocation"));
-        }
-        self.stream().alloc_zeros(len).map_err(driver_err("allocation"))
+        // Zero-byte allocations fail on GPUs without memory pools: an empty tensor gets one
+        // (unused) element; tensors track their length themselves.
+        self.stream().alloc_zeros(len.max(1)).map_err(driver_err("allocation"))
+    }
+
+    fn buf_device<T: Scalar>(buf: &CudaSlice<T>) -> Device {
+        Device::Cuda(buf.ordinal())
     }
 
     fn upload<T: Scalar>(&self, data: &[T]) -> Result<CudaSlice<T>> {
@@ -267,6 +289,9 @@ impl Backend for CudaBackend {
     unsafe fn capture_graph(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<Option<Box<dyn ReplayGraph>>> {
         use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
         let stream = self.stream();
+        // An error stored by an earlier asynchronous drop would otherwise surface from end_capture
+        // and leave the stream capturing; report it before starting.
+        self.inner.ctx.check_err().map_err(driver_err("pending driver error"))?;
         stream
             .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
             .map_err(driver_err("graph capture begin"))?;
@@ -276,7 +301,7 @@ impl Backend for CudaBackend {
         recorded?;
         let graph =
             graph?.ok_or_else(|| Error::Cuda { context: "graph capture end", msg: "nothing was captured".into() })?;
-        Ok(Some(Box::new(CapturedGraph(graph))))
+        Ok(Some(Box::new(CapturedGraph { graph, _backend: self.clone() })))
     }
 
     unsafe fn fill_f32(&self, x: &mut CudaSlice<f32>, value: f32, n: usize) -> Result<()> {

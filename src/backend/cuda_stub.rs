@@ -50,6 +50,9 @@ impl Backend for CudaBackend {
     fn buf_len<T: Scalar>(buf: &NoBuffer<T>) -> usize {
         match buf.0 {}
     }
+    fn buf_device<T: Scalar>(buf: &NoBuffer<T>) -> Device {
+        match buf.0 {}
+    }
     fn zeros<T: Scalar>(&self, _len: usize) -> Result<NoBuffer<T>> {
         match self.never {}
     }

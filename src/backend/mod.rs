@@ -85,6 +85,8 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
 
     fn device(&self) -> Device;
     fn buf_len<T: Scalar>(buf: &Self::Buf<T>) -> usize;
+    /// The device a buffer lives on.
+    fn buf_device<T: Scalar>(buf: &Self::Buf<T>) -> Device;
     /// A zero-filled buffer.
     fn zeros<T: Scalar>(&self, len: usize) -> Result<Self::Buf<T>>;
     fn upload<T: Scalar>(&self, data: &[T]) -> Result<Self::Buf<T>>;

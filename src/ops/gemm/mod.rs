@@ -113,6 +113,14 @@ impl GemmSpec {
 
 /// GEMM on raw buffers with explicit leading dimensions (strided sub-matrices).
 pub fn gemm<B: Backend>(bk: &B, spec: &GemmSpec, a: &B::Buf<f32>, b: &B::Buf<f32>, c: &mut B::Buf<f32>) -> Result<()> {
+    for (name, dev) in [("A", B::buf_device(a)), ("B", B::buf_device(b)), ("C", B::buf_device(c))] {
+        if dev != bk.device() {
+            return Err(Error::DeviceMismatch {
+                op: "gemm",
+                msg: format!("{name} is on {dev}, the backend on {}", bk.device()),
+            });
+        }
+    }
     spec.validate(B::buf_len(a), B::buf_len(b), B::buf_len(c))?;
     // SAFETY: validate checked that every element the spec addresses lies inside its buffer.
     unsafe { bk.gemm_f32(spec, a, b, c) }

@@ -108,6 +108,7 @@ pub fn optim_tick<B: Backend>(b: &B, state: &mut Tensor<B>, beta1: f32, beta2: f
 }
 
 /// One Adam/AdamW update of `params` from `grads`, with moments `m`, `v` (all the same shape).
+/// [`optim_tick`] must have run at least once on `state` (the bias corrections of t = 0 are 0).
 pub fn adam_step<B: Backend>(
     b: &B,
     params: &mut Tensor<B>,
