@@ -1,4 +1,6 @@
-// GEMM, row-major: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, op ∈ {N, T}.
+// GEMM, row-major: C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), op ∈ {N, T}.
+// Epilogues (latentkit_abi.h): none; act(v + bias[j]) (a Linear layer forward); v · act'(y[i,j])
+// (backward into the pre-activation below, act' from the forward output y [m, n], row stride ldy).
 //   A is stored [m, k] (lda ≥ k) or, transposed, [k, m] (lda ≥ m); likewise B: [k, n] or [n, k].
 //   beta == 0: C is not read (BLAS convention), so an uninitialised C can't leak NaN in; alpha == 0:
 //   the product does not count (C = beta·C).
@@ -13,7 +15,8 @@
 #define LK_GEMM_TILE 16
 
 LK_KERNEL void gemm_tiled16_f32(lk_gemm_params p, const float* __restrict__ a,
-                                const float* __restrict__ b, float* __restrict__ c) {
+                                const float* __restrict__ b, float* __restrict__ c,
+                                const float* __restrict__ bias, const float* __restrict__ y) {
     __shared__ float as[LK_GEMM_TILE][LK_GEMM_TILE];
     __shared__ float bs[LK_GEMM_TILE][LK_GEMM_TILE + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -37,6 +40,13 @@ LK_KERNEL void gemm_tiled16_f32(lk_gemm_params p, const float* __restrict__ a,
         float* out = c + row * p.ldc + col;
         // alpha = 0 ignores A·B (NaN included) and beta = 0 ignores C, as BLAS does.
         const float ab = p.alpha == 0.0f ? 0.0f : p.alpha * acc;
-        *out = p.beta == 0.0f ? ab : ab + p.beta * *out;
+        float v = p.beta == 0.0f ? ab : ab + p.beta * *out;
+        if (p.epilogue == LK_EPI_BIAS_ACT) {
+            if (p.has_bias) v += bias[col];
+            v = lk::activation_fwd(p.act, v);
+        } else if (p.epilogue == LK_EPI_ACT_GRAD) {
+            v *= lk::activation_grad_from_output(p.act, y[row * p.ldy + col]);
+        }
+        *out = v;
     }
 }

@@ -42,6 +42,17 @@ typedef struct lk_sgd_params {
 
 /* Row-major C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C. op(X) = X or X^T. Leading
  * dimensions are the row strides of the matrices as stored. beta == 0 means C is not read. */
+/* What happens to each output v = alpha·(A·B)[i,j] + beta·C[i,j] before it is stored. */
+typedef enum lk_gemm_epilogue {
+    /* C = v */
+    LK_EPI_NONE = 0,
+    /* C = act(v + bias[j])   (bias optional: has_bias) — a Linear layer's forward in one kernel */
+    LK_EPI_BIAS_ACT = 1,
+    /* C = v · act'(y[i, j]), act' written from the forward output y — a layer's backward into the
+     * pre-activation of the layer below */
+    LK_EPI_ACT_GRAD = 2
+} lk_gemm_epilogue;
+
 typedef struct lk_gemm_params {
     int64_t m;
     int64_t n;
@@ -49,10 +60,16 @@ typedef struct lk_gemm_params {
     int64_t lda;
     int64_t ldb;
     int64_t ldc;
+    /* Row stride of y (LK_EPI_ACT_GRAD). */
+    int64_t ldy;
     float alpha;
     float beta;
     int32_t trans_a;
     int32_t trans_b;
+    lk_gemm_epilogue epilogue;
+    lk_activation act;
+    int32_t has_bias;
+    int32_t _pad;
 } lk_gemm_params;
 
 /* Optimizer step state kept in device memory, advanced by optim_tick_f32 once per step:

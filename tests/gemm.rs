@@ -102,3 +102,110 @@ parity_test!(gemm_alpha_zero_ignores_a_and_b, |b| {
     assert_close("α = 0, β = 0", &host(b, &c), &vec![0.0; m * n], 0.0, 0.0);
     vec![Out::new("α = 0", got)]
 });
+
+parity_test!(gemm_epilogues_match_reference, |b| {
+    use latentkit::ops::gemm::{matmul_with, TensorEpilogue};
+    use latentkit::ops::Activation;
+    let mut r = rng(44);
+    let mut outs = Vec::new();
+    let f = |act: Activation, v: f64| -> f64 {
+        match act {
+            Activation::None => v,
+            Activation::Relu => v.max(0.0),
+            Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            Activation::Tanh => v.tanh(),
+        }
+    };
+    let df = |act: Activation, y: f64| -> f64 {
+        match act {
+            Activation::None => 1.0,
+            Activation::Relu => f64::from(u8::from(y > 0.0)),
+            Activation::Sigmoid => y * (1.0 - y),
+            Activation::Tanh => 1.0 - y * y,
+        }
+    };
+    for &(m, n, k) in &[(1, 1, 1), (7, 33, 5), (33, 7, 129), (128, 20, 400)] {
+        for act in [Activation::None, Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+            let a0 = rand_vec(&mut r, m * k, -1.0, 1.0);
+            let b0 = rand_vec(&mut r, n * k, -1.0, 1.0);
+            let bias0 = rand_vec(&mut r, n, -1.0, 1.0);
+            let c0 = rand_vec(&mut r, m * n, -1.0, 1.0);
+            let y0 = rand_vec(&mut r, m * n, 0.0, 1.0);
+            let (a, bm, bias, y) =
+                (tensor(b, &[m, k], &a0), tensor(b, &[n, k], &b0), tensor(b, &[n], &bias0), tensor(b, &[m, n], &y0));
+            let spec = GemmSpec::contiguous(Transpose::No, Transpose::Yes, m, n, k, 0.5, 0.0);
+            let mut prod = vec![0.0; m * n];
+            gemm_ref(&spec, &a0, &b0, &mut prod).unwrap();
+            // Forward epilogue: act(α·A·Bᵀ + bias).
+            let mut c = poisoned(b, &[m, n]);
+            matmul_with(
+                b,
+                Transpose::No,
+                Transpose::Yes,
+                0.5,
+                &a,
+                &bm,
+                0.0,
+                &mut c,
+                TensorEpilogue::BiasAct { bias: Some(&bias), act },
+            )
+            .unwrap();
+            let want: Vec<f32> =
+                (0..m * n).map(|i| f(act, f64::from(prod[i]) + f64::from(bias0[i % n])) as f32).collect();
+            let got = host(b, &c);
+            // The product's K·ε bound, passed through activations with slope ≤ 1.
+            let atol = gemm_atol(k, 1.0, 1.0);
+            assert_close(&format!("bias+{act:?} {m}x{n}x{k}"), &got, &want, atol, 1e-5);
+            outs.push(Out::new(format!("bias+{act:?} {m}x{n}x{k}"), got).tol(2.0 * atol, 1e-5));
+            // Backward epilogue with β = 1: (α·A·Bᵀ + C) · act'(y).
+            let mut c = tensor(b, &[m, n], &c0);
+            matmul_with(
+                b,
+                Transpose::No,
+                Transpose::Yes,
+                0.5,
+                &a,
+                &bm,
+                1.0,
+                &mut c,
+                TensorEpilogue::ActGrad { act, y: &y },
+            )
+            .unwrap();
+            let want: Vec<f32> = (0..m * n)
+                .map(|i| ((f64::from(prod[i]) + f64::from(c0[i])) * df(act, f64::from(y0[i]))) as f32)
+                .collect();
+            let got = host(b, &c);
+            assert_close(&format!("grad {act:?} {m}x{n}x{k}"), &got, &want, atol, 1e-5);
+            outs.push(Out::new(format!("grad {act:?} {m}x{n}x{k}"), got).tol(2.0 * atol, 1e-5));
+        }
+    }
+    // Shape errors for the epilogue operands.
+    let (a, bm) = (tensor(b, &[3, 2], &[1.0; 6]), tensor(b, &[4, 2], &[1.0; 8]));
+    let mut c = tensor(b, &[3, 4], &[0.0; 12]);
+    let short = tensor(b, &[3], &[0.0; 3]);
+    assert!(matmul_with(
+        b,
+        Transpose::No,
+        Transpose::Yes,
+        1.0,
+        &a,
+        &bm,
+        0.0,
+        &mut c,
+        TensorEpilogue::BiasAct { bias: Some(&short), act: Activation::Relu }
+    )
+    .is_err());
+    assert!(matmul_with(
+        b,
+        Transpose::No,
+        Transpose::Yes,
+        1.0,
+        &a,
+        &bm,
+        0.0,
+        &mut c,
+        TensorEpilogue::ActGrad { act: Activation::Relu, y: &short }
+    )
+    .is_err());
+    outs
+});

@@ -4,6 +4,7 @@
 use super::{Backend, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Result};
+use crate::ops::gemm::GemmEpilogue;
 use crate::ops::{batch::cpu as batch, latent::cpu as latent, rng::cpu as rng};
 use crate::ops::{elementwise::cpu as ew, gemm::cpu as gemm, loss::cpu as loss, optim::cpu as optim};
 use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
@@ -311,8 +312,21 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    unsafe fn gemm_f32(&self, spec: &GemmSpec, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
-        gemm::gemm_fast(spec, a, b, c)
+    unsafe fn gemm_f32(
+        &self,
+        spec: &GemmSpec,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        c: &mut Vec<f32>,
+        epilogue: &GemmEpilogue<'_, Self>,
+    ) -> Result<()> {
+        gemm::gemm_fast(spec, a, b, c)?;
+        match epilogue {
+            GemmEpilogue::None => {}
+            GemmEpilogue::BiasAct { bias, act } => gemm::apply_epilogue(spec, c, bias.map(|b| &b[..]), *act, None),
+            GemmEpilogue::ActGrad { act, y, ldy } => gemm::apply_epilogue(spec, c, None, *act, Some((&y[..], *ldy))),
+        }
+        Ok(())
     }
 
     // ==== metric learning: pairwise distance (src/ops/distance) ====

@@ -17,6 +17,7 @@ use cudarc::nvrtc::Ptx;
 use super::{Backend, ReplayGraph, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Error, Result};
+use crate::ops::gemm::GemmEpilogue;
 use crate::ops::{batch::cuda as batch, latent::cuda as latent, rng::cuda as rng};
 use crate::ops::{elementwise::cuda as ew, gemm::cuda as gemm, loss::cuda as loss, optim::cuda as optim};
 use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
@@ -492,8 +493,9 @@ impl Backend for CudaBackend {
         a: &CudaSlice<f32>,
         b: &CudaSlice<f32>,
         c: &mut CudaSlice<f32>,
+        epilogue: &GemmEpilogue<'_, Self>,
     ) -> Result<()> {
-        gemm::gemm(self, spec, a, b, c)
+        gemm::gemm(self, spec, a, b, c, epilogue)
     }
 
     // ==== metric learning: pairwise distance (src/ops/distance) ====

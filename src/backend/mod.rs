@@ -23,6 +23,7 @@ use std::fmt;
 
 use crate::device::Device;
 use crate::error::Result;
+use crate::ops::gemm::GemmEpilogue;
 use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
 
 /// Element types a buffer can hold. f32 is what every kernel takes today; f16/bf16 storage (via
@@ -297,6 +298,7 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         a: &Self::Buf<f32>,
         b: &Self::Buf<f32>,
         c: &mut Self::Buf<f32>,
+        epilogue: &GemmEpilogue<'_, Self>,
     ) -> Result<()>;
 
     // ==== metric learning: pairwise distance (src/ops/distance) ====

@@ -3,7 +3,8 @@
 use super::Param;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::ops::{elementwise, gemm::matmul, Transpose};
+use crate::ops::gemm::{matmul, matmul_with, TensorEpilogue};
+use crate::ops::{elementwise, Activation, Transpose};
 use crate::rng::{uniform_vec, LkRng};
 use crate::tensor::Tensor;
 
@@ -51,10 +52,16 @@ impl<B: Backend> Linear<B> {
         self.out_features
     }
 
-    /// y = x·Wᵀ + b; x: [B, in], y: [B, out].
+    /// y = x·Wᵀ + b; x: [B, in], y: [B, out]. One fused GEMM.
     pub fn forward(&self, b: &B, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
-        matmul(b, Transpose::No, Transpose::Yes, 1.0, x, &self.weight.value, 0.0, y)?;
-        elementwise::bias_add(b, y, &self.bias.value)
+        self.forward_act(b, x, y, Activation::None)
+    }
+
+    /// y = act(x·Wᵀ + b): the layer and its activation in one GEMM (bias and activation in the
+    /// epilogue).
+    pub fn forward_act(&self, b: &B, x: &Tensor<B>, y: &mut Tensor<B>, act: Activation) -> Result<()> {
+        let epilogue = TensorEpilogue::BiasAct { bias: Some(&self.bias.value), act };
+        matmul_with(b, Transpose::No, Transpose::Yes, 1.0, x, &self.weight.value, 0.0, y, epilogue)
     }
 
     /// Stores dW = dyᵀ·x and db = Σ dy in the parameters' gradients (overwriting them), and
@@ -76,6 +83,21 @@ impl<B: Backend> Linear<B> {
     /// dx = dy·W + beta·dx (beta = 1 accumulates a second branch's gradient).
     pub fn backward_input(&self, b: &B, dy: &Tensor<B>, dx: &mut Tensor<B>, beta: f32) -> Result<()> {
         matmul(b, Transpose::No, Transpose::No, 1.0, dy, &self.weight.value, beta, dx)
+    }
+
+    /// dx = (dy·W + beta·dx) · act'(x_out): the gradient with respect to the pre-activation of the
+    /// layer below, whose activation `act` produced this layer's input `x_out`. One fused GEMM.
+    pub fn backward_input_act(
+        &self,
+        b: &B,
+        dy: &Tensor<B>,
+        dx: &mut Tensor<B>,
+        beta: f32,
+        act: Activation,
+        x_out: &Tensor<B>,
+    ) -> Result<()> {
+        let epilogue = TensorEpilogue::ActGrad { act, y: x_out };
+        matmul_with(b, Transpose::No, Transpose::No, 1.0, dy, &self.weight.value, beta, dx, epilogue)
     }
 
     pub fn params_mut(&mut self) -> [&mut Param<B>; 2] {

@@ -32,13 +32,12 @@ impl MlpSpec {
     }
 }
 
-/// Per-batch-size buffers: pre-activations, post-activations and their gradients.
+/// Per-batch-size buffers: each layer's output (after its activation) and the gradient with
+/// respect to its pre-activation.
 struct Buffers<B: Backend> {
     batch: usize,
-    pre: Vec<Tensor<B>>,
-    post: Vec<Option<Tensor<B>>>,
+    out: Vec<Tensor<B>>,
     d_pre: Vec<Tensor<B>>,
-    d_post: Vec<Tensor<B>>,
 }
 
 pub struct Mlp<B: Backend> {
@@ -86,19 +85,18 @@ impl<B: Backend> Mlp<B> {
     }
 
     fn alloc_buffers(&self, b: &B, batch: usize) -> Result<Buffers<B>> {
-        let mut bufs = Buffers { batch, pre: Vec::new(), post: Vec::new(), d_pre: Vec::new(), d_post: Vec::new() };
-        for (layer, act) in self.layers.iter().zip(&self.acts) {
+        let mut bufs = Buffers { batch, out: Vec::new(), d_pre: Vec::new() };
+        for layer in &self.layers {
             let shape = [batch, layer.out_features()];
-            bufs.pre.push(Tensor::zeros(b, &shape)?);
-            bufs.post.push(if *act == Activation::None { None } else { Some(Tensor::zeros(b, &shape)?) });
+            bufs.out.push(Tensor::zeros(b, &shape)?);
             bufs.d_pre.push(Tensor::zeros(b, &shape)?);
-            bufs.d_post.push(Tensor::zeros(b, &shape)?);
         }
         Ok(bufs)
     }
 
     /// Runs the network on x: [B, in]; the output ([B, out]) is then [`Mlp::output`]. Buffers are
-    /// allocated on the first call and again only when the batch size changes.
+    /// allocated on the first call and again only when the batch size changes. Each layer is one
+    /// GEMM with its bias and activation fused into the epilogue.
     pub fn forward(&mut self, b: &B, x: &Tensor<B>) -> Result<()> {
         let (batch, cols) = x.dims2("Mlp::forward")?;
         if cols != self.in_features() {
@@ -118,12 +116,9 @@ impl<B: Backend> Mlp<B> {
 
     fn forward_into(&self, b: &B, x: &Tensor<B>, bufs: &mut Buffers<B>) -> Result<()> {
         for (i, layer) in self.layers.iter().enumerate() {
-            let (before, rest) = bufs.pre.split_at_mut(i);
-            let input = if i == 0 { x } else { bufs.post[i - 1].as_ref().unwrap_or(&before[i - 1]) };
-            layer.forward(b, input, &mut rest[0])?;
-            if let Some(out) = bufs.post[i].as_mut() {
-                elementwise::activation_fwd(b, self.acts[i], &rest[0], out)?;
-            }
+            let (before, rest) = bufs.out.split_at_mut(i);
+            let input = if i == 0 { x } else { &before[i - 1] };
+            layer.forward_act(b, input, &mut rest[0], self.acts[i])?;
         }
         Ok(())
     }
@@ -131,36 +126,43 @@ impl<B: Backend> Mlp<B> {
     /// The output of the last [`Mlp::forward`].
     pub fn output(&self) -> Result<&Tensor<B>> {
         let bufs = self.bufs.as_ref().ok_or_else(|| Error::invalid("Mlp::output", "forward has not run"))?;
-        let last = self.layers.len() - 1;
-        Ok(bufs.post[last].as_ref().unwrap_or(&bufs.pre[last]))
+        bufs.out.last().ok_or_else(|| Error::invalid("Mlp::output", "no layers"))
     }
 
     /// Backward from `d_out` (gradient of the loss w.r.t. the output, [B, out]) for the same x as
-    /// the last forward. Fills every parameter's gradient, and `dx` when given.
+    /// the last forward. Fills every parameter's gradient, and `dx` when given. The gradient into
+    /// each lower layer's pre-activation comes out of one GEMM with act' in the epilogue.
     pub fn backward(&mut self, b: &B, x: &Tensor<B>, d_out: &Tensor<B>, mut dx: Option<&mut Tensor<B>>) -> Result<()> {
         let bufs = self.bufs.as_mut().ok_or_else(|| Error::invalid("Mlp::backward", "forward has not run"))?;
         let last = self.layers.len() - 1;
-        if d_out.shape() != bufs.pre[last].shape() {
+        if d_out.shape() != bufs.out[last].shape() {
             return Err(Error::shape(
                 "Mlp::backward",
-                format!("d_out should be {:?}, got {:?}", bufs.pre[last].shape(), d_out.shape()),
+                format!("d_out should be {:?}, got {:?}", bufs.out[last].shape(), d_out.shape()),
             ));
         }
+        // The top layer's own activation, if any, is a separate pointwise kernel.
+        if self.acts[last] != Activation::None {
+            elementwise::activation_bwd(b, self.acts[last], &bufs.out[last], d_out, &mut bufs.d_pre[last])?;
+        }
         for i in (0..self.layers.len()).rev() {
-            // d_post[i] (this layer's upstream) and d_post[i-1] (its dx) are split apart.
-            let (lower, upper) = bufs.d_post.split_at_mut(i);
-            let upstream = if i == last { d_out } else { &upper[0] };
-            // Gradient w.r.t. the pre-activation; identity layers pass the upstream through.
-            let d_pre: &Tensor<B> = match bufs.post[i].as_ref() {
-                Some(y) => {
-                    elementwise::activation_bwd(b, self.acts[i], y, upstream, &mut bufs.d_pre[i])?;
-                    &bufs.d_pre[i]
-                }
-                None => upstream,
-            };
-            let input = if i == 0 { x } else { bufs.post[i - 1].as_ref().unwrap_or(&bufs.pre[i - 1]) };
-            let dx_i = if i == 0 { dx.as_deref_mut() } else { lower.last_mut() };
-            self.layers[i].backward(b, input, d_pre, dx_i)?;
+            let (lower, upper) = bufs.d_pre.split_at_mut(i);
+            let d_pre: &Tensor<B> = if i == last && self.acts[last] == Activation::None { d_out } else { &upper[0] };
+            let input = if i == 0 { x } else { &bufs.out[i - 1] };
+            self.layers[i].backward_params(b, input, d_pre)?;
+            if i > 0 {
+                let below = i - 1;
+                self.layers[i].backward_input_act(
+                    b,
+                    d_pre,
+                    &mut lower[below],
+                    0.0,
+                    self.acts[below],
+                    &bufs.out[below],
+                )?;
+            } else if let Some(dx) = dx.as_deref_mut() {
+                self.layers[0].backward_input(b, d_pre, dx, 0.0)?;
+            }
         }
         Ok(())
     }

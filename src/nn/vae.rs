@@ -55,26 +55,22 @@ impl StepStats {
 
 struct Buffers<B: Backend> {
     batch: usize,
-    h1_pre: Tensor<B>,
     h1: Tensor<B>,
     mu: Tensor<B>,
     logvar: Tensor<B>,
     z: Tensor<B>,
     kl_row: Tensor<B>,
     kl_elem: Tensor<B>,
-    h3_pre: Tensor<B>,
     h3: Tensor<B>,
     logits: Tensor<B>,
     mean: Tensor<B>,
     recon_row: Tensor<B>,
     d_mean: Tensor<B>,
     d_logits: Tensor<B>,
-    d_h3: Tensor<B>,
     d_h3_pre: Tensor<B>,
     dz: Tensor<B>,
     dmu: Tensor<B>,
     dlogvar: Tensor<B>,
-    d_h1: Tensor<B>,
     d_h1_pre: Tensor<B>,
     kl_dim: Tensor<B>,
     kl_weight: Tensor<B>,
@@ -136,26 +132,22 @@ impl<B: Backend> Vae<B> {
         let t = |shape: &[usize]| Tensor::zeros(b, shape);
         Ok(Buffers {
             batch,
-            h1_pre: t(&[batch, h])?,
             h1: t(&[batch, h])?,
             mu: t(&[batch, l])?,
             logvar: t(&[batch, l])?,
             z: t(&[batch, l])?,
             kl_row: t(&[batch])?,
             kl_elem: t(&[batch, l])?,
-            h3_pre: t(&[batch, h])?,
             h3: t(&[batch, h])?,
             logits: t(&[batch, d])?,
             mean: t(&[batch, d])?,
             recon_row: t(&[batch])?,
             d_mean: t(&[batch, d])?,
             d_logits: t(&[batch, d])?,
-            d_h3: t(&[batch, h])?,
             d_h3_pre: t(&[batch, h])?,
             dz: t(&[batch, l])?,
             dmu: t(&[batch, l])?,
             dlogvar: t(&[batch, l])?,
-            d_h1: t(&[batch, h])?,
             d_h1_pre: t(&[batch, h])?,
             kl_dim: t(&[l])?,
             kl_weight: t(&[l])?,
@@ -203,20 +195,18 @@ impl<B: Backend> Vae<B> {
         res
     }
 
+    /// fc3 + ReLU and fc4 (+ sigmoid for the Gaussian mean), each one fused GEMM.
     fn decode_into(&self, b: &B, s: &mut Buffers<B>) -> Result<()> {
-        self.fc3.forward(b, &s.z, &mut s.h3_pre)?;
-        elementwise::activation_fwd(b, Activation::Relu, &s.h3_pre, &mut s.h3)?;
-        self.fc4.forward(b, &s.h3, &mut s.logits)?;
-        if self.cfg.likelihood == Likelihood::Gaussian {
-            elementwise::activation_fwd(b, Activation::Sigmoid, &s.logits, &mut s.mean)?;
+        self.fc3.forward_act(b, &s.z, &mut s.h3, Activation::Relu)?;
+        match self.cfg.likelihood {
+            Likelihood::Bernoulli => self.fc4.forward(b, &s.h3, &mut s.logits),
+            Likelihood::Gaussian => self.fc4.forward_act(b, &s.h3, &mut s.mean, Activation::Sigmoid),
         }
-        Ok(())
     }
 
     /// Encoder, reparameterization (noise at the current offset), decoder and per-row losses.
     fn forward(&self, b: &B, x: &Tensor<B>, s: &mut Buffers<B>, sample: bool, kl_elem: bool) -> Result<()> {
-        self.fc1.forward(b, x, &mut s.h1_pre)?;
-        elementwise::activation_fwd(b, Activation::Relu, &s.h1_pre, &mut s.h1)?;
+        self.fc1.forward_act(b, x, &mut s.h1, Activation::Relu)?;
         self.fc21.forward(b, &s.h1, &mut s.mu)?;
         self.fc22.forward(b, &s.h1, &mut s.logvar)?;
         let lc = LatentConfig { seed: self.cfg.noise_seed, sample };
@@ -269,17 +259,18 @@ impl<B: Backend> Vae<B> {
             }
         }
         self.fc4.backward_params(b, &s.h3, &s.d_logits)?;
-        self.fc4.backward_input(b, &s.d_logits, &mut s.d_h3, 0.0)?;
-        elementwise::activation_bwd(b, Activation::Relu, &s.h3, &s.d_h3, &mut s.d_h3_pre)?;
+        // Into fc3's pre-activation: (d_logits·W4) ⊙ relu'(h3), one GEMM.
+        self.fc4.backward_input_act(b, &s.d_logits, &mut s.d_h3_pre, 0.0, Activation::Relu, &s.h3)?;
         self.fc3.backward_params(b, &s.z, &s.d_h3_pre)?;
         self.fc3.backward_input(b, &s.d_h3_pre, &mut s.dz, 0.0)?;
         let lc = LatentConfig { seed: self.cfg.noise_seed, sample: true };
         reparam_kl_bwd(b, &lc, &self.offset, &s.mu, &s.logvar, &s.dz, &s.kl_weight, &mut s.dmu, &mut s.dlogvar)?;
         self.fc21.backward_params(b, &s.h1, &s.dmu)?;
         self.fc22.backward_params(b, &s.h1, &s.dlogvar)?;
-        self.fc21.backward_input(b, &s.dmu, &mut s.d_h1, 0.0)?;
-        self.fc22.backward_input(b, &s.dlogvar, &mut s.d_h1, 1.0)?;
-        elementwise::activation_bwd(b, Activation::Relu, &s.h1, &s.d_h1, &mut s.d_h1_pre)?;
+        // Into fc1's pre-activation: (dμ·W21 + dlogσ²·W22) ⊙ relu'(h1); the second GEMM adds to the
+        // first (β = 1) and applies relu' in its epilogue.
+        self.fc21.backward_input(b, &s.dmu, &mut s.d_h1_pre, 0.0)?;
+        self.fc22.backward_input_act(b, &s.dlogvar, &mut s.d_h1_pre, 1.0, Activation::Relu, &s.h1)?;
         self.fc1.backward_params(b, x, &s.d_h1_pre)
     }
 

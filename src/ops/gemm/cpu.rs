@@ -72,3 +72,29 @@ pub fn gemm_fast(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) -> Result
     }
     Ok(())
 }
+
+/// Applies an epilogue to the m×n outputs of C in place (after the product was stored).
+pub fn apply_epilogue(
+    spec: &GemmSpec,
+    c: &mut [f32],
+    bias: Option<&[f32]>,
+    act: crate::ops::Activation,
+    grad_from: Option<(&[f32], usize)>,
+) {
+    use crate::ops::elementwise::cpu::{activation, activation_grad_from_output};
+    for i in 0..spec.m {
+        let row = &mut c[i * spec.ldc..i * spec.ldc + spec.n];
+        match grad_from {
+            Some((y, ldy)) => {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v *= activation_grad_from_output(act, y[i * ldy + j]);
+                }
+            }
+            None => {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = activation(act, *v + bias.map_or(0.0, |b| b[j]));
+                }
+            }
+        }
+    }
+}

@@ -6,19 +6,23 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::GemmSpec;
+use super::{GemmEpilogue, GemmSpec};
 use crate::backend::cuda::{abi, launch, CudaBackend};
 use crate::error::{Error, Result};
+use crate::ops::elementwise::cuda::abi_activation;
+use crate::ops::Activation;
 
 const TILE: usize = 16;
 
-/// `gemm_tiled16_f32(lk_gemm_params p, const float* a, const float* b, float* c)`
+/// `gemm_tiled16_f32(lk_gemm_params p, const float* a, const float* b, float* c, const float* bias,
+///                   const float* y)`
 pub(crate) unsafe fn gemm(
     be: &CudaBackend,
     spec: &GemmSpec,
     a: &CudaSlice<f32>,
     b: &CudaSlice<f32>,
     c: &mut CudaSlice<f32>,
+    epilogue: &GemmEpilogue<'_, CudaBackend>,
 ) -> Result<()> {
     let (gx, gy) = (spec.n.div_ceil(TILE), spec.m.div_ceil(TILE));
     if gy > 65_535 || gx > i32::MAX as usize {
@@ -27,7 +31,7 @@ pub(crate) unsafe fn gemm(
             format!("{}×{} output exceeds the tiled kernel's grid (m ≤ {})", spec.m, spec.n, 65_535 * TILE),
         ));
     }
-    let p = abi::lk_gemm_params {
+    let mut p = abi::lk_gemm_params {
         m: spec.m as i64,
         n: spec.n as i64,
         k: spec.k as i64,
@@ -38,11 +42,35 @@ pub(crate) unsafe fn gemm(
         beta: spec.beta,
         trans_a: i32::from(spec.trans_a.is_yes()),
         trans_b: i32::from(spec.trans_b.is_yes()),
+        ldy: 0,
+        epilogue: abi::LK_EPI_NONE,
+        act: abi_activation(Activation::None),
+        has_bias: 0,
+        _pad: 0,
     };
+    // Unused pointer slots (flags say so) take the 1-element placeholder.
+    let (mut bias, mut y) = (be.placeholder(), be.placeholder());
+    match *epilogue {
+        GemmEpilogue::None => {}
+        GemmEpilogue::BiasAct { bias: b_opt, act } => {
+            p.epilogue = abi::LK_EPI_BIAS_ACT;
+            p.act = abi_activation(act);
+            if let Some(bb) = b_opt {
+                p.has_bias = 1;
+                bias = bb;
+            }
+        }
+        GemmEpilogue::ActGrad { act, y: yy, ldy } => {
+            p.epilogue = abi::LK_EPI_ACT_GRAD;
+            p.act = abi_activation(act);
+            p.ldy = ldy as i64;
+            y = yy;
+        }
+    }
     let cfg = LaunchConfig {
         grid_dim: (gx as u32, gy as u32, 1),
         block_dim: (TILE as u32, TILE as u32, 1),
         shared_mem_bytes: 0,
     };
-    launch!(be, "gemm_tiled16_f32", cfg, [&p, a, b, c])
+    launch!(be, "gemm_tiled16_f32", cfg, [&p, a, b, c, bias, y])
 }

@@ -6,6 +6,11 @@
 //! anything, NaN included. The three products of a linear layer `Y = X·Wᵀ` are
 //! `gemm(N, T)` forward, `dX = dY·W` as `gemm(N, N)` and `dW = dYᵀ·X` as `gemm(T, N)`.
 //!
+//! An epilogue transforms each output `v = α·(op(A)·op(B))[i,j] + β·C[i,j]` before it is stored
+//! ([`GemmEpilogue`]): `act(v + bias[j])` is a Linear layer's forward in one kernel, and
+//! `v · act'(y[i,j])` (act' written from the forward output y) is the backward into the layer
+//! below's pre-activation.
+//!
 //! Numerics: the CPU reference ([`cpu::gemm_ref`]) accumulates in f64 and is the spec; the f32
 //! paths (CPU `matrixmultiply`, CUDA kernels) differ from it by at most about
 //! `K · ε_f32 · max|a| · max|b|` per element, the bound the tests use.
@@ -18,6 +23,7 @@ pub(crate) mod cuda;
 use super::on_device;
 use crate::backend::Backend;
 use crate::error::{check_len, Error, Result};
+use crate::ops::Activation;
 use crate::tensor::Tensor;
 
 /// Whether an operand is used as stored or transposed.
@@ -111,8 +117,61 @@ impl GemmSpec {
     }
 }
 
+/// What happens to each output `v` of a GEMM before it is stored.
+pub enum GemmEpilogue<'a, B: Backend> {
+    /// `C = v`.
+    None,
+    /// `C = act(v + bias[j])`; `bias` ([n]) is optional.
+    BiasAct { bias: Option<&'a B::Buf<f32>>, act: Activation },
+    /// `C = v · act'(y[i, j])` with act' written from the forward output `y` ([m, n], row stride
+    /// `ldy`).
+    ActGrad { act: Activation, y: &'a B::Buf<f32>, ldy: usize },
+}
+
+impl<B: Backend> GemmEpilogue<'_, B> {
+    fn validate(&self, bk: &B, spec: &GemmSpec) -> Result<()> {
+        const OP: &str = "gemm";
+        let on = |name: &str, dev: crate::device::Device| -> Result<()> {
+            if dev != bk.device() {
+                return Err(Error::DeviceMismatch {
+                    op: OP,
+                    msg: format!("{name} is on {dev}, the backend on {}", bk.device()),
+                });
+            }
+            Ok(())
+        };
+        match self {
+            GemmEpilogue::None | GemmEpilogue::BiasAct { bias: None, .. } => Ok(()),
+            GemmEpilogue::BiasAct { bias: Some(bias), .. } => {
+                on("bias", B::buf_device(*bias))?;
+                check_len(OP, "bias", B::buf_len(*bias), spec.n)
+            }
+            GemmEpilogue::ActGrad { y, ldy, .. } => {
+                on("y", B::buf_device(*y))?;
+                if *ldy < spec.n {
+                    return Err(Error::shape(OP, format!("leading dimension of y is {ldy}, less than n = {}", spec.n)));
+                }
+                let span = (spec.m - 1).checked_mul(*ldy).and_then(|v| v.checked_add(spec.n));
+                check_len(OP, "y", B::buf_len(*y), span.ok_or_else(|| Error::shape(OP, "y extent overflows"))?)
+            }
+        }
+    }
+}
+
 /// GEMM on raw buffers with explicit leading dimensions (strided sub-matrices).
 pub fn gemm<B: Backend>(bk: &B, spec: &GemmSpec, a: &B::Buf<f32>, b: &B::Buf<f32>, c: &mut B::Buf<f32>) -> Result<()> {
+    gemm_with(bk, spec, a, b, c, &GemmEpilogue::None)
+}
+
+/// [`gemm`] with an epilogue.
+pub fn gemm_with<B: Backend>(
+    bk: &B,
+    spec: &GemmSpec,
+    a: &B::Buf<f32>,
+    b: &B::Buf<f32>,
+    c: &mut B::Buf<f32>,
+    epilogue: &GemmEpilogue<'_, B>,
+) -> Result<()> {
     for (name, dev) in [("A", B::buf_device(a)), ("B", B::buf_device(b)), ("C", B::buf_device(c))] {
         if dev != bk.device() {
             return Err(Error::DeviceMismatch {
@@ -122,8 +181,10 @@ pub fn gemm<B: Backend>(bk: &B, spec: &GemmSpec, a: &B::Buf<f32>, b: &B::Buf<f32
         }
     }
     spec.validate(B::buf_len(a), B::buf_len(b), B::buf_len(c))?;
-    // SAFETY: validate checked that every element the spec addresses lies inside its buffer.
-    unsafe { bk.gemm_f32(spec, a, b, c) }
+    epilogue.validate(bk, spec)?;
+    // SAFETY: the validations checked that every element the spec and the epilogue address lies
+    // inside its buffer, on this backend's device.
+    unsafe { bk.gemm_f32(spec, a, b, c, epilogue) }
 }
 
 /// `c = α · op(a) · op(b) + β · c` on contiguous 2-D tensors (BLAS-shaped argument list).
@@ -137,6 +198,37 @@ pub fn matmul<B: Backend>(
     b: &Tensor<B>,
     beta: f32,
     c: &mut Tensor<B>,
+) -> Result<()> {
+    matmul_with(bk, trans_a, trans_b, alpha, a, b, beta, c, TensorEpilogue::None)
+}
+
+/// The epilogue of [`matmul_with`], on tensors.
+pub enum TensorEpilogue<'a, B: Backend> {
+    None,
+    /// `act(v + bias[j])`, bias: [n].
+    BiasAct {
+        bias: Option<&'a Tensor<B>>,
+        act: Activation,
+    },
+    /// `v · act'(y)`, y: [m, n] (the forward output of the activation).
+    ActGrad {
+        act: Activation,
+        y: &'a Tensor<B>,
+    },
+}
+
+/// [`matmul`] with an epilogue applied to every output before it is stored.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with<B: Backend>(
+    bk: &B,
+    trans_a: Transpose,
+    trans_b: Transpose,
+    alpha: f32,
+    a: &Tensor<B>,
+    b: &Tensor<B>,
+    beta: f32,
+    c: &mut Tensor<B>,
+    epilogue: TensorEpilogue<'_, B>,
 ) -> Result<()> {
     const OP: &str = "matmul";
     on_device(OP, bk, a)?;
@@ -152,6 +244,21 @@ pub fn matmul<B: Backend>(
     if c.shape() != [m, n] {
         return Err(Error::shape(OP, format!("C should be [{m}, {n}], got {:?}", c.shape())));
     }
+    let epilogue = match epilogue {
+        TensorEpilogue::None => GemmEpilogue::None,
+        TensorEpilogue::BiasAct { bias, act } => {
+            if let Some(t) = bias {
+                on_device(OP, bk, t)?;
+                super::expect_shape(OP, "bias", t, &[n])?;
+            }
+            GemmEpilogue::BiasAct { bias: bias.map(|t| t.buf()), act }
+        }
+        TensorEpilogue::ActGrad { act, y } => {
+            on_device(OP, bk, y)?;
+            super::expect_shape(OP, "y", y, &[m, n])?;
+            GemmEpilogue::ActGrad { act, y: y.buf(), ldy: n }
+        }
+    };
     let spec = GemmSpec::contiguous(trans_a, trans_b, m, n, k, alpha, beta);
-    gemm(bk, &spec, a.buf(), b.buf(), c.buf_mut())
+    gemm_with(bk, &spec, a.buf(), b.buf(), c.buf_mut(), &epilogue)
 }
