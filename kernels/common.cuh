@@ -39,10 +39,13 @@ __device__ inline float sigmoid(float x) {
     return e / (1.0f + e);
 }
 
+// max(x, 0) that lets a NaN through (fmaxf would turn it into 0 and hide it from the loss check).
+__device__ inline float relu_keep_nan(float x) { return x <= 0.0f ? 0.0f : x; }
+
 __device__ inline float activation_fwd(int act, float x) {
     switch (act) {
         // Not fmaxf: a NaN must reach the loss (and the non-finite check), as in PyTorch.
-        case LK_ACT_RELU: return x <= 0.0f ? 0.0f : x;
+        case LK_ACT_RELU: return relu_keep_nan(x);
         case LK_ACT_SIGMOID: return sigmoid(x);
         case LK_ACT_TANH: return tanhf(x);
         default: return x;

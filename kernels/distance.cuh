@@ -29,7 +29,8 @@ __device__ __forceinline__ float kappa_from_dot(int metric, float dot, float na,
         const float b = fmaxf(__fsqrt_rn(nb), LK_COSINE_NORM_FLOOR);
         return __fsub_rn(1.0f, __fdiv_rn(dot, __fmul_rn(a, b)));
     }
-    const float d2 = fmaxf(__fmaf_rn(-2.0f, dot, __fadd_rn(na, nb)), 0.0f);
+    // Clamped at 0 (rounding can make it slightly negative), but a NaN from NaN/inf inputs stays.
+    const float d2 = relu_keep_nan(__fmaf_rn(-2.0f, dot, __fadd_rn(na, nb)));
     return metric == LK_METRIC_EUCLIDEAN ? __fsqrt_rn(d2) : d2;
 }
 

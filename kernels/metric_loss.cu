@@ -28,14 +28,14 @@ namespace {
 
 __device__ __forceinline__ float contrastive_loss(bool similar, float sq, float margin) {
     if (similar) return 0.5f * sq;
-    const float h = fmaxf(margin - sqrtf(sq), 0.0f);
+    const float h = lk::relu_keep_nan(margin - sqrtf(sq));
     return 0.5f * h * h;
 }
 
 __device__ __forceinline__ float contrastive_coef(bool similar, float sq, float margin) {
     if (similar) return 1.0f;
     const float dd = sqrtf(sq);
-    return dd > 0.0f ? -fmaxf(margin - dd, 0.0f) / dd : 0.0f;
+    return dd > 0.0f ? -lk::relu_keep_nan(margin - dd) / dd : 0.0f;
 }
 
 // Σ_k (x_k − y_jk)² for this thread's row j (any value for j ≥ n); x staged through xs, every

@@ -162,7 +162,7 @@ LK_KERNEL void triplet_hard_fwd_f32(lk_triplet_params p, const float* __restrict
             au[LK_ANCHOR_N_POS * p.n + i] = np;
             au[LK_ANCHOR_N_NEG * p.n + i] = nn;
             au[LK_ANCHOR_N_COLLAPSE * p.n + i] = nc;
-            af[LK_ANCHOR_LOSS * p.n + i] = valid ? fmaxf(v, 0.0f) : 0.0f;
+            af[LK_ANCHOR_LOSS * p.n + i] = valid ? lk::relu_keep_nan(v) : 0.0f;
             af[LK_ANCHOR_KAPPA_POS * p.n + i] = valid ? bp_k : 0.0f;
             af[LK_ANCHOR_KAPPA_NEG * p.n + i] = valid ? bn_k : 0.0f;
             af[LK_ANCHOR_SUM_D_POS * p.n + i] = sdp;
@@ -274,7 +274,7 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
                 }
                 if (bi != LK_NONE) {
                     const float v = triplet_value(lp, bv, p.margin);
-                    wl += fmaxf(v, 0.0f);
+                    wl += lk::relu_keep_nan(v);
                     ++wt;
                     if (v > 0.0f) {
                         ++wa;

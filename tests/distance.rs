@@ -315,3 +315,20 @@ fn cpu_distance_is_deterministic() {
     }
     let _ = b.device();
 }
+
+parity_test!(nan_embeddings_give_nan_distances, |b| {
+    // A NaN embedding must not look like a distance of 0 (the hardest negative of everyone): the
+    // clamp at 0 lets NaN through, so the loss and its non-finite check see it.
+    let q = tensor(b, &[2, 3], &[f32::NAN, 1.0, 2.0, 0.5, -1.0, 0.25]);
+    let r = tensor(b, &[2, 3], &[1.0, 2.0, 3.0, -0.5, 0.5, 1.5]);
+    let mut outs = Vec::new();
+    for metric in [Metric::SquaredEuclidean, Metric::Euclidean, Metric::Cosine] {
+        let mut out = poisoned(b, &[2, 2]);
+        pairwise_distance(b, metric, &q, &r, &mut out).unwrap();
+        let got = host(b, &out);
+        assert!(got[0].is_nan() && got[1].is_nan(), "{metric:?}: {got:?}");
+        assert!(got[2].is_finite() && got[3].is_finite(), "{metric:?}: {got:?}");
+        outs.push(Out::new(format!("{metric:?} finite row"), got[2..].to_vec()).tol(1e-6, 1e-5));
+    }
+    outs
+});

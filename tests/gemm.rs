@@ -209,3 +209,42 @@ parity_test!(gemm_epilogues_match_reference, |b| {
     .is_err());
     outs
 });
+
+parity_test!(every_gemm_kernel_version_matches_reference, |b| {
+    use latentkit::ops::gemm::{gemm_with, GemmEpilogue, GemmKernel};
+    use latentkit::ops::Activation;
+    // Sizes around the v2 kernel's 128×128×8 tiles (and across several blocks).
+    let mut r = rng(45);
+    let mut outs = Vec::new();
+    for kernel in [GemmKernel::Tiled16, GemmKernel::Simt128] {
+        for &(m, n, k) in &[(1, 1, 1), (129, 130, 33), (300, 7, 257), (7, 300, 9)] {
+            for ta in T {
+                for tb in T {
+                    let mut spec = GemmSpec::contiguous(ta, tb, m, n, k, 1.0, 0.0);
+                    spec.kernel = kernel;
+                    let (ar, _) = spec.stored_a();
+                    let (br, _) = spec.stored_b();
+                    let a0 = rand_vec(&mut r, ar * spec.lda, -1.0, 1.0);
+                    let b0 = rand_vec(&mut r, br * spec.ldb, -1.0, 1.0);
+                    let bias0 = rand_vec(&mut r, n, -1.0, 1.0);
+                    let mut want = vec![0.0; m * n];
+                    gemm_ref(&spec, &a0, &b0, &mut want).unwrap();
+                    for (i, w) in want.iter_mut().enumerate() {
+                        *w = (*w + bias0[i % n]).max(0.0);
+                    }
+                    let (at, bt, bias) =
+                        (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0), tensor(b, &[n], &bias0));
+                    let mut c = poisoned(b, &[m * n]);
+                    let epi = GemmEpilogue::BiasAct { bias: Some(bias.buf()), act: Activation::Relu };
+                    gemm_with(b, &spec, at.buf(), bt.buf(), c.buf_mut(), &epi).unwrap();
+                    let got = host(b, &c);
+                    let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} bias+relu");
+                    let atol = gemm_atol(k, 1.0, 1.0);
+                    assert_close(&name, &got, &want, atol, 1e-5);
+                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                }
+            }
+        }
+    }
+    outs
+});

@@ -217,7 +217,7 @@ pub(crate) fn grid_rows(rows: usize, threads: u32) -> LaunchConfig {
 /// Launches `$name` on the backend's stream with the given arguments, in the kernel's parameter
 /// order. Expands to an `unsafe` launch: each call site states why its arguments are valid.
 macro_rules! launch {
-    ($be:expr, $name:literal, $cfg:expr, [$($arg:expr),* $(,)?]) => {{
+    ($be:expr, $name:expr, $cfg:expr, [$($arg:expr),* $(,)?]) => {{
         use cudarc::driver::PushKernelArg as _;
         let f = $be.function($name)?;
         // One expression, so temporaries among the arguments live until the launch.

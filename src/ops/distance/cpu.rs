@@ -21,8 +21,8 @@ pub fn kappa_from_dot_f64(metric: Metric, dot: f64, na: f64, nb: f64) -> f64 {
             let floor = f64::from(COSINE_NORM_FLOOR);
             1.0 - dot / (na.sqrt().max(floor) * nb.sqrt().max(floor))
         }
-        Metric::SquaredEuclidean => (na + nb - 2.0 * dot).max(0.0),
-        Metric::Euclidean => (na + nb - 2.0 * dot).max(0.0).sqrt(),
+        Metric::SquaredEuclidean => relu_keep_nan(na + nb - 2.0 * dot),
+        Metric::Euclidean => relu_keep_nan(na + nb - 2.0 * dot).sqrt(),
     }
 }
 
@@ -90,4 +90,13 @@ pub fn pairwise_bwd(metric: Metric, q: &[f32], r: &[f32], g: &[f32], dq: &mut [f
     let m = r.len() / d;
     grad_side(metric, q, r, g, m, false, dq, d);
     grad_side(metric, r, q, g, m, true, dr, d);
+}
+
+/// max(x, 0) that lets a NaN through (`f64::max` would turn it into 0 and hide it from the loss).
+pub fn relu_keep_nan<T: PartialOrd + Default>(x: T) -> T {
+    if x <= T::default() {
+        T::default()
+    } else {
+        x
+    }
 }

@@ -6,13 +6,15 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::{GemmEpilogue, GemmSpec};
+use super::{GemmEpilogue, GemmKernel, GemmSpec};
 use crate::backend::cuda::{abi, launch, CudaBackend};
 use crate::error::{Error, Result};
 use crate::ops::elementwise::cuda::abi_activation;
 use crate::ops::Activation;
 
 const TILE: usize = 16;
+/// Output tile of `gemm_simt128_f32` (128×128 per 256-thread block).
+const SIMT128_TILE: usize = 128;
 
 /// `gemm_tiled16_f32(lk_gemm_params p, const float* a, const float* b, float* c, const float* bias,
 ///                   const float* y)`
@@ -24,11 +26,15 @@ pub(crate) unsafe fn gemm(
     c: &mut CudaSlice<f32>,
     epilogue: &GemmEpilogue<'_, CudaBackend>,
 ) -> Result<()> {
-    let (gx, gy) = (spec.n.div_ceil(TILE), spec.m.div_ceil(TILE));
+    let (tile, threads, name): (usize, (u32, u32), &'static str) = match spec.kernel {
+        GemmKernel::Auto | GemmKernel::Tiled16 => (TILE, (TILE as u32, TILE as u32), "gemm_tiled16_f32"),
+        GemmKernel::Simt128 => (SIMT128_TILE, (256, 1), "gemm_simt128_f32"),
+    };
+    let (gx, gy) = (spec.n.div_ceil(tile), spec.m.div_ceil(tile));
     if gy > 65_535 || gx > i32::MAX as usize {
         return Err(Error::invalid(
             "gemm",
-            format!("{}×{} output exceeds the tiled kernel's grid (m ≤ {})", spec.m, spec.n, 65_535 * TILE),
+            format!("{}×{} output exceeds the kernel's grid (m ≤ {})", spec.m, spec.n, 65_535 * tile),
         ));
     }
     let mut p = abi::lk_gemm_params {
@@ -67,10 +73,7 @@ pub(crate) unsafe fn gemm(
             y = yy;
         }
     }
-    let cfg = LaunchConfig {
-        grid_dim: (gx as u32, gy as u32, 1),
-        block_dim: (TILE as u32, TILE as u32, 1),
-        shared_mem_bytes: 0,
-    };
-    launch!(be, "gemm_tiled16_f32", cfg, [&p, a, b, c, bias, y])
+    let cfg =
+        LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: (threads.0, threads.1, 1), shared_mem_bytes: 0 };
+    launch!(be, name, cfg, [&p, a, b, c, bias, y])
 }

@@ -40,6 +40,19 @@ impl Transpose {
     }
 }
 
+/// Which CUDA kernel version runs a GEMM (the CPU path ignores it). The numbered versions stay
+/// while tuning, as in llm.c; `Auto` picks the verified default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum GemmKernel {
+    /// The default: v1 until a later version is verified and measured on a GPU.
+    #[default]
+    Auto,
+    /// v1: 16×16 shared-memory tiles, one output per thread.
+    Tiled16,
+    /// v2: 128×128 block tiles, 8×8 register blocking per thread, float4 shared-memory reads.
+    Simt128,
+}
+
 /// The full description of one GEMM call on raw row-major buffers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GemmSpec {
@@ -53,6 +66,7 @@ pub struct GemmSpec {
     pub ldc: usize,
     pub alpha: f32,
     pub beta: f32,
+    pub kernel: GemmKernel,
 }
 
 impl GemmSpec {
@@ -68,7 +82,7 @@ impl GemmSpec {
     ) -> Self {
         let lda = if trans_a.is_yes() { m } else { k };
         let ldb = if trans_b.is_yes() { k } else { n };
-        Self { trans_a, trans_b, m, n, k, lda, ldb, ldc: n, alpha, beta }
+        Self { trans_a, trans_b, m, n, k, lda, ldb, ldc: n, alpha, beta, kernel: GemmKernel::Auto }
     }
 
     /// (rows, cols) of A and B as stored.

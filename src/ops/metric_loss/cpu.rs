@@ -11,7 +11,7 @@ pub fn contrastive_loss(similar: bool, sq: f64, margin: f64) -> f64 {
     if similar {
         0.5 * sq
     } else {
-        let h = (margin - sq.sqrt()).max(0.0);
+        let h = crate::ops::distance::cpu::relu_keep_nan(margin - sq.sqrt());
         0.5 * h * h
     }
 }
@@ -23,7 +23,7 @@ pub fn contrastive_coef(similar: bool, sq: f64, margin: f64) -> f64 {
     }
     let d = sq.sqrt();
     if d > 0.0 {
-        -(margin - d).max(0.0) / d
+        -crate::ops::distance::cpu::relu_keep_nan(margin - d) / d
     } else {
         0.0
     }

@@ -195,7 +195,7 @@ pub fn mine_anchor(
                 res.kappa_pos = pos.k;
                 res.kappa_neg = neg.k;
                 res.triplets = 1;
-                res.loss = v.max(0.0);
+                res.loss = crate::ops::distance::cpu::relu_keep_nan(v);
                 if v > 0.0 {
                     res.active = 1;
                     count(pos.i, 1);
@@ -231,7 +231,7 @@ pub fn mine_anchor(
                 }
                 if best.some() {
                     let v = triplet_value(lp, best.l, p.margin);
-                    sum += f64::from(v.max(0.0));
+                    sum += f64::from(crate::ops::distance::cpu::relu_keep_nan(v));
                     res.triplets += 1;
                     if v > 0.0 {
                         res.active += 1;
