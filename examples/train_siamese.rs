@@ -1,11 +1,15 @@
 //! Trains a siamese / metric-learning embedding net (MLP 784-512-256-128 shared by every branch)
-//! on MNIST with the fused triplet miners, and writes its artefacts.
+//! on MNIST with the fused triplet miners, the in-batch contrastive loss or a cosine BCE head, and
+//! writes its artefacts.
 //!
 //!     cargo run --release --example train_siamese                       # CPU, committed subset
 //!     scripts/fetch-mnist.sh && cargo run --release --example train_siamese -- --data data/mnist-full
 //!     cargo run --release --features cuda --example train_siamese -- --device cuda
 //!
-//! Options: --data DIR  --device cpu|cuda[:N]  --epochs N (5)  --loss triplet
+//! Options: --data DIR  --device cpu|cuda[:N]  --epochs N (5)  --loss triplet|contrastive|bce
+//!          (triplet: the options below; contrastive: every in-batch pair, Euclidean distance,
+//!          --contrastive-margin X (1.0); bce: logit = scale·cos + bias with BCE, each example
+//!          paired with 4 positives and 4 negatives of its batch)
 //!          --miner semi-hard|semi-hard-anchor|semi-hard-facenet|batch-hard|batch-all (semi-hard:
 //!          TensorFlow Addons' rule, every anchor–positive pair with the closest negative farther
 //!          than the positive; semi-hard-anchor: one triplet per anchor, the closest negative farther
@@ -15,9 +19,11 @@
 //!          --out DIR (runs/siamese)
 //!
 //! Writes into --out: metrics.csv (per epoch: loss, active fraction, mean d_ap / d_an, collapse
-//! fraction, precision@1, R-precision, MAP@R of test queries against train references),
+//! fraction, precision@1, R-precision, MAP@R of test queries against train references, pair
+//! accuracy and ROC-AUC on 10,000 balanced test pairs with the threshold picked on training pairs),
 //! embeddings.png (2-D PCA of test embeddings coloured by class), test_embeddings.npy,
-//! vectors.tsv + metadata.tsv (for embedding projectors) and model.safetensors.
+//! vectors.tsv + metadata.tsv (for embedding projectors) and model.safetensors (plus head.scale,
+//! head.bias for the BCE head).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,7 +33,7 @@ use latentkit::data::Mnist;
 use latentkit::eval::pca_2d;
 use latentkit::io::{save_checkpoint, save_npy_f32, save_projector_tsv, save_scatter, write_file_atomic};
 use latentkit::ops::distance::Metric;
-use latentkit::ops::mining::{Miner, SemiHardPolicy};
+use latentkit::ops::mining::{Miner, SemiHardPolicy, TripletConfig};
 use latentkit::train::{MetricEpochRecord, MetricTrainConfig, MetricTrainer};
 use latentkit::{Backend, CpuBackend, CudaBackend, Device, Error};
 
@@ -39,6 +45,13 @@ struct Args {
     out: PathBuf,
 }
 
+/// The `--loss` choice before the loss-specific flags are folded in.
+enum LossFlag {
+    Triplet,
+    Contrastive,
+    Bce,
+}
+
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         data: None,
@@ -48,11 +61,14 @@ fn parse_args() -> Result<Args, String> {
         out: PathBuf::from("runs/siamese"),
     };
     let mut lr_decay = true;
+    let mut loss = LossFlag::Triplet;
+    let mut triplet: TripletConfig = *a.cfg.loss.triplet().ok_or("the default loss is the triplet loss")?;
+    let mut contrastive_margin = MetricTrainConfig::CONTRASTIVE_MARGIN;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--squared" => {
-                a.cfg.triplet.squared = true;
+                triplet.squared = true;
                 continue;
             }
             "--constant-lr" => {
@@ -73,7 +89,8 @@ fn parse_args() -> Result<Args, String> {
             "--data" => a.data = Some(PathBuf::from(&v)),
             "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
             "--epochs" => a.epochs = int()?,
-            "--margin" => a.cfg.triplet.margin = float()?,
+            "--margin" => triplet.margin = float()?,
+            "--contrastive-margin" => contrastive_margin = float()?,
             "--lr" => a.cfg.adam.lr = float()?,
             "--p" => a.cfg.p = int()?,
             "--k" => a.cfg.k = int()?,
@@ -82,17 +99,23 @@ fn parse_args() -> Result<Args, String> {
             "--sizes" => {
                 a.cfg.sizes = v.split('-').map(|s| s.parse::<usize>().map_err(|e| bad(&e))).collect::<Result<_, _>>()?
             }
-            "--loss" if v == "triplet" => {}
-            "--loss" => return Err(bad(&"only the triplet loss is wired into this example so far")),
+            "--loss" => {
+                loss = match v.as_str() {
+                    "triplet" => LossFlag::Triplet,
+                    "contrastive" => LossFlag::Contrastive,
+                    "bce" => LossFlag::Bce,
+                    _ => return Err(bad(&"expected triplet, contrastive or bce")),
+                }
+            }
             "--metric" => {
-                a.cfg.triplet.metric = match v.as_str() {
+                triplet.metric = match v.as_str() {
                     "cosine" => Metric::Cosine,
                     "euclidean" => Metric::Euclidean,
                     _ => return Err(bad(&"expected cosine or euclidean")),
                 }
             }
             "--miner" => {
-                a.cfg.triplet.miner = match v.as_str() {
+                triplet.miner = match v.as_str() {
                     "semi-hard" => Miner::SemiHard(SemiHardPolicy::TfAddons),
                     "semi-hard-anchor" => Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive),
                     "semi-hard-facenet" => Miner::SemiHard(SemiHardPolicy::FaceNet),
@@ -104,17 +127,22 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown option {flag:?} (try --help)")),
         }
     }
+    a.cfg.loss = match loss {
+        LossFlag::Triplet => MetricTrainConfig::triplet(triplet).loss,
+        LossFlag::Contrastive => MetricTrainConfig::contrastive(contrastive_margin).loss,
+        LossFlag::Bce => MetricTrainConfig::bce_head().loss,
+    };
     a.cfg.lr_decay_epochs = if lr_decay { a.epochs } else { 0 };
     Ok(a)
 }
 
 fn write_metrics(path: &std::path::Path, history: &[MetricEpochRecord]) -> latentkit::Result<()> {
     let mut text = String::from(
-        "epoch,step,loss,active_fraction,mean_d_ap,mean_d_an,collapse_fraction,precision_at_1,r_precision,map_at_r,seconds\n",
+        "epoch,step,loss,active_fraction,mean_d_ap,mean_d_an,collapse_fraction,precision_at_1,r_precision,map_at_r,pair_accuracy,pair_auc,pair_threshold,seconds\n",
     );
     for r in history {
         text += &format!(
-            "{},{},{:.5},{:.4},{:.4},{:.4},{:.5},{:.4},{:.4},{:.4},{:.2}\n",
+            "{},{},{:.5},{:.4},{:.4},{:.4},{:.5},{:.4},{:.4},{:.4},{:.4},{:.5},{:.5},{:.2}\n",
             r.epoch,
             r.step,
             r.loss,
@@ -125,6 +153,9 @@ fn write_metrics(path: &std::path::Path, history: &[MetricEpochRecord]) -> laten
             r.retrieval.precision_at_1,
             r.retrieval.r_precision,
             r.retrieval.map_at_r,
+            r.pair_accuracy,
+            r.pair_auc,
+            r.pair_threshold,
             r.seconds
         );
     }
@@ -140,18 +171,31 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     let train_labels: Vec<u32> = data.train.labels.iter().map(|&l| u32::from(l)).collect();
     let mut t = MetricTrainer::new(b, args.cfg.clone(), &train_labels)?;
     let c = &t.cfg;
+    let loss = match (c.loss.triplet(), c.loss.contrastive_margin()) {
+        (Some(tr), _) => format!(
+            "triplet {:?} {:?} margin {}{}",
+            tr.miner,
+            tr.metric,
+            tr.margin,
+            if tr.squared { " (squared)" } else { "" }
+        ),
+        (None, Some(m)) => format!("contrastive over all in-batch pairs, Euclidean, margin {m}"),
+        (None, None) => format!(
+            "BCE head (logit = scale·cos + bias, init {} / {}), {} positive and {} negative pairs per example",
+            MetricTrainConfig::HEAD_INIT_SCALE,
+            MetricTrainConfig::HEAD_INIT_BIAS,
+            MetricTrainConfig::BCE_PAIRS_PER_EXAMPLE,
+            MetricTrainConfig::BCE_PAIRS_PER_EXAMPLE
+        ),
+    };
     println!(
-        "embedding net {:?} on {}: {} train / {} test images, batches {}×{}, {:?} {:?} margin {}{}, Adam lr {}",
+        "embedding net {:?} on {}: {} train / {} test images, batches {}×{}, {loss}, Adam lr {}",
         c.sizes,
         b.device(),
         data.train.len(),
         data.test.len(),
         c.p,
         c.k,
-        c.triplet.miner,
-        c.triplet.metric,
-        c.triplet.margin,
-        if c.triplet.squared { " (squared)" } else { "" },
         c.adam.lr
     );
     let style =
@@ -171,7 +215,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
         bar.finish_and_clear();
         let rec = rec?;
         println!(
-            "epoch {:>2}: loss {:.4} (active {:.3}, d_ap {:.3}, d_an {:.3}) | test p@1 {:.4}, R-precision {:.4}, MAP@R {:.4} | {:.1} s",
+            "epoch {:>2}: loss {:.4} (active {:.3}, d_ap {:.3}, d_an {:.3}) | test p@1 {:.4}, R-precision {:.4}, MAP@R {:.4} | pairs acc {:.4}, ROC-AUC {:.5} | {:.1} s",
             rec.epoch,
             rec.loss,
             rec.active_fraction,
@@ -180,6 +224,8 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
             rec.retrieval.precision_at_1,
             rec.retrieval.r_precision,
             rec.retrieval.map_at_r,
+            rec.pair_accuracy,
+            rec.pair_auc,
             rec.seconds
         );
         history.push(rec);
@@ -188,6 +234,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
         meta.insert("format".into(), "latentkit-embedding-mlp".into());
         meta.insert("sizes".into(), t.cfg.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-"));
         meta.insert("epoch".into(), rec.epoch.to_string());
+        meta.insert("loss".into(), t.cfg.loss.name().into());
         save_checkpoint(&args.out.join("model.safetensors"), &t.state_dict(b)?, &meta)?;
     }
 
