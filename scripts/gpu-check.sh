@@ -3,7 +3,8 @@
 # toolchain and no network:
 #
 #   scripts/gpu-check.sh            here (no GPU needed): builds the release test and bench binaries
-#                                   with `cuda` into gpu-bundle/ (git-ignored, < 64 MiB) together
+#                                   with `cuda` into gpu-bundle/ (git-ignored, < 64 MiB; the binaries
+#                                   packed into binaries.tar.xz, which run.sh unpacks) together
 #                                   with everything the run needs (MNIST subset, baseline script,
 #                                   the pytorch-metric-learning wheel, the runner).
 #   bash gpu-bundle/run.sh          on the GPU machine: every test with LATENTKIT_REQUIRE_CUDA=1,
@@ -11,7 +12,8 @@
 #                                   the bench binary and the PyTorch/cuBLAS baselines in the same
 #                                   call, then a short table. Logs land in $OUT (or gpu-bundle/out).
 #
-# With the device tool: run(command="bash gpu-bundle/run.sh", carry=["gpu-bundle"], timeout_s=540)
+# With the device tool: run(command="bash gpu-bundle/run.sh tests sanitize", carry=["gpu-bundle"],
+# timeout_s=540), then the same with "bench baselines train" (each call is limited to 10 minutes).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,8 +45,15 @@ for line in sys.stdin:
 
 echo "building bench and example binaries..."
 cargo build --release --features cuda --examples --quiet
-for ex in bench_kernels bench_vae train_vae train_ae; do cp "target/release/examples/$ex" "$bundle/bin/"; done
+for ex in bench_kernels bench_vae bench_metric train_vae train_ae; do cp "target/release/examples/$ex" "$bundle/bin/"; done
 strip "$bundle"/tests/* "$bundle"/bin/*
+# Every CUDA binary embeds the same kernel fatbins (SASS for each arch, ~13 MiB), so the loose
+# binaries are several times the 64 MiB the device tool carries. One xz stream whose 64 MiB window
+# spans more than one binary stores them about once (~220 MiB -> ~4 MiB in ~10 s, <1 s to unpack);
+# -T1 keeps it one stream. gpu-run.sh unpacks it next to itself.
+tar -cf - -C "$bundle" bin tests | xz -T1 --lzma2=preset=1,dict=64MiB >"$bundle/binaries.tar.xz"
+echo "binaries: $(du -cm "$bundle"/bin/* "$bundle"/tests/* | tail -n 1 | cut -f1) MiB, packed into binaries.tar.xz ($(du -m "$bundle/binaries.tar.xz" | cut -f1) MiB)"
+rm -rf "$bundle/bin" "$bundle/tests"
 
 cp -r data/mnist-subset "$bundle/data/"
 # Full MNIST (gzip, ~11 MiB) for the epoch benchmark and the GPU training run.
@@ -62,7 +71,7 @@ python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$bundl
   echo "warning: could not download the pytorch-metric-learning wheel; its baselines will be skipped" >&2
 
 size=$(du -sm "$bundle" | cut -f1)
-echo "gpu-bundle: ${size} MiB ($(ls "$bundle/tests" | wc -l) test binaries)"
+echo "gpu-bundle: ${size} MiB ($(tar -tJf "$bundle/binaries.tar.xz" | grep -c '^tests/.') test binaries)"
 if ((size >= 64)); then
   echo "error: gpu-bundle is ${size} MiB, over the 64 MiB the device tool carries" >&2
   exit 1

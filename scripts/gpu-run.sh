@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
 # Runner copied into gpu-bundle/ by scripts/gpu-check.sh; runs on the GPU machine (no Rust, no
-# network). Usage: bash gpu-bundle/run.sh [quick]   ("quick" skips the sanitizer passes)
+# network).
+#
+#   bash gpu-bundle/run.sh [PHASE ...]
+#
+# PHASEs, in the order they run: tests (every test binary, LATENTKIT_REQUIRE_CUDA=1), sanitize
+# (compute-sanitizer memcheck + racecheck on the kernel tests), bench (bench_kernels, bench_vae,
+# bench_metric), baselines (../shared/bench/torch_baselines.py, same card, same call), train
+# (10 epochs of the VAE on full MNIST). Default: all of them; `quick` = all but sanitize. One device
+# call is limited to 10 minutes: split the phases over two calls when the whole run does not fit
+# (e.g. `tests sanitize`, then `bench baselines train`).
 set -u
+phases=" ${*:-tests sanitize bench baselines train} "
+[[ $phases == " quick " ]] && phases=" tests bench baselines train "
+want() { [[ $phases == *" $1 "* ]]; }
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
 mkdir -p "$out"
@@ -10,6 +22,13 @@ export LATENTKIT_MNIST_SUBSET=$here/data/mnist-subset
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 export LD_LIBRARY_PATH=$CUDA_HOME/lib64:${LD_LIBRARY_PATH:-}
 step_timeout=${STEP_TIMEOUT:-240}
+# gpu-check.sh packs the binaries (bin/, tests/) into one xz tarball; unpack it next to this script
+# (tar with xz, or Python's tarfile where xz is missing).
+if [[ -f $here/binaries.tar.xz ]]; then
+  tar -xJf "$here/binaries.tar.xz" -C "$here" 2>/dev/null ||
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/binaries.tar.xz" "$here" ||
+    { echo "error: could not unpack $here/binaries.tar.xz" >&2; exit 1; }
+fi
 sanitizer=$CUDA_HOME/bin/compute-sanitizer
 
 date -u +"date: %Y-%m-%dT%H:%M:%SZ"
@@ -30,33 +49,57 @@ run_step() {
   fi
 }
 
-for t in "$here"/tests/*; do
-  run_step "test:$(basename "$t")" "$t"
-done
+if want tests; then
+  for t in "$here"/tests/*; do
+    run_step "test:$(basename "$t")" "$t"
+  done
+fi
 
-if [[ ${1:-} != quick && -x $sanitizer ]]; then
-  for t in elementwise loss optim gemm; do
+if want sanitize && [[ -x $sanitizer ]]; then
+  for t in elementwise loss optim gemm latent distance mining; do
     [[ -x $here/tests/$t ]] || continue
     run_step "memcheck:$t" "$sanitizer" --tool memcheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1
     run_step "racecheck:$t" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1 --skip grid_stride
   done
 fi
 
+if want bench; then
 run_step "bench_kernels" "$here/bin/bench_kernels" --device cuda --samples 25
 run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full"
-run_step "train_vae" "$here/bin/train_vae" --device cuda --data "$here/data/mnist-full" --epochs 10 --iwae-k 100 --out "$out/vae-gpu"
-if [[ -f $here/torch_baselines.py ]] && python3 -c 'import torch' 2>/dev/null; then
+# Metric learning: mining, distance and the triplet step in one step; the N = 262,144 batch-hard
+# run in its own step, so that a slow or timed-out large run keeps the rest (it skips itself when
+# its projection from an N = 16,384 call exceeds --large-budget, 100 s, well inside the timeout).
+run_step "bench_metric" "$here/bin/bench_metric" --device cuda --samples 20 --only mining,distance,train
+run_step "bench_metric_large" "$here/bin/bench_metric" --device cuda --only large
+fi
+# BASELINES: groups of torch_baselines.py sections separated by spaces, one step (one process,
+# one STEP_TIMEOUT) per group: the first writes baselines.json / torch_baselines.log, a later one
+# baselines_<its first section>.json / torch_baselines_<its first section>.log. The metric
+# sections need pytorch-metric-learning (the wheel gpu-check.sh puts in wheels/).
+baseline_logs=()
+if want baselines && [[ -f $here/torch_baselines.py ]] && python3 -c 'import torch' 2>/dev/null; then
   pylib=$here/pylib
   ls "$here"/wheels/*.whl >/dev/null 2>&1 && python3 -m pip install --quiet --no-deps --target "$pylib" "$here"/wheels/*.whl >/dev/null 2>&1
-  PYTHONPATH=$pylib:${PYTHONPATH:-} run_step "torch_baselines" python3 "$here/torch_baselines.py" --out "$out/baselines.json" --only "${BASELINES:-ceil,gemm,latent,vae}"
+  for group in ${BASELINES:-ceil,gemm,latent,vae metric,metric_all,train_metric}; do
+    suffix=$( ((${#baseline_logs[@]} == 0)) || echo "_${group%%,*}")
+    PYTHONPATH=$pylib:${PYTHONPATH:-} run_step "torch_baselines$suffix" python3 "$here/torch_baselines.py" --out "$out/baselines$suffix.json" --only "$group"
+    baseline_logs+=("torch_baselines$suffix")
+  done
+fi
+
+if want train; then
+  run_step "train_vae" "$here/bin/train_vae" --device cuda --data "$here/data/mnist-full" --epochs 10 --iwae-k 100 --out "$out/vae-gpu"
 fi
 
 echo
-for log in bench_kernels bench_vae train_vae; do
+for log in bench_kernels bench_vae bench_metric bench_metric_large train_vae; do
+  [[ -f $out/$log.log ]] || continue
   echo "== $log =="
-  tail -n 30 "$out/$log.log"
+  tail -n 40 "$out/$log.log"
 done
-[[ -f $out/torch_baselines.log ]] && { echo "== torch_baselines =="; tail -n 40 "$out/torch_baselines.log"; }
+for log in ${baseline_logs[@]+"${baseline_logs[@]}"}; do
+  [[ -f $out/$log.log ]] && { echo "== $log =="; tail -n 40 "$out/$log.log"; }
+done
 echo
 echo "| step                         | status    |    time   |"
 echo "|------------------------------|-----------|-----------|"
