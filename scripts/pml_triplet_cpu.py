@@ -7,6 +7,12 @@ similarity, margin 0.2, semi-hard TripletMarginMiner, batch 256, Adam 1e-3), tim
 
 Needs torch, pytorch-metric-learning 2.9.0, scipy, tqdm (not project dependencies).
 """
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
 from pytorch_metric_learning import losses, miners, distances
 torch.manual_seed(0)
 def idx(p):
