@@ -1153,3 +1153,37 @@ fn pair_losses_reject_bad_input() {
     let e = siamese_cos_fwd(&b, &x, &x, &yf, &ts, &tb, &mut logits, &mut loss).unwrap_err();
     assert!(e.to_string().contains("bias"), "{e}");
 }
+
+parity_test!(triplet_large_shapes_cover_every_gpu_path, |b| {
+    // Shapes past the CUDA kernels' internal tiles (the review asked for them): more than one
+    // 256-reference stripe (m > 256), the staged distance loop with d > 256, and anchor chunks past
+    // ROW_CHUNK = 512 (n > 512); no brute-force oracle here (too slow at this size), the CPU twin is
+    // the reference the CUDA run is compared with.
+    let mut outs = Vec::new();
+    for (same, m) in [(true, None), (false, Some(700))] {
+        let c = case(97, 600, m, 300, 7);
+        let t = upload(b, &c);
+        for miner in MINERS {
+            let cf = cfg(miner, Metric::Euclidean, false, false);
+            let mut run = forward(b, &cf, &c, &t);
+            let st = run.stats;
+            assert!(st.loss.is_finite() && st.triplets > 0, "{miner:?} same_set={same}: {st:?}");
+            let mut dq = poisoned(b, &[c.n, c.d]);
+            let mut dr = poisoned(b, &[c.m, c.d]);
+            triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 1.0, &mut dq, Some(&mut dr))
+                .unwrap();
+            let (gq, gr) = (host(b, &dq), host(b, &dr));
+            assert!(gq.iter().chain(&gr).all(|v| v.is_finite()), "{miner:?}: non-finite gradient");
+            let name = format!("{miner:?} same_set={same} 600x{}x300", c.m);
+            // Counts are integers (exact); losses and gradients sum in different orders on the two
+            // backends (f32 per anchor on the GPU, f64 on the CPU): relative 1e-4.
+            outs.push(
+                Out::new(format!("{name} counts"), vec![st.triplets as f32, st.active_triplets as f32]).tol(0.0, 0.0),
+            );
+            outs.push(Out::new(format!("{name} loss"), vec![st.loss]).tol(1e-6, 1e-4));
+            outs.push(Out::new(format!("{name} dq"), gq).tol(1e-6, 1e-4));
+            outs.push(Out::new(format!("{name} dr"), gr).tol(1e-6, 1e-4));
+        }
+    }
+    outs
+});
