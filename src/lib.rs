@@ -14,6 +14,9 @@
 //! The library never panics on bad input, never exits and never prints: every failure is an
 //! [`Error`].
 
+// The docs write math with indices (`y[r, c]`, `out[0]`), which rustdoc would take for links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 pub mod backend;
 pub mod bench;
 pub mod data;

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 /// Distinguishes temp files of concurrent writers within one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes a whole file atomically (see [`write_atomic`]'s rules): for CSVs and reports.
+/// Writes a whole file atomically (temp file, fsync, rename): for CSVs and reports.
 pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic("write_file_atomic", path, bytes)
 }
