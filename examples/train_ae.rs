@@ -80,11 +80,9 @@ fn parse_args() -> Result<Args, String> {
 
 /// Mean per-example loss over a split, in batches (the last one may be smaller).
 fn evaluate<B: Backend>(b: &B, model: &mut Autoencoder<B>, split: &MnistSplit, batch: usize) -> latentkit::Result<f32> {
-    let dim = split.dim();
     let mut total = 0.0f64;
-    for start in (0..split.len()).step_by(batch) {
-        let n = batch.min(split.len() - start);
-        let x = Tensor::from_slice(b, &[n, dim], &split.images[start * dim..(start + n) * dim])?;
+    for (n, pixels) in split.image_chunks(batch) {
+        let x = Tensor::from_slice(b, &[n, split.dim()], pixels)?;
         total += f64::from(model.loss(b, &x)?) * n as f64;
     }
     Ok((total / split.len() as f64) as f32)

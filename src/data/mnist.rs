@@ -42,6 +42,13 @@ impl MnistSplit {
         self.images.get(i * d..(i + 1) * d)
     }
 
+    /// The images in consecutive chunks of up to `rows` images (the last may be smaller):
+    /// (images in the chunk, their pixels).
+    pub fn image_chunks(&self, rows: usize) -> impl Iterator<Item = (usize, &[f32])> {
+        let dim = self.dim().max(1);
+        self.images.chunks(rows.max(1) * dim).map(move |c| (c.len() / dim, c))
+    }
+
     /// The first n examples (all if n ≥ len).
     pub fn truncate(&mut self, n: usize) {
         let n = n.min(self.len());

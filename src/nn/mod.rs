@@ -23,6 +23,17 @@ pub struct Param<B: Backend> {
     pub grad: Tensor<B>,
 }
 
+impl<B: Backend> Param<B> {
+    /// The value as a named host tensor (for checkpoints).
+    pub fn to_named(&self, b: &B) -> crate::error::Result<crate::io::checkpoint::NamedTensor> {
+        Ok(crate::io::checkpoint::NamedTensor {
+            name: self.name.clone(),
+            shape: self.value.shape().to_vec(),
+            data: self.value.to_vec(b)?,
+        })
+    }
+}
+
 impl<B: Backend> std::fmt::Debug for Param<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Param({} {:?})", self.name, self.value.shape())

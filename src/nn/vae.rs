@@ -47,6 +47,11 @@ pub struct StepStats {
 }
 
 impl StepStats {
+    /// The first of loss, recon, KL that is not finite (what the non-finite checks report).
+    pub fn first_non_finite(&self) -> Option<f32> {
+        [self.loss, self.recon, self.kl].into_iter().find(|v| !v.is_finite())
+    }
+
     /// −ELBO = recon + KL.
     pub fn neg_elbo(&self) -> f32 {
         self.recon + self.kl
@@ -293,7 +298,7 @@ impl<B: Backend> Vae<B> {
         self.with_buffers(b, x, |vae, s| {
             vae.forward_objective(b, x, s, sched, opt.step_state())?;
             let st = vae.read_stats(b)?;
-            if let Some(bad) = [st.loss, st.recon, st.kl].into_iter().find(|v| !v.is_finite()) {
+            if let Some(bad) = st.first_non_finite() {
                 return Err(Error::NonFiniteLoss { step, value: bad });
             }
             vae.backward(b, x, s)?;
@@ -435,12 +440,7 @@ impl<B: Backend> Vae<B> {
 
     /// The weights under PyTorch's names (`fc1.weight` [400, 784], `fc1.bias`, ...).
     pub fn state_dict(&self, b: &B) -> Result<Vec<NamedTensor>> {
-        self.params()
-            .into_iter()
-            .map(|p| {
-                Ok(NamedTensor { name: p.name.clone(), shape: p.value.shape().to_vec(), data: p.value.to_vec(b)? })
-            })
-            .collect()
+        self.params().into_iter().map(|p| p.to_named(b)).collect()
     }
 
     /// Loads weights by name; every parameter must be present with its exact shape.

@@ -613,12 +613,9 @@ impl<B: Backend> MetricTrainer<B> {
 
     /// Embeddings of every image of a split ([n, embedding]), in batches.
     pub fn embed(&mut self, b: &B, split: &MnistSplit) -> Result<Vec<f32>> {
-        let dim = split.dim();
-        let chunk = 1000;
         let mut out = Vec::with_capacity(split.len() * self.net.out_features());
-        for start in (0..split.len()).step_by(chunk) {
-            let n = chunk.min(split.len() - start);
-            let x = Tensor::from_slice(b, &[n, dim], &split.images[start * dim..(start + n) * dim])?;
+        for (n, pixels) in split.image_chunks(1000) {
+            let x = Tensor::from_slice(b, &[n, split.dim()], pixels)?;
             self.net.forward(b, &x)?;
             out.extend(self.net.output()?.to_vec(b)?);
         }
@@ -681,13 +678,6 @@ impl<B: Backend> MetricTrainer<B> {
     /// The weights as named tensors (`embed.{i}.weight` [out, in], `embed.{i}.bias`, and for the
     /// BCE head `head.scale`, `head.bias` [1]).
     pub fn state_dict(&self, b: &B) -> Result<Vec<NamedTensor>> {
-        self.net
-            .params()
-            .into_iter()
-            .chain(self.head.iter())
-            .map(|p| {
-                Ok(NamedTensor { name: p.name.clone(), shape: p.value.shape().to_vec(), data: p.value.to_vec(b)? })
-            })
-            .collect()
+        self.net.params().into_iter().chain(self.head.iter()).map(|p| p.to_named(b)).collect()
     }
 }

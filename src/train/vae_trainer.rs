@@ -194,7 +194,7 @@ impl<B: Backend> VaeTrainer<B> {
         let sums = self.vae.take_running_stats(b)?;
         let n = steps as f32;
         let train_stats = StepStats { loss: sums.loss / n, recon: sums.recon / n, kl: sums.kl / n };
-        if let Some(bad) = [train_stats.loss, train_stats.recon, train_stats.kl].into_iter().find(|v| !v.is_finite()) {
+        if let Some(bad) = train_stats.first_non_finite() {
             return Err(Error::NonFiniteLoss { step: self.step, value: bad });
         }
         let test_stats = self.evaluate(b, test)?;
@@ -265,12 +265,9 @@ impl<B: Backend> VaeTrainer<B> {
     /// One-sample −ELBO terms averaged over a split (batches of up to 500; the last may be
     /// smaller).
     pub fn evaluate(&mut self, b: &B, split: &MnistSplit) -> Result<StepStats> {
-        let dim = split.dim();
-        let chunk = 500.min(split.len()).max(1);
         let (mut recon, mut kl) = (0.0f64, 0.0f64);
-        for start in (0..split.len()).step_by(chunk) {
-            let n = chunk.min(split.len() - start);
-            let x = Tensor::from_slice(b, &[n, dim], &split.images[start * dim..(start + n) * dim])?;
+        for (n, pixels) in split.image_chunks(500) {
+            let x = Tensor::from_slice(b, &[n, split.dim()], pixels)?;
             let st = self.vae.evaluate(b, &x)?;
             recon += f64::from(st.recon) * n as f64;
             kl += f64::from(st.kl) * n as f64;
@@ -283,12 +280,9 @@ impl<B: Backend> VaeTrainer<B> {
     /// Mean importance-weighted bound on log p(x) over a split (nats per example; negate for the
     /// bound on −log p(x)).
     pub fn iwae(&mut self, b: &B, split: &MnistSplit, k: usize) -> Result<f64> {
-        let dim = split.dim();
-        let chunk = 500.min(split.len()).max(1);
         let mut total = 0.0f64;
-        for start in (0..split.len()).step_by(chunk) {
-            let n = chunk.min(split.len() - start);
-            let x = Tensor::from_slice(b, &[n, dim], &split.images[start * dim..(start + n) * dim])?;
+        for (n, pixels) in split.image_chunks(500) {
+            let x = Tensor::from_slice(b, &[n, split.dim()], pixels)?;
             total += self.vae.iwae_bound(b, &x, k)?.iter().sum::<f64>();
         }
         Ok(total / split.len().max(1) as f64)

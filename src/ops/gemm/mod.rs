@@ -145,23 +145,14 @@ pub enum GemmEpilogue<'a, B: Backend> {
 impl<B: Backend> GemmEpilogue<'_, B> {
     fn validate(&self, bk: &B, spec: &GemmSpec) -> Result<()> {
         const OP: &str = "gemm";
-        let on = |name: &str, dev: crate::device::Device| -> Result<()> {
-            if dev != bk.device() {
-                return Err(Error::DeviceMismatch {
-                    op: OP,
-                    msg: format!("{name} is on {dev}, the backend on {}", bk.device()),
-                });
-            }
-            Ok(())
-        };
         match self {
             GemmEpilogue::None | GemmEpilogue::BiasAct { bias: None, .. } => Ok(()),
             GemmEpilogue::BiasAct { bias: Some(bias), .. } => {
-                on("bias", B::buf_device(*bias))?;
+                buf_on_device(bk, "bias", B::buf_device(*bias))?;
                 check_len(OP, "bias", B::buf_len(*bias), spec.n)
             }
             GemmEpilogue::ActGrad { y, ldy, .. } => {
-                on("y", B::buf_device(*y))?;
+                buf_on_device(bk, "y", B::buf_device(*y))?;
                 if *ldy < spec.n {
                     return Err(Error::shape(OP, format!("leading dimension of y is {ldy}, less than n = {}", spec.n)));
                 }
@@ -170,6 +161,17 @@ impl<B: Backend> GemmEpilogue<'_, B> {
             }
         }
     }
+}
+
+/// Errors unless a raw buffer (named `name` in the message) lives on the backend's device.
+fn buf_on_device<B: Backend>(bk: &B, name: &str, dev: crate::device::Device) -> Result<()> {
+    if dev != bk.device() {
+        return Err(Error::DeviceMismatch {
+            op: "gemm",
+            msg: format!("{name} is on {dev}, the backend on {}", bk.device()),
+        });
+    }
+    Ok(())
 }
 
 /// GEMM on raw buffers with explicit leading dimensions (strided sub-matrices).
@@ -187,12 +189,7 @@ pub fn gemm_with<B: Backend>(
     epilogue: &GemmEpilogue<'_, B>,
 ) -> Result<()> {
     for (name, dev) in [("A", B::buf_device(a)), ("B", B::buf_device(b)), ("C", B::buf_device(c))] {
-        if dev != bk.device() {
-            return Err(Error::DeviceMismatch {
-                op: "gemm",
-                msg: format!("{name} is on {dev}, the backend on {}", bk.device()),
-            });
-        }
+        buf_on_device(bk, name, dev)?;
     }
     spec.validate(B::buf_len(a), B::buf_len(b), B::buf_len(c))?;
     epilogue.validate(bk, spec)?;
