@@ -12,26 +12,11 @@
 // the A tile and one of the B tile into shared memory (zero-padded past the edges, so any m, n, k ≥ 1
 // works) and accumulates one output in f32 in a fixed k order. Grid: (ceil(n/16), ceil(m/16)).
 // The tuned SIMT and tensor-core kernels of the GEMM issue replace it on the training path.
-#include "common.cuh"
+#include "gemm.cuh"
 
 #define LK_GEMM_TILE 16
 
-// Writes one output: alpha = 0 ignores A·B (NaN included) and beta = 0 ignores C, as BLAS does;
-// then the epilogue.
-__device__ inline void gemm_store(const lk_gemm_params& p, int64_t row, int64_t col, float acc,
-                                  float* __restrict__ c, const float* __restrict__ bias,
-                                  const float* __restrict__ y) {
-    float* out = c + row * p.ldc + col;
-    const float ab = p.alpha == 0.0f ? 0.0f : p.alpha * acc;
-    float v = p.beta == 0.0f ? ab : ab + p.beta * *out;
-    if (p.epilogue == LK_EPI_BIAS_ACT) {
-        if (p.has_bias) v += bias[col];
-        v = lk::activation_fwd(p.act, v);
-    } else if (p.epilogue == LK_EPI_ACT_GRAD) {
-        v *= lk::activation_grad_from_output(p.act, y[row * p.ldy + col]);
-    }
-    *out = v;
-}
+using lk::gemm_store;
 
 LK_KERNEL void gemm_tiled16_f32(lk_gemm_params p, const float* __restrict__ a,
                                 const float* __restrict__ b, float* __restrict__ c,
@@ -136,4 +121,231 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_f32(lk_gemm_params p, const f
             if (col < p.n) gemm_store(p, row, col, acc[i][j], c, bias, y);
         }
     }
+}
+
+// v3 gemm_simt{128,64,32k4}_f32: warp-tiled SIMT, one template in three tile configurations that
+// the launcher picks by shape (GemmKernel::Auto, src/ops/gemm/mod.rs):
+//   gemm_simt128_warp_f32  BM×BN = 128×128, 8 warps as 2×4, 64 outputs per thread (large outputs)
+//   gemm_simt64_warp_f32   64×64, 4 warps as 2×2, 32 outputs per thread (medium outputs)
+//   gemm_simt32_slicedk_f32  32×32, 2 warps, and the block's k range sliced over 4 groups of them
+//                          whose partial sums are added in group order (skinny outputs with long k,
+//                          e.g. 128×20×400, where one block per tile would leave most SMs idle)
+// Per step of BK = 16 along k, each thread group stages op(A) [BM×16] and op(B) [16×BN] in shared
+// memory as float4 chunks read along the operand's contiguous dimension (one 16-byte load when the
+// rows are 16-byte aligned and the chunk is inside the matrix; else bounds-checked scalar loads,
+// zero-padded), stored k-major (As[k][m], Bs[k][n], rows padded by 4 floats). Double buffering:
+// the next step's chunks are loaded into registers while the current step is computed, then
+// written to the other buffer; one __syncthreads per step. Warp tiling: warp (wm, wn) owns a WM×WN
+// sub-tile; its 32 lanes form 8 (m) × 4 (n) and each lane computes 4×4 outputs per WM/32 × WN/16
+// sub-iteration, reading float4 fragments from shared memory (8 distinct addresses for A, 4 for B
+// per warp: broadcasts, no bank conflicts). Each output's k order is fixed for a given kernel.
+#define LK_S3_BK 16
+#define LK_S3_PAD 4
+
+// Shared memory (floats) of one thread group's two buffers.
+#define LK_S3_GROUP_SMEM(BM, BN) (2 * LK_S3_BK * ((BM) + LK_S3_PAD + (BN) + LK_S3_PAD))
+
+namespace {
+
+template <int BM, int BN, int WARPS_M, int WARPS_N, int KS, bool TA, bool TB>
+__device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, const float* __restrict__ a,
+                                                    const float* __restrict__ b, float* __restrict__ c,
+                                                    const float* __restrict__ bias,
+                                                    const float* __restrict__ y, float* smem) {
+    constexpr int BK = LK_S3_BK;
+    constexpr int GT = WARPS_M * WARPS_N * 32;  // threads of one k-slice group
+    constexpr int SA = BM + LK_S3_PAD, SB = BN + LK_S3_PAD;
+    constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
+    constexpr int IM = WM / 32, IN = WN / 16;  // sub-iterations: 8 lanes × 4 rows, 4 lanes × 4 cols
+    constexpr int LA = BM * BK / 4 / GT, LB = BN * BK / 4 / GT;  // float4 chunks per thread
+    static_assert(WM % 32 == 0 && WN % 16 == 0, "warp tile must be a multiple of 32×16");
+    static_assert((BM * BK / 4) % GT == 0 && (BN * BK / 4) % GT == 0, "chunks must divide evenly");
+    static_assert((KS > 1 ? (KS - 1) * BM * BN : 0) + WARPS_M * WARPS_N * 32 * (WN + 1) <= KS * LK_S3_GROUP_SMEM(BM, BN),
+                  "k-slice partials and the epilogue's parking space must fit the staging memory");
+
+    const int tid = threadIdx.x;
+    const int group = tid / GT, gt = tid % GT;
+    const int warp = gt / 32, lane = gt % 32;
+    const int wm0 = (warp % WARPS_M) * WM, wn0 = (warp / WARPS_M) * WN;
+    const int lm = lane / 4, ln = lane % 4;
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+    const bool vec_a = lk::rows_16b_aligned(a, p.lda, 4), vec_b = lk::rows_16b_aligned(b, p.ldb, 4);
+    float* const sbase = smem + group * LK_S3_GROUP_SMEM(BM, BN);
+
+    float acc[IM * 4][IN * 4];
+#pragma unroll
+    for (int i = 0; i < IM * 4; ++i)
+#pragma unroll
+        for (int j = 0; j < IN * 4; ++j) acc[i][j] = 0.0f;
+
+    float4 ra[LA], rb[LB];
+    // Chunk e of the A tile at k offset k0: A stored [m, k] holds BM rows of BK/4 chunks; stored
+    // [k, m] (TA) it holds BK rows of BM/4 chunks. Likewise B ([k, n] or, TB, [n, k]).
+    auto load_regs = [&](int64_t k0) {
+#pragma unroll
+        for (int i = 0; i < LA; ++i) {
+            const int e = gt + i * GT;
+            if (TA) ra[i] = lk::load_f32x4(a, p.lda, p.k, p.m, k0 + e / (BM / 4), m0 + (e % (BM / 4)) * 4, vec_a);
+            else ra[i] = lk::load_f32x4(a, p.lda, p.m, p.k, m0 + e / (BK / 4), k0 + (e % (BK / 4)) * 4, vec_a);
+        }
+#pragma unroll
+        for (int i = 0; i < LB; ++i) {
+            const int e = gt + i * GT;
+            if (TB) rb[i] = lk::load_f32x4(b, p.ldb, p.n, p.k, n0 + e / (BK / 4), k0 + (e % (BK / 4)) * 4, vec_b);
+            else rb[i] = lk::load_f32x4(b, p.ldb, p.k, p.n, k0 + e / (BN / 4), n0 + (e % (BN / 4)) * 4, vec_b);
+        }
+    };
+    auto store_smem = [&](int buf) {
+        float* as = sbase + buf * BK * (SA + SB);
+        float* bs = as + BK * SA;
+#pragma unroll
+        for (int i = 0; i < LA; ++i) {
+            const int e = gt + i * GT;
+            if (TA) {
+                *reinterpret_cast<float4*>(&as[(e / (BM / 4)) * SA + (e % (BM / 4)) * 4]) = ra[i];
+            } else {
+                const int row = e / (BK / 4), kq = (e % (BK / 4)) * 4;
+                as[(kq + 0) * SA + row] = ra[i].x;
+                as[(kq + 1) * SA + row] = ra[i].y;
+                as[(kq + 2) * SA + row] = ra[i].z;
+                as[(kq + 3) * SA + row] = ra[i].w;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < LB; ++i) {
+            const int e = gt + i * GT;
+            if (TB) {
+                const int col = e / (BK / 4), kq = (e % (BK / 4)) * 4;
+                bs[(kq + 0) * SB + col] = rb[i].x;
+                bs[(kq + 1) * SB + col] = rb[i].y;
+                bs[(kq + 2) * SB + col] = rb[i].z;
+                bs[(kq + 3) * SB + col] = rb[i].w;
+            } else {
+                *reinterpret_cast<float4*>(&bs[(e / (BN / 4)) * SB + (e % (BN / 4)) * 4]) = rb[i];
+            }
+        }
+    };
+
+    // Group g takes the k steps g, g + KS, g + 2·KS, ...; every group runs the same number of
+    // iterations (steps past k load zeros) so the block-wide barriers stay uniform.
+    const int64_t steps = (p.k + BK - 1) / BK;
+    const int64_t iters = (steps + KS - 1) / KS;
+    load_regs((int64_t)group * BK);
+    store_smem(0);
+    __syncthreads();
+    for (int64_t it = 0; it < iters; ++it) {
+        const int buf = (int)(it & 1);
+        const bool more = it + 1 < iters;
+        if (more) load_regs(((it + 1) * KS + group) * BK);
+        const float* as = sbase + buf * BK * (SA + SB);
+        const float* bs = as + BK * SA;
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            float fa[IM * 4], fb[IN * 4];
+#pragma unroll
+            for (int im = 0; im < IM; ++im) {
+                const float4 v = *reinterpret_cast<const float4*>(&as[kk * SA + wm0 + im * 32 + lm * 4]);
+                fa[im * 4 + 0] = v.x; fa[im * 4 + 1] = v.y; fa[im * 4 + 2] = v.z; fa[im * 4 + 3] = v.w;
+            }
+#pragma unroll
+            for (int in = 0; in < IN; ++in) {
+                const float4 v = *reinterpret_cast<const float4*>(&bs[kk * SB + wn0 + in * 16 + ln * 4]);
+                fb[in * 4 + 0] = v.x; fb[in * 4 + 1] = v.y; fb[in * 4 + 2] = v.z; fb[in * 4 + 3] = v.w;
+            }
+#pragma unroll
+            for (int i = 0; i < IM * 4; ++i)
+#pragma unroll
+                for (int j = 0; j < IN * 4; ++j) acc[i][j] += fa[i] * fb[j];
+        }
+        if (more) store_smem(buf ^ 1);
+        __syncthreads();
+    }
+
+    // Output (i, j) of this thread: row wm0 + (i/4)·32 + lm·4 + i%4, col wn0 + (j/4)·16 + ln·4 + j%4.
+    if (KS > 1) {
+        // Groups 1..KS-1 park their partial sums in shared memory (the staging buffers are free
+        // after the loop's last barrier); group 0 adds them in group order.
+        if (group > 0) {
+            float* part = smem + (group - 1) * BM * BN;
+#pragma unroll
+            for (int i = 0; i < IM * 4; ++i)
+#pragma unroll
+                for (int j = 0; j < IN * 4; ++j)
+                    part[(wm0 + (i / 4) * 32 + lm * 4 + i % 4) * BN + wn0 + (j / 4) * 16 + ln * 4 + j % 4] = acc[i][j];
+        }
+        __syncthreads();
+        if (group > 0) return;
+        for (int g = 1; g < KS; ++g) {
+            const float* part = smem + (g - 1) * BM * BN;
+#pragma unroll
+            for (int i = 0; i < IM * 4; ++i)
+#pragma unroll
+                for (int j = 0; j < IN * 4; ++j)
+                    acc[i][j] += part[(wm0 + (i / 4) * 32 + lm * 4 + i % 4) * BN + wn0 + (j / 4) * 16 + ln * 4 + j % 4];
+        }
+    }
+    // Epilogue through shared memory, 32 rows of the warp tile at a time: the warp parks its
+    // accumulators, then stores rows of WN consecutive columns (coalesced) through one
+    // non-unrolled copy of the epilogue code (inlining it for every output made ptxas take minutes).
+    // The staging buffers are free (last loop barrier); with KS > 1 the parking space follows the
+    // k-slice partials, which other warps of group 0 may still be reading.
+    constexpr int SP = WN + 1;
+    float* const park = smem + (KS > 1 ? (KS - 1) * BM * BN : 0) + warp * 32 * SP;
+#pragma unroll
+    for (int im = 0; im < IM; ++im) {
+        __syncwarp();  // the previous sub-tile's reads are done
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < IN * 4; ++j) park[(lm * 4 + i) * SP + (j / 4) * 16 + ln * 4 + j % 4] = acc[im * 4 + i][j];
+        __syncwarp();
+#pragma unroll 1
+        for (int idx = lane; idx < 32 * WN; idx += 32) {
+            const int r = idx / WN, cc = idx % WN;
+            const int64_t row = m0 + wm0 + im * 32 + r, col = n0 + wn0 + cc;
+            if (row < p.m && col < p.n) gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+        }
+    }
+}
+
+// One kernel per tile configuration; the transposes are a runtime choice among four instances.
+template <int BM, int BN, int WARPS_M, int WARPS_N, int KS>
+__device__ __forceinline__ void gemm_simt_warp(const lk_gemm_params& p, const float* a, const float* b,
+                                               float* c, const float* bias, const float* y, float* smem) {
+    if (p.trans_a) {
+        if (p.trans_b) gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, true, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, true, false>(p, a, b, c, bias, y, smem);
+    } else {
+        if (p.trans_b) gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, false, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, false, false>(p, a, b, c, bias, y, smem);
+    }
+}
+
+}  // namespace
+
+// Static shared memory (each fits the 48 KiB static limit): 128: 33 KiB; 64: 17 KiB; 32k4: 36 KiB,
+// of which the k-slice reduction reuses 3 × 32 × 32 floats. The epilogue parks 32 × (WN + 1)
+// floats per warp (128: exactly the 33 KiB).
+LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                            const float* __restrict__ b, float* __restrict__ c,
+                                                            const float* __restrict__ bias,
+                                                            const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[LK_S3_GROUP_SMEM(128, 128)];
+    gemm_simt_warp<128, 128, 2, 4, 1>(p, a, b, c, bias, y, smem);
+}
+
+LK_KERNEL void __launch_bounds__(128) gemm_simt64_warp_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                           const float* __restrict__ b, float* __restrict__ c,
+                                                           const float* __restrict__ bias,
+                                                           const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[LK_S3_GROUP_SMEM(64, 64)];
+    gemm_simt_warp<64, 64, 2, 2, 1>(p, a, b, c, bias, y, smem);
+}
+
+LK_KERNEL void __launch_bounds__(256) gemm_simt32_slicedk_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                              const float* __restrict__ b, float* __restrict__ c,
+                                                              const float* __restrict__ bias,
+                                                              const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[4 * LK_S3_GROUP_SMEM(32, 32)];
+    gemm_simt_warp<32, 32, 1, 2, 4>(p, a, b, c, bias, y, smem);
 }

@@ -5,13 +5,25 @@ mod common;
 
 use common::*;
 use latentkit::ops::gemm::{cpu::gemm_ref, gemm, matmul, GemmSpec, Transpose};
+use latentkit::Tensor;
 
 const T: [Transpose; 2] = [Transpose::No, Transpose::Yes];
 
 /// Tolerance of an f32 GEMM against the f64 reference: each output is a K-term dot product whose
 /// f32 rounding is bounded by K·ε·max|a|·max|b| (|α| ≤ 1 here; β·C adds one more rounding).
 fn gemm_atol(k: usize, max_a: f32, max_b: f32) -> f32 {
-    k as f32 * f32::EPSILON * max_a * max_b + 1e-6
+    latentkit::ops::gemm::f32_error_bound(k, max_a, max_b) + 1e-6
+}
+
+/// Random A and B for a spec, with NaN in the padding columns past each stored row (a kernel that
+/// reads them poisons its output).
+fn operands(r: &mut latentkit::rng::LkRng, spec: &GemmSpec) -> (Vec<f32>, Vec<f32>) {
+    let mut make = |(rows, cols): (usize, usize), ld: usize| {
+        let mut v = rand_vec(r, rows * ld, -1.0, 1.0);
+        v.chunks_mut(ld).for_each(|row| row[cols..].fill(f32::NAN));
+        v
+    };
+    (make(spec.stored_a(), spec.lda), make(spec.stored_b(), spec.ldb))
 }
 
 parity_test!(gemm_all_transposes_alpha_beta_and_padding, |b| {
@@ -216,22 +228,31 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
     // Sizes around the v2 kernel's 128×128×8 tiles (and across several blocks).
     let mut r = rng(45);
     let mut outs = Vec::new();
-    for kernel in [GemmKernel::Tiled16, GemmKernel::Simt128] {
-        for &(m, n, k) in &[(1, 1, 1), (129, 130, 33), (300, 7, 257), (7, 300, 9)] {
+    let kernels = [
+        GemmKernel::Tiled16,
+        GemmKernel::Simt128,
+        GemmKernel::Simt128Warp,
+        GemmKernel::Simt64Warp,
+        GemmKernel::Simt32SlicedK,
+    ];
+    for kernel in kernels {
+        // Second size: several blocks each way and a k that leaves a partial step; third and fourth:
+        // skinny both ways; the last has odd leading dimensions (no 16-byte rows: scalar loads).
+        for &(m, n, k, pad) in &[(1, 1, 1, 0), (129, 130, 33, 0), (300, 7, 257, 0), (7, 300, 9, 0), (70, 65, 100, 3)] {
             for ta in T {
                 for tb in T {
                     let mut spec = GemmSpec::contiguous(ta, tb, m, n, k, 1.0, 0.0);
                     spec.kernel = kernel;
-                    let (ar, _) = spec.stored_a();
-                    let (br, _) = spec.stored_b();
-                    let a0 = rand_vec(&mut r, ar * spec.lda, -1.0, 1.0);
-                    let b0 = rand_vec(&mut r, br * spec.ldb, -1.0, 1.0);
+                    spec.lda += pad;
+                    spec.ldb += pad;
+                    let (a0, b0) = operands(&mut r, &spec);
                     let bias0 = rand_vec(&mut r, n, -1.0, 1.0);
                     let mut want = vec![0.0; m * n];
                     gemm_ref(&spec, &a0, &b0, &mut want).unwrap();
                     for (i, w) in want.iter_mut().enumerate() {
                         *w = (*w + bias0[i % n]).max(0.0);
                     }
+
                     let (at, bt, bias) =
                         (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0), tensor(b, &[n], &bias0));
                     let mut c = poisoned(b, &[m * n]);
@@ -248,3 +269,279 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
     }
     outs
 });
+
+/// Leading-dimension modes of the precision tests: tight rows, rows padded by 3 (never 16-byte
+/// aligned: element-wise loads), rows rounded up to 8 elements (16-byte aligned for f32 and 16-bit
+/// types: whole-chunk copies, partial chunks at the edges).
+#[derive(Clone, Copy, Debug)]
+enum Ld {
+    Tight,
+    Pad3,
+    Align8,
+}
+
+fn with_ld(mut spec: GemmSpec, ld: Ld) -> GemmSpec {
+    let fix = |ld_now: usize| match ld {
+        Ld::Tight => ld_now,
+        Ld::Pad3 => ld_now + 3,
+        Ld::Align8 => ld_now.next_multiple_of(8),
+    };
+    spec.lda = fix(spec.lda);
+    spec.ldb = fix(spec.ldb);
+    spec.ldc = fix(spec.ldc);
+    spec
+}
+
+/// The epilogues the precision tests rotate through, with their f64 reference.
+#[derive(Clone, Copy, Debug)]
+enum Epi {
+    None,
+    BiasTanh,
+    SigmoidGradBeta1,
+}
+
+fn reference_epilogue(epi: Epi, v: f32, bias: f32, y: f32) -> f32 {
+    let v = f64::from(v);
+    match epi {
+        Epi::None => v as f32,
+        Epi::BiasTanh => (v + f64::from(bias)).tanh() as f32,
+        Epi::SigmoidGradBeta1 => (v * f64::from(y) * (1.0 - f64::from(y))) as f32,
+    }
+}
+
+/// Sizes of the precision tests: 1, 7, 33, 129 and 1000 in each role (never all tile multiples),
+/// plus a 16-aligned one whose m and n still leave partial tiles.
+const PRECISION_SIZES: [(usize, usize, usize); 6] =
+    [(1, 1, 1), (7, 33, 129), (129, 7, 33), (1000, 33, 7), (33, 129, 1000), (136, 200, 72)];
+
+/// Uploads nothing: multiplies the case's operands (captured) into C with the spec and epilogue.
+type RunGemm<'a, B> = dyn Fn(&GemmSpec, &latentkit::ops::gemm::GemmEpilogue<'_, B>, &mut Tensor<B>) + 'a;
+
+/// Runs one low-precision GEMM case through `run` (which uploads and multiplies) and checks it
+/// against the f64 reference of the values the kernel sees (`a_seen`, `b_seen`) at `atol_seen`.
+#[allow(clippy::too_many_arguments)]
+fn check_precision_case<B: latentkit::Backend>(
+    b: &B,
+    name: &str,
+    spec: &GemmSpec,
+    epi: Epi,
+    a_seen: &[f32],
+    b_seen: &[f32],
+    r: &mut latentkit::rng::LkRng,
+    atol_seen: f32,
+    run: &RunGemm<'_, B>,
+) -> Vec<f32> {
+    use latentkit::ops::gemm::GemmEpilogue;
+    use latentkit::ops::Activation;
+    let (m, n) = (spec.m, spec.n);
+    let c0 = rand_vec(r, m * spec.ldc, -1.0, 1.0);
+    let bias0 = rand_vec(r, n, -1.0, 1.0);
+    let y0 = rand_vec(r, m * spec.ldc, 0.0, 1.0);
+    let mut spec = *spec;
+    spec.beta = if matches!(epi, Epi::SigmoidGradBeta1) { 1.0 } else { 0.0 };
+    let mut want = c0.clone();
+    gemm_ref(&spec, a_seen, b_seen, &mut want).unwrap();
+    for i in 0..m {
+        for (j, &bias_j) in bias0.iter().enumerate() {
+            let at = i * spec.ldc + j;
+            want[at] = reference_epilogue(epi, want[at], bias_j, y0[at]);
+        }
+    }
+    let (bias, y) = (tensor(b, &[n], &bias0), tensor(b, &[y0.len()], &y0));
+    let epilogue = match epi {
+        Epi::None => GemmEpilogue::None,
+        Epi::BiasTanh => GemmEpilogue::BiasAct { bias: Some(bias.buf()), act: Activation::Tanh },
+        Epi::SigmoidGradBeta1 => GemmEpilogue::ActGrad { act: Activation::Sigmoid, y: y.buf(), ldy: spec.ldc },
+    };
+    let mut c = if spec.beta == 0.0 { poisoned(b, &[c0.len()]) } else { tensor(b, &[c0.len()], &c0) };
+    run(&spec, &epilogue, &mut c);
+    let mut got = host(b, &c);
+    // Padding columns of C are outside the product.
+    for i in 0..m {
+        for j in n..spec.ldc {
+            got[i * spec.ldc + j] = want[i * spec.ldc + j];
+        }
+    }
+    assert_close(name, &got, &want, atol_seen, 1e-5);
+    got
+}
+
+parity_test!(tf32_matches_reference_at_tf32_bound, |b| {
+    use latentkit::ops::gemm::{cpu::round_tf32, gemm_with, tf32_error_bound, GemmKernel, GemmMath};
+    let mut r = rng(46);
+    let mut outs = Vec::new();
+    let epis = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
+    let mut case = 0;
+    for kernel in [GemmKernel::Auto, GemmKernel::TensorCore128, GemmKernel::TensorCore64] {
+        for &(m, n, k) in &PRECISION_SIZES {
+            for ta in T {
+                for tb in T {
+                    let ld = [Ld::Tight, Ld::Pad3, Ld::Align8][case % 3];
+                    let epi = epis[(case / 3) % 3];
+                    case += 1;
+                    let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
+                    spec.kernel = kernel;
+                    spec.math = GemmMath::Tf32;
+                    let (a0, b0) = operands(&mut r, &spec);
+                    let (ar, br): (Vec<f32>, Vec<f32>) =
+                        (a0.iter().map(|&v| round_tf32(v)).collect(), b0.iter().map(|&v| round_tf32(v)).collect());
+                    let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
+                    let name = format!("tf32 {kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+                    // Against the rounded inputs: f32 accumulation, ×4 for the tensor cores'.
+                    let atol = 4.0 * gemm_atol(k, 1.0, 1.0);
+                    let got = check_precision_case(b, &name, &spec, epi, &ar, &br, &mut r, atol, &|s, e, c| {
+                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                    });
+                    // Against the exact inputs: TF32's bound (through the same epilogue, slope ≤ 1).
+                    let mut exact = vec![0.0; got.len()];
+                    let mut spec0 = spec;
+                    spec0.beta = 0.0;
+                    gemm_ref(&spec0, &a0, &b0, &mut exact).unwrap();
+                    let mut rounded = vec![0.0; got.len()];
+                    gemm_ref(&spec0, &ar, &br, &mut rounded).unwrap();
+                    let drift = (0..m)
+                        .flat_map(|i| (0..n).map(move |j| i * spec.ldc + j))
+                        .map(|at| (exact[at] - rounded[at]).abs())
+                        .fold(0.0f32, f32::max);
+                    assert!(drift <= 0.75 * tf32_error_bound(k, 1.0, 1.0), "{name}: TF32 drift {drift} over its bound");
+                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                }
+            }
+        }
+    }
+    outs
+});
+
+/// bf16 and f16 inputs: the products are exact in f32, so the bound is f32's on the half values
+/// (×4 for the tensor cores' accumulation).
+fn half_parity<B: latentkit::Backend, H: latentkit::ops::gemm::HalfFloat>(b: &B, seed: u64) -> Vec<Out> {
+    use latentkit::ops::gemm::{gemm_half_with, GemmKernel};
+    let mut r = rng(seed);
+    let mut outs = Vec::new();
+    let epis = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
+    let mut case = 0;
+    for kernel in [GemmKernel::Auto, GemmKernel::TensorCore128, GemmKernel::TensorCore64] {
+        for &(m, n, k) in &PRECISION_SIZES {
+            for ta in T {
+                for tb in T {
+                    let ld = [Ld::Tight, Ld::Pad3, Ld::Align8][case % 3];
+                    let epi = epis[(case / 3) % 3];
+                    case += 1;
+                    let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
+                    spec.kernel = kernel;
+                    let (a0, b0) = operands(&mut r, &spec);
+                    let (ah, bh): (Vec<H>, Vec<H>) =
+                        (a0.iter().map(|&v| H::from_f32(v)).collect(), b0.iter().map(|&v| H::from_f32(v)).collect());
+                    let seen = |v: &[H]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+                    let at = Tensor::from_slice(b, &[ah.len()], &ah).unwrap();
+                    let bt = Tensor::from_slice(b, &[bh.len()], &bh).unwrap();
+                    let name = format!("{:?} {kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}", H::DTYPE);
+                    let atol = 4.0 * gemm_atol(k, 1.0, 1.0);
+                    let got =
+                        check_precision_case(b, &name, &spec, epi, &seen(&ah), &seen(&bh), &mut r, atol, &|s, e, c| {
+                            gemm_half_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                        });
+                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                }
+            }
+        }
+    }
+    outs
+}
+
+parity_test!(bf16_matches_reference, |b| { half_parity::<_, half::bf16>(b, 47) });
+
+parity_test!(f16_matches_reference, |b| { half_parity::<_, half::f16>(b, 48) });
+
+parity_test!(half_matmul_on_tensors_matches_f32_of_the_same_values, |b| {
+    use latentkit::ops::gemm::{matmul_half, TensorEpilogue};
+    use latentkit::ops::Activation;
+    // The 784→400 layer's forward at batch 128 in bf16: X·Wᵀ + bias, ReLU.
+    let mut r = rng(49);
+    let (batch, fin, fout) = (128, 784, 400);
+    let x0: Vec<half::bf16> = rand_vec(&mut r, batch * fin, 0.0, 1.0).into_iter().map(half::bf16::from_f32).collect();
+    let w0: Vec<half::bf16> = rand_vec(&mut r, fout * fin, -0.05, 0.05).into_iter().map(half::bf16::from_f32).collect();
+    let bias0 = rand_vec(&mut r, fout, -0.1, 0.1);
+    let x = Tensor::from_slice(b, &[batch, fin], &x0).unwrap();
+    let w = Tensor::from_slice(b, &[fout, fin], &w0).unwrap();
+    let bias = tensor(b, &[fout], &bias0);
+    let mut y = poisoned(b, &[batch, fout]);
+    let epi = TensorEpilogue::BiasAct { bias: Some(&bias), act: Activation::Relu };
+    matmul_half(b, Transpose::No, Transpose::Yes, 1.0, &x, &w, 0.0, &mut y, epi).unwrap();
+    let spec = GemmSpec::contiguous(Transpose::No, Transpose::Yes, batch, fout, fin, 1.0, 0.0);
+    let widen = |v: &[half::bf16]| v.iter().map(|h| h.to_f32()).collect::<Vec<f32>>();
+    let mut want = vec![0.0; batch * fout];
+    gemm_ref(&spec, &widen(&x0), &widen(&w0), &mut want).unwrap();
+    for (i, v) in want.iter_mut().enumerate() {
+        *v = (*v + bias0[i % fout]).max(0.0);
+    }
+    let atol = 4.0 * gemm_atol(fin, 1.0, 0.05);
+    let got = host(b, &y);
+    assert_close("bf16 layer forward", &got, &want, atol, 1e-5);
+    // Shape errors are errors here too.
+    let mut wrong = tensor(b, &[batch, fout + 1], &vec![0.0; batch * (fout + 1)]);
+    assert!(matmul_half(b, Transpose::No, Transpose::Yes, 1.0, &x, &w, 0.0, &mut wrong, TensorEpilogue::None).is_err());
+    vec![Out::new("bf16 layer forward", got).tol(2.0 * atol, 1e-5)]
+});
+
+#[test]
+fn kernel_and_math_must_suit_the_input_type() {
+    use latentkit::ops::gemm::{gemm_half, GemmKernel, GemmMath};
+    use latentkit::{CpuBackend, Error};
+    let b = CpuBackend;
+    let (a, bm) = (vec![1.0f32; 6], vec![1.0f32; 6]);
+    let mut c = vec![0.0f32; 4];
+    let base = GemmSpec::contiguous(Transpose::No, Transpose::Yes, 2, 2, 3, 1.0, 0.0);
+    let cases = [
+        (GemmKernel::TensorCore128, GemmMath::F32, "TF32"),
+        (GemmKernel::Simt128Warp, GemmMath::Tf32, "tensor-core"),
+        (GemmKernel::TensorCore64, GemmMath::F32, "TF32"),
+    ];
+    for (kernel, math, says) in cases {
+        let spec = GemmSpec { kernel, math, ..base };
+        let err = gemm(&b, &spec, &a, &bm, &mut c).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { .. }) && err.to_string().contains(says), "{err}");
+    }
+    let (ah, bh) = (vec![half::bf16::ONE; 6], vec![half::bf16::ONE; 6]);
+    for spec in [GemmSpec { kernel: GemmKernel::Tiled16, ..base }, GemmSpec { math: GemmMath::Tf32, ..base }] {
+        let err = gemm_half(&b, &spec, &ah, &bh, &mut c).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    }
+    // And what is allowed works: bf16 on Auto.
+    gemm_half(&b, &base, &ah, &bh, &mut c).unwrap();
+    assert_eq!(c, vec![3.0; 4]);
+}
+
+#[test]
+fn round_tf32_is_nearest_ties_away() {
+    use latentkit::ops::gemm::cpu::round_tf32;
+    let ulp = 2f32.powi(-10); // TF32 spacing in [1, 2)
+    assert_eq!(round_tf32(1.0 + ulp / 2.0), 1.0 + ulp, "a tie rounds away from zero");
+    assert_eq!(round_tf32(-(1.0 + ulp / 2.0)), -(1.0 + ulp));
+    assert_eq!(round_tf32(1.0 + ulp / 2.0 - f32::EPSILON), 1.0, "just below a tie rounds down");
+    assert_eq!(round_tf32(1.0 + ulp + ulp / 4.0), 1.0 + ulp);
+    assert_eq!(round_tf32(2.0 - ulp / 2.0), 2.0, "a carry moves to the next binade");
+    assert_eq!(round_tf32(f32::MAX), f32::INFINITY);
+    assert!(round_tf32(f32::NAN).is_nan());
+    assert_eq!(round_tf32(-0.0).to_bits(), (-0.0f32).to_bits());
+    let mut r = rng(50);
+    for v in rand_vec(&mut r, 10_000, -1e3, 1e3) {
+        let t = round_tf32(v);
+        assert_eq!(t.to_bits() & 0x1fff, 0, "{v}: low 13 bits cleared");
+        assert!((t - v).abs() <= v.abs() * 2f32.powi(-11), "{v} → {t}: within half a TF32 ulp");
+    }
+}
+
+#[test]
+fn auto_kernel_picks_by_shape() {
+    use latentkit::ops::gemm::{auto_kernel, GemmKernel::*};
+    let sms = 132; // H100 SXM
+    assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128Warp);
+    assert_eq!(auto_kernel(8192, 400, 784, false, sms), Simt128Warp);
+    assert_eq!(auto_kernel(1024, 400, 784, false, sms), Simt64Warp);
+    assert_eq!(auto_kernel(128, 400, 784, false, sms), Simt32SlicedK);
+    assert_eq!(auto_kernel(128, 20, 400, false, sms), Simt32SlicedK);
+    assert_eq!(auto_kernel(128, 20, 16, false, sms), Simt64Warp, "too short a k to slice");
+    assert_eq!(auto_kernel(4096, 4096, 4096, true, sms), TensorCore128);
+    assert_eq!(auto_kernel(128, 400, 784, true, sms), TensorCore64);
+}

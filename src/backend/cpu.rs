@@ -320,12 +320,29 @@ impl Backend for CpuBackend {
         c: &mut Vec<f32>,
         epilogue: &GemmEpilogue<'_, Self>,
     ) -> Result<()> {
-        gemm::gemm_fast(spec, a, b, c)?;
-        match epilogue {
-            GemmEpilogue::None => {}
-            GemmEpilogue::BiasAct { bias, act } => gemm::apply_epilogue(spec, c, bias.map(|b| &b[..]), *act, None),
-            GemmEpilogue::ActGrad { act, y, ldy } => gemm::apply_epilogue(spec, c, None, *act, Some((&y[..], *ldy))),
+        match spec.math {
+            crate::ops::gemm::GemmMath::F32 => gemm::gemm_fast(spec, a, b, c)?,
+            crate::ops::gemm::GemmMath::Tf32 => {
+                let (a, b) = (gemm::round_tf32_all(a), gemm::round_tf32_all(b));
+                gemm::gemm_fast(spec, &a, &b, c)?
+            }
         }
+        gemm::apply_epilogue_of(spec, c, epilogue);
+        Ok(())
+    }
+
+    unsafe fn gemm_half<T: crate::ops::gemm::HalfFloat>(
+        &self,
+        spec: &GemmSpec,
+        a: &Vec<T>,
+        b: &Vec<T>,
+        c: &mut Vec<f32>,
+        epilogue: &GemmEpilogue<'_, Self>,
+    ) -> Result<()> {
+        // Widening is exact, and so are the products of two widened halves in f32.
+        let widen = |v: &Vec<T>| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+        gemm::gemm_fast(spec, &widen(a), &widen(b), c)?;
+        gemm::apply_epilogue_of(spec, c, epilogue);
         Ok(())
     }
 

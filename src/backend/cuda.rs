@@ -70,6 +70,8 @@ struct Inner {
     /// Kernels launched through this backend (graph replays not included).
     launches: std::sync::atomic::AtomicU64,
     ordinal: usize,
+    /// Streaming multiprocessors (sizes the GEMM tile choice).
+    sm_count: usize,
 }
 
 /// A CUDA GPU with latentkit's kernels loaded. Cloning is cheap and shares the stream.
@@ -138,9 +140,31 @@ impl CudaBackend {
                 functions.insert(f, func);
             }
         }
+        // Kernels that need more than the default 48 KiB of dynamic shared memory (every sm_80+ GPU
+        // can opt in to at least 99 KiB).
+        for (name, bytes) in gemm::DYNAMIC_SMEM {
+            let f = functions.get(name).ok_or_else(|| Error::KernelsNotBuilt(format!("kernel {name} missing")))?;
+            f.set_attribute(
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                bytes as i32,
+            )
+            .map_err(|e| Error::Cuda { context: "shared-memory limit", msg: format!("{name} needs {bytes} B: {e}") })?;
+        }
+        let sm_count = ctx
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(driver_err("device query"))?
+            .max(1) as usize;
         let placeholder = stream.alloc_zeros(1).map_err(driver_err("allocation"))?;
         Ok(Self {
-            inner: Arc::new(Inner { ctx, stream, functions, placeholder, launches: Default::default(), ordinal }),
+            inner: Arc::new(Inner {
+                ctx,
+                stream,
+                functions,
+                placeholder,
+                launches: Default::default(),
+                ordinal,
+                sm_count,
+            }),
         })
     }
 
@@ -164,6 +188,11 @@ impl CudaBackend {
     }
 
     /// A 1-element buffer for pointer arguments a kernel is told not to use.
+    /// Number of streaming multiprocessors.
+    pub fn sm_count(&self) -> usize {
+        self.inner.sm_count
+    }
+
     pub(crate) fn placeholder(&self) -> &CudaSlice<f32> {
         &self.inner.placeholder
     }
@@ -496,6 +525,16 @@ impl Backend for CudaBackend {
         epilogue: &GemmEpilogue<'_, Self>,
     ) -> Result<()> {
         gemm::gemm(self, spec, a, b, c, epilogue)
+    }
+    unsafe fn gemm_half<T: crate::ops::gemm::HalfFloat>(
+        &self,
+        spec: &GemmSpec,
+        a: &CudaSlice<T>,
+        b: &CudaSlice<T>,
+        c: &mut CudaSlice<f32>,
+        epilogue: &GemmEpilogue<'_, Self>,
+    ) -> Result<()> {
+        gemm::gemm_half(self, spec, a, b, c, epilogue)
     }
 
     // ==== metric learning: pairwise distance (src/ops/distance) ====

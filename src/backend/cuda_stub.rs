@@ -266,6 +266,16 @@ impl Backend for CudaBackend {
     ) -> Result<()> {
         match self.never {}
     }
+    unsafe fn gemm_half<T: crate::ops::gemm::HalfFloat>(
+        &self,
+        _spec: &GemmSpec,
+        _a: &NoBuffer<T>,
+        _b: &NoBuffer<T>,
+        _c: &mut NoBuffer<f32>,
+        _epilogue: &crate::ops::gemm::GemmEpilogue<'_, Self>,
+    ) -> Result<()> {
+        match self.never {}
+    }
 
     // ==== metric learning: pairwise distance (src/ops/distance) ====
     unsafe fn pairwise_distance_fwd_f32(

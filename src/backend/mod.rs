@@ -23,7 +23,7 @@ use std::fmt;
 
 use crate::device::Device;
 use crate::error::Result;
-use crate::ops::gemm::GemmEpilogue;
+use crate::ops::gemm::{GemmEpilogue, HalfFloat};
 use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
 
 /// Element types a buffer can hold. f32 is what every kernel takes today; f16/bf16 storage (via
@@ -297,6 +297,15 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         spec: &GemmSpec,
         a: &Self::Buf<f32>,
         b: &Self::Buf<f32>,
+        c: &mut Self::Buf<f32>,
+        epilogue: &GemmEpilogue<'_, Self>,
+    ) -> Result<()>;
+    /// The same with bf16 or f16 inputs, f32 accumulation and an f32 C (spec validated for `T`).
+    unsafe fn gemm_half<T: HalfFloat>(
+        &self,
+        spec: &GemmSpec,
+        a: &Self::Buf<T>,
+        b: &Self::Buf<T>,
         c: &mut Self::Buf<f32>,
         epilogue: &GemmEpilogue<'_, Self>,
     ) -> Result<()>;

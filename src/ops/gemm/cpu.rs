@@ -1,7 +1,8 @@
 //! CPU GEMM: the f64 reference (the spec every kernel is tested against) and the fast path used
 //! for CPU training (`matrixmultiply`: SIMD, multithreaded), itself tested against the reference.
 
-use super::GemmSpec;
+use super::{GemmEpilogue, GemmSpec};
+use crate::backend::CpuBackend;
 use crate::error::Result;
 
 fn a_at(spec: &GemmSpec, a: &[f32], i: usize, p: usize) -> f32 {
@@ -97,4 +98,29 @@ pub fn apply_epilogue(
             }
         }
     }
+}
+
+/// The CPU backend's epilogue step.
+pub(crate) fn apply_epilogue_of(spec: &GemmSpec, c: &mut [f32], epilogue: &GemmEpilogue<'_, CpuBackend>) {
+    match epilogue {
+        GemmEpilogue::None => {}
+        GemmEpilogue::BiasAct { bias, act } => apply_epilogue(spec, c, bias.map(|b| &b[..]), *act, None),
+        GemmEpilogue::ActGrad { act, y, ldy } => apply_epilogue(spec, c, None, *act, Some((&y[..], *ldy))),
+    }
+}
+
+/// Rounds an f32 to TF32 as the GPU's `cvt.rna.tf32.f32` does: 10 mantissa bits, to nearest with
+/// ties away from zero; the result is an f32 whose low 13 mantissa bits are zero. NaN and ±∞ pass
+/// through; values that round past f32::MAX become ±∞.
+pub fn round_tf32(x: f32) -> f32 {
+    if !x.is_finite() {
+        return x;
+    }
+    // Sign-magnitude bits: adding half an ulp of TF32 to the magnitude and truncating rounds
+    // halfway cases away from zero; a carry into the exponent is the correct next binade.
+    f32::from_bits((x.to_bits() + 0x1000) & !0x1fff)
+}
+
+pub(crate) fn round_tf32_all(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| round_tf32(x)).collect()
 }

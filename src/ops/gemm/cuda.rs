@@ -1,23 +1,76 @@
-//! Typed launcher for `kernels/gemm.cu`.
+//! Typed launchers for `kernels/gemm.cu` (f32 SIMT) and `kernels/gemm_tc.cu` (tensor cores).
+//!
+//! Every kernel takes `(lk_gemm_params p, const T* a, const T* b, float* c, const float* bias,
+//! const float* y)` with `T` = f32, or the 16-bit storage of bf16/f16.
 //!
 //! # Safety
-//! `gemm` is `unsafe`: the caller guarantees the spec was validated against the buffers
-//! (`GemmSpec::validate`, called by `ops::gemm::gemm`).
+//! `gemm` and `gemm_half` are `unsafe`: the caller guarantees the spec was validated against the
+//! buffers and the input type (`GemmSpec::validate`, `validate_precision`; called by `ops::gemm`).
 
-use cudarc::driver::{CudaSlice, LaunchConfig};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig};
 
-use super::{GemmEpilogue, GemmKernel, GemmSpec};
+use super::{auto_kernel, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, HalfFloat};
 use crate::backend::cuda::{abi, launch, CudaBackend};
+use crate::backend::DType;
 use crate::error::{Error, Result};
 use crate::ops::elementwise::cuda::abi_activation;
 use crate::ops::Activation;
 
-const TILE: usize = 16;
-/// Output tile of `gemm_simt128_f32` (128×128 per 256-thread block).
-const SIMT128_TILE: usize = 128;
+/// One kernel's launch shape: output tile (square), threads per block, dynamic shared memory.
+struct Shape {
+    name: &'static str,
+    tile: usize,
+    threads: u32,
+    smem: u32,
+}
 
-/// `gemm_tiled16_f32(lk_gemm_params p, const float* a, const float* b, float* c, const float* bias,
-///                   const float* y)`
+/// Dynamic shared memory of the tensor-core kernels (`kernels/gemm_tc.cu`), bytes per element `e`,
+/// k step `bk`: the larger of
+/// - the pipeline: 3 stages of an A and a B tile whose rows are padded by one 16-byte chunk (two for
+///   f32 tiles contiguous along m/n), the larger of each operand's two layouts;
+/// - the epilogue's parking space: each warp's WM×WN accumulators (WN = 32, rows padded by 4).
+const fn tc_smem(tile: usize, e: usize, bk: usize) -> u32 {
+    let chunk = 16 / e;
+    let k_major = tile * (bk + chunk); // rows of the tile, k contiguous
+    let mn_major = bk * (tile + if e == 4 { 2 * chunk } else { chunk }); // rows along k
+    let operand = if k_major > mn_major { k_major } else { mn_major };
+    let pipeline = 3 * 2 * operand * e;
+    let (warps, wm) = if tile == 128 { (8, 64) } else { (4, 32) };
+    let park = warps * wm * (32 + 4) * 4;
+    (if pipeline > park { pipeline } else { park }) as u32
+}
+
+/// The kernels whose dynamic shared memory exceeds the default 48 KiB, with their needs: the
+/// backend raises each one's limit once, when it loads the modules.
+pub(crate) const DYNAMIC_SMEM: [(&str, u32); 3] = [
+    ("gemm_tc128_bf16", tc_smem(128, 2, 32)),
+    ("gemm_tc128_f16", tc_smem(128, 2, 32)),
+    ("gemm_tc128_tf32", tc_smem(128, 4, 16)),
+];
+
+fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
+    let simt = |name, tile, threads| Ok(Shape { name, tile, threads, smem: 0 });
+    let tc = |names: [&'static str; 3], tile: usize, threads: u32| {
+        let (name, e, bk) = match dtype {
+            DType::BF16 => (names[0], 2, 32),
+            DType::F16 => (names[1], 2, 32),
+            _ => (names[2], 4, 16),
+        };
+        Ok(Shape { name, tile, threads, smem: tc_smem(tile, e, bk) })
+    };
+    match kernel {
+        GemmKernel::Tiled16 => simt("gemm_tiled16_f32", 16, 256),
+        GemmKernel::Simt128 => simt("gemm_simt128_f32", 128, 256),
+        GemmKernel::Simt128Warp => simt("gemm_simt128_warp_f32", 128, 256),
+        GemmKernel::Simt64Warp => simt("gemm_simt64_warp_f32", 64, 128),
+        GemmKernel::Simt32SlicedK => simt("gemm_simt32_slicedk_f32", 32, 256),
+        GemmKernel::TensorCore128 => tc(["gemm_tc128_bf16", "gemm_tc128_f16", "gemm_tc128_tf32"], 128, 256),
+        GemmKernel::TensorCore64 => tc(["gemm_tc64_bf16", "gemm_tc64_f16", "gemm_tc64_tf32"], 64, 128),
+        GemmKernel::Auto => Err(Error::invalid("gemm", "internal: Auto must be resolved before launch")),
+    }
+}
+
+/// f32 inputs: exact SIMT, or TF32 tensor cores when the spec asks for them.
 pub(crate) unsafe fn gemm(
     be: &CudaBackend,
     spec: &GemmSpec,
@@ -26,15 +79,42 @@ pub(crate) unsafe fn gemm(
     c: &mut CudaSlice<f32>,
     epilogue: &GemmEpilogue<'_, CudaBackend>,
 ) -> Result<()> {
-    let (tile, threads, name): (usize, (u32, u32), &'static str) = match spec.kernel {
-        GemmKernel::Auto | GemmKernel::Tiled16 => (TILE, (TILE as u32, TILE as u32), "gemm_tiled16_f32"),
-        GemmKernel::Simt128 => (SIMT128_TILE, (256, 1), "gemm_simt128_f32"),
+    launch_gemm(be, spec, DType::F32, spec.math == GemmMath::Tf32, a, b, c, epilogue)
+}
+
+/// bf16 / f16 inputs on tensor cores.
+pub(crate) unsafe fn gemm_half<T: HalfFloat + DeviceRepr>(
+    be: &CudaBackend,
+    spec: &GemmSpec,
+    a: &CudaSlice<T>,
+    b: &CudaSlice<T>,
+    c: &mut CudaSlice<f32>,
+    epilogue: &GemmEpilogue<'_, CudaBackend>,
+) -> Result<()> {
+    launch_gemm(be, spec, T::DTYPE, true, a, b, c, epilogue)
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn launch_gemm<T: DeviceRepr>(
+    be: &CudaBackend,
+    spec: &GemmSpec,
+    dtype: DType,
+    tensor_cores: bool,
+    a: &CudaSlice<T>,
+    b: &CudaSlice<T>,
+    c: &mut CudaSlice<f32>,
+    epilogue: &GemmEpilogue<'_, CudaBackend>,
+) -> Result<()> {
+    let kernel = match spec.kernel {
+        GemmKernel::Auto => auto_kernel(spec.m, spec.n, spec.k, tensor_cores, be.sm_count()),
+        k => k,
     };
+    let Shape { name, tile, threads, smem } = shape(kernel, dtype)?;
     let (gx, gy) = (spec.n.div_ceil(tile), spec.m.div_ceil(tile));
     if gy > 65_535 || gx > i32::MAX as usize {
         return Err(Error::invalid(
             "gemm",
-            format!("{}×{} output exceeds the kernel's grid (m ≤ {})", spec.m, spec.n, 65_535 * tile),
+            format!("{}×{} output exceeds {kernel:?}'s grid (m ≤ {})", spec.m, spec.n, 65_535 * tile),
         ));
     }
     let mut p = abi::lk_gemm_params {
@@ -73,7 +153,8 @@ pub(crate) unsafe fn gemm(
             y = yy;
         }
     }
-    let cfg =
-        LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: (threads.0, threads.1, 1), shared_mem_bytes: 0 };
+    // v1 is a 16×16 thread block; the others are 1-D.
+    let block_dim = if kernel == GemmKernel::Tiled16 { (16, 16, 1) } else { (threads, 1, 1) };
+    let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim, shared_mem_bytes: smem };
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
 }

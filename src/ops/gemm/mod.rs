@@ -11,17 +11,31 @@
 //! `v · act'(y[i,j])` (act' written from the forward output y) is the backward into the layer
 //! below's pre-activation.
 //!
-//! Numerics: the CPU reference ([`cpu::gemm_ref`]) accumulates in f64 and is the spec; the f32
-//! paths (CPU `matrixmultiply`, CUDA kernels) differ from it by at most about
-//! `K · ε_f32 · max|a| · max|b|` per element, the bound the tests use.
-//! Kernels: `kernels/gemm.cu`.
+//! Precisions (inputs → accumulation → C): f32 → f32 → f32 ([`gemm`], exact f32 products: the
+//! default), f32 rounded to TF32 → f32 → f32 (only with [`GemmMath::Tf32`], an explicit opt-in), and
+//! bf16 or f16 → f32 → f32 ([`gemm_half`]; the products of two half-precision numbers are exact in
+//! f32). The CPU path computes each the same way (TF32: the inputs are rounded by [`cpu::round_tf32`],
+//! like the GPU's `cvt.rna`).
+//!
+//! Numerics: the CPU reference ([`cpu::gemm_ref`]) accumulates in f64 and is the spec. With `K` the
+//! inner dimension and `ε = 2⁻²³` (f32's unit roundoff ×2), each output differs from the reference
+//! of its inputs by at most about:
+//! - f32 (CPU `matrixmultiply`, SIMT kernels): `K · ε · max|a| · max|b|` ([`f32_error_bound`]);
+//! - bf16/f16 tensor cores: the same bound on the half-precision values, up to a factor of 2 for
+//!   the tensor cores' accumulation (the tests allow 4×);
+//! - TF32, against the unrounded f32 inputs: each input moves by up to `2⁻¹¹` relative, so
+//!   `K · (2⁻¹⁰ + ε) · max|a| · max|b|` ([`tf32_error_bound`]); against the TF32-rounded inputs,
+//!   the f32 bound. bf16 data has `2⁻⁸` relative rounding (f16: `2⁻¹¹`) if it was converted from f32.
+//!
+//! Kernels (`kernels/gemm.cu`, `kernels/gemm_tc.cu`): [`GemmKernel`] lists the numbered versions;
+//! [`GemmKernel::Auto`] picks one by precision and output shape ([`auto_kernel`]).
 
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 
 use super::on_device;
-use crate::backend::Backend;
+use crate::backend::{Backend, DType, Scalar};
 use crate::error::{check_len, Error, Result};
 use crate::ops::Activation;
 use crate::tensor::Tensor;
@@ -41,16 +55,100 @@ impl Transpose {
 }
 
 /// Which CUDA kernel version runs a GEMM (the CPU path ignores it). The numbered versions stay
-/// while tuning, as in llm.c; `Auto` picks the verified default.
+/// while tuning, as in llm.c; `Auto` picks by precision and shape ([`auto_kernel`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum GemmKernel {
-    /// The default: v1 until a later version is verified and measured on a GPU.
     #[default]
     Auto,
-    /// v1: 16×16 shared-memory tiles, one output per thread.
+    /// v1 (f32): 16×16 shared-memory tiles, one output per thread.
     Tiled16,
-    /// v2: 128×128 block tiles, 8×8 register blocking per thread, float4 shared-memory reads.
+    /// v2 (f32): 128×128 block tiles, 8×8 register blocking per thread, float4 shared-memory reads.
     Simt128,
+    /// v3 (f32): 128×128 block tiles, 8 warps with 64×32 warp tiles, float4 global loads, double
+    /// buffering. For outputs with at least one block per SM.
+    Simt128Warp,
+    /// v3 (f32): 64×64 block tiles, 4 warps with 32×32 warp tiles (medium outputs).
+    Simt64Warp,
+    /// v3 (f32): 32×32 block tiles whose k range is sliced over 4 thread groups and added in a
+    /// fixed order (skinny outputs with a long k, like 128×20×400).
+    Simt32SlicedK,
+    /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
+    /// 3-stage `cp.async` pipeline, 128×128 block tiles.
+    TensorCore128,
+    /// Tensor cores, 64×64 block tiles.
+    TensorCore64,
+}
+
+impl GemmKernel {
+    /// Whether this kernel runs on tensor cores.
+    pub fn is_tensor_core(self) -> bool {
+        matches!(self, GemmKernel::TensorCore128 | GemmKernel::TensorCore64)
+    }
+}
+
+/// How an f32 GEMM multiplies. TF32 is never chosen silently: f32 stays exact-f32 unless asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum GemmMath {
+    /// Exact f32 products, f32 accumulation (SIMT kernels).
+    #[default]
+    F32,
+    /// Inputs rounded to TF32 (10 mantissa bits, round to nearest with ties away from zero), f32
+    /// accumulation, on tensor cores; see [`tf32_error_bound`].
+    Tf32,
+}
+
+/// Picks the CUDA kernel of [`GemmKernel::Auto`] for an m×n×k product on a GPU with `sms`
+/// multiprocessors: tensor-core tiles of 128 when they fill the GPU, else 64; for f32 SIMT, 128-tiles
+/// when they fill the GPU, 64-tiles when those fill half of it, and the k-sliced 32-tiles for the
+/// remaining (skinny) outputs when k is long enough to slice.
+pub fn auto_kernel(m: usize, n: usize, k: usize, tensor_cores: bool, sms: usize) -> GemmKernel {
+    let tiles = |t: usize| m.div_ceil(t) * n.div_ceil(t);
+    if tensor_cores {
+        return if tiles(128) >= sms { GemmKernel::TensorCore128 } else { GemmKernel::TensorCore64 };
+    }
+    if tiles(128) >= sms {
+        GemmKernel::Simt128Warp
+    } else if tiles(64) >= sms / 2 || k < 64 {
+        GemmKernel::Simt64Warp
+    } else {
+        GemmKernel::Simt32SlicedK
+    }
+}
+
+/// The K·ε·max|a|·max|b| bound of an f32-accumulated GEMM against the f64 reference (see the module
+/// documentation).
+pub fn f32_error_bound(k: usize, max_a: f32, max_b: f32) -> f32 {
+    k as f32 * f32::EPSILON * max_a * max_b
+}
+
+/// The bound of a TF32 GEMM against the f64 reference of the unrounded f32 inputs.
+pub fn tf32_error_bound(k: usize, max_a: f32, max_b: f32) -> f32 {
+    k as f32 * (2f32.powi(-10) + f32::EPSILON) * max_a * max_b
+}
+
+/// Half-precision input types of the tensor-core GEMM ([`gemm_half`]).
+pub trait HalfFloat: crate::backend::Scalar {
+    fn to_f32(self) -> f32;
+    /// Round to nearest even.
+    fn from_f32(v: f32) -> Self;
+}
+
+impl HalfFloat for half::bf16 {
+    fn to_f32(self) -> f32 {
+        half::bf16::to_f32(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        half::bf16::from_f32(v)
+    }
+}
+
+impl HalfFloat for half::f16 {
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        half::f16::from_f32(v)
+    }
 }
 
 /// The full description of one GEMM call on raw row-major buffers.
@@ -67,6 +165,8 @@ pub struct GemmSpec {
     pub alpha: f32,
     pub beta: f32,
     pub kernel: GemmKernel,
+    /// f32 inputs only (ignored by [`gemm_half`]'s callers: must stay [`GemmMath::F32`] there).
+    pub math: GemmMath,
 }
 
 impl GemmSpec {
@@ -82,7 +182,7 @@ impl GemmSpec {
     ) -> Self {
         let lda = if trans_a.is_yes() { m } else { k };
         let ldb = if trans_b.is_yes() { k } else { n };
-        Self { trans_a, trans_b, m, n, k, lda, ldb, ldc: n, alpha, beta, kernel: GemmKernel::Auto }
+        Self { trans_a, trans_b, m, n, k, lda, ldb, ldc: n, alpha, beta, kernel: GemmKernel::Auto, math: GemmMath::F32 }
     }
 
     /// (rows, cols) of A and B as stored.
@@ -99,6 +199,32 @@ impl GemmSpec {
             (self.n, self.k)
         } else {
             (self.k, self.n)
+        }
+    }
+
+    /// Checks that the kernel and math suit inputs of type `dtype` (f32, bf16 or f16).
+    pub fn validate_precision(&self, dtype: DType) -> Result<()> {
+        const OP: &str = "gemm";
+        let tc = self.kernel.is_tensor_core();
+        match (dtype, self.math) {
+            (DType::F32, GemmMath::F32) if tc => Err(Error::invalid(
+                OP,
+                format!("{:?} multiplies f32 in TF32: ask for it with GemmMath::Tf32", self.kernel),
+            )),
+            (DType::F32, GemmMath::Tf32) if !tc && self.kernel != GemmKernel::Auto => Err(Error::invalid(
+                OP,
+                format!("GemmMath::Tf32 runs on the tensor-core kernels, not {:?}", self.kernel),
+            )),
+            (DType::F32, _) => Ok(()),
+            (DType::BF16 | DType::F16, GemmMath::F32) if tc || self.kernel == GemmKernel::Auto => Ok(()),
+            (DType::BF16 | DType::F16, GemmMath::F32) => Err(Error::invalid(
+                OP,
+                format!("{dtype:?} inputs run on the tensor-core kernels, not {:?}", self.kernel),
+            )),
+            (DType::BF16 | DType::F16, GemmMath::Tf32) => {
+                Err(Error::invalid(OP, format!("GemmMath::Tf32 applies to f32 inputs, not {dtype:?}")))
+            }
+            (DType::U32, _) => Err(Error::invalid(OP, "u32 inputs are not supported")),
         }
     }
 
@@ -192,10 +318,42 @@ pub fn gemm_with<B: Backend>(
         buf_on_device(bk, name, dev)?;
     }
     spec.validate(B::buf_len(a), B::buf_len(b), B::buf_len(c))?;
+    spec.validate_precision(DType::F32)?;
     epilogue.validate(bk, spec)?;
     // SAFETY: the validations checked that every element the spec and the epilogue address lies
     // inside its buffer, on this backend's device.
     unsafe { bk.gemm_f32(spec, a, b, c, epilogue) }
+}
+
+/// GEMM with bf16 or f16 inputs, f32 accumulation and an f32 C, on tensor cores on CUDA (raw
+/// buffers with leading dimensions, like [`gemm`]).
+pub fn gemm_half<B: Backend, T: HalfFloat>(
+    bk: &B,
+    spec: &GemmSpec,
+    a: &B::Buf<T>,
+    b: &B::Buf<T>,
+    c: &mut B::Buf<f32>,
+) -> Result<()> {
+    gemm_half_with(bk, spec, a, b, c, &GemmEpilogue::None)
+}
+
+/// [`gemm_half`] with an epilogue.
+pub fn gemm_half_with<B: Backend, T: HalfFloat>(
+    bk: &B,
+    spec: &GemmSpec,
+    a: &B::Buf<T>,
+    b: &B::Buf<T>,
+    c: &mut B::Buf<f32>,
+    epilogue: &GemmEpilogue<'_, B>,
+) -> Result<()> {
+    for (name, dev) in [("A", B::buf_device(a)), ("B", B::buf_device(b)), ("C", B::buf_device(c))] {
+        buf_on_device(bk, name, dev)?;
+    }
+    spec.validate(B::buf_len(a), B::buf_len(b), B::buf_len(c))?;
+    spec.validate_precision(T::DTYPE)?;
+    epilogue.validate(bk, spec)?;
+    // SAFETY: as in gemm_with: every addressed element is inside its buffer, on this device.
+    unsafe { bk.gemm_half(spec, a, b, c, epilogue) }
 }
 
 /// `c = α · op(a) · op(b) + β · c` on contiguous 2-D tensors (BLAS-shaped argument list).
@@ -241,6 +399,40 @@ pub fn matmul_with<B: Backend>(
     c: &mut Tensor<B>,
     epilogue: TensorEpilogue<'_, B>,
 ) -> Result<()> {
+    let (spec, epilogue) = tensor_spec(bk, trans_a, trans_b, alpha, a, b, beta, c, epilogue)?;
+    gemm_with(bk, &spec, a.buf(), b.buf(), c.buf_mut(), &epilogue)
+}
+
+/// [`matmul_with`] for bf16 or f16 tensors (f32 accumulation, f32 C, tensor cores on CUDA).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_half<B: Backend, T: HalfFloat>(
+    bk: &B,
+    trans_a: Transpose,
+    trans_b: Transpose,
+    alpha: f32,
+    a: &Tensor<B, T>,
+    b: &Tensor<B, T>,
+    beta: f32,
+    c: &mut Tensor<B>,
+    epilogue: TensorEpilogue<'_, B>,
+) -> Result<()> {
+    let (spec, epilogue) = tensor_spec(bk, trans_a, trans_b, alpha, a, b, beta, c, epilogue)?;
+    gemm_half_with(bk, &spec, a.buf(), b.buf(), c.buf_mut(), &epilogue)
+}
+
+/// Shape checks of the tensor entry points: the contiguous spec and the raw epilogue.
+#[allow(clippy::too_many_arguments)]
+fn tensor_spec<'a, B: Backend, T: Scalar>(
+    bk: &B,
+    trans_a: Transpose,
+    trans_b: Transpose,
+    alpha: f32,
+    a: &Tensor<B, T>,
+    b: &Tensor<B, T>,
+    beta: f32,
+    c: &Tensor<B>,
+    epilogue: TensorEpilogue<'a, B>,
+) -> Result<(GemmSpec, GemmEpilogue<'a, B>)> {
     const OP: &str = "matmul";
     on_device(OP, bk, a)?;
     on_device(OP, bk, b)?;
@@ -270,6 +462,5 @@ pub fn matmul_with<B: Backend>(
             GemmEpilogue::ActGrad { act, y: y.buf(), ldy: n }
         }
     };
-    let spec = GemmSpec::contiguous(trans_a, trans_b, m, n, k, alpha, beta);
-    gemm_with(bk, &spec, a.buf(), b.buf(), c.buf_mut(), &epilogue)
+    Ok((GemmSpec::contiguous(trans_a, trans_b, m, n, k, alpha, beta), epilogue))
 }
