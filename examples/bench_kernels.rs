@@ -9,7 +9,7 @@
 //! Options: --device cpu|cuda[:N]  --samples N (≥ 20 recommended; median reported)
 
 use latentkit::bench::median_secs;
-use latentkit::ops::gemm::{gemm, GemmKernel, GemmSpec, Transpose};
+use latentkit::ops::gemm::{gemm, GemmSpec, Transpose};
 use latentkit::ops::optim::{adam_step, OPTIM_STATE_LEN};
 use latentkit::ops::{elementwise, loss, Activation, AdamConfig};
 use latentkit::rng::{seeded, uniform_vec};
@@ -56,16 +56,11 @@ fn bench<B: Backend>(b: &B, samples: usize, big: bool) -> Result<()> {
         let w = rand_tensor(b, &[nn, kk], 7, -1.0, 1.0)?;
         let mut c = Tensor::zeros(b, &[mm, nn])?;
         let flops = 2.0 * (mm * nn * kk) as f64;
-        // Every kernel version on CUDA (the CPU path has one).
-        let kernels: &[GemmKernel] =
-            if b.device() == Device::Cpu { &[GemmKernel::Auto] } else { &[GemmKernel::Tiled16, GemmKernel::Simt128] };
-        for &kernel in kernels {
-            let mut spec = GemmSpec::contiguous(Transpose::No, Transpose::Yes, mm, nn, kk, 1.0, 0.0);
-            spec.kernel = kernel;
-            let t = median_secs(b, samples, || gemm(b, &spec, a.buf(), w.buf(), c.buf_mut()))?;
-            let extra = cublas_ratio(b, samples, &a, &w, &mut c, (mm, nn, kk), t)?;
-            row(&format!("gemm f32 {mm}x{nn}x{kk} (N,T) {kernel:?}"), t, 0.0, flops, &extra);
-        }
+        // The kernel Auto picks (bench_gemm times every version, precision and training shape).
+        let spec = GemmSpec::contiguous(Transpose::No, Transpose::Yes, mm, nn, kk, 1.0, 0.0);
+        let t = median_secs(b, samples, || gemm(b, &spec, a.buf(), w.buf(), c.buf_mut()))?;
+        let extra = cublas_ratio(b, samples, &a, &w, &mut c, (mm, nn, kk), t)?;
+        row(&format!("gemm f32 {mm}x{nn}x{kk} (N,T) Auto"), t, 0.0, flops, &extra);
     }
     Ok(())
 }

@@ -5,8 +5,8 @@
 #   bash gpu-bundle/run.sh [PHASE ...]
 #
 # PHASEs, in the order they run: tests (every test binary, LATENTKIT_REQUIRE_CUDA=1), sanitize
-# (compute-sanitizer memcheck + racecheck on the kernel tests), bench (bench_kernels, bench_vae,
-# bench_metric), baselines (../shared/bench/torch_baselines.py, same card, same call), train
+# (compute-sanitizer memcheck + racecheck on the kernel tests), bench (bench_kernels, bench_gemm,
+# bench_vae, bench_metric), baselines (../shared/bench/torch_baselines.py, same card, same call), train
 # (10 epochs of the VAE on full MNIST). Default: all of them; `quick` = all but sanitize. One device
 # call is limited to 10 minutes: split the phases over two calls when the whole run does not fit
 # (e.g. `tests sanitize`, then `bench baselines train`).
@@ -65,6 +65,10 @@ fi
 
 if want bench; then
 run_step "bench_kernels" "$here/bin/bench_kernels" --device cuda --samples 25
+# GEMM against cuBLAS: f32, TF32 and bf16 on every shape of the GEMM issue (Auto's kernel), then
+# every kernel version on the quick shapes.
+run_step "bench_gemm" "$here/bin/bench_gemm" --samples 20
+run_step "bench_gemm_all" "$here/bin/bench_gemm" --samples 20 --all --quick
 run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full"
 # Metric learning: mining, distance and the triplet step in one step; the N = 262,144 batch-hard
 # run in its own step, so that a slow or timed-out large run keeps the rest (it skips itself when

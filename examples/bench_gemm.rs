@@ -1,0 +1,249 @@
+//! GEMM side by side with cuBLAS, in one process on one GPU: for each shape and precision, our
+//! kernel (the one `GemmKernel::Auto` picks, or every version with `--all`) and cuBLAS on the same
+//! operands, timed with CUDA events (3 warm-up calls, median of `--samples` samples, each a batch of
+//! calls ≥ 2 ms), as TFLOP/s and the ratio ours / cuBLAS (> 1: faster than cuBLAS).
+//!
+//! Precisions: f32 (cuBLAS SGEMM through cublasGemmEx with CUBLAS_COMPUTE_32F: no TF32), TF32
+//! (ours with GemmMath::Tf32; cuBLAS CUBLAS_COMPUTE_32F_FAST_TF32) and bf16 inputs with f32
+//! accumulation and an f32 C (cuBLAS GemmEx with the same types).
+//! Shapes: 4096³, 8192³, and the three products of the VAE's layers (B×400×784, B×784×400,
+//! B×20×400 as Y = X·Wᵀ, dX = dY·W, dW = dYᵀ·X) for B ∈ {128, 1024, 8192}. Inputs are uniform in
+//! [−1, 1] (never zeros); the 4096 and 8192 operands are larger than the H100's 50 MB L2.
+//!
+//!     cargo run --release --features cuda --example bench_gemm -- [--samples N] [--all] [--quick]
+//!
+//! `--quick` keeps 4096³ and B = 128. Without a GPU (or without the `cuda` feature) it says so and
+//! exits with status 1.
+
+#[cfg(feature = "cuda")]
+mod gpu {
+    use cudarc::cublas::sys::{
+        cublasComputeType_t as Compute, cublasGemmAlgo_t, cublasOperation_t as Op, cudaDataType_t,
+    };
+    use cudarc::cublas::CudaBlas;
+    use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
+    use latentkit::bench::median_secs;
+    use latentkit::ops::gemm::{auto_kernel, gemm, gemm_half, GemmKernel, GemmMath, GemmSpec, Transpose};
+    use latentkit::rng::{seeded, uniform_vec};
+    use latentkit::{CudaBackend, Error, Result, Tensor};
+
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Precision {
+        F32,
+        Tf32,
+        Bf16,
+    }
+
+    struct Case {
+        label: String,
+        m: usize,
+        n: usize,
+        k: usize,
+        ta: Transpose,
+        tb: Transpose,
+    }
+
+    fn cases(quick: bool) -> Vec<Case> {
+        let mut v = Vec::new();
+        let sq: &[usize] = if quick { &[4096] } else { &[4096, 8192] };
+        for &s in sq {
+            v.push(Case { label: format!("{s}³"), m: s, n: s, k: s, ta: Transpose::No, tb: Transpose::No });
+        }
+        let batches: &[usize] = if quick { &[128] } else { &[128, 1024, 8192] };
+        for &bsz in batches {
+            for (fin, fout) in [(784, 400), (400, 784), (400, 20)] {
+                // Y[B, out] = X[B, in]·W[out, in]ᵀ; dX[B, in] = dY[B, out]·W; dW[out, in] = dYᵀ·X.
+                v.push(Case {
+                    label: format!("Y=XWᵀ B={bsz} {fin}→{fout}"),
+                    m: bsz,
+                    n: fout,
+                    k: fin,
+                    ta: Transpose::No,
+                    tb: Transpose::Yes,
+                });
+                v.push(Case {
+                    label: format!("dX=dY·W B={bsz} {fin}→{fout}"),
+                    m: bsz,
+                    n: fin,
+                    k: fout,
+                    ta: Transpose::No,
+                    tb: Transpose::No,
+                });
+                v.push(Case {
+                    label: format!("dW=dYᵀX B={bsz} {fin}→{fout}"),
+                    m: fout,
+                    n: fin,
+                    k: bsz,
+                    ta: Transpose::Yes,
+                    tb: Transpose::No,
+                });
+            }
+        }
+        v
+    }
+
+    fn blas_err(e: cudarc::cublas::result::CublasError) -> Error {
+        Error::Launch { kernel: "cublasGemmEx", msg: e.to_string() }
+    }
+
+    /// cuBLAS on the row-major problem: C[m,n] = op(A)·op(B) is the column-major Cᵀ[n,m] =
+    /// op(B)ᵀ·op(A)ᵀ, where a row-major buffer is the column-major transpose of what it stores.
+    #[allow(clippy::too_many_arguments)]
+    fn cublas_gemm<T>(
+        be: &CudaBackend,
+        blas: &CudaBlas,
+        spec: &GemmSpec,
+        dtype: cudaDataType_t,
+        compute: Compute,
+        a: &CudaSlice<T>,
+        b: &CudaSlice<T>,
+        c: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let op = |t: Transpose| if t.is_yes() { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
+        let (alpha, beta) = (spec.alpha, spec.beta);
+        let stream = be.stream();
+        let (pa, _ga) = a.device_ptr(stream);
+        let (pb, _gb) = b.device_ptr(stream);
+        let (pc, _gc) = c.device_ptr_mut(stream);
+        // SAFETY: the buffers hold the spec's extents (allocated from it below), the handle is
+        // bound to the backend's stream, and alpha/beta are f32 as the f32 compute types require.
+        unsafe {
+            cudarc::cublas::result::gemm_ex(
+                *blas.handle(),
+                op(spec.trans_b),
+                op(spec.trans_a),
+                spec.n as i32,
+                spec.m as i32,
+                spec.k as i32,
+                (&alpha) as *const f32 as *const _,
+                pb as *const _,
+                dtype,
+                spec.ldb as i32,
+                pa as *const _,
+                dtype,
+                spec.lda as i32,
+                (&beta) as *const f32 as *const _,
+                pc as *mut _,
+                cudaDataType_t::CUDA_R_32F,
+                spec.ldc as i32,
+                compute,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .map_err(blas_err)
+    }
+
+    fn tflops(m: usize, n: usize, k: usize, secs: f64) -> f64 {
+        2.0 * (m * n * k) as f64 / secs * 1e-12
+    }
+
+    pub fn run(samples: usize, all: bool, quick: bool) -> Result<()> {
+        let be = CudaBackend::new(0)?;
+        let blas = CudaBlas::new(be.stream().clone()).map_err(blas_err)?;
+        println!(
+            "device: {} (sm {:?}, {} SMs); median of {samples} samples; ratio = cuBLAS time / ours (> 1: ours faster)",
+            be.name()?,
+            be.compute_capability()?,
+            be.sm_count()
+        );
+        println!(
+            "| shape | m×n×k | precision | kernel | ours µs | ours TFLOP/s | cuBLAS µs | cuBLAS TFLOP/s | ratio |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (ci, case) in cases(quick).into_iter().enumerate() {
+            let Case { label, m, n, k, ta, tb } = case;
+            let spec0 = GemmSpec::contiguous(ta, tb, m, n, k, 1.0, 0.0);
+            let (ar, ac) = spec0.stored_a();
+            let (br, bc) = spec0.stored_b();
+            let seed = 1000 + 3 * ci as u64;
+            let a = Tensor::from_slice(&be, &[ar, ac], &uniform_vec(&mut seeded(seed), ar * ac, -1.0, 1.0))?;
+            let b = Tensor::from_slice(&be, &[br, bc], &uniform_vec(&mut seeded(seed + 1), br * bc, -1.0, 1.0))?;
+            let mut c = Tensor::<CudaBackend>::zeros(&be, &[m, n])?;
+            let a16 = Tensor::from_slice(&be, &[ar, ac], &to_bf16(&a.to_vec(&be)?))?;
+            let b16 = Tensor::from_slice(&be, &[br, bc], &to_bf16(&b.to_vec(&be)?))?;
+            for precision in [Precision::F32, Precision::Tf32, Precision::Bf16] {
+                let tc = precision != Precision::F32;
+                let auto = auto_kernel(m, n, k, tc, be.sm_count());
+                let kernels: Vec<GemmKernel> = match (all, tc) {
+                    (false, _) => vec![auto],
+                    (true, false) => vec![
+                        GemmKernel::Tiled16,
+                        GemmKernel::Simt128,
+                        GemmKernel::Simt128Warp,
+                        GemmKernel::Simt64Warp,
+                        GemmKernel::Simt32SlicedK,
+                    ],
+                    (true, true) => vec![GemmKernel::TensorCore128, GemmKernel::TensorCore64],
+                };
+                let (dtype, compute) = match precision {
+                    Precision::F32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F),
+                    Precision::Tf32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F_FAST_TF32),
+                    Precision::Bf16 => (cudaDataType_t::CUDA_R_16BF, Compute::CUBLAS_COMPUTE_32F),
+                };
+                let t_blas = median_secs(&be, samples, || match precision {
+                    Precision::Bf16 => {
+                        cublas_gemm(&be, &blas, &spec0, dtype, compute, a16.buf(), b16.buf(), c.buf_mut())
+                    }
+                    _ => cublas_gemm(&be, &blas, &spec0, dtype, compute, a.buf(), b.buf(), c.buf_mut()),
+                })?;
+                for kernel in kernels {
+                    let mut spec = spec0;
+                    spec.kernel = kernel;
+                    spec.math = if precision == Precision::Tf32 { GemmMath::Tf32 } else { GemmMath::F32 };
+                    let t = median_secs(&be, samples, || match precision {
+                        Precision::Bf16 => gemm_half(&be, &spec, a16.buf(), b16.buf(), c.buf_mut()),
+                        _ => gemm(&be, &spec, a.buf(), b.buf(), c.buf_mut()),
+                    })?;
+                    let chosen = if kernel == auto { format!("{kernel:?} (Auto)") } else { format!("{kernel:?}") };
+                    println!(
+                        "| {label} | {m}×{n}×{k} | {precision:?} | {chosen} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} |",
+                        t * 1e6,
+                        tflops(m, n, k, t),
+                        t_blas * 1e6,
+                        tflops(m, n, k, t_blas),
+                        t_blas / t
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn to_bf16(v: &[f32]) -> Vec<half::bf16> {
+        v.iter().map(|&x| half::bf16::from_f32(x)).collect()
+    }
+}
+
+fn main() {
+    let mut samples = 20;
+    let (mut all, mut quick) = (false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--samples" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(s) => samples = s,
+                None => {
+                    eprintln!("error: --samples needs a number");
+                    std::process::exit(2);
+                }
+            },
+            "--all" => all = true,
+            "--quick" => quick = true,
+            other => {
+                eprintln!("error: unknown option {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+    #[cfg(feature = "cuda")]
+    if let Err(e) = gpu::run(samples, all, quick) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (samples, all, quick);
+        eprintln!("bench_gemm compares CUDA kernels with cuBLAS: build with --features cuda and run on a GPU");
+        std::process::exit(1);
+    }
+}
