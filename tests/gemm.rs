@@ -94,6 +94,30 @@ parity_test!(gemm_training_shapes, |b| {
         let atol = gemm_atol(k, 1.0, max_b);
         assert_close(name, &got, &want, atol, 1e-5);
         outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+
+        // The same product in TF32 (against the rounded inputs, ×4 for tensor-core accumulation)
+        // and in bf16 (against the bf16 values).
+        let round = |v: &[f32], f: &dyn Fn(f32) -> f32| v.iter().map(|&x| f(x)).collect::<Vec<f32>>();
+        let tf32 = |x: f32| latentkit::ops::gemm::cpu::round_tf32(x);
+        let mut tspec = spec;
+        tspec.math = latentkit::ops::gemm::GemmMath::Tf32;
+        let mut c = poisoned(b, &shape);
+        gemm(b, &tspec, a.buf(), bm.buf(), c.buf_mut()).unwrap();
+        gemm_ref(&spec, &round(a0, &tf32), &round(b0, &tf32), &mut want).unwrap();
+        let (got, atol) = (host(b, &c), 4.0 * atol);
+        assert_close(&format!("{name} tf32"), &got, &want, atol, 1e-5);
+        outs.push(Out::new(format!("{name} tf32"), got).tol(2.0 * atol, 1e-5));
+        let to_bf16 = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
+        let (ah, bh) = (to_bf16(a0), to_bf16(b0));
+        let (at, bt) =
+            (Tensor::from_slice(b, &[ah.len()], &ah).unwrap(), Tensor::from_slice(b, &[bh.len()], &bh).unwrap());
+        let mut c = poisoned(b, &shape);
+        latentkit::ops::gemm::gemm_half(b, &spec, at.buf(), bt.buf(), c.buf_mut()).unwrap();
+        let widen = |v: &[half::bf16]| v.iter().map(|h| h.to_f32()).collect::<Vec<f32>>();
+        gemm_ref(&spec, &widen(&ah), &widen(&bh), &mut want).unwrap();
+        let got = host(b, &c);
+        assert_close(&format!("{name} bf16"), &got, &want, atol, 1e-5);
+        outs.push(Out::new(format!("{name} bf16"), got).tol(2.0 * atol, 1e-5));
     }
     outs
 });
