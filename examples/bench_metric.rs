@@ -34,7 +34,7 @@ use latentkit::nn::{Mlp, MlpSpec};
 use latentkit::ops::batch::gather_rows;
 use latentkit::ops::distance::{pairwise_distance, Metric};
 use latentkit::ops::mining::{
-    plane, stat, triplet_bwd, triplet_fwd_queued, Miner, SemiHardPolicy, TripletConfig, TripletStats, TripletWorkspace,
+    triplet_bwd, triplet_fwd_queued, Miner, SemiHardPolicy, TripletConfig, TripletStats, TripletWorkspace,
 };
 use latentkit::ops::{Activation, AdamConfig};
 use latentkit::rng::{normal_vec, seeded, uniform_vec};
@@ -105,15 +105,9 @@ fn miner_name(miner: Miner) -> &'static str {
     }
 }
 
-/// Device bytes of a [`TripletWorkspace`], counted from the buffers `TripletWorkspace::new`
-/// allocates (src/ops/mining/mod.rs; there is no public byte count, so this mirrors its fields):
-/// anchor_u32 [plane::U32_LEN, N] u32, anchor_f32 [plane::F32_LEN, N] f32, q_norm [N],
-/// r_norm [M], kappa_rows [row_chunk, M] f32, count_rows [row_chunk, M] u32, stats [stat::LEN]
-/// u32. row_chunk is min(N, ROW_CHUNK) for the many-triplet miners on CUDA and 0 otherwise (the
-/// CPU twin streams one O(M) host row instead).
+/// Device bytes of a [`TripletWorkspace`] (every buffer it allocated).
 fn workspace_bytes<B: Backend>(ws: &TripletWorkspace<B>) -> usize {
-    let (n, m) = ws.sizes();
-    4 * ((plane::U32_LEN + plane::F32_LEN + 1) * n + m + 2 * ws.row_chunk() * m + stat::LEN)
+    ws.device_bytes()
 }
 
 fn fmt_bytes(bytes: f64) -> String {

@@ -216,6 +216,35 @@ enum {
     LK_TRIPLET_STAT_LEN = 12
 };
 
+/* Tiled triplet kernels (kernels/mining.cu): a block of LK_MINE_TILE_THREADS threads computes
+ * LK_MINE_TILE anchors × LK_MINE_TILE references per tile; triplet_hard_partial_f32 splits the
+ * references of each anchor tile into `splits` contiguous ranges of whole tiles and writes one
+ * partial per (split, anchor) into planes [LK_HARD_PART_LEN, splits, n] of u32 words (f32 fields
+ * hold the float's bits, the f64 sums two words). */
+#define LK_MINE_TILE 64
+#define LK_MINE_TILE_THREADS 256
+enum {
+    LK_HARD_PART_BP_I = 0, /* hardest positive: index, κ */
+    LK_HARD_PART_BP_K = 1,
+    LK_HARD_PART_BN_I = 2, /* hardest (pass 1) / closest farther (pass 2) negative: index, κ */
+    LK_HARD_PART_BN_K = 3,
+    LK_HARD_PART_MN_I = 4, /* row minimum / maximum of ℓ (tfa_compat fallbacks): index, κ */
+    LK_HARD_PART_MN_K = 5,
+    LK_HARD_PART_MX_I = 6,
+    LK_HARD_PART_MX_K = 7,
+    LK_HARD_PART_N_POS = 8,
+    LK_HARD_PART_N_NEG = 9,
+    LK_HARD_PART_N_COLLAPSE = 10,
+    LK_HARD_PART_SUM_D_POS_LO = 11, /* f64 Σ δ over positives: low, high word */
+    LK_HARD_PART_SUM_D_POS_HI = 12,
+    LK_HARD_PART_SUM_D_NEG_LO = 13,
+    LK_HARD_PART_SUM_D_NEG_HI = 14,
+    LK_HARD_PART_LEN = 15
+};
+/* Largest bucket (entries of one reference) the index-based backward sorts in shared memory;
+ * larger buckets are gathered by a scan over all anchors. */
+#define LK_BUCKET_SORT_CAP 2048
+
 /* Exact k nearest references of each query (kernels/mining.cu). */
 #define LK_KNN_MAX_K 64
 typedef struct lk_knn_params {

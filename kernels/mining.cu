@@ -1,38 +1,49 @@
 // Fused triplet mining + triplet loss (forward and backward) and exact k-NN, without an N×M matrix.
 //
 // Anchors are the rows of q [n, d] (labels ql [n]), candidates the rows of r [m, d] (labels rl [m]),
-// row-major. κ_ij is the pairwise distance of kernels/distance.cu computed the same way (one thread
-// per pair, sequential rounded FMAs, lk::kappa_staged), so κ is bit-identical to pairwise_distance.
-// The loss works on ℓ = square_kappa ? κ·κ : κ. Positive: rl[j] == ql[i] and not (same_set and
-// j == i); negative: rl[j] != ql[i]. With same_set the self distance is taken as exactly 0. A
-// triplet's value is v = (ℓ_ap − ℓ_an) + margin, its loss max(v, 0), active when v > 0. Every
-// choice is an argmin/argmax over (ℓ, index) with ties to the lower index (lk::better), so the
-// order of the parallel reductions does not matter. The rules of each miner are in
-// src/ops/mining/mod.rs and their CPU twin in src/ops/mining/cpu.rs.
+// row-major. κ_ij is the pairwise distance of kernels/distance.cu computed the same way: the dot
+// product is one chain of rounded FMAs in increasing k per pair, the squared norms the same chains
+// (row_sqnorm_f32, computed once per row), κ = lk::kappa_from_dot; so κ is bit-identical to
+// pairwise_distance (see kappa_tile). The loss works on ℓ = square_kappa ? κ·κ : κ. Positive:
+// rl[j] == ql[i] and not (same_set and j == i); negative: rl[j] != ql[i]. With same_set the self
+// distance is taken as exactly 0. A triplet's value is v = (ℓ_ap − ℓ_an) + margin, its loss
+// max(v, 0), active when v > 0. Every choice is an argmin/argmax over (ℓ, index) with ties to the
+// lower index (lk::better), so the order of the parallel reductions does not matter. The rules of
+// each miner are in src/ops/mining/mod.rs and their CPU twin in src/ops/mining/cpu.rs.
 //
 // Per-anchor outputs go to planes au [LK_ANCHOR_U32_LEN, n] and af [LK_ANCHOR_F32_LEN, n]; the
 // statistics (triplet_stats_f32) to stats [LK_TRIPLET_STAT_LEN] u32 words.
 //
-// Work split and memory:
-// - triplet_hard_fwd_f32 (BatchHard, ClosestFartherThanPositive): one block per anchor (grid-stride).
-//   The anchor row is staged through shared memory in chunks of LK_ROW_CHUNK floats; each thread
-//   streams a strided subset of the references, keeping its running candidates in registers; block
-//   argbest reductions combine them. ClosestFartherThanPositive streams a second time once the
-//   hardest positive is known. Memory: registers + LK_ROW_CHUNK floats of shared memory per block.
-// - triplet_rows_f32 (FaceNet, TfAddons, BatchAll): one block per anchor of a chunk of `rows`
-//   anchors starting at row0. The block writes the anchor's κ row to krows[t, :] (global workspace,
-//   bounded: rows·m floats), then each warp takes positives in turn and its lanes scan the row's
-//   negatives. In backward mode it also builds the integer gradient counts crows[t, :] (+1 for the
-//   positive, −1 for the negative of each active triplet; integer atomics, so deterministic) and
-//   adds dq_i = w Σ_j c_ij ∂ℓ_ij/∂q_i (thread per column k, j in order).
+// Work split and memory (T = LK_MINE_TILE = 64, blocks of 256 threads for the tiled kernels):
+// - kappa_tile (device): a T × T tile of κ like a register-tiled SGEMM: 16 × 16 threads of 4 × 4
+//   pairs, k-slices of 16 of both operand tiles staged (coalesced, software-pipelined) in shared
+//   memory; each reference row is read once per 64 anchors. O(T²·d) FMAs per tile.
+// - triplet_hard_partial{,_compat,_pass2}_f32 (BatchHard, ClosestFartherThanPositive): block =
+//   (anchor tile, reference split); the tile's κ goes through shared memory to a layout of 4
+//   threads per anchor that keep running candidates and pair statistics in registers (f64 sums);
+//   one partial per (split, anchor) in part [LK_HARD_PART_LEN, splits, n]. splits (chosen by the
+//   launcher) fills the GPU when n alone gives few tiles. triplet_hard_combine_f32 merges the
+//   splits in order (thread per anchor). ClosestFartherThanPositive runs partial + combine twice
+//   (the second pass needs the hardest positive). Work O(n·m·d), memory O(splits·n).
+// - triplet_kappa_rows_f32 + triplet_rows_f32 (FaceNet, TfAddons, BatchAll): per chunk of `rows`
+//   anchors starting at row0, the tiled kernel writes the chunk's κ rows to krows [rows, m] (global
+//   workspace, bounded: rows·m floats); then one block per anchor reads its row, each warp takes
+//   positives in turn and its lanes scan the row's negatives (O(P·M) per anchor: semi-hard and
+//   batch-all are exact over every (positive, negative) pair). In backward mode it also builds
+//   the integer gradient counts crows[t, :] (+1 for the positive, −1 for the negative of each
+//   active triplet; integer atomics, so deterministic) and adds dq_i = w Σ_j c_ij ∂ℓ_ij/∂q_i
+//   (thread per column k, j in order). Loss and distance sums in f64.
 // - triplet_rows_bwd_cols_f32: one block per reference j adds dr_j = w Σ_i c_ij ∂ℓ_ij/∂r_j over
 //   the chunk's anchors in order.
-// - triplet_hard_bwd_{rows,cols}_f32: the same for the one-triplet miners from the stored choices:
-//   a block per anchor adds w(∂ℓ_ip/∂q_i − ∂ℓ_in/∂q_i); a block per reference scans the n choices.
+// - triplet_hard_bwd_rows_f32: block per anchor adds w(∂ℓ_ip/∂q_i − ∂ℓ_in/∂q_i). O(n·d).
+// - triplet_bucket_{count,scan,fill}_u32 + triplet_hard_bwd_cols_f32: the anchors that chose each
+//   reference, as a CSR (integer atomics), then a block per reference sorts its bucket and sums
+//   ±∂ℓ/∂r_j in (anchor, positive-before-negative) order. O(n·d + m) work, O(n + m) memory.
 // - triplet_stats_f32: one block reduces the planes in a fixed order (f64 and u64).
 // - knn_fwd_f32: one block per query; each thread keeps a sorted top-k of its strided references
 //   (local memory, k ≤ LK_KNN_MAX_K), then k rounds of block argmin pop the block's best.
-// No float atomics anywhere; every float sum has a fixed order for a given launch shape.
+// No float atomics anywhere; every float sum has a fixed order for a given launch shape (the
+// launch shapes depend only on n, m and d).
 #include "distance.cuh"
 
 namespace {
@@ -54,7 +65,7 @@ __device__ __forceinline__ float dell(const lk_triplet_params& p, float kappa) {
     return p.square_kappa ? 2.0f * kappa : 1.0f;
 }
 
-__device__ __forceinline__ float warp_sum_f32(float v) {
+__device__ __forceinline__ double warp_sum_f64(double v) {
     for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
     return __shfl_sync(0xffffffffu, v, 0);  // lane 0's fixed-order sum, to every lane
 }
@@ -70,117 +81,403 @@ __device__ __forceinline__ float stat_weight(const uint32_t* stats) {
 
 }  // namespace
 
-// BatchHard and ClosestFartherThanPositive forward.
-LK_KERNEL void triplet_hard_fwd_f32(lk_triplet_params p, const float* __restrict__ q,
-                                    const uint32_t* __restrict__ ql, const float* __restrict__ r,
-                                    const uint32_t* __restrict__ rl, uint32_t* __restrict__ au,
-                                    float* __restrict__ af) {
-    __shared__ float xs[LK_ROW_CHUNK];
-    const bool cftp = p.miner == LK_MINER_SEMIHARD_CFTP;
-    const bool compat = p.tfa_compat && !cftp;
-    for (int64_t i = blockIdx.x; i < p.n; i += gridDim.x) {
-        const float* qi = q + i * p.d;
-        const uint32_t li = ql[i];
-        float bp_v = 0.0f, bp_k = 0.0f, bn_v = 0.0f, bn_k = 0.0f;
-        float mn_v = 0.0f, mn_k = 0.0f, mx_v = 0.0f, mx_k = 0.0f;
-        uint32_t bp_i = LK_NONE, bn_i = LK_NONE, mn_i = LK_NONE, mx_i = LK_NONE;
-        float sdp = 0.0f, sdn = 0.0f;
-        uint32_t np = 0, nn = 0, nc = 0;
-        for (int64_t jb = 0; jb < p.m; jb += blockDim.x) {
-            const int64_t j = jb + threadIdx.x;
-            float kappa = lk::kappa_staged(p.metric, qi, r, j, p.m, p.d, xs);
-            if (j < p.m) {
-                const bool self = p.same_set && j == i;
-                if (self) kappa = 0.0f;
-                const float l = ell_of(p, kappa);
-                const uint32_t ju = (uint32_t)j;
-                lk::offer(false, mn_v, mn_i, mn_k, l, ju, kappa);
-                lk::offer(true, mx_v, mx_i, mx_k, l, ju, kappa);
-                if (!self) {
-                    const float dl = delta_of(p, kappa);
-                    if (dl < p.collapse_eps) ++nc;
-                    if (rl[j] == li) {
-                        ++np;
-                        sdp += dl;
-                        lk::offer(true, bp_v, bp_i, bp_k, l, ju, kappa);
-                    } else {
-                        ++nn;
-                        sdn += dl;
+// ---- The tiled κ core (shared by triplet_kappa_rows_f32 and triplet_hard_partial_f32) ----
+//
+// A block of LK_MINE_TILE_THREADS = 256 threads computes the LK_MINE_TILE × LK_MINE_TILE (64 × 64)
+// tile of κ between anchors [a0, a0 + 64) and references [b0, b0 + 64). Thread (ty, tx) =
+// (tid / 16, tid % 16) owns the 4 × 4 pairs (a0 + 4·ty + ii, b0 + 4·tx + jj). The tile walks k in
+// steps of MBK = 16: the 64 × 16 slices of q and r are staged in shared memory, k-major (As[k][row]),
+// zero-padded past the ends; each pair's dot product is one accumulator receiving rounded FMAs in
+// increasing k, exactly the chain of pairwise_distance_fwd_f32 (kernels/distance.cu). The squared
+// norms come precomputed (row_sqnorm_f32: the same k-ordered FMA chain the pairwise kernel runs per
+// pair), so κ = kappa_from_dot(dot, nq_i, nr_j) is bit-identical to pairwise_distance. (The padding
+// only ever adds fma(0, 0, dot), which can turn a −0 dot into +0; κ is the same for both.)
+namespace {
+
+constexpr int MT = LK_MINE_TILE;  // anchors (and references) per tile
+constexpr int MBK = 16;           // k per staging step
+constexpr int MTM = 4;            // anchors per thread
+constexpr int MTN = 4;            // references per thread
+constexpr int MPAD = MT + 4;      // row stride of the staged slices (16-byte aligned rows)
+static_assert(MT == 16 * MTM && MT == 16 * MTN, "16 × 16 threads of 4 × 4 pairs");
+static_assert(LK_MINE_TILE_THREADS == 256, "the tile core assumes 256 threads");
+static_assert((MT * MBK) % LK_MINE_TILE_THREADS == 0, "each thread stages whole elements");
+
+// κ of this thread's 4 × 4 pairs of the tile (a0, b0) into kap. Anchors at or past a_end and
+// references at or past m read as zero rows (their κ is garbage: callers skip them). Every thread
+// of the block must call it (it synchronizes); blockDim.x must be LK_MINE_TILE_THREADS.
+__device__ __forceinline__ void kappa_tile(int metric, const float* __restrict__ q, int64_t a0, int64_t a_end,
+                                           const float* __restrict__ r, int64_t b0, int64_t m, int64_t d,
+                                           const float (&na)[MTM], const float (&nb)[MTN], float (&kap)[MTM][MTN]) {
+    __shared__ __align__(16) float As[MBK][MPAD];
+    __shared__ __align__(16) float Bs[MBK][MPAD];
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    float acc[MTM][MTN];
+#pragma unroll
+    for (int ii = 0; ii < MTM; ++ii)
+#pragma unroll
+        for (int jj = 0; jj < MTN; ++jj) acc[ii][jj] = 0.0f;
+    // Software pipelining: the next k-slice is read into registers while the current one, already
+    // in shared memory, is multiplied. Thread tid stages elements e = tid + 256·s (s < 4): row e / 16,
+    // column e % 16, so 16 consecutive threads read 16 consecutive floats of one row.
+    constexpr int SPT = (MT * MBK) / LK_MINE_TILE_THREADS;
+    const int kk_ld = tid % MBK, row_ld = tid / MBK;  // row of s = 0; s adds 16 rows
+    const float* qa[SPT];
+    const float* rb[SPT];
+    bool oka[SPT], okb[SPT];
+#pragma unroll
+    for (int s = 0; s < SPT; ++s) {
+        const int64_t ia = a0 + row_ld + 16 * s, jb = b0 + row_ld + 16 * s;
+        oka[s] = ia < a_end;
+        okb[s] = jb < m;
+        qa[s] = q + (oka[s] ? ia : 0) * d + kk_ld;
+        rb[s] = r + (okb[s] ? jb : 0) * d + kk_ld;
+    }
+    float ra[SPT], rbv[SPT];
+    auto fetch = [&](int64_t k0) {
+        const bool okk = k0 + kk_ld < d;
+#pragma unroll
+        for (int s = 0; s < SPT; ++s) {
+            ra[s] = (oka[s] && okk) ? qa[s][k0] : 0.0f;
+            rbv[s] = (okb[s] && okk) ? rb[s][k0] : 0.0f;
+        }
+    };
+    fetch(0);
+    for (int64_t k0 = 0; k0 < d; k0 += MBK) {
+        __syncthreads();  // the previous step's (or the previous tile's) reads of As / Bs are done
+#pragma unroll
+        for (int s = 0; s < SPT; ++s) {
+            As[kk_ld][row_ld + 16 * s] = ra[s];
+            Bs[kk_ld][row_ld + 16 * s] = rbv[s];
+        }
+        __syncthreads();
+        if (k0 + MBK < d) fetch(k0 + MBK);
+#pragma unroll 4
+        for (int kk = 0; kk < MBK; ++kk) {
+            const float4 av = *reinterpret_cast<const float4*>(&As[kk][ty * MTM]);
+            const float4 bv = *reinterpret_cast<const float4*>(&Bs[kk][tx * MTN]);
+            const float a[MTM] = {av.x, av.y, av.z, av.w};
+            const float b[MTN] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+            for (int ii = 0; ii < MTM; ++ii)
+#pragma unroll
+                for (int jj = 0; jj < MTN; ++jj) acc[ii][jj] = __fmaf_rn(a[ii], b[jj], acc[ii][jj]);
+        }
+    }
+#pragma unroll
+    for (int ii = 0; ii < MTM; ++ii)
+#pragma unroll
+        for (int jj = 0; jj < MTN; ++jj) kap[ii][jj] = lk::kappa_from_dot(metric, acc[ii][jj], na[ii], nb[jj]);
+}
+
+// The best candidate among the 4 lanes 4a … 4a + 3 of a warp (xor partners 2, 1 stay inside the
+// group); every lane of the group gets it. All 32 lanes must call it.
+__device__ __forceinline__ void quad_argbest(bool want_max, float& v, uint32_t& i, float& pl) {
+    for (int off = 2; off > 0; off >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, off);
+        const uint32_t oi = __shfl_xor_sync(0xffffffffu, i, off);
+        const float opl = __shfl_xor_sync(0xffffffffu, pl, off);
+        lk::offer(want_max, v, i, pl, ov, oi, opl);
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ T quad_sum(T v) {
+    for (int off = 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;  // the xor butterfly gives every lane of the group the same bits
+}
+
+__device__ __forceinline__ int64_t part_at(int plane, int64_t s, int64_t splits, int64_t n, int64_t i) {
+    return ((int64_t)plane * splits + s) * n + i;
+}
+
+}  // namespace
+
+// κ rows of the anchors [row0, row0 + rows) into krows [rows, m] (the anchor itself: 0 with
+// same_set), for triplet_rows_f32. Grid-stride over the (anchor tile, reference tile) pairs.
+LK_KERNEL void __launch_bounds__(LK_MINE_TILE_THREADS, 2) triplet_kappa_rows_f32(
+    lk_triplet_params p, const float* __restrict__ q, const float* __restrict__ r, const float* __restrict__ norms_q,
+    const float* __restrict__ norms_r, float* __restrict__ krows) {
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const int64_t a_end = p.row0 + p.rows;
+    const int64_t anchor_tiles = (p.rows + MT - 1) / MT, ref_tiles = (p.m + MT - 1) / MT;
+    for (int64_t w = blockIdx.x; w < anchor_tiles * ref_tiles; w += gridDim.x) {  // block-uniform
+        const int64_t a0 = p.row0 + (w / ref_tiles) * MT, b0 = (w % ref_tiles) * MT;
+        float na[MTM], nb[MTN], kap[MTM][MTN];
+#pragma unroll
+        for (int ii = 0; ii < MTM; ++ii) {
+            const int64_t i = a0 + ty * MTM + ii;
+            na[ii] = i < a_end ? norms_q[i] : 0.0f;
+        }
+#pragma unroll
+        for (int jj = 0; jj < MTN; ++jj) {
+            const int64_t j = b0 + tx * MTN + jj;
+            nb[jj] = j < p.m ? norms_r[j] : 0.0f;
+        }
+        kappa_tile(p.metric, q, a0, a_end, r, b0, p.m, p.d, na, nb, kap);
+#pragma unroll
+        for (int ii = 0; ii < MTM; ++ii) {
+            const int64_t i = a0 + ty * MTM + ii;
+#pragma unroll
+            for (int jj = 0; jj < MTN; ++jj) {
+                const int64_t j = b0 + tx * MTN + jj;
+                if (i < a_end && j < p.m) krows[(i - p.row0) * p.m + j] = (p.same_set && j == i) ? 0.0f : kap[ii][jj];
+            }
+        }
+    }
+}
+
+namespace {
+
+// BatchHard and ClosestFartherThanPositive, the streaming pass: block = (anchor tile, split) with
+// grid-stride over the anchor_tiles · splits pairs; the split s covers the reference tiles
+// [s·per, min((s + 1)·per, ref_tiles)), per = ⌈ref_tiles / splits⌉. Per reference tile, kappa_tile
+// computes the 64 × 64 κ values, which go through shared memory (Ks) to the epilogue layout:
+// thread tid keeps the running state of anchor a0 + tid / 4 over the tile columns c ≡ tid mod 4
+// (c = tid % 4 + 4u, u < 16) in registers. At the end the 4 threads of an anchor combine their
+// states (quad_argbest / quad_sum, fixed order) and the first writes the split's partial (planes
+// LK_HARD_PART_*, [LEN, splits, n]).
+// PASS 1: pair statistics, the hardest positive and negative, with COMPAT the row min / max of ℓ.
+// PASS 2 (ClosestFartherThanPositive): the closest negative with ℓ > ℓ of the hardest positive
+// (read from the planes written by triplet_hard_combine_f32 pass 1); only BN_I / BN_K are written.
+template <int PASS, bool COMPAT>
+__device__ __forceinline__ void hard_partial(const lk_triplet_params& p, int32_t splits, const float* __restrict__ q,
+                                             const uint32_t* __restrict__ ql, const float* __restrict__ r,
+                                             const uint32_t* __restrict__ rl, const float* __restrict__ norms_q,
+                                             const float* __restrict__ norms_r, const uint32_t* __restrict__ au,
+                                             const float* __restrict__ af, uint32_t* __restrict__ part) {
+    __shared__ __align__(16) float Ks[MT][MPAD];  // κ of the tile: [anchor][reference]
+    __shared__ uint32_t Ls[MT];                   // the tile's reference labels
+    constexpr bool first = PASS == 1;
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const int ea = tid >> 2, sub = tid & 3;  // epilogue: anchor a0 + ea, columns sub + 4u
+    const int64_t anchor_tiles = (p.n + MT - 1) / MT, ref_tiles = (p.m + MT - 1) / MT;
+    const int64_t per = (ref_tiles + splits - 1) / splits;
+    for (int64_t w = blockIdx.x; w < anchor_tiles * splits; w += gridDim.x) {  // block-uniform
+        const int64_t a0 = (w / splits) * MT, s = w % splits;
+        const int64_t t_begin = s * per, t_end = min(ref_tiles, t_begin + per);
+        float na[MTM];  // the GEMM layout's anchors a0 + 4·ty + ii
+#pragma unroll
+        for (int ii = 0; ii < MTM; ++ii) {
+            const int64_t i = a0 + ty * MTM + ii;
+            na[ii] = i < p.n ? norms_q[i] : 0.0f;
+        }
+        const int64_t i = a0 + ea;  // the epilogue's anchor
+        bool live = i < p.n;
+        const uint32_t li = live ? ql[i] : 0u;
+        float lp = 0.0f;
+        if (!first && live) {
+            live = au[LK_ANCHOR_POS_IDX * p.n + i] != LK_NONE;  // no positive: no negative to look for
+            lp = ell_of(p, af[LK_ANCHOR_KAPPA_POS * p.n + i]);
+        }
+        float bp_v = 0.0f, bp_k = 0.0f, bn_v = 0.0f, bn_k = 0.0f, mn_v = 0.0f, mn_k = 0.0f, mx_v = 0.0f, mx_k = 0.0f;
+        uint32_t bp_i = LK_NONE, bn_i = LK_NONE, mn_i = LK_NONE, mx_i = LK_NONE, np = 0, nn = 0, nc = 0;
+        double sdp = 0.0, sdn = 0.0;
+        for (int64_t bt = t_begin; bt < t_end; ++bt) {  // block-uniform
+            const int64_t b0 = bt * MT;
+            float nb[MTN], kap[MTM][MTN];
+#pragma unroll
+            for (int jj = 0; jj < MTN; ++jj) {
+                const int64_t j = b0 + tx * MTN + jj;
+                nb[jj] = j < p.m ? norms_r[j] : 0.0f;
+            }
+            kappa_tile(p.metric, q, a0, p.n, r, b0, p.m, p.d, na, nb, kap);
+            // Ks / Ls were last read by the previous tile's epilogue, before kappa_tile's barriers.
+#pragma unroll
+            for (int ii = 0; ii < MTM; ++ii)
+                *reinterpret_cast<float4*>(&Ks[ty * MTM + ii][tx * MTN]) =
+                    make_float4(kap[ii][0], kap[ii][1], kap[ii][2], kap[ii][3]);
+            if (tid < MT) Ls[tid] = b0 + tid < p.m ? rl[b0 + tid] : 0u;
+            __syncthreads();
+            if (live) {
+                const int cols = (int)min((int64_t)MT, p.m - b0);
+                for (int c = sub; c < cols; c += 4) {
+                    const int64_t j = b0 + c;
+                    const bool self = p.same_set && j == i;
+                    const float kappa = self ? 0.0f : Ks[ea][c];
+                    const float l = ell_of(p, kappa);
+                    const uint32_t ju = (uint32_t)j;
+                    const bool same_label = Ls[c] == li;
+                    if constexpr (first) {
+                        if constexpr (COMPAT) {
+                            lk::offer(false, mn_v, mn_i, mn_k, l, ju, kappa);
+                            lk::offer(true, mx_v, mx_i, mx_k, l, ju, kappa);
+                        }
+                        if (!self) {
+                            const float dl = delta_of(p, kappa);
+                            if (dl < p.collapse_eps) ++nc;
+                            if (same_label) {
+                                ++np;
+                                sdp += (double)dl;
+                                lk::offer(true, bp_v, bp_i, bp_k, l, ju, kappa);
+                            } else {
+                                ++nn;
+                                sdn += (double)dl;
+                                lk::offer(false, bn_v, bn_i, bn_k, l, ju, kappa);
+                            }
+                        }
+                    } else if (!same_label && l > lp) {
                         lk::offer(false, bn_v, bn_i, bn_k, l, ju, kappa);
                     }
                 }
             }
         }
-        lk::block_argbest(true, bp_v, bp_i, bp_k);
-        lk::block_argbest(false, bn_v, bn_i, bn_k);
-        if (compat) {
-            lk::block_argbest(false, mn_v, mn_i, mn_k);
-            lk::block_argbest(true, mx_v, mx_i, mx_k);
+        // Combine the 4 threads of each anchor (all 32 lanes of every warp take part).
+        quad_argbest(false, bn_v, bn_i, bn_k);
+        if constexpr (first) {
+            quad_argbest(true, bp_v, bp_i, bp_k);
+            if constexpr (COMPAT) {
+                quad_argbest(false, mn_v, mn_i, mn_k);
+                quad_argbest(true, mx_v, mx_i, mx_k);
+            }
+            np = quad_sum(np);
+            nn = quad_sum(nn);
+            nc = quad_sum(nc);
+            sdp = quad_sum(sdp);
+            sdn = quad_sum(sdn);
         }
-        sdp = lk::block_sum(sdp);
-        sdn = lk::block_sum(sdn);
-        np = lk::block_sum_int(np);
-        nn = lk::block_sum_int(nn);
-        nc = lk::block_sum_int(nc);
-        if (cftp) {
-            // The closest negative strictly farther than the hardest positive (second stream).
-            const float lp = bp_v;
-            bn_v = 0.0f;
-            bn_k = 0.0f;
-            bn_i = LK_NONE;
-            if (bp_i != LK_NONE) {  // block-uniform: every thread holds the reduced bp_i
-                for (int64_t jb = 0; jb < p.m; jb += blockDim.x) {
-                    const int64_t j = jb + threadIdx.x;
-                    const float kappa = lk::kappa_staged(p.metric, qi, r, j, p.m, p.d, xs);
-                    if (j < p.m && rl[j] != li) {
-                        const float l = ell_of(p, kappa);
-                        if (l > lp) lk::offer(false, bn_v, bn_i, bn_k, l, (uint32_t)j, kappa);
-                    }
-                }
-                lk::block_argbest(false, bn_v, bn_i, bn_k);
+        if (sub == 0 && i < p.n) {
+            auto put = [&](int plane, uint32_t v) { part[part_at(plane, s, splits, p.n, i)] = v; };
+            put(LK_HARD_PART_BN_I, bn_i);
+            put(LK_HARD_PART_BN_K, __float_as_uint(bn_k));
+            if constexpr (first) {
+                put(LK_HARD_PART_BP_I, bp_i);
+                put(LK_HARD_PART_BP_K, __float_as_uint(bp_k));
+                put(LK_HARD_PART_MN_I, mn_i);
+                put(LK_HARD_PART_MN_K, __float_as_uint(mn_k));
+                put(LK_HARD_PART_MX_I, mx_i);
+                put(LK_HARD_PART_MX_K, __float_as_uint(mx_k));
+                put(LK_HARD_PART_N_POS, np);
+                put(LK_HARD_PART_N_NEG, nn);
+                put(LK_HARD_PART_N_COLLAPSE, nc);
+                put(LK_HARD_PART_SUM_D_POS_LO, (uint32_t)__double2loint(sdp));
+                put(LK_HARD_PART_SUM_D_POS_HI, (uint32_t)__double2hiint(sdp));
+                put(LK_HARD_PART_SUM_D_NEG_LO, (uint32_t)__double2loint(sdn));
+                put(LK_HARD_PART_SUM_D_NEG_HI, (uint32_t)__double2hiint(sdn));
             }
         }
-        if (compat) {
-            if (bp_i == LK_NONE) {
-                bp_i = mn_i;
-                bp_v = mn_v;
-                bp_k = mn_k;
+        __syncthreads();  // (not needed for Ks / Ls, whose rewrite follows kappa_tile's barriers; keeps work items apart)
+    }
+}
+
+}  // namespace
+
+// The three instantiations (pass 1 without / with the tfa_compat row extremes, pass 2): each keeps
+// only the registers its state needs. Signature: (lk_triplet_params p, int32 splits, q, ql, r, rl,
+// norms_q, norms_r, au, af, part).
+LK_KERNEL void __launch_bounds__(LK_MINE_TILE_THREADS, 2) triplet_hard_partial_f32(
+    lk_triplet_params p, int32_t splits, const float* __restrict__ q, const uint32_t* __restrict__ ql,
+    const float* __restrict__ r, const uint32_t* __restrict__ rl, const float* __restrict__ norms_q,
+    const float* __restrict__ norms_r, const uint32_t* __restrict__ au, const float* __restrict__ af,
+    uint32_t* __restrict__ part) {
+    hard_partial<1, false>(p, splits, q, ql, r, rl, norms_q, norms_r, au, af, part);
+}
+LK_KERNEL void __launch_bounds__(LK_MINE_TILE_THREADS, 2) triplet_hard_partial_compat_f32(
+    lk_triplet_params p, int32_t splits, const float* __restrict__ q, const uint32_t* __restrict__ ql,
+    const float* __restrict__ r, const uint32_t* __restrict__ rl, const float* __restrict__ norms_q,
+    const float* __restrict__ norms_r, const uint32_t* __restrict__ au, const float* __restrict__ af,
+    uint32_t* __restrict__ part) {
+    hard_partial<1, true>(p, splits, q, ql, r, rl, norms_q, norms_r, au, af, part);
+}
+LK_KERNEL void __launch_bounds__(LK_MINE_TILE_THREADS, 2) triplet_hard_partial_pass2_f32(
+    lk_triplet_params p, int32_t splits, const float* __restrict__ q, const uint32_t* __restrict__ ql,
+    const float* __restrict__ r, const uint32_t* __restrict__ rl, const float* __restrict__ norms_q,
+    const float* __restrict__ norms_r, const uint32_t* __restrict__ au, const float* __restrict__ af,
+    uint32_t* __restrict__ part) {
+    hard_partial<2, false>(p, splits, q, ql, r, rl, norms_q, norms_r, au, af, part);
+}
+
+// Merges the splits' partials of each anchor in split order (thread per anchor) and writes the
+// per-anchor planes. pass 1: BatchHard is final (with the tfa_compat fallbacks); for
+// ClosestFartherThanPositive the pair statistics and the hardest positive (POS_IDX, KAPPA_POS) are
+// written and the triplet fields left "no triplet" until pass 2, which merges the negatives and
+// finalizes.
+LK_KERNEL void triplet_hard_combine_f32(lk_triplet_params p, int32_t pass, int32_t splits,
+                                        const uint32_t* __restrict__ part, uint32_t* __restrict__ au,
+                                        float* __restrict__ af) {
+    const bool cftp = p.miner == LK_MINER_SEMIHARD_CFTP;
+    const bool compat = p.tfa_compat && !cftp;
+    const bool first = pass == 1;
+    LK_GRID_STRIDE(i, p.n) {
+        auto get = [&](int plane, int64_t s) { return part[part_at(plane, s, splits, p.n, i)]; };
+        auto get_f64 = [&](int lo, int hi, int64_t s) { return __hiloint2double((int)get(hi, s), (int)get(lo, s)); };
+        float bp_v = 0.0f, bp_k = 0.0f, bn_v = 0.0f, bn_k = 0.0f, mn_v = 0.0f, mn_k = 0.0f, mx_v = 0.0f, mx_k = 0.0f;
+        uint32_t bp_i = LK_NONE, bn_i = LK_NONE, mn_i = LK_NONE, mx_i = LK_NONE, np = 0, nn = 0, nc = 0;
+        double sdp = 0.0, sdn = 0.0;
+        for (int64_t s = 0; s < splits; ++s) {
+            // ℓ is recomputed from the stored κ: ℓ = ell_of(κ) is how every candidate's value was made.
+            float k = __uint_as_float(get(LK_HARD_PART_BN_K, s));
+            lk::offer(false, bn_v, bn_i, bn_k, ell_of(p, k), get(LK_HARD_PART_BN_I, s), k);
+            if (!first) continue;
+            k = __uint_as_float(get(LK_HARD_PART_BP_K, s));
+            lk::offer(true, bp_v, bp_i, bp_k, ell_of(p, k), get(LK_HARD_PART_BP_I, s), k);
+            if (compat) {
+                k = __uint_as_float(get(LK_HARD_PART_MN_K, s));
+                lk::offer(false, mn_v, mn_i, mn_k, ell_of(p, k), get(LK_HARD_PART_MN_I, s), k);
+                k = __uint_as_float(get(LK_HARD_PART_MX_K, s));
+                lk::offer(true, mx_v, mx_i, mx_k, ell_of(p, k), get(LK_HARD_PART_MX_I, s), k);
             }
-            if (bn_i == LK_NONE) {
-                bn_i = mx_i;
-                bn_v = mx_v;
-                bn_k = mx_k;
-            }
+            np += get(LK_HARD_PART_N_POS, s);
+            nn += get(LK_HARD_PART_N_NEG, s);
+            nc += get(LK_HARD_PART_N_COLLAPSE, s);
+            sdp += get_f64(LK_HARD_PART_SUM_D_POS_LO, LK_HARD_PART_SUM_D_POS_HI, s);
+            sdn += get_f64(LK_HARD_PART_SUM_D_NEG_LO, LK_HARD_PART_SUM_D_NEG_HI, s);
         }
-        if (threadIdx.x == 0) {
-            const bool valid = bp_i != LK_NONE && bn_i != LK_NONE;
-            const float v = valid ? triplet_value(bp_v, bn_v, p.margin) : 0.0f;
-            au[LK_ANCHOR_POS_IDX * p.n + i] = valid ? bp_i : LK_NONE;
-            au[LK_ANCHOR_NEG_IDX * p.n + i] = valid ? bn_i : LK_NONE;
-            au[LK_ANCHOR_TRIPLETS * p.n + i] = valid ? 1u : 0u;
-            au[LK_ANCHOR_ACTIVE * p.n + i] = (valid && v > 0.0f) ? 1u : 0u;
+        if (first) {
             au[LK_ANCHOR_N_POS * p.n + i] = np;
             au[LK_ANCHOR_N_NEG * p.n + i] = nn;
             au[LK_ANCHOR_N_COLLAPSE * p.n + i] = nc;
-            af[LK_ANCHOR_LOSS * p.n + i] = valid ? lk::relu_keep_nan(v) : 0.0f;
-            af[LK_ANCHOR_KAPPA_POS * p.n + i] = valid ? bp_k : 0.0f;
-            af[LK_ANCHOR_KAPPA_NEG * p.n + i] = valid ? bn_k : 0.0f;
-            af[LK_ANCHOR_SUM_D_POS * p.n + i] = sdp;
-            af[LK_ANCHOR_SUM_D_NEG * p.n + i] = sdn;
+            af[LK_ANCHOR_SUM_D_POS * p.n + i] = (float)sdp;
+            af[LK_ANCHOR_SUM_D_NEG * p.n + i] = (float)sdn;
+            if (cftp) {
+                au[LK_ANCHOR_POS_IDX * p.n + i] = bp_i;  // read by pass 2
+                af[LK_ANCHOR_KAPPA_POS * p.n + i] = bp_k;
+                au[LK_ANCHOR_NEG_IDX * p.n + i] = LK_NONE;
+                au[LK_ANCHOR_TRIPLETS * p.n + i] = 0u;
+                au[LK_ANCHOR_ACTIVE * p.n + i] = 0u;
+                af[LK_ANCHOR_LOSS * p.n + i] = 0.0f;
+                af[LK_ANCHOR_KAPPA_NEG * p.n + i] = 0.0f;
+                continue;
+            }
+            if (compat) {
+                if (bp_i == LK_NONE) {
+                    bp_i = mn_i;
+                    bp_v = mn_v;
+                    bp_k = mn_k;
+                }
+                if (bn_i == LK_NONE) {
+                    bn_i = mx_i;
+                    bn_v = mx_v;
+                    bn_k = mx_k;
+                }
+            }
+        } else {
+            bp_i = au[LK_ANCHOR_POS_IDX * p.n + i];
+            bp_k = af[LK_ANCHOR_KAPPA_POS * p.n + i];
+            bp_v = ell_of(p, bp_k);
         }
+        const bool valid = bp_i != LK_NONE && bn_i != LK_NONE;
+        const float v = valid ? triplet_value(bp_v, bn_v, p.margin) : 0.0f;
+        au[LK_ANCHOR_POS_IDX * p.n + i] = valid ? bp_i : LK_NONE;
+        au[LK_ANCHOR_NEG_IDX * p.n + i] = valid ? bn_i : LK_NONE;
+        au[LK_ANCHOR_TRIPLETS * p.n + i] = valid ? 1u : 0u;
+        au[LK_ANCHOR_ACTIVE * p.n + i] = (valid && v > 0.0f) ? 1u : 0u;
+        af[LK_ANCHOR_LOSS * p.n + i] = valid ? lk::relu_keep_nan(v) : 0.0f;
+        af[LK_ANCHOR_KAPPA_POS * p.n + i] = valid ? bp_k : 0.0f;
+        af[LK_ANCHOR_KAPPA_NEG * p.n + i] = valid ? bn_k : 0.0f;
     }
 }
 
 // FaceNet, TfAddons and BatchAll, forward (backward = 0: per-anchor planes) or backward
-// (backward = 1: count rows and dq). Anchors [row0, row0 + rows); krows, crows: [rows, m].
+// (backward = 1: count rows and dq). Anchors [row0, row0 + rows); krows [rows, m] holds their κ rows
+// (triplet_kappa_rows_f32, launched just before), crows [rows, m] the gradient counts.
 LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const float* __restrict__ q,
                                 const uint32_t* __restrict__ ql, const float* __restrict__ r,
                                 const uint32_t* __restrict__ rl, const float* __restrict__ norms_q,
                                 const float* __restrict__ norms_r, const uint32_t* __restrict__ stats,
-                                uint32_t* __restrict__ au, float* __restrict__ af, float* __restrict__ krows,
+                                uint32_t* __restrict__ au, float* __restrict__ af, const float* __restrict__ krows,
                                 int32_t* __restrict__ crows, float* __restrict__ dq) {
-    __shared__ float xs[LK_ROW_CHUNK];
-    __shared__ float warp_loss[32];
+    __shared__ double warp_loss[32];
     __shared__ uint32_t warp_trip[32], warp_act[32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
     const bool tfa = p.miner == LK_MINER_SEMIHARD_TFA;
@@ -189,64 +486,59 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
         const int64_t i = p.row0 + t;
         const float* qi = q + i * p.d;
         const uint32_t li = ql[i];
-        float* krow = krows + t * p.m;
+        const float* krow = krows + t * p.m;
         int32_t* crow = crows + t * p.m;
-        // 1. κ row, pair statistics, the largest negative and the row minimum (TFA fallbacks).
+        // 1. Pair statistics, the largest negative and the row minimum (TFA fallbacks).
         float nx_v = 0.0f, nx_k = 0.0f, mn_v = 0.0f, mn_k = 0.0f;
         uint32_t nx_i = LK_NONE, mn_i = LK_NONE;
-        float sdp = 0.0f, sdn = 0.0f;
+        double sdp = 0.0, sdn = 0.0;
         uint32_t np = 0, nn = 0, nc = 0;
-        for (int64_t jb = 0; jb < p.m; jb += blockDim.x) {
-            const int64_t j = jb + threadIdx.x;
-            float kappa = lk::kappa_staged(p.metric, qi, r, j, p.m, p.d, xs);
-            if (j < p.m) {
-                const bool self = p.same_set && j == i;
-                if (self) kappa = 0.0f;
-                krow[j] = kappa;
-                if (backward) crow[j] = 0;
-                const float l = ell_of(p, kappa);
-                lk::offer(false, mn_v, mn_i, mn_k, l, (uint32_t)j, kappa);
-                if (!self) {
-                    const float dl = delta_of(p, kappa);
-                    if (dl < p.collapse_eps) ++nc;
-                    if (rl[j] == li) {
-                        ++np;
-                        sdp += dl;
-                    } else {
-                        ++nn;
-                        sdn += dl;
-                        lk::offer(true, nx_v, nx_i, nx_k, l, (uint32_t)j, kappa);
-                    }
+        for (int64_t j = threadIdx.x; j < p.m; j += blockDim.x) {
+            const float kappa = krow[j];  // 0 for the anchor itself (same_set)
+            const bool self = p.same_set && j == i;
+            if (backward) crow[j] = 0;
+            const float l = ell_of(p, kappa);
+            lk::offer(false, mn_v, mn_i, mn_k, l, (uint32_t)j, kappa);
+            if (!self) {
+                const float dl = delta_of(p, kappa);
+                if (dl < p.collapse_eps) ++nc;
+                if (rl[j] == li) {
+                    ++np;
+                    sdp += (double)dl;
+                } else {
+                    ++nn;
+                    sdn += (double)dl;
+                    lk::offer(true, nx_v, nx_i, nx_k, l, (uint32_t)j, kappa);
                 }
             }
         }
         lk::block_argbest(true, nx_v, nx_i, nx_k);
         lk::block_argbest(false, mn_v, mn_i, mn_k);
-        sdp = lk::block_sum(sdp);
-        sdn = lk::block_sum(sdn);
+        sdp = lk::block_sum_f64(sdp);  // thread 0's value (the only one used) is the fixed-order sum
+        sdn = lk::block_sum_f64(sdn);
         np = lk::block_sum_int(np);
         nn = lk::block_sum_int(nn);
         nc = lk::block_sum_int(nc);
-        __syncthreads();  // krow / crow complete and visible to the whole block
+        __syncthreads();  // crow zeroed and visible to the whole block
 
         // 2. Warps over the positives (warp-uniform loop), lanes over the negatives.
-        float wl = 0.0f;
+        double wl = 0.0;  // f64 loss sums, like the CPU twin
         uint32_t wt = 0, wa = 0;
         for (int64_t pj = warp; pj < p.m; pj += nwarps) {
             if ((p.same_set && pj == i) || rl[pj] != li) continue;
             const float lp = ell_of(p, krow[pj]);
             if (batch_all) {
-                float s = 0.0f;
+                double s = 0.0;
                 uint32_t a = 0;
                 for (int64_t nj = lane; nj < p.m; nj += 32) {
                     if (rl[nj] == li) continue;
                     const float v = triplet_value(lp, ell_of(p, krow[nj]), p.margin);
                     if (v > 0.0f) {
-                        s += v;
+                        s += (double)v;
                         ++a;
                     }
                 }
-                s = warp_sum_f32(s);
+                s = warp_sum_f64(s);
                 a = warp_sum_u32(a);
                 wl += s;
                 wa += a;
@@ -274,7 +566,7 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
                 }
                 if (bi != LK_NONE) {
                     const float v = triplet_value(lp, bv, p.margin);
-                    wl += lk::relu_keep_nan(v);
+                    wl += (double)lk::relu_keep_nan(v);
                     ++wt;
                     if (v > 0.0f) {
                         ++wa;
@@ -307,7 +599,7 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
         }
         __syncthreads();  // warp partials and the count row complete
         if (!backward && threadIdx.x == 0) {
-            float loss = 0.0f;
+            double loss = 0.0;
             uint32_t trip = 0, act = 0;
             for (int w = 0; w < nwarps; ++w) {
                 loss += warp_loss[w];
@@ -321,11 +613,11 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
             au[LK_ANCHOR_N_POS * p.n + i] = np;
             au[LK_ANCHOR_N_NEG * p.n + i] = nn;
             au[LK_ANCHOR_N_COLLAPSE * p.n + i] = nc;
-            af[LK_ANCHOR_LOSS * p.n + i] = loss;
+            af[LK_ANCHOR_LOSS * p.n + i] = (float)loss;
             af[LK_ANCHOR_KAPPA_POS * p.n + i] = 0.0f;
             af[LK_ANCHOR_KAPPA_NEG * p.n + i] = 0.0f;
-            af[LK_ANCHOR_SUM_D_POS * p.n + i] = sdp;
-            af[LK_ANCHOR_SUM_D_NEG * p.n + i] = sdn;
+            af[LK_ANCHOR_SUM_D_POS * p.n + i] = (float)sdp;
+            af[LK_ANCHOR_SUM_D_NEG * p.n + i] = (float)sdn;
         }
         if (backward) {
             // 3. dq_i += w Σ_j c_ij ∂ℓ_ij/∂q_i, thread per column, references in order.
@@ -398,32 +690,160 @@ LK_KERNEL void triplet_hard_bwd_rows_f32(lk_triplet_params p, const float* __res
     }
 }
 
-// One-triplet miners, dr_j += w Σ_i ([pos_i = j] ∂ℓ_ij/∂r_j − [neg_i = j] ∂ℓ_ij/∂r_j), anchors in order.
+// ---- One-triplet miners, reference side: buckets of the anchors that chose each reference ----
+//
+// An entry (i << 1) | kind stands for "anchor i chose this reference as its positive (kind 0) or
+// negative (kind 1)", for active anchors and not the anchor itself (same_set). The caller checks
+// n < 2³¹, so entries fit in u32 and never equal LK_NONE. Buckets are a CSR over the references:
+// count (integer atomics), exclusive scan, fill (integer atomics: the order inside a bucket is
+// arbitrary), after which off[j] is the end of bucket j and off[j − 1] (0 for j = 0) its start.
+// triplet_hard_bwd_cols_f32 sorts each bucket, so every sum runs in (anchor, kind) order.
+namespace {
+
+__device__ __forceinline__ bool hard_uses(const lk_triplet_params& p, int64_t i, uint32_t j) {
+    return !(p.same_set && (int64_t)j == i);
+}
+
+// Ascending bitonic sort of buf[0, len) in shared memory, len a power of two; all threads call it.
+__device__ inline void bitonic_sort_u32(uint32_t* buf, uint32_t len) {
+    for (uint32_t k = 2; k <= len; k <<= 1) {
+        for (uint32_t jj = k >> 1; jj > 0; jj >>= 1) {
+            for (uint32_t t = threadIdx.x; t < len; t += blockDim.x) {
+                const uint32_t o = t ^ jj;
+                if (o > t) {  // the pair (t, o) belongs to the thread holding its lower index
+                    const uint32_t a = buf[t], b = buf[o];
+                    if ((a > b) == ((t & k) == 0)) {
+                        buf[t] = b;
+                        buf[o] = a;
+                    }
+                }
+            }
+            __syncthreads();
+        }
+    }
+}
+
+}  // namespace
+
+LK_KERNEL void triplet_zero_u32(uint32_t* __restrict__ x, int64_t len) {
+    LK_GRID_STRIDE(i, len) { x[i] = 0u; }
+}
+
+// off [m] (zeroed) += the size of each reference's bucket.
+LK_KERNEL void triplet_bucket_count_u32(lk_triplet_params p, const uint32_t* __restrict__ au,
+                                        uint32_t* __restrict__ off) {
+    LK_GRID_STRIDE(i, p.n) {
+        if (au[LK_ANCHOR_ACTIVE * p.n + i] == 0) continue;
+        const uint32_t pos = au[LK_ANCHOR_POS_IDX * p.n + i], neg = au[LK_ANCHOR_NEG_IDX * p.n + i];
+        if (hard_uses(p, i, pos)) atomicAdd(&off[pos], 1u);
+        if (hard_uses(p, i, neg)) atomicAdd(&off[neg], 1u);
+    }
+}
+
+// In-place exclusive scan of off [m], one block of at most 1024 threads: thread t owns the
+// contiguous segment [t·per, (t + 1)·per), per = ⌈m / blockDim⌉ (sum, scan of the segment sums,
+// rewrite). Totals stay below 2n < 2³².
+LK_KERNEL void triplet_bucket_scan_u32(int64_t m, uint32_t* __restrict__ off) {
+    __shared__ uint32_t seg[1024];
+    const int t = threadIdx.x, nt = blockDim.x;
+    const int64_t per = (m + nt - 1) / nt;
+    const int64_t lo = min(m, (int64_t)t * per), hi = min(m, lo + per);
+    uint32_t sum = 0;
+    for (int64_t j = lo; j < hi; ++j) sum += off[j];
+    seg[t] = sum;
+    __syncthreads();
+    for (int o = 1; o < nt; o <<= 1) {  // Hillis–Steele inclusive scan of the segment sums
+        const uint32_t v = t >= o ? seg[t - o] : 0u;
+        __syncthreads();
+        seg[t] += v;
+        __syncthreads();
+    }
+    uint32_t run = seg[t] - sum;  // exclusive
+    for (int64_t j = lo; j < hi; ++j) {
+        const uint32_t c = off[j];
+        off[j] = run;
+        run += c;
+    }
+}
+
+// ent [2n]: each entry into its bucket; off[j] advances from the bucket's start to its end.
+LK_KERNEL void triplet_bucket_fill_u32(lk_triplet_params p, const uint32_t* __restrict__ au,
+                                       uint32_t* __restrict__ off, uint32_t* __restrict__ ent) {
+    LK_GRID_STRIDE(i, p.n) {
+        if (au[LK_ANCHOR_ACTIVE * p.n + i] == 0) continue;
+        const uint32_t pos = au[LK_ANCHOR_POS_IDX * p.n + i], neg = au[LK_ANCHOR_NEG_IDX * p.n + i];
+        if (hard_uses(p, i, pos)) ent[atomicAdd(&off[pos], 1u)] = (uint32_t)i << 1;
+        if (hard_uses(p, i, neg)) ent[atomicAdd(&off[neg], 1u)] = ((uint32_t)i << 1) | 1u;
+    }
+}
+
+// One-triplet miners, dr_j += w Σ_{entries e of bucket j, in (anchor, kind) order}
+// ±∂ℓ_{i(e) j}/∂r_j (+ for a positive, − for a negative). Block per reference (grid-stride),
+// thread per column. A bucket of at most LK_BUCKET_SORT_CAP entries is loaded into shared memory
+// and sorted (bitonic); a larger one (rare: a hub chosen by thousands of anchors) is gathered in
+// the same order by scanning the anchors' choices in chunks of LK_BUCKET_SORT_CAP / 2. Work:
+// O(Σ bucket sizes · D) = O(N·D), plus O(N) per oversized bucket (fewer than 2N / CAP of them).
 LK_KERNEL void triplet_hard_bwd_cols_f32(lk_triplet_params p, const float* __restrict__ q,
                                          const float* __restrict__ r, const float* __restrict__ norms_q,
                                          const float* __restrict__ norms_r, const uint32_t* __restrict__ stats,
                                          const uint32_t* __restrict__ au, const float* __restrict__ af,
+                                         const uint32_t* __restrict__ off, const uint32_t* __restrict__ ent,
                                          float* __restrict__ dr) {
+    __shared__ uint32_t buf[LK_BUCKET_SORT_CAP];
     const float w = p.scale * stat_weight(stats);
-    for (int64_t j = blockIdx.x; j < p.m; j += gridDim.x) {
+    for (int64_t j = blockIdx.x; j < p.m; j += gridDim.x) {  // block-uniform
+        const uint32_t start = j > 0 ? off[j - 1] : 0u, cnt = off[j] - start;
+        if (cnt == 0) continue;
         const float nrj = norms_r[j];
-        for (int64_t k = threadIdx.x; k < p.d; k += blockDim.x) {
-            const float xk = r[j * p.d + k];
+        // Adds the entries buf[0, len) (LK_NONE slots skipped) to acc for column k.
+        auto add = [&](uint32_t len, int64_t k, float xk, float& acc) {
+            for (uint32_t e = 0; e < len; ++e) {
+                const uint32_t v = buf[e];
+                if (v == LK_NONE) continue;
+                const int64_t i = v >> 1;
+                const bool neg = (v & 1u) != 0;
+                const float kap = af[(neg ? LK_ANCHOR_KAPPA_NEG : LK_ANCHOR_KAPPA_POS) * p.n + i];
+                const lk::DistGrad g = lk::kappa_grad(p.metric, kap, nrj, norms_q[i]);
+                const float term = lk::kappa_grad_elem(p.metric, g, dell(p, kap), xk, q[i * p.d + k]);
+                acc += neg ? -term : term;
+            }
+        };
+        const bool small = cnt <= LK_BUCKET_SORT_CAP;
+        if (small) {
+            uint32_t len = 1;
+            while (len < cnt) len <<= 1;
+            __syncthreads();  // buf may still be read for the previous reference
+            for (uint32_t t = threadIdx.x; t < len; t += blockDim.x) buf[t] = t < cnt ? ent[start + t] : LK_NONE;
+            __syncthreads();
+            bitonic_sort_u32(buf, len);  // the padding (LK_NONE) sorts last
+        }
+        for (int64_t k0 = 0; k0 < p.d; k0 += blockDim.x) {  // block-uniform
+            const int64_t k = k0 + threadIdx.x;
+            const float xk = k < p.d ? r[j * p.d + k] : 0.0f;
             float acc = 0.0f;
-            for (int64_t i = 0; i < p.n; ++i) {
-                if (au[LK_ANCHOR_ACTIVE * p.n + i] == 0 || (p.same_set && i == j)) continue;
-                if ((int64_t)au[LK_ANCHOR_POS_IDX * p.n + i] == j) {
-                    const float kp = af[LK_ANCHOR_KAPPA_POS * p.n + i];
-                    const lk::DistGrad g = lk::kappa_grad(p.metric, kp, nrj, norms_q[i]);
-                    acc += lk::kappa_grad_elem(p.metric, g, dell(p, kp), xk, q[i * p.d + k]);
-                }
-                if ((int64_t)au[LK_ANCHOR_NEG_IDX * p.n + i] == j) {
-                    const float kn = af[LK_ANCHOR_KAPPA_NEG * p.n + i];
-                    const lk::DistGrad g = lk::kappa_grad(p.metric, kn, nrj, norms_q[i]);
-                    acc -= lk::kappa_grad_elem(p.metric, g, dell(p, kn), xk, q[i * p.d + k]);
+            if (small) {
+                if (k < p.d) add(cnt, k, xk, acc);
+            } else {
+                constexpr int64_t CH = LK_BUCKET_SORT_CAP / 2;  // anchors per chunk
+                for (int64_t i0 = 0; i0 < p.n; i0 += CH) {
+                    __syncthreads();  // buf may still be read (previous chunk, column block, reference)
+                    for (int64_t t = threadIdx.x; t < CH; t += blockDim.x) {
+                        const int64_t i = i0 + t;
+                        uint32_t e0 = LK_NONE, e1 = LK_NONE;
+                        if (i < p.n && au[LK_ANCHOR_ACTIVE * p.n + i] != 0) {
+                            if (au[LK_ANCHOR_POS_IDX * p.n + i] == (uint32_t)j && hard_uses(p, i, (uint32_t)j))
+                                e0 = (uint32_t)i << 1;
+                            if (au[LK_ANCHOR_NEG_IDX * p.n + i] == (uint32_t)j && hard_uses(p, i, (uint32_t)j))
+                                e1 = ((uint32_t)i << 1) | 1u;
+                        }
+                        buf[2 * t] = e0;
+                        buf[2 * t + 1] = e1;
+                    }
+                    __syncthreads();
+                    if (k < p.d) add((uint32_t)(2 * CH), k, xk, acc);
                 }
             }
-            dr[j * p.d + k] += w * acc;
+            if (k < p.d) dr[j * p.d + k] += w * acc;
         }
     }
 }

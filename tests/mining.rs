@@ -280,7 +280,16 @@ struct Run<B: Backend> {
 }
 
 fn forward<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, t: &Tensors<B>) -> Run<B> {
-    let mut ws = TripletWorkspace::new(b, c.n, c.m, cf).unwrap();
+    forward_chunked(b, cf, c, t, None)
+}
+
+/// [`forward`] with the row chunk of the many-triplet miners forced (CUDA: several chunks whose
+/// first anchor is not a multiple of the 64-anchor tile).
+fn forward_chunked<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, t: &Tensors<B>, chunk: Option<usize>) -> Run<B> {
+    let mut ws = match chunk {
+        Some(k) => TripletWorkspace::with_row_chunk(b, c.n, c.m, cf, k).unwrap(),
+        None => TripletWorkspace::new(b, c.n, c.m, cf).unwrap(),
+    };
     // A first run with another margin: anything the real run fails to overwrite would be stale.
     let other = TripletConfig { margin: cf.margin + 0.37, ..*cf };
     triplet_fwd(b, &other, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut ws).unwrap();
@@ -310,11 +319,21 @@ fn oracle_grad<B: Backend>(
 }
 
 fn check_against_oracle<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, outs: &mut Vec<Out>) {
+    check_against_oracle_chunked(b, cf, c, None, outs);
+}
+
+fn check_against_oracle_chunked<B: Backend>(
+    b: &B,
+    cf: &TripletConfig,
+    c: &Case,
+    chunk: Option<usize>,
+    outs: &mut Vec<Out>,
+) -> Run<B> {
     let t = upload(b, c);
     let (metric, _, _) = fold(cf);
     let kappa = kappa_matrix(b, c, &t, metric);
     let o = oracle(cf, c, &kappa);
-    let mut run = forward(b, cf, c, &t);
+    let mut run = forward_chunked(b, cf, c, &t, chunk);
     let s = run.stats;
     let what = format!("{cf:?} n={} m={} same_set={}", c.n, c.m, c.same_set);
     assert_eq!(s.triplets, o.triplets, "{what}: triplets");
@@ -358,6 +377,7 @@ fn check_against_oracle<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, outs: &
     // Near ties between backends can move a triplet's count by one; the loss then moves by ≈ 1/count.
     outs.push(Out::new(format!("{what}: loss"), vec![s.loss]).tol(1e-5, 2e-3));
     outs.push(Out::new(format!("{what}: dq"), gq).tol(1e-4, 2e-3));
+    run
 }
 
 parity_test!(triplet_matches_bruteforce_oracle_same_set, |b| {
@@ -1155,19 +1175,26 @@ fn pair_losses_reject_bad_input() {
 }
 
 parity_test!(triplet_large_shapes_cover_every_gpu_path, |b| {
-    // Shapes past the CUDA kernels' internal tiles (the review asked for them): more than one
-    // 256-reference stripe (m > 256), the staged distance loop with d > 256, and anchor chunks past
-    // ROW_CHUNK = 512 (n > 512); no brute-force oracle here (too slow at this size), the CPU twin is
-    // the reference the CUDA run is compared with.
+    // Shapes past the CUDA kernels' internal tiles (the review asked for them): several 64 × 64
+    // distance tiles with ragged edges (600, 700), d = 300 (19 k-steps of 16, the last partial),
+    // several reference splits of the one-triplet pass, and anchor chunks of 250 rows (forced: the
+    // default chunk would hold all 600) that start off the tile grid; no brute-force oracle here
+    // (too slow at this size), the CPU twin is the reference the CUDA run is compared with.
     let mut outs = Vec::new();
     for (same, m) in [(true, None), (false, Some(700))] {
         let c = case(97, 600, m, 300, 7);
         let t = upload(b, &c);
         for miner in MINERS {
             let cf = cfg(miner, Metric::Euclidean, false, false);
-            let mut run = forward(b, &cf, &c, &t);
+            let mut run = forward_chunked(b, &cf, &c, &t, Some(250));
             let st = run.stats;
             assert!(st.loss.is_finite() && st.triplets > 0, "{miner:?} same_set={same}: {st:?}");
+            if run.ws.hard_splits() > 0 {
+                assert!(run.ws.hard_splits() > 1, "{miner:?}: 10 anchor tiles should split the references");
+            }
+            if run.ws.row_chunk() > 0 {
+                assert_eq!(run.ws.row_chunk(), 250);
+            }
             let mut dq = poisoned(b, &[c.n, c.d]);
             let mut dr = poisoned(b, &[c.m, c.d]);
             triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 1.0, &mut dq, Some(&mut dr))
@@ -1187,3 +1214,134 @@ parity_test!(triplet_large_shapes_cover_every_gpu_path, |b| {
     }
     outs
 });
+
+/// A random direction scaled to radius ≈ `radius` (±10%).
+fn at_radius(rg: &mut latentkit::rng::LkRng, d: usize, radius: f32) -> Vec<f32> {
+    let v = rand_vec(rg, d, -1.0, 1.0);
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let s = radius * rand_vec(rg, 1, 0.9, 1.1)[0] / norm;
+    v.iter().map(|x| x * s).collect()
+}
+
+/// Anchors near the origin against references built so that many anchors choose the same few
+/// references: per class 6 positives at radius ≈ 2 (the class's farthest one is shared by its
+/// anchors), a "hub" negative at the origin (label 99: every anchor's closest negative, so its
+/// bucket holds every active BatchHard anchor), 40 negatives at radius ≈ 4 (label 98; for
+/// ClosestFartherThanPositive the closest of them beyond the positive, again shared), and
+/// references chosen by nobody. The hub sits in the middle of the reference set.
+fn hub_case(seed: u64, n: usize, d: usize, classes: u32) -> Case {
+    let mut rg = rng(seed);
+    let q = rand_vec(&mut rg, n * d, -0.1, 0.1);
+    let ql = labels(&mut rg, n, classes);
+    let (mut r, mut rl) = (Vec::new(), Vec::new());
+    for c in 0..classes {
+        for _ in 0..6 {
+            r.extend(at_radius(&mut rg, d, 2.0));
+            rl.push(c);
+        }
+    }
+    for k in 0..40 {
+        if k == 3 {
+            r.extend(rand_vec(&mut rg, d, -0.01, 0.01));
+            rl.push(99);
+        }
+        r.extend(at_radius(&mut rg, d, 4.0));
+        rl.push(98);
+    }
+    Case { n, m: rl.len(), d, q, ql, r, rl, same_set: false }
+}
+
+parity_test!(triplet_hard_backward_with_shared_choices, |b| {
+    // The index-based backward buckets the anchors by chosen reference: buckets of one, of
+    // hundreds (sorted in shared memory) and of more than LK_BUCKET_SORT_CAP = 2048 entries (the
+    // hub at n = 2500: gathered by scanning the anchors), and references nobody chose. Exact
+    // indices against the oracle, gradients against the oracle's counts, and a bit-identical rerun.
+    let mut outs = Vec::new();
+    for (k, &n) in [70usize, 700, 2500].iter().enumerate() {
+        let c = hub_case(1400 + k as u64, n, 19, 5);
+        let t = upload(b, &c);
+        for miner in [Miner::BatchHard, Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive)] {
+            for metric in [Metric::Euclidean, Metric::Cosine] {
+                // Margin 3 > κ(far negative) − κ(positive) ≈ 2: ClosestFartherThanPositive's
+                // triplets are active too, so its shared negatives get buckets.
+                let cf = TripletConfig { margin: 3.0, ..cfg(miner, metric, false, false) };
+                let mut run = check_against_oracle_chunked(b, &cf, &c, None, &mut outs);
+                let what = format!("{cf:?} hub n={n}");
+                if miner == Miner::BatchHard && metric == Metric::Euclidean {
+                    let neg = run.ws.read_u32_plane(b, plane::NEG_IDX).unwrap();
+                    let hub = c.rl.iter().position(|&l| l == 99).unwrap() as u32;
+                    assert!(neg.iter().all(|&j| j == hub), "{what}: every anchor's closest negative is the hub");
+                    assert_eq!(run.stats.active_triplets as usize, n, "{what}: every triplet active");
+                }
+                let grads = |run: &mut Run<B>| {
+                    let (mut dq, mut dr) = (poisoned(b, &[c.n, c.d]), poisoned(b, &[c.m, c.d]));
+                    triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, false, &mut run.ws, 1.0, &mut dq, Some(&mut dr))
+                        .unwrap();
+                    let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    (bits(host(b, &dq)), bits(host(b, &dr)))
+                };
+                assert_eq!(grads(&mut run), grads(&mut run), "{what}: backward not bit-reproducible");
+            }
+        }
+    }
+    outs
+});
+
+parity_test!(triplet_hard_splits_many_references, |b| {
+    // Few anchors (2 tiles) against many references (24 tiles, the last one ragged), and a same-set
+    // batch of 300 (5 tiles): on CUDA the references are split across blocks and the partials
+    // merged; d = 37 ends mid k-step.
+    let mut outs = Vec::new();
+    for (k, same) in [false, true].into_iter().enumerate() {
+        let c =
+            if same { case(1450 + k as u64, 300, None, 37, 9) } else { case(1450 + k as u64, 70, Some(1500), 37, 5) };
+        for (miner, compat) in [
+            (Miner::BatchHard, false),
+            (Miner::BatchHard, true),
+            (Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive), false),
+        ] {
+            for (metric, squared) in [(Metric::Euclidean, false), (Metric::Euclidean, true), (Metric::Cosine, false)] {
+                let cf = cfg(miner, metric, squared, compat);
+                let run = check_against_oracle_chunked(b, &cf, &c, None, &mut outs);
+                if run.ws.hard_splits() > 0 {
+                    assert!(run.ws.hard_splits() > 1, "{cf:?}: few anchor tiles should split the reference tiles");
+                }
+            }
+        }
+    }
+    outs
+});
+
+parity_test!(triplet_rows_in_ragged_chunks, |b| {
+    // The many-triplet miners with anchor chunks of 37 rows (CUDA): chunk starts off the 64-row
+    // tile grid, a last partial chunk, and the κ rows rebuilt per chunk in the backward.
+    let mut outs = Vec::new();
+    let c = case(1460, 200, None, 9, 6);
+    let q = case(1461, 90, Some(130), 9, 4);
+    for cc in [&c, &q] {
+        for miner in
+            [Miner::SemiHard(SemiHardPolicy::FaceNet), Miner::SemiHard(SemiHardPolicy::TfAddons), Miner::BatchAll]
+        {
+            for (metric, squared) in [(Metric::Euclidean, false), (Metric::Cosine, true)] {
+                let cf = cfg(miner, metric, squared, false);
+                let run = check_against_oracle_chunked(b, &cf, cc, Some(37), &mut outs);
+                if run.ws.row_chunk() > 0 {
+                    assert_eq!(run.ws.row_chunk(), 37);
+                }
+            }
+        }
+    }
+    outs
+});
+
+#[test]
+fn workspace_reports_its_buffers() {
+    let b = CpuBackend;
+    let ws = TripletWorkspace::new(&b, 10, 12, &TripletConfig::default()).unwrap();
+    // CPU: the planes, the norms and the statistics only.
+    assert_eq!(
+        ws.device_bytes(),
+        4 * ((plane::U32_LEN + plane::F32_LEN + 1) * 10 + 12 + latentkit::ops::mining::stat::LEN)
+    );
+    assert_eq!((ws.row_chunk(), ws.hard_splits()), (0, 0));
+}

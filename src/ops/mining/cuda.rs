@@ -6,8 +6,8 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::{plane, stat, Miner, SemiHardPolicy, TripletProblem, TripletWorkspace};
-use crate::backend::cuda::{abi, grid_rows, launch, CudaBackend};
+use super::{plane, stat, Miner, SemiHardPolicy, TripletProblem, TripletWorkspace, HARD_PART_LEN, MINE_TILE};
+use crate::backend::cuda::{abi, grid_1d, grid_rows, launch, CudaBackend};
 use crate::error::Result;
 use crate::ops::distance::cuda::{abi_metric, row_sqnorm};
 use crate::ops::elementwise::cuda::fill;
@@ -42,7 +42,15 @@ const _: () = {
     assert!(abi::LK_TRIPLET_STAT_ACTIVE_LO as usize == stat::ACTIVE_LO);
     assert!(abi::LK_TRIPLET_STAT_ACTIVE_HI as usize == stat::ACTIVE_HI);
     assert!(abi::LK_INDEX_NONE == super::INDEX_NONE);
+    assert!(abi::LK_MINE_TILE as usize == MINE_TILE);
+    assert!(abi::LK_HARD_PART_LEN as usize == HARD_PART_LEN);
+    assert!(abi::LK_MINE_TILE_THREADS == TILE_THREADS);
 };
+
+/// Threads per block of the tiled kernels (`LK_MINE_TILE_THREADS`: 16 × 16 threads of 4 × 4 pairs).
+const TILE_THREADS: u32 = 256;
+/// Threads of the one-block bucket scan (`triplet_bucket_scan_u32` holds at most 1024).
+const SCAN_THREADS: u32 = 1024;
 
 /// Threads per block of the mining kernels (a multiple of 32: the warp reductions need it).
 const MINE_THREADS: u32 = 256;
@@ -77,6 +85,21 @@ fn params(p: &TripletProblem) -> abi::lk_triplet_params {
     }
 }
 
+/// Threads per block of the kernels with a thread per embedding column: a multiple of 32 covering
+/// D, at most 256.
+fn column_threads(d: usize) -> u32 {
+    (d.div_ceil(32) * 32).clamp(32, 256) as u32
+}
+
+/// A grid-stride launch of `TILE_THREADS` threads over `work` tiles.
+fn tile_launch(work: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (work.clamp(1, 65_535) as u32, 1, 1),
+        block_dim: (TILE_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 fn stats_launch() -> LaunchConfig {
     LaunchConfig { grid_dim: (1, 1, 1), block_dim: (MINE_THREADS, 1, 1), shared_mem_bytes: 0 }
 }
@@ -86,13 +109,39 @@ fn chunks(n: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..n).step_by(chunk.max(1)).map(move |row0| (row0, chunk.min(n - row0)))
 }
 
-/// Forward: `triplet_hard_fwd_f32` or `triplet_rows_f32` per chunk, then `triplet_stats_f32`.
+/// The κ rows of the anchor chunk [pa.row0, pa.row0 + pa.rows) into `krows`.
 ///
-/// `triplet_hard_fwd_f32(lk_triplet_params p, const float* q, const uint32_t* ql, const float* r,
-///                       const uint32_t* rl, uint32_t* au, float* af)`
+/// `triplet_kappa_rows_f32(lk_triplet_params p, const float* q, const float* r, const float* norms_q,
+///                         const float* norms_r, float* krows)`
+#[allow(clippy::too_many_arguments)]
+unsafe fn launch_kappa_rows(
+    be: &CudaBackend,
+    pa: &abi::lk_triplet_params,
+    q: &CudaSlice<f32>,
+    r: &CudaSlice<f32>,
+    qn: &CudaSlice<f32>,
+    rn: &CudaSlice<f32>,
+    krows: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let tiles = (pa.rows as usize).div_ceil(MINE_TILE) * (pa.m as usize).div_ceil(MINE_TILE);
+    if tiles == 0 {
+        return Ok(());
+    }
+    launch!(be, "triplet_kappa_rows_f32", tile_launch(tiles), [pa, q, r, qn, rn, krows])
+}
+
+/// Forward: the row norms, then `triplet_hard_partial*_f32` + `triplet_hard_combine_f32` (twice for
+/// ClosestFartherThanPositive) or, per anchor chunk, `triplet_kappa_rows_f32` + `triplet_rows_f32`;
+/// then `triplet_stats_f32`.
+///
+/// `triplet_hard_partial{,_compat,_pass2}_f32(lk_triplet_params p, int32 splits, const float* q,
+///     const uint32_t* ql, const float* r, const uint32_t* rl, const float* norms_q,
+///     const float* norms_r, const uint32_t* au, const float* af, uint32_t* part)`
+/// `triplet_hard_combine_f32(lk_triplet_params p, int32 pass, int32 splits, const uint32_t* part,
+///     uint32_t* au, float* af)`
 /// `triplet_rows_f32(lk_triplet_params p, int32 backward, const float* q, const uint32_t* ql,
 ///                   const float* r, const uint32_t* rl, const float* norms_q, const float* norms_r,
-///                   const uint32_t* stats, uint32_t* au, float* af, float* krows, int32_t* crows,
+///                   const uint32_t* stats, uint32_t* au, float* af, const float* krows, int32_t* crows,
 ///                   float* dq)`
 /// `triplet_stats_f32(lk_triplet_params p, const uint32_t* au, const float* af, uint32_t* stats)`
 pub(crate) unsafe fn triplet_fwd(
@@ -105,16 +154,52 @@ pub(crate) unsafe fn triplet_fwd(
     ws: &mut TripletWorkspace<CudaBackend>,
 ) -> Result<()> {
     let mut pa = params(p);
-    let TripletWorkspace { anchor_u32, anchor_f32, q_norm, r_norm, kappa_rows, count_rows, stats, row_chunk, .. } = ws;
+    let (n, m, d) = (p.n, p.m, p.d);
+    let TripletWorkspace {
+        anchor_u32,
+        anchor_f32,
+        q_norm,
+        r_norm,
+        kappa_rows,
+        count_rows,
+        hard_part,
+        stats,
+        row_chunk,
+        hard_splits,
+        ..
+    } = ws;
     let (au, af, st) = (anchor_u32.buf_mut(), anchor_f32.buf_mut(), stats.buf_mut());
-    if p.n > 0 {
+    if n > 0 {
+        row_sqnorm(be, q, n, d, q_norm.buf_mut())?;
+        row_sqnorm(be, r, m, d, r_norm.buf_mut())?;
+        let (qn, rn) = (q_norm.buf(), r_norm.buf());
         if p.miner.one_triplet_per_anchor() {
-            launch!(be, "triplet_hard_fwd_f32", grid_rows(p.n, MINE_THREADS), [&pa, q, ql, r, rl, &mut *au, &mut *af])?;
+            let splits = *hard_splits;
+            let sp = splits as i32;
+            let part = hard_part.buf_mut();
+            let work = tile_launch(n.div_ceil(MINE_TILE) * splits);
+            let first = if p.tfa_compat && p.miner == Miner::BatchHard {
+                "triplet_hard_partial_compat_f32"
+            } else {
+                "triplet_hard_partial_f32"
+            };
+            launch!(be, first, work, [&pa, &sp, q, ql, r, rl, qn, rn, &*au, &*af, &mut *part])?;
+            launch!(be, "triplet_hard_combine_f32", grid_1d(n), [&pa, &1i32, &sp, &*part, &mut *au, &mut *af])?;
+            if p.miner == Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive) {
+                launch!(
+                    be,
+                    "triplet_hard_partial_pass2_f32",
+                    work,
+                    [&pa, &sp, q, ql, r, rl, qn, rn, &*au, &*af, &mut *part]
+                )?;
+                launch!(be, "triplet_hard_combine_f32", grid_1d(n), [&pa, &2i32, &sp, &*part, &mut *au, &mut *af])?;
+            }
         } else {
             let backward = 0i32;
-            for (row0, rows) in chunks(p.n, *row_chunk) {
+            for (row0, rows) in chunks(n, *row_chunk) {
                 pa.row0 = row0 as i64;
                 pa.rows = rows as i64;
+                launch_kappa_rows(be, &pa, q, r, qn, rn, kappa_rows.buf_mut())?;
                 // dq is not touched in forward mode: the placeholder fills its slot.
                 launch!(
                     be,
@@ -127,32 +212,40 @@ pub(crate) unsafe fn triplet_fwd(
                         ql,
                         r,
                         rl,
-                        q_norm.buf(),
-                        r_norm.buf(),
+                        qn,
+                        rn,
                         &*st,
                         &mut *au,
                         &mut *af,
-                        kappa_rows.buf_mut(),
+                        kappa_rows.buf(),
                         count_rows.buf_mut(),
                         be.placeholder()
                     ]
                 )?;
             }
             pa.row0 = 0;
-            pa.rows = p.n as i64;
+            pa.rows = n as i64;
         }
     }
     launch!(be, "triplet_stats_f32", stats_launch(), [&pa, &*au, &*af, st])
 }
 
 /// Backward: zero dq (and dr), the row norms, then for the one-triplet miners
-/// `triplet_hard_bwd_rows_f32` + `triplet_hard_bwd_cols_f32`, for the others per chunk
+/// `triplet_hard_bwd_rows_f32` and the reference side through buckets (`triplet_zero_u32`,
+/// `triplet_bucket_count_u32`, `triplet_bucket_scan_u32`, `triplet_bucket_fill_u32`,
+/// `triplet_hard_bwd_cols_f32`), for the others per chunk `triplet_kappa_rows_f32` +
 /// `triplet_rows_f32` (backward = 1) + `triplet_rows_bwd_cols_f32`. With `dr = None` the reference
 /// gradient is accumulated into dq.
 ///
-/// `triplet_hard_bwd_{rows,cols}_f32(lk_triplet_params p, const float* q, const float* r,
+/// `triplet_hard_bwd_rows_f32(lk_triplet_params p, const float* q, const float* r,
 ///     const float* norms_q, const float* norms_r, const uint32_t* stats, const uint32_t* au,
-///     const float* af, float* out)`
+///     const float* af, float* dq)`
+/// `triplet_zero_u32(uint32_t* x, int64 len)`
+/// `triplet_bucket_{count,fill}_u32(lk_triplet_params p, const uint32_t* au, uint32_t* off[, uint32_t* ent])`
+/// `triplet_bucket_scan_u32(int64 m, uint32_t* off)`
+/// `triplet_hard_bwd_cols_f32(lk_triplet_params p, const float* q, const float* r,
+///     const float* norms_q, const float* norms_r, const uint32_t* stats, const uint32_t* au,
+///     const float* af, const uint32_t* off, const uint32_t* ent, float* dr)`
 /// `triplet_rows_bwd_cols_f32(lk_triplet_params p, const float* q, const float* r, const float* norms_q,
 ///     const float* norms_r, const uint32_t* stats, const float* krows, const int32_t* crows, float* dr)`
 #[allow(clippy::too_many_arguments)]
@@ -173,26 +266,46 @@ pub(crate) unsafe fn triplet_bwd(
         fill(be, t, 0.0, m * d)?;
     }
     let mut pa = params(p);
-    let TripletWorkspace { anchor_u32, anchor_f32, q_norm, r_norm, kappa_rows, count_rows, stats, row_chunk, .. } = ws;
+    let TripletWorkspace {
+        anchor_u32,
+        anchor_f32,
+        q_norm,
+        r_norm,
+        kappa_rows,
+        count_rows,
+        bucket_off,
+        bucket_ent,
+        stats,
+        row_chunk,
+        ..
+    } = ws;
     row_sqnorm(be, q, n, d, q_norm.buf_mut())?;
     row_sqnorm(be, r, m, d, r_norm.buf_mut())?;
     let (qn, rn, st) = (q_norm.buf(), r_norm.buf(), stats.buf());
     let (au, af) = (anchor_u32.buf(), anchor_f32.buf());
+    let cols = column_threads(d);
     if p.miner.one_triplet_per_anchor() {
         if n > 0 {
-            launch!(
-                be,
-                "triplet_hard_bwd_rows_f32",
-                grid_rows(n, MINE_THREADS),
-                [&pa, q, r, qn, rn, st, au, af, &mut *dq]
-            )?;
+            launch!(be, "triplet_hard_bwd_rows_f32", grid_rows(n, cols), [&pa, q, r, qn, rn, st, au, af, &mut *dq])?;
         }
-        if m > 0 {
+        if n > 0 && m > 0 {
+            let (off, ent) = (bucket_off.buf_mut(), bucket_ent.buf_mut());
+            let m64 = m as i64;
+            launch!(be, "triplet_zero_u32", grid_1d(m), [&mut *off, &m64])?;
+            launch!(be, "triplet_bucket_count_u32", grid_1d(n), [&pa, au, &mut *off])?;
+            let scan = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (SCAN_THREADS, 1, 1), shared_mem_bytes: 0 };
+            launch!(be, "triplet_bucket_scan_u32", scan, [&m64, &mut *off])?;
+            launch!(be, "triplet_bucket_fill_u32", grid_1d(n), [&pa, au, &mut *off, &mut *ent])?;
             let out: &mut CudaSlice<f32> = match dr {
                 Some(t) => t,
                 None => dq,
             };
-            launch!(be, "triplet_hard_bwd_cols_f32", grid_rows(m, MINE_THREADS), [&pa, q, r, qn, rn, st, au, af, out])?;
+            launch!(
+                be,
+                "triplet_hard_bwd_cols_f32",
+                grid_rows(m, cols),
+                [&pa, q, r, qn, rn, st, au, af, &*off, &*ent, out]
+            )?;
         }
         return Ok(());
     }
@@ -201,12 +314,13 @@ pub(crate) unsafe fn triplet_bwd(
     for (row0, rows) in chunks(n, *row_chunk) {
         pa.row0 = row0 as i64;
         pa.rows = rows as i64;
+        launch_kappa_rows(be, &pa, q, r, qn, rn, kappa_rows.buf_mut())?;
         // The per-anchor planes are not written in backward mode; the forward's stay intact.
         launch!(
             be,
             "triplet_rows_f32",
             grid_rows(rows, MINE_THREADS),
-            [&pa, &backward, q, ql, r, rl, qn, rn, st, au, af, kappa_rows.buf_mut(), count_rows.buf_mut(), &mut *dq]
+            [&pa, &backward, q, ql, r, rl, qn, rn, st, au, af, kappa_rows.buf(), count_rows.buf_mut(), &mut *dq]
         )?;
         if m > 0 {
             let out: &mut CudaSlice<f32> = match dr.as_deref_mut() {

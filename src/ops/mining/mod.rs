@@ -52,11 +52,16 @@
 //! # Memory and passes
 //! Nothing of size N×M is allocated. The one-triplet miners (BatchHard, ClosestFartherThanPositive)
 //! stream the references once (twice for ClosestFartherThanPositive) per anchor with the running
-//! choices in registers: O(N·D + M·D) inputs plus O(N) per-anchor outputs. The many-triplet miners
-//! (FaceNet, TfAddons, BatchAll) need the anchor's whole row of distances: on CUDA the anchors are
-//! processed in chunks of at most [`ROW_CHUNK`], each anchor of a chunk keeping its row of M
-//! distances (and, in the backward pass, M integer gradient counts) in the workspace: a bounded
-//! `2·min(N, ROW_CHUNK)·M` words. The CPU twin streams anchor by anchor with one O(M) row.
+//! choices in registers: O(N·D + M·D) inputs plus O(N) per-anchor outputs. On CUDA the distances
+//! come in 64 × 64 (anchor × reference) tiles computed like a register-tiled GEMM (each reference
+//! tile is loaded once per 64 anchors, coalesced); when N alone gives too few tiles to fill the GPU
+//! the references are split into [`TripletWorkspace::hard_splits`] ranges whose per-anchor
+//! partials (O(splits·N) words) are merged in a fixed order. The many-triplet miners (FaceNet,
+//! TfAddons, BatchAll) need the anchor's whole row of distances: on CUDA the anchors are processed
+//! in chunks of [`TripletWorkspace::row_chunk`] anchors (at least [`ROW_CHUNK`], more while the
+//! chunk's rows fit in [`ROW_BUDGET`] words), each anchor of a chunk keeping its row of M distances
+//! (and, in the backward pass, M integer gradient counts) in the workspace: a bounded
+//! `2·row_chunk·M` words. The CPU twin streams anchor by anchor with one O(M) row.
 //!
 //! # Backward
 //! [`triplet_bwd`] writes the gradient of `scale·loss`. It must follow [`triplet_fwd`] (or
@@ -66,7 +71,9 @@
 //! per active triplet using it as the negative), and `dq_i = w·Σ_j c_ij ∂ℓ_ij/∂q_i`,
 //! `dr_j = w·Σ_i c_ij ∂ℓ_ij/∂r_j`, `w = scale / divisor`. Every output row is owned by one thread
 //! block that sums its terms in a fixed order: bit-reproducible, no float atomics (counts are
-//! integers). With `same_set` the caller wants one gradient, `dq + dr`: pass `dr = None` and it is
+//! integers). For the one-triplet miners the reference side is O(N·D): the anchors that chose
+//! each reference are bucketed (counting sort, O(N + M) words) and each bucket is summed in anchor
+//! order. With `same_set` the caller wants one gradient, `dq + dr`: pass `dr = None` and it is
 //! accumulated into `dq`.
 
 pub mod cpu;
@@ -80,8 +87,31 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// Anchors per chunk of the row-buffer miners on CUDA (see the module docs).
+/// Fewest anchors per chunk of the row-buffer miners on CUDA (see the module docs).
 pub const ROW_CHUNK: usize = 512;
+/// Words of one row buffer (κ rows, count rows) the chunk grows into past [`ROW_CHUNK`] anchors:
+/// 2²⁴ words = 64 MiB each.
+pub const ROW_BUDGET: usize = 1 << 24;
+/// Most anchors of the one-triplet miners on CUDA (the backward's bucket entries are `2i + kind`
+/// in u32).
+pub const HARD_MAX_ANCHORS: usize = (1 << 31) - 1;
+/// Anchors (and references) per tile of the tiled CUDA kernels (`LK_MINE_TILE`).
+pub(crate) const MINE_TILE: usize = 64;
+/// u32 planes of one per-anchor partial of the split streaming pass (`LK_HARD_PART_LEN`).
+pub(crate) const HARD_PART_LEN: usize = 15;
+/// Blocks the split streaming pass aims for (about 8 per SM of a 132-SM H100, 2 resident each).
+const HARD_TARGET_BLOCKS: usize = 1056;
+
+/// Reference splits of the streaming pass for N anchors and M references: enough (anchor tile,
+/// split) blocks to fill the GPU, every split at least one reference tile and none empty.
+pub(crate) fn hard_splits_for(n: usize, m: usize) -> usize {
+    let (anchor_tiles, ref_tiles) = (n.div_ceil(MINE_TILE).max(1), m.div_ceil(MINE_TILE));
+    if ref_tiles == 0 {
+        return 1;
+    }
+    let want = HARD_TARGET_BLOCKS.div_ceil(anchor_tiles).clamp(1, ref_tiles);
+    ref_tiles.div_ceil(ref_tiles.div_ceil(want))
+}
 /// "No index" in the index outputs.
 pub const INDEX_NONE: u32 = u32::MAX;
 /// Largest reference set for [`Miner::BatchAll`] (per-anchor triplet counts are u32).
@@ -287,6 +317,7 @@ pub struct TripletWorkspace<B: Backend> {
     n: usize,
     m: usize,
     row_chunk: usize,
+    hard_splits: usize,
     /// What the last forward ran with: (config, same_set, d); checked by the backward.
     last_forward: Option<(TripletConfig, bool, usize)>,
     pub(crate) anchor_u32: Tensor<B, u32>,
@@ -296,28 +327,75 @@ pub struct TripletWorkspace<B: Backend> {
     pub(crate) kappa_rows: Tensor<B>,
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))] // the CUDA backward's count rows
     pub(crate) count_rows: Tensor<B, u32>,
+    /// The split streaming pass's partials [HARD_PART_LEN, hard_splits, N] (one-triplet, CUDA).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) hard_part: Tensor<B, u32>,
+    /// Bucket ends [M] and entries [2N] of the index-based backward (one-triplet, CUDA).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) bucket_off: Tensor<B, u32>,
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) bucket_ent: Tensor<B, u32>,
     pub(crate) stats: Tensor<B, u32>,
 }
 
 impl<B: Backend> TripletWorkspace<B> {
     /// Buffers for N anchors against M references with `cfg.miner`'s family (the row buffers of
-    /// the many-triplet miners are only allocated for them, and only on CUDA).
+    /// the many-triplet miners, and the partials and buckets of the one-triplet miners, are only
+    /// allocated for them, and only on CUDA). The row chunk is `min(N, max(ROW_CHUNK, ROW_BUDGET /
+    /// M))` anchors.
     pub fn new(b: &B, n: usize, m: usize, cfg: &TripletConfig) -> Result<Self> {
-        let row_chunk =
-            if cfg.miner.one_triplet_per_anchor() || b.device() == Device::Cpu { 0 } else { n.min(ROW_CHUNK) };
+        let chunk = ROW_CHUNK.max(ROW_BUDGET / m.max(1));
+        Self::with_row_chunk(b, n, m, cfg, chunk)
+    }
+
+    /// [`TripletWorkspace::new`] with the row chunk of the many-triplet miners set to
+    /// `min(N, row_chunk)` anchors (at least 1): smaller chunks trade launches for memory.
+    pub fn with_row_chunk(b: &B, n: usize, m: usize, cfg: &TripletConfig, row_chunk: usize) -> Result<Self> {
+        let gpu = b.device() != Device::Cpu;
+        let one = cfg.miner.one_triplet_per_anchor();
+        let row_chunk = if one || !gpu { 0 } else { n.min(row_chunk.max(1)) };
+        let hard_splits = if one && gpu { hard_splits_for(n, m) } else { 0 };
+        let (part_len, off_len, ent_len) =
+            if one && gpu { (HARD_PART_LEN * hard_splits * n, m, 2 * n) } else { (0, 0, 0) };
+        let rows_len = row_chunk
+            .checked_mul(m)
+            .ok_or_else(|| Error::shape("TripletWorkspace::new", format!("{row_chunk} × {m} row buffer overflows")))?;
         Ok(Self {
             n,
             m,
             row_chunk,
+            hard_splits,
             last_forward: None,
             anchor_u32: Tensor::zeros(b, &[plane::U32_LEN, n])?,
             anchor_f32: Tensor::zeros(b, &[plane::F32_LEN, n])?,
             q_norm: Tensor::zeros(b, &[n])?,
             r_norm: Tensor::zeros(b, &[m])?,
-            kappa_rows: Tensor::zeros(b, &[row_chunk, m])?,
-            count_rows: Tensor::zeros(b, &[row_chunk, m])?,
+            kappa_rows: Tensor::zeros(b, &[rows_len])?,
+            count_rows: Tensor::zeros(b, &[rows_len])?,
+            hard_part: Tensor::zeros(b, &[part_len])?,
+            bucket_off: Tensor::zeros(b, &[off_len])?,
+            bucket_ent: Tensor::zeros(b, &[ent_len])?,
             stats: Tensor::zeros(b, &[stat::LEN])?,
         })
+    }
+
+    /// Device bytes of every buffer of the workspace.
+    pub fn device_bytes(&self) -> usize {
+        4 * (self.anchor_u32.numel()
+            + self.anchor_f32.numel()
+            + self.q_norm.numel()
+            + self.r_norm.numel()
+            + self.kappa_rows.numel()
+            + self.count_rows.numel()
+            + self.hard_part.numel()
+            + self.bucket_off.numel()
+            + self.bucket_ent.numel()
+            + self.stats.numel())
+    }
+
+    /// Reference splits of the one-triplet miners' streaming pass on CUDA (0 otherwise).
+    pub fn hard_splits(&self) -> usize {
+        self.hard_splits
     }
 
     /// (N, M) the workspace was built for.
@@ -399,6 +477,17 @@ fn check<B: Backend>(
     }
     if !cfg.miner.one_triplet_per_anchor() && b.device() != Device::Cpu && ws.row_chunk == 0 && n > 0 {
         return Err(Error::invalid(op, "this workspace was built for a one-triplet miner: it has no row buffers"));
+    }
+    if cfg.miner.one_triplet_per_anchor() && b.device() != Device::Cpu {
+        if ws.hard_splits == 0 {
+            return Err(Error::invalid(op, "this workspace was built for a many-triplet miner: it has no partials"));
+        }
+        if n > HARD_MAX_ANCHORS {
+            return Err(Error::shape(
+                op,
+                format!("{n} anchors: the one-triplet miners take at most {HARD_MAX_ANCHORS}"),
+            ));
+        }
     }
     for t in [&ws.anchor_f32, &ws.q_norm, &ws.r_norm, &ws.kappa_rows] {
         on_device(op, b, t)?;
