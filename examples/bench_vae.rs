@@ -76,7 +76,7 @@ fn latent_bench<B: Backend>(b: &B, samples: usize, n: usize) -> Result<()> {
 
 fn step_bench<B: Backend>(b: &B, samples: usize, batch: usize) -> Result<()> {
     let cfg = VaeConfig::default();
-    let mut vae = Vae::new(b, cfg, &mut seeded(1))?;
+    let mut vae = Vae::new(b, cfg.clone(), &mut seeded(1))?;
     let mut opt = Adam::new(b, &vae.params_mut(), AdamConfig::default())?;
     let x = rand_tensor(b, &[batch, cfg.input], 5, 0.0, 1.0)?;
     let sched = KlSchedule::default();

@@ -1,5 +1,5 @@
 //! Trains the MLP VAE of the classic PyTorch example (784-400-20, Bernoulli pixels, Adam 1e-3,
-//! batch 128) and writes its artefacts.
+//! batch 128), or a deeper one (`--hidden 512,256`: 784-512-256-20), and writes its artefacts.
 //!
 //!     cargo run --release --example train_vae                           # CPU, committed subset
 //!     scripts/fetch-mnist.sh && cargo run --release --example train_vae -- --data data/mnist-full
@@ -7,7 +7,8 @@
 //!
 //! Options: --data DIR  --device cpu|cuda[:N]  --epochs N (10)  --batch N (128)  --lr X (1e-3)
 //!          --beta X (1)  --warmup-steps N (0)  --free-bits X (0)  --likelihood bernoulli|gaussian
-//!          --latent N (20)  --hidden N (400)  --seed N (1)  --iwae-k K (50; 0 skips it)
+//!          --latent N (20)  --hidden N[,N...] (400; the encoder's hidden sizes, input side first,
+//!          mirrored by the decoder)  --seed N (1)  --iwae-k K (50; 0 skips it)
 //!          --out DIR (runs/vae)  --resume (continue from the checkpoint in --out)
 //!          --mode checked|resident (default: checked on the CPU, resident on CUDA: the dataset on
 //!          the GPU and each step one CUDA-graph replay; the loss is then checked once per epoch)
@@ -15,8 +16,10 @@
 //! Writes into --out: metrics.csv, loss_curve.png, reconstructions.png (test digits over their
 //! reconstructions), prior_samples.png (decoded z ~ N(0, I)), model.safetensors (PyTorch names and
 //! [out, in] layout: `model.load_state_dict(safetensors.torch.load_file(...))` works on the classic
-//! example's `VAE`) and trainer.safetensors (to resume). Checkpoints are written atomically after
-//! every epoch; a non-finite loss stops training and leaves the last good checkpoint as it was.
+//! example's `VAE`; with several hidden layers the names are encoder.{i}, fc21, fc22, decoder.{i},
+//! fc4, see src/nn/vae.rs) and trainer.safetensors (to resume; it records the sizes). Checkpoints
+//! are written atomically after every epoch; a non-finite loss stops training and leaves the last
+//! good checkpoint as it was.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -77,7 +80,7 @@ fn parse_args() -> Result<Args, String> {
             "--warmup-steps" => a.train.kl.warmup_steps = int()? as u64,
             "--free-bits" => a.train.kl.free_bits = float()?,
             "--latent" => a.model.latent = int()?,
-            "--hidden" => a.model.hidden = int()?,
+            "--hidden" => a.model.hidden = VaeConfig::parse_hidden(&v).map_err(|e| bad(&e))?,
             "--seed" => a.train.seed = int()? as u64,
             "--iwae-k" => a.iwae_k = int()?,
             "--out" => a.out = PathBuf::from(&v),
@@ -160,14 +163,12 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
         println!("resumed from {} at epoch {}, step {}", args.out.join(MODEL_FILE).display(), t.epoch, t.step);
         (t, h)
     } else {
-        (VaeTrainer::new(b, args.model, args.train)?, Vec::new())
+        (VaeTrainer::new(b, args.model.clone(), args.train)?, Vec::new())
     };
     let m = trainer.vae().config();
     println!(
-        "VAE {}-{}-{} ({:?}) on {}: {} train / {} test images, batch {}, Adam lr {}, β {}",
-        m.input,
-        m.hidden,
-        m.latent,
+        "VAE {} ({:?}) on {}: {} train / {} test images, batch {}, Adam lr {}, β {}",
+        m.sizes_label(),
         m.likelihood,
         b.device(),
         data.train.len(),

@@ -1,6 +1,21 @@
-//! The MLP variational autoencoder of the classic PyTorch example (784-400-20 by default, layer
-//! names fc1, fc21, fc22, fc3, fc4, weights [out, in]), with explicit forward and backward over
-//! buffers allocated once per batch size.
+//! The MLP variational autoencoder of the classic PyTorch example, configurable by layer sizes
+//! (784-400-20 by default), with explicit forward and backward over buffers allocated once per
+//! batch size.
+//!
+//! `VaeConfig::hidden` lists the encoder's hidden sizes from the input side; the decoder mirrors
+//! them: `input → hidden[0] → … → hidden[n−1] → (μ, log σ²) ∈ ℝ^latent`, then
+//! `z → hidden[n−1] → … → hidden[0] → input`, with a ReLU after every hidden layer. Weights are
+//! stored `[out, in]` under PyTorch's names:
+//!
+//! - one hidden layer (the classic example, the default): `fc1`, `fc21` (μ), `fc22` (log σ²),
+//!   `fc3`, `fc4`, exactly the example's `VAE`, which loads the checkpoint unchanged;
+//! - several hidden layers: `encoder.0` … `encoder.{n−1}`, `fc21`, `fc22`, `decoder.0` …
+//!   `decoder.{n−1}` (latent side first), `fc4`: the names of a PyTorch module with
+//!   `encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip([input, *hidden], hidden))`,
+//!   `decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip([latent, *hidden[::-1]], hidden[::-1]))`,
+//!   `fc21`/`fc22 = nn.Linear(hidden[-1], latent)` and `fc4 = nn.Linear(hidden[0], input)`, whose
+//!   `encode` applies ReLU after each encoder layer and `decode` after each decoder layer
+//!   (the README shows the whole class).
 //!
 //! Per example, in nats: `−ELBO = recon(x̂, x) + KL(q(z|x) ‖ N(0, I))`, recon summed over pixels
 //! (Bernoulli: BCE with logits; Gaussian: squared error). Training minimises the batch mean of
@@ -21,10 +36,12 @@ use crate::tensor::Tensor;
 use crate::train::Adam;
 
 /// Sizes, likelihood and noise seed of a [`Vae`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VaeConfig {
     pub input: usize,
-    pub hidden: usize,
+    /// The encoder's hidden layer sizes, input side first (at least one, each ≥ 1); the decoder
+    /// mirrors them. `vec![400]` is the classic example.
+    pub hidden: Vec<usize>,
     pub latent: usize,
     pub likelihood: Likelihood,
     /// Seed of the reparameterization noise (Philox key).
@@ -33,8 +50,118 @@ pub struct VaeConfig {
 
 impl Default for VaeConfig {
     fn default() -> Self {
-        Self { input: 784, hidden: 400, latent: 20, likelihood: Likelihood::Bernoulli, noise_seed: 0 }
+        Self { input: 784, hidden: vec![400], latent: 20, likelihood: Likelihood::Bernoulli, noise_seed: 0 }
     }
+}
+
+impl VaeConfig {
+    /// Checks the sizes: input, latent and every hidden size ≥ 1, at least one hidden layer.
+    pub fn validate(&self) -> Result<()> {
+        const OP: &str = "VaeConfig";
+        if self.input == 0 || self.latent == 0 {
+            return Err(Error::invalid(
+                OP,
+                format!("input and latent sizes must be ≥ 1, got input {} and latent {}", self.input, self.latent),
+            ));
+        }
+        if self.hidden.is_empty() {
+            return Err(Error::invalid(OP, "at least one hidden layer is needed (hidden sizes are empty)"));
+        }
+        if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
+            return Err(Error::invalid(OP, format!("hidden layer {i} has size 0 (hidden sizes {:?})", self.hidden)));
+        }
+        Ok(())
+    }
+
+    /// `[input, hidden…, latent]`, the encoder's widths.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut s = Vec::with_capacity(self.hidden.len() + 2);
+        s.push(self.input);
+        s.extend_from_slice(&self.hidden);
+        s.push(self.latent);
+        s
+    }
+
+    /// The sizes as `784-400-20`.
+    pub fn sizes_label(&self) -> String {
+        sizes_label(&self.sizes())
+    }
+
+    /// The hidden sizes as `512,256` (what [`VaeConfig::parse_hidden`] reads back).
+    pub fn hidden_label(&self) -> String {
+        self.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Reads hidden sizes written as `400` or `512,256` (commas, optional spaces); every size must
+    /// be ≥ 1 and at least one must be given.
+    pub fn parse_hidden(text: &str) -> Result<Vec<usize>> {
+        const OP: &str = "VaeConfig::parse_hidden";
+        let sizes = text
+            .split(',')
+            .map(|part| {
+                let part = part.trim();
+                match part.parse::<usize>() {
+                    Ok(0) => Err(Error::invalid(OP, format!("{text:?}: hidden sizes must be ≥ 1"))),
+                    Ok(h) => Ok(h),
+                    Err(e) => Err(Error::invalid(
+                        OP,
+                        format!("{text:?}: {part:?} is not a size ({e}); expected e.g. 400 or 512,256"),
+                    )),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(sizes)
+    }
+
+    /// The checkpoint names of the encoder's hidden layers (`fc1` for one hidden layer,
+    /// `encoder.{i}` for several).
+    pub fn encoder_names(&self) -> Vec<String> {
+        layer_names(self.hidden.len(), "fc1", "encoder")
+    }
+
+    /// The checkpoint names of the decoder's hidden layers, latent side first (`fc3` for one
+    /// hidden layer, `decoder.{i}` for several).
+    pub fn decoder_names(&self) -> Vec<String> {
+        layer_names(self.hidden.len(), "fc3", "decoder")
+    }
+}
+
+fn layer_names(depth: usize, classic: &str, list: &str) -> Vec<String> {
+    if depth == 1 {
+        vec![classic.to_string()]
+    } else {
+        (0..depth).map(|i| format!("{list}.{i}")).collect()
+    }
+}
+
+fn sizes_label(sizes: &[usize]) -> String {
+    sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-")
+}
+
+/// The encoder widths `[input, hidden…, latent]` a checkpoint's weights describe, under either
+/// naming scheme; `None` when they do not form a VAE of this layout.
+fn checkpoint_sizes(tensors: &[NamedTensor]) -> Option<Vec<usize>> {
+    let shape = |name: &str| -> Option<&[usize]> {
+        tensors.iter().find(|t| t.name == name).map(|t| t.shape.as_slice()).filter(|s| s.len() == 2)
+    };
+    let mut sizes = Vec::new();
+    if let Some(w) = shape("fc1.weight") {
+        sizes.extend([w[1], w[0]]);
+    } else {
+        let mut i = 0;
+        while let Some(w) = shape(&format!("encoder.{i}.weight")) {
+            if i == 0 {
+                sizes.push(w[1]);
+            }
+            sizes.push(w[0]);
+            i += 1;
+        }
+        if i == 0 {
+            return None;
+        }
+    }
+    sizes.push(shape("fc21.weight")?[0]);
+    Some(sizes)
 }
 
 /// Batch means of one step, per example in nats.
@@ -60,34 +187,52 @@ impl StepStats {
 
 struct Buffers<B: Backend> {
     batch: usize,
-    h1: Tensor<B>,
+    /// Each encoder hidden layer's output (after ReLU), input side first.
+    enc: Vec<Tensor<B>>,
+    /// The gradient with respect to each encoder hidden layer's pre-activation.
+    d_enc_pre: Vec<Tensor<B>>,
     mu: Tensor<B>,
     logvar: Tensor<B>,
     z: Tensor<B>,
     kl_row: Tensor<B>,
     kl_elem: Tensor<B>,
-    h3: Tensor<B>,
+    /// Each decoder hidden layer's output (after ReLU), latent side first.
+    dec: Vec<Tensor<B>>,
+    /// The gradient with respect to each decoder hidden layer's pre-activation.
+    d_dec_pre: Vec<Tensor<B>>,
     logits: Tensor<B>,
     mean: Tensor<B>,
     recon_row: Tensor<B>,
     d_mean: Tensor<B>,
     d_logits: Tensor<B>,
-    d_h3_pre: Tensor<B>,
     dz: Tensor<B>,
     dmu: Tensor<B>,
     dlogvar: Tensor<B>,
-    d_h1_pre: Tensor<B>,
     kl_dim: Tensor<B>,
     kl_weight: Tensor<B>,
     recon_total: Tensor<B>,
     kl_total: Tensor<B>,
 }
 
+/// The last of a layer stack's buffers (the stacks are never empty: [`VaeConfig::validate`]).
+fn top<T>(v: &[T]) -> Result<&T> {
+    v.last().ok_or_else(|| Error::invalid("Vae", "no hidden layers"))
+}
+
+fn top_mut<T>(v: &mut [T]) -> Result<&mut T> {
+    v.last_mut().ok_or_else(|| Error::invalid("Vae", "no hidden layers"))
+}
+
 pub struct Vae<B: Backend> {
-    pub fc1: Linear<B>,
+    /// The encoder's hidden layers, input side first (`fc1` alone in the classic model).
+    pub encoder: Vec<Linear<B>>,
+    /// The μ head.
     pub fc21: Linear<B>,
+    /// The log σ² head.
     pub fc22: Linear<B>,
-    pub fc3: Linear<B>,
+    /// The decoder's hidden layers, latent side first (`fc3` alone in the classic model).
+    pub decoder: Vec<Linear<B>>,
+    /// The output layer (logits, or the Gaussian mean before its sigmoid).
     pub fc4: Linear<B>,
     cfg: VaeConfig,
     /// Philox step offset, advanced on the device after every noise draw.
@@ -102,14 +247,36 @@ pub struct Vae<B: Backend> {
 }
 
 impl<B: Backend> Vae<B> {
-    /// A VAE with PyTorch's default initialisation of every layer.
+    /// A VAE with PyTorch's default initialisation of every layer, drawn in the order encoder,
+    /// fc21, fc22, decoder, fc4 (the classic example's fc1, fc21, fc22, fc3, fc4). Invalid sizes
+    /// are an error ([`VaeConfig::validate`]).
     pub fn new(b: &B, cfg: VaeConfig, rng: &mut LkRng) -> Result<Self> {
+        cfg.validate()?;
+        let enc_sizes = cfg.sizes();
+        let encoder = cfg
+            .encoder_names()
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Linear::new(b, name, enc_sizes[i], enc_sizes[i + 1], rng))
+            .collect::<Result<Vec<_>>>()?;
+        let h_top = *top(&cfg.hidden)?;
+        let fc21 = Linear::new(b, "fc21", h_top, cfg.latent, rng)?;
+        let fc22 = Linear::new(b, "fc22", h_top, cfg.latent, rng)?;
+        // The decoder's widths: latent, then the hidden sizes in reverse.
+        let dec_sizes: Vec<usize> = enc_sizes[1..].iter().rev().copied().collect();
+        let decoder = cfg
+            .decoder_names()
+            .iter()
+            .enumerate()
+            .map(|(j, name)| Linear::new(b, name, dec_sizes[j], dec_sizes[j + 1], rng))
+            .collect::<Result<Vec<_>>>()?;
+        let fc4 = Linear::new(b, "fc4", cfg.hidden[0], cfg.input, rng)?;
         Ok(Self {
-            fc1: Linear::new(b, "fc1", cfg.input, cfg.hidden, rng)?,
-            fc21: Linear::new(b, "fc21", cfg.hidden, cfg.latent, rng)?,
-            fc22: Linear::new(b, "fc22", cfg.hidden, cfg.latent, rng)?,
-            fc3: Linear::new(b, "fc3", cfg.latent, cfg.hidden, rng)?,
-            fc4: Linear::new(b, "fc4", cfg.hidden, cfg.input, rng)?,
+            encoder,
+            fc21,
+            fc22,
+            decoder,
+            fc4,
             cfg,
             offset: rng::offset_tensor(b, 0)?,
             stats: Tensor::zeros(b, &[VAE_STAT_LEN])?,
@@ -133,27 +300,30 @@ impl<B: Backend> Vae<B> {
     }
 
     fn alloc(&self, b: &B, batch: usize) -> Result<Buffers<B>> {
-        let (d, h, l) = (self.cfg.input, self.cfg.hidden, self.cfg.latent);
+        let (d, l) = (self.cfg.input, self.cfg.latent);
         let t = |shape: &[usize]| Tensor::zeros(b, shape);
+        let stack = |layers: &[Linear<B>]| -> Result<Vec<Tensor<B>>> {
+            layers.iter().map(|layer| t(&[batch, layer.out_features()])).collect()
+        };
         Ok(Buffers {
             batch,
-            h1: t(&[batch, h])?,
+            enc: stack(&self.encoder)?,
+            d_enc_pre: stack(&self.encoder)?,
             mu: t(&[batch, l])?,
             logvar: t(&[batch, l])?,
             z: t(&[batch, l])?,
             kl_row: t(&[batch])?,
             kl_elem: t(&[batch, l])?,
-            h3: t(&[batch, h])?,
+            dec: stack(&self.decoder)?,
+            d_dec_pre: stack(&self.decoder)?,
             logits: t(&[batch, d])?,
             mean: t(&[batch, d])?,
             recon_row: t(&[batch])?,
             d_mean: t(&[batch, d])?,
             d_logits: t(&[batch, d])?,
-            d_h3_pre: t(&[batch, h])?,
             dz: t(&[batch, l])?,
             dmu: t(&[batch, l])?,
             dlogvar: t(&[batch, l])?,
-            d_h1_pre: t(&[batch, h])?,
             kl_dim: t(&[l])?,
             kl_weight: t(&[l])?,
             recon_total: t(&[1])?,
@@ -200,20 +370,31 @@ impl<B: Backend> Vae<B> {
         res
     }
 
-    /// fc3 + ReLU and fc4 (+ sigmoid for the Gaussian mean), each one fused GEMM.
+    /// The decoder's hidden layers (each one GEMM with bias and ReLU fused) and fc4 (+ sigmoid for
+    /// the Gaussian mean, fused too).
     fn decode_into(&self, b: &B, s: &mut Buffers<B>) -> Result<()> {
-        self.fc3.forward_act(b, &s.z, &mut s.h3, Activation::Relu)?;
+        for (j, layer) in self.decoder.iter().enumerate() {
+            let (done, rest) = s.dec.split_at_mut(j);
+            let input = if j == 0 { &s.z } else { &done[j - 1] };
+            layer.forward_act(b, input, &mut rest[0], Activation::Relu)?;
+        }
+        let h = top(&s.dec)?;
         match self.cfg.likelihood {
-            Likelihood::Bernoulli => self.fc4.forward(b, &s.h3, &mut s.logits),
-            Likelihood::Gaussian => self.fc4.forward_act(b, &s.h3, &mut s.mean, Activation::Sigmoid),
+            Likelihood::Bernoulli => self.fc4.forward(b, h, &mut s.logits),
+            Likelihood::Gaussian => self.fc4.forward_act(b, h, &mut s.mean, Activation::Sigmoid),
         }
     }
 
     /// Encoder, reparameterization (noise at the current offset), decoder and per-row losses.
     fn forward(&self, b: &B, x: &Tensor<B>, s: &mut Buffers<B>, sample: bool, kl_elem: bool) -> Result<()> {
-        self.fc1.forward_act(b, x, &mut s.h1, Activation::Relu)?;
-        self.fc21.forward(b, &s.h1, &mut s.mu)?;
-        self.fc22.forward(b, &s.h1, &mut s.logvar)?;
+        for (i, layer) in self.encoder.iter().enumerate() {
+            let (done, rest) = s.enc.split_at_mut(i);
+            let input = if i == 0 { x } else { &done[i - 1] };
+            layer.forward_act(b, input, &mut rest[0], Activation::Relu)?;
+        }
+        let h = top(&s.enc)?;
+        self.fc21.forward(b, h, &mut s.mu)?;
+        self.fc22.forward(b, h, &mut s.logvar)?;
         let lc = LatentConfig { seed: self.cfg.noise_seed, sample };
         let ke = if kl_elem { Some(&mut s.kl_elem) } else { None };
         reparam_kl_fwd(b, &lc, &self.offset, &s.mu, &s.logvar, &mut s.z, &mut s.kl_row, ke)?;
@@ -252,7 +433,8 @@ impl<B: Backend> Vae<B> {
         )
     }
 
-    /// Backward from the objective through every layer, filling the parameters' gradients.
+    /// Backward from the objective through every layer, filling the parameters' gradients. The
+    /// gradient into each hidden layer's pre-activation is one GEMM with relu' in its epilogue.
     fn backward(&mut self, b: &B, x: &Tensor<B>, s: &mut Buffers<B>) -> Result<()> {
         let n = s.batch as f32;
         // d(batch mean)/d(row loss) = 1/B.
@@ -263,20 +445,41 @@ impl<B: Backend> Vae<B> {
                 elementwise::activation_bwd(b, Activation::Sigmoid, &s.mean, &s.d_mean, &mut s.d_logits)?;
             }
         }
-        self.fc4.backward_params(b, &s.h3, &s.d_logits)?;
-        // Into fc3's pre-activation: (d_logits·W4) ⊙ relu'(h3), one GEMM.
-        self.fc4.backward_input_act(b, &s.d_logits, &mut s.d_h3_pre, 0.0, Activation::Relu, &s.h3)?;
-        self.fc3.backward_params(b, &s.z, &s.d_h3_pre)?;
-        self.fc3.backward_input(b, &s.d_h3_pre, &mut s.dz, 0.0)?;
+        let h_dec = top(&s.dec)?;
+        self.fc4.backward_params(b, h_dec, &s.d_logits)?;
+        // Into the top decoder layer's pre-activation: (d_logits·W4) ⊙ relu'(h), one GEMM.
+        self.fc4.backward_input_act(b, &s.d_logits, top_mut(&mut s.d_dec_pre)?, 0.0, Activation::Relu, h_dec)?;
+        for j in (0..self.decoder.len()).rev() {
+            let (below, here) = s.d_dec_pre.split_at_mut(j);
+            let d_pre = &here[0];
+            let input = if j == 0 { &s.z } else { &s.dec[j - 1] };
+            self.decoder[j].backward_params(b, input, d_pre)?;
+            if j == 0 {
+                self.decoder[0].backward_input(b, d_pre, &mut s.dz, 0.0)?;
+            } else {
+                self.decoder[j].backward_input_act(b, d_pre, &mut below[j - 1], 0.0, Activation::Relu, input)?;
+            }
+        }
         let lc = LatentConfig { seed: self.cfg.noise_seed, sample: true };
         reparam_kl_bwd(b, &lc, &self.offset, &s.mu, &s.logvar, &s.dz, &s.kl_weight, &mut s.dmu, &mut s.dlogvar)?;
-        self.fc21.backward_params(b, &s.h1, &s.dmu)?;
-        self.fc22.backward_params(b, &s.h1, &s.dlogvar)?;
-        // Into fc1's pre-activation: (dμ·W21 + dlogσ²·W22) ⊙ relu'(h1); the second GEMM adds to the
-        // first (β = 1) and applies relu' in its epilogue.
-        self.fc21.backward_input(b, &s.dmu, &mut s.d_h1_pre, 0.0)?;
-        self.fc22.backward_input_act(b, &s.dlogvar, &mut s.d_h1_pre, 1.0, Activation::Relu, &s.h1)?;
-        self.fc1.backward_params(b, x, &s.d_h1_pre)
+        let h_enc = top(&s.enc)?;
+        self.fc21.backward_params(b, h_enc, &s.dmu)?;
+        self.fc22.backward_params(b, h_enc, &s.dlogvar)?;
+        // Into the top encoder layer's pre-activation: (dμ·W21 + dlogσ²·W22) ⊙ relu'(h); the second
+        // GEMM adds to the first (β = 1) and applies relu' in its epilogue.
+        let d_top = top_mut(&mut s.d_enc_pre)?;
+        self.fc21.backward_input(b, &s.dmu, d_top, 0.0)?;
+        self.fc22.backward_input_act(b, &s.dlogvar, d_top, 1.0, Activation::Relu, h_enc)?;
+        for i in (0..self.encoder.len()).rev() {
+            let (below, here) = s.d_enc_pre.split_at_mut(i);
+            let d_pre = &here[0];
+            let input = if i == 0 { x } else { &s.enc[i - 1] };
+            self.encoder[i].backward_params(b, input, d_pre)?;
+            if i > 0 {
+                self.encoder[i].backward_input_act(b, d_pre, &mut below[i - 1], 0.0, Activation::Relu, input)?;
+            }
+        }
+        Ok(())
     }
 
     fn read_stats(&self, b: &B) -> Result<StepStats> {
@@ -427,25 +630,78 @@ impl<B: Backend> Vae<B> {
         })
     }
 
+    /// Every layer in parameter order: encoder, fc21, fc22, decoder, fc4.
+    fn layers(&self) -> impl Iterator<Item = &Linear<B>> {
+        self.encoder.iter().chain([&self.fc21, &self.fc22]).chain(&self.decoder).chain([&self.fc4])
+    }
+
+    /// The parameters in a fixed order (each layer's weight, then its bias; layers as in
+    /// [`Vae::new`]): `fc1.weight`, `fc1.bias`, `fc21.weight`, … for the classic model.
     pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
-        [&mut self.fc1, &mut self.fc21, &mut self.fc22, &mut self.fc3, &mut self.fc4]
-            .into_iter()
+        self.encoder
+            .iter_mut()
+            .chain([&mut self.fc21, &mut self.fc22])
+            .chain(&mut self.decoder)
+            .chain([&mut self.fc4])
             .flat_map(|l| l.params_mut())
             .collect()
     }
 
     pub fn params(&self) -> Vec<&Param<B>> {
-        [&self.fc1, &self.fc21, &self.fc22, &self.fc3, &self.fc4].into_iter().flat_map(|l| l.params()).collect()
+        self.layers().flat_map(|l| l.params()).collect()
     }
 
-    /// The weights under PyTorch's names (`fc1.weight` [400, 784], `fc1.bias`, ...).
+    /// The weights under PyTorch's names (`fc1.weight` [400, 784], `fc1.bias`, ... for the
+    /// classic model; `encoder.0.weight`, ... with several hidden layers: see the module docs).
     pub fn state_dict(&self, b: &B) -> Result<Vec<NamedTensor>> {
         self.params().into_iter().map(|p| p.to_named(b)).collect()
     }
 
-    /// Loads weights by name; every parameter must be present with its exact shape.
+    /// Loads weights by name, strictly (as PyTorch's `strict=True`): every parameter must be
+    /// present with its exact shape, and the file may hold nothing else. A checkpoint of another
+    /// depth or other sizes is an [`Error::Shape`] naming both layer-size chains; nothing is
+    /// loaded then.
     pub fn load_state_dict(&mut self, b: &B, tensors: &[NamedTensor]) -> Result<()> {
-        load_params(b, &mut self.params_mut(), tensors, "Vae::load_state_dict")
+        const OP: &str = "Vae::load_state_dict";
+        let model = self.cfg.sizes_label();
+        if let Some(file) = checkpoint_sizes(tensors) {
+            let file = sizes_label(&file);
+            if file != model {
+                return Err(Error::shape(
+                    OP,
+                    format!(
+                        "the checkpoint holds a {file} VAE, the model is {model} (sizes input-hidden…-latent): \
+                         build the model with the checkpoint's sizes"
+                    ),
+                ));
+            }
+        }
+        let names: Vec<&str> = self.params().iter().map(|p| p.name.as_str()).collect();
+        let missing: Vec<&str> = names.iter().copied().filter(|n| !tensors.iter().any(|t| t.name == *n)).collect();
+        let extra: Vec<&str> =
+            tensors.iter().map(|t| t.name.as_str()).filter(|n| !names.contains(n)).collect::<Vec<_>>();
+        if !missing.is_empty() || !extra.is_empty() {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "the checkpoint does not match the {model} VAE's layers: missing [{}], unexpected [{}]",
+                    missing.join(", "),
+                    extra.join(", ")
+                ),
+            ));
+        }
+        // Shapes are checked for every tensor before anything is copied.
+        for p in self.params() {
+            if let Some(t) = tensors.iter().find(|t| t.name == p.name) {
+                if t.shape != p.value.shape() {
+                    return Err(Error::shape(
+                        OP,
+                        format!("{}: checkpoint has {:?}, model ({model}) has {:?}", p.name, t.shape, p.value.shape()),
+                    ));
+                }
+            }
+        }
+        load_params(b, &mut self.params_mut(), tensors, OP)
     }
 }
 

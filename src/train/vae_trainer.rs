@@ -88,6 +88,7 @@ impl<B: Backend> VaeTrainer<B> {
         if cfg.batch == 0 {
             return Err(Error::invalid("VaeTrainer", "batch must be ≥ 1"));
         }
+        let input = model.input;
         let mut vae = Vae::new(b, model, &mut seeded(cfg.seed))?;
         let opt = Adam::new(b, &vae.params_mut(), cfg.adam)?;
         Ok(Self {
@@ -98,8 +99,8 @@ impl<B: Backend> VaeTrainer<B> {
             cfg,
             epoch: 0,
             step: 0,
-            x: Tensor::zeros(b, &[cfg.batch, model.input])?,
-            host_batch: vec![0.0; cfg.batch * model.input],
+            x: Tensor::zeros(b, &[cfg.batch, input])?,
+            host_batch: vec![0.0; cfg.batch * input],
         })
     }
 
@@ -297,7 +298,8 @@ impl<B: Backend> VaeTrainer<B> {
         let mut meta = BTreeMap::new();
         meta.insert("format".into(), "latentkit-vae".into());
         meta.insert("input".into(), c.input.to_string());
-        meta.insert("hidden".into(), c.hidden.to_string());
+        // "400" for the classic model, "512,256" for two hidden layers.
+        meta.insert("hidden".into(), c.hidden_label());
         meta.insert("latent".into(), c.latent.to_string());
         meta.insert("likelihood".into(), format!("{:?}", c.likelihood).to_lowercase());
         meta.insert("epoch".into(), self.epoch.to_string());
@@ -311,8 +313,9 @@ impl<B: Backend> VaeTrainer<B> {
         save_checkpoint(&dir.join(TRAINER_FILE), &state, &meta)
     }
 
-    /// Restores a trainer saved by [`VaeTrainer::save`]; the model shape, likelihood and noise
-    /// seed come from the checkpoint, the optimisation settings from `cfg`.
+    /// Restores a trainer saved by [`VaeTrainer::save`]; the model's sizes (the hidden layers
+    /// included), likelihood and noise seed come from the checkpoint, the optimisation settings
+    /// from `cfg`. Weights that do not fit those sizes are an error.
     pub fn resume(b: &B, dir: &Path, cfg: VaeTrainConfig) -> Result<Self> {
         let (weights, _) = load_checkpoint(&dir.join(MODEL_FILE))?;
         let trainer_path = dir.join(TRAINER_FILE);
@@ -328,9 +331,19 @@ impl<B: Backend> VaeTrainer<B> {
             Some("gaussian") => Likelihood::Gaussian,
             _ => Likelihood::Bernoulli,
         };
+        let hidden = meta.get("hidden").ok_or_else(|| Error::Format {
+            path: trainer_path.clone(),
+            offset: 0,
+            msg: "metadata field \"hidden\" missing".into(),
+        })?;
+        let hidden = VaeConfig::parse_hidden(hidden).map_err(|e| Error::Format {
+            path: trainer_path.clone(),
+            offset: 0,
+            msg: format!("metadata field \"hidden\": {e}"),
+        })?;
         let model = VaeConfig {
             input: get("input")? as usize,
-            hidden: get("hidden")? as usize,
+            hidden,
             latent: get("latent")? as usize,
             likelihood,
             noise_seed: get("noise_seed")?,
