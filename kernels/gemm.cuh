@@ -40,10 +40,11 @@ __device__ inline int chunk_valid(int64_t rows, int64_t cols, int64_t r, int64_t
 __device__ inline float4 load_f32x4(const float* __restrict__ g, int64_t ld, int64_t rows,
                                     int64_t cols, int64_t r, int64_t c, bool vec) {
     const int valid = chunk_valid(rows, cols, r, c, 4);
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (valid == 0) return v;  // no pointer is formed outside the matrix
     const float* src = g + r * ld + c;
     if (vec && valid == 4) return *reinterpret_cast<const float4*>(src);
-    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (valid > 0) v.x = src[0];
+    v.x = src[0];
     if (valid > 1) v.y = src[1];
     if (valid > 2) v.z = src[2];
     if (valid > 3) v.w = src[3];

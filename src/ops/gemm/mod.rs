@@ -101,6 +101,10 @@ pub enum GemmMath {
 /// multiprocessors: tensor-core tiles of 128 when they fill the GPU, else 64; for f32 SIMT, 128-tiles
 /// when they fill the GPU, 64-tiles when those fill half of it, and the k-sliced 32-tiles for the
 /// remaining (skinny) outputs when k is long enough to slice.
+///
+/// Every kernel sums k in a fixed order, so results are bitwise reproducible on one GPU model; the
+/// kernels differ in that order, so two GPUs with different SM counts may pick different kernels and
+/// differ in the last bits (within the f32 bound). Name a kernel in the spec to pin it.
 pub fn auto_kernel(m: usize, n: usize, k: usize, tensor_cores: bool, sms: usize) -> GemmKernel {
     let tiles = |t: usize| m.div_ceil(t) * n.div_ceil(t);
     if tensor_cores {
