@@ -197,15 +197,19 @@ __device__ __forceinline__ void gemm_tc_body(const lk_gemm_params& p, const type
         cp_async_commit();
     }
     const int g = lane >> 2, t = lane & 3;  // mma fragment coordinates: group and thread in group
+    // Stage of step kt (read) and of step kt + STAGES − 1 (written), rotated instead of kt % STAGES.
+    int read_stage = 0, write_stage = TC_STAGES - 1;
     for (int64_t kt = 0; kt < steps; ++kt) {
         cp_async_wait<TC_STAGES - 2>();
         __syncthreads();  // step kt visible to all; everyone is done with step kt − 1's stage
         {
             const int64_t next = kt + TC_STAGES - 1;
-            if (next < steps) load_stage((int)(next % TC_STAGES), next);
+            if (next < steps) load_stage(write_stage, next);
             cp_async_commit();
         }
-        const E* sa = smem + (int)(kt % TC_STAGES) * STAGE;
+        const E* sa = smem + read_stage * STAGE;
+        read_stage = read_stage == TC_STAGES - 1 ? 0 : read_stage + 1;
+        write_stage = write_stage == TC_STAGES - 1 ? 0 : write_stage + 1;
         const E* sb = sa + A_ELEMS;
         if constexpr (T == TC_TF32) {
 #pragma unroll
