@@ -390,48 +390,58 @@ fn check_precision_case<B: latentkit::Backend>(
     got
 }
 
-parity_test!(tf32_matches_reference_at_tf32_bound, |b| {
-    use latentkit::ops::gemm::{cpu::round_tf32, gemm_with, tf32_error_bound, GemmKernel, GemmMath};
-    let mut r = rng(46);
-    let mut outs = Vec::new();
+/// The cases of the TF32 and half-precision tests: tensor-core kernels (and Auto) × sizes × every
+/// transpose pair, rotating through the leading-dimension modes and the epilogues; α = 0.75.
+fn precision_cases() -> Vec<(GemmSpec, Epi, Ld)> {
+    use latentkit::ops::gemm::GemmKernel;
     let epis = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
-    let mut case = 0;
+    let mut cases = Vec::new();
     for kernel in [GemmKernel::Auto, GemmKernel::TensorCore128, GemmKernel::TensorCore64] {
         for &(m, n, k) in &PRECISION_SIZES {
             for ta in T {
                 for tb in T {
-                    let ld = [Ld::Tight, Ld::Pad3, Ld::Align8][case % 3];
-                    let epi = epis[(case / 3) % 3];
-                    case += 1;
+                    let i = cases.len();
+                    let ld = [Ld::Tight, Ld::Pad3, Ld::Align8][i % 3];
                     let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
                     spec.kernel = kernel;
-                    spec.math = GemmMath::Tf32;
-                    let (a0, b0) = operands(&mut r, &spec);
-                    let (ar, br): (Vec<f32>, Vec<f32>) =
-                        (a0.iter().map(|&v| round_tf32(v)).collect(), b0.iter().map(|&v| round_tf32(v)).collect());
-                    let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
-                    let name = format!("tf32 {kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
-                    // Against the rounded inputs: f32 accumulation, ×4 for the tensor cores'.
-                    let atol = 4.0 * gemm_atol(k, 1.0, 1.0);
-                    let got = check_precision_case(b, &name, &spec, epi, &ar, &br, &mut r, atol, &|s, e, c| {
-                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                    });
-                    // Against the exact inputs: TF32's bound (through the same epilogue, slope ≤ 1).
-                    let mut exact = vec![0.0; got.len()];
-                    let mut spec0 = spec;
-                    spec0.beta = 0.0;
-                    gemm_ref(&spec0, &a0, &b0, &mut exact).unwrap();
-                    let mut rounded = vec![0.0; got.len()];
-                    gemm_ref(&spec0, &ar, &br, &mut rounded).unwrap();
-                    let drift = (0..m)
-                        .flat_map(|i| (0..n).map(move |j| i * spec.ldc + j))
-                        .map(|at| (exact[at] - rounded[at]).abs())
-                        .fold(0.0f32, f32::max);
-                    assert!(drift <= 0.75 * tf32_error_bound(k, 1.0, 1.0), "{name}: TF32 drift {drift} over its bound");
-                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                    cases.push((spec, epis[(i / 3) % 3], ld));
                 }
             }
         }
+    }
+    cases
+}
+
+parity_test!(tf32_matches_reference_at_tf32_bound, |b| {
+    use latentkit::ops::gemm::{cpu::round_tf32, gemm_with, tf32_error_bound, GemmMath};
+    let mut r = rng(46);
+    let mut outs = Vec::new();
+    for (mut spec, epi, ld) in precision_cases() {
+        let GemmSpec { m, n, k, trans_a: ta, trans_b: tb, kernel, .. } = spec;
+        spec.math = GemmMath::Tf32;
+        let (a0, b0) = operands(&mut r, &spec);
+        let (ar, br): (Vec<f32>, Vec<f32>) =
+            (a0.iter().map(|&v| round_tf32(v)).collect(), b0.iter().map(|&v| round_tf32(v)).collect());
+        let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
+        let name = format!("tf32 {kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+        // Against the rounded inputs: f32 accumulation, ×4 for the tensor cores'.
+        let atol = 4.0 * gemm_atol(k, 1.0, 1.0);
+        let got = check_precision_case(b, &name, &spec, epi, &ar, &br, &mut r, atol, &|s, e, c| {
+            gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+        });
+        // Against the exact inputs: TF32's bound (through the same epilogue, slope ≤ 1).
+        let mut exact = vec![0.0; got.len()];
+        let mut spec0 = spec;
+        spec0.beta = 0.0;
+        gemm_ref(&spec0, &a0, &b0, &mut exact).unwrap();
+        let mut rounded = vec![0.0; got.len()];
+        gemm_ref(&spec0, &ar, &br, &mut rounded).unwrap();
+        let drift = (0..m)
+            .flat_map(|i| (0..n).map(move |j| i * spec.ldc + j))
+            .map(|at| (exact[at] - rounded[at]).abs())
+            .fold(0.0f32, f32::max);
+        assert!(drift <= 0.75 * tf32_error_bound(k, 1.0, 1.0), "{name}: TF32 drift {drift} over its bound");
+        outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
     }
     outs
 });
@@ -439,36 +449,23 @@ parity_test!(tf32_matches_reference_at_tf32_bound, |b| {
 /// bf16 and f16 inputs: the products are exact in f32, so the bound is f32's on the half values
 /// (×4 for the tensor cores' accumulation).
 fn half_parity<B: latentkit::Backend, H: latentkit::ops::gemm::HalfFloat>(b: &B, seed: u64) -> Vec<Out> {
-    use latentkit::ops::gemm::{gemm_half_with, GemmKernel};
+    use latentkit::ops::gemm::gemm_half_with;
     let mut r = rng(seed);
     let mut outs = Vec::new();
-    let epis = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
-    let mut case = 0;
-    for kernel in [GemmKernel::Auto, GemmKernel::TensorCore128, GemmKernel::TensorCore64] {
-        for &(m, n, k) in &PRECISION_SIZES {
-            for ta in T {
-                for tb in T {
-                    let ld = [Ld::Tight, Ld::Pad3, Ld::Align8][case % 3];
-                    let epi = epis[(case / 3) % 3];
-                    case += 1;
-                    let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
-                    spec.kernel = kernel;
-                    let (a0, b0) = operands(&mut r, &spec);
-                    let (ah, bh): (Vec<H>, Vec<H>) =
-                        (a0.iter().map(|&v| H::from_f32(v)).collect(), b0.iter().map(|&v| H::from_f32(v)).collect());
-                    let seen = |v: &[H]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
-                    let at = Tensor::from_slice(b, &[ah.len()], &ah).unwrap();
-                    let bt = Tensor::from_slice(b, &[bh.len()], &bh).unwrap();
-                    let name = format!("{:?} {kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}", H::DTYPE);
-                    let atol = 4.0 * gemm_atol(k, 1.0, 1.0);
-                    let got =
-                        check_precision_case(b, &name, &spec, epi, &seen(&ah), &seen(&bh), &mut r, atol, &|s, e, c| {
-                            gemm_half_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                        });
-                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
-                }
-            }
-        }
+    for (spec, epi, ld) in precision_cases() {
+        let GemmSpec { m, n, k, trans_a: ta, trans_b: tb, kernel, .. } = spec;
+        let (a0, b0) = operands(&mut r, &spec);
+        let (ah, bh): (Vec<H>, Vec<H>) =
+            (a0.iter().map(|&v| H::from_f32(v)).collect(), b0.iter().map(|&v| H::from_f32(v)).collect());
+        let seen = |v: &[H]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+        let at = Tensor::from_slice(b, &[ah.len()], &ah).unwrap();
+        let bt = Tensor::from_slice(b, &[bh.len()], &bh).unwrap();
+        let name = format!("{:?} {kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}", H::DTYPE);
+        let atol = 4.0 * gemm_atol(k, 1.0, 1.0);
+        let got = check_precision_case(b, &name, &spec, epi, &seen(&ah), &seen(&bh), &mut r, atol, &|s, e, c| {
+            gemm_half_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+        });
+        outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
     }
     outs
 }

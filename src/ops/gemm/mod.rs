@@ -318,15 +318,27 @@ pub fn gemm_with<B: Backend>(
     c: &mut B::Buf<f32>,
     epilogue: &GemmEpilogue<'_, B>,
 ) -> Result<()> {
+    validate_call(bk, spec, a, b, c, epilogue)?;
+    // SAFETY: validate_call checked that every element the spec and the epilogue address lies
+    // inside its buffer, on this backend's device, and that the kernel suits f32.
+    unsafe { bk.gemm_f32(spec, a, b, c, epilogue) }
+}
+
+/// Every check of a GEMM call: devices, extents, kernel and math for the input type, epilogue.
+fn validate_call<B: Backend, T: Scalar>(
+    bk: &B,
+    spec: &GemmSpec,
+    a: &B::Buf<T>,
+    b: &B::Buf<T>,
+    c: &B::Buf<f32>,
+    epilogue: &GemmEpilogue<'_, B>,
+) -> Result<()> {
     for (name, dev) in [("A", B::buf_device(a)), ("B", B::buf_device(b)), ("C", B::buf_device(c))] {
         buf_on_device(bk, name, dev)?;
     }
     spec.validate(B::buf_len(a), B::buf_len(b), B::buf_len(c))?;
-    spec.validate_precision(DType::F32)?;
-    epilogue.validate(bk, spec)?;
-    // SAFETY: the validations checked that every element the spec and the epilogue address lies
-    // inside its buffer, on this backend's device.
-    unsafe { bk.gemm_f32(spec, a, b, c, epilogue) }
+    spec.validate_precision(T::DTYPE)?;
+    epilogue.validate(bk, spec)
 }
 
 /// GEMM with bf16 or f16 inputs, f32 accumulation and an f32 C, on tensor cores on CUDA (raw
@@ -350,12 +362,7 @@ pub fn gemm_half_with<B: Backend, T: HalfFloat>(
     c: &mut B::Buf<f32>,
     epilogue: &GemmEpilogue<'_, B>,
 ) -> Result<()> {
-    for (name, dev) in [("A", B::buf_device(a)), ("B", B::buf_device(b)), ("C", B::buf_device(c))] {
-        buf_on_device(bk, name, dev)?;
-    }
-    spec.validate(B::buf_len(a), B::buf_len(b), B::buf_len(c))?;
-    spec.validate_precision(T::DTYPE)?;
-    epilogue.validate(bk, spec)?;
+    validate_call(bk, spec, a, b, c, epilogue)?;
     // SAFETY: as in gemm_with: every addressed element is inside its buffer, on this device.
     unsafe { bk.gemm_half(spec, a, b, c, epilogue) }
 }
