@@ -7,7 +7,8 @@
 # PHASEs, in the order they run: tests (every test binary, LATENTKIT_REQUIRE_CUDA=1), sanitize
 # (compute-sanitizer memcheck + racecheck on the kernel tests), bench (bench_kernels, bench_gemm,
 # bench_vae, bench_metric), baselines (../shared/bench/torch_baselines.py, same card, same call), train
-# (10 epochs of the VAE on full MNIST). Default: all of them; `quick` = all but sanitize. One device
+# (10 epochs of the VAE on full MNIST), and, only when named, synccheck (runs after sanitize: synccheck
+# on the gemm and mining tests). Default: all but synccheck; `quick` = all but sanitize. One device
 # call is limited to 10 minutes: split the phases over two calls when the whole run does not fit
 # (e.g. `tests sanitize`, then `bench baselines train`).
 set -u
@@ -60,6 +61,15 @@ if want sanitize && [[ -x $sanitizer ]]; then
     [[ -x $here/tests/$t ]] || continue
     run_step "memcheck:$t" "$sanitizer" --tool memcheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1
     run_step "racecheck:$t" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1 --skip grid_stride
+  done
+fi
+
+# Optional phase `synccheck` (not in the default list, to keep `tests sanitize` inside one call):
+# barrier misuse in the kernels with the most barriers (tiled GEMM, cp.async pipeline, mining tiles).
+if want synccheck && [[ -x $sanitizer ]]; then
+  for t in gemm mining; do
+    [[ -x $here/tests/$t ]] || continue
+    run_step "synccheck:$t" "$sanitizer" --tool synccheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1
   done
 fi
 
