@@ -1,7 +1,7 @@
 //! Times latentkit's kernels on one backend and prints napkin math (GB/s against the bytes each
 //! kernel must move, TFLOP/s against the FLOPs it must do). On CUDA the clock is a pair of CUDA
-//! events around a batch of launches, and GEMM is also timed through cuBLAS SGEMM (TF32 off) in
-//! the same process, with the ratio.
+//! events around a batch of launches. GEMM against cuBLAS, in every precision and on every shape
+//! of the GEMM issue, is `bench_gemm`'s job; here it is one row per shape for the napkin math.
 //!
 //!     cargo run --release --example bench_kernels                      # CPU
 //!     cargo run --release --features cuda --example bench_kernels -- --device cuda
@@ -56,71 +56,12 @@ fn bench<B: Backend>(b: &B, samples: usize, big: bool) -> Result<()> {
         let w = rand_tensor(b, &[nn, kk], 7, -1.0, 1.0)?;
         let mut c = Tensor::zeros(b, &[mm, nn])?;
         let flops = 2.0 * (mm * nn * kk) as f64;
-        // The kernel Auto picks (bench_gemm times every version, precision and training shape).
+        // The kernel Auto picks (bench_gemm: every version and precision, against cuBLAS).
         let spec = GemmSpec::contiguous(Transpose::No, Transpose::Yes, mm, nn, kk, 1.0, 0.0);
         let t = median_secs(b, samples, || gemm(b, &spec, a.buf(), w.buf(), c.buf_mut()))?;
-        let extra = cublas_ratio(b, samples, &a, &w, &mut c, (mm, nn, kk), t)?;
-        row(&format!("gemm f32 {mm}x{nn}x{kk} (N,T) Auto"), t, 0.0, flops, &extra);
+        row(&format!("gemm f32 {mm}x{nn}x{kk} (N,T) Auto"), t, 0.0, flops, "");
     }
     Ok(())
-}
-
-/// cuBLAS SGEMM (default math mode: no TF32) on the same operands, formatted as
-/// "cuBLAS x TFLOP/s, ours/cuBLAS r". Row-major C = A·Wᵀ is column-major Cᵀ = W·Aᵀ.
-#[cfg(feature = "cuda")]
-fn cublas_ratio<B: Backend>(
-    b: &B,
-    samples: usize,
-    a: &Tensor<B>,
-    w: &Tensor<B>,
-    c: &mut Tensor<B>,
-    (m, n, k): (usize, usize, usize),
-    ours: f64,
-) -> Result<String> {
-    use cudarc::cublas::{sys::cublasOperation_t as Op, CudaBlas, Gemm, GemmConfig};
-    use std::any::Any;
-    let Some(cuda) = (b as &dyn Any).downcast_ref::<CudaBackend>() else { return Ok(String::new()) };
-    let (a, w, c) = (
-        (a as &dyn Any).downcast_ref::<Tensor<CudaBackend>>(),
-        (w as &dyn Any).downcast_ref::<Tensor<CudaBackend>>(),
-        (c as &mut dyn Any).downcast_mut::<Tensor<CudaBackend>>(),
-    );
-    let (Some(a), Some(w), Some(c)) = (a, w, c) else { return Ok(String::new()) };
-    let blas = CudaBlas::new(cuda.stream().clone())
-        .map_err(|e| latentkit::Error::Cuda { context: "cuBLAS init", msg: e.to_string() })?;
-    // Column-major view: C^T [n×m] = W [n×k] (stored k-major, so op = T) · A^T [k×m] (op = N).
-    let cfg = GemmConfig {
-        transa: Op::CUBLAS_OP_T,
-        transb: Op::CUBLAS_OP_N,
-        m: n as i32,
-        n: m as i32,
-        k: k as i32,
-        alpha: 1.0f32,
-        lda: k as i32,
-        ldb: k as i32,
-        beta: 0.0f32,
-        ldc: n as i32,
-    };
-    let t = median_secs(b, samples, || {
-        // SAFETY: the three buffers hold n·k, m·k and m·n elements, matching cfg's extents.
-        unsafe { blas.gemm(cfg, w.buf(), a.buf(), c.buf_mut()) }
-            .map_err(|e| latentkit::Error::Launch { kernel: "cublasSgemm", msg: e.to_string() })
-    })?;
-    let flops = 2.0 * (m * n * k) as f64;
-    Ok(format!("cuBLAS {:.3} TFLOP/s, ours/cuBLAS {:.2}", flops / t * 1e-12, t / ours))
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cublas_ratio<B: Backend>(
-    _b: &B,
-    _samples: usize,
-    _a: &Tensor<B>,
-    _w: &Tensor<B>,
-    _c: &mut Tensor<B>,
-    _shape: (usize, usize, usize),
-    _ours: f64,
-) -> Result<String> {
-    Ok(String::new())
 }
 
 fn main() {

@@ -106,7 +106,7 @@ if want train; then
 fi
 
 echo
-for log in bench_kernels bench_vae bench_metric bench_metric_large train_vae; do
+for log in bench_kernels bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae; do
   [[ -f $out/$log.log ]] || continue
   echo "== $log =="
   tail -n 40 "$out/$log.log"

@@ -187,12 +187,12 @@ impl CudaBackend {
         &self.inner.ctx
     }
 
-    /// A 1-element buffer for pointer arguments a kernel is told not to use.
     /// Number of streaming multiprocessors.
     pub fn sm_count(&self) -> usize {
         self.inner.sm_count
     }
 
+    /// A 1-element buffer for pointer arguments a kernel is told not to use.
     pub(crate) fn placeholder(&self) -> &CudaSlice<f32> {
         &self.inner.placeholder
     }

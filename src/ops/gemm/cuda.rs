@@ -16,11 +16,11 @@ use crate::error::{Error, Result};
 use crate::ops::elementwise::cuda::abi_activation;
 use crate::ops::Activation;
 
-/// One kernel's launch shape: output tile (square), threads per block, dynamic shared memory.
+/// One kernel's launch shape: output tile (square), thread block, dynamic shared memory.
 struct Shape {
     name: &'static str,
     tile: usize,
-    threads: u32,
+    block: (u32, u32, u32),
     smem: u32,
 }
 
@@ -49,17 +49,18 @@ pub(crate) const DYNAMIC_SMEM: [(&str, u32); 3] = [
 ];
 
 fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
-    let simt = |name, tile, threads| Ok(Shape { name, tile, threads, smem: 0 });
+    let simt = |name, tile, threads| Ok(Shape { name, tile, block: (threads, 1, 1), smem: 0 });
     let tc = |names: [&'static str; 3], tile: usize, threads: u32| {
         let (name, e, bk) = match dtype {
             DType::BF16 => (names[0], 2, 32),
             DType::F16 => (names[1], 2, 32),
             _ => (names[2], 4, 16),
         };
-        Ok(Shape { name, tile, threads, smem: tc_smem(tile, e, bk) })
+        Ok(Shape { name, tile, block: (threads, 1, 1), smem: tc_smem(tile, e, bk) })
     };
     match kernel {
-        GemmKernel::Tiled16 => simt("gemm_tiled16_f32", 16, 256),
+        // v1 is the one 2-D thread block: a thread per output of its 16×16 tile.
+        GemmKernel::Tiled16 => Ok(Shape { name: "gemm_tiled16_f32", tile: 16, block: (16, 16, 1), smem: 0 }),
         GemmKernel::Simt128 => simt("gemm_simt128_f32", 128, 256),
         GemmKernel::Simt128Warp => simt("gemm_simt128_warp_f32", 128, 256),
         GemmKernel::Simt64Warp => simt("gemm_simt64_warp_f32", 64, 128),
@@ -109,7 +110,7 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         GemmKernel::Auto => auto_kernel(spec.m, spec.n, spec.k, tensor_cores, be.sm_count()),
         k => k,
     };
-    let Shape { name, tile, threads, smem } = shape(kernel, dtype)?;
+    let Shape { name, tile, block, smem } = shape(kernel, dtype)?;
     let (gx, gy) = (spec.n.div_ceil(tile), spec.m.div_ceil(tile));
     if gy > 65_535 || gx > i32::MAX as usize {
         return Err(Error::invalid(
@@ -153,8 +154,6 @@ unsafe fn launch_gemm<T: DeviceRepr>(
             y = yy;
         }
     }
-    // v1 is a 16×16 thread block; the others are 1-D.
-    let block_dim = if kernel == GemmKernel::Tiled16 { (16, 16, 1) } else { (threads, 1, 1) };
-    let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim, shared_mem_bytes: smem };
+    let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: block, shared_mem_bytes: smem };
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
 }
