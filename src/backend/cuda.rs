@@ -142,7 +142,7 @@ impl CudaBackend {
         }
         // Kernels that need more than the default 48 KiB of dynamic shared memory (every sm_80+ GPU
         // can opt in to at least 99 KiB).
-        for (name, bytes) in gemm::DYNAMIC_SMEM {
+        for (name, bytes) in gemm::dynamic_smem() {
             let f = functions.get(name).ok_or_else(|| Error::KernelsNotBuilt(format!("kernel {name} missing")))?;
             f.set_attribute(
                 cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

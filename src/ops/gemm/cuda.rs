@@ -40,13 +40,16 @@ const fn tc_smem(tile: usize, e: usize, bk: usize) -> u32 {
     (if pipeline > park { pipeline } else { park }) as u32
 }
 
-/// The kernels whose dynamic shared memory exceeds the default 48 KiB, with their needs: the
-/// backend raises each one's limit once, when it loads the modules.
-pub(crate) const DYNAMIC_SMEM: [(&str, u32); 3] = [
-    ("gemm_tc128_bf16", tc_smem(128, 2, 32)),
-    ("gemm_tc128_f16", tc_smem(128, 2, 32)),
-    ("gemm_tc128_tf32", tc_smem(128, 4, 16)),
-];
+/// The kernels whose dynamic shared memory exceeds the default 48 KiB, with their needs (read off
+/// the launch shapes): the backend raises each one's limit once, when it loads the modules.
+pub(crate) fn dynamic_smem() -> impl Iterator<Item = (&'static str, u32)> {
+    [GemmKernel::TensorCore128, GemmKernel::TensorCore64]
+        .into_iter()
+        .flat_map(|k| [DType::BF16, DType::F16, DType::F32].map(|d| shape(k, d)))
+        .filter_map(|s| s.ok())
+        .filter(|s| s.smem > 48 * 1024)
+        .map(|s| (s.name, s.smem))
+}
 
 fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
     let simt = |name, tile, threads| Ok(Shape { name, tile, block: (threads, 1, 1), smem: 0 });
@@ -156,4 +159,17 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     }
     let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: block, shared_mem_bytes: smem };
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_128_tensor_core_kernels_raise_their_shared_memory_limit() {
+        let raised: Vec<_> = super::dynamic_smem().collect();
+        assert_eq!(
+            raised,
+            [("gemm_tc128_bf16", 73_728), ("gemm_tc128_f16", 73_728), ("gemm_tc128_tf32", 73_728)],
+            "the 64-tile kernels fit the default 48 KiB"
+        );
+    }
 }
