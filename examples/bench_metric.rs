@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use latentkit::bench::median_secs;
 use latentkit::nn::{Mlp, MlpSpec};
-use latentkit::ops::batch::gather_rows;
+use latentkit::ops::batch::{counter_add, gather_rows};
 use latentkit::ops::distance::{pairwise_distance, Metric};
 use latentkit::ops::mining::{
     triplet_bwd, triplet_fwd_queued, Miner, SemiHardPolicy, TripletConfig, TripletStats, TripletWorkspace,
@@ -296,18 +296,30 @@ fn distance_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
 
 fn train_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
     header("triplet training step (train_metric): MLP 784-256-128, semi-hard (TFA), batch 256 = 8×32, Adam", "");
+    // The pytorch side's workload: one batch, stepped again and again (the net soon fits it and
+    // few triplets stay active), then a fresh batch every step (triplets stay active).
+    train_step_bench(b, o, false)?;
+    train_step_bench(b, o, true)
+}
+
+/// One triplet training step, eager and as a CUDA graph. `rotate`: each step reads the next of
+/// `ROTATING_BATCHES` random batches (a device-side cursor, advanced inside the step) instead of
+/// the same batch every time.
+fn train_step_bench<B: Backend>(b: &B, o: &Opts, rotate: bool) -> Result<()> {
     // torch: data[idx] from a resident [60000, 784] set (1024 with --quick), the MLP, PML's
     // semi-hard miner + TripletMarginLoss(0.2), Adam(lr 1e-3). PML normalizes the embeddings and
     // takes the Euclidean distance; here the cosine distance does the normalization (κ = 1 − cos =
     // ½‖â − b̂‖²: the same ranking, the loss on another scale; the same work per pair).
+    const ROTATING_BATCHES: usize = 8192;
     let (batch, classes) = (256, 8);
     let rows = if o.quick { 1024 } else { 60_000 };
     let sizes = [784, 256, 128];
     let data = Tensor::from_slice(b, &[rows, sizes[0]], &uniform_vec(&mut seeded(30), rows * sizes[0], 0.0, 1.0))?;
     let mut rng = seeded(31);
-    let idx: Vec<u32> = (0..batch).map(|_| rng.random_range(0..rows as u32)).collect();
-    let index = Tensor::from_slice(b, &[batch], &idx)?;
-    let cursor = Tensor::from_slice(b, &[1], &[0u32])?;
+    let batches = if rotate { ROTATING_BATCHES } else { 1 };
+    let idx: Vec<u32> = (0..batches * batch).map(|_| rng.random_range(0..rows as u32)).collect();
+    let index = Tensor::from_slice(b, &[batches * batch], &idx)?;
+    let mut cursor = Tensor::from_slice(b, &[1], &[0u32])?;
     let labels: Vec<u32> = (0..batch).map(|i| (i / (batch / classes)) as u32).collect();
     let labels = Tensor::from_slice(b, &[batch], &labels)?;
     let mut x = Tensor::zeros(b, &[batch, sizes[0]])?;
@@ -318,26 +330,43 @@ fn train_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
     let mut ws = TripletWorkspace::new(b, batch, batch, &cfg)?;
     // Everything stays on the device: no read-back (triplet_fwd_queued leaves the statistics in
     // the workspace), no host copy, no allocation after the first call (the MLP's buffers).
-    let mut step = || -> Result<()> {
-        gather_rows(b, &data, &index, &cursor, &mut x)?;
+    let mut step = |cursor: &mut Tensor<B, u32>| -> Result<()> {
+        gather_rows(b, &data, &index, cursor, &mut x)?;
         net.forward(b, &x)?;
         let emb = net.output()?;
         triplet_fwd_queued(b, &cfg, emb, &labels, emb, &labels, true, &mut ws)?;
         triplet_bwd(b, &cfg, emb, &labels, emb, &labels, true, &mut ws, 1.0, &mut d_emb, None)?;
         net.backward(b, &x, &d_emb, None)?;
-        opt.step(b, &mut net.params_mut())
+        opt.step(b, &mut net.params_mut())?;
+        if rotate {
+            counter_add(b, cursor, 1)?;
+        }
+        Ok(())
     };
-    let t_eager = median_secs(b, o.samples, &mut step)?;
+    // A phase that ran past the last batch would have gathered NaN rows: say so instead of a time.
+    let check_cursor = |cursor: &Tensor<B, u32>| -> Result<()> {
+        let used = cursor.to_vec(b)?[0] as usize;
+        if rotate && used > batches {
+            return Err(latentkit::Error::InvalidArgument {
+                op: "bench_metric train",
+                msg: format!("{used} steps ran past the {batches} rotating batches; use fewer --samples"),
+            });
+        }
+        Ok(())
+    };
+    let t_eager = median_secs(b, o.samples, || step(&mut cursor))?;
+    check_cursor(&cursor)?;
     let before = launches(b);
-    step()?;
+    step(&mut cursor)?;
     let per_step = launches(b).zip(before).map(|(a, z)| a - z);
     let kernels = per_step.map_or(String::new(), |k| format!("{k} kernels per step; "));
     // MLP: forward 2·B·Σ(in·out), backward twice that (dW and dx; the first layer's dx is skipped,
     // counted anyway); the 256² mining is negligible.
     let mlp_flops = 6.0 * (batch * (sizes[0] * sizes[1] + sizes[1] * sizes[2])) as f64;
     let sz = format!("B={batch} ({classes}×{})", batch / classes);
+    let what = if rotate { "a new batch each step" } else { "one batch" };
     row(
-        "triplet step, eager",
+        &format!("triplet step, eager, {what}"),
         &sz,
         t_eager,
         "",
@@ -347,16 +376,18 @@ fn train_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
             fmt_rate(mlp_flops / t_eager, "FLOP")
         ),
     );
-    // SAFETY: the step only queues kernels on buffers owned by `data`, `index`, `cursor`, `labels`,
-    // `x`, `d_emb`, `net`, `opt` and `ws` (the MLP's buffers already exist for this batch size),
-    // which live until the end of this function; `graph` is declared after them and so dropped
-    // first.
-    let graph = unsafe { b.capture_graph(&mut step)? };
+    let mut graph_cursor = Tensor::from_slice(b, &[1], &[0u32])?;
+    // SAFETY: the step only queues kernels on buffers owned by `data`, `index`, `graph_cursor`,
+    // `labels`, `x`, `d_emb`, `net`, `opt` and `ws` (the MLP's buffers already exist for this batch
+    // size), which live until the end of this function; `graph` is declared after them and so
+    // dropped first.
+    let graph = unsafe { b.capture_graph(&mut || step(&mut graph_cursor))? };
     match graph {
         Some(g) => {
             let t_graph = median_secs(b, o.samples, || g.replay())?;
+            check_cursor(&graph_cursor)?;
             row(
-                "triplet step, CUDA graph replay",
+                &format!("triplet step, CUDA graph, {what}"),
                 &sz,
                 t_graph,
                 "",
@@ -367,7 +398,7 @@ fn train_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
     }
     let st = ws.read_stats(b)?;
     println!(
-        "last step: loss {:.4}, {} triplets, {:.0}% active, epoch of 60k at the eager rate: {:.2} s",
+        "{what}: last step's loss {:.4}, {} triplets, {:.0}% active; epoch of 60k at the eager rate: {:.2} s",
         st.loss,
         st.triplets,
         100.0 * st.active_fraction,

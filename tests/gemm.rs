@@ -562,7 +562,10 @@ fn auto_kernel_picks_by_shape() {
     assert_eq!(auto_kernel(1024, 400, 784, false, sms), Simt64Warp);
     assert_eq!(auto_kernel(128, 400, 784, false, sms), Simt32SlicedK);
     assert_eq!(auto_kernel(128, 20, 400, false, sms), Simt32SlicedK);
-    assert_eq!(auto_kernel(128, 20, 16, false, sms), Simt64Warp, "too short a k to slice");
+    assert_eq!(auto_kernel(128, 20, 16, false, sms), Tiled16, "too short a k to slice");
+    assert_eq!(auto_kernel(128, 400, 20, false, sms), Tiled16, "fastest on an H100 (BENCHMARKS.md)");
+    assert_eq!(auto_kernel(1024, 400, 20, false, sms), Simt64Warp);
+    assert_eq!(auto_kernel(20, 400, 128, false, sms), Simt32SlicedK);
     assert_eq!(auto_kernel(4096, 4096, 4096, true, sms), TensorCore128);
     assert_eq!(auto_kernel(128, 400, 784, true, sms), TensorCore64);
 }

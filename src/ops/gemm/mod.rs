@@ -99,8 +99,10 @@ pub enum GemmMath {
 
 /// Picks the CUDA kernel of [`GemmKernel::Auto`] for an m×n×k product on a GPU with `sms`
 /// multiprocessors: tensor-core tiles of 128 when they fill the GPU, else 64; for f32 SIMT, 128-tiles
-/// when they fill the GPU, 64-tiles when those fill half of it, and the k-sliced 32-tiles for the
-/// remaining (skinny) outputs when k is long enough to slice.
+/// when they fill the GPU, 64-tiles when those fill half of it, and for the remaining (skinny)
+/// outputs the k-sliced 32-tiles when k is long enough to slice (≥ 64), else the 16×16 tiles (v1):
+/// on an H100 (2026-11-26, `bench_gemm --all`) 128×400×20 took 4.2 µs with v1, 4.8 µs k-sliced and
+/// 6.9 µs with 64-tiles.
 ///
 /// Every kernel sums k in a fixed order, so results are bitwise reproducible on one GPU model; the
 /// kernels differ in that order, so two GPUs with different SM counts may pick different kernels and
@@ -112,8 +114,10 @@ pub fn auto_kernel(m: usize, n: usize, k: usize, tensor_cores: bool, sms: usize)
     }
     if tiles(128) >= sms {
         GemmKernel::Simt128Warp
-    } else if tiles(64) >= sms / 2 || k < 64 {
+    } else if tiles(64) >= sms / 2 {
         GemmKernel::Simt64Warp
+    } else if k < 64 {
+        GemmKernel::Tiled16
     } else {
         GemmKernel::Simt32SlicedK
     }
