@@ -10,10 +10,12 @@
 #   bash gpu-bundle/run.sh          on the GPU machine: every test with LATENTKIT_REQUIRE_CUDA=1,
 #                                   the kernel tests under compute-sanitizer (memcheck, racecheck),
 #                                   the bench binary and the PyTorch/cuBLAS baselines in the same
-#                                   call, then a short table. Logs land in $OUT (or gpu-bundle/out).
+#                                   call, then a short table. Logs land in gpu-bundle/out, packed
+#                                   into $OUT/gpu-logs.tgz when $OUT is set.
 #
-# With the device tool: run(command="bash gpu-bundle/run.sh tests sanitize", carry=["gpu-bundle"],
-# timeout_s=540), then the same with "bench baselines train" (each call is limited to 10 minutes).
+# With the device tool: run(command="STEP_TIMEOUT=150 bash gpu-bundle/run.sh tests sanitize
+# synccheck bench baselines train", carry=["gpu-bundle"], timeout_s=540), then, if device time is
+# left, the same with "racemining" and STEP_TIMEOUT=540 (see run.sh for the timings seen).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
