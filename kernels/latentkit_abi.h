@@ -30,6 +30,30 @@ typedef struct lk_adam_params {
     int32_t decoupled_weight_decay;
 } lk_adam_params;
 
+/* At most this many tensors per adam_multi_step_f32 launch (they travel by value, in the kernel's
+ * parameters, so a captured CUDA graph keeps them without a device-side table). */
+#define LK_ADAM_MULTI_MAX 16
+/* Elements of one tensor per block of adam_multi_step_f32. */
+#define LK_ADAM_MULTI_CHUNK 2048
+
+/* One tensor of adam_multi_step_f32: device addresses of its parameters, gradients and two
+ * moments, its length, and the first block of the launch that works on it. */
+typedef struct lk_adam_tensor {
+    uint64_t p;
+    uint64_t grad;
+    uint64_t m;
+    uint64_t v;
+    int64_t n;
+    int64_t block0;
+} lk_adam_tensor;
+
+typedef struct lk_adam_multi_params {
+    lk_adam_params hp;
+    int32_t count;
+    int32_t _pad;
+    lk_adam_tensor t[LK_ADAM_MULTI_MAX];
+} lk_adam_multi_params;
+
 /* SGD with momentum (PyTorch semantics: the first step seeds the velocity with the gradient). */
 typedef struct lk_sgd_params {
     float lr;

@@ -13,8 +13,31 @@
 //       g = nesterov ? g + momentum·buf : buf
 //       p −= lr·g
 //
-// Shapes: p, grad, m, v, buf are flat [n]. Work split: grid-stride loops, one element per thread.
+//   adam_multi_step_f32: the same update over up to LK_ADAM_MULTI_MAX tensors in one launch (a
+//       training step's parameters: one graph node instead of one per tensor), bit for bit what
+//       adam_step_f32 writes (the same adam_update).
+//
+// Shapes: p, grad, m, v, buf are flat [n]. Work split: grid-stride loops, one element per thread;
+// adam_multi_step_f32 gives tensor j the blocks [t[j].block0, t[j + 1].block0), each block
+// LK_ADAM_MULTI_CHUNK consecutive elements of it.
 #include "common.cuh"
+
+// One element of PyTorch's Adam / AdamW (formula above).
+__device__ inline void adam_update(float* __restrict__ p, const float* __restrict__ grad,
+                                   float* __restrict__ m, float* __restrict__ v, int64_t i,
+                                   const lk_adam_params& hp, float step_size, float bc2_sqrt) {
+    float w = p[i];
+    float g = grad[i];
+    if (hp.weight_decay != 0.0f) {
+        if (hp.decoupled_weight_decay) w *= 1.0f - hp.lr * hp.weight_decay;
+        else g += hp.weight_decay * w;
+    }
+    const float mi = hp.beta1 * m[i] + (1.0f - hp.beta1) * g;
+    const float vi = hp.beta2 * v[i] + (1.0f - hp.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = w - step_size * mi / (sqrtf(vi) / bc2_sqrt + hp.eps);
+}
 
 LK_KERNEL void optim_tick_f32(float* __restrict__ state, float beta1, float beta2) {
     if (blockIdx.x == 0 && threadIdx.x == 0) {
@@ -31,19 +54,24 @@ LK_KERNEL void adam_step_f32(float* __restrict__ p, const float* __restrict__ gr
     const float bc1 = state[LK_OPTIM_STATE_BIAS_CORR1];
     const float bc2_sqrt = sqrtf(state[LK_OPTIM_STATE_BIAS_CORR2]);
     const float step_size = hp.lr / bc1;
-    LK_GRID_STRIDE(i, n) {
-        float w = p[i];
-        float g = grad[i];
-        if (hp.weight_decay != 0.0f) {
-            if (hp.decoupled_weight_decay) w *= 1.0f - hp.lr * hp.weight_decay;
-            else g += hp.weight_decay * w;
-        }
-        const float mi = hp.beta1 * m[i] + (1.0f - hp.beta1) * g;
-        const float vi = hp.beta2 * v[i] + (1.0f - hp.beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = w - step_size * mi / (sqrtf(vi) / bc2_sqrt + hp.eps);
-    }
+    LK_GRID_STRIDE(i, n) { adam_update(p, grad, m, v, i, hp, step_size, bc2_sqrt); }
+}
+
+LK_KERNEL void adam_multi_step_f32(const lk_adam_multi_params mp, const float* __restrict__ state) {
+    const float bc1 = state[LK_OPTIM_STATE_BIAS_CORR1];
+    const float bc2_sqrt = sqrtf(state[LK_OPTIM_STATE_BIAS_CORR2]);
+    const float step_size = mp.hp.lr / bc1;
+    const int64_t block = blockIdx.x;
+    int j = 0;  // the tensor of this block: the last one whose first block is <= this block
+    while (j + 1 < mp.count && mp.t[j + 1].block0 <= block) ++j;
+    const lk_adam_tensor& t = mp.t[j];
+    float* p = reinterpret_cast<float*>(t.p);
+    const float* g = reinterpret_cast<const float*>(t.grad);
+    float* m = reinterpret_cast<float*>(t.m);
+    float* v = reinterpret_cast<float*>(t.v);
+    const int64_t begin = (block - t.block0) * LK_ADAM_MULTI_CHUNK;
+    const int64_t end = begin + LK_ADAM_MULTI_CHUNK < t.n ? begin + LK_ADAM_MULTI_CHUNK : t.n;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) adam_update(p, g, m, v, i, mp.hp, step_size, bc2_sqrt);
 }
 
 LK_KERNEL void sgd_momentum_step_f32(float* __restrict__ p, const float* __restrict__ grad,

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use latentkit::ops::optim::{adam_step, optim_tick, sgd_step, OPTIM_STATE_LEN};
+use latentkit::ops::optim::{adam_step, adam_step_multi, optim_tick, sgd_step, AdamTensors, OPTIM_STATE_LEN};
 use latentkit::ops::{AdamConfig, SgdConfig};
 use latentkit::Tensor;
 
@@ -76,6 +76,66 @@ parity_test!(adam_and_adamw_match_pytorch_rules, |b| {
             outs.push(Out::new(format!("adam cfg{ci} n={n}"), got));
         }
     }
+    outs
+});
+
+parity_test!(adam_multi_writes_the_bits_of_adam_step, |b| {
+    // 19 tensors (two launches of at most 16 on CUDA), sizes around its 2048-element blocks and
+    // odd ones; three steps of Adam with L2 decay and of AdamW. Multi must equal per-tensor
+    // adam_step bit for bit (the same update function), so the tolerance is 0.
+    let mut r = rng(33);
+    let sizes = [1usize, 7, 2047, 2048, 2049, 33, 4096, 5000, 1, 300, 6145, 2, 64, 999, 10_000, 3, 2048, 17, 400];
+    let mut outs = Vec::new();
+    for (ci, cfg) in
+        [AdamConfig { lr: 3e-3, weight_decay: 0.1, ..AdamConfig::default() }, AdamConfig::adamw(1e-2, 0.05)]
+            .iter()
+            .enumerate()
+    {
+        let p0: Vec<Vec<f32>> = sizes.iter().map(|&n| rand_vec(&mut r, n, -1.0, 1.0)).collect();
+        let make = |b: &_| -> Vec<[Tensor<_>; 3]> {
+            p0.iter()
+                .map(|p| {
+                    [
+                        tensor(b, &[p.len()], p),
+                        Tensor::zeros(b, &[p.len()]).unwrap(),
+                        Tensor::zeros(b, &[p.len()]).unwrap(),
+                    ]
+                })
+                .collect()
+        };
+        let (mut single, mut multi) = (make(b), make(b));
+        let (mut st_single, mut st_multi) =
+            (Tensor::zeros(b, &[OPTIM_STATE_LEN]).unwrap(), Tensor::zeros(b, &[OPTIM_STATE_LEN]).unwrap());
+        for _ in 0..3 {
+            let grads: Vec<Tensor<_>> =
+                sizes.iter().map(|&n| tensor(b, &[n], &rand_vec(&mut r, n, -1.0, 1.0))).collect();
+            optim_tick(b, &mut st_single, cfg.beta1, cfg.beta2).unwrap();
+            optim_tick(b, &mut st_multi, cfg.beta1, cfg.beta2).unwrap();
+            for ([p, m, v], g) in single.iter_mut().zip(&grads) {
+                adam_step(b, p, g, m, v, &st_single, cfg).unwrap();
+            }
+            let mut tensors: Vec<AdamTensors<'_, _>> =
+                multi.iter_mut().zip(&grads).map(|([p, m, v], g)| (p, g, m, v)).collect();
+            adam_step_multi(b, &mut tensors, &st_multi, cfg).unwrap();
+        }
+        for (i, (s, m)) in single.iter().zip(&multi).enumerate() {
+            for (k, name) in ["params", "m", "v"].iter().enumerate() {
+                let (want, got) = (host(b, &s[k]), host(b, &m[k]));
+                assert_close(&format!("adam multi cfg{ci} tensor {i} {name}"), &got, &want, 0.0, 0.0);
+                if k == 0 {
+                    outs.push(Out::new(format!("adam multi cfg{ci} tensor {i}"), got));
+                }
+            }
+        }
+    }
+    // A shape mismatch in any tensor is an error before anything runs.
+    let (mut p, mut m, mut v) =
+        (tensor(b, &[3], &[1.0; 3]), Tensor::zeros(b, &[3]).unwrap(), Tensor::zeros(b, &[2]).unwrap());
+    let g = tensor(b, &[3], &[0.5; 3]);
+    let state = Tensor::zeros(b, &[OPTIM_STATE_LEN]).unwrap();
+    let err = adam_step_multi(b, &mut [(&mut p, &g, &mut m, &mut v)], &state, &AdamConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("adam_step_multi"), "{err}");
+    assert_eq!(host(b, &p), vec![1.0; 3], "nothing ran");
     outs
 });
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig};
 use cudarc::nvrtc::Ptx;
 
-use super::{Backend, ReplayGraph, Scalar};
+use super::{AdamSlot, Backend, ReplayGraph, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Error, Result};
 use crate::ops::gemm::GemmEpilogue;
@@ -31,6 +31,9 @@ pub(crate) mod abi {
     // padding-dependent invariants), generated from the header the kernels are compiled with, so
     // passing them by value as kernel parameters reproduces the C layout exactly.
     unsafe impl cudarc::driver::DeviceRepr for lk_adam_params {}
+    // SAFETY: #[repr(C)] integers and floats; the device addresses in it are plain u64 values the
+    // launcher takes from live buffers (see ops::optim::cuda::adam_multi).
+    unsafe impl cudarc::driver::DeviceRepr for lk_adam_multi_params {}
     // SAFETY: as above.
     unsafe impl cudarc::driver::DeviceRepr for lk_sgd_params {}
     // SAFETY: as above.
@@ -432,6 +435,14 @@ impl Backend for CudaBackend {
         n: usize,
     ) -> Result<()> {
         optim::adam(self, params, grads, m, v, state, cfg, n)
+    }
+    unsafe fn adam_multi_step_f32(
+        &self,
+        slots: &mut [AdamSlot<'_, Self>],
+        state: &CudaSlice<f32>,
+        cfg: &AdamConfig,
+    ) -> Result<()> {
+        optim::adam_multi(self, slots, state, cfg)
     }
     unsafe fn sgd_step_f32(
         &self,

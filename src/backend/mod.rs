@@ -71,6 +71,16 @@ pub trait ReplayGraph {
     fn replay(&self) -> Result<()>;
 }
 
+/// One tensor of [`Backend::adam_multi_step_f32`]: parameters, gradients and the two moments,
+/// each of `n` elements.
+pub struct AdamSlot<'a, B: Backend> {
+    pub params: &'a mut B::Buf<f32>,
+    pub grads: &'a B::Buf<f32>,
+    pub m: &'a mut B::Buf<f32>,
+    pub v: &'a mut B::Buf<f32>,
+    pub n: usize,
+}
+
 /// Every kernel entry point, implemented by the CPU reference and by CUDA.
 ///
 /// Memory methods are safe (they check lengths).
@@ -202,6 +212,21 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         cfg: &AdamConfig,
         n: usize,
     ) -> Result<()>;
+    /// One Adam/AdamW step over several tensors: a single launch where the backend can (CUDA:
+    /// up to 16 tensors per launch), bit for bit what [`Backend::adam_step_f32`] writes per tensor,
+    /// which is what this default does.
+    unsafe fn adam_multi_step_f32(
+        &self,
+        slots: &mut [AdamSlot<'_, Self>],
+        state: &Self::Buf<f32>,
+        cfg: &AdamConfig,
+    ) -> Result<()> {
+        for s in slots.iter_mut() {
+            // SAFETY: the caller guarantees each slot's buffers hold s.n elements and state 3.
+            unsafe { self.adam_step_f32(s.params, s.grads, s.m, s.v, state, cfg, s.n)? };
+        }
+        Ok(())
+    }
     /// One SGD-with-momentum step over n parameters.
     #[allow(clippy::too_many_arguments)]
     unsafe fn sgd_step_f32(

@@ -5,7 +5,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::NamedTensor;
 use crate::nn::Param;
-use crate::ops::optim::{adam_step, optim_tick, sgd_step, OPTIM_STATE_LEN};
+use crate::ops::optim::{adam_step_multi, optim_tick, sgd_step, AdamTensors, OPTIM_STATE_LEN};
 use crate::ops::{AdamConfig, SgdConfig};
 use crate::tensor::Tensor;
 
@@ -43,10 +43,16 @@ impl<B: Backend> Adam<B> {
     pub fn step(&mut self, b: &B, params: &mut [&mut Param<B>]) -> Result<()> {
         check_params("Adam::step", params, &self.m)?;
         optim_tick(b, &mut self.state, self.cfg.beta1, self.cfg.beta2)?;
-        for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
-            adam_step(b, &mut p.value, &p.grad, m, v, &self.state, &self.cfg)?;
-        }
-        Ok(())
+        let mut tensors: Vec<AdamTensors<'_, B>> = params
+            .iter_mut()
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+            .map(|((p, m), v)| {
+                let Param { value, grad, .. } = &mut **p;
+                (value, &*grad, m, v)
+            })
+            .collect();
+        adam_step_multi(b, &mut tensors, &self.state, &self.cfg)
     }
 
     /// The device-resident step state `[t, 1 − β1^t, 1 − β2^t]`.

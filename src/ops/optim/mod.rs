@@ -7,7 +7,7 @@ pub mod cpu;
 pub(crate) mod cuda;
 
 use super::{expect_shape, on_device, same_shape};
-use crate::backend::Backend;
+use crate::backend::{AdamSlot, Backend};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -120,16 +120,57 @@ pub fn adam_step<B: Backend>(
 ) -> Result<()> {
     const OP: &str = "adam_step";
     cfg.validate()?;
-    for t in [&*params, grads, &*m, &*v, state] {
-        on_device(OP, b, t)?;
-    }
-    same_shape(OP, params, grads)?;
-    same_shape(OP, params, m)?;
-    same_shape(OP, params, v)?;
-    expect_shape(OP, "state", state, &[OPTIM_STATE_LEN])?;
+    check_adam_tensors(OP, b, params, grads, m, v, state)?;
     let n = params.numel();
     // SAFETY: all four tensors hold n elements, state OPTIM_STATE_LEN.
     unsafe { b.adam_step_f32(params.buf_mut(), grads.buf(), m.buf_mut(), v.buf_mut(), state.buf(), cfg, n) }
+}
+
+/// One parameter tensor of [`adam_step_multi`]: `(params, grads, m, v)`, all the same shape.
+pub type AdamTensors<'a, B> = (&'a mut Tensor<B>, &'a Tensor<B>, &'a mut Tensor<B>, &'a mut Tensor<B>);
+
+/// [`adam_step`] over several parameter tensors at once, with the same bits on each. On CUDA it
+/// is one launch per 16 tensors, so a training step's optimizer is one kernel (one CUDA-graph
+/// node) instead of one per tensor.
+pub fn adam_step_multi<B: Backend>(
+    b: &B,
+    tensors: &mut [AdamTensors<'_, B>],
+    state: &Tensor<B>,
+    cfg: &AdamConfig,
+) -> Result<()> {
+    const OP: &str = "adam_step_multi";
+    cfg.validate()?;
+    for (params, grads, m, v) in tensors.iter() {
+        check_adam_tensors(OP, b, params, grads, m, v, state)?;
+    }
+    let mut slots: Vec<AdamSlot<'_, B>> = tensors
+        .iter_mut()
+        .map(|(params, grads, m, v)| {
+            let n = params.numel();
+            AdamSlot { params: params.buf_mut(), grads: grads.buf(), m: m.buf_mut(), v: v.buf_mut(), n }
+        })
+        .collect();
+    // SAFETY: each slot's four tensors hold its n elements (checked above), state OPTIM_STATE_LEN.
+    unsafe { b.adam_multi_step_f32(&mut slots, state.buf(), cfg) }
+}
+
+/// The device and shape checks of one Adam tensor set.
+fn check_adam_tensors<B: Backend>(
+    op: &'static str,
+    b: &B,
+    params: &Tensor<B>,
+    grads: &Tensor<B>,
+    m: &Tensor<B>,
+    v: &Tensor<B>,
+    state: &Tensor<B>,
+) -> Result<()> {
+    for t in [params, grads, m, v, state] {
+        on_device(op, b, t)?;
+    }
+    same_shape(op, params, grads)?;
+    same_shape(op, params, m)?;
+    same_shape(op, params, v)?;
+    expect_shape(op, "state", state, &[OPTIM_STATE_LEN])
 }
 
 /// One SGD(-momentum) update of `params` from `grads` with velocity buffer `velocity`.
