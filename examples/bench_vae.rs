@@ -14,7 +14,7 @@ use std::time::Instant;
 use latentkit::bench::median_secs;
 use latentkit::data::Mnist;
 use latentkit::nn::{KlSchedule, Vae, VaeConfig};
-use latentkit::ops::latent::{reparam_kl_bwd, reparam_kl_fwd, LatentConfig};
+use latentkit::ops::latent::{reparam_kl_bwd_with, reparam_kl_fwd_with, LatentConfig, LatentKernel};
 use latentkit::ops::{rng, AdamConfig};
 use latentkit::rng::{seeded, uniform_vec};
 use latentkit::train::{Adam, StepMode, VaeTrainConfig, VaeTrainer};
@@ -57,20 +57,24 @@ fn latent_bench<B: Backend>(b: &B, samples: usize, n: usize) -> Result<()> {
     );
     let offset = rng::offset_tensor(b, 0)?;
     let cfg = LatentConfig { seed: 7, sample: true };
-    let t = median_secs(b, samples, || {
-        reparam_kl_fwd(b, &cfg, &offset, &mu, &lv, &mut z, &mut kl_row, None)?;
-        reparam_kl_bwd(b, &cfg, &offset, &mu, &lv, &dz, &w, &mut dmu, &mut dlv)
-    })?;
     // Minimal traffic: forward reads μ, log σ² and writes z (12 B), backward reads μ, log σ², dz
     // and writes dμ, dlog σ² (20 B); ε is regenerated, never stored; kl_row is 1/cols of that.
     let bytes = 32.0 * n as f64 + 4.0 * rows as f64;
-    let bw = bytes / t;
-    println!(
-        "reparam+KL fwd+bwd, {n} latent elements: {:.1} µs, {:.1} GB/s = {:.0}% of the copy bandwidth",
-        t * 1e6,
-        bw * 1e-9,
-        100.0 * bw / copy_bw
-    );
+    // Both kernel versions (LatentKernel::Auto picks v2 for this width); the CPU runs its one
+    // implementation for each.
+    for (label, kernel) in [("v1 row per block", LatentKernel::RowPerBlock), ("v2 quad", LatentKernel::Quad)] {
+        let t = median_secs(b, samples, || {
+            reparam_kl_fwd_with(b, &cfg, kernel, &offset, &mu, &lv, &mut z, &mut kl_row, None)?;
+            reparam_kl_bwd_with(b, &cfg, kernel, &offset, &mu, &lv, &dz, &w, &mut dmu, &mut dlv)
+        })?;
+        let bw = bytes / t;
+        println!(
+            "reparam+KL fwd+bwd {label}, {n} latent elements: {:.1} µs, {:.1} GB/s = {:.0}% of the copy bandwidth",
+            t * 1e6,
+            bw * 1e-9,
+            100.0 * bw / copy_bw
+        );
+    }
     Ok(())
 }
 

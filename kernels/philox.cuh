@@ -2,7 +2,8 @@
 //
 // Philox4x32-10 (Salmon et al., SC'11): key (k0, k1) = seed, counter (c0..c3) = (block low, block
 // high, offset low, offset high) where block = element index / 4. One call yields four uint32;
-// element i takes lane i % 4. Box–Muller pairs lanes (0,1) and (2,3):
+// element i takes lane i % 4 (philox_normal4 returns all four normals of a block, philox_normal one
+// element's). Box–Muller pairs lanes (0,1) and (2,3):
 //   u = ((x >> 8) + 1)·2⁻²⁴ ∈ (0, 1],  r = √(−2 ln u_a),  θ = 2π·v,  v = (x_b >> 8)·2⁻²⁴ ∈ [0, 1)
 //   lane 0/2: r·cos θ,  lane 1/3: r·sin θ.
 // ln, sin and cos are evaluated with our own polynomials using only correctly rounded operations
@@ -91,19 +92,44 @@ __device__ inline void sincos_2pi_exact(float v, float* s_out, float* c_out) {
     }
 }
 
-// The standard normal for element `index` of the stream (seed, offset).
-__device__ inline float philox_normal(uint64_t seed, uint64_t offset, uint64_t index) {
-    const uint64_t block = index >> 2;
-    const philox_out r = philox4x32_10((uint32_t)block, (uint32_t)(block >> 32), (uint32_t)offset,
-                                       (uint32_t)(offset >> 32), (uint32_t)seed, (uint32_t)(seed >> 32));
-    const int lane = (int)(index & 3);
-    const int pair = lane & 2;  // lanes (0,1) use v[0], v[1]; lanes (2,3) use v[2], v[3]
-    const float u = __fmul_rn((float)((r.v[pair] >> 8) + 1u), 5.96046448e-08f);  // 2^-24
-    const float v = __fmul_rn((float)(r.v[pair + 1] >> 8), 5.96046448e-08f);
+// Box–Muller on one pair of Philox outputs (x_a, x_b): *c_out = r·cos θ (lane 0/2), *s_out = r·sin θ
+// (lane 1/3). The one place the formula is written; philox_normal4 and philox_normal both call it.
+__device__ __forceinline__ void box_muller_pair(uint32_t x_a, uint32_t x_b, float* c_out, float* s_out) {
+    const float u = __fmul_rn((float)((x_a >> 8) + 1u), 5.96046448e-08f);  // 2^-24
+    const float v = __fmul_rn((float)(x_b >> 8), 5.96046448e-08f);
     const float radius = __fsqrt_rn(__fmul_rn(-2.0f, ln_exact(u)));
     float s, c;
     sincos_2pi_exact(v, &s, &c);
-    return __fmul_rn(radius, (lane & 1) ? s : c);
+    *c_out = __fmul_rn(radius, c);
+    *s_out = __fmul_rn(radius, s);
+}
+
+__device__ __forceinline__ philox_out philox_block(uint64_t seed, uint64_t offset, uint64_t block) {
+    return philox4x32_10((uint32_t)block, (uint32_t)(block >> 32), (uint32_t)offset, (uint32_t)(offset >> 32),
+                         (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+
+// The four standard normals of Philox block `block` of the stream (seed, offset): out[k] is the
+// normal of element 4·block + k. One Philox call and two Box–Muller pairs (CPU twin:
+// philox_normal4 in src/ops/rng/cpu.rs).
+__device__ __forceinline__ void philox_normal4(uint64_t seed, uint64_t offset, uint64_t block, float out[4]) {
+    const philox_out r = philox_block(seed, offset, block);
+    box_muller_pair(r.v[0], r.v[1], &out[0], &out[1]);
+    box_muller_pair(r.v[2], r.v[3], &out[2], &out[3]);
+}
+
+// The standard normal for element `index` of the stream (seed, offset): lane index % 4 of
+// philox_normal4(index / 4), computing only the Box–Muller pair that lane belongs to (the same
+// operations, so the same bits). Per-element kernels pay a whole Philox block per element; kernels
+// that own whole quads call philox_normal4 once per 4 elements.
+__device__ inline float philox_normal(uint64_t seed, uint64_t offset, uint64_t index) {
+    const philox_out r = philox_block(seed, offset, index >> 2);
+    const int lane = (int)(index & 3);
+    // Selects, not r.v[lane & 2]: a run-time index would put r in local memory.
+    const bool hi = (lane & 2) != 0;  // lanes (0,1) use v[0], v[1]; lanes (2,3) use v[2], v[3]
+    float c, s;
+    box_muller_pair(hi ? r.v[2] : r.v[0], hi ? r.v[3] : r.v[1], &c, &s);
+    return (lane & 1) ? s : c;
 }
 
 __device__ inline uint64_t load_offset(const uint32_t* offset) {

@@ -5,6 +5,7 @@ use super::{Backend, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Result};
 use crate::ops::gemm::GemmEpilogue;
+use crate::ops::latent::LatentKernel;
 use crate::ops::{batch::cpu as batch, latent::cpu as latent, rng::cpu as rng};
 use crate::ops::{elementwise::cpu as ew, gemm::cpu as gemm, loss::cpu as loss, optim::cpu as optim};
 use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
@@ -204,6 +205,7 @@ impl Backend for CpuBackend {
     unsafe fn reparam_kl_fwd_f32(
         &self,
         cfg: &LatentConfig,
+        _kernel: LatentKernel, // one CPU implementation: the kernel versions agree with it
         offset: &Vec<u32>,
         mu: &Vec<f32>,
         logvar: &Vec<f32>,
@@ -231,6 +233,7 @@ impl Backend for CpuBackend {
     unsafe fn reparam_kl_bwd_f32(
         &self,
         cfg: &LatentConfig,
+        _kernel: LatentKernel, // one CPU implementation: the kernel versions agree with it
         offset: &Vec<u32>,
         mu: &Vec<f32>,
         logvar: &Vec<f32>,

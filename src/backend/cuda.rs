@@ -18,6 +18,7 @@ use super::{AdamSlot, Backend, ReplayGraph, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Error, Result};
 use crate::ops::gemm::GemmEpilogue;
+use crate::ops::latent::LatentKernel;
 use crate::ops::{batch::cuda as batch, latent::cuda as latent, rng::cuda as rng};
 use crate::ops::{elementwise::cuda as ew, gemm::cuda as gemm, loss::cuda as loss, optim::cuda as optim};
 use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
@@ -470,6 +471,7 @@ impl Backend for CudaBackend {
     unsafe fn reparam_kl_fwd_f32(
         &self,
         cfg: &LatentConfig,
+        kernel: LatentKernel,
         offset: &CudaSlice<u32>,
         mu: &CudaSlice<f32>,
         logvar: &CudaSlice<f32>,
@@ -479,11 +481,12 @@ impl Backend for CudaBackend {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        latent::fwd(self, cfg, offset, mu, logvar, z, kl_row, kl_elem, rows, cols)
+        latent::fwd(self, cfg, kernel, offset, mu, logvar, z, kl_row, kl_elem, rows, cols)
     }
     unsafe fn reparam_kl_bwd_f32(
         &self,
         cfg: &LatentConfig,
+        kernel: LatentKernel,
         offset: &CudaSlice<u32>,
         mu: &CudaSlice<f32>,
         logvar: &CudaSlice<f32>,
@@ -494,7 +497,7 @@ impl Backend for CudaBackend {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        latent::bwd(self, cfg, offset, mu, logvar, dz, kl_weight, dmu, dlogvar, rows, cols)
+        latent::bwd(self, cfg, kernel, offset, mu, logvar, dz, kl_weight, dmu, dlogvar, rows, cols)
     }
     unsafe fn vae_objective_f32(
         &self,

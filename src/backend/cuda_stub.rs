@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use super::{Backend, Scalar};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::ops::latent::LatentKernel;
 use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
 
 #[derive(Clone, Copy, Debug)]
@@ -199,6 +200,7 @@ impl Backend for CudaBackend {
     unsafe fn reparam_kl_fwd_f32(
         &self,
         _cfg: &LatentConfig,
+        _kernel: LatentKernel,
         _offset: &NoBuffer<u32>,
         _mu: &NoBuffer<f32>,
         _logvar: &NoBuffer<f32>,
@@ -213,6 +215,7 @@ impl Backend for CudaBackend {
     unsafe fn reparam_kl_bwd_f32(
         &self,
         _cfg: &LatentConfig,
+        _kernel: LatentKernel,
         _offset: &NoBuffer<u32>,
         _mu: &NoBuffer<f32>,
         _logvar: &NoBuffer<f32>,

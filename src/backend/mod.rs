@@ -24,6 +24,7 @@ use std::fmt;
 use crate::device::Device;
 use crate::error::Result;
 use crate::ops::gemm::{GemmEpilogue, HalfFloat};
+use crate::ops::latent::LatentKernel;
 use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
 
 /// Element types a buffer can hold. f32 is what every kernel takes today; f16/bf16 storage (via
@@ -252,11 +253,13 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     unsafe fn rng_advance_u32(&self, offset: &mut Self::Buf<u32>) -> Result<()>;
 
     // ---- reparameterization + KL (src/ops/latent) ----
-    /// z, kl_row[rows] and optionally kl_elem from μ, log σ² ([rows, cols]).
+    /// z, kl_row[rows] and optionally kl_elem from μ, log σ² ([rows, cols]). `kernel` picks the CUDA
+    /// version (the CPU ignores it); `ops::latent` passes it resolved (never `Auto`).
     #[allow(clippy::too_many_arguments)]
     unsafe fn reparam_kl_fwd_f32(
         &self,
         cfg: &LatentConfig,
+        kernel: LatentKernel,
         offset: &Self::Buf<u32>,
         mu: &Self::Buf<f32>,
         logvar: &Self::Buf<f32>,
@@ -266,11 +269,13 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         rows: usize,
         cols: usize,
     ) -> Result<()>;
-    /// dμ, dlog σ² from dz and per-dimension KL weights (kl_weight: [cols]).
+    /// dμ, dlog σ² from dz and per-dimension KL weights (kl_weight: [cols]); `kernel` as in
+    /// `reparam_kl_fwd_f32`.
     #[allow(clippy::too_many_arguments)]
     unsafe fn reparam_kl_bwd_f32(
         &self,
         cfg: &LatentConfig,
+        kernel: LatentKernel,
         offset: &Self::Buf<u32>,
         mu: &Self::Buf<f32>,
         logvar: &Self::Buf<f32>,

@@ -12,6 +12,10 @@
 //!
 //! The clamp keeps `exp` finite for every finite input (σ² ∈ [9.4e−14, 4.9e8]); its gradient is
 //! passed straight through, so a saturated log σ² is still pulled back by the KL term.
+//!
+//! Kernels (`kernels/latent.cu`): [`LatentKernel`] lists the numbered versions, which give the same
+//! bits for z, the KL terms, dμ and dlog σ² (only `kl_row`'s summation order differs);
+//! [`LatentKernel::Auto`] picks one by the latent width ([`LatentKernel::resolve_fwd`]).
 
 pub mod cpu;
 #[cfg(feature = "cuda")]
@@ -74,6 +78,74 @@ pub struct LatentConfig {
     pub sample: bool,
 }
 
+/// Which CUDA kernel version runs the reparameterization + KL (the CPU path ignores it). The numbered
+/// versions stay while tuning, as in llm.c.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum LatentKernel {
+    /// Forward: [`LatentKernel::Quad`] for rows of at most [`QUAD_MAX_COLS`] columns, else
+    /// [`LatentKernel::RowPerBlock`]. Backward: [`LatentKernel::Quad`].
+    #[default]
+    Auto,
+    /// v1: forward one block per row (one Philox block per element, a block reduction per row);
+    /// backward one element per thread.
+    RowPerBlock,
+    /// v2: each thread owns quads of 4 consecutive elements (one Philox block gives their 4
+    /// normals), float4 loads and stores; the forward works on groups of rows that start on a quad
+    /// and adds each row's KL terms from shared memory. Forward rows up to [`QUAD_MAX_COLS`].
+    Quad,
+}
+
+/// Widest row the quad forward kernel takes (its row group's KL terms live in shared memory).
+pub const QUAD_MAX_COLS: usize = 256;
+
+impl LatentKernel {
+    /// The forward kernel for rows of `cols` columns: resolves `Auto`; errors for `Quad` on rows
+    /// wider than [`QUAD_MAX_COLS`].
+    pub fn resolve_fwd(self, cols: usize) -> Result<LatentKernel> {
+        match self {
+            LatentKernel::Auto if cols <= QUAD_MAX_COLS => Ok(LatentKernel::Quad),
+            LatentKernel::Auto => Ok(LatentKernel::RowPerBlock),
+            LatentKernel::Quad if cols > QUAD_MAX_COLS => Err(Error::invalid(
+                "reparam_kl_fwd",
+                format!("LatentKernel::Quad takes rows of at most {QUAD_MAX_COLS} columns, got {cols}"),
+            )),
+            k => Ok(k),
+        }
+    }
+
+    /// The backward kernel: resolves `Auto` (every version takes any shape).
+    pub fn resolve_bwd(self) -> LatentKernel {
+        match self {
+            LatentKernel::Auto => LatentKernel::Quad,
+            k => k,
+        }
+    }
+}
+
+/// The row groups of the quad forward kernel for rows of `cols` columns: `rows` per group, a
+/// multiple of 4 (so every group starts on a Philox block: `r0·cols` is a multiple of 4), about
+/// 1024 elements (4 per thread of a 256-thread block); `stride` is the row stride of the KL terms
+/// in shared memory, `cols` rounded up to odd so the per-row sums read distinct banks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuadGroups {
+    pub rows: usize,
+    pub stride: usize,
+}
+
+impl QuadGroups {
+    /// Elements of a group: 4 per thread of the kernel's 256-thread block.
+    pub const ELEMS: usize = 1024;
+
+    pub fn new(cols: usize) -> Self {
+        Self { rows: 4 * (Self::ELEMS / 4 / cols.max(1)).max(1), stride: cols | 1 }
+    }
+
+    /// Bytes of shared memory for one group's KL terms.
+    pub fn smem_bytes(&self) -> usize {
+        self.rows * self.stride * std::mem::size_of::<f32>()
+    }
+}
+
 fn check<B: Backend>(
     op: &'static str,
     b: &B,
@@ -89,11 +161,28 @@ fn check<B: Backend>(
     mu.dims2(op)
 }
 
-/// Forward: writes z ([rows, cols]), kl_row ([rows]) and, when given, kl_elem ([rows, cols]).
+/// Forward: writes z ([rows, cols]), kl_row ([rows]) and, when given, kl_elem ([rows, cols]), with
+/// the kernel that [`LatentKernel::Auto`] picks.
 #[allow(clippy::too_many_arguments)]
 pub fn reparam_kl_fwd<B: Backend>(
     b: &B,
     cfg: &LatentConfig,
+    offset: &Tensor<B, u32>,
+    mu: &Tensor<B>,
+    logvar: &Tensor<B>,
+    z: &mut Tensor<B>,
+    kl_row: &mut Tensor<B>,
+    kl_elem: Option<&mut Tensor<B>>,
+) -> Result<()> {
+    reparam_kl_fwd_with(b, cfg, LatentKernel::Auto, offset, mu, logvar, z, kl_row, kl_elem)
+}
+
+/// [`reparam_kl_fwd`] with a named kernel version (benchmarks, tests).
+#[allow(clippy::too_many_arguments)]
+pub fn reparam_kl_fwd_with<B: Backend>(
+    b: &B,
+    cfg: &LatentConfig,
+    kernel: LatentKernel,
     offset: &Tensor<B, u32>,
     mu: &Tensor<B>,
     logvar: &Tensor<B>,
@@ -111,10 +200,12 @@ pub fn reparam_kl_fwd<B: Backend>(
         on_device(OP, b, k)?;
         same_shape(OP, mu, k)?;
     }
+    let kernel = kernel.resolve_fwd(cols)?;
     // SAFETY: every tensor's shape was checked against (rows, cols) above.
     unsafe {
         b.reparam_kl_fwd_f32(
             cfg,
+            kernel,
             offset.buf(),
             mu.buf(),
             logvar.buf(),
@@ -128,11 +219,28 @@ pub fn reparam_kl_fwd<B: Backend>(
 }
 
 /// Backward: writes dmu and dlogvar ([rows, cols]) from dz and the per-dimension KL weights
-/// (`kl_weight`: [cols]).
+/// (`kl_weight`: [cols]), with the kernel that [`LatentKernel::Auto`] picks.
 #[allow(clippy::too_many_arguments)]
 pub fn reparam_kl_bwd<B: Backend>(
     b: &B,
     cfg: &LatentConfig,
+    offset: &Tensor<B, u32>,
+    mu: &Tensor<B>,
+    logvar: &Tensor<B>,
+    dz: &Tensor<B>,
+    kl_weight: &Tensor<B>,
+    dmu: &mut Tensor<B>,
+    dlogvar: &mut Tensor<B>,
+) -> Result<()> {
+    reparam_kl_bwd_with(b, cfg, LatentKernel::Auto, offset, mu, logvar, dz, kl_weight, dmu, dlogvar)
+}
+
+/// [`reparam_kl_bwd`] with a named kernel version (benchmarks, tests).
+#[allow(clippy::too_many_arguments)]
+pub fn reparam_kl_bwd_with<B: Backend>(
+    b: &B,
+    cfg: &LatentConfig,
+    kernel: LatentKernel,
     offset: &Tensor<B, u32>,
     mu: &Tensor<B>,
     logvar: &Tensor<B>,
@@ -154,6 +262,7 @@ pub fn reparam_kl_bwd<B: Backend>(
     unsafe {
         b.reparam_kl_bwd_f32(
             cfg,
+            kernel.resolve_bwd(),
             offset.buf(),
             mu.buf(),
             logvar.buf(),
@@ -224,5 +333,32 @@ pub fn vae_objective<B: Backend>(
             rows,
             cols,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quad_groups_start_on_a_philox_block_and_fit_one_block() {
+        for cols in 0..=QUAD_MAX_COLS {
+            let g = QuadGroups::new(cols);
+            assert!(g.rows % 4 == 0 && g.rows >= 4, "cols {cols}: {g:?}");
+            assert!(g.stride >= cols && g.stride % 2 == 1, "cols {cols}: {g:?}");
+            assert!(g.rows * cols <= QuadGroups::ELEMS || g.rows == 4, "cols {cols}: {g:?}");
+            assert!(g.smem_bytes() <= 6 * 1024, "cols {cols}: {g:?}");
+        }
+        assert_eq!(QuadGroups::new(16), QuadGroups { rows: 64, stride: 17 });
+        assert_eq!(QuadGroups::new(20), QuadGroups { rows: 48, stride: 21 });
+    }
+
+    #[test]
+    fn auto_picks_quad_up_to_its_width_and_quad_refuses_wider_rows() {
+        assert_eq!(LatentKernel::Auto.resolve_fwd(QUAD_MAX_COLS).unwrap(), LatentKernel::Quad);
+        assert_eq!(LatentKernel::Auto.resolve_fwd(QUAD_MAX_COLS + 1).unwrap(), LatentKernel::RowPerBlock);
+        assert!(LatentKernel::Quad.resolve_fwd(QUAD_MAX_COLS + 1).is_err());
+        assert_eq!(LatentKernel::RowPerBlock.resolve_fwd(10_000).unwrap(), LatentKernel::RowPerBlock);
+        assert_eq!(LatentKernel::Auto.resolve_bwd(), LatentKernel::Quad);
     }
 }
