@@ -12,8 +12,8 @@
 //!
 //!     cargo run --release --features cuda --example bench_gemm -- [--samples N] [--all] [--quick]
 //!
-//! `--quick` keeps 4096³ and B = 128. Without a GPU (or without the `cuda` feature) it says so and
-//! exits with status 1.
+//! `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. Without a GPU (or
+//! without the `cuda` feature) it says so and exits with status 1.
 
 #[cfg(feature = "cuda")]
 mod gpu {
@@ -23,7 +23,9 @@ mod gpu {
     use cudarc::cublas::CudaBlas;
     use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
     use latentkit::bench::median_secs;
-    use latentkit::ops::gemm::{auto_kernel, gemm, gemm_half, GemmKernel, GemmMath, GemmSpec, Transpose};
+    use latentkit::ops::gemm::{
+        auto_kernel, gemm, gemm_half, GemmKernel, GemmMath, GemmSpec, Transpose, SPLITK_WORKSPACE_FLOATS,
+    };
     use latentkit::rng::{seeded, uniform_vec};
     use latentkit::{CudaBackend, Error, Result, Tensor};
 
@@ -77,6 +79,13 @@ mod gpu {
                     ta: Transpose::Yes,
                     tb: Transpose::No,
                 });
+            }
+        }
+        if quick {
+            // The long-k products that split-k (v4) is for, so `--all --quick` compares it with v3.
+            for (fin, fout) in [(784, 400), (400, 20)] {
+                let label = format!("dW=dYᵀX B=8192 {fin}→{fout}");
+                v.push(Case { label, m: fout, n: fin, k: 8192, ta: Transpose::Yes, tb: Transpose::No });
             }
         }
         v
@@ -172,7 +181,12 @@ mod gpu {
                         GemmKernel::Simt128Warp,
                         GemmKernel::Simt64Warp,
                         GemmKernel::Simt32SlicedK,
-                    ],
+                        GemmKernel::Simt64SplitK,
+                    ]
+                    .into_iter()
+                    // The split-k workspace holds SPLITK_WORKSPACE_FLOATS partial sums.
+                    .filter(|&k| k != GemmKernel::Simt64SplitK || m * n <= SPLITK_WORKSPACE_FLOATS)
+                    .collect(),
                     (true, true) => vec![GemmKernel::TensorCore128, GemmKernel::TensorCore64],
                 };
                 let (dtype, compute) = match precision {

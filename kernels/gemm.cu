@@ -12,6 +12,8 @@
 // the A tile and one of the B tile into shared memory (zero-padded past the edges, so any m, n, k ≥ 1
 // works) and accumulates one output in f32 in a fixed k order. Grid: (ceil(n/16), ceil(m/16)).
 // The tuned SIMT and tensor-core kernels of the GEMM issue replace it on the training path.
+// v2 gemm_simt128_f32, v3 gemm_simt{128,64}_warp_f32 / gemm_simt32_slicedk_f32 and v4
+// gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32) are described where they are defined.
 #include "gemm.cuh"
 
 #define LK_GEMM_TILE 16
@@ -147,7 +149,7 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_f32(lk_gemm_params p, const f
 
 namespace {
 
-template <int BM, int BN, int WARPS_M, int WARPS_N, int KS, bool TA, bool TB>
+template <int BM, int BN, int WARPS_M, int WARPS_N, int KS, bool SPLIT, bool TA, bool TB>
 __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, const float* __restrict__ a,
                                                     const float* __restrict__ b, float* __restrict__ c,
                                                     const float* __restrict__ bias,
@@ -170,6 +172,10 @@ __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, con
     const int lm = lane / 4, ln = lane % 4;
     const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
     const bool vec_a = lk::rows_16b_aligned(a, p.lda, 4), vec_b = lk::rows_16b_aligned(b, p.ldb, 4);
+    // SPLIT (v4): this block sums k in [kb, ke) only, split z = blockIdx.z of p.k_split elements
+    // (a multiple of BK, so only the last split can end inside a chunk); loads past ke read zero.
+    const int64_t kb = SPLIT ? (int64_t)blockIdx.z * p.k_split : 0;
+    const int64_t ke = SPLIT ? (kb + p.k_split < p.k ? kb + p.k_split : p.k) : p.k;
     float* const sbase = smem + group * LK_S3_GROUP_SMEM(BM, BN);
 
     float acc[IM * 4][IN * 4];
@@ -185,14 +191,14 @@ __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, con
 #pragma unroll
         for (int i = 0; i < LA; ++i) {
             const int e = gt + i * GT;
-            if (TA) ra[i] = lk::load_f32x4(a, p.lda, p.k, p.m, k0 + e / (BM / 4), m0 + (e % (BM / 4)) * 4, vec_a);
-            else ra[i] = lk::load_f32x4(a, p.lda, p.m, p.k, m0 + e / (BK / 4), k0 + (e % (BK / 4)) * 4, vec_a);
+            if (TA) ra[i] = lk::load_f32x4(a, p.lda, ke, p.m, k0 + e / (BM / 4), m0 + (e % (BM / 4)) * 4, vec_a);
+            else ra[i] = lk::load_f32x4(a, p.lda, p.m, ke, m0 + e / (BK / 4), k0 + (e % (BK / 4)) * 4, vec_a);
         }
 #pragma unroll
         for (int i = 0; i < LB; ++i) {
             const int e = gt + i * GT;
-            if (TB) rb[i] = lk::load_f32x4(b, p.ldb, p.n, p.k, n0 + e / (BK / 4), k0 + (e % (BK / 4)) * 4, vec_b);
-            else rb[i] = lk::load_f32x4(b, p.ldb, p.k, p.n, k0 + e / (BN / 4), n0 + (e % (BN / 4)) * 4, vec_b);
+            if (TB) rb[i] = lk::load_f32x4(b, p.ldb, p.n, ke, n0 + e / (BK / 4), k0 + (e % (BK / 4)) * 4, vec_b);
+            else rb[i] = lk::load_f32x4(b, p.ldb, ke, p.n, k0 + e / (BN / 4), n0 + (e % (BN / 4)) * 4, vec_b);
         }
     };
     auto store_smem = [&](int buf) {
@@ -228,15 +234,15 @@ __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, con
 
     // Group g takes the k steps g, g + KS, g + 2·KS, ...; every group runs the same number of
     // iterations (steps past k load zeros) so the block-wide barriers stay uniform.
-    const int64_t steps = (p.k + BK - 1) / BK;
+    const int64_t steps = (ke - kb + BK - 1) / BK;
     const int64_t iters = (steps + KS - 1) / KS;
-    load_regs((int64_t)group * BK);
+    load_regs(kb + (int64_t)group * BK);
     store_smem(0);
     __syncthreads();
     for (int64_t it = 0; it < iters; ++it) {
         const int buf = (int)(it & 1);
         const bool more = it + 1 < iters;
-        if (more) load_regs(((it + 1) * KS + group) * BK);
+        if (more) load_regs(kb + ((it + 1) * KS + group) * BK);
         const float* as = sbase + buf * BK * (SA + SB);
         const float* bs = as + BK * SA;
 #pragma unroll
@@ -303,21 +309,26 @@ __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, con
         for (int idx = lane; idx < 32 * WN; idx += 32) {
             const int r = idx / WN, cc = idx % WN;
             const int64_t row = m0 + wm0 + im * 32 + r, col = n0 + wn0 + cc;
-            if (row < p.m && col < p.n) gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+            if (row < p.m && col < p.n) {
+                // SPLIT: the raw sum of this k range into slice z of the [splits, m, n] workspace
+                // (c); gemm_splitk_reduce_f32 adds the slices and applies the epilogue.
+                if (SPLIT) c[(int64_t)blockIdx.z * p.m * p.n + row * p.n + col] = park[r * SP + cc];
+                else gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+            }
         }
     }
 }
 
 // One kernel per tile configuration; the transposes are a runtime choice among four instances.
-template <int BM, int BN, int WARPS_M, int WARPS_N, int KS>
+template <int BM, int BN, int WARPS_M, int WARPS_N, int KS, bool SPLIT = false>
 __device__ __forceinline__ void gemm_simt_warp(const lk_gemm_params& p, const float* a, const float* b,
                                                float* c, const float* bias, const float* y, float* smem) {
     if (p.trans_a) {
-        if (p.trans_b) gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, true, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, true, false>(p, a, b, c, bias, y, smem);
+        if (p.trans_b) gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, SPLIT, true, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, SPLIT, true, false>(p, a, b, c, bias, y, smem);
     } else {
-        if (p.trans_b) gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, false, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, false, false>(p, a, b, c, bias, y, smem);
+        if (p.trans_b) gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, SPLIT, false, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, SPLIT, false, false>(p, a, b, c, bias, y, smem);
     }
 }
 
@@ -348,4 +359,31 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt32_slicedk_f32(lk_gemm_params p, 
                                                               const float* __restrict__ y) {
     __shared__ __align__(16) float smem[4 * LK_S3_GROUP_SMEM(32, 32)];
     gemm_simt_warp<32, 32, 1, 2, 4>(p, a, b, c, bias, y, smem);
+}
+
+// v4 gemm_simt64_splitk_f32 + gemm_splitk_reduce_f32: split-k across blocks for outputs too small
+// to fill the GPU with a long k (the dW = dYᵀX products of a large batch, e.g. 20×400×8192, which
+// the 64-tiles run as 7 blocks). Block (x, y, z) runs the 64×64 tile (y, x) of v3 over k in
+// [z·k_split, (z + 1)·k_split) and writes its raw sum to slice z of a [splits, m, n] workspace;
+// the reduce kernel then adds the slices in order z = 0, 1, ... (deterministic, no atomics) and
+// applies α, β·C, bias and activation like every other kernel (gemm_store).
+LK_KERNEL void __launch_bounds__(128) gemm_simt64_splitk_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                             const float* __restrict__ b, float* __restrict__ ws,
+                                                             const float* __restrict__ bias,
+                                                             const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[LK_S3_GROUP_SMEM(64, 64)];
+    gemm_simt_warp<64, 64, 2, 2, 1, true>(p, a, b, ws, bias, y, smem);
+}
+
+// C[i] = epilogue(α·Σ_{z<splits} ws[z·m·n + i] + β·C[i]) for i = row·n + col: one thread per
+// output (grid-stride), the slices read coalesced.
+LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict__ ws, int32_t splits,
+                                      float* __restrict__ c, const float* __restrict__ bias,
+                                      const float* __restrict__ y) {
+    const int64_t mn = p.m * p.n;
+    LK_GRID_STRIDE(i, mn) {
+        float acc = 0.0f;
+        for (int32_t z = 0; z < splits; ++z) acc += ws[z * mn + i];
+        gemm_store(p, i / p.n, i % p.n, acc, c, bias, y);
+    }
 }

@@ -93,7 +93,8 @@ typedef struct lk_gemm_params {
     lk_gemm_epilogue epilogue;
     lk_activation act;
     int32_t has_bias;
-    int32_t _pad;
+    /* Split-k kernels (v4): k elements per split, a multiple of 16; 0 for every other kernel. */
+    int32_t k_split;
 } lk_gemm_params;
 
 /* Optimizer step state kept in device memory, advanced by optim_tick_f32 once per step:

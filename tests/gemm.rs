@@ -258,11 +258,23 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
         GemmKernel::Simt128Warp,
         GemmKernel::Simt64Warp,
         GemmKernel::Simt32SlicedK,
+        GemmKernel::Simt64SplitK,
     ];
     for kernel in kernels {
         // Second size: several blocks each way and a k that leaves a partial step; third and fourth:
-        // skinny both ways; the last has odd leading dimensions (no 16-byte rows: scalar loads).
-        for &(m, n, k, pad) in &[(1, 1, 1, 0), (129, 130, 33, 0), (300, 7, 257, 0), (7, 300, 9, 0), (70, 65, 100, 3)] {
+        // skinny both ways; the fifth has odd leading dimensions (no 16-byte rows: scalar loads);
+        // the last two a long k (split-k: 13 ranges of 80, the last one 40 long, with and
+        // without 16-byte rows). Split-k on an H100's 132 SMs: 4 ranges of 80 for 300×7×257, one
+        // range for the short k's.
+        for &(m, n, k, pad) in &[
+            (1, 1, 1, 0),
+            (129, 130, 33, 0),
+            (300, 7, 257, 0),
+            (7, 300, 9, 0),
+            (70, 65, 100, 3),
+            (65, 70, 1000, 0),
+            (65, 70, 1000, 1),
+        ] {
             for ta in T {
                 for tb in T {
                     let mut spec = GemmSpec::contiguous(ta, tb, m, n, k, 1.0, 0.0);
@@ -566,6 +578,29 @@ fn auto_kernel_picks_by_shape() {
     assert_eq!(auto_kernel(128, 400, 20, false, sms), Tiled16, "fastest on an H100 (BENCHMARKS.md)");
     assert_eq!(auto_kernel(1024, 400, 20, false, sms), Simt64Warp);
     assert_eq!(auto_kernel(20, 400, 128, false, sms), Simt32SlicedK);
+    // Long k below one 128-tile block per SM: split-k (the dW products of a large batch).
+    assert_eq!(auto_kernel(20, 400, 8192, false, sms), Simt64SplitK);
+    assert_eq!(auto_kernel(400, 784, 1024, false, sms), Simt64SplitK);
+    assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128Warp, "fills the GPU: no split");
+    assert_eq!(auto_kernel(1024, 400, 784, false, sms), Simt64Warp, "k < 1024: no split");
     assert_eq!(auto_kernel(4096, 4096, 4096, true, sms), TensorCore128);
     assert_eq!(auto_kernel(128, 400, 784, true, sms), TensorCore64);
+}
+
+#[test]
+fn splitk_ranges_fill_the_gpu_within_the_workspace() {
+    use latentkit::ops::gemm::{splitk_splits, SPLITK_WORKSPACE_FLOATS};
+    let sms = 132;
+    // 7 tiles of 64 → about 4 blocks per SM: ⌈528 / 7⌉ = 76 ranges.
+    assert_eq!(splitk_splits(20, 400, 8192, sms), 76);
+    // 91 tiles → 6 ranges.
+    assert_eq!(splitk_splits(400, 784, 8192, sms), 6);
+    // At least 4 steps of 16 per range: k = 1000 has 63 steps → at most 15.
+    assert_eq!(splitk_splits(65, 70, 1000, sms), 15);
+    assert_eq!(splitk_splits(300, 7, 257, sms), 4);
+    assert_eq!(splitk_splits(129, 130, 33, sms), 1);
+    // The workspace bounds splits·m·n.
+    let (m, n) = (2000, 1000);
+    assert_eq!(splitk_splits(m, n, 1 << 20, sms), SPLITK_WORKSPACE_FLOATS / (m * n));
+    assert_eq!(splitk_splits(5000, 5000, 4096, sms), 1);
 }

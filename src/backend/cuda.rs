@@ -71,6 +71,9 @@ struct Inner {
     functions: HashMap<&'static str, CudaFunction>,
     /// Fills kernel pointer slots that a flag says are unused (never read or written).
     placeholder: CudaSlice<f32>,
+    /// The split-k GEMM's partial sums (`ops::gemm::SPLITK_WORKSPACE_FLOATS`); locked from the
+    /// first of its two launches to the second, so two host threads can't interleave them.
+    splitk_workspace: Mutex<CudaSlice<f32>>,
     /// Kernels launched through this backend (graph replays not included).
     launches: std::sync::atomic::AtomicU64,
     ordinal: usize,
@@ -159,12 +162,16 @@ impl CudaBackend {
             .map_err(driver_err("device query"))?
             .max(1) as usize;
         let placeholder = stream.alloc_zeros(1).map_err(driver_err("allocation"))?;
+        let splitk_workspace = Mutex::new(
+            stream.alloc_zeros(crate::ops::gemm::SPLITK_WORKSPACE_FLOATS).map_err(driver_err("allocation"))?,
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 ctx,
                 stream,
                 functions,
                 placeholder,
+                splitk_workspace,
                 launches: Default::default(),
                 ordinal,
                 sm_count,
@@ -194,6 +201,11 @@ impl CudaBackend {
     /// Number of streaming multiprocessors.
     pub fn sm_count(&self) -> usize {
         self.inner.sm_count
+    }
+
+    /// The split-k GEMM's workspace, locked for the caller's two launches.
+    pub(crate) fn splitk_workspace(&self) -> Result<std::sync::MutexGuard<'_, CudaSlice<f32>>> {
+        self.inner.splitk_workspace.lock().map_err(|_| Error::invalid("gemm", "split-k workspace lock poisoned"))
     }
 
     /// A 1-element buffer for pointer arguments a kernel is told not to use.

@@ -9,7 +9,9 @@
 
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig};
 
-use super::{auto_kernel, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, HalfFloat};
+use super::{
+    auto_kernel, splitk_splits, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, HalfFloat, SPLITK_WORKSPACE_FLOATS,
+};
 use crate::backend::cuda::{abi, launch, CudaBackend};
 use crate::backend::DType;
 use crate::error::{Error, Result};
@@ -68,6 +70,7 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt128Warp => simt("gemm_simt128_warp_f32", 128, 256),
         GemmKernel::Simt64Warp => simt("gemm_simt64_warp_f32", 64, 128),
         GemmKernel::Simt32SlicedK => simt("gemm_simt32_slicedk_f32", 32, 256),
+        GemmKernel::Simt64SplitK => simt("gemm_simt64_splitk_f32", 64, 128),
         GemmKernel::TensorCore128 => tc(["gemm_tc128_bf16", "gemm_tc128_f16", "gemm_tc128_tf32"], 128, 256),
         GemmKernel::TensorCore64 => tc(["gemm_tc64_bf16", "gemm_tc64_f16", "gemm_tc64_tf32"], 64, 128),
         GemmKernel::Auto => Err(Error::invalid("gemm", "internal: Auto must be resolved before launch")),
@@ -136,7 +139,7 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         epilogue: abi::LK_EPI_NONE,
         act: abi_activation(Activation::None),
         has_bias: 0,
-        _pad: 0,
+        k_split: 0,
     };
     // Unused pointer slots (flags say so) take the 1-element placeholder.
     let (mut bias, mut y) = (be.placeholder(), be.placeholder());
@@ -157,8 +160,46 @@ unsafe fn launch_gemm<T: DeviceRepr>(
             y = yy;
         }
     }
+    if kernel == GemmKernel::Simt64SplitK {
+        return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, a, b, c, bias, y);
+    }
     let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: block, shared_mem_bytes: smem };
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
+}
+
+/// v4: the split kernel writes each k range's raw sums into a slice of the backend's workspace
+/// (grid z = range), then `gemm_splitk_reduce_f32` adds the slices in order and applies α, β·C and
+/// the epilogue.
+#[allow(clippy::too_many_arguments)]
+unsafe fn launch_splitk<T: DeviceRepr>(
+    be: &CudaBackend,
+    spec: &GemmSpec,
+    mut p: abi::lk_gemm_params,
+    name: &'static str,
+    (gx, gy): (u32, u32),
+    block: (u32, u32, u32),
+    a: &CudaSlice<T>,
+    b: &CudaSlice<T>,
+    c: &mut CudaSlice<f32>,
+    bias: &CudaSlice<f32>,
+    y: &CudaSlice<f32>,
+) -> Result<()> {
+    let mn = spec.m * spec.n;
+    if mn > SPLITK_WORKSPACE_FLOATS {
+        return Err(Error::invalid(
+            "gemm",
+            format!("{}×{} output exceeds the split-k workspace ({SPLITK_WORKSPACE_FLOATS} floats)", spec.m, spec.n),
+        ));
+    }
+    let steps = spec.k.div_ceil(16);
+    let k_split = steps.div_ceil(splitk_splits(spec.m, spec.n, spec.k, be.sm_count())) * 16;
+    let splits = spec.k.div_ceil(k_split);
+    p.k_split = i32::try_from(k_split).map_err(|_| Error::invalid("gemm", format!("k = {} too long", spec.k)))?;
+    let mut ws = be.splitk_workspace()?;
+    let cfg = LaunchConfig { grid_dim: (gx, gy, splits as u32), block_dim: block, shared_mem_bytes: 0 };
+    launch!(be, name, cfg, [&p, a, b, &mut *ws, bias, y])?;
+    let cfg = crate::backend::cuda::grid_1d(mn);
+    launch!(be, "gemm_splitk_reduce_f32", cfg, [&p, &*ws, &(splits as i32), c, bias, y])
 }
 
 #[cfg(test)]

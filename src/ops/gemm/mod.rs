@@ -72,6 +72,12 @@ pub enum GemmKernel {
     /// v3 (f32): 32×32 block tiles whose k range is sliced over 4 thread groups and added in a
     /// fixed order (skinny outputs with a long k, like 128×20×400).
     Simt32SlicedK,
+    /// v4 (f32): split-k across blocks: the 64×64 tiles of v3, each block summing one range of k
+    /// into a workspace slice, then a second kernel adding the slices in order and applying the
+    /// epilogue ([`splitk_splits`] ranges). For outputs too small to fill the GPU with a long k,
+    /// like the dW = dYᵀX products of a large batch (20×400×8192). m·n must fit
+    /// [`SPLITK_WORKSPACE_FLOATS`].
+    Simt64SplitK,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -97,12 +103,30 @@ pub enum GemmMath {
     Tf32,
 }
 
+/// f32 elements of the CUDA backend's split-k workspace (16 MiB, allocated with the backend so a
+/// captured CUDA graph never allocates): `splits·m·n` must fit.
+pub const SPLITK_WORKSPACE_FLOATS: usize = 1 << 22;
+
+/// How many k ranges [`GemmKernel::Simt64SplitK`] splits an m×n×k product into on a GPU with `sms`
+/// multiprocessors: enough 64×64-tile blocks for about 4 per SM (16 warps), each range at least
+/// 4 steps of 16 along k, and `splits·m·n` within [`SPLITK_WORKSPACE_FLOATS`]. 1 when the output
+/// alone fills the GPU or k is short (the kernel then runs one range: the workspace and the
+/// reduction add nothing but a copy).
+pub fn splitk_splits(m: usize, n: usize, k: usize, sms: usize) -> usize {
+    let tiles = m.div_ceil(64) * n.div_ceil(64);
+    let steps = k.div_ceil(16);
+    let want = (4 * sms).div_ceil(tiles.max(1));
+    let fit = SPLITK_WORKSPACE_FLOATS / (m * n).max(1);
+    want.min(steps / 4).min(fit).max(1)
+}
+
 /// Picks the CUDA kernel of [`GemmKernel::Auto`] for an m×n×k product on a GPU with `sms`
 /// multiprocessors: tensor-core tiles of 128 when they fill the GPU, else 64; for f32 SIMT, 128-tiles
 /// when they fill the GPU, 64-tiles when those fill half of it, and for the remaining (skinny)
 /// outputs the k-sliced 32-tiles when k is long enough to slice (≥ 64), else the 16×16 tiles (v1):
 /// on an H100 (2026-11-26, `bench_gemm --all`) 128×400×20 took 4.2 µs with v1, 4.8 µs k-sliced and
-/// 6.9 µs with 64-tiles.
+/// 6.9 µs with 64-tiles. Below one 128-tile block per SM, a k of 1024 or more goes to split-k (v4):
+/// on that H100 those products (the dW of a batch ≥ 1024) ran at 0.18–0.75× cuBLAS with v3.
 ///
 /// Every kernel sums k in a fixed order, so results are bitwise reproducible on one GPU model; the
 /// kernels differ in that order, so two GPUs with different SM counts may pick different kernels and
@@ -114,6 +138,8 @@ pub fn auto_kernel(m: usize, n: usize, k: usize, tensor_cores: bool, sms: usize)
     }
     if tiles(128) >= sms {
         GemmKernel::Simt128Warp
+    } else if k >= 1024 && splitk_splits(m, n, k, sms) >= 2 {
+        GemmKernel::Simt64SplitK
     } else if tiles(64) >= sms / 2 {
         GemmKernel::Simt64Warp
     } else if k < 64 {
