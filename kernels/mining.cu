@@ -28,8 +28,12 @@
 // - triplet_kappa_rows_f32 + triplet_rows_f32 (FaceNet, TfAddons, BatchAll): per chunk of `rows`
 //   anchors starting at row0, the tiled kernel writes the chunk's κ rows to krows [rows, m] (global
 //   workspace, bounded: rows·m floats); then one block per anchor reads its row, each warp takes
-//   positives in turn and its lanes scan the row's negatives (O(P·M) per anchor: semi-hard and
-//   batch-all are exact over every (positive, negative) pair). In backward mode it also builds
+//   positives in turn and its lanes scan the row's negatives (O(P·N) per anchor: semi-hard and
+//   batch-all are exact over every (positive, negative) pair). The negatives are first compacted
+//   into a shared-memory list of (ℓ, index) in reference order (ballot + prefix counts:
+//   deterministic), and in BatchAll's backward pass the positives, so the scans read P·N list
+//   entries rather than P·M (and, for the negatives' counts, N·M) row entries and labels; a row with
+//   more than list_cap (4096) of them scans the row as before. In backward mode it also builds
 //   the integer gradient counts crows[t, :] (+1 for the positive, −1 for the negative of each
 //   active triplet; integer atomics, so deterministic) and adds dq_i = w Σ_j c_ij ∂ℓ_ij/∂q_i
 //   (thread per column k, j in order). Loss and distance sums in f64.
@@ -468,6 +472,43 @@ LK_KERNEL void triplet_hard_combine_f32(lk_triplet_params p, int32_t pass, int32
     }
 }
 
+namespace {
+
+// The references j < m with keep(j), in increasing j, as (ℓ_ij, j) pairs in list_l / list_i (the
+// caller knows their count fits); returns the count to every thread. Block-wide (it synchronizes):
+// every thread calls it; blockDim.x a multiple of 32. Deterministic: ballot + prefix counts, no
+// atomics, so the list's order (and every sum over it) is the same run after run.
+template <class Keep>
+__device__ uint32_t compact_refs(const lk_triplet_params& p, const float* __restrict__ krow, Keep keep,
+                                 float* __restrict__ list_l, uint32_t* __restrict__ list_i) {
+    __shared__ uint32_t warp_counts[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    uint32_t base = 0;
+    for (int64_t j0 = 0; j0 < p.m; j0 += blockDim.x) {
+        const int64_t j = j0 + threadIdx.x;
+        const bool k = j < p.m && keep(j);
+        const uint32_t mask = __ballot_sync(0xffffffffu, k);
+        if (lane == 0) warp_counts[warp] = __popc(mask);
+        __syncthreads();
+        uint32_t before = base, total = 0;
+        for (int w = 0; w < nwarps; ++w) {
+            const uint32_t c = warp_counts[w];
+            if (w < warp) before += c;
+            total += c;
+        }
+        if (k) {
+            const uint32_t at = before + __popc(mask & ((1u << lane) - 1u));
+            list_l[at] = ell_of(p, krow[j]);
+            list_i[at] = (uint32_t)j;
+        }
+        base += total;
+        __syncthreads();  // warp_counts is rewritten by the next round
+    }
+    return base;
+}
+
+}  // namespace
+
 // FaceNet, TfAddons and BatchAll, forward (backward = 0: per-anchor planes) or backward
 // (backward = 1: count rows and dq). Anchors [row0, row0 + rows); krows [rows, m] holds their κ rows
 // (triplet_kappa_rows_f32, launched just before), crows [rows, m] the gradient counts.
@@ -476,7 +517,12 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
                                 const uint32_t* __restrict__ rl, const float* __restrict__ norms_q,
                                 const float* __restrict__ norms_r, const uint32_t* __restrict__ stats,
                                 uint32_t* __restrict__ au, float* __restrict__ af, const float* __restrict__ krows,
-                                int32_t* __restrict__ crows, float* __restrict__ dq) {
+                                int32_t* __restrict__ crows, float* __restrict__ dq, int32_t list_cap) {
+    // Dynamic shared memory: list_cap (ℓ, index) pairs, the anchor's negatives for step 2 and its
+    // positives for step 2b, when they fit (else those steps scan the whole row, as v1 did).
+    extern __shared__ __align__(8) unsigned char rows_smem[];
+    float* const list_l = reinterpret_cast<float*>(rows_smem);
+    uint32_t* const list_i = reinterpret_cast<uint32_t*>(rows_smem + (size_t)list_cap * sizeof(float));
     __shared__ double warp_loss[32];
     __shared__ uint32_t warp_trip[32], warp_act[32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
@@ -521,6 +567,21 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
         nc = lk::block_sum_int(nc);
         __syncthreads();  // crow zeroed and visible to the whole block
 
+        // 1b. The anchor's negatives as a compact (ℓ, index) list in reference order, when they fit
+        // (nn is the same on every thread): step 2 then reads nn entries per positive instead of the
+        // whole row and its labels.
+        const bool neg_list = nn <= (uint32_t)list_cap;
+        if (neg_list) compact_refs(p, krow, [&](int64_t j) { return rl[j] != li; }, list_l, list_i);
+        // f(ℓ_in, n) for this lane's share of the anchor's negatives (the same share either way).
+        auto each_negative = [&](auto&& f) {
+            if (neg_list) {
+                for (uint32_t e = lane; e < nn; e += 32) f(list_l[e], list_i[e]);
+            } else {
+                for (int64_t nj = lane; nj < p.m; nj += 32)
+                    if (rl[nj] != li) f(ell_of(p, krow[nj]), (uint32_t)nj);
+            }
+        };
+
         // 2. Warps over the positives (warp-uniform loop), lanes over the negatives.
         double wl = 0.0;  // f64 loss sums, like the CPU twin
         uint32_t wt = 0, wa = 0;
@@ -530,14 +591,13 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
             if (batch_all) {
                 double s = 0.0;
                 uint32_t a = 0;
-                for (int64_t nj = lane; nj < p.m; nj += 32) {
-                    if (rl[nj] == li) continue;
-                    const float v = triplet_value(lp, ell_of(p, krow[nj]), p.margin);
+                each_negative([&](float ln, uint32_t) {
+                    const float v = triplet_value(lp, ln, p.margin);
                     if (v > 0.0f) {
                         s += (double)v;
                         ++a;
                     }
-                }
+                });
                 s = warp_sum_f64(s);
                 a = warp_sum_u32(a);
                 wl += s;
@@ -549,11 +609,9 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
                 const float hi = __fadd_rn(lp, p.margin);
                 float bv = 0.0f, bk = 0.0f;
                 uint32_t bi = LK_NONE;
-                for (int64_t nj = lane; nj < p.m; nj += 32) {
-                    if (rl[nj] == li) continue;
-                    const float ln = ell_of(p, krow[nj]);
-                    if (ln > lp && (tfa || ln < hi)) lk::offer(false, bv, bi, bk, ln, (uint32_t)nj, 0.0f);
-                }
+                each_negative([&](float ln, uint32_t nj) {
+                    if (ln > lp && (tfa || ln < hi)) lk::offer(false, bv, bi, bk, ln, nj, 0.0f);
+                });
                 lk::warp_argbest(false, bv, bi, bk);
                 if (bi == LK_NONE && tfa) {
                     if (nx_i != LK_NONE) {  // the anchor's largest negative
@@ -579,14 +637,27 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
             }
         }
         if (backward && batch_all) {
-            // 2b. BatchAll: each negative's count, −(number of active positives), warps over negatives.
+            // 2b. BatchAll: each negative's count, −(number of active positives), warps over negatives,
+            // lanes over the positives: from the list, which now takes the positives (np is the same
+            // on every thread), when they fit; else over the whole row (O(m²) per anchor).
+            const bool pos_list = np <= (uint32_t)list_cap;
+            __syncthreads();  // every warp is done with the negatives' list
+            if (pos_list) {
+                compact_refs(p, krow, [&](int64_t j) { return rl[j] == li && !(p.same_set && j == i); }, list_l,
+                             list_i);
+            }
             for (int64_t nj = warp; nj < p.m; nj += nwarps) {
                 if (rl[nj] == li) continue;
                 const float ln = ell_of(p, krow[nj]);
                 uint32_t a = 0;
-                for (int64_t pj = lane; pj < p.m; pj += 32) {
-                    if ((p.same_set && pj == i) || rl[pj] != li) continue;
-                    if (triplet_value(ell_of(p, krow[pj]), ln, p.margin) > 0.0f) ++a;
+                if (pos_list) {
+                    for (uint32_t e = lane; e < np; e += 32)
+                        if (triplet_value(list_l[e], ln, p.margin) > 0.0f) ++a;
+                } else {
+                    for (int64_t pj = lane; pj < p.m; pj += 32) {
+                        if ((p.same_set && pj == i) || rl[pj] != li) continue;
+                        if (triplet_value(ell_of(p, krow[pj]), ln, p.margin) > 0.0f) ++a;
+                    }
                 }
                 a = warp_sum_u32(a);
                 if (lane == 0) crow[nj] = -(int32_t)a;

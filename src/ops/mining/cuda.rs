@@ -55,6 +55,20 @@ const SCAN_THREADS: u32 = 1024;
 /// Threads per block of the mining kernels (a multiple of 32: the warp reductions need it).
 const MINE_THREADS: u32 = 256;
 
+/// Most (ℓ, index) pairs `triplet_rows_f32` keeps in shared memory (8 bytes each: 32 KiB, inside
+/// the default 48 KiB with its static shared memory): an anchor whose negatives (or, in BatchAll's
+/// backward pass, positives) number more scans the whole row instead.
+const ROWS_LIST_CAP: usize = 4096;
+
+/// `triplet_rows_f32`'s launch: a block per anchor of the chunk, the list's dynamic shared memory,
+/// and the list capacity argument.
+fn rows_launch(rows: usize, m: usize) -> (LaunchConfig, i32) {
+    let cap = m.min(ROWS_LIST_CAP);
+    let mut cfg = grid_rows(rows, MINE_THREADS);
+    cfg.shared_mem_bytes = (cap * 8) as u32;
+    (cfg, cap as i32)
+}
+
 fn abi_miner(miner: Miner) -> i32 {
     (match miner {
         Miner::BatchHard => abi::LK_MINER_BATCH_HARD,
@@ -142,7 +156,7 @@ unsafe fn launch_kappa_rows(
 /// `triplet_rows_f32(lk_triplet_params p, int32 backward, const float* q, const uint32_t* ql,
 ///                   const float* r, const uint32_t* rl, const float* norms_q, const float* norms_r,
 ///                   const uint32_t* stats, uint32_t* au, float* af, const float* krows, int32_t* crows,
-///                   float* dq)`
+///                   float* dq, int32 list_cap)`, `8·list_cap` bytes of dynamic shared memory
 /// `triplet_stats_f32(lk_triplet_params p, const uint32_t* au, const float* af, uint32_t* stats)`
 pub(crate) unsafe fn triplet_fwd(
     be: &CudaBackend,
@@ -201,10 +215,11 @@ pub(crate) unsafe fn triplet_fwd(
                 pa.rows = rows as i64;
                 launch_kappa_rows(be, &pa, q, r, qn, rn, kappa_rows.buf_mut())?;
                 // dq is not touched in forward mode: the placeholder fills its slot.
+                let (cfg, cap) = rows_launch(rows, m);
                 launch!(
                     be,
                     "triplet_rows_f32",
-                    grid_rows(rows, MINE_THREADS),
+                    cfg,
                     [
                         &pa,
                         &backward,
@@ -219,7 +234,8 @@ pub(crate) unsafe fn triplet_fwd(
                         &mut *af,
                         kappa_rows.buf(),
                         count_rows.buf_mut(),
-                        be.placeholder()
+                        be.placeholder(),
+                        &cap
                     ]
                 )?;
             }
@@ -316,11 +332,12 @@ pub(crate) unsafe fn triplet_bwd(
         pa.rows = rows as i64;
         launch_kappa_rows(be, &pa, q, r, qn, rn, kappa_rows.buf_mut())?;
         // The per-anchor planes are not written in backward mode; the forward's stay intact.
+        let (cfg, cap) = rows_launch(rows, m);
         launch!(
             be,
             "triplet_rows_f32",
-            grid_rows(rows, MINE_THREADS),
-            [&pa, &backward, q, ql, r, rl, qn, rn, st, au, af, kappa_rows.buf(), count_rows.buf_mut(), &mut *dq]
+            cfg,
+            [&pa, &backward, q, ql, r, rl, qn, rn, st, au, af, kappa_rows.buf(), count_rows.buf_mut(), &mut *dq, &cap]
         )?;
         if m > 0 {
             let out: &mut CudaSlice<f32> = match dr.as_deref_mut() {
