@@ -570,12 +570,16 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
         // 1b. The anchor's negatives as a compact (ℓ, index) list in reference order, when they fit
         // (nn is the same on every thread): step 2 then reads nn entries per positive instead of the
         // whole row and its labels.
-        const bool neg_list = nn <= (uint32_t)list_cap;
-        if (neg_list) compact_refs(p, krow, [&](int64_t j) { return rl[j] != li; }, list_l, list_i);
+        // The list holds what the row scan below visits: every rl[j] != li, which is nn plus the
+        // anchor itself if a caller passed same_set with labels that differ from ql.
+        const uint32_t scanned = nn + ((p.same_set && rl[i] != li) ? 1u : 0u);
+        const bool neg_list = scanned <= (uint32_t)list_cap;
+        uint32_t n_list = 0;
+        if (neg_list) n_list = compact_refs(p, krow, [&](int64_t j) { return rl[j] != li; }, list_l, list_i);
         // f(ℓ_in, n) for this lane's share of the anchor's negatives (the same share either way).
         auto each_negative = [&](auto&& f) {
             if (neg_list) {
-                for (uint32_t e = lane; e < nn; e += 32) f(list_l[e], list_i[e]);
+                for (uint32_t e = lane; e < n_list; e += 32) f(list_l[e], list_i[e]);
             } else {
                 for (int64_t nj = lane; nj < p.m; nj += 32)
                     if (rl[nj] != li) f(ell_of(p, krow[nj]), (uint32_t)nj);
@@ -642,16 +646,17 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
             // on every thread), when they fit; else over the whole row (O(m²) per anchor).
             const bool pos_list = np <= (uint32_t)list_cap;
             __syncthreads();  // every warp is done with the negatives' list
+            uint32_t p_list = 0;
             if (pos_list) {
-                compact_refs(p, krow, [&](int64_t j) { return rl[j] == li && !(p.same_set && j == i); }, list_l,
-                             list_i);
+                p_list = compact_refs(p, krow, [&](int64_t j) { return rl[j] == li && !(p.same_set && j == i); },
+                                      list_l, list_i);
             }
             for (int64_t nj = warp; nj < p.m; nj += nwarps) {
                 if (rl[nj] == li) continue;
                 const float ln = ell_of(p, krow[nj]);
                 uint32_t a = 0;
                 if (pos_list) {
-                    for (uint32_t e = lane; e < np; e += 32)
+                    for (uint32_t e = lane; e < p_list; e += 32)
                         if (triplet_value(list_l[e], ln, p.margin) > 0.0f) ++a;
                 } else {
                     for (int64_t pj = lane; pj < p.m; pj += 32) {

@@ -22,21 +22,32 @@
 // LK_ADAM_MULTI_CHUNK consecutive elements of it.
 #include "common.cuh"
 
-// One element of PyTorch's Adam / AdamW (formula above).
+// One element of PyTorch's Adam / AdamW (formula above). Every rounding is spelled out (no
+// mul + add left for the compiler to contract), so adam_step_f32 and adam_multi_step_f32, which
+// inline this in different surroundings, write the same bits; the operations are the ones nvcc
+// 13.0 chose for adam_step_f32 before (the moments as one FMA each).
 __device__ inline void adam_update(float* __restrict__ p, const float* __restrict__ grad,
                                    float* __restrict__ m, float* __restrict__ v, int64_t i,
                                    const lk_adam_params& hp, float step_size, float bc2_sqrt) {
     float w = p[i];
     float g = grad[i];
     if (hp.weight_decay != 0.0f) {
-        if (hp.decoupled_weight_decay) w *= 1.0f - hp.lr * hp.weight_decay;
-        else g += hp.weight_decay * w;
+        if (hp.decoupled_weight_decay) w = __fmul_rn(w, __fsub_rn(1.0f, __fmul_rn(hp.lr, hp.weight_decay)));
+        else g = __fmaf_rn(hp.weight_decay, w, g);
     }
-    const float mi = hp.beta1 * m[i] + (1.0f - hp.beta1) * g;
-    const float vi = hp.beta2 * v[i] + (1.0f - hp.beta2) * g * g;
+    const float mi = __fmaf_rn(__fsub_rn(1.0f, hp.beta1), g, __fmul_rn(hp.beta1, m[i]));
+    const float vi = __fmaf_rn(g, __fmul_rn(__fsub_rn(1.0f, hp.beta2), g), __fmul_rn(hp.beta2, v[i]));
     m[i] = mi;
     v[i] = vi;
-    p[i] = w - step_size * mi / (sqrtf(vi) / bc2_sqrt + hp.eps);
+    const float denom = __fadd_rn(hp.eps, __fdiv_rn(__fsqrt_rn(vi), bc2_sqrt));
+    p[i] = __fsub_rn(w, __fdiv_rn(__fmul_rn(step_size, mi), denom));
+}
+
+// The bias corrections of the state: step size lr / (1 − β1^t) and √(1 − β2^t).
+__device__ inline void adam_corrections(const float* __restrict__ state, const lk_adam_params& hp,
+                                        float* step_size, float* bc2_sqrt) {
+    *step_size = __fdiv_rn(hp.lr, state[LK_OPTIM_STATE_BIAS_CORR1]);
+    *bc2_sqrt = __fsqrt_rn(state[LK_OPTIM_STATE_BIAS_CORR2]);
 }
 
 LK_KERNEL void optim_tick_f32(float* __restrict__ state, float beta1, float beta2) {
@@ -51,16 +62,14 @@ LK_KERNEL void optim_tick_f32(float* __restrict__ state, float beta1, float beta
 LK_KERNEL void adam_step_f32(float* __restrict__ p, const float* __restrict__ grad,
                              float* __restrict__ m, float* __restrict__ v,
                              const float* __restrict__ state, lk_adam_params hp, int64_t n) {
-    const float bc1 = state[LK_OPTIM_STATE_BIAS_CORR1];
-    const float bc2_sqrt = sqrtf(state[LK_OPTIM_STATE_BIAS_CORR2]);
-    const float step_size = hp.lr / bc1;
+    float step_size, bc2_sqrt;
+    adam_corrections(state, hp, &step_size, &bc2_sqrt);
     LK_GRID_STRIDE(i, n) { adam_update(p, grad, m, v, i, hp, step_size, bc2_sqrt); }
 }
 
 LK_KERNEL void adam_multi_step_f32(const lk_adam_multi_params mp, const float* __restrict__ state) {
-    const float bc1 = state[LK_OPTIM_STATE_BIAS_CORR1];
-    const float bc2_sqrt = sqrtf(state[LK_OPTIM_STATE_BIAS_CORR2]);
-    const float step_size = mp.hp.lr / bc1;
+    float step_size, bc2_sqrt;
+    adam_corrections(state, mp.hp, &step_size, &bc2_sqrt);
     const int64_t block = blockIdx.x;
     int j = 0;  // the tensor of this block: the last one whose first block is <= this block
     while (j + 1 < mp.count && mp.t[j + 1].block0 <= block) ++j;

@@ -24,10 +24,12 @@ fn row_threads(cols: usize) -> u32 {
 /// elements each make a group of [`QuadGroups::ELEMS`].
 const QUAD_THREADS: u32 = (QuadGroups::ELEMS / 4) as u32;
 
-/// Blocks of the quad forward: one per row group, at most 8 per SM (as many 256-thread blocks as
-/// an SM holds); the kernel loops over the remaining groups.
-fn quad_fwd_blocks(groups: usize, sms: usize) -> u32 {
-    groups.clamp(1, (8 * sms).clamp(1, 65_535)) as u32
+/// Blocks of the quad forward: one per row group, at most as many as the GPU holds at once
+/// (`per_sm` resident blocks on each of `sms` SMs, from the occupancy calculator: a grid larger than
+/// that would run its last blocks as a tail after the others); the kernel loops over the remaining
+/// groups.
+fn quad_fwd_blocks(groups: usize, sms: usize, per_sm: usize) -> u32 {
+    groups.clamp(1, (per_sm.max(1) * sms).clamp(1, 65_535)) as u32
 }
 
 /// `reparam_kl_fwd_f32(lk_latent_params p, const uint32_t* offset, const float* mu, const float* logvar,
@@ -52,14 +54,20 @@ pub(crate) unsafe fn fwd(
     let p = params(cfg, kl_elem.is_some());
     // The kernels never touch kl_elem when write_kl_elem = 0; a 1-element placeholder fills the slot.
     if kernel.resolve_fwd(cols)? == LatentKernel::Quad {
+        const NAME: &str = "reparam_kl_fwd_quad_f32";
         let g = QuadGroups::new(cols);
+        // The occupancy query is a host-side driver call (no stream work, so it may run during
+        // graph capture); 4 blocks per SM if it fails.
+        let per_sm = be
+            .function(NAME)?
+            .occupancy_max_active_blocks_per_multiprocessor(QUAD_THREADS, g.smem_bytes(), None)
+            .map_or(4, |b| b as usize);
         let launch_cfg = LaunchConfig {
-            grid_dim: (quad_fwd_blocks(rows.div_ceil(g.rows), be.sm_count()), 1, 1),
+            grid_dim: (quad_fwd_blocks(rows.div_ceil(g.rows), be.sm_count(), per_sm), 1, 1),
             block_dim: (QUAD_THREADS, 1, 1),
             shared_mem_bytes: g.smem_bytes() as u32,
         };
         let (gr, gs) = (g.rows as i32, g.stride as i32);
-        const NAME: &str = "reparam_kl_fwd_quad_f32";
         return match kl_elem {
             Some(ke) => launch!(be, NAME, launch_cfg, [&p, offset, mu, logvar, z, kl_row, ke, &r, &c, &gr, &gs]),
             None => {
@@ -147,10 +155,11 @@ mod tests {
     }
 
     #[test]
-    fn quad_grid_is_one_block_per_group_up_to_8_per_sm() {
-        assert_eq!(quad_fwd_blocks(0, 132), 1);
-        assert_eq!(quad_fwd_blocks(100, 132), 100);
-        assert_eq!(quad_fwd_blocks(16_384, 132), 1056);
+    fn quad_grid_is_one_block_per_group_up_to_the_resident_blocks() {
+        assert_eq!(quad_fwd_blocks(0, 132, 6), 1);
+        assert_eq!(quad_fwd_blocks(100, 132, 6), 100);
+        assert_eq!(quad_fwd_blocks(16_384, 132, 6), 792);
+        assert_eq!(quad_fwd_blocks(16_384, 132, 0), 132, "at least one per SM");
         assert_eq!(QUAD_THREADS, 256);
     }
 }

@@ -78,10 +78,11 @@ pub(crate) unsafe fn adam_multi(
         if mp.count == 0 {
             continue;
         }
-        let grid = u32::try_from(blocks).map_err(|_| Error::InvalidArgument {
-            op: "adam_multi_step",
-            msg: format!("{blocks} blocks of {chunk} elements exceed one launch"),
-        })?;
+        let grid =
+            u32::try_from(blocks).ok().filter(|&g| g <= i32::MAX as u32).ok_or_else(|| Error::InvalidArgument {
+                op: "adam_multi_step",
+                msg: format!("{blocks} blocks of {chunk} elements exceed one launch"),
+            })?;
         let cfg_launch = LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         launch!(be, "adam_multi_step_f32", cfg_launch, [&mp, state])?;
         drop(guards);
