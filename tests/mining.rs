@@ -1174,53 +1174,68 @@ fn pair_losses_reject_bad_input() {
     assert!(e.to_string().contains("bias"), "{e}");
 }
 
+/// Rounds every input to a multiple of 1/8 in [−1, 1]: every product, norm and dot product is then
+/// a multiple of 1/64 below 2²⁴/64, so κ is exact on both backends whatever the summation order,
+/// and so is every mining decision (uniform f32 inputs at d = 300 gave κ an ulp apart, and a
+/// negative within an ulp of ℓ_ap (or ℓ_ap + margin) flipped between chosen and not: on an H100 that
+/// moved 11 gradient rows of FaceNet by a whole triplet's term). Ties become common, which tests
+/// the lowest-index rule across tiles, reference splits and chunks.
+fn exact_in_kappa(c: &mut Case) {
+    for v in c.q.iter_mut().chain(c.r.iter_mut()) {
+        *v = (*v * 8.0).round() / 8.0;
+    }
+}
+
+/// Forward (in `chunk`-anchor chunks when given) and backward with separate dq and dr, then the
+/// outputs the CPU and CUDA runs are compared on: the integer counts exactly, loss and gradients
+/// to relative 1e-4 (they sum in different orders: f32 per anchor on the GPU, f64 on the CPU).
+/// Returns the run for further checks.
+fn forward_backward_outputs<B: Backend>(
+    b: &B,
+    cf: &TripletConfig,
+    c: &Case,
+    t: &Tensors<B>,
+    chunk: Option<usize>,
+    name: &str,
+    outs: &mut Vec<Out>,
+) -> Run<B> {
+    let mut run = forward_chunked(b, cf, c, t, chunk);
+    let st = run.stats;
+    assert!(st.loss.is_finite() && st.triplets > 0, "{name}: {st:?}");
+    let mut dq = poisoned(b, &[c.n, c.d]);
+    let mut dr = poisoned(b, &[c.m, c.d]);
+    triplet_bwd(b, cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 1.0, &mut dq, Some(&mut dr)).unwrap();
+    let (gq, gr) = (host(b, &dq), host(b, &dr));
+    assert!(gq.iter().chain(&gr).all(|v| v.is_finite()), "{name}: non-finite gradient");
+    outs.push(Out::new(format!("{name} counts"), vec![st.triplets as f32, st.active_triplets as f32]).tol(0.0, 0.0));
+    outs.push(Out::new(format!("{name} loss"), vec![st.loss]).tol(1e-6, 1e-4));
+    outs.push(Out::new(format!("{name} dq"), gq).tol(1e-6, 1e-4));
+    outs.push(Out::new(format!("{name} dr"), gr).tol(1e-6, 1e-4));
+    run
+}
+
 parity_test!(triplet_large_shapes_cover_every_gpu_path, |b| {
     // Shapes past the CUDA kernels' internal tiles (the review asked for them): several 64 × 64
     // distance tiles with ragged edges (600, 700), d = 300 (19 k-steps of 16, the last partial),
     // several reference splits of the one-triplet pass, and anchor chunks of 250 rows (forced: the
     // default chunk would hold all 600) that start off the tile grid; no brute-force oracle here
     // (too slow at this size), the CPU twin is the reference the CUDA run is compared with.
-    //
-    // The inputs are multiples of 1/8 in [−1, 1]: every product, norm and dot product of them is
-    // a multiple of 1/64 below 2²⁴/64, so κ is exact on both backends whatever the summation order,
-    // and so is every mining decision. With uniform f32 inputs at d = 300 the backends' κ differ in
-    // the last ulp, and a negative within an ulp of ℓ_ap (or of ℓ_ap + margin) flips between
-    // "chosen" and "not chosen": on an H100 that moved 11 gradient rows of FaceNet by a whole
-    // triplet's term. Exact κ also makes ties common, which tests the lowest-index tie rule across
-    // tiles, reference splits and chunks.
+    // The inputs are exact in κ (exact_in_kappa).
     let mut outs = Vec::new();
     for (same, m) in [(true, None), (false, Some(700))] {
         let mut c = case(97, 600, m, 300, 7);
-        for v in c.q.iter_mut().chain(c.r.iter_mut()) {
-            *v = (*v * 8.0).round() / 8.0;
-        }
+        exact_in_kappa(&mut c);
         let t = upload(b, &c);
         for miner in MINERS {
             let cf = cfg(miner, Metric::Euclidean, false, false);
-            let mut run = forward_chunked(b, &cf, &c, &t, Some(250));
-            let st = run.stats;
-            assert!(st.loss.is_finite() && st.triplets > 0, "{miner:?} same_set={same}: {st:?}");
+            let name = format!("{miner:?} same_set={same} 600x{}x300", c.m);
+            let run = forward_backward_outputs(b, &cf, &c, &t, Some(250), &name, &mut outs);
             if run.ws.hard_splits() > 0 {
                 assert!(run.ws.hard_splits() > 1, "{miner:?}: 10 anchor tiles should split the references");
             }
             if run.ws.row_chunk() > 0 {
                 assert_eq!(run.ws.row_chunk(), 250);
             }
-            let mut dq = poisoned(b, &[c.n, c.d]);
-            let mut dr = poisoned(b, &[c.m, c.d]);
-            triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 1.0, &mut dq, Some(&mut dr))
-                .unwrap();
-            let (gq, gr) = (host(b, &dq), host(b, &dr));
-            assert!(gq.iter().chain(&gr).all(|v| v.is_finite()), "{miner:?}: non-finite gradient");
-            let name = format!("{miner:?} same_set={same} 600x{}x300", c.m);
-            // Counts are integers (exact); losses and gradients sum in different orders on the two
-            // backends (f32 per anchor on the GPU, f64 on the CPU): relative 1e-4.
-            outs.push(
-                Out::new(format!("{name} counts"), vec![st.triplets as f32, st.active_triplets as f32]).tol(0.0, 0.0),
-            );
-            outs.push(Out::new(format!("{name} loss"), vec![st.loss]).tol(1e-6, 1e-4));
-            outs.push(Out::new(format!("{name} dq"), gq).tol(1e-6, 1e-4));
-            outs.push(Out::new(format!("{name} dr"), gr).tol(1e-6, 1e-4));
         }
     }
     outs
@@ -1232,13 +1247,10 @@ parity_test!(triplet_rows_past_the_shared_list, |b| {
     // when there are more. 8400 references, 4096 labelled 0 and 4304 labelled 1, interleaved
     // ((37·j mod 8400) < 4304 gives label 1): anchors of label 0 have exactly 4096 positives (the
     // positives' list full) and 4304 negatives (the row scan); label 1 the other way round; label 2
-    // (no reference has it) 8400 negatives and no positive. The inputs are multiples of 1/8 so κ is
-    // exact on both backends (see the large-shapes test).
+    // (no reference has it) 8400 negatives and no positive. The inputs are exact in κ.
     let mut outs = Vec::new();
     let mut c = case(131, 6, Some(8400), 8, 3);
-    for v in c.q.iter_mut().chain(c.r.iter_mut()) {
-        *v = (*v * 8.0).round() / 8.0;
-    }
+    exact_in_kappa(&mut c);
     c.rl = (0..c.m).map(|j| u32::from((37 * j) % c.m < 4304)).collect();
     c.ql = vec![0, 1, 2, 0, 1, 2];
     assert_eq!(c.rl.iter().filter(|&&l| l == 0).count(), 4096);
@@ -1246,22 +1258,7 @@ parity_test!(triplet_rows_past_the_shared_list, |b| {
     for miner in [Miner::SemiHard(SemiHardPolicy::FaceNet), Miner::SemiHard(SemiHardPolicy::TfAddons), Miner::BatchAll]
     {
         let cf = cfg(miner, Metric::Euclidean, false, false);
-        let mut run = forward_chunked(b, &cf, &c, &t, None);
-        let st = run.stats;
-        assert!(st.loss.is_finite() && st.triplets > 0, "{miner:?}: {st:?}");
-        let mut dq = poisoned(b, &[c.n, c.d]);
-        let mut dr = poisoned(b, &[c.m, c.d]);
-        triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 1.0, &mut dq, Some(&mut dr)).unwrap();
-        let (gq, gr) = (host(b, &dq), host(b, &dr));
-        assert!(gq.iter().chain(&gr).all(|v| v.is_finite()), "{miner:?}: non-finite gradient");
-        let name = format!("{miner:?} 6x8400x8");
-        // As in the large-shapes test: exact counts, sums in different orders (relative 1e-4).
-        outs.push(
-            Out::new(format!("{name} counts"), vec![st.triplets as f32, st.active_triplets as f32]).tol(0.0, 0.0),
-        );
-        outs.push(Out::new(format!("{name} loss"), vec![st.loss]).tol(1e-6, 1e-4));
-        outs.push(Out::new(format!("{name} dq"), gq).tol(1e-6, 1e-4));
-        outs.push(Out::new(format!("{name} dr"), gr).tol(1e-6, 1e-4));
+        forward_backward_outputs(b, &cf, &c, &t, None, &format!("{miner:?} 6x8400x8"), &mut outs);
     }
     outs
 });
