@@ -47,7 +47,7 @@ for line in sys.stdin:
 
 echo "building bench and example binaries..."
 cargo build --release --features cuda --examples --quiet
-for ex in bench_kernels bench_gemm bench_vae bench_metric train_vae train_ae; do cp "target/release/examples/$ex" "$bundle/bin/"; done
+for ex in bench_kernels bench_gemm bench_vae bench_metric train_vae train_ae train_siamese; do cp "target/release/examples/$ex" "$bundle/bin/"; done
 strip "$bundle"/tests/* "$bundle"/bin/*
 # Every CUDA binary embeds the same kernel fatbins (SASS for each arch, ~13 MiB), so the loose
 # binaries are several times the 64 MiB the device tool carries. One xz stream whose 64 MiB window

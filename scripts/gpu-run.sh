@@ -7,13 +7,13 @@
 # PHASEs, in the order they run: tests (every test binary, LATENTKIT_REQUIRE_CUDA=1), sanitize
 # (compute-sanitizer memcheck + racecheck on the kernel tests), bench (bench_kernels, bench_gemm,
 # bench_vae, bench_metric), baselines (../shared/bench/torch_baselines.py, same card, same call),
-# train (10 epochs of the VAE on full MNIST), and, only when named, racemining (racecheck on the
-# mining tests: minutes) and synccheck (gemm and mining tests). Default: all but racemining and
-# synccheck; `quick` = all but sanitize. One device call is limited to 10 minutes. Seen on an H100
-# (2026-11-26): `tests bench` 47 s; `sanitize synccheck baselines train` 370 s, of which 150 s were
-# the mining racecheck cut off (now the racemining phase). With 15 device minutes, plan two calls:
-# `tests sanitize synccheck bench baselines train` (STEP_TIMEOUT=150, about 7 minutes), then
-# `racemining` (STEP_TIMEOUT=540) if time is left.
+# train (10 epochs of the VAE and 5 of the triplet net on full MNIST), and, only when named,
+# racemining (racecheck on the mining tests: minutes) and synccheck (gemm and mining tests).
+# Default: all but racemining and synccheck; `quick` = all but sanitize. One device call is
+# limited to 10 minutes. Seen on an H100 (2026-11-26): `tests bench` 47 s; `sanitize synccheck
+# baselines train` 370 s, of which 150 s were the mining racecheck cut off (now the racemining
+# phase). With 15 device minutes, plan two calls: `tests sanitize synccheck bench baselines train`
+# (STEP_TIMEOUT=150, about 7 minutes), then `racemining` (STEP_TIMEOUT=540) if time is left.
 set -u
 phases=" ${*:-tests sanitize bench baselines train} "
 [[ $phases == " quick " ]] && phases=" tests bench baselines train "
@@ -25,7 +25,8 @@ out=$here/out
 rm -rf "$out"
 mkdir -p "$out"
 if [[ -n ${OUT:-} ]]; then
-  trap 'tar czf "$OUT/gpu-logs.tgz" -C "$here" out' EXIT
+  # Checkpoints and embedding dumps stay behind (the device tool returns at most 16 MiB a file).
+  trap 'tar czf "$OUT/gpu-logs.tgz" --exclude="*.safetensors" --exclude="*.npy" --exclude="*.tsv" -C "$here" out' EXIT
   trap 'exit 143' TERM INT
 fi
 export LATENTKIT_REQUIRE_CUDA=1
@@ -125,10 +126,13 @@ fi
 
 if want train; then
   run_step "train_vae" "$here/bin/train_vae" --device cuda --data "$here/data/mnist-full" --epochs 10 --iwae-k 100 --out "$out/vae-gpu"
+  # The metric-learning issue's run: triplet + semi-hard, 5 epochs, precision@1 per epoch.
+  [[ -x $here/bin/train_siamese ]] &&
+    run_step "train_siamese" "$here/bin/train_siamese" --device cuda --data "$here/data/mnist-full" --epochs 5 --out "$out/siamese-gpu"
 fi
 
 echo
-for log in bench_kernels bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae; do
+for log in bench_kernels bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae train_siamese; do
   [[ -f $out/$log.log ]] || continue
   echo "== $log =="
   tail -n 40 "$out/$log.log"
