@@ -175,19 +175,12 @@ mod gpu {
                 let auto = auto_kernel(m, n, k, tc, be.sm_count());
                 let kernels: Vec<GemmKernel> = match (all, tc) {
                     (false, _) => vec![auto],
-                    (true, false) => vec![
-                        GemmKernel::Tiled16,
-                        GemmKernel::Simt128,
-                        GemmKernel::Simt128Warp,
-                        GemmKernel::Simt64Warp,
-                        GemmKernel::Simt32SlicedK,
-                        GemmKernel::Simt64SplitK,
-                    ]
-                    .into_iter()
-                    // The split-k workspace holds SPLITK_WORKSPACE_FLOATS partial sums.
-                    .filter(|&k| k != GemmKernel::Simt64SplitK || m * n <= SPLITK_WORKSPACE_FLOATS)
-                    .collect(),
-                    (true, true) => vec![GemmKernel::TensorCore128, GemmKernel::TensorCore64],
+                    (true, false) => GemmKernel::SIMT
+                        .into_iter()
+                        // The split-k workspace holds SPLITK_WORKSPACE_FLOATS partial sums.
+                        .filter(|&k| k != GemmKernel::Simt64SplitK || m * n <= SPLITK_WORKSPACE_FLOATS)
+                        .collect(),
+                    (true, true) => GemmKernel::TENSOR_CORE.to_vec(),
                 };
                 let (dtype, compute) = match precision {
                     Precision::F32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F),

@@ -252,15 +252,7 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
     // Sizes around the v2 kernel's 128×128×8 tiles (and across several blocks).
     let mut r = rng(45);
     let mut outs = Vec::new();
-    let kernels = [
-        GemmKernel::Tiled16,
-        GemmKernel::Simt128,
-        GemmKernel::Simt128Warp,
-        GemmKernel::Simt64Warp,
-        GemmKernel::Simt32SlicedK,
-        GemmKernel::Simt64SplitK,
-    ];
-    for kernel in kernels {
+    for kernel in GemmKernel::SIMT {
         // Second size: several blocks each way and a k that leaves a partial step; third and fourth:
         // skinny both ways; the fifth has odd leading dimensions (no 16-byte rows: scalar loads);
         // the last two a long k (split-k: 13 ranges of 80, the last one 40 long, with and
@@ -408,7 +400,7 @@ fn precision_cases() -> Vec<(GemmSpec, Epi, Ld)> {
     use latentkit::ops::gemm::GemmKernel;
     let epis = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
     let mut cases = Vec::new();
-    for kernel in [GemmKernel::Auto, GemmKernel::TensorCore128, GemmKernel::TensorCore64] {
+    for kernel in std::iter::once(GemmKernel::Auto).chain(GemmKernel::TENSOR_CORE) {
         for &(m, n, k) in &PRECISION_SIZES {
             for ta in T {
                 for tb in T {

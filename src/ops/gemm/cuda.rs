@@ -45,7 +45,7 @@ const fn tc_smem(tile: usize, e: usize, bk: usize) -> u32 {
 /// The kernels whose dynamic shared memory exceeds the default 48 KiB, with their needs (read off
 /// the launch shapes): the backend raises each one's limit once, when it loads the modules.
 pub(crate) fn dynamic_smem() -> impl Iterator<Item = (&'static str, u32)> {
-    [GemmKernel::TensorCore128, GemmKernel::TensorCore64]
+    GemmKernel::TENSOR_CORE
         .into_iter()
         .flat_map(|k| [DType::BF16, DType::F16, DType::F32].map(|d| shape(k, d)))
         .filter_map(|s| s.ok())

@@ -86,9 +86,21 @@ pub enum GemmKernel {
 }
 
 impl GemmKernel {
+    /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
+    pub const SIMT: [GemmKernel; 6] = [
+        GemmKernel::Tiled16,
+        GemmKernel::Simt128,
+        GemmKernel::Simt128Warp,
+        GemmKernel::Simt64Warp,
+        GemmKernel::Simt32SlicedK,
+        GemmKernel::Simt64SplitK,
+    ];
+    /// Every tensor-core version.
+    pub const TENSOR_CORE: [GemmKernel; 2] = [GemmKernel::TensorCore128, GemmKernel::TensorCore64];
+
     /// Whether this kernel runs on tensor cores.
     pub fn is_tensor_core(self) -> bool {
-        matches!(self, GemmKernel::TensorCore128 | GemmKernel::TensorCore64)
+        Self::TENSOR_CORE.contains(&self)
     }
 }
 
