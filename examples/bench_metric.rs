@@ -297,24 +297,26 @@ fn distance_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
 fn train_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
     header("triplet training step (train_metric): MLP 784-256-128, semi-hard (TFA), batch 256 = 8×32, Adam", "");
     // The pytorch side's workload: one batch, stepped again and again (the net soon fits it and
-    // few triplets stay active), then a fresh batch every step (triplets stay active).
-    train_step_bench(b, o, false)?;
-    train_step_bench(b, o, true)
+    // few triplets stay active), then a fresh batch every step (triplets stay active). Both read
+    // the same resident data set: [60000, 784] uniform pixels (1024 rows with --quick).
+    let rows = if o.quick { 1024 } else { 60_000 };
+    let data = Tensor::from_slice(b, &[rows, 784], &uniform_vec(&mut seeded(30), rows * 784, 0.0, 1.0))?;
+    train_step_bench(b, o, &data, false)?;
+    train_step_bench(b, o, &data, true)
 }
 
 /// One triplet training step, eager and as a CUDA graph. `rotate`: each step reads the next of
 /// `ROTATING_BATCHES` random batches (a device-side cursor, advanced inside the step) instead of
 /// the same batch every time.
-fn train_step_bench<B: Backend>(b: &B, o: &Opts, rotate: bool) -> Result<()> {
+fn train_step_bench<B: Backend>(b: &B, o: &Opts, data: &Tensor<B>, rotate: bool) -> Result<()> {
     // torch: data[idx] from a resident [60000, 784] set (1024 with --quick), the MLP, PML's
     // semi-hard miner + TripletMarginLoss(0.2), Adam(lr 1e-3). PML normalizes the embeddings and
     // takes the Euclidean distance; here the cosine distance does the normalization (κ = 1 − cos =
     // ½‖â − b̂‖²: the same ranking, the loss on another scale; the same work per pair).
     const ROTATING_BATCHES: usize = 8192;
     let (batch, classes) = (256, 8);
-    let rows = if o.quick { 1024 } else { 60_000 };
+    let rows = data.shape()[0];
     let sizes = [784, 256, 128];
-    let data = Tensor::from_slice(b, &[rows, sizes[0]], &uniform_vec(&mut seeded(30), rows * sizes[0], 0.0, 1.0))?;
     let mut rng = seeded(31);
     let batches = if rotate { ROTATING_BATCHES } else { 1 };
     let idx: Vec<u32> = (0..batches * batch).map(|_| rng.random_range(0..rows as u32)).collect();
@@ -331,7 +333,7 @@ fn train_step_bench<B: Backend>(b: &B, o: &Opts, rotate: bool) -> Result<()> {
     // Everything stays on the device: no read-back (triplet_fwd_queued leaves the statistics in
     // the workspace), no host copy, no allocation after the first call (the MLP's buffers).
     let mut step = |cursor: &mut Tensor<B, u32>| -> Result<()> {
-        gather_rows(b, &data, &index, cursor, &mut x)?;
+        gather_rows(b, data, &index, cursor, &mut x)?;
         net.forward(b, &x)?;
         let emb = net.output()?;
         triplet_fwd_queued(b, &cfg, emb, &labels, emb, &labels, true, &mut ws)?;
@@ -377,10 +379,10 @@ fn train_step_bench<B: Backend>(b: &B, o: &Opts, rotate: bool) -> Result<()> {
         ),
     );
     let mut graph_cursor = Tensor::from_slice(b, &[1], &[0u32])?;
-    // SAFETY: the step only queues kernels on buffers owned by `data`, `index`, `graph_cursor`,
-    // `labels`, `x`, `d_emb`, `net`, `opt` and `ws` (the MLP's buffers already exist for this batch
-    // size), which live until the end of this function; `graph` is declared after them and so
-    // dropped first.
+    // SAFETY: the step only queues kernels on buffers owned by `index`, `graph_cursor`, `labels`,
+    // `x`, `d_emb`, `net`, `opt` and `ws` (the MLP's buffers already exist for this batch size),
+    // which live until the end of this function, and on the caller's `data`, which outlives it;
+    // `graph` is declared after them and so dropped first.
     let graph = unsafe { b.capture_graph(&mut || step(&mut graph_cursor))? };
     match graph {
         Some(g) => {
