@@ -51,7 +51,7 @@ pub(crate) unsafe fn adam_multi(
     state: &CudaSlice<f32>,
     cfg: &AdamConfig,
 ) -> Result<()> {
-    let stream = be.stream().clone();
+    let stream = be.stream();
     let chunk = abi::LK_ADAM_MULTI_CHUNK as usize;
     for group in slots.chunks_mut(abi::LK_ADAM_MULTI_MAX as usize) {
         let unused = abi::lk_adam_tensor { p: 0, grad: 0, m: 0, v: 0, n: 0, block0: 0 };
@@ -66,10 +66,10 @@ pub(crate) unsafe fn adam_multi(
         let mut guards = Vec::with_capacity(4 * group.len());
         let mut blocks = 0usize;
         for s in group.iter_mut().filter(|s| s.n > 0) {
-            let (p, gp) = s.params.device_ptr_mut(&stream);
-            let (grad, gg) = s.grads.device_ptr(&stream);
-            let (m, gm) = s.m.device_ptr_mut(&stream);
-            let (v, gv) = s.v.device_ptr_mut(&stream);
+            let (p, gp) = s.params.device_ptr_mut(stream);
+            let (grad, gg) = s.grads.device_ptr(stream);
+            let (m, gm) = s.m.device_ptr_mut(stream);
+            let (v, gv) = s.v.device_ptr_mut(stream);
             mp.t[mp.count as usize] = abi::lk_adam_tensor { p, grad, m, v, n: s.n as i64, block0: blocks as i64 };
             mp.count += 1;
             blocks += s.n.div_ceil(chunk);
