@@ -7,7 +7,8 @@
 //! - `NVCC`, then `CUDA_HOME` / `CUDA_PATH` (`bin/nvcc`), then `PATH`, then the project-local
 //!   `.cuda-toolchain/cuda` of `scripts/install-cuda-toolchain.sh`, then `/usr/local/cuda`.
 //! - `LATENTKIT_CUDA_ARCHS`: comma-separated SM list, default `80,86,89,90`; SASS is built for each
-//!   and PTX for the newest, so newer GPUs can JIT it.
+//!   and PTX for the newest, so newer GPUs can JIT it. A source with a `// latentkit-arch: sm_90a`
+//!   line (Hopper's wgmma and TMA) is built for that architecture alone, when the list has 90.
 
 use std::env;
 use std::path::PathBuf;
@@ -106,6 +107,17 @@ mod cuda {
             .collect()
     }
 
+    /// The architecture of a `// latentkit-arch: sm_90a` line, if the source has one.
+    fn arch_marker(src: &str) -> Option<String> {
+        let line = src.lines().find_map(|l| l.trim().strip_prefix("// latentkit-arch:"))?;
+        let arch = line.trim().trim_start_matches("sm_").to_string();
+        let digits = arch.trim_end_matches(['a', 'f']);
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+            fail(&format!("`// latentkit-arch:{line}` does not name an SM like sm_90a"));
+        }
+        Some(arch)
+    }
+
     pub fn build(manifest: &Path, kernel_dir: &Path) {
         let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
         let nvcc = find_nvcc(manifest).unwrap_or_else(|| {
@@ -136,6 +148,18 @@ mod cuda {
         for src in &cu {
             let stem = src.file_stem().and_then(|s| s.to_str()).expect("utf-8 kernel file name").to_string();
             let out = out_dir.join(format!("{stem}.fatbin"));
+            let text =
+                std::fs::read_to_string(src).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", src.display())));
+            // A source marked `// latentkit-arch: sm_90a` uses features of that one architecture
+            // (wgmma, TMA): it is built for it alone, when the arch list has its SM number, and the
+            // backend loads it only on GPUs of that compute capability.
+            let only_arch = arch_marker(&text);
+            if let Some(a) = &only_arch {
+                let digits = a.trim_end_matches(['a', 'f']);
+                if !archs.iter().any(|x| x.trim_end_matches(['a', 'f']) == digits) {
+                    continue;
+                }
+            }
             let mut cmd = Command::new(&nvcc);
             cmd.arg("-fatbin")
                 .args(["-std=c++17", "-O3", "-lineinfo", "--Werror", "all-warnings"])
@@ -145,7 +169,10 @@ mod cuda {
                 .arg(kernel_dir);
             let number = |a: &String| a.trim_end_matches(['a', 'f']).parse::<u32>().unwrap_or(0);
             let newest = archs.iter().max_by_key(|a| number(a)).expect("archs is non-empty");
-            for a in &archs {
+            if let Some(a) = &only_arch {
+                cmd.arg(format!("-gencode=arch=compute_{a},code=sm_{a}"));
+            }
+            for a in archs.iter().filter(|_| only_arch.is_none()) {
                 if a == newest {
                     cmd.arg(format!("-gencode=arch=compute_{a},code=[sm_{a},compute_{a}]"));
                 } else {
@@ -157,7 +184,7 @@ mod cuda {
             let shown = format!("{cmd:?}");
             let child =
                 cmd.spawn().unwrap_or_else(|e| fail(&format!("cannot run {}: {e}\ncommand: {shown}", nvcc.display())));
-            jobs.push((stem, src.to_path_buf(), out, shown, child));
+            jobs.push((stem, src.to_path_buf(), text, only_arch, out, shown, child));
         }
 
         let mut table = String::from(
@@ -165,7 +192,7 @@ mod cuda {
              pub(crate) static KERNEL_MODULES: &[KernelModule] = &[\n",
         );
         let mut seen = std::collections::HashSet::new();
-        for (stem, src, out, shown, child) in jobs {
+        for (stem, src, text, only_arch, out, shown, child) in jobs {
             let res = child
                 .wait_with_output()
                 .unwrap_or_else(|e| fail(&format!("nvcc did not finish: {e}\ncommand: {shown}")));
@@ -178,8 +205,6 @@ mod cuda {
                     String::from_utf8_lossy(&res.stderr)
                 ));
             }
-            let text =
-                std::fs::read_to_string(&src).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", src.display())));
             let names = kernel_names(&text);
             // Each entry point must be in the fatbin's symbol table (a name the parser misread
             // would only fail at run time, on a GPU), and appear in one source only.
@@ -195,7 +220,7 @@ mod cuda {
             }
             let _ = writeln!(
                 table,
-                "    KernelModule {{ name: {stem:?}, fatbin: include_bytes!({:?}), functions: &{names:?} }},",
+                "    KernelModule {{ name: {stem:?}, fatbin: include_bytes!({:?}), functions: &{names:?}, only_arch: {only_arch:?} }},",
                 out.display().to_string()
             );
         }

@@ -1,6 +1,7 @@
 //! GEMM side by side with cuBLAS, in one process on one GPU: for each shape and precision, our
 //! kernel (the one `GemmKernel::Auto` picks, or every version with `--all`) and cuBLAS on the same
-//! operands, timed with CUDA events (3 warm-up calls, median of `--samples` samples, each a batch of
+//! operands (bf16 also on the Hopper wgmma kernels when the GPU has them and the rows are 16-byte
+//! aligned), timed with CUDA events (3 warm-up calls, median of `--samples` samples, each a batch of
 //! calls ≥ 2 ms), as TFLOP/s and the ratio ours / cuBLAS (> 1: faster than cuBLAS).
 //!
 //! Precisions: f32 (cuBLAS SGEMM through cublasGemmEx with CUBLAS_COMPUTE_32F: no TF32), TF32
@@ -173,7 +174,7 @@ mod gpu {
             for precision in [Precision::F32, Precision::Tf32, Precision::Bf16] {
                 let tc = precision != Precision::F32;
                 let auto = auto_kernel(m, n, k, tc, be.sm_count());
-                let kernels: Vec<GemmKernel> = match (all, tc) {
+                let mut kernels: Vec<GemmKernel> = match (all, tc) {
                     (false, _) => vec![auto],
                     (true, false) => GemmKernel::SIMT
                         .into_iter()
@@ -182,6 +183,10 @@ mod gpu {
                         .collect(),
                     (true, true) => GemmKernel::TENSOR_CORE.to_vec(),
                 };
+                // The Hopper kernels (bf16 only here) load with TMA: rows must be 16-byte aligned.
+                if precision == Precision::Bf16 && be.supports_wgmma() && spec0.lda % 8 == 0 && spec0.ldb % 8 == 0 {
+                    kernels.extend(GemmKernel::WGMMA);
+                }
                 let (dtype, compute) = match precision {
                     Precision::F32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F),
                     Precision::Tf32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F_FAST_TF32),

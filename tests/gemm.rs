@@ -450,26 +450,38 @@ parity_test!(tf32_matches_reference_at_tf32_bound, |b| {
     outs
 });
 
-/// bf16 and f16 inputs: the products are exact in f32, so the bound is f32's on the half values
-/// (×4 for the tensor cores' accumulation).
-fn half_parity<B: latentkit::Backend, H: latentkit::ops::gemm::HalfFloat>(b: &B, seed: u64) -> Vec<Out> {
+/// One half-precision case: rounds the f32 operands to `H`, multiplies them with the spec and the
+/// epilogue, and checks the output against the f64 reference of the rounded values. The products are
+/// exact in f32, so the bound is f32's on the half values (×4 for the tensor cores' accumulation).
+fn check_half_case<B: latentkit::Backend, H: latentkit::ops::gemm::HalfFloat>(
+    b: &B,
+    spec: &GemmSpec,
+    epi: Epi,
+    (a0, b0): (&[f32], &[f32]),
+    r: &mut latentkit::rng::LkRng,
+) -> Out {
     use latentkit::ops::gemm::gemm_half_with;
+    let GemmSpec { m, n, k, trans_a: ta, trans_b: tb, kernel, .. } = *spec;
+    let (ah, bh): (Vec<H>, Vec<H>) =
+        (a0.iter().map(|&v| H::from_f32(v)).collect(), b0.iter().map(|&v| H::from_f32(v)).collect());
+    let seen = |v: &[H]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+    let at = Tensor::from_slice(b, &[ah.len()], &ah).unwrap();
+    let bt = Tensor::from_slice(b, &[bh.len()], &bh).unwrap();
+    let name = format!("{:?} {kernel:?} {m}x{n}x{k} {ta:?}{tb:?} lda {} ldb {} {epi:?}", H::DTYPE, spec.lda, spec.ldb);
+    let atol = 4.0 * gemm_atol(k, 1.0, 1.0);
+    let got = check_precision_case(b, &name, spec, epi, &seen(&ah), &seen(&bh), r, atol, &|s, e, c| {
+        gemm_half_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+    });
+    Out::new(name, got).tol(2.0 * atol, 1e-5)
+}
+
+/// bf16 and f16 inputs on every tensor-core kernel (and Auto), through [`check_half_case`].
+fn half_parity<B: latentkit::Backend, H: latentkit::ops::gemm::HalfFloat>(b: &B, seed: u64) -> Vec<Out> {
     let mut r = rng(seed);
     let mut outs = Vec::new();
-    for (spec, epi, ld) in precision_cases() {
-        let GemmSpec { m, n, k, trans_a: ta, trans_b: tb, kernel, .. } = spec;
+    for (spec, epi, _) in precision_cases() {
         let (a0, b0) = operands(&mut r, &spec);
-        let (ah, bh): (Vec<H>, Vec<H>) =
-            (a0.iter().map(|&v| H::from_f32(v)).collect(), b0.iter().map(|&v| H::from_f32(v)).collect());
-        let seen = |v: &[H]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
-        let at = Tensor::from_slice(b, &[ah.len()], &ah).unwrap();
-        let bt = Tensor::from_slice(b, &[bh.len()], &bh).unwrap();
-        let name = format!("{:?} {kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}", H::DTYPE);
-        let atol = 4.0 * gemm_atol(k, 1.0, 1.0);
-        let got = check_precision_case(b, &name, &spec, epi, &seen(&ah), &seen(&bh), &mut r, atol, &|s, e, c| {
-            gemm_half_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-        });
-        outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+        outs.push(check_half_case::<_, H>(b, &spec, epi, (&a0, &b0), &mut r));
     }
     outs
 }
@@ -521,6 +533,8 @@ fn kernel_and_math_must_suit_the_input_type() {
         (GemmKernel::TensorCore128, GemmMath::F32, "TF32"),
         (GemmKernel::Simt128Warp, GemmMath::Tf32, "tensor-core"),
         (GemmKernel::TensorCore64, GemmMath::F32, "TF32"),
+        (GemmKernel::Wgmma256, GemmMath::F32, "bf16 or f16"),
+        (GemmKernel::Wgmma128, GemmMath::Tf32, "bf16 or f16"),
     ];
     for (kernel, math, says) in cases {
         let spec = GemmSpec { kernel, math, ..base };
@@ -535,6 +549,59 @@ fn kernel_and_math_must_suit_the_input_type() {
     // And what is allowed works: bf16 on Auto.
     gemm_half(&b, &base, &ah, &bh, &mut c).unwrap();
     assert_eq!(c, vec![3.0; 4]);
+}
+
+/// v6 (Hopper: wgmma with TMA loads) on bf16 and f16: every transpose pair of the precision sizes
+/// and a few multi-tile ones (several k steps around the stage ring, partial 128×256 tiles), the
+/// epilogues, leading dimensions rounded up to multiples of 8 (TMA needs 16-byte aligned rows);
+/// against the f64 reference at the tensor-core bound of the other half-precision tests. Runs on
+/// compute capability 9.0 only; elsewhere asking for the kernel must be an error.
+#[test]
+fn wgmma_matches_reference_on_hopper() {
+    use latentkit::ops::gemm::{gemm_half, GemmKernel};
+    const NAME: &str = "wgmma_matches_reference_on_hopper";
+    let Some(b) = cuda(NAME) else { return };
+    let probe = |kernel| {
+        let spec = GemmSpec { kernel, ..GemmSpec::contiguous(Transpose::No, Transpose::Yes, 8, 8, 8, 1.0, 0.0) };
+        let x = Tensor::from_slice(&b, &[64], &[half::bf16::ONE; 64]).unwrap();
+        let mut c = poisoned(&b, &[64]);
+        gemm_half(&b, &spec, x.buf(), x.buf(), c.buf_mut())
+    };
+    if !b.supports_wgmma() {
+        for kernel in GemmKernel::WGMMA {
+            let err = probe(kernel).unwrap_err();
+            assert!(err.to_string().contains("compute capability 9.0"), "{err}");
+        }
+        eprintln!("SKIP {NAME}: {} is not a compute capability 9.0 GPU", b.name().unwrap_or_default());
+        return;
+    }
+    let epis = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
+    let sizes = PRECISION_SIZES.iter().copied().chain([(257, 300, 700), (128, 512, 64), (520, 136, 1000)]);
+    let mut r = rng(50);
+    for (si, (m, n, k)) in sizes.enumerate() {
+        for (ti, (ta, tb)) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))).enumerate() {
+            for (ki, kernel) in GemmKernel::WGMMA.into_iter().enumerate() {
+                let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), Ld::Align8);
+                spec.kernel = kernel;
+                let epi = epis[(si + ti) % 3];
+                let (a0, b0) = operands(&mut r, &spec);
+                // bf16 and f16 take turns.
+                if (si + ti + ki) % 2 == 0 {
+                    check_half_case::<_, half::bf16>(&b, &spec, epi, (&a0, &b0), &mut r);
+                } else {
+                    check_half_case::<_, half::f16>(&b, &spec, epi, (&a0, &b0), &mut r);
+                }
+            }
+        }
+    }
+    // Rows that TMA can't address (ld not a multiple of 8) are an error, not a launch.
+    let mut spec = with_ld(GemmSpec::contiguous(Transpose::No, Transpose::No, 7, 33, 129, 1.0, 0.0), Ld::Pad3);
+    spec.kernel = GemmKernel::Wgmma256;
+    let x = Tensor::from_slice(&b, &[129 * 36], &vec![half::bf16::ONE; 129 * 36]).unwrap();
+    let mut c = poisoned(&b, &[7 * 36]);
+    let err = gemm_half(&b, &spec, x.buf(), x.buf(), c.buf_mut()).unwrap_err();
+    assert!(err.to_string().contains("multiples of 8"), "{err}");
+    assert!(probe(GemmKernel::Wgmma128).is_ok());
 }
 
 #[test]

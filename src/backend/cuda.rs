@@ -61,6 +61,8 @@ pub(crate) struct KernelModule {
     pub name: &'static str,
     pub fatbin: &'static [u8],
     pub functions: &'static [&'static str],
+    /// Built for this one architecture (e.g. "90a"): loaded only on GPUs of its compute capability.
+    pub only_arch: Option<&'static str>,
 }
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -133,7 +135,11 @@ impl CudaBackend {
         let gpu = ctx.name().unwrap_or_else(|_| "this GPU".into());
         let cc = ctx.compute_capability().map(|(a, b)| format!("sm_{a}{b}")).unwrap_or_default();
         let mut functions = HashMap::new();
+        let cc_num = ctx.compute_capability().map(|(a, b)| format!("{a}{b}")).unwrap_or_default();
         for m in KERNEL_MODULES {
+            if m.only_arch.is_some_and(|a| a.trim_end_matches(['a', 'f']) != cc_num) {
+                continue; // its kernels then report KernelsNotBuilt when asked for
+            }
             let module = ctx.load_module(Ptx::from_binary(m.fatbin.to_vec())).map_err(|e| {
                 Error::KernelsNotBuilt(format!(
                     "kernels/{}.cu (built for sm {CUDA_ARCHS}; set LATENTKIT_CUDA_ARCHS to change) does not load on {gpu} ({cc}): {e}",
@@ -150,7 +156,9 @@ impl CudaBackend {
         // Kernels that need more than the default 48 KiB of dynamic shared memory (every sm_80+ GPU
         // can opt in to at least 99 KiB).
         for (name, bytes) in gemm::dynamic_smem() {
-            let f = functions.get(name).ok_or_else(|| Error::KernelsNotBuilt(format!("kernel {name} missing")))?;
+            // Every module loaded above has all its functions: a missing one belongs to a module
+            // built for another architecture (or not built for this arch list), never launched here.
+            let Some(f) = functions.get(name) else { continue };
             f.set_attribute(
                 cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 bytes as i32,
@@ -217,6 +225,17 @@ impl CudaBackend {
     /// the difference around a training step is its launch count.
     pub fn launches(&self) -> u64 {
         self.inner.launches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the kernel `name` is loaded (those built for one architecture load only on it).
+    pub(crate) fn has_function(&self, name: &str) -> bool {
+        self.inner.functions.contains_key(name)
+    }
+
+    /// Whether the Hopper GEMM kernels ([`crate::ops::gemm::GemmKernel::WGMMA`]) run here: a
+    /// compute capability 9.0 GPU and a build whose LATENTKIT_CUDA_ARCHS has 90.
+    pub fn supports_wgmma(&self) -> bool {
+        self.has_function("gemm_wgmma256_bf16")
     }
 
     /// A loaded kernel by its `extern "C"` name (counted as one launch).

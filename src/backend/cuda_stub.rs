@@ -40,6 +40,11 @@ impl CudaBackend {
     pub fn launches(&self) -> u64 {
         match self.never {}
     }
+
+    /// Whether the Hopper GEMM kernels run here: never without the `cuda` feature.
+    pub fn supports_wgmma(&self) -> bool {
+        match self.never {}
+    }
 }
 
 impl Backend for CudaBackend {

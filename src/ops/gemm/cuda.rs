@@ -1,13 +1,19 @@
-//! Typed launchers for `kernels/gemm.cu` (f32 SIMT) and `kernels/gemm_tc.cu` (tensor cores).
+//! Typed launchers for `kernels/gemm.cu` (f32 SIMT), `kernels/gemm_tc.cu` (tensor cores, mma.sync)
+//! and `kernels/gemm_wgmma.cu` (Hopper tensor cores, wgmma + TMA).
 //!
 //! Every kernel takes `(lk_gemm_params p, const T* a, const T* b, float* c, const float* bias,
-//! const float* y)` with `T` = f32, or the 16-bit storage of bf16/f16.
+//! const float* y)` with `T` = f32, or the 16-bit storage of bf16/f16; the wgmma kernels take the
+//! TMA tensor maps of A and B (`CUtensorMap`, by value) in place of the two pointers.
 //!
 //! # Safety
 //! `gemm` and `gemm_half` are `unsafe`: the caller guarantees the spec was validated against the
 //! buffers and the input type (`GemmSpec::validate`, `validate_precision`; called by `ops::gemm`).
 
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig};
+use cudarc::driver::sys::{
+    CUresult, CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill, CUtensorMapInterleave, CUtensorMapL2promotion,
+    CUtensorMapSwizzle,
+};
+use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 
 use super::{
     auto_kernel, splitk_splits, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, HalfFloat, SPLITK_WORKSPACE_FLOATS,
@@ -18,13 +24,17 @@ use crate::error::{Error, Result};
 use crate::ops::elementwise::cuda::abi_activation;
 use crate::ops::Activation;
 
-/// One kernel's launch shape: output tile (square), thread block, dynamic shared memory.
+/// One kernel's launch shape: output tile (rows × columns), thread block, dynamic shared memory.
 struct Shape {
     name: &'static str,
-    tile: usize,
+    tile: (usize, usize),
     block: (u32, u32, u32),
     smem: u32,
 }
+
+/// Dynamic shared memory of every wgmma kernel (`WgConfig::SMEM_BYTES` of kernels/gemm_wgmma.cu,
+/// which asserts the same value): 1 KiB of alignment slack and a 192 KiB pipeline.
+const WGMMA_SMEM: u32 = 197_632;
 
 /// Dynamic shared memory of the tensor-core kernels (`kernels/gemm_tc.cu`), bytes per element `e`,
 /// k step `bk`: the larger of
@@ -47,6 +57,7 @@ const fn tc_smem(tile: usize, e: usize, bk: usize) -> u32 {
 pub(crate) fn dynamic_smem() -> impl Iterator<Item = (&'static str, u32)> {
     GemmKernel::TENSOR_CORE
         .into_iter()
+        .chain(GemmKernel::WGMMA)
         .flat_map(|k| [DType::BF16, DType::F16, DType::F32].map(|d| shape(k, d)))
         .filter_map(|s| s.ok())
         .filter(|s| s.smem > 48 * 1024)
@@ -54,18 +65,26 @@ pub(crate) fn dynamic_smem() -> impl Iterator<Item = (&'static str, u32)> {
 }
 
 fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
-    let simt = |name, tile, threads| Ok(Shape { name, tile, block: (threads, 1, 1), smem: 0 });
+    let simt = |name, tile, threads| Ok(Shape { name, tile: (tile, tile), block: (threads, 1, 1), smem: 0 });
     let tc = |names: [&'static str; 3], tile: usize, threads: u32| {
         let (name, e, bk) = match dtype {
             DType::BF16 => (names[0], 2, 32),
             DType::F16 => (names[1], 2, 32),
             _ => (names[2], 4, 16),
         };
-        Ok(Shape { name, tile, block: (threads, 1, 1), smem: tc_smem(tile, e, bk) })
+        Ok(Shape { name, tile: (tile, tile), block: (threads, 1, 1), smem: tc_smem(tile, e, bk) })
+    };
+    let wgmma = |names: [&'static str; 2], tile_n: usize| {
+        let name = match dtype {
+            DType::BF16 => names[0],
+            DType::F16 => names[1],
+            _ => return Err(Error::invalid("gemm", format!("{kernel:?} takes bf16 or f16 inputs"))),
+        };
+        Ok(Shape { name, tile: (128, tile_n), block: (384, 1, 1), smem: WGMMA_SMEM })
     };
     match kernel {
         // v1 is the one 2-D thread block: a thread per output of its 16×16 tile.
-        GemmKernel::Tiled16 => Ok(Shape { name: "gemm_tiled16_f32", tile: 16, block: (16, 16, 1), smem: 0 }),
+        GemmKernel::Tiled16 => Ok(Shape { name: "gemm_tiled16_f32", tile: (16, 16), block: (16, 16, 1), smem: 0 }),
         GemmKernel::Simt128 => simt("gemm_simt128_f32", 128, 256),
         GemmKernel::Simt128Warp => simt("gemm_simt128_warp_f32", 128, 256),
         GemmKernel::Simt64Warp => simt("gemm_simt64_warp_f32", 64, 128),
@@ -73,6 +92,8 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt64SplitK => simt("gemm_simt64_splitk_f32", 64, 128),
         GemmKernel::TensorCore128 => tc(["gemm_tc128_bf16", "gemm_tc128_f16", "gemm_tc128_tf32"], 128, 256),
         GemmKernel::TensorCore64 => tc(["gemm_tc64_bf16", "gemm_tc64_f16", "gemm_tc64_tf32"], 64, 128),
+        GemmKernel::Wgmma256 => wgmma(["gemm_wgmma256_bf16", "gemm_wgmma256_f16"], 256),
+        GemmKernel::Wgmma128 => wgmma(["gemm_wgmma128_bf16", "gemm_wgmma128_f16"], 128),
         GemmKernel::Auto => Err(Error::invalid("gemm", "internal: Auto must be resolved before launch")),
     }
 }
@@ -117,11 +138,11 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         k => k,
     };
     let Shape { name, tile, block, smem } = shape(kernel, dtype)?;
-    let (gx, gy) = (spec.n.div_ceil(tile), spec.m.div_ceil(tile));
+    let (gx, gy) = (spec.n.div_ceil(tile.1), spec.m.div_ceil(tile.0));
     if gy > 65_535 || gx > i32::MAX as usize {
         return Err(Error::invalid(
             "gemm",
-            format!("{}×{} output exceeds {kernel:?}'s grid (m ≤ {})", spec.m, spec.n, 65_535 * tile),
+            format!("{}×{} output exceeds {kernel:?}'s grid (m ≤ {})", spec.m, spec.n, 65_535 * tile.0),
         ));
     }
     let mut p = abi::lk_gemm_params {
@@ -163,6 +184,10 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     if kernel == GemmKernel::Simt64SplitK {
         return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, a, b, c, bias, y);
     }
+    if kernel.is_wgmma() {
+        let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: block, shared_mem_bytes: smem };
+        return launch_wgmma(be, spec, p, (kernel, name), dtype, tile.1, cfg, a, b, c, bias, y);
+    }
     let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: block, shared_mem_bytes: smem };
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
 }
@@ -202,6 +227,108 @@ unsafe fn launch_splitk<T: DeviceRepr>(
     launch!(be, "gemm_splitk_reduce_f32", cfg, [&p, &*ws, &(splits as i32), c, bias, y])
 }
 
+/// The driver's TMA descriptor, passed by value as a kernel parameter (`lk_tma_map` in
+/// kernels/gemm_wgmma.cu).
+#[repr(transparent)]
+struct TmaMap(CUtensorMap);
+
+// SAFETY: CUtensorMap is the driver's #[repr(C)] 128-byte opaque descriptor; the kernel declares
+// the parameter as a 128-byte struct (`const __grid_constant__ lk_tma_map`), so copying these bytes
+// is exactly what the driver expects.
+unsafe impl DeviceRepr for TmaMap {}
+
+/// A TMA map of a row-major `rows × cols` matrix of 16-bit elements at device address `ptr` with
+/// row stride `ld` (elements), copied in boxes of `box_rows` rows × 64 columns (128 bytes) with the
+/// 128-byte swizzle; parts of a box outside the matrix read as zeros.
+fn tma_map(dtype: DType, ptr: u64, rows: usize, cols: usize, ld: usize, box_rows: u32) -> Result<TmaMap> {
+    let data_type = match dtype {
+        DType::BF16 => CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        _ => CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+    };
+    let dims = [cols as u64, rows as u64];
+    let strides = [(ld * 2) as u64];
+    let boxes = [64u32, box_rows];
+    let element_strides = [1u32, 1];
+    let mut map = TmaMap(CUtensorMap { opaque: [0; 16] });
+    // SAFETY: every pointer argument points at a live local array of the length the rank (2)
+    // implies; the call only writes the 128-byte map. The caller checked the driver's rules
+    // (16-byte aligned address and stride, box within 256 rows and 128 bytes).
+    let res = unsafe {
+        cudarc::driver::sys::cuTensorMapEncodeTiled(
+            &mut map.0,
+            data_type,
+            2,
+            ptr as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            element_strides.as_ptr(),
+            CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    if res != CUresult::CUDA_SUCCESS {
+        return Err(Error::Cuda {
+            context: "TMA descriptor",
+            msg: format!("cuTensorMapEncodeTiled({rows}×{cols}, ld {ld}, box {box_rows}×64): {res:?}"),
+        });
+    }
+    Ok(map)
+}
+
+/// v6 (Hopper): encodes the TMA maps of A and B as stored (K-major operands in boxes of 64 k × the
+/// tile's rows, MN-major ones in 64 × 64 boxes, as kernels/gemm_wgmma.cu loads them) and launches.
+#[allow(clippy::too_many_arguments)]
+unsafe fn launch_wgmma<T: DeviceRepr>(
+    be: &CudaBackend,
+    spec: &GemmSpec,
+    p: abi::lk_gemm_params,
+    (kernel, name): (GemmKernel, &'static str),
+    dtype: DType,
+    tile_n: usize,
+    cfg: LaunchConfig,
+    a: &CudaSlice<T>,
+    b: &CudaSlice<T>,
+    c: &mut CudaSlice<f32>,
+    bias: &CudaSlice<f32>,
+    y: &CudaSlice<f32>,
+) -> Result<()> {
+    if !be.has_function(name) {
+        return Err(Error::invalid(
+            "gemm",
+            format!(
+                "{kernel:?} runs on compute capability 9.0 GPUs (H100, H200) with 90 in LATENTKIT_CUDA_ARCHS; this is {}",
+                be.compute_capability().map(|(x, y)| format!("sm_{x}{y}")).unwrap_or_else(|_| "unknown".into())
+            ),
+        ));
+    }
+    let limit = i32::MAX as usize;
+    if spec.m > limit || spec.n > limit || spec.k > limit {
+        return Err(Error::invalid("gemm", format!("{kernel:?} takes m, n, k < 2^31")));
+    }
+    let stream = be.stream();
+    let (pa, _ga) = a.device_ptr(stream);
+    let (pb, _gb) = b.device_ptr(stream);
+    if pa % 16 != 0 || pb % 16 != 0 || spec.lda % 8 != 0 || spec.ldb % 8 != 0 {
+        return Err(Error::invalid(
+            "gemm",
+            format!(
+                "{kernel:?} loads with TMA, which needs 16-byte aligned rows: lda = {} and ldb = {} must be multiples of 8",
+                spec.lda, spec.ldb
+            ),
+        ));
+    }
+    let (ar, ac) = spec.stored_a();
+    let (br, bc) = spec.stored_b();
+    // K-major A ([m, k]) comes in one box of the tile's 128 rows; MN-major ([k, m]) in two 64 × 64.
+    let map_a = tma_map(dtype, pa, ar, ac, spec.lda, if spec.trans_a.is_yes() { 64 } else { 128 })?;
+    // K-major B ([n, k]) in one box of tile_n rows; MN-major ([k, n]) in tile_n / 64 boxes of 64 × 64.
+    let map_b = tma_map(dtype, pb, br, bc, spec.ldb, if spec.trans_b.is_yes() { tile_n as u32 } else { 64 })?;
+    launch!(be, name, cfg, [&p, &map_a, &map_b, c, bias, y])
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -209,7 +336,15 @@ mod tests {
         let raised: Vec<_> = super::dynamic_smem().collect();
         assert_eq!(
             raised,
-            [("gemm_tc128_bf16", 73_728), ("gemm_tc128_f16", 73_728), ("gemm_tc128_tf32", 73_728)],
+            [
+                ("gemm_tc128_bf16", 73_728),
+                ("gemm_tc128_f16", 73_728),
+                ("gemm_tc128_tf32", 73_728),
+                ("gemm_wgmma256_bf16", 197_632),
+                ("gemm_wgmma256_f16", 197_632),
+                ("gemm_wgmma128_bf16", 197_632),
+                ("gemm_wgmma128_f16", 197_632),
+            ],
             "the 64-tile kernels fit the default 48 KiB"
         );
     }

@@ -83,6 +83,14 @@ pub enum GemmKernel {
     TensorCore128,
     /// Tensor cores, 64×64 block tiles.
     TensorCore64,
+    /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
+    /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
+    /// mbarrier pipeline; one producer and two consumer warpgroups per 128×256 block tile. TMA needs
+    /// 16-byte aligned bases and leading dimensions that are multiples of 8. Not chosen by `Auto`
+    /// until a GPU run has checked and timed it (see BENCHMARKS.md).
+    Wgmma256,
+    /// v6 with 128×128 block tiles and 6 stages (outputs too small to fill the GPU with 128×256).
+    Wgmma128,
 }
 
 impl GemmKernel {
@@ -98,9 +106,17 @@ impl GemmKernel {
     /// Every tensor-core version.
     pub const TENSOR_CORE: [GemmKernel; 2] = [GemmKernel::TensorCore128, GemmKernel::TensorCore64];
 
+    /// The Hopper-only versions (bf16 / f16 inputs, compute capability 9.0).
+    pub const WGMMA: [GemmKernel; 2] = [GemmKernel::Wgmma256, GemmKernel::Wgmma128];
+
     /// Whether this kernel runs on tensor cores.
     pub fn is_tensor_core(self) -> bool {
-        Self::TENSOR_CORE.contains(&self)
+        Self::TENSOR_CORE.contains(&self) || self.is_wgmma()
+    }
+
+    /// Whether this is a Hopper `wgmma` kernel.
+    pub fn is_wgmma(self) -> bool {
+        Self::WGMMA.contains(&self)
     }
 }
 
@@ -253,6 +269,10 @@ impl GemmSpec {
         const OP: &str = "gemm";
         let tc = self.kernel.is_tensor_core();
         match (dtype, self.math) {
+            (DType::F32, _) if self.kernel.is_wgmma() => Err(Error::invalid(
+                OP,
+                format!("{:?} takes bf16 or f16 inputs (TF32 runs on TensorCore128/64)", self.kernel),
+            )),
             (DType::F32, GemmMath::F32) if tc => Err(Error::invalid(
                 OP,
                 format!("{:?} multiplies f32 in TF32: ask for it with GemmMath::Tf32", self.kernel),

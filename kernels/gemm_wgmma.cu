@@ -1,0 +1,406 @@
+// latentkit-arch: sm_90a
+// Hopper tensor-core GEMM (v6), row-major: C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C),
+// op ∈ {N, T}, A and B in bfloat16 or IEEE half (products exact in f32), f32 accumulation, f32 C; the
+// epilogues and the BLAS α/β rules are gemm.cu's (gemm.cuh). wgmma, TMA and setmaxnreg exist on
+// sm_90a only: build.rs builds this file for that target alone and the backend loads it on compute
+// capability 9.0 GPUs (H100, H200).
+//   gemm_wgmma{256,128}_{bf16,f16}: block tile 128×BN, k step BK = 64.
+// Work split: 3 warpgroups (384 threads), one block per SM.
+//   - Warpgroup 0 produces: one thread issues the TMA copies of each k step's A tile (128×64) and
+//     B tile (BN×64) into a ring of STAGES shared-memory stages (4 for BN = 256, 6 for BN = 128),
+//     each guarded by a "full" mbarrier (the TMA bytes landed) and an "empty" one (all 8 consumer
+//     warps are done reading it). It gives most of its registers to the consumers (setmaxnreg).
+//   - Warpgroups 1 and 2 consume: each multiplies 64 rows of the tile by its BN columns with four
+//     wgmma.m64nBNk16 per k step, both operands read from shared memory, BN/2 f32 accumulators per
+//     thread. One k step's wgmma group stays in flight while the stage before it is released.
+// Layouts: TMA writes tiles with the 128-byte swizzle, in one of two forms per operand:
+//   - K-major (A stored [m,k], B stored [n,k]): one 128-byte row (64 k values) per m / n index,
+//     8-row swizzle atoms of 1024 bytes; a k16 step advances the descriptor by 32 bytes.
+//   - MN-major (A stored [k,m], B stored [k,n]): one 128-byte row (64 m / n values) per k index,
+//     a separate 8 KiB atom per 64 m / n values; a k16 step advances by 16 rows (2048 bytes). wgmma
+//     reads these through its transpose flags.
+// Edges: TMA zero-fills the parts of a box outside the matrix, so any m, n, k ≥ 1 works, and the
+// epilogue stores only inside C. TMA needs 16-byte aligned bases and rows (ld·2 % 16 = 0): the host
+// checks (src/ops/gemm/cuda.rs). Each output's k order is fixed: results are deterministic.
+// Epilogue: after the last k step the consumers park their accumulators in the (then idle) pipeline
+// memory and store C row by row, coalesced, through gemm_store.
+// Dynamic shared memory: 1 KiB of alignment slack (swizzle atoms must sit on 1024-byte boundaries)
+// plus the larger of the pipeline (192 KiB for both tile widths) and the parking space.
+#include "gemm.cuh"
+
+// The driver's CUtensorMap (cuda.h): 128 opaque bytes, 64-byte aligned, passed by value.
+struct alignas(64) lk_tma_map {
+    unsigned long long opaque[16];
+};
+
+extern __shared__ uint8_t lk_wgmma_smem[];
+
+namespace {
+
+enum TcType { TC_BF16, TC_F16 };
+
+constexpr int WG_BM = 128, WG_BK = 64;  // and 384 threads (the entry points' launch bounds)
+// A 64-wide (128-byte) swizzle atom of 64 rows: an MN-major box, or 64 K-major rows.
+constexpr int ATOM_BYTES = 64 * 128;
+
+template <int BN>
+struct WgConfig {
+    static constexpr int STAGES = BN == 256 ? 4 : 6;
+    static constexpr int A_BYTES = WG_BM * WG_BK * 2;
+    static constexpr int B_BYTES = BN * WG_BK * 2;
+    static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
+    static constexpr int PARK_STRIDE = BN + 8;  // floats; float2 writes of a half-warp hit distinct banks
+    static constexpr int PIPE_BYTES = STAGES * STAGE_BYTES;
+    static constexpr int PARK_BYTES = WG_BM * PARK_STRIDE * 4;
+    static constexpr int SMEM_BYTES = 1024 + (PIPE_BYTES > PARK_BYTES ? PIPE_BYTES : PARK_BYTES);
+};
+static_assert(WgConfig<256>::SMEM_BYTES == 197632 && WgConfig<128>::SMEM_BYTES == 197632,
+              "src/ops/gemm/cuda.rs (WGMMA_SMEM) must match");
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// One arrival that also announces `bytes` of TMA transactions before the phase can complete.
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Spins until the phase with parity `parity` of the barrier has completed.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(done)
+            : "r"(bar), "r"(parity)
+            : "memory");
+    } while (!done);
+}
+// 2-D TMA tile copy global → shared at box coordinates (c0 innermost, c1), completing on `bar`.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const lk_tma_map* map, uint32_t bar, int c0, int c1) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
+        "[%4];\n" ::"r"(dst),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+        : "memory");
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving accumulator reads or writes across wgmma's asynchronous window.
+template <int N>
+__device__ __forceinline__ void fence_accumulators(float (&d)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+template <int R>
+__device__ __forceinline__ void setmaxnreg_inc() {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R));
+}
+template <int R>
+__device__ __forceinline__ void setmaxnreg_dec() {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R));
+}
+// wgmma shared-memory matrix descriptor for the 128-byte swizzle: start address (bits 0–13), leading
+// byte offset (16–29) and stride byte offset (32–45), all in 16-byte units, layout type 1 =
+// SWIZZLE_128B (bits 62–63); base offset 0 (atoms sit on 1024-byte boundaries).
+//   K-major: SBO = 1024 (from one 8-row group to the next); LBO unused (a k16 slice stays inside
+//   the 128-byte row).
+//   MN-major: LBO = distance between 64-element m/n atoms, SBO = 1024 (8 k rows).
+__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+    return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo & 0x3FFFF) >> 4) << 16) |
+           (static_cast<uint64_t>((sbo & 0x3FFFF) >> 4) << 32) | (1ull << 62);
+}
+// d[0..128) = A(64×16) · B(16×256) + (scale_d ? d : 0), both operands read from shared memory
+// through descriptors; TA / TB = 1: that operand is stored MN-major (the transpose flags).
+template <TcType T, int TA, int TB>
+__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t da, uint64_t db, int scale_d) {
+    if constexpr (T == TC_BF16) {
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+            "%0, %1, %2, %3, %4, %5, %6, %7, "
+            "%8, %9, %10, %11, %12, %13, %14, %15, "
+            "%16, %17, %18, %19, %20, %21, %22, %23, "
+            "%24, %25, %26, %27, %28, %29, %30, %31, "
+            "%32, %33, %34, %35, %36, %37, %38, %39, "
+            "%40, %41, %42, %43, %44, %45, %46, %47, "
+            "%48, %49, %50, %51, %52, %53, %54, %55, "
+            "%56, %57, %58, %59, %60, %61, %62, %63, "
+            "%64, %65, %66, %67, %68, %69, %70, %71, "
+            "%72, %73, %74, %75, %76, %77, %78, %79, "
+            "%80, %81, %82, %83, %84, %85, %86, %87, "
+            "%88, %89, %90, %91, %92, %93, %94, %95, "
+            "%96, %97, %98, %99, %100, %101, %102, %103, "
+            "%104, %105, %106, %107, %108, %109, %110, %111, "
+            "%112, %113, %114, %115, %116, %117, %118, %119, "
+            "%120, %121, %122, %123, %124, %125, %126, %127"
+            "}, %128, %129, p, 1, 1, %131, %132;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+              "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+              "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+              "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+              "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+              "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+              "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+              "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+              "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+            : "l"(da), "l"(db), "r"(scale_d), "n"(TA), "n"(TB));
+    } else {
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {"
+            "%0, %1, %2, %3, %4, %5, %6, %7, "
+            "%8, %9, %10, %11, %12, %13, %14, %15, "
+            "%16, %17, %18, %19, %20, %21, %22, %23, "
+            "%24, %25, %26, %27, %28, %29, %30, %31, "
+            "%32, %33, %34, %35, %36, %37, %38, %39, "
+            "%40, %41, %42, %43, %44, %45, %46, %47, "
+            "%48, %49, %50, %51, %52, %53, %54, %55, "
+            "%56, %57, %58, %59, %60, %61, %62, %63, "
+            "%64, %65, %66, %67, %68, %69, %70, %71, "
+            "%72, %73, %74, %75, %76, %77, %78, %79, "
+            "%80, %81, %82, %83, %84, %85, %86, %87, "
+            "%88, %89, %90, %91, %92, %93, %94, %95, "
+            "%96, %97, %98, %99, %100, %101, %102, %103, "
+            "%104, %105, %106, %107, %108, %109, %110, %111, "
+            "%112, %113, %114, %115, %116, %117, %118, %119, "
+            "%120, %121, %122, %123, %124, %125, %126, %127"
+            "}, %128, %129, p, 1, 1, %131, %132;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+              "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+              "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+              "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+              "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+              "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+              "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+              "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+              "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+            : "l"(da), "l"(db), "r"(scale_d), "n"(TA), "n"(TB));
+    }
+}
+
+// d[0..64) = A(64×16) · B(16×128) + (scale_d ? d : 0), both operands read from shared memory
+// through descriptors; TA / TB = 1: that operand is stored MN-major (the transpose flags).
+template <TcType T, int TA, int TB>
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t da, uint64_t db, int scale_d) {
+    if constexpr (T == TC_BF16) {
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+            "%0, %1, %2, %3, %4, %5, %6, %7, "
+            "%8, %9, %10, %11, %12, %13, %14, %15, "
+            "%16, %17, %18, %19, %20, %21, %22, %23, "
+            "%24, %25, %26, %27, %28, %29, %30, %31, "
+            "%32, %33, %34, %35, %36, %37, %38, %39, "
+            "%40, %41, %42, %43, %44, %45, %46, %47, "
+            "%48, %49, %50, %51, %52, %53, %54, %55, "
+            "%56, %57, %58, %59, %60, %61, %62, %63"
+            "}, %64, %65, p, 1, 1, %67, %68;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+            : "l"(da), "l"(db), "r"(scale_d), "n"(TA), "n"(TB));
+    } else {
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+            "%0, %1, %2, %3, %4, %5, %6, %7, "
+            "%8, %9, %10, %11, %12, %13, %14, %15, "
+            "%16, %17, %18, %19, %20, %21, %22, %23, "
+            "%24, %25, %26, %27, %28, %29, %30, %31, "
+            "%32, %33, %34, %35, %36, %37, %38, %39, "
+            "%40, %41, %42, %43, %44, %45, %46, %47, "
+            "%48, %49, %50, %51, %52, %53, %54, %55, "
+            "%56, %57, %58, %59, %60, %61, %62, %63"
+            "}, %64, %65, p, 1, 1, %67, %68;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+            : "l"(da), "l"(db), "r"(scale_d), "n"(TA), "n"(TB));
+    }
+}
+
+template <TcType T, int BN, int A_MN, int B_MN>
+__device__ __forceinline__ void wgmma_k16(float (&d)[BN / 2], uint64_t da, uint64_t db) {
+    if constexpr (BN == 256) wgmma_m64n256k16<T, A_MN, B_MN>(d, da, db, 1);
+    else wgmma_m64n128k16<T, A_MN, B_MN>(d, da, db, 1);
+}
+#endif
+
+// A_MN: A stored [k, m] (trans_a); B_MN: B stored [k, n] (not trans_b).
+template <TcType T, int BN, int A_MN, int B_MN>
+__device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const lk_tma_map* tma_a,
+                                                const lk_tma_map* tma_b, float* __restrict__ c,
+                                                const float* __restrict__ bias, const float* __restrict__ y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    using Cfg = WgConfig<BN>;
+    constexpr int S = Cfg::STAGES;
+    __shared__ alignas(8) uint64_t full_bar[S], empty_bar[S];
+    const uint32_t raw = smem_u32(lk_wgmma_smem);
+    const uint32_t base = (raw + 1023u) & ~1023u;
+    float* const park = reinterpret_cast<float*>(lk_wgmma_smem + (base - raw));
+    const int tid = threadIdx.x, wg = tid / 128;
+    const int steps = static_cast<int>((p.k + WG_BK - 1) / WG_BK);
+    const int m0 = blockIdx.y * WG_BM, n0 = blockIdx.x * BN;
+    auto full = [&](int s) { return smem_u32(&full_bar[s]); };
+    auto empty = [&](int s) { return smem_u32(&empty_bar[s]); };
+
+    if (tid == 0) {
+        for (int s = 0; s < S; ++s) {
+            mbar_init(full(s), 1);   // the producer's arrive.expect_tx (+ the TMA bytes)
+            mbar_init(empty(s), 8);  // one arrive per consumer warp
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        setmaxnreg_dec<40>();
+        if (tid == 0) {
+            for (int kt = 0; kt < steps; ++kt) {
+                const int s = kt % S, round = kt / S;
+                // Reuse: both consumers released this stage's previous round.
+                if (round > 0) mbar_wait(empty(s), (round - 1) & 1);
+                mbar_arrive_expect_tx(full(s), Cfg::STAGE_BYTES);  // boxes count whole, zero fill included
+                const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
+                const int k0 = kt * WG_BK;
+                if (A_MN) {
+                    tma_load_2d(sa, tma_a, full(s), m0, k0);
+                    tma_load_2d(sa + ATOM_BYTES, tma_a, full(s), m0 + 64, k0);
+                } else {
+                    tma_load_2d(sa, tma_a, full(s), k0, m0);
+                }
+                if (B_MN) {
+#pragma unroll
+                    for (int j = 0; j < BN / 64; ++j) tma_load_2d(sb + j * ATOM_BYTES, tma_b, full(s), n0 + 64 * j, k0);
+                } else {
+                    tma_load_2d(sb, tma_b, full(s), k0, n0);
+                }
+            }
+        }
+        return;  // the consumers never wait for the producer's other threads
+    }
+
+    setmaxnreg_inc<232>();
+    const int w = wg - 1;  // rows 64w .. 64w + 63 of the tile
+    float acc[BN / 2];
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+    for (int kt = 0; kt < steps; ++kt) {
+        const int s = kt % S;
+        mbar_wait(full(s), (kt / S) & 1);
+        // This warpgroup's 64 rows of A: rows 64w.. of a K-major tile or atom w of an MN-major one,
+        // 8 KiB from the tile's start either way.
+        const uint32_t sa = base + s * Cfg::STAGE_BYTES + w * ATOM_BYTES, sb = base + s * Cfg::STAGE_BYTES + Cfg::A_BYTES;
+        fence_accumulators(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < WG_BK / 16; ++kk) {
+            const uint64_t da = A_MN ? smem_desc(sa + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sa + kk * 32, 16, 1024);
+            const uint64_t db = B_MN ? smem_desc(sb + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sb + kk * 32, 16, 1024);
+            wgmma_k16<T, BN, A_MN, B_MN>(acc, da, db);
+        }
+        wgmma_commit();
+        wgmma_wait<1>();  // this warp's share of step kt − 1 is done: the warp releases that stage
+        fence_accumulators(acc);
+        if (kt > 0 && (tid & 31) == 0) mbar_arrive(empty((kt - 1) % S));
+    }
+    wgmma_wait<0>();
+    fence_accumulators(acc);
+
+    // Both consumers are done reading the pipeline (every TMA copy has landed: each was waited
+    // for), so its memory can take the accumulators.
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    constexpr int PS = Cfg::PARK_STRIDE;
+    const int lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int r0 = 64 * w + 16 * ((tid / 32) & 3) + g;  // fragment rows r0 and r0 + 8
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+        *reinterpret_cast<float2*>(park + r0 * PS + 8 * j + 2 * t) = make_float2(acc[4 * j], acc[4 * j + 1]);
+        *reinterpret_cast<float2*>(park + (r0 + 8) * PS + 8 * j + 2 * t) = make_float2(acc[4 * j + 2], acc[4 * j + 3]);
+    }
+    // Each warpgroup stores the 64 rows it parked.
+    if (w == 0) asm volatile("bar.sync 2, 128;\n" ::: "memory");
+    else asm volatile("bar.sync 3, 128;\n" ::: "memory");
+#pragma unroll 1
+    for (int idx = tid % 128; idx < 64 * BN; idx += 128) {
+        const int r = 64 * w + idx / BN, cc = idx % BN;
+        const int64_t row = m0 + r, col = n0 + cc;
+        if (row < p.m && col < p.n) lk::gemm_store(p, row, col, park[r * PS + cc], c, bias, y);
+    }
+#else
+    __trap();
+#endif
+}
+
+template <TcType T, int BN>
+__device__ __forceinline__ void gemm_wgmma(const lk_gemm_params& p, const lk_tma_map* tma_a, const lk_tma_map* tma_b,
+                                           float* c, const float* bias, const float* y) {
+    if (p.trans_a) {
+        if (p.trans_b) gemm_wgmma_body<T, BN, 1, 0>(p, tma_a, tma_b, c, bias, y);
+        else gemm_wgmma_body<T, BN, 1, 1>(p, tma_a, tma_b, c, bias, y);
+    } else {
+        if (p.trans_b) gemm_wgmma_body<T, BN, 0, 0>(p, tma_a, tma_b, c, bias, y);
+        else gemm_wgmma_body<T, BN, 0, 1>(p, tma_a, tma_b, c, bias, y);
+    }
+}
+
+}  // namespace
+
+// Four entry points: {128×256, 128×128 tiles} × {bf16, f16}. tma_a / tma_b: the tensor maps of the
+// operands as stored (encoded by src/ops/gemm/cuda.rs: 128-byte swizzle, boxes of 64 × rows).
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma256_bf16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                            const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                            const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma<TC_BF16, 256>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma256_f16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                            const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                            const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma<TC_F16, 256>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128_bf16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                            const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                            const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma<TC_BF16, 128>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128_f16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                            const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                            const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma<TC_F16, 128>(p, &tma_a, &tma_b, c, bias, y);
+}
