@@ -10,10 +10,9 @@
 //   Cosine ∂κ/∂q = −r/(Nq·Nr) + cos·q/Nq² (the second term only when ‖q‖ > 1e-12), cos = 1 − κ.
 // κ is symmetric, so dr is the same kernel with the roles of q and r swapped and g read transposed.
 //
-// Work split. Forward: a 16×16 block computes one 16×16 tile of out (grid-stride over the tiles),
-// loading 16×16 tiles of q and r through shared memory along k; thread (ty, tx) owns the pair
-// (q row ty, r row tx) and accumulates dot, nq, nr sequentially in k (zero padding past d adds
-// exact zeros), so κ is bit-identical to what the fused miners compute (kernels/distance.cuh).
+// Work split. Forward: the miners' tiled κ core (triplet_kappa_rows_f32 in kernels/mining.cu, 64×64
+// tiles, 4×4 pairs per thread) on the norms of row_sqnorm_f32 below: per pair one dot chain in
+// increasing k, so κ is bit-identical everywhere it is computed (kernels/distance.cuh).
 // Backward: a 16×16 block owns 16 rows of dx (grid-stride over row tiles) and walks the rows of y
 // in tiles of 16: it first computes the 16×16 pair coefficients (as the forward does), then adds
 // Σ_b coef_ab·(…) to its rows of dx, column tile by column tile; thread (ty, tx) always owns
@@ -21,30 +20,6 @@
 #include "distance.cuh"
 
 #define LK_DT 16
-
-LK_KERNEL void pairwise_distance_fwd_f32(lk_distance_params p, const float* __restrict__ q,
-                                         const float* __restrict__ r, float* __restrict__ out) {
-    __shared__ float qs[LK_DT][LK_DT + 1];
-    __shared__ float rs[LK_DT][LK_DT + 1];
-    const int tx = threadIdx.x, ty = threadIdx.y;
-    const int64_t tiles_n = (p.n + LK_DT - 1) / LK_DT, tiles_m = (p.m + LK_DT - 1) / LK_DT;
-    for (int64_t t = blockIdx.x; t < tiles_n * tiles_m; t += gridDim.x) {
-        const int64_t a0 = (t / tiles_m) * LK_DT, b0 = (t % tiles_m) * LK_DT;
-        float dot = 0.0f, na = 0.0f, nb = 0.0f;
-        for (int64_t k0 = 0; k0 < p.d; k0 += LK_DT) {
-            const int64_t k = k0 + tx;
-            // qs[row][k]: row ty of the q tile; rs[row][k]: row ty of the r tile.
-            qs[ty][tx] = (a0 + ty < p.n && k < p.d) ? q[(a0 + ty) * p.d + k] : 0.0f;
-            rs[ty][tx] = (b0 + ty < p.m && k < p.d) ? r[(b0 + ty) * p.d + k] : 0.0f;
-            __syncthreads();
-#pragma unroll
-            for (int kk = 0; kk < LK_DT; ++kk) lk::dist_acc(qs[ty][kk], rs[tx][kk], dot, na, nb);
-            __syncthreads();
-        }
-        const int64_t a = a0 + ty, b = b0 + tx;
-        if (a < p.n && b < p.m) out[a * p.m + b] = lk::kappa_from_dot(p.metric, dot, na, nb);
-    }
-}
 
 // dx [n, d] (n = p.n rows of x) from y [m, d] and g (see the header comment for g's layout).
 LK_KERNEL void pairwise_distance_bwd_f32(lk_distance_params p, const float* __restrict__ x,

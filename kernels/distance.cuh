@@ -1,7 +1,7 @@
 // Distance helpers shared by kernels/distance.cu and kernels/mining.cu.
 //
 // Every kernel that computes a distance κ(q_i, r_j) does it the same way, so the fused miners see
-// bit-for-bit the values that pairwise_distance_fwd_f32 writes:
+// bit-for-bit the values that pairwise_distance writes:
 //   - one thread owns the pair and accumulates dot = Σ q·r, nq = Σ q², nr = Σ r² with explicit
 //     round-to-nearest FMAs in increasing k (no contraction choices left to the compiler);
 //   - kappa_from_dot turns (dot, nq, nr) into κ with explicitly rounded operations.

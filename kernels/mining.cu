@@ -92,9 +92,9 @@ __device__ __forceinline__ float stat_weight(const uint32_t* stats) {
 // (tid / 16, tid % 16) owns the 4 × 4 pairs (a0 + 4·ty + ii, b0 + 4·tx + jj). The tile walks k in
 // steps of MBK = 16: the 64 × 16 slices of q and r are staged in shared memory, k-major (As[k][row]),
 // zero-padded past the ends; each pair's dot product is one accumulator receiving rounded FMAs in
-// increasing k, exactly the chain of pairwise_distance_fwd_f32 (kernels/distance.cu). The squared
-// norms come precomputed (row_sqnorm_f32: the same k-ordered FMA chain the pairwise kernel runs per
-// pair), so κ = kappa_from_dot(dot, nq_i, nr_j) is bit-identical to pairwise_distance. (The padding
+// increasing k, the chain of kernels/distance.cuh (dist_acc). The squared norms come precomputed
+// (row_sqnorm_f32: the same k-ordered FMA chain), so κ = kappa_from_dot(dot, nq_i, nr_j) is the
+// value pairwise_distance writes (its forward is this core) and kappa_staged computes. (The padding
 // only ever adds fma(0, 0, dot), which can turn a −0 dot into +0; κ is the same for both.)
 namespace {
 

@@ -128,7 +128,7 @@ fn chunks(n: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
 /// `triplet_kappa_rows_f32(lk_triplet_params p, const float* q, const float* r, const float* norms_q,
 ///                         const float* norms_r, float* krows)`
 #[allow(clippy::too_many_arguments)]
-unsafe fn launch_kappa_rows(
+pub(crate) unsafe fn launch_kappa_rows(
     be: &CudaBackend,
     pa: &abi::lk_triplet_params,
     q: &CudaSlice<f32>,
