@@ -205,6 +205,11 @@ mod cuda {
                     String::from_utf8_lossy(&res.stderr)
                 ));
             }
+            // What nvcc says on success (ptxas performance notes such as C7515, "wgmma serialized")
+            // would otherwise be lost: cargo shows it as warnings.
+            for line in String::from_utf8_lossy(&res.stderr).lines().filter(|l| !l.trim().is_empty()) {
+                println!("cargo:warning=nvcc {stem}.cu: {line}");
+            }
             let names = kernel_names(&text);
             // Each entry point must be in the fatbin's symbol table (a name the parser misread
             // would only fail at run time, on a GPU), and appear in one source only.

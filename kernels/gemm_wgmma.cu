@@ -263,9 +263,9 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t da, ui
 }
 
 template <TcType T, int BN, int A_MN, int B_MN>
-__device__ __forceinline__ void wgmma_k16(float (&d)[BN / 2], uint64_t da, uint64_t db) {
-    if constexpr (BN == 256) wgmma_m64n256k16<T, A_MN, B_MN>(d, da, db, 1);
-    else wgmma_m64n128k16<T, A_MN, B_MN>(d, da, db, 1);
+__device__ __forceinline__ void wgmma_k16(float (&d)[BN / 2], uint64_t da, uint64_t db, int sd) {
+    if constexpr (BN == 256) wgmma_m64n256k16<T, A_MN, B_MN>(d, da, db, sd);
+    else wgmma_m64n128k16<T, A_MN, B_MN>(d, da, db, sd);
 }
 #endif
 
@@ -299,22 +299,26 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
     if (wg == 0) {
         setmaxnreg_dec<40>();
         if (tid == 0) {
+            // MN-major operands come in 64-wide boxes; those wholly past the matrix's m (n) are not
+            // copied: they would only feed rows (columns) of the tile that the epilogue never stores.
+            const int a_boxes = A_MN ? (m0 + 64 < p.m ? 2 : 1) : 1;
+            const int b_left = static_cast<int>((p.n - n0 + 63) / 64);
+            const int b_boxes = B_MN ? (b_left < BN / 64 ? b_left : BN / 64) : 1;
+            const uint32_t bytes = (A_MN ? a_boxes * ATOM_BYTES : Cfg::A_BYTES) + (B_MN ? b_boxes * ATOM_BYTES : Cfg::B_BYTES);
             for (int kt = 0; kt < steps; ++kt) {
                 const int s = kt % S, round = kt / S;
                 // Reuse: both consumers released this stage's previous round.
                 if (round > 0) mbar_wait(empty(s), (round - 1) & 1);
-                mbar_arrive_expect_tx(full(s), Cfg::STAGE_BYTES);  // boxes count whole, zero fill included
+                mbar_arrive_expect_tx(full(s), bytes);  // boxes count whole, zero fill included
                 const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
                 const int k0 = kt * WG_BK;
                 if (A_MN) {
-                    tma_load_2d(sa, tma_a, full(s), m0, k0);
-                    tma_load_2d(sa + ATOM_BYTES, tma_a, full(s), m0 + 64, k0);
+                    for (int j = 0; j < a_boxes; ++j) tma_load_2d(sa + j * ATOM_BYTES, tma_a, full(s), m0 + 64 * j, k0);
                 } else {
                     tma_load_2d(sa, tma_a, full(s), k0, m0);
                 }
                 if (B_MN) {
-#pragma unroll
-                    for (int j = 0; j < BN / 64; ++j) tma_load_2d(sb + j * ATOM_BYTES, tma_b, full(s), n0 + 64 * j, k0);
+                    for (int j = 0; j < b_boxes; ++j) tma_load_2d(sb + j * ATOM_BYTES, tma_b, full(s), n0 + 64 * j, k0);
                 } else {
                     tma_load_2d(sb, tma_b, full(s), k0, n0);
                 }
@@ -325,9 +329,9 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
 
     setmaxnreg_inc<232>();
     const int w = wg - 1;  // rows 64w .. 64w + 63 of the tile
+    // No zeroing: the first wgmma runs with scale-d = 0 (D = A·B). Writing the accumulators with
+    // other instructions would make ptxas serialize every wgmma (C7515).
     float acc[BN / 2];
-#pragma unroll
-    for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
     for (int kt = 0; kt < steps; ++kt) {
         const int s = kt % S;
         mbar_wait(full(s), (kt / S) & 1);
@@ -340,7 +344,7 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
         for (int kk = 0; kk < WG_BK / 16; ++kk) {
             const uint64_t da = A_MN ? smem_desc(sa + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sa + kk * 32, 16, 1024);
             const uint64_t db = B_MN ? smem_desc(sb + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sb + kk * 32, 16, 1024);
-            wgmma_k16<T, BN, A_MN, B_MN>(acc, da, db);
+            wgmma_k16<T, BN, A_MN, B_MN>(acc, da, db, (kt | kk) != 0);
         }
         wgmma_commit();
         wgmma_wait<1>();  // this warp's share of step kt − 1 is done: the warp releases that stage
@@ -349,6 +353,10 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
     }
     wgmma_wait<0>();
     fence_accumulators(acc);
+    if (steps == 0) {  // k ≥ 1 is validated; kept so acc is never read unset
+#pragma unroll
+        for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+    }
 
     // Both consumers are done reading the pipeline (every TMA copy has landed: each was waited
     // for), so its memory can take the accumulators.
