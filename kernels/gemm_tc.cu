@@ -7,8 +7,9 @@
 //   gemm_tc{128,64}_tf32: A and B in f32, rounded to TF32 (cvt.rna: nearest, ties away from zero,
 //     10 mantissa bits) as fragments are read, mma.sync.m16n8k8. Only on explicit request
 //     (GemmMath::Tf32): f32 GEMMs are otherwise exact-f32 SIMT (gemm.cu).
-// Work split: a block computes a BM×BN tile (128×128 with 8 warps as 2×4, or 64×64 with 4 warps
-// as 2×2; each warp a 64×32 or 32×32 sub-tile of 16×8 mma tiles). k advances in steps of BK (32
+// Work split: a block computes a BM×BN tile (128×128 with 8 warps as 2×4, 64×64 with 4 warps as
+// 2×2, or 128×256 with 8 warps as 2×4; each warp a 64×32, 32×32 or 64×64 sub-tile of 16×8 mma
+// tiles). k advances in steps of BK (32
 // for 16-bit inputs, 16 for TF32) through a 3-stage cp.async pipeline: the tiles of step s + 2 are
 // in flight while step s is multiplied. Tiles keep the operand's global layout in shared memory
 // (16-byte chunks copied as they are; rows padded by 16 bytes (8 halves / 4 floats, or 32 bytes
@@ -18,8 +19,9 @@
 // unaligned base) the tile is loaded element by element instead, zero-padded. Each output's k order
 // is fixed for a given kernel, so results are deterministic.
 // Dynamic shared memory: the larger of the pipeline (3 stages: 60 KiB for 128-tiles, 30 KiB for
-// 64-tiles, every type) and the epilogue's parking space for the accumulators (72 KiB, 18 KiB); the
-// backend raises the 48 KiB default limit of the 128-tile kernels when it loads them
+// 64-tiles, 90 KiB for 128×256, every type) and the epilogue's parking space for the accumulators
+// (72 KiB, 18 KiB, 72 KiB: 32 columns of each warp tile at a time); the backend raises the 48 KiB
+// default limit of the larger kernels when it loads them
 // (src/ops/gemm/cuda.rs). Needs sm_80+ (ldmatrix, cp.async,
 // bf16 mma); older targets get a trap.
 #include "gemm.cuh"
@@ -279,20 +281,28 @@ __device__ __forceinline__ void gemm_tc_body(const lk_gemm_params& p, const type
     // Epilogue through shared memory: each warp parks its WM×WN accumulators (fragment layout: d0,
     // d1 at (g, 2t), (g, 2t+1); d2, d3 at (g+8, ...)), then stores them row by row, 32 consecutive
     // columns per instruction (coalesced), through one non-unrolled copy of the epilogue code.
-    constexpr int SC = WN + 4;  // row stride: the fragment writes of a warp hit distinct banks
+    // 64-wide warp tiles go in two halves of 32 columns, so the parking space stays that of a
+    // 32-wide tile (the 128×256 kernel then fits the 99 KiB of sm_86 / sm_89).
+    constexpr int PARTS = WN >= 64 ? 2 : 1, PW = WN / PARTS, P8 = NT8 / PARTS;
+    constexpr int SC = PW + 4;  // row stride: the fragment writes of a warp hit distinct banks
     float* const park = reinterpret_cast<float*>(lk_tc_smem) + warp * WM * SC;
 #pragma unroll
-    for (int mi = 0; mi < MT; ++mi)
+    for (int part = 0; part < PARTS; ++part) {
+        if (part > 0) __syncwarp();  // the previous part's stores have read the parking space
 #pragma unroll
-        for (int ni = 0; ni < NT8; ++ni)
+        for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
-            for (int q = 0; q < 4; ++q) park[(mi * 16 + g + (q >> 1) * 8) * SC + ni * 8 + 2 * t + (q & 1)] = acc[mi][ni][q];
-    __syncwarp();
+            for (int ni = 0; ni < P8; ++ni)
+#pragma unroll
+                for (int q = 0; q < 4; ++q)
+                    park[(mi * 16 + g + (q >> 1) * 8) * SC + ni * 8 + 2 * t + (q & 1)] = acc[mi][part * P8 + ni][q];
+        __syncwarp();
 #pragma unroll 1
-    for (int idx = lane; idx < WM * WN; idx += 32) {
-        const int r = idx / WN, cc = idx % WN;
-        const int64_t row = m0 + wm0 + r, col = n0 + wn0 + cc;
-        if (row < p.m && col < p.n) lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
+        for (int idx = lane; idx < WM * PW; idx += 32) {
+            const int r = idx / PW, cc = idx % PW;
+            const int64_t row = m0 + wm0 + r, col = n0 + wn0 + part * PW + cc;
+            if (row < p.m && col < p.n) lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
+        }
     }
 #else
     __trap();
@@ -314,7 +324,8 @@ __device__ __forceinline__ void gemm_tc(const lk_gemm_params& p, const typename 
 
 }  // namespace
 
-// Six entry points: {128×128 (256 threads), 64×64 (128 threads)} × {bf16, f16, tf32}.
+// Nine entry points: {128×128 (256 threads), 64×64 (128 threads), 128×256 (256 threads, 64×64 warp
+// tiles)} × {bf16, f16, tf32}.
 LK_KERNEL void __launch_bounds__(256) gemm_tc128_bf16(lk_gemm_params p, const uint16_t* __restrict__ a,
                                                       const uint16_t* __restrict__ b, float* __restrict__ c,
                                                       const float* __restrict__ bias, const float* __restrict__ y) {
@@ -344,4 +355,19 @@ LK_KERNEL void __launch_bounds__(128) gemm_tc64_tf32(lk_gemm_params p, const flo
                                                      const float* __restrict__ b, float* __restrict__ c,
                                                      const float* __restrict__ bias, const float* __restrict__ y) {
     gemm_tc<TC_TF32, 64, 64, 2, 2>(p, a, b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(256) gemm_tc128x256_bf16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                         const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                         const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_tc<TC_BF16, 128, 256, 2, 4>(p, a, b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(256) gemm_tc128x256_f16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                        const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                        const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_tc<TC_F16, 128, 256, 2, 4>(p, a, b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(256) gemm_tc128x256_tf32(lk_gemm_params p, const float* __restrict__ a,
+                                                         const float* __restrict__ b, float* __restrict__ c,
+                                                         const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_tc<TC_TF32, 128, 256, 2, 4>(p, a, b, c, bias, y);
 }

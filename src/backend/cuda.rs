@@ -81,6 +81,8 @@ struct Inner {
     ordinal: usize,
     /// Streaming multiprocessors (sizes the GEMM tile choice).
     sm_count: usize,
+    /// Most dynamic shared memory a block may opt in to (bytes).
+    smem_optin: usize,
 }
 
 /// A CUDA GPU with latentkit's kernels loaded. Cloning is cheap and shares the stream.
@@ -155,10 +157,17 @@ impl CudaBackend {
         }
         // Kernels that need more than the default 48 KiB of dynamic shared memory (every sm_80+ GPU
         // can opt in to at least 99 KiB).
+        let smem_optin = ctx
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .map_err(driver_err("device query"))?
+            .max(0) as usize;
         for (name, bytes) in gemm::dynamic_smem() {
             // Every module loaded above has all its functions: a missing one belongs to a module
             // built for another architecture (or not built for this arch list), never launched here.
             let Some(f) = functions.get(name) else { continue };
+            if bytes as usize > smem_optin {
+                continue; // more than this GPU allows (the launcher says so instead of launching)
+            }
             f.set_attribute(
                 cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 bytes as i32,
@@ -183,6 +192,7 @@ impl CudaBackend {
                 launches: Default::default(),
                 ordinal,
                 sm_count,
+                smem_optin,
             }),
         })
     }
@@ -209,6 +219,11 @@ impl CudaBackend {
     /// Number of streaming multiprocessors.
     pub fn sm_count(&self) -> usize {
         self.inner.sm_count
+    }
+
+    /// Most dynamic shared memory one block may use on this GPU (bytes, after opting in).
+    pub fn max_shared_memory_per_block(&self) -> usize {
+        self.inner.smem_optin
     }
 
     /// The split-k GEMM's workspace, locked for the caller's two launches.

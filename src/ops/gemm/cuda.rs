@@ -36,20 +36,24 @@ struct Shape {
 /// which asserts the same value): 1 KiB of alignment slack and a 192 KiB pipeline.
 const WGMMA_SMEM: u32 = 197_632;
 
-/// Dynamic shared memory of the tensor-core kernels (`kernels/gemm_tc.cu`), bytes per element `e`,
-/// k step `bk`: the larger of
+/// Dynamic shared memory of the tensor-core kernels (`kernels/gemm_tc.cu`) with `bm × bn` block
+/// tiles over `warps_m × warps_n` warps, bytes per element `e`, k step `bk`: the larger of
 /// - the pipeline: 3 stages of an A and a B tile whose rows are padded by one 16-byte chunk (two for
-///   f32 tiles contiguous along m/n), the larger of each operand's two layouts;
-/// - the epilogue's parking space: each warp's WM×WN accumulators (WN = 32, rows padded by 4).
-const fn tc_smem(tile: usize, e: usize, bk: usize) -> u32 {
+///   f32 tiles contiguous along m/n), each operand in the larger of its two layouts;
+/// - the epilogue's parking space: each warp's WM×WN accumulators, at most 32 columns at a time
+///   (rows padded by 4).
+fn tc_smem(bm: usize, bn: usize, (warps_m, warps_n): (usize, usize), e: usize, bk: usize) -> u32 {
     let chunk = 16 / e;
-    let k_major = tile * (bk + chunk); // rows of the tile, k contiguous
-    let mn_major = bk * (tile + if e == 4 { 2 * chunk } else { chunk }); // rows along k
-    let operand = if k_major > mn_major { k_major } else { mn_major };
-    let pipeline = 3 * 2 * operand * e;
-    let (warps, wm) = if tile == 128 { (8, 64) } else { (4, 32) };
-    let park = warps * wm * (32 + 4) * 4;
-    (if pipeline > park { pipeline } else { park }) as u32
+    let operand = |rows: usize| {
+        let k_major = rows * (bk + chunk); // rows of the tile, k contiguous
+        let mn_major = bk * (rows + if e == 4 { 2 * chunk } else { chunk }); // rows along k
+        k_major.max(mn_major)
+    };
+    let pipeline = 3 * (operand(bm) + operand(bn)) * e;
+    let (wm, wn) = (bm / warps_m, bn / warps_n);
+    let park_cols = if wn >= 64 { wn / 2 } else { wn };
+    let park = warps_m * warps_n * wm * (park_cols + 4) * 4;
+    pipeline.max(park) as u32
 }
 
 /// The kernels whose dynamic shared memory exceeds the default 48 KiB, with their needs (read off
@@ -66,13 +70,14 @@ pub(crate) fn dynamic_smem() -> impl Iterator<Item = (&'static str, u32)> {
 
 fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
     let simt = |name, tile, threads| Ok(Shape { name, tile: (tile, tile), block: (threads, 1, 1), smem: 0 });
-    let tc = |names: [&'static str; 3], tile: usize, threads: u32| {
+    let tc = |names: [&'static str; 3], (bm, bn): (usize, usize), warps: (usize, usize)| {
         let (name, e, bk) = match dtype {
             DType::BF16 => (names[0], 2, 32),
             DType::F16 => (names[1], 2, 32),
             _ => (names[2], 4, 16),
         };
-        Ok(Shape { name, tile: (tile, tile), block: (threads, 1, 1), smem: tc_smem(tile, e, bk) })
+        let threads = (32 * warps.0 * warps.1) as u32;
+        Ok(Shape { name, tile: (bm, bn), block: (threads, 1, 1), smem: tc_smem(bm, bn, warps, e, bk) })
     };
     let wgmma = |names: [&'static str; 2], tile_n: usize| {
         let name = match dtype {
@@ -90,8 +95,11 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt64Warp => simt("gemm_simt64_warp_f32", 64, 128),
         GemmKernel::Simt32SlicedK => simt("gemm_simt32_slicedk_f32", 32, 256),
         GemmKernel::Simt64SplitK => simt("gemm_simt64_splitk_f32", 64, 128),
-        GemmKernel::TensorCore128 => tc(["gemm_tc128_bf16", "gemm_tc128_f16", "gemm_tc128_tf32"], 128, 256),
-        GemmKernel::TensorCore64 => tc(["gemm_tc64_bf16", "gemm_tc64_f16", "gemm_tc64_tf32"], 64, 128),
+        GemmKernel::TensorCore128 => tc(["gemm_tc128_bf16", "gemm_tc128_f16", "gemm_tc128_tf32"], (128, 128), (2, 4)),
+        GemmKernel::TensorCore64 => tc(["gemm_tc64_bf16", "gemm_tc64_f16", "gemm_tc64_tf32"], (64, 64), (2, 2)),
+        GemmKernel::TensorCore128x256 => {
+            tc(["gemm_tc128x256_bf16", "gemm_tc128x256_f16", "gemm_tc128x256_tf32"], (128, 256), (2, 4))
+        }
         GemmKernel::Wgmma256 => wgmma(["gemm_wgmma256_bf16", "gemm_wgmma256_f16"], 256),
         GemmKernel::Wgmma128 => wgmma(["gemm_wgmma128_bf16", "gemm_wgmma128_f16"], 128),
         GemmKernel::Auto => Err(Error::invalid("gemm", "internal: Auto must be resolved before launch")),
@@ -138,6 +146,15 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         k => k,
     };
     let Shape { name, tile, block, smem } = shape(kernel, dtype)?;
+    if smem as usize > be.max_shared_memory_per_block() {
+        return Err(Error::invalid(
+            "gemm",
+            format!(
+                "{kernel:?} needs {smem} B of shared memory per block; this GPU allows {}",
+                be.max_shared_memory_per_block()
+            ),
+        ));
+    }
     let (gx, gy) = (spec.n.div_ceil(tile.1), spec.m.div_ceil(tile.0));
     if gy > 65_535 || gx > i32::MAX as usize {
         return Err(Error::invalid(
@@ -340,6 +357,9 @@ mod tests {
                 ("gemm_tc128_bf16", 73_728),
                 ("gemm_tc128_f16", 73_728),
                 ("gemm_tc128_tf32", 73_728),
+                ("gemm_tc128x256_bf16", 92_160),
+                ("gemm_tc128x256_f16", 92_160),
+                ("gemm_tc128x256_tf32", 92_160),
                 ("gemm_wgmma256_bf16", 197_632),
                 ("gemm_wgmma256_f16", 197_632),
                 ("gemm_wgmma128_bf16", 197_632),

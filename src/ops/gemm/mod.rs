@@ -83,6 +83,11 @@ pub enum GemmKernel {
     TensorCore128,
     /// Tensor cores, 64×64 block tiles.
     TensorCore64,
+    /// Tensor cores, 128×256 block tiles: 8 warps with 64×64 warp tiles, so each k16 step loads 8
+    /// fragments per 32 mma (TensorCore128: 6 per 16) and shared memory carries a third less per
+    /// FLOP. One block per SM (232 registers a thread, 90 KiB of shared memory). Not chosen by
+    /// `Auto` until timed.
+    TensorCore128x256,
     /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
     /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
     /// mbarrier pipeline; one producer and two consumer warpgroups per 128×256 block tile. TMA needs
@@ -104,7 +109,8 @@ impl GemmKernel {
         GemmKernel::Simt64SplitK,
     ];
     /// Every tensor-core version.
-    pub const TENSOR_CORE: [GemmKernel; 2] = [GemmKernel::TensorCore128, GemmKernel::TensorCore64];
+    pub const TENSOR_CORE: [GemmKernel; 3] =
+        [GemmKernel::TensorCore128, GemmKernel::TensorCore64, GemmKernel::TensorCore128x256];
 
     /// The Hopper-only versions (bf16 / f16 inputs, compute capability 9.0).
     pub const WGMMA: [GemmKernel; 2] = [GemmKernel::Wgmma256, GemmKernel::Wgmma128];
