@@ -47,7 +47,9 @@ fn params(metric: Metric, n: usize, m: usize, d: usize, ldg: usize, trans_g: boo
 /// `row_sqnorm_f32`: the same bits as one thread per pair (kernels/distance.cuh), so the fused miners
 /// and the k-NN kernel see exactly the κ written here. It replaced a 16 × 16 kernel with one pair
 /// per thread, which ran at 6.2 TFLOP/s on an H100 (2026-11-26, N = M = 4096, D = 128) where this
-/// core runs the miners' tiles at about 18.6.
+/// core runs the miners' tiles at about 18.6. The two norm vectors (n + m floats) are allocated per
+/// call, stream-ordered from the memory pool where the GPU has one (a graph capture then records them
+/// as nodes).
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn fwd(
     be: &CudaBackend,
