@@ -49,6 +49,14 @@ fn bench<B: Backend>(b: &B, samples: usize, big: bool) -> Result<()> {
     let t = median_secs(b, samples, || loss::bce_logits_fwd(b, &logits, &target, &mut rl))?;
     row(&format!("bce_logits_fwd {rows}x{cols}"), t, 8.0 * (rows * cols) as f64, 0.0, "");
 
+    // Bias gradients of the VAE's layers (Σ over the batch of dY), at batch 128 and 4096.
+    for (rows, cols) in [(128, 400), (128, 784), (4096, 400), (4096, 784)] {
+        let dy = rand_tensor(b, &[rows, cols], 8, -1.0, 1.0)?;
+        let mut db = Tensor::zeros(b, &[cols])?;
+        let t = median_secs(b, samples, || elementwise::col_sum(b, &dy, 0.0, &mut db))?;
+        row(&format!("col_sum {rows}x{cols}"), t, 4.0 * (rows * cols + cols) as f64, 0.0, "");
+    }
+
     let mut shapes = vec![(128, 400, 784), (128, 784, 400), (128, 20, 400), (1024, 400, 784)];
     shapes.push(if big { (4096, 4096, 4096) } else { (1024, 1024, 1024) });
     for (mm, nn, kk) in shapes {

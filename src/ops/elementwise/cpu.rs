@@ -76,8 +76,15 @@ pub fn activation_bwd(act: Activation, y: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 /// out[c] = beta·out[c] + Σ_r x[r, c]; beta = 0 does not read out.
 pub fn col_sum(x: &[f32], rows: usize, cols: usize, beta: f32, out: &mut [f32]) {
-    for (c, o) in out.iter_mut().enumerate().take(cols) {
-        let s: f64 = (0..rows).map(|r| f64::from(x[r * cols + c])).sum();
+    // Row by row (contiguous reads) into one f64 accumulator per column: each column still adds its
+    // rows in order, from −0.0 like `Iterator::sum`, so the sums are those of a per-column loop.
+    let mut acc = vec![-0.0f64; cols];
+    for row in x.chunks_exact(cols.max(1)).take(rows) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += f64::from(v);
+        }
+    }
+    for (o, s) in out.iter_mut().zip(acc) {
         *o = if beta == 0.0 { s as f32 } else { (f64::from(beta) * f64::from(*o) + s) as f32 };
     }
 }

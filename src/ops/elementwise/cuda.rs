@@ -58,6 +58,18 @@ pub(crate) unsafe fn activation_bwd(
     launch!(be, "activation_bwd_f32", grid_1d(n), [&abi_activation(act), y, dy, dx, &(n as i64)])
 }
 
+/// `col_sum_f32`'s launch: blocks of 32 columns × G row groups, G the power of two that gives each
+/// thread about 16 rows (at most 32 groups: 1024 threads), one block per 32 columns (grid-stride
+/// past 65,535). G depends on `rows` alone, which fixes the summation order.
+fn col_sum_launch(rows: usize, cols: usize) -> LaunchConfig {
+    let groups = rows.div_ceil(16).next_power_of_two().clamp(1, 32) as u32;
+    LaunchConfig {
+        grid_dim: (cols.div_ceil(32).clamp(1, 65_535) as u32, 1, 1),
+        block_dim: (32, groups, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// `col_sum_f32(const float* x, int64 rows, int64 cols, float beta, float* out)`
 pub(crate) unsafe fn col_sum(
     be: &CudaBackend,
@@ -67,7 +79,7 @@ pub(crate) unsafe fn col_sum(
     beta: f32,
     out: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    launch!(be, "col_sum_f32", grid_1d(cols), [x, &(rows as i64), &(cols as i64), &beta, out])
+    launch!(be, "col_sum_f32", col_sum_launch(rows, cols), [x, &(rows as i64), &(cols as i64), &beta, out])
 }
 
 /// `sum_f32(const float* x, int64 n, float* out)`: one block of 1024 threads, fixed order.
