@@ -1,10 +1,10 @@
 // Tensor-core GEMM, row-major: C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), op ∈
 // {N, T}, with f32 accumulation and f32 C; the epilogues, BLAS α/β conventions and storage rules are
 // those of gemm.cu (shared code in gemm.cuh).
-//   gemm_tc{128,64}_bf16 / _f16: A and B in bfloat16 / IEEE half (products exact in f32),
+//   gemm_tc{128,64,128x256}_bf16 / _f16: A and B in bfloat16 / IEEE half (products exact in f32),
 //     mma.sync.m16n8k16, fragments through ldmatrix (.trans for the operand layouts that store k
 //     as the row index).
-//   gemm_tc{128,64}_tf32: A and B in f32, rounded to TF32 (cvt.rna: nearest, ties away from zero,
+//   gemm_tc{128,64,128x256}_tf32: A and B in f32, rounded to TF32 (cvt.rna: nearest, ties away from zero,
 //     10 mantissa bits) as fragments are read, mma.sync.m16n8k8. Only on explicit request
 //     (GemmMath::Tf32): f32 GEMMs are otherwise exact-f32 SIMT (gemm.cu).
 // Work split: a block computes a BM×BN tile (128×128 with 8 warps as 2×4, 64×64 with 4 warps as

@@ -108,7 +108,7 @@ impl GemmKernel {
         GemmKernel::Simt32SlicedK,
         GemmKernel::Simt64SplitK,
     ];
-    /// Every tensor-core version.
+    /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     pub const TENSOR_CORE: [GemmKernel; 3] =
         [GemmKernel::TensorCore128, GemmKernel::TensorCore64, GemmKernel::TensorCore128x256];
 
@@ -277,7 +277,7 @@ impl GemmSpec {
         match (dtype, self.math) {
             (DType::F32, _) if self.kernel.is_wgmma() => Err(Error::invalid(
                 OP,
-                format!("{:?} takes bf16 or f16 inputs (TF32 runs on TensorCore128/64)", self.kernel),
+                format!("{:?} takes bf16 or f16 inputs (TF32 runs on the TensorCore kernels)", self.kernel),
             )),
             (DType::F32, GemmMath::F32) if tc => Err(Error::invalid(
                 OP,
