@@ -171,12 +171,13 @@ mod cuda {
             let newest = archs.iter().max_by_key(|a| number(a)).expect("archs is non-empty");
             if let Some(a) = &only_arch {
                 cmd.arg(format!("-gencode=arch=compute_{a},code=sm_{a}"));
-            }
-            for a in archs.iter().filter(|_| only_arch.is_none()) {
-                if a == newest {
-                    cmd.arg(format!("-gencode=arch=compute_{a},code=[sm_{a},compute_{a}]"));
-                } else {
-                    cmd.arg(format!("-gencode=arch=compute_{a},code=sm_{a}"));
+            } else {
+                for a in &archs {
+                    if a == newest {
+                        cmd.arg(format!("-gencode=arch=compute_{a},code=[sm_{a},compute_{a}]"));
+                    } else {
+                        cmd.arg(format!("-gencode=arch=compute_{a},code=sm_{a}"));
+                    }
                 }
             }
             cmd.arg("-o").arg(&out).arg(src.as_path());

@@ -328,6 +328,9 @@ enum Epi {
     SigmoidGradBeta1,
 }
 
+/// The epilogues the precision tests rotate through.
+const EPIS: [Epi; 3] = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
+
 fn reference_epilogue(epi: Epi, v: f32, bias: f32, y: f32) -> f32 {
     let v = f64::from(v);
     match epi {
@@ -398,7 +401,6 @@ fn check_precision_case<B: latentkit::Backend>(
 /// transpose pair, rotating through the leading-dimension modes and the epilogues; α = 0.75.
 fn precision_cases() -> Vec<(GemmSpec, Epi, Ld)> {
     use latentkit::ops::gemm::GemmKernel;
-    let epis = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
     let mut cases = Vec::new();
     for kernel in std::iter::once(GemmKernel::Auto).chain(GemmKernel::TENSOR_CORE) {
         for &(m, n, k) in &PRECISION_SIZES {
@@ -408,7 +410,7 @@ fn precision_cases() -> Vec<(GemmSpec, Epi, Ld)> {
                     let ld = [Ld::Tight, Ld::Pad3, Ld::Align8][i % 3];
                     let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
                     spec.kernel = kernel;
-                    cases.push((spec, epis[(i / 3) % 3], ld));
+                    cases.push((spec, EPIS[(i / 3) % 3], ld));
                 }
             }
         }
@@ -575,7 +577,6 @@ fn wgmma_matches_reference_on_hopper() {
         eprintln!("SKIP {NAME}: {} is not a compute capability 9.0 GPU", b.name().unwrap_or_default());
         return;
     }
-    let epis = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
     let sizes = PRECISION_SIZES.iter().copied().chain([(257, 300, 700), (128, 512, 64), (520, 136, 1000)]);
     let mut r = rng(50);
     for (si, (m, n, k)) in sizes.enumerate() {
@@ -583,7 +584,7 @@ fn wgmma_matches_reference_on_hopper() {
             for (ki, kernel) in GemmKernel::WGMMA.into_iter().enumerate() {
                 let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), Ld::Align8);
                 spec.kernel = kernel;
-                let epi = epis[(si + ti) % 3];
+                let epi = EPIS[(si + ti) % 3];
                 let (a0, b0) = operands(&mut r, &spec);
                 // bf16 and f16 take turns.
                 if (si + ti + ki) % 2 == 0 {

@@ -135,9 +135,9 @@ impl CudaBackend {
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(driver_err("stream creation"))?;
         let gpu = ctx.name().unwrap_or_else(|_| "this GPU".into());
-        let cc = ctx.compute_capability().map(|(a, b)| format!("sm_{a}{b}")).unwrap_or_default();
-        let mut functions = HashMap::new();
         let cc_num = ctx.compute_capability().map(|(a, b)| format!("{a}{b}")).unwrap_or_default();
+        let cc = format!("sm_{cc_num}");
+        let mut functions = HashMap::new();
         for m in KERNEL_MODULES {
             if m.only_arch.is_some_and(|a| a.trim_end_matches(['a', 'f']) != cc_num) {
                 continue; // its kernels then report KernelsNotBuilt when asked for
@@ -250,7 +250,7 @@ impl CudaBackend {
     /// Whether the Hopper GEMM kernels ([`crate::ops::gemm::GemmKernel::WGMMA`]) run here: a
     /// compute capability 9.0 GPU and a build whose LATENTKIT_CUDA_ARCHS has 90.
     pub fn supports_wgmma(&self) -> bool {
-        self.has_function("gemm_wgmma256_bf16")
+        gemm::wgmma_loaded(self)
     }
 
     /// A loaded kernel by its `extern "C"` name (counted as one launch).

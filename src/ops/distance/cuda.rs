@@ -8,7 +8,8 @@ use cudarc::driver::{CudaSlice, LaunchConfig};
 
 use super::Metric;
 use crate::backend::cuda::{abi, grid_1d, launch, CudaBackend};
-use crate::error::{Error, Result};
+use crate::backend::Backend;
+use crate::error::Result;
 
 /// Side of the square thread block and output tile (`LK_DT`).
 const TILE: usize = 16;
@@ -46,10 +47,10 @@ fn params(metric: Metric, n: usize, m: usize, d: usize, ldg: usize, trans_g: boo
 /// tiles, 4 × 4 pairs per thread, one k-ordered FMA chain per pair) on the row norms of
 /// `row_sqnorm_f32`: the same bits as one thread per pair (kernels/distance.cuh), so the fused miners
 /// and the k-NN kernel see exactly the κ written here. It replaced a 16 × 16 kernel with one pair
-/// per thread, which ran at 6.2 TFLOP/s on an H100 (2026-11-26, N = M = 4096, D = 128) where this
-/// core runs the miners' tiles at about 18.6. The two norm vectors (n + m floats) are allocated per
-/// call, stream-ordered from the memory pool where the GPU has one (a graph capture then records them
-/// as nodes).
+/// per thread, which ran at 6.2 TFLOP/s on an H100 (2026-11-26, N = M = 4096, D = 128); this core's
+/// own rate there is not measured (batch-hard at N = 16384, which runs it on 2·N²·D = 68.7 GFLOP,
+/// took 3.78 ms in all). The two norm vectors (n + m floats) are allocated per call, stream-ordered
+/// from the memory pool where the GPU has one (a graph capture then records them as nodes).
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn fwd(
     be: &CudaBackend,
@@ -64,10 +65,7 @@ pub(crate) unsafe fn fwd(
     if n == 0 || m == 0 {
         return Ok(());
     }
-    let alloc = |len: usize| {
-        be.stream().alloc_zeros::<f32>(len).map_err(|e| Error::Cuda { context: "allocation", msg: e.to_string() })
-    };
-    let (mut qn, mut rn) = (alloc(n)?, alloc(m)?);
+    let (mut qn, mut rn) = (be.zeros::<f32>(n)?, be.zeros::<f32>(m)?);
     row_sqnorm(be, q, n, d, &mut qn)?;
     row_sqnorm(be, r, m, d, &mut rn)?;
     let p = abi::lk_triplet_params {

@@ -106,6 +106,11 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
     }
 }
 
+/// Whether the Hopper kernels were loaded (`CudaBackend::supports_wgmma`).
+pub(crate) fn wgmma_loaded(be: &CudaBackend) -> bool {
+    shape(GemmKernel::Wgmma256, DType::BF16).is_ok_and(|s| be.has_function(s.name))
+}
+
 /// f32 inputs: exact SIMT, or TF32 tensor cores when the spec asks for them.
 pub(crate) unsafe fn gemm(
     be: &CudaBackend,
