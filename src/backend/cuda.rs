@@ -17,7 +17,8 @@ use cudarc::nvrtc::Ptx;
 use super::{AdamSlot, Backend, ReplayGraph, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Error, Result};
-use crate::ops::gemm::GemmEpilogue;
+use crate::ops::gemm::tune::TuneState;
+use crate::ops::gemm::{GemmEpilogue, GemmTuneRecord, GemmTuning};
 use crate::ops::latent::LatentKernel;
 use crate::ops::{batch::cuda as batch, latent::cuda as latent, rng::cuda as rng};
 use crate::ops::{elementwise::cuda as ew, gemm::cuda as gemm, loss::cuda as loss, optim::cuda as optim};
@@ -83,6 +84,8 @@ struct Inner {
     sm_count: usize,
     /// Most dynamic shared memory a block may opt in to (bytes).
     smem_optin: usize,
+    /// How `GemmKernel::Auto` picks, and the choices measured so far (`ops::gemm::tune`).
+    gemm_tuning: Mutex<TuneState>,
 }
 
 /// A CUDA GPU with latentkit's kernels loaded. Cloning is cheap and shares the stream.
@@ -193,6 +196,7 @@ impl CudaBackend {
                 ordinal,
                 sm_count,
                 smem_optin,
+                gemm_tuning: Default::default(),
             }),
         })
     }
@@ -251,6 +255,35 @@ impl CudaBackend {
     /// compute capability 9.0 GPU and a build whose LATENTKIT_CUDA_ARCHS has 90.
     pub fn supports_wgmma(&self) -> bool {
         gemm::wgmma_loaded(self)
+    }
+
+    /// How [`GemmKernel::Auto`](crate::ops::gemm::GemmKernel::Auto) picks a kernel from now on,
+    /// for every clone of this backend (they share one GPU): the fixed rule (the default) or the
+    /// fastest measured on the first call of each shape (see [`crate::ops::gemm::tune`], which says
+    /// what it costs and why results may then differ between processes in the last bits).
+    pub fn set_gemm_tuning(&self, mode: GemmTuning) {
+        self.tune_state().mode = mode;
+    }
+
+    pub fn gemm_tuning(&self) -> GemmTuning {
+        self.tune_state().mode
+    }
+
+    /// Every measured choice so far, in the order they were made, with each candidate's time.
+    pub fn gemm_tuning_report(&self) -> Vec<GemmTuneRecord> {
+        self.tune_state().report()
+    }
+
+    /// Forgets the measured choices (the mode stays).
+    pub fn clear_gemm_tuning(&self) {
+        let mut st = self.tune_state();
+        st.records.clear();
+        st.order.clear();
+    }
+
+    /// The tuning state; a lock poisoned by a panicking thread still holds a consistent map.
+    pub(crate) fn tune_state(&self) -> std::sync::MutexGuard<'_, TuneState> {
+        self.inner.gemm_tuning.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A loaded kernel by its `extern "C"` name (counted as one launch).

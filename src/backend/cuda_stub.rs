@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use super::{Backend, Scalar};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::ops::gemm::{GemmTuneRecord, GemmTuning};
 use crate::ops::latent::LatentKernel;
 use crate::ops::{Activation, AdamConfig, GemmSpec, KlSchedule, LatentConfig, SgdConfig};
 
@@ -41,8 +42,32 @@ impl CudaBackend {
         match self.never {}
     }
 
+    /// Number of streaming multiprocessors.
+    pub fn sm_count(&self) -> usize {
+        match self.never {}
+    }
+
     /// Whether the Hopper GEMM kernels run here: never without the `cuda` feature.
     pub fn supports_wgmma(&self) -> bool {
+        match self.never {}
+    }
+
+    /// How `GemmKernel::Auto` picks a kernel (see the CUDA build's docs).
+    pub fn set_gemm_tuning(&self, _mode: GemmTuning) {
+        match self.never {}
+    }
+
+    pub fn gemm_tuning(&self) -> GemmTuning {
+        match self.never {}
+    }
+
+    /// The measured GEMM choices so far.
+    pub fn gemm_tuning_report(&self) -> Vec<GemmTuneRecord> {
+        match self.never {}
+    }
+
+    /// Forgets the measured GEMM choices.
+    pub fn clear_gemm_tuning(&self) {
         match self.never {}
     }
 }

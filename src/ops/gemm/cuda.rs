@@ -9,14 +9,18 @@
 //! `gemm` and `gemm_half` are `unsafe`: the caller guarantees the spec was validated against the
 //! buffers and the input type (`GemmSpec::validate`, `validate_precision`; called by `ops::gemm`).
 
+use std::collections::HashMap;
+
 use cudarc::driver::sys::{
-    CUresult, CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill, CUtensorMapInterleave, CUtensorMapL2promotion,
+    CUevent_flags, CUresult, CUstreamCaptureStatus, CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill, CUtensorMapInterleave, CUtensorMapL2promotion,
     CUtensorMapSwizzle,
 };
 use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 
+use super::tune::{is_ineligible, measure_fastest, tune_candidates};
 use super::{
-    auto_kernel, splitk_splits, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, HalfFloat, SPLITK_WORKSPACE_FLOATS,
+    auto_kernel, splitk_splits, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuning, HalfFloat,
+    SPLITK_WORKSPACE_FLOATS,
 };
 use crate::backend::cuda::{abi, launch, CudaBackend};
 use crate::backend::DType;
@@ -147,7 +151,7 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     epilogue: &GemmEpilogue<'_, CudaBackend>,
 ) -> Result<()> {
     let kernel = match spec.kernel {
-        GemmKernel::Auto => auto_kernel(spec.m, spec.n, spec.k, tensor_cores, be.sm_count()),
+        GemmKernel::Auto => resolve_auto(be, spec, dtype, tensor_cores, a, b)?,
         k => k,
     };
     let Shape { name, tile, block, smem } = shape(kernel, dtype)?;
@@ -213,6 +217,91 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     }
     let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: block, shared_mem_bytes: smem };
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
+}
+
+/// The kernel `Auto` runs: the fixed rule, or with [`GemmTuning::Measure`] the choice measured for
+/// this key, measuring it now (on `a` and `b` into a scratch output) if this is its first call and
+/// the stream is not being captured.
+unsafe fn resolve_auto<T: DeviceRepr>(
+    be: &CudaBackend,
+    spec: &GemmSpec,
+    dtype: DType,
+    tensor_cores: bool,
+    a: &CudaSlice<T>,
+    b: &CudaSlice<T>,
+) -> Result<GemmKernel> {
+    let fixed = auto_kernel(spec.m, spec.n, spec.k, tensor_cores, be.sm_count());
+    let key = GemmTuneKey {
+        m: spec.m,
+        n: spec.n,
+        k: spec.k,
+        trans_a: spec.trans_a.is_yes(),
+        trans_b: spec.trans_b.is_yes(),
+        lda: spec.lda,
+        ldb: spec.ldb,
+        dtype,
+        tensor_cores,
+    };
+    {
+        let st = be.tune_state();
+        if st.mode == GemmTuning::Heuristic {
+            return Ok(fixed);
+        }
+        if let Some(rec) = st.records.get(&key) {
+            return Ok(rec.chosen);
+        }
+    }
+    let capture = be.stream().capture_status().map_err(|e| Error::Cuda { context: "capture status", msg: e.to_string() })?;
+    if capture != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE {
+        return Ok(fixed); // nothing can be timed inside a capture
+    }
+    let event_err = |e: cudarc::driver::DriverError| Error::Cuda { context: "GEMM tuning event", msg: e.to_string() };
+    let mut scratch = be.stream().alloc_zeros::<f32>(spec.m * spec.n).map_err(|e| Error::Cuda {
+        context: "GEMM tuning scratch allocation",
+        msg: format!("{}×{} f32: {e}", spec.m, spec.n),
+    })?;
+    // Plain product into the scratch output: the caller's C, bias and epilogue are not touched.
+    let mut probe = GemmSpec { alpha: 1.0, beta: 0.0, ldc: spec.n, ..*spec };
+    let math = if dtype == DType::F32 && tensor_cores { GemmMath::Tf32 } else { GemmMath::F32 };
+    let candidates = tune_candidates(dtype, math, be.supports_wgmma());
+    let flags = Some(CUevent_flags::CU_EVENT_DEFAULT);
+    let (start, end) = (be.context().new_event(flags).map_err(event_err)?, be.context().new_event(flags).map_err(event_err)?);
+    // Calls per timed batch, from each candidate's first (warm-up) call: batches of ≥ 100 µs keep the
+    // queue full, so the host's launch latency does not count for kernels shorter than it.
+    let mut reps: HashMap<GemmKernel, usize> = HashMap::new();
+    let rec = measure_fastest(key, &candidates, |kernel| {
+        probe.kernel = kernel;
+        let mut timed = |n: usize| -> Result<f64> {
+            start.record(be.stream()).map_err(event_err)?;
+            for _ in 0..n {
+                launch_gemm(be, &probe, dtype, tensor_cores, a, b, &mut scratch, &GemmEpilogue::None)?;
+            }
+            end.record(be.stream()).map_err(event_err)?;
+            end.synchronize().map_err(event_err)?;
+            Ok(f64::from(start.elapsed_ms(&end).map_err(event_err)?) * 1e-3 / n as f64)
+        };
+        let n = match reps.get(&kernel) {
+            Some(&n) => n,
+            None => {
+                let first = match timed(1) {
+                    Err(e) if is_ineligible(&e) => return Ok(None),
+                    r => r?,
+                };
+                let n = ((100e-6 / first.max(1e-7)).ceil() as usize).clamp(1, 64);
+                reps.insert(kernel, n);
+                n
+            }
+        };
+        timed(n).map(Some)
+    })?;
+    Ok(match rec {
+        Some(rec) => {
+            let chosen = rec.chosen;
+            be.tune_state().insert(rec);
+            chosen
+        }
+        None => fixed,
+    })
 }
 
 /// v4: the split kernel writes each k range's raw sums into a slice of the backend's workspace

@@ -28,11 +28,15 @@
 //!   the f32 bound. bf16 data has `2⁻⁸` relative rounding (f16: `2⁻¹¹`) if it was converted from f32.
 //!
 //! Kernels (`kernels/gemm.cu`, `kernels/gemm_tc.cu`): [`GemmKernel`] lists the numbered versions;
-//! [`GemmKernel::Auto`] picks one by precision and output shape ([`auto_kernel`]).
+//! [`GemmKernel::Auto`] picks one by precision and output shape ([`auto_kernel`]), or, on a CUDA
+//! backend set to [`GemmTuning::Measure`], the fastest measured for each shape ([`tune`]).
 
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+pub mod tune;
+
+pub use tune::{GemmTuneKey, GemmTuneRecord, GemmTuning};
 
 use super::on_device;
 use crate::backend::{Backend, DType, Scalar};

@@ -1,0 +1,131 @@
+//! `GemmKernel::Auto` with measured choices (`GemmTuning::Measure`). A test binary of its own: the
+//! tuning mode belongs to the process-wide CUDA backend, and the other GEMM tests expect the fixed
+//! rule.
+
+mod common;
+
+use common::*;
+use latentkit::backend::Backend;
+use latentkit::ops::gemm::tune::tune_candidates;
+use latentkit::ops::gemm::{
+    auto_kernel, cpu::gemm_ref, f32_error_bound, gemm, gemm_half_with, gemm_with, tf32_error_bound, GemmEpilogue,
+    GemmKernel, GemmMath, GemmSpec, GemmTuneRecord, GemmTuning, Transpose,
+};
+use latentkit::ops::Activation;
+use latentkit::{DType, Tensor};
+
+/// A record is consistent: the choice is the fastest candidate that ran, every candidate of the
+/// precision was tried, and the fixed rule's kernel could run.
+fn check_record(rec: &GemmTuneRecord, candidates: &[GemmKernel], fixed: GemmKernel) {
+    let tried: Vec<GemmKernel> = rec.times.iter().map(|t| t.0).collect();
+    assert_eq!(tried, candidates, "{rec:?}");
+    let best = rec.times.iter().filter_map(|t| t.1).fold(f64::INFINITY, f64::min);
+    let chosen = rec.times.iter().find(|t| t.0 == rec.chosen).and_then(|t| t.1);
+    assert_eq!(chosen, Some(best), "the choice is the fastest: {rec:?}");
+    assert!(best > 0.0 && best < 1.0, "{rec:?}");
+    assert!(rec.times.iter().any(|t| t.0 == fixed && t.1.is_some()), "the fixed rule's {fixed:?} ran: {rec:?}");
+}
+
+#[test]
+fn measured_auto_matches_reference_and_keeps_its_choice() {
+    const NAME: &str = "measured_auto_matches_reference_and_keeps_its_choice";
+    let Some(b) = cuda(NAME) else { return };
+    b.set_gemm_tuning(GemmTuning::Measure);
+    b.clear_gemm_tuning();
+    let mut r = rng(90);
+    // Training products and awkward sizes; f32 exact and TF32; β = 0 with a bias + ReLU epilogue
+    // and β = 1 (both must survive the measurement, which writes to a scratch output).
+    let cases = [
+        (Transpose::No, Transpose::Yes, 128, 400, 784, GemmMath::F32, 0.0f32),
+        (Transpose::Yes, Transpose::No, 400, 784, 128, GemmMath::F32, 1.0),
+        (Transpose::No, Transpose::No, 33, 7, 129, GemmMath::F32, 0.0),
+        (Transpose::Yes, Transpose::Yes, 1000, 20, 3, GemmMath::F32, 1.0),
+        (Transpose::No, Transpose::Yes, 257, 300, 700, GemmMath::Tf32, 0.0),
+    ];
+    for (i, &(ta, tb, m, n, k, math, beta)) in cases.iter().enumerate() {
+        let mut spec = GemmSpec::contiguous(ta, tb, m, n, k, 0.75, beta);
+        spec.math = math;
+        let (ar, br) = (spec.stored_a(), spec.stored_b());
+        let a0 = rand_vec(&mut r, ar.0 * ar.1, -1.0, 1.0);
+        let b0 = rand_vec(&mut r, br.0 * br.1, -1.0, 1.0);
+        let c0 = rand_vec(&mut r, m * n, -1.0, 1.0);
+        let bias0 = rand_vec(&mut r, n, -1.0, 1.0);
+        let mut want = c0.clone();
+        gemm_ref(&spec, &a0, &b0, &mut want).unwrap();
+        let relu = beta == 0.0;
+        if relu {
+            for row in want.chunks_mut(n) {
+                row.iter_mut().zip(&bias0).for_each(|(v, bj)| *v = (*v + bj).max(0.0));
+            }
+        }
+        // TF32 against the unrounded inputs (tf32_error_bound); f32 at the default bound.
+        let atol = match math {
+            GemmMath::Tf32 => 2.0 * tf32_error_bound(k, 1.0, 1.0),
+            GemmMath::F32 => f32_error_bound(k, 1.0, 1.0) + 1e-6,
+        };
+        let (at, bt, bias) = (tensor(&b, &[a0.len()], &a0), tensor(&b, &[b0.len()], &b0), tensor(&b, &[n], &bias0));
+        // Twice: the first call measures, the second reuses the choice.
+        for call in 0..2 {
+            let mut c = if relu { poisoned(&b, &[m * n]) } else { tensor(&b, &[m * n], &c0) };
+            let epi = if relu {
+                GemmEpilogue::BiasAct { bias: Some(bias.buf()), act: Activation::Relu }
+            } else {
+                GemmEpilogue::None
+            };
+            gemm_with(&b, &spec, at.buf(), bt.buf(), c.buf_mut(), &epi).unwrap();
+            assert_close(&format!("case {i} call {call}"), &host(&b, &c), &want, atol, 1e-5);
+        }
+        let report = b.gemm_tuning_report();
+        assert_eq!(report.len(), i + 1, "one record per shape, made on the first call");
+        let rec = &report[i];
+        assert_eq!((rec.key.m, rec.key.n, rec.key.k, rec.key.tensor_cores), (m, n, k, math == GemmMath::Tf32));
+        let fixed = auto_kernel(m, n, k, math == GemmMath::Tf32, b.sm_count());
+        check_record(rec, &tune_candidates(DType::F32, math, b.supports_wgmma()), fixed);
+        eprintln!("{NAME}: {m}×{n}×{k} {math:?}: {:?} of {:?}", rec.chosen, rec.times);
+    }
+
+    // bf16 (with the Hopper kernels among the candidates on compute capability 9.0).
+    let spec = GemmSpec::contiguous(Transpose::No, Transpose::Yes, 256, 264, 512, 1.0, 0.0);
+    let a0 = rand_vec(&mut r, 256 * 512, -1.0, 1.0);
+    let b0 = rand_vec(&mut r, 264 * 512, -1.0, 1.0);
+    let (ah, bh): (Vec<half::bf16>, Vec<half::bf16>) =
+        (a0.iter().map(|&v| half::bf16::from_f32(v)).collect(), b0.iter().map(|&v| half::bf16::from_f32(v)).collect());
+    let seen = |v: &[half::bf16]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+    let mut want = vec![0.0; 256 * 264];
+    gemm_ref(&spec, &seen(&ah), &seen(&bh), &mut want).unwrap();
+    let (at, bt) = (Tensor::from_slice(&b, &[ah.len()], &ah).unwrap(), Tensor::from_slice(&b, &[bh.len()], &bh).unwrap());
+    let mut c = poisoned(&b, &[256 * 264]);
+    gemm_half_with(&b, &spec, at.buf(), bt.buf(), c.buf_mut(), &GemmEpilogue::None).unwrap();
+    // The products of bf16 values are exact in f32: f32's bound, ×4 for the tensor cores' order.
+    assert_close("bf16", &host(&b, &c), &want, 4.0 * f32_error_bound(512, 1.0, 1.0) + 1e-6, 1e-5);
+    let rec = b.gemm_tuning_report().pop().unwrap();
+    assert_eq!(rec.key.dtype, DType::BF16);
+    check_record(&rec, &tune_candidates(DType::BF16, GemmMath::F32, b.supports_wgmma()), auto_kernel(256, 264, 512, true, b.sm_count()));
+    eprintln!("{NAME}: bf16 256×264×512: {:?} of {:?}", rec.chosen, rec.times);
+
+    // Inside a graph capture nothing is timed: a new shape runs the fixed rule's kernel, unrecorded.
+    let before = b.gemm_tuning_report().len();
+    let spec = GemmSpec::contiguous(Transpose::No, Transpose::No, 65, 100, 47, 1.0, 0.0);
+    let a0 = rand_vec(&mut r, 65 * 47, -1.0, 1.0);
+    let b0 = rand_vec(&mut r, 47 * 100, -1.0, 1.0);
+    let mut want = vec![0.0; 6500];
+    gemm_ref(&spec, &a0, &b0, &mut want).unwrap();
+    let (at, bt) = (tensor(&b, &[a0.len()], &a0), tensor(&b, &[b0.len()], &b0));
+    let mut c = poisoned(&b, &[6500]);
+    let mut step = || gemm(&b, &spec, at.buf(), bt.buf(), c.buf_mut());
+    // SAFETY: the step only queues one GEMM on buffers that outlive the graph.
+    let graph = unsafe { b.capture_graph(&mut step) }.unwrap().expect("CUDA captures graphs");
+    graph.replay().unwrap();
+    drop(graph);
+    assert_close("captured", &host(&b, &c), &want, f32_error_bound(47, 1.0, 1.0) + 1e-6, 1e-5);
+    assert_eq!(b.gemm_tuning_report().len(), before, "no measurement inside a capture");
+
+    // Back to the fixed rule: measured choices are kept but not used.
+    b.set_gemm_tuning(GemmTuning::Heuristic);
+    assert_eq!(b.gemm_tuning(), GemmTuning::Heuristic);
+    let spec = GemmSpec::contiguous(Transpose::No, Transpose::No, 65, 100, 47, 1.0, 0.0);
+    let mut c = poisoned(&b, &[6500]);
+    gemm(&b, &spec, at.buf(), bt.buf(), c.buf_mut()).unwrap();
+    assert_close("heuristic", &host(&b, &c), &want, f32_error_bound(47, 1.0, 1.0) + 1e-6, 1e-5);
+    assert_eq!(b.gemm_tuning_report().len(), before);
+}
