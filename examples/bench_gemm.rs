@@ -1,5 +1,6 @@
 //! GEMM side by side with cuBLAS, in one process on one GPU: for each shape and precision, our
-//! kernel (the one `GemmKernel::Auto` picks, or every version with `--all`) and cuBLAS on the same
+//! kernel (the one `GemmKernel::Auto` picks, then `Auto` with measured choices, `GemmTuning::Measure`,
+//! whose per-candidate times are printed at the end; or every version with `--all`) and cuBLAS on the same
 //! operands (bf16 also on the Hopper wgmma kernels when the GPU has them and the rows are 16-byte
 //! aligned), timed with CUDA events (3 warm-up calls, median of `--samples` samples, each a batch of
 //! calls ≥ 2 ms), as TFLOP/s and the ratio ours / cuBLAS (> 1: faster than cuBLAS).
@@ -26,7 +27,7 @@ mod gpu {
     use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
     use latentkit::bench::median_secs;
     use latentkit::ops::gemm::{
-        auto_kernel, gemm, gemm_half, GemmKernel, GemmMath, GemmSpec, Transpose, SPLITK_WORKSPACE_FLOATS,
+        auto_kernel, gemm, gemm_half, GemmKernel, GemmMath, GemmSpec, GemmTuning, Transpose, SPLITK_WORKSPACE_FLOATS,
     };
     use latentkit::rng::{seeded, uniform_vec};
     use latentkit::{CudaBackend, Error, Result, Tensor};
@@ -200,15 +201,29 @@ mod gpu {
                     }
                     _ => cublas_gemm(&be, &blas, &spec0, dtype, compute, a.buf(), b.buf(), c.buf_mut()),
                 })?;
-                for kernel in kernels {
+                // Without --all, also `Auto` with measured choices (GemmTuning::Measure); not for
+                // bf16 with --no-wgmma, whose candidates would include the Hopper kernels.
+                let measured = !all && (wgmma || precision != Precision::Bf16);
+                let runs = kernels.into_iter().map(|k| (k, false)).chain(measured.then_some((GemmKernel::Auto, true)));
+                for (kernel, tuned) in runs {
                     let mut spec = spec0;
                     spec.kernel = kernel;
                     spec.math = if precision == Precision::Tf32 { GemmMath::Tf32 } else { GemmMath::F32 };
+                    be.set_gemm_tuning(if tuned { GemmTuning::Measure } else { GemmTuning::Heuristic });
+                    // (With Measure, the first warm-up call measures the candidates.)
                     let t = median_secs(&be, samples, || match precision {
                         Precision::Bf16 => gemm_half(&be, &spec, a16.buf(), b16.buf(), c.buf_mut()),
                         _ => gemm(&be, &spec, a.buf(), b.buf(), c.buf_mut()),
                     })?;
-                    let chosen = if kernel == auto { format!("{kernel:?} (Auto)") } else { format!("{kernel:?}") };
+                    be.set_gemm_tuning(GemmTuning::Heuristic);
+                    let chosen = if tuned {
+                        let rec = be.gemm_tuning_report().pop();
+                        format!("{:?} (Measured)", rec.map_or(GemmKernel::Auto, |r| r.chosen))
+                    } else if kernel == auto {
+                        format!("{kernel:?} (Auto)")
+                    } else {
+                        format!("{kernel:?}")
+                    };
                     println!(
                         "| {label} | {m}×{n}×{k} | {precision:?} | {chosen} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} |",
                         t * 1e6,
@@ -220,7 +235,40 @@ mod gpu {
                 }
             }
         }
+        print_tuning(&be);
         Ok(())
+    }
+
+    /// Every measurement of the `(Measured)` rows: each candidate's best time on the shape.
+    fn print_tuning(be: &CudaBackend) {
+        let report = be.gemm_tuning_report();
+        if report.is_empty() {
+            return;
+        }
+        println!("\nMeasured choices (GemmTuning::Measure): every candidate's best µs per call on the shape");
+        println!("| m×n×k | op | input | tensor cores | chosen | candidates (µs; – could not run) |");
+        println!("|---|---|---|---|---|---|");
+        for r in report {
+            let key = r.key;
+            let op = |t: bool| if t { "T" } else { "N" };
+            let times: Vec<String> = r
+                .times
+                .iter()
+                .map(|(k, t)| format!("{k:?} {}", t.map_or("–".to_string(), |t| format!("{:.1}", t * 1e6))))
+                .collect();
+            println!(
+                "| {}×{}×{} | {}{} | {:?} | {} | {:?} | {} |",
+                key.m,
+                key.n,
+                key.k,
+                op(key.trans_a),
+                op(key.trans_b),
+                key.dtype,
+                key.tensor_cores,
+                r.chosen,
+                times.join(", ")
+            );
+        }
     }
 
     fn to_bf16(v: &[f32]) -> Vec<half::bf16> {

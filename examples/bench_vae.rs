@@ -1,6 +1,7 @@
 //! VAE benchmarks: the fused reparameterization + KL kernels against the device copy bandwidth,
 //! and the whole 784-400-20 training step (Adam) eager, queued and replayed as a CUDA graph, with
-//! launches per step, at batch 128 and 4096, plus a full epoch with the dataset resident.
+//! launches per step, at batch 128 and 4096 (on CUDA also with the GEMM kernels measured per shape,
+//! `GemmTuning::Measure`), plus a full epoch with the dataset resident.
 //!
 //!     cargo run --release --features cuda --example bench_vae -- --device cuda [--data DIR]
 //!     cargo run --release --example bench_vae                       # CPU, smaller sizes
@@ -14,6 +15,7 @@ use std::time::Instant;
 use latentkit::bench::median_secs;
 use latentkit::data::Mnist;
 use latentkit::nn::{KlSchedule, Vae, VaeConfig};
+use latentkit::ops::gemm::GemmTuning;
 use latentkit::ops::latent::{reparam_kl_bwd_with, reparam_kl_fwd_with, LatentConfig, LatentKernel};
 use latentkit::ops::{rng, AdamConfig};
 use latentkit::rng::{seeded, uniform_vec};
@@ -78,7 +80,7 @@ fn latent_bench<B: Backend>(b: &B, samples: usize, n: usize) -> Result<()> {
     Ok(())
 }
 
-fn step_bench<B: Backend>(b: &B, samples: usize, batch: usize) -> Result<()> {
+fn step_bench<B: Backend>(b: &B, samples: usize, batch: usize, label: &str) -> Result<()> {
     let cfg = VaeConfig::default();
     let mut vae = Vae::new(b, cfg.clone(), &mut seeded(1))?;
     let mut opt = Adam::new(b, &vae.params_mut(), AdamConfig::default())?;
@@ -95,7 +97,11 @@ fn step_bench<B: Backend>(b: &B, samples: usize, batch: usize) -> Result<()> {
     let per_step = launches(b).zip(before).map(|(a, z)| a - z);
     let t_queued = median_secs(b, samples, || vae.train_step_queued(b, &x, &mut opt, &sched))?;
     let launches_txt = per_step.map_or(String::new(), |n| format!(", {n} kernels per step"));
-    print!("VAE step batch {batch}: checked {:.1} µs, queued {:.1} µs{launches_txt}", t_checked * 1e6, t_queued * 1e6);
+    print!(
+        "VAE step batch {batch}{label}: checked {:.1} µs, queued {:.1} µs{launches_txt}",
+        t_checked * 1e6,
+        t_queued * 1e6
+    );
     // SAFETY: the step only queues kernels into buffers owned by `vae`, `opt` and `x`, which live
     // until the end of this function; `graph` is declared after them and so dropped first.
     let graph = unsafe { b.capture_graph(&mut || vae.train_step_queued(b, &x, &mut opt, &sched))? };
@@ -132,7 +138,28 @@ fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>) -> Result<()> {
     println!("device: {}  (median of {samples} samples)", b.device());
     latent_bench(b, samples, if big { 1 << 24 } else { 1 << 20 })?;
     for batch in [128, 4096] {
-        step_bench(b, samples, batch)?;
+        step_bench(b, samples, batch, "")?;
+    }
+    // The same steps with the GEMM kernels measured per shape (GemmTuning::Measure): the first
+    // checked step measures, the graph captures the choices.
+    if let Some(cuda) = (b as &dyn Any).downcast_ref::<CudaBackend>() {
+        cuda.set_gemm_tuning(GemmTuning::Measure);
+        for batch in [128, 4096] {
+            step_bench(b, samples, batch, " (measured GEMM choices)")?;
+        }
+        cuda.set_gemm_tuning(GemmTuning::Heuristic);
+        for r in cuda.gemm_tuning_report() {
+            let k = r.key;
+            println!(
+                "  measured: {}×{}×{} ({}, {}): {:?}",
+                k.m,
+                k.n,
+                k.k,
+                if k.trans_a { "T" } else { "N" },
+                if k.trans_b { "T" } else { "N" },
+                r.chosen
+            );
+        }
     }
     let data = match data {
         Some(dir) => Mnist::load(dir)?,

@@ -16,7 +16,8 @@
 //!          than its hardest positive)  --metric cosine|euclidean (cosine)  --margin X (0.2)
 //!          --squared  --lr X (2e-3)  --constant-lr (default: cosine decay to 0 over --epochs)
 //!          --p N (8 classes)  --k N (32 per class)  --sizes 784-512-256-128  --seed N (1)
-//!          --out DIR (runs/siamese)
+//!          --out DIR (runs/siamese)  --gemm-tuning heuristic|measure (CUDA: how GemmKernel::Auto
+//!          picks each layer's GEMM kernel; see latentkit::ops::gemm::tune)
 //!
 //! Writes into --out: metrics.csv (per epoch: loss, active fraction, mean d_ap / d_an, collapse
 //! fraction, precision@1, R-precision, MAP@R of test queries against train references, pair
@@ -33,6 +34,7 @@ use latentkit::data::Mnist;
 use latentkit::eval::pca_2d;
 use latentkit::io::{save_checkpoint, save_npy_f32, save_projector_tsv, save_scatter, write_file_atomic};
 use latentkit::ops::distance::Metric;
+use latentkit::ops::gemm::GemmTuning;
 use latentkit::ops::mining::{Miner, SemiHardPolicy, TripletConfig};
 use latentkit::train::{MetricEpochRecord, MetricTrainConfig, MetricTrainer};
 use latentkit::{Backend, CpuBackend, CudaBackend, Device, Error};
@@ -43,6 +45,8 @@ struct Args {
     epochs: usize,
     cfg: MetricTrainConfig,
     out: PathBuf,
+    /// How the CUDA GEMMs' kernels are picked (`--gemm-tuning`).
+    gemm_tuning: GemmTuning,
 }
 
 /// The `--loss` choice before the loss-specific flags are folded in.
@@ -59,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         epochs: 5,
         cfg: MetricTrainConfig::default(),
         out: PathBuf::from("runs/siamese"),
+        gemm_tuning: GemmTuning::Heuristic,
     };
     let mut lr_decay = true;
     let mut loss = LossFlag::Triplet;
@@ -88,6 +93,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--data" => a.data = Some(PathBuf::from(&v)),
             "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
+            "--gemm-tuning" => a.gemm_tuning = v.parse().map_err(|e: Error| bad(&e))?,
             "--epochs" => a.epochs = int()?,
             "--margin" => triplet.margin = float()?,
             "--contrastive-margin" => contrastive_margin = float()?,
@@ -267,7 +273,10 @@ fn main() {
     };
     let res = match args.device {
         Device::Cpu => run(&CpuBackend, &args),
-        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, &args)),
+        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
+            b.set_gemm_tuning(args.gemm_tuning);
+            run(&b, &args)
+        }),
     };
     if let Err(e) = res {
         eprintln!("error: {e}");

@@ -12,6 +12,8 @@
 //!          --out DIR (runs/vae)  --resume (continue from the checkpoint in --out)
 //!          --mode checked|resident (default: checked on the CPU, resident on CUDA: the dataset on
 //!          the GPU and each step one CUDA-graph replay; the loss is then checked once per epoch)
+//!          --gemm-tuning heuristic|measure (CUDA: how GemmKernel::Auto picks each layer's GEMM
+//!          kernel; measure times the candidates once per shape, see latentkit::ops::gemm::tune)
 //!
 //! Writes into --out: metrics.csv, loss_curve.png, reconstructions.png (test digits over their
 //! reconstructions), prior_samples.png (decoded z ~ N(0, I)), model.safetensors (PyTorch names and
@@ -28,6 +30,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use latentkit::data::Mnist;
 use latentkit::io::{save_image_grid, save_line_plot, Series};
 use latentkit::nn::{Likelihood, VaeConfig};
+use latentkit::ops::gemm::GemmTuning;
 use latentkit::ops::AdamConfig;
 use latentkit::train::{EpochRecord, StepMode, VaeTrainConfig, VaeTrainer, MODEL_FILE};
 use latentkit::{Backend, CpuBackend, CudaBackend, Device, Error, Tensor};
@@ -42,6 +45,8 @@ struct Args {
     out: PathBuf,
     resume: bool,
     mode: Option<StepMode>,
+    /// How the CUDA GEMMs' kernels are picked (`--gemm-tuning`).
+    gemm_tuning: GemmTuning,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         out: PathBuf::from("runs/vae"),
         resume: false,
         mode: None,
+        gemm_tuning: GemmTuning::Heuristic,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--data" => a.data = Some(PathBuf::from(&v)),
             "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
+            "--gemm-tuning" => a.gemm_tuning = v.parse().map_err(|e: Error| bad(&e))?,
             "--epochs" => a.epochs = int()?,
             "--batch" => a.train.batch = int()?,
             "--lr" => a.train.adam = AdamConfig { lr: float()?, ..AdamConfig::default() },
@@ -269,7 +276,10 @@ fn main() {
     };
     let res = match args.device {
         Device::Cpu => run(&CpuBackend, &args),
-        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, &args)),
+        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
+            b.set_gemm_tuning(args.gemm_tuning);
+            run(&b, &args)
+        }),
     };
     if let Err(e) = res {
         eprintln!("error: {e}");

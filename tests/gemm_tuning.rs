@@ -26,10 +26,14 @@ fn check_record(rec: &GemmTuneRecord, candidates: &[GemmKernel], fixed: GemmKern
     assert!(rec.times.iter().any(|t| t.0 == fixed && t.1.is_some()), "the fixed rule's {fixed:?} ran: {rec:?}");
 }
 
+/// The tests of this binary change the one backend's mode: one at a time.
+static MODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn measured_auto_matches_reference_and_keeps_its_choice() {
     const NAME: &str = "measured_auto_matches_reference_and_keeps_its_choice";
     let Some(b) = cuda(NAME) else { return };
+    let _one = MODE.lock().unwrap_or_else(|p| p.into_inner());
     b.set_gemm_tuning(GemmTuning::Measure);
     b.clear_gemm_tuning();
     let mut r = rng(90);
@@ -93,14 +97,19 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     let seen = |v: &[half::bf16]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
     let mut want = vec![0.0; 256 * 264];
     gemm_ref(&spec, &seen(&ah), &seen(&bh), &mut want).unwrap();
-    let (at, bt) = (Tensor::from_slice(&b, &[ah.len()], &ah).unwrap(), Tensor::from_slice(&b, &[bh.len()], &bh).unwrap());
+    let (at, bt) =
+        (Tensor::from_slice(&b, &[ah.len()], &ah).unwrap(), Tensor::from_slice(&b, &[bh.len()], &bh).unwrap());
     let mut c = poisoned(&b, &[256 * 264]);
     gemm_half_with(&b, &spec, at.buf(), bt.buf(), c.buf_mut(), &GemmEpilogue::None).unwrap();
     // The products of bf16 values are exact in f32: f32's bound, ×4 for the tensor cores' order.
     assert_close("bf16", &host(&b, &c), &want, 4.0 * f32_error_bound(512, 1.0, 1.0) + 1e-6, 1e-5);
     let rec = b.gemm_tuning_report().pop().unwrap();
     assert_eq!(rec.key.dtype, DType::BF16);
-    check_record(&rec, &tune_candidates(DType::BF16, GemmMath::F32, b.supports_wgmma()), auto_kernel(256, 264, 512, true, b.sm_count()));
+    check_record(
+        &rec,
+        &tune_candidates(DType::BF16, GemmMath::F32, b.supports_wgmma()),
+        auto_kernel(256, 264, 512, true, b.sm_count()),
+    );
     eprintln!("{NAME}: bf16 256×264×512: {:?} of {:?}", rec.chosen, rec.times);
 
     // Inside a graph capture nothing is timed: a new shape runs the fixed rule's kernel, unrecorded.
@@ -128,4 +137,46 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     gemm(&b, &spec, at.buf(), bt.buf(), c.buf_mut()).unwrap();
     assert_close("heuristic", &host(&b, &c), &want, f32_error_bound(47, 1.0, 1.0) + 1e-6, 1e-5);
     assert_eq!(b.gemm_tuning_report().len(), before);
+}
+
+/// The VAE trainer's resident mode captures its step in a CUDA graph on the first step; with
+/// measured choices it first primes the step eagerly, so the graph runs measured kernels for every
+/// layer's products, and training matches the fixed rule's within rounding.
+#[test]
+fn resident_vae_training_measures_before_its_capture() {
+    use latentkit::data::Mnist;
+    use latentkit::nn::VaeConfig;
+    use latentkit::train::{StepMode, VaeTrainConfig, VaeTrainer};
+    const NAME: &str = "resident_vae_training_measures_before_its_capture";
+    let Some(b) = cuda(NAME) else { return };
+    let _one = MODE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut data = Mnist::committed_subset().unwrap();
+    data.train.truncate(1280);
+    data.test.truncate(200);
+    let mut losses = Vec::new();
+    for mode in [GemmTuning::Heuristic, GemmTuning::Measure] {
+        b.set_gemm_tuning(mode);
+        b.clear_gemm_tuning();
+        let mut t = VaeTrainer::new(&b, VaeConfig::default(), VaeTrainConfig::default()).unwrap();
+        let rec = t.run_epoch(&b, &data.train, &data.test, StepMode::Resident, |_, _, _| {}).unwrap();
+        losses.push(rec.train.loss);
+        let report = b.gemm_tuning_report();
+        if mode == GemmTuning::Heuristic {
+            assert!(report.is_empty(), "{report:?}");
+            continue;
+        }
+        // The step's products at batch 128 (784-400-20): Y = X·Wᵀ, dX = dY·W, dW = dYᵀ·X.
+        for (m, n, k, ta, tb) in
+            [(128, 400, 784, false, true), (128, 400, 20, false, false), (400, 784, 128, true, false)]
+        {
+            assert!(
+                report.iter().any(|r| (r.key.m, r.key.n, r.key.k, r.key.trans_a, r.key.trans_b) == (m, n, k, ta, tb)),
+                "{m}×{n}×{k} not measured before the capture: {report:?}"
+            );
+        }
+        eprintln!("{NAME}: {} shapes measured", report.len());
+    }
+    b.set_gemm_tuning(GemmTuning::Heuristic);
+    // Other kernels sum k in another order: the mean loss of 10 steps agrees closely, not bitwise.
+    assert_close("epoch train loss, measured vs fixed rule", &losses[1..], &losses[..1], 0.0, 1e-3);
 }

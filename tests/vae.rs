@@ -1,7 +1,8 @@
 //! The VAE end to end: model gradients against finite differences (KL warm-up and free bits
 //! included) and an f64 recomputation of the objective, the device-side objective kernel, batch
 //! gathering, training on the committed MNIST subset, checked vs resident steps, exact resume, the
-//! non-finite-loss stop, the checkpoint layout, the IWAE bound, and bad input.
+//! non-finite-loss stop, the checkpoint layout, the IWAE bound, priming before a graph capture, and
+//! bad input.
 
 mod common;
 
@@ -544,6 +545,34 @@ parity_test!(vae_trains_on_the_mnist_subset, |b| {
         Out::new("first step losses", first_steps).tol(1e-3, 1e-4),
         Out::new("epoch 1 train loss", vec![records[0].train.loss]).tol(0.0, 1e-2),
     ]
+});
+
+// Priming (the eager pass before a graph capture on a backend that measures kernel choices)
+// leaves training exactly as it was: same losses, parameters, noise offset and running sums.
+parity_test!(prime_changes_nothing_training_reads, |b| {
+    let cfg = tiny();
+    let x = tensor(b, &[TINY_ROWS, cfg.input], &rand_vec(&mut rng(61), TINY_ROWS * cfg.input, 0.0, 1.0));
+    let sched = KlSchedule::default();
+    let mut runs = Vec::new();
+    for prime in [false, true] {
+        let mut vae = Vae::new(b, cfg.clone(), &mut seeded(3)).unwrap();
+        let mut opt = Adam::new(b, &vae.params_mut(), AdamConfig::default()).unwrap();
+        let mut losses = Vec::new();
+        for step in 0..3 {
+            if prime {
+                vae.prime(b, &x, &sched, opt.step_state()).unwrap();
+            }
+            losses.push(vae.train_step(b, &x, &mut opt, &sched, step).unwrap().loss);
+        }
+        let sums = vae.take_running_stats(b).unwrap();
+        runs.push((losses, sums.loss, param_bits(b, &vae), vae.noise_offset(b).unwrap(), opt.steps(b).unwrap()));
+    }
+    let (plain, primed) = (&runs[0], &runs[1]);
+    assert_eq!(bits(&plain.0), bits(&primed.0), "step losses");
+    assert_eq!(plain.1.to_bits(), primed.1.to_bits(), "running sum of the losses");
+    assert!(plain.2 == primed.2, "parameters differ after priming");
+    assert_eq!((plain.3, plain.4), (primed.3, primed.4), "noise offset and optimizer steps");
+    vec![Out::new("losses", plain.0.clone()).tol(1e-4, 1e-4)]
 });
 
 /// Two trainers with the default settings on the same data, one epoch each.

@@ -399,6 +399,10 @@ impl Backend for CudaBackend {
         self.stream().synchronize().map_err(driver_err("stream synchronize"))
     }
 
+    fn measures_kernel_choices(&self) -> bool {
+        self.gemm_tuning() == GemmTuning::Measure
+    }
+
     unsafe fn capture_graph(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<Option<Box<dyn ReplayGraph>>> {
         use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
         let stream = self.stream();

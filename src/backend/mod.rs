@@ -120,6 +120,13 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     /// allocated (not dropped, not reallocated) for as long as the graph may be replayed.
     unsafe fn capture_graph(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<Option<Box<dyn ReplayGraph>>>;
 
+    /// Whether some kernel choices are measured on their first eager call (CUDA with
+    /// `GemmTuning::Measure`): a caller about to capture a graph should run the step's kernels
+    /// once eagerly first, since nothing is measured inside a capture.
+    fn measures_kernel_choices(&self) -> bool {
+        false
+    }
+
     // ---- elementwise (src/ops/elementwise) ----
     /// x[0..n] = value.
     unsafe fn fill_f32(&self, x: &mut Self::Buf<f32>, value: f32, n: usize) -> Result<()>;

@@ -539,6 +539,17 @@ impl<B: Backend> Vae<B> {
         })
     }
 
+    /// Runs every kernel of a training step once on x, eagerly, changing nothing that training
+    /// reads (parameters, optimizer, noise offset, running sums; the gradients and the last
+    /// step's stats are overwritten by the next step): before a graph capture on a backend that
+    /// measures kernel choices on first use ([`Backend::measures_kernel_choices`]).
+    pub fn prime(&mut self, b: &B, x: &Tensor<B>, sched: &KlSchedule, optim_state: &Tensor<B>) -> Result<()> {
+        let mut saved = Tensor::zeros(b, self.acc.shape())?;
+        saved.copy_from(b, &self.acc)?;
+        self.gradients(b, x, sched, optim_state)?;
+        self.acc.copy_from(b, &saved)
+    }
+
     /// Sums of [recon, KL, loss] over the steps since the last call (then zeroed).
     pub fn take_running_stats(&mut self, b: &B) -> Result<StepStats> {
         let v = self.acc.to_vec(b)?;

@@ -243,6 +243,11 @@ impl<B: Backend> VaeTrainer<B> {
         self.vae.prepare(b, self.cfg.batch)?;
         let Self { resident, vae, opt, x, cfg, graph, .. } = self;
         let r = resident.as_mut().ok_or_else(|| Error::invalid("VaeTrainer", "resident data missing"))?;
+        if b.measures_kernel_choices() {
+            // Measure on this step's batch now: the capture below can't.
+            crate::ops::batch::gather_rows(b, &r.images, &r.index, &r.cursor, x)?;
+            vae.prime(b, x, &cfg.kl, opt.step_state())?;
+        }
         let mut step = || -> Result<()> {
             crate::ops::batch::gather_rows(b, &r.images, &r.index, &r.cursor, x)?;
             vae.train_step_queued(b, x, opt, &cfg.kl)?;

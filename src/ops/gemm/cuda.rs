@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 
 use cudarc::driver::sys::{
-    CUevent_flags, CUresult, CUstreamCaptureStatus, CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill, CUtensorMapInterleave, CUtensorMapL2promotion,
-    CUtensorMapSwizzle,
+    CUevent_flags, CUresult, CUstreamCaptureStatus, CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill,
+    CUtensorMapInterleave, CUtensorMapL2promotion, CUtensorMapSwizzle,
 };
 use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 
@@ -251,7 +251,8 @@ unsafe fn resolve_auto<T: DeviceRepr>(
             return Ok(rec.chosen);
         }
     }
-    let capture = be.stream().capture_status().map_err(|e| Error::Cuda { context: "capture status", msg: e.to_string() })?;
+    let capture =
+        be.stream().capture_status().map_err(|e| Error::Cuda { context: "capture status", msg: e.to_string() })?;
     if capture != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE {
         return Ok(fixed); // nothing can be timed inside a capture
     }
@@ -265,7 +266,8 @@ unsafe fn resolve_auto<T: DeviceRepr>(
     let math = if dtype == DType::F32 && tensor_cores { GemmMath::Tf32 } else { GemmMath::F32 };
     let candidates = tune_candidates(dtype, math, be.supports_wgmma());
     let flags = Some(CUevent_flags::CU_EVENT_DEFAULT);
-    let (start, end) = (be.context().new_event(flags).map_err(event_err)?, be.context().new_event(flags).map_err(event_err)?);
+    let (start, end) =
+        (be.context().new_event(flags).map_err(event_err)?, be.context().new_event(flags).map_err(event_err)?);
     // Calls per timed batch, from each candidate's first (warm-up) call: batches of ≥ 100 µs keep the
     // queue full, so the host's launch latency does not count for kernels shorter than it.
     let mut reps: HashMap<GemmKernel, usize> = HashMap::new();

@@ -34,6 +34,19 @@ pub enum GemmTuning {
     Measure,
 }
 
+impl std::str::FromStr for GemmTuning {
+    type Err = Error;
+
+    /// `heuristic` or `measure` (command-line flags).
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "heuristic" => Ok(Self::Heuristic),
+            "measure" => Ok(Self::Measure),
+            _ => Err(Error::invalid("GemmTuning", format!("{s:?}: expected heuristic or measure"))),
+        }
+    }
+}
+
 /// What a measured choice is kept for: everything that decides which kernels can run and how
 /// fast (the epilogue, α and β cost the same on every kernel and are left out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -170,6 +183,13 @@ mod tests {
     }
 
     #[test]
+    fn parses_from_flags() {
+        assert_eq!("measure".parse::<GemmTuning>().unwrap(), GemmTuning::Measure);
+        assert_eq!("heuristic".parse::<GemmTuning>().unwrap(), GemmTuning::Heuristic);
+        assert!("fast".parse::<GemmTuning>().unwrap_err().to_string().contains("heuristic or measure"));
+    }
+
+    #[test]
     fn candidates_keep_the_precision() {
         assert_eq!(tune_candidates(DType::F32, GemmMath::F32, true), GemmKernel::SIMT.to_vec());
         let tf32 = tune_candidates(DType::F32, GemmMath::Tf32, true);
@@ -180,10 +200,11 @@ mod tests {
         assert!(!tune_candidates(DType::BF16, GemmMath::F32, true).contains(&GemmKernel::Auto));
     }
 
+    /// The kernels a fake timer was called with, in order.
+    type CallLog = std::rc::Rc<std::cell::RefCell<Vec<GemmKernel>>>;
+
     /// A fake timer: each kernel has a list of times it returns in turn (the last one repeats).
-    fn timer(
-        plan: Vec<(GemmKernel, Vec<Option<f64>>)>,
-    ) -> (impl FnMut(GemmKernel) -> Result<Option<f64>>, std::rc::Rc<std::cell::RefCell<Vec<GemmKernel>>>) {
+    fn timer(plan: Vec<(GemmKernel, Vec<Option<f64>>)>) -> (impl FnMut(GemmKernel) -> Result<Option<f64>>, CallLog) {
         let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let log = calls.clone();
         let mut next: HashMap<GemmKernel, usize> = HashMap::new();
@@ -203,10 +224,10 @@ mod tests {
         use GemmKernel::*;
         let cands = [Tiled16, Simt128Warp, Simt64Warp, Simt64SplitK];
         let (f, calls) = timer(vec![
-            (Tiled16, vec![Some(9e-5)]),                                 // > 2× the best first call: timed once
+            (Tiled16, vec![Some(9e-5)]), // > 2× the best first call: timed once
             (Simt128Warp, vec![Some(3e-5), Some(2.9e-5), Some(2.8e-5)]), // best first, min 2.8e-5
-            (Simt64Warp, vec![Some(4e-5), Some(2.7e-5), Some(5e-5)]),    // slower first, min 2.7e-5: wins
-            (Simt64SplitK, vec![None]),                                  // can't run
+            (Simt64Warp, vec![Some(4e-5), Some(2.7e-5), Some(5e-5)]), // slower first, min 2.7e-5: wins
+            (Simt64SplitK, vec![None]),  // can't run
         ]);
         let rec = measure_fastest(key(), &cands, f).unwrap().unwrap();
         assert_eq!(rec.chosen, Simt64Warp);
