@@ -13,9 +13,12 @@
 //! [−1, 1] (never zeros); the 4096 and 8192 operands are larger than the H100's 50 MB L2.
 //!
 //!     cargo run --release --features cuda --example bench_gemm -- [--samples N] [--all] [--quick] [--no-wgmma]
+//!         [--shape LABEL-PART] [--precision f32,tf32,bf16]
 //!
 //! `--no-wgmma` leaves the Hopper kernels out (scripts/gpu-run.sh passes it when their test failed).
-//! `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. Without a GPU (or
+//! `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. `--shape` keeps the
+//! shapes whose label contains the text (`4096³`, `B=1024 784→400`), `--precision` the listed
+//! precisions (to profile one kernel with ncu). Without a GPU (or
 //! without the `cuda` feature) it says so and exits with status 1.
 
 #[cfg(feature = "cuda")]
@@ -149,7 +152,8 @@ mod gpu {
         2.0 * (m * n * k) as f64 / secs * 1e-12
     }
 
-    pub fn run(samples: usize, all: bool, quick: bool, wgmma: bool) -> Result<()> {
+    pub fn run(o: &super::Opts) -> Result<()> {
+        let super::Opts { samples, all, quick, wgmma, .. } = *o;
         let be = CudaBackend::new(0)?;
         let blas = CudaBlas::new(be.stream().clone()).map_err(blas_err)?;
         println!(
@@ -164,6 +168,9 @@ mod gpu {
         println!("|---|---|---|---|---|---|---|---|---|");
         for (ci, case) in cases(quick).into_iter().enumerate() {
             let Case { label, m, n, k, ta, tb } = case;
+            if o.shape.as_ref().is_some_and(|s| !label.contains(s.as_str())) {
+                continue;
+            }
             let spec0 = GemmSpec::contiguous(ta, tb, m, n, k, 1.0, 0.0);
             let (ar, ac) = spec0.stored_a();
             let (br, bc) = spec0.stored_b();
@@ -174,6 +181,10 @@ mod gpu {
             let a16 = Tensor::from_slice(&be, &[ar, ac], &to_bf16(&a.to_vec(&be)?))?;
             let b16 = Tensor::from_slice(&be, &[br, bc], &to_bf16(&b.to_vec(&be)?))?;
             for precision in [Precision::F32, Precision::Tf32, Precision::Bf16] {
+                let name = format!("{precision:?}").to_lowercase();
+                if o.precisions.as_ref().is_some_and(|p| !p.contains(&name)) {
+                    continue;
+                }
                 let tc = precision != Precision::F32;
                 let auto = auto_kernel(m, n, k, tc, be.sm_count());
                 let mut kernels: Vec<GemmKernel> = match (all, tc) {
@@ -276,22 +287,44 @@ mod gpu {
     }
 }
 
+/// Command-line options.
+struct Opts {
+    samples: usize,
+    all: bool,
+    quick: bool,
+    wgmma: bool,
+    /// `--shape`: only the shapes whose label contains this (e.g. "4096³", "B=1024 784→400").
+    shape: Option<String>,
+    /// `--precision`: only these precisions (f32, tf32, bf16; comma-separated).
+    precisions: Option<Vec<String>>,
+}
+
 fn main() {
-    let mut samples = 20;
-    let (mut all, mut quick, mut wgmma) = (false, false, true);
+    let mut o = Opts { samples: 20, all: false, quick: false, wgmma: true, shape: None, precisions: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--samples" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(s) => samples = s,
+                Some(s) => o.samples = s,
                 None => {
                     eprintln!("error: --samples needs a number");
                     std::process::exit(2);
                 }
             },
-            "--all" => all = true,
-            "--quick" => quick = true,
-            "--no-wgmma" => wgmma = false,
+            "--all" => o.all = true,
+            "--quick" => o.quick = true,
+            "--no-wgmma" => o.wgmma = false,
+            "--shape" | "--precision" => {
+                let Some(v) = args.next() else {
+                    eprintln!("error: {a} needs a value");
+                    std::process::exit(2);
+                };
+                if a == "--shape" {
+                    o.shape = Some(v);
+                } else {
+                    o.precisions = Some(v.split(',').map(|p| p.trim().to_lowercase()).collect());
+                }
+            }
             other => {
                 eprintln!("error: unknown option {other:?}");
                 std::process::exit(2);
@@ -299,13 +332,13 @@ fn main() {
         }
     }
     #[cfg(feature = "cuda")]
-    if let Err(e) = gpu::run(samples, all, quick, wgmma) {
+    if let Err(e) = gpu::run(&o) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = (samples, all, quick, wgmma);
+        let _ = (o.samples, o.all, o.quick, o.wgmma, o.shape, o.precisions);
         eprintln!("bench_gemm compares CUDA kernels with cuBLAS: build with --features cuda and run on a GPU");
         std::process::exit(1);
     }

@@ -24,7 +24,8 @@
 //! Options: --device cpu|cuda[:N]  --samples N (median reported; 20, 5 with --quick)  --quick (CPU-sized runs, the
 //!          default on the CPU)  --only mining,large,distance,train (default: all)
 //!          --large-budget SECS (100: skip the N = 262,144 run when its projection from an
-//!          N = 16,384 run exceeds this)
+//!          N = 16,384 run exceeds this)  --n N, --miner batch-hard|semi-hard|batch-all (mining: only
+//!          those cases, e.g. to profile one with ncu)
 
 use std::any::Any;
 use std::time::Instant;
@@ -60,6 +61,11 @@ struct Opts {
     quick: bool,
     only: Vec<String>,
     large_budget: f64,
+    /// `--n`: only the mining cases of this N (e.g. to profile one with ncu).
+    n: Option<usize>,
+    /// `--miner`: only the mining cases whose miner's name starts with this (batch-hard,
+    /// semi-hard, batch-all).
+    miner: Option<String>,
 }
 
 impl Opts {
@@ -224,6 +230,11 @@ fn mining_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
         }
     }
     for (miner, n) in cases {
+        if o.n.is_some_and(|want| want != n)
+            || o.miner.as_ref().is_some_and(|m| !miner_name(miner).starts_with(m.as_str()))
+        {
+            continue;
+        }
         let mut p = Problem::new(b, miner, n, 10 + n as u64)?;
         let t = median_secs(b, o.samples, || p.fwd_bwd(b))?;
         let st = p.ws.read_stats(b)?;
@@ -433,8 +444,14 @@ fn run<B: Backend>(b: &B, o: &Opts) -> Result<()> {
 
 fn main() {
     let mut device = Device::Cpu;
-    let mut opts =
-        Opts { samples: 0, quick: false, only: SECTIONS.iter().map(|s| s.to_string()).collect(), large_budget: 100.0 };
+    let mut opts = Opts {
+        samples: 0,
+        quick: false,
+        only: SECTIONS.iter().map(|s| s.to_string()).collect(),
+        large_budget: 100.0,
+        n: None,
+        miner: None,
+    };
     let mut samples = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -446,6 +463,11 @@ fn main() {
         let parsed = match (a.as_str(), v) {
             ("--device", Some(v)) => v.parse().map(|d| device = d).map_err(|e: latentkit::Error| e.to_string()),
             ("--samples", Some(v)) => v.parse().map(|s| samples = Some(s)).map_err(|e| format!("--samples: {e}")),
+            ("--n", Some(v)) => v.parse().map(|n| opts.n = Some(n)).map_err(|e| format!("--n: {e}")),
+            ("--miner", Some(v)) => {
+                opts.miner = Some(v);
+                Ok(())
+            }
             ("--large-budget", Some(v)) => {
                 v.parse().map(|s| opts.large_budget = s).map_err(|e| format!("--large-budget: {e}"))
             }

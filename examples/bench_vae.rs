@@ -6,6 +6,8 @@
 //!     cargo run --release --features cuda --example bench_vae -- --device cuda [--data DIR]
 //!     cargo run --release --example bench_vae                       # CPU, smaller sizes
 //!
+//! `--latent-only` stops after the reparameterization + KL kernels (e.g. to profile them with ncu).
+//!
 //! PyTorch's figures for the same workloads come from ../shared/bench/torch_baselines.py
 //! (`--only latent,vae`), run in the same call on the same machine (see scripts/gpu-run.sh).
 
@@ -133,10 +135,13 @@ fn epoch_bench<B: Backend>(b: &B, data: &Mnist) -> Result<()> {
     Ok(())
 }
 
-fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>) -> Result<()> {
+fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>, latent_only: bool) -> Result<()> {
     let big = b.device() != Device::Cpu;
     println!("device: {}  (median of {samples} samples)", b.device());
     latent_bench(b, samples, if big { 1 << 24 } else { 1 << 20 })?;
+    if latent_only {
+        return Ok(());
+    }
     for batch in [128, 4096] {
         step_bench(b, samples, batch, "")?;
     }
@@ -172,8 +177,13 @@ fn main() {
     let mut device = Device::Cpu;
     let mut samples = 20;
     let mut data = None;
+    let mut latent_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        if a == "--latent-only" {
+            latent_only = true;
+            continue;
+        }
         let v = args.next();
         let parsed = match (a.as_str(), v) {
             ("--device", Some(v)) => v.parse().map(|d| device = d).map_err(|e: latentkit::Error| e.to_string()),
@@ -190,8 +200,8 @@ fn main() {
         }
     }
     let res = match device {
-        Device::Cpu => run(&CpuBackend, samples, data.as_deref()),
-        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, samples, data.as_deref())),
+        Device::Cpu => run(&CpuBackend, samples, data.as_deref(), latent_only),
+        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, samples, data.as_deref(), latent_only)),
     };
     if let Err(e) = res {
         eprintln!("error: {e}");

@@ -15,8 +15,9 @@
 #
 # With the device tool: run(command="STEP_TIMEOUT=150 bash gpu-bundle/run.sh tests sanitize
 # synccheck bench baselines train", carry=["gpu-bundle"], timeout_s=590: about 7–8 minutes, more
-# if the wgmma test hangs into its 90 s limit), then, if device time is
-# left, the same with "racemining" and STEP_TIMEOUT=540 (see run.sh for the timings seen).
+# if the wgmma test hangs into its 90 s limit), then "profile" with STEP_TIMEOUT=90 (ncu on the
+# kernels that miss a target), then, if device time is left, "racemining" with STEP_TIMEOUT=540
+# (see run.sh for the timings seen).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

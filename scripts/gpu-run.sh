@@ -8,12 +8,15 @@
 # (compute-sanitizer memcheck + racecheck on the kernel tests), bench (bench_kernels, bench_gemm,
 # bench_vae, bench_metric), baselines (../shared/bench/torch_baselines.py, same card, same call),
 # train (10 epochs of the VAE and 5 of the triplet net on full MNIST), and, only when named,
-# racemining (racecheck on the mining tests: minutes) and synccheck (gemm and mining tests).
+# racemining (racecheck on the mining tests: minutes), synccheck (gemm and mining tests) and
+# profile (ncu on the kernels that miss a target: ncu:*.log).
 # Default: all but racemining and synccheck; `quick` = all but sanitize. One device call is
 # limited to 10 minutes. Seen on an H100 (2026-11-26): `tests bench` 47 s; `sanitize synccheck
 # baselines train` 370 s, of which 150 s were the mining racecheck cut off (now the racemining
-# phase). With 15 device minutes, plan two calls: `tests sanitize synccheck bench baselines train`
-# (STEP_TIMEOUT=150, about 7 minutes), then `racemining` (STEP_TIMEOUT=540) if time is left.
+# phase). With 15 device minutes, plan: `tests sanitize synccheck bench baselines train`
+# (STEP_TIMEOUT=150, about 7 minutes), then `profile` (STEP_TIMEOUT=90, NO_WGMMA=1 if the wgmma
+# test failed; not timed on a GPU yet, about 8 kernels at 15-30 s each), then `racemining`
+# (STEP_TIMEOUT=540) if time is left.
 set -u
 phases=" ${*:-tests sanitize bench baselines train} "
 [[ $phases == " quick " ]] && phases=" tests bench baselines train "
@@ -61,7 +64,10 @@ run_step() {
   fi
 }
 
+# NO_WGMMA=1 treats the Hopper GEMM as failed (no wgmma bench rows or profile) in a call
+# without the tests phase, e.g. after a call whose test:gemm(wgmma) step failed.
 wgmma_ok=1
+[[ ${NO_WGMMA:-0} == 1 ]] && wgmma_ok=0
 if want tests; then
   # The Hopper GEMM (wgmma + TMA) first and alone, with a short limit: its mbarrier pipeline is
   # the one kernel that could hang (it traps after ~30 s of waiting). The gemm binary then skips it.
@@ -126,6 +132,33 @@ run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$h
 run_step "bench_metric" "$here/bin/bench_metric" --device cuda --samples 20 --only mining,distance,train
 run_step "bench_metric_large" "$here/bin/bench_metric" --device cuda --only large
 fi
+# Optional phase `profile` (best in a call of its own, STEP_TIMEOUT=90): Nsight Compute on one
+# launch of each kernel that misses a target (BENCHMARKS.md), through the bench binaries' filters;
+# the `detailed` sections (speed of light, occupancy, warp stalls, scheduler, memory and
+# instruction tables, source counters) as text in ncu:<name>.log. `--clock-control none` leaves
+# the clocks alone (device README). About 15-30 s per kernel.
+if want profile; then
+  ncu=$(command -v ncu || echo "$CUDA_HOME/bin/ncu")
+  if [[ -x $ncu ]]; then
+    profile() {  # name, kernel regex, launches to skip, launches to profile, command...
+      run_step "ncu:$1" "$ncu" --clock-control none --set detailed -k "regex:$2" --launch-skip "$3" --launch-count "$4" "${@:5}"
+    }
+    gemm=("$here/bin/bench_gemm" --samples 1 --no-wgmma)
+    profile gemm-f32-4096 '^gemm_simt128_warp_f32$' 3 1 "${gemm[@]}" --shape 4096³ --precision f32
+    profile gemm-f32-1024x400x784 '^gemm_simt64_warp_f32$' 3 1 "${gemm[@]}" --shape 'Y=XWᵀ B=1024 784→400' --precision f32
+    profile gemm-f32-400x784x8192 '^gemm_simt64_splitk_f32$' 3 1 "${gemm[@]}" --shape 'dW=dYᵀX B=8192 784→400' --precision f32
+    profile gemm-bf16-4096-tc128 '^gemm_tc128_bf16$' 3 1 "${gemm[@]}" --shape 4096³ --precision bf16
+    [[ $wgmma_ok == 1 ]] &&
+      profile gemm-bf16-4096-wgmma256 '^gemm_wgmma256_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --shape 4096³ --precision bf16
+    metric=("$here/bin/bench_metric" --device cuda --only mining --samples 1)
+    profile batch-hard-16384 '^triplet_hard_partial_f32$' 3 1 "${metric[@]}" --n 16384 --miner batch-hard
+    profile batch-all-2048 '^triplet_(kappa_)?rows_f32$' 4 2 "${metric[@]}" --n 2048 --miner batch-all
+    profile reparam-kl-v2 '^reparam_kl_(fwd|bwd)_quad_f32$' 4 2 "$here/bin/bench_vae" --device cuda --latent-only --samples 1
+  else
+    echo "profile: ncu not found (PATH, $CUDA_HOME/bin)"
+  fi
+fi
+
 # BASELINES: groups of torch_baselines.py sections separated by spaces, one step (one process,
 # one STEP_TIMEOUT) per group: the first writes baselines.json / torch_baselines.log, a later one
 # baselines_<its first section>.json / torch_baselines_<its first section>.log. The metric
