@@ -127,7 +127,8 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_f32(lk_gemm_params p, const f
 
 // v3 gemm_simt{128,64,32k4}_f32: warp-tiled SIMT, one template in three tile configurations that
 // the launcher picks by shape (GemmKernel::Auto, src/ops/gemm/mod.rs):
-//   gemm_simt128_warp_f32  BM×BN = 128×128, 8 warps as 2×4, 64 outputs per thread (large outputs)
+//   gemm_simt128_warp_f32  BM×BN = 128×128, 8 warps as 2×4, 64 outputs per thread (large outputs;
+//                          gemm_simt128_warp_2cta_f32: the same, capped for two blocks per SM)
 //   gemm_simt64_warp_f32   64×64, 4 warps as 2×2, 32 outputs per thread (medium outputs)
 //   gemm_simt32_slicedk_f32  32×32, 2 warps, and the block's k range sliced over 4 groups of them
 //                          whose partial sums are added in group order (skinny outputs with long k,
@@ -341,6 +342,19 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_f32(lk_gemm_params p, co
                                                             const float* __restrict__ b, float* __restrict__ c,
                                                             const float* __restrict__ bias,
                                                             const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[LK_S3_GROUP_SMEM(128, 128)];
+    gemm_simt_warp<128, 128, 2, 4, 1>(p, a, b, c, bias, y, smem);
+}
+
+// The same 128×128 configuration capped at 128 registers so that two blocks share an SM (16 warps
+// instead of 8; the uncapped kernel takes 173 registers on sm_90, one block per SM). ptxas then
+// spills ~370 bytes a thread (sm_80–sm_90); which of the two wins is a measurement
+// (GemmTuning::Measure, bench_gemm --all), not a guess.
+LK_KERNEL void __launch_bounds__(256, 2) gemm_simt128_warp_2cta_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                                    const float* __restrict__ b,
+                                                                    float* __restrict__ c,
+                                                                    const float* __restrict__ bias,
+                                                                    const float* __restrict__ y) {
     __shared__ __align__(16) float smem[LK_S3_GROUP_SMEM(128, 128)];
     gemm_simt_warp<128, 128, 2, 4, 1>(p, a, b, c, bias, y, smem);
 }

@@ -96,6 +96,7 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Tiled16 => Ok(Shape { name: "gemm_tiled16_f32", tile: (16, 16), block: (16, 16, 1), smem: 0 }),
         GemmKernel::Simt128 => simt("gemm_simt128_f32", 128, 256),
         GemmKernel::Simt128Warp => simt("gemm_simt128_warp_f32", 128, 256),
+        GemmKernel::Simt128Warp2Cta => simt("gemm_simt128_warp_2cta_f32", 128, 256),
         GemmKernel::Simt64Warp => simt("gemm_simt64_warp_f32", 64, 128),
         GemmKernel::Simt32SlicedK => simt("gemm_simt32_slicedk_f32", 32, 256),
         GemmKernel::Simt64SplitK => simt("gemm_simt64_splitk_f32", 64, 128),

@@ -71,6 +71,10 @@ pub enum GemmKernel {
     /// v3 (f32): 128×128 block tiles, 8 warps with 64×32 warp tiles, float4 global loads, double
     /// buffering. For outputs with at least one block per SM.
     Simt128Warp,
+    /// v3 (f32): [`GemmKernel::Simt128Warp`] capped at 128 registers a thread so that two blocks
+    /// share an SM (the uncapped one takes 173 on sm_90, one block per SM), at the cost of some
+    /// register spills. Not chosen by the fixed rule until timed; [`GemmTuning::Measure`] weighs it.
+    Simt128Warp2Cta,
     /// v3 (f32): 64×64 block tiles, 4 warps with 32×32 warp tiles (medium outputs).
     Simt64Warp,
     /// v3 (f32): 32×32 block tiles whose k range is sliced over 4 thread groups and added in a
@@ -104,10 +108,11 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 6] = [
+    pub const SIMT: [GemmKernel; 7] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
+        GemmKernel::Simt128Warp2Cta,
         GemmKernel::Simt64Warp,
         GemmKernel::Simt32SlicedK,
         GemmKernel::Simt64SplitK,
