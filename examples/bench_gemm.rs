@@ -13,12 +13,14 @@
 //! [−1, 1] (never zeros); the 4096 and 8192 operands are larger than the H100's 50 MB L2.
 //!
 //!     cargo run --release --features cuda --example bench_gemm -- [--samples N] [--all] [--quick] [--no-wgmma]
-//!         [--shape LABEL-PART] [--precision f32,tf32,bf16]
+//!         [--shape LABEL-PART] [--precision f32,tf32,bf16] [--measure-all]
 //!
 //! `--no-wgmma` leaves the Hopper kernels out (scripts/gpu-run.sh passes it when their test failed).
 //! `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. `--shape` keeps the
 //! shapes whose label contains the text (`4096³`, `B=1024 784→400`), `--precision` the listed
-//! precisions (to profile one kernel with ncu). Without a GPU (or
+//! precisions (to profile one kernel with ncu). The measured rows weigh the versions checked on a
+//! GPU (`GemmTuning::Measure`), or with `--measure-all` every version (`MeasureAll`: after their
+//! tests passed in the same run, as scripts/gpu-run.sh does). Without a GPU (or
 //! without the `cuda` feature) it says so and exits with status 1.
 
 #[cfg(feature = "cuda")]
@@ -212,15 +214,17 @@ mod gpu {
                     }
                     _ => cublas_gemm(&be, &blas, &spec0, dtype, compute, a.buf(), b.buf(), c.buf_mut()),
                 })?;
-                // Without --all, also `Auto` with measured choices (GemmTuning::Measure); not for
-                // bf16 with --no-wgmma, whose candidates would include the Hopper kernels.
-                let measured = !all && (wgmma || precision != Precision::Bf16);
+                // Without --all, also `Auto` with measured choices (GemmTuning::Measure, or with
+                // --measure-all MeasureAll); not for bf16 with --no-wgmma and --measure-all, whose
+                // candidates would include the Hopper kernels.
+                let measured = !all && (wgmma || !o.measure_all || precision != Precision::Bf16);
+                let tuning = if o.measure_all { GemmTuning::MeasureAll } else { GemmTuning::Measure };
                 let runs = kernels.into_iter().map(|k| (k, false)).chain(measured.then_some((GemmKernel::Auto, true)));
                 for (kernel, tuned) in runs {
                     let mut spec = spec0;
                     spec.kernel = kernel;
                     spec.math = if precision == Precision::Tf32 { GemmMath::Tf32 } else { GemmMath::F32 };
-                    be.set_gemm_tuning(if tuned { GemmTuning::Measure } else { GemmTuning::Heuristic });
+                    be.set_gemm_tuning(if tuned { tuning } else { GemmTuning::Heuristic });
                     // (With Measure, the first warm-up call measures the candidates.)
                     let t = median_secs(&be, samples, || match precision {
                         Precision::Bf16 => gemm_half(&be, &spec, a16.buf(), b16.buf(), c.buf_mut()),
@@ -229,7 +233,7 @@ mod gpu {
                     be.set_gemm_tuning(GemmTuning::Heuristic);
                     let chosen = if tuned {
                         let rec = be.gemm_tuning_report().pop();
-                        format!("{:?} (Measured)", rec.map_or(GemmKernel::Auto, |r| r.chosen))
+                        format!("{:?} ({tuning:?})", rec.map_or(GemmKernel::Auto, |r| r.chosen))
                     } else if kernel == auto {
                         format!("{kernel:?} (Auto)")
                     } else {
@@ -256,7 +260,7 @@ mod gpu {
         if report.is_empty() {
             return;
         }
-        println!("\nMeasured choices (GemmTuning::Measure): every candidate's best µs per call on the shape");
+        println!("\nMeasured choices: every candidate's best µs per call on the shape");
         println!("| m×n×k | op | input | tensor cores | chosen | candidates (µs; – could not run) |");
         println!("|---|---|---|---|---|---|");
         for r in report {
@@ -297,10 +301,14 @@ struct Opts {
     shape: Option<String>,
     /// `--precision`: only these precisions (f32, tf32, bf16; comma-separated).
     precisions: Option<Vec<String>>,
+    /// `--measure-all`: the measured rows weigh every version (GemmTuning::MeasureAll), not only
+    /// those checked on a GPU.
+    measure_all: bool,
 }
 
 fn main() {
-    let mut o = Opts { samples: 20, all: false, quick: false, wgmma: true, shape: None, precisions: None };
+    let mut o =
+        Opts { samples: 20, all: false, quick: false, wgmma: true, shape: None, precisions: None, measure_all: false };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -314,6 +322,7 @@ fn main() {
             "--all" => o.all = true,
             "--quick" => o.quick = true,
             "--no-wgmma" => o.wgmma = false,
+            "--measure-all" => o.measure_all = true,
             "--shape" | "--precision" => {
                 let Some(v) = args.next() else {
                     eprintln!("error: {a} needs a value");
@@ -338,7 +347,7 @@ fn main() {
     }
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = (o.samples, o.all, o.quick, o.wgmma, o.shape, o.precisions);
+        let _ = (o.samples, o.all, o.quick, o.wgmma, o.shape, o.precisions, o.measure_all);
         eprintln!("bench_gemm compares CUDA kernels with cuBLAS: build with --features cuda and run on a GPU");
         std::process::exit(1);
     }

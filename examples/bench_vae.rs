@@ -7,6 +7,8 @@
 //!     cargo run --release --example bench_vae                       # CPU, smaller sizes
 //!
 //! `--latent-only` stops after the reparameterization + KL kernels (e.g. to profile them with ncu).
+//! `--measure-all`: the measured steps weigh every GEMM version (`GemmTuning::MeasureAll`), not only
+//! those checked on a GPU.
 //!
 //! PyTorch's figures for the same workloads come from ../shared/bench/torch_baselines.py
 //! (`--only latent,vae`), run in the same call on the same machine (see scripts/gpu-run.sh).
@@ -135,7 +137,7 @@ fn epoch_bench<B: Backend>(b: &B, data: &Mnist) -> Result<()> {
     Ok(())
 }
 
-fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>, latent_only: bool) -> Result<()> {
+fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>, latent_only: bool, tuning: GemmTuning) -> Result<()> {
     let big = b.device() != Device::Cpu;
     println!("device: {}  (median of {samples} samples)", b.device());
     latent_bench(b, samples, if big { 1 << 24 } else { 1 << 20 })?;
@@ -148,9 +150,9 @@ fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>, latent_only: bool)
     // The same steps with the GEMM kernels measured per shape (GemmTuning::Measure): the first
     // checked step measures, the graph captures the choices.
     if let Some(cuda) = (b as &dyn Any).downcast_ref::<CudaBackend>() {
-        cuda.set_gemm_tuning(GemmTuning::Measure);
+        cuda.set_gemm_tuning(tuning);
         for batch in [128, 4096] {
-            step_bench(b, samples, batch, " (measured GEMM choices)")?;
+            step_bench(b, samples, batch, &format!(" (GEMM choices: {tuning:?})"))?;
         }
         cuda.set_gemm_tuning(GemmTuning::Heuristic);
         for r in cuda.gemm_tuning_report() {
@@ -178,10 +180,14 @@ fn main() {
     let mut samples = 20;
     let mut data = None;
     let mut latent_only = false;
+    let mut tuning = GemmTuning::Measure;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--latent-only" {
-            latent_only = true;
+        if a == "--latent-only" || a == "--measure-all" {
+            latent_only |= a == "--latent-only";
+            if a == "--measure-all" {
+                tuning = GemmTuning::MeasureAll;
+            }
             continue;
         }
         let v = args.next();
@@ -200,8 +206,8 @@ fn main() {
         }
     }
     let res = match device {
-        Device::Cpu => run(&CpuBackend, samples, data.as_deref(), latent_only),
-        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, samples, data.as_deref(), latent_only)),
+        Device::Cpu => run(&CpuBackend, samples, data.as_deref(), latent_only, tuning),
+        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, samples, data.as_deref(), latent_only, tuning)),
     };
     if let Err(e) = res {
         eprintln!("error: {e}");

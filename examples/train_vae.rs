@@ -14,6 +14,8 @@
 //!          the GPU and each step one CUDA-graph replay; the loss is then checked once per epoch)
 //!          --gemm-tuning heuristic|measure (CUDA: how GemmKernel::Auto picks each layer's GEMM
 //!          kernel; measure times the candidates once per shape, see latentkit::ops::gemm::tune)
+//!          --gemm-tuning-file FILE (CUDA: measure, loading FILE's choices first when it exists and
+//!          saving every choice to it at the end, so that later runs use the same kernels)
 //!
 //! Writes into --out: metrics.csv, loss_curve.png, reconstructions.png (test digits over their
 //! reconstructions), prior_samples.png (decoded z ~ N(0, I)), model.safetensors (PyTorch names and
@@ -47,6 +49,8 @@ struct Args {
     mode: Option<StepMode>,
     /// How the CUDA GEMMs' kernels are picked (`--gemm-tuning`).
     gemm_tuning: GemmTuning,
+    /// `--gemm-tuning-file`: measured choices loaded before and saved after training.
+    gemm_tuning_file: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         resume: false,
         mode: None,
         gemm_tuning: GemmTuning::Heuristic,
+        gemm_tuning_file: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -80,6 +85,10 @@ fn parse_args() -> Result<Args, String> {
             "--data" => a.data = Some(PathBuf::from(&v)),
             "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
             "--gemm-tuning" => a.gemm_tuning = v.parse().map_err(|e: Error| bad(&e))?,
+            "--gemm-tuning-file" => {
+                a.gemm_tuning = GemmTuning::Measure;
+                a.gemm_tuning_file = Some(PathBuf::from(&v));
+            }
             "--epochs" => a.epochs = int()?,
             "--batch" => a.train.batch = int()?,
             "--lr" => a.train.adam = AdamConfig { lr: float()?, ..AdamConfig::default() },
@@ -278,7 +287,13 @@ fn main() {
         Device::Cpu => run(&CpuBackend, &args),
         Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
             b.set_gemm_tuning(args.gemm_tuning);
-            run(&b, &args)
+            let file = args.gemm_tuning_file.as_deref();
+            if let Some(f) = file.filter(|f| f.exists()) {
+                let n = b.load_gemm_tuning(f)?;
+                println!("loaded {n} GEMM choices from {}", f.display());
+            }
+            run(&b, &args)?;
+            file.map_or(Ok(()), |f| b.save_gemm_tuning(f))
         }),
     };
     if let Err(e) = res {

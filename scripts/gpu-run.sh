@@ -68,6 +68,9 @@ run_step() {
 # without the tests phase, e.g. after a call whose test:gemm(wgmma) step failed.
 wgmma_ok=1
 [[ ${NO_WGMMA:-0} == 1 ]] && wgmma_ok=0
+# Set when this call's tests phase passed every GEMM version: the benches then measure among all
+# of them (--measure-all), not only those checked on an earlier GPU run.
+gemm_ok=0
 if want tests; then
   # The Hopper GEMM (wgmma + TMA) first and alone, with a short limit: its mbarrier pipeline is
   # the one kernel that could hang (it traps after ~30 s of waiting). The gemm binary then skips it.
@@ -81,6 +84,7 @@ if want tests; then
   for t in "$here"/tests/*; do
     if [[ $(basename "$t") == gemm ]]; then
       run_step "test:gemm" "$t" --skip wgmma
+      [[ ${table[-1]} == *PASS* ]] && gemm_ok=1
     else
       run_step "test:$(basename "$t")" "$t"
     fi
@@ -123,9 +127,11 @@ run_step "bench_kernels" "$here/bin/bench_kernels" --device cuda --samples 25
 # (Without the wgmma rows when its test failed in this call.)
 no_wgmma=()
 [[ $wgmma_ok == 1 ]] || no_wgmma=(--no-wgmma)
-run_step "bench_gemm" "$here/bin/bench_gemm" --samples 20 "${no_wgmma[@]}"
+measure_all=()
+[[ $gemm_ok == 1 ]] && measure_all=(--measure-all)
+run_step "bench_gemm" "$here/bin/bench_gemm" --samples 20 "${no_wgmma[@]}" "${measure_all[@]}"
 run_step "bench_gemm_all" "$here/bin/bench_gemm" --samples 20 --all --quick "${no_wgmma[@]}"
-run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full"
+run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full" "${measure_all[@]}"
 # Metric learning: mining, distance and the triplet step in one step; the N = 262,144 batch-hard
 # run in its own step, so that a slow or timed-out large run keeps the rest (it skips itself when
 # its projection from an N = 16,384 call exceeds --large-budget, 100 s, well inside the timeout).

@@ -86,6 +86,8 @@ struct Inner {
     smem_optin: usize,
     /// How `GemmKernel::Auto` picks, and the choices measured so far (`ops::gemm::tune`).
     gemm_tuning: Mutex<TuneState>,
+    /// Held while a GEMM choice is measured: one measurement at a time on the shared stream.
+    gemm_measuring: Mutex<()>,
 }
 
 /// A CUDA GPU with latentkit's kernels loaded. Cloning is cheap and shares the stream.
@@ -197,6 +199,7 @@ impl CudaBackend {
                 sm_count,
                 smem_optin,
                 gemm_tuning: Default::default(),
+                gemm_measuring: Mutex::new(()),
             }),
         })
     }
@@ -260,7 +263,7 @@ impl CudaBackend {
     /// How [`GemmKernel::Auto`](crate::ops::gemm::GemmKernel::Auto) picks a kernel from now on,
     /// for every clone of this backend (they share one GPU): the fixed rule (the default) or the
     /// fastest measured on the first call of each shape (see [`crate::ops::gemm::tune`], which says
-    /// what it costs and why results may then differ between processes in the last bits).
+    /// what it costs and why results may then differ in the last bits from a fixed-rule run).
     pub fn set_gemm_tuning(&self, mode: GemmTuning) {
         self.tune_state().mode = mode;
     }
@@ -279,6 +282,46 @@ impl CudaBackend {
         let mut st = self.tune_state();
         st.records.clear();
         st.order.clear();
+    }
+
+    /// Writes the choices measured or loaded so far to `path` (atomically), for
+    /// [`CudaBackend::load_gemm_tuning`]: a later process that loads them runs the same kernels,
+    /// which makes [`GemmTuning::Measure`] reproducible from run to run.
+    pub fn save_gemm_tuning(&self, path: &std::path::Path) -> Result<()> {
+        let text = crate::ops::gemm::tune::format_tuning(&self.gpu_identity()?, &self.gemm_tuning_report());
+        crate::io::write_file_atomic(path, text.as_bytes())
+    }
+
+    /// Loads choices saved by [`CudaBackend::save_gemm_tuning`] on the same GPU model (name,
+    /// compute capability and SM count must match: the fastest kernel differs between GPUs) and
+    /// uses them whenever `Auto` runs in [`GemmTuning::Measure`] mode; they replace any choice
+    /// measured here for the same keys. Returns how many were loaded. Errors name the file and the
+    /// byte offset of a bad line; nothing is loaded then.
+    pub fn load_gemm_tuning(&self, path: &std::path::Path) -> Result<usize> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), offset: 0, source: e })?;
+        let entries = crate::ops::gemm::tune::parse_tuning(path, &text, &self.gpu_identity()?)?;
+        let mut st = self.tune_state();
+        for &(key, chosen) in &entries {
+            st.insert(GemmTuneRecord { key, chosen, times: Vec::new() });
+        }
+        Ok(entries.len())
+    }
+
+    /// What a tuning file records about the GPU: name, compute capability, SM count.
+    fn gpu_identity(&self) -> Result<String> {
+        let (major, minor) = self.compute_capability()?;
+        Ok(format!("{} (sm_{major}{minor}, {} SMs)", self.name()?.replace(['\t', '\n'], " "), self.sm_count()))
+    }
+
+    /// Serializes GEMM measurements (`ops::gemm::cuda::resolve_auto`).
+    pub(crate) fn measure_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner.gemm_measuring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes back `n` launches from the count (those a GEMM measurement made: not the caller's).
+    pub(crate) fn uncount_launches(&self, n: u64) {
+        self.inner.launches.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The tuning state; a lock poisoned by a panicking thread still holds a consistent map.
@@ -400,7 +443,7 @@ impl Backend for CudaBackend {
     }
 
     fn measures_kernel_choices(&self) -> bool {
-        self.gemm_tuning() == GemmTuning::Measure
+        self.gemm_tuning() != GemmTuning::Heuristic
     }
 
     unsafe fn capture_graph(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<Option<Box<dyn ReplayGraph>>> {

@@ -539,10 +539,11 @@ impl<B: Backend> Vae<B> {
         })
     }
 
-    /// Runs every kernel of a training step once on x, eagerly, changing nothing that training
-    /// reads (parameters, optimizer, noise offset, running sums; the gradients and the last
-    /// step's stats are overwritten by the next step): before a graph capture on a backend that
-    /// measures kernel choices on first use ([`Backend::measures_kernel_choices`]).
+    /// Runs the forward and backward kernels of a training step once on x, eagerly (not the
+    /// optimizer step), changing nothing that training reads (parameters, optimizer, noise
+    /// offset, running sums; the gradients and the last step's stats are overwritten by the next
+    /// step): before a graph capture on a backend that measures kernel choices on first use
+    /// ([`Backend::measures_kernel_choices`]), so that every layer's GEMM shape is measured.
     pub fn prime(&mut self, b: &B, x: &Tensor<B>, sched: &KlSchedule, optim_state: &Tensor<B>) -> Result<()> {
         let mut saved = Tensor::zeros(b, self.acc.shape())?;
         saved.copy_from(b, &self.acc)?;

@@ -220,9 +220,9 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
 }
 
-/// The kernel `Auto` runs: the fixed rule, or with [`GemmTuning::Measure`] the choice measured for
-/// this key, measuring it now (on `a` and `b` into a scratch output) if this is its first call and
-/// the stream is not being captured.
+/// The kernel `Auto` runs: the fixed rule, or when measuring the choice measured for this key,
+/// measuring it now (on `a` and `b` into a scratch output; see `ops::gemm::tune` for the method)
+/// if this is its first call and the stream is not being captured.
 unsafe fn resolve_auto<T: DeviceRepr>(
     be: &CudaBackend,
     spec: &GemmSpec,
@@ -243,61 +243,82 @@ unsafe fn resolve_auto<T: DeviceRepr>(
         dtype,
         tensor_cores,
     };
-    {
+    let cached = |be: &CudaBackend| {
         let st = be.tune_state();
-        if st.mode == GemmTuning::Heuristic {
-            return Ok(fixed);
-        }
-        if let Some(rec) = st.records.get(&key) {
-            return Ok(rec.chosen);
-        }
+        (st.mode, st.records.get(&key).map(|r| r.chosen))
+    };
+    match cached(be) {
+        (GemmTuning::Heuristic, _) => return Ok(fixed),
+        (_, Some(chosen)) => return Ok(chosen),
+        _ => {}
     }
     let capture =
         be.stream().capture_status().map_err(|e| Error::Cuda { context: "capture status", msg: e.to_string() })?;
     if capture != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE {
         return Ok(fixed); // nothing can be timed inside a capture
     }
+    // One measurement at a time (they share the stream); another thread may have just made this one.
+    let _measuring = be.measure_lock();
+    let mode = match cached(be) {
+        (GemmTuning::Heuristic, _) => return Ok(fixed),
+        (_, Some(chosen)) => return Ok(chosen),
+        (mode, None) => mode,
+    };
+    // Out of memory for the scratch output: the fixed rule, not recorded.
+    let Ok(mut scratch) = be.stream().alloc_zeros::<f32>(spec.m * spec.n) else { return Ok(fixed) };
+    let launches_before = be.launches();
     let event_err = |e: cudarc::driver::DriverError| Error::Cuda { context: "GEMM tuning event", msg: e.to_string() };
-    let mut scratch = be.stream().alloc_zeros::<f32>(spec.m * spec.n).map_err(|e| Error::Cuda {
-        context: "GEMM tuning scratch allocation",
-        msg: format!("{}×{} f32: {e}", spec.m, spec.n),
-    })?;
     // Plain product into the scratch output: the caller's C, bias and epilogue are not touched.
     let mut probe = GemmSpec { alpha: 1.0, beta: 0.0, ldc: spec.n, ..*spec };
     let math = if dtype == DType::F32 && tensor_cores { GemmMath::Tf32 } else { GemmMath::F32 };
-    let candidates = tune_candidates(dtype, math, be.supports_wgmma());
+    let candidates = tune_candidates(dtype, math, be.supports_wgmma(), mode == GemmTuning::MeasureAll);
     let flags = Some(CUevent_flags::CU_EVENT_DEFAULT);
     let (start, end) =
         (be.context().new_event(flags).map_err(event_err)?, be.context().new_event(flags).map_err(event_err)?);
-    // Calls per timed batch, from each candidate's first (warm-up) call: batches of ≥ 100 µs keep the
-    // queue full, so the host's launch latency does not count for kernels shorter than it.
+    // n calls back to back: queued behind a spin long enough for the host to enqueue them all
+    // (a few µs per launch; the TMA maps of the wgmma kernels add a little), timed by the events.
+    let batch = |probe: &GemmSpec, scratch: &mut CudaSlice<f32>, n: usize| -> Result<f64> {
+        let spin_ns = (20_000 + 25_000 * n as u64).min(2_000_000);
+        launch!(
+            be,
+            "spin_ns_u64",
+            LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1, 1, 1), shared_mem_bytes: 0 },
+            [&spin_ns]
+        )?;
+        start.record(be.stream()).map_err(event_err)?;
+        for _ in 0..n {
+            launch_gemm(be, probe, dtype, tensor_cores, a, b, scratch, &GemmEpilogue::None)?;
+        }
+        end.record(be.stream()).map_err(event_err)?;
+        end.synchronize().map_err(event_err)?;
+        Ok(f64::from(start.elapsed_ms(&end).map_err(event_err)?) * 1e-3 / n as f64)
+    };
+    // Warm the GPU (clocks, caches, first-launch costs) on the fixed rule's kernel: ~1 ms.
+    probe.kernel = fixed;
+    let once = batch(&probe, &mut scratch, 1)?;
+    batch(&probe, &mut scratch, ((1e-3 / once.max(1e-7)).ceil() as usize).clamp(1, 64))?;
+    // Calls per timed batch of each candidate: about 200 µs, from a batch of 4 after one untimed
+    // call (which also tells whether the kernel can take the call).
     let mut reps: HashMap<GemmKernel, usize> = HashMap::new();
     let rec = measure_fastest(key, &candidates, |kernel| {
         probe.kernel = kernel;
-        let mut timed = |n: usize| -> Result<f64> {
-            start.record(be.stream()).map_err(event_err)?;
-            for _ in 0..n {
-                launch_gemm(be, &probe, dtype, tensor_cores, a, b, &mut scratch, &GemmEpilogue::None)?;
-            }
-            end.record(be.stream()).map_err(event_err)?;
-            end.synchronize().map_err(event_err)?;
-            Ok(f64::from(start.elapsed_ms(&end).map_err(event_err)?) * 1e-3 / n as f64)
-        };
         let n = match reps.get(&kernel) {
             Some(&n) => n,
             None => {
-                let first = match timed(1) {
+                match launch_gemm(be, &probe, dtype, tensor_cores, a, b, &mut scratch, &GemmEpilogue::None) {
                     Err(e) if is_ineligible(&e) => return Ok(None),
                     r => r?,
-                };
-                let n = ((100e-6 / first.max(1e-7)).ceil() as usize).clamp(1, 64);
+                }
+                let per_call = batch(&probe, &mut scratch, 4)?;
+                let n = ((200e-6 / per_call.max(1e-7)).ceil() as usize).clamp(1, 64);
                 reps.insert(kernel, n);
                 n
             }
         };
-        timed(n).map(Some)
-    })?;
-    Ok(match rec {
+        batch(&probe, &mut scratch, n).map(Some)
+    });
+    be.uncount_launches(be.launches().saturating_sub(launches_before));
+    Ok(match rec? {
         Some(rec) => {
             let chosen = rec.chosen;
             be.tune_state().insert(rec);

@@ -3,20 +3,38 @@
 //!
 //! The fixed rule ([`super::auto_kernel`]) was tuned on one GPU; which kernel wins on a shape
 //! depends on the GPU (SM count, shared memory, clocks) as much as on the shape. With
-//! [`GemmTuning::Measure`], the first `Auto` call of each [`GemmTuneKey`] times every kernel of its
-//! precision ([`tune_candidates`]) on the call's own operands into a scratch output, keeps the
-//! fastest for every later call, and records the times ([`GemmTuneRecord`]). The precision never
-//! changes: exact f32 stays on the f32 SIMT kernels, TF32 and bf16/f16 on tensor cores.
+//! [`GemmTuning::Measure`], the first `Auto` call of each [`GemmTuneKey`] times the kernels of its
+//! precision that have passed their tests on a GPU ([`tune_candidates`]) on the call's own operands
+//! into a scratch output, keeps the fastest for every later call, and records the times
+//! ([`GemmTuneRecord`]). The precision never changes: exact f32 stays on the f32 SIMT kernels,
+//! TF32 and bf16/f16 on tensor cores. [`GemmTuning::MeasureAll`] also weighs the versions not yet
+//! checked on a GPU (for benchmarks on a machine whose tests just passed).
+//!
+//! How a candidate is timed: one untimed call (a kernel that can't take the call, e.g. for
+//! alignment or shared memory, drops out), then batches of calls sized to about 200 µs, each
+//! queued behind a short GPU spin so that the batch runs back to back and the host's launch
+//! latency is not timed (a CUDA graph replay does not pay it either). Every candidate runs one
+//! batch; those within [`TUNE_KEEP`] of the fastest run [`TUNE_SAMPLES`] more, round-robin, and
+//! each keeps its fastest batch.
 //!
 //! Costs and limits:
-//! - the first call of a key takes a few times longer than the kernels it times (each candidate
-//!   runs 1 + [`TUNE_SAMPLES`] times, fewer when it is clearly slower);
-//! - the kernels differ in how they sum along k, so the bits of a result can depend on which one
-//!   was measured fastest: two processes may round differently (within the documented error
-//!   bounds). Keep [`GemmTuning::Heuristic`] (the default) where runs must match bit for bit;
+//! - the first call of a key costs a few milliseconds of GPU time (more for products that take
+//!   longer than 200 µs: one warm-up call plus at least one batch each), with a host
+//!   synchronization per batch; launches made while measuring are not counted by
+//!   `CudaBackend::launches`;
+//! - the kernels differ in how they sum along k, so the bits of a result depend on which one
+//!   runs: two processes may round differently (within the documented error bounds), and so may
+//!   a graph captured before a shape was measured (it keeps the fixed rule's kernel) and later
+//!   eager calls. Keep [`GemmTuning::Heuristic`] (the default) where runs must match bit for bit,
+//!   or save the choices (`CudaBackend::save_gemm_tuning`) and load them in later runs;
 //! - a call made while the stream is being captured into a CUDA graph can't time anything: it
 //!   uses a choice measured earlier for its key, else the fixed rule (not recorded). Run one step
-//!   eagerly before capturing, as the trainers do.
+//!   eagerly before capturing, as the VAE trainer does (`Vae::prime`);
+//! - one host thread should not capture a graph on the backend while another makes a first call
+//!   of a key (the measurement's launches would land in the capture); measurements of different
+//!   threads are serialized;
+//! - if the m×n f32 scratch output can't be allocated, the call runs the fixed rule's kernel
+//!   (not recorded).
 
 use std::collections::HashMap;
 
@@ -30,19 +48,24 @@ pub enum GemmTuning {
     /// The fixed rule of shape and SM count ([`super::auto_kernel`]): reproducible bit for bit.
     #[default]
     Heuristic,
-    /// Time the candidates on the first call of each shape and keep the fastest (module docs).
+    /// Time the candidates on the first call of each shape and keep the fastest (module docs),
+    /// among the versions that have passed their tests on a GPU ([`GemmKernel::CHECKED_ON_GPU`]).
     Measure,
+    /// [`GemmTuning::Measure`] among every version of the precision, including those not yet run
+    /// on a GPU: for benchmarks right after their tests passed, not for training.
+    MeasureAll,
 }
 
 impl std::str::FromStr for GemmTuning {
     type Err = Error;
 
-    /// `heuristic` or `measure` (command-line flags).
+    /// `heuristic`, `measure` or `measure-all` (command-line flags).
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "heuristic" => Ok(Self::Heuristic),
             "measure" => Ok(Self::Measure),
-            _ => Err(Error::invalid("GemmTuning", format!("{s:?}: expected heuristic or measure"))),
+            "measure-all" => Ok(Self::MeasureAll),
+            _ => Err(Error::invalid("GemmTuning", format!("{s:?}: expected heuristic, measure or measure-all"))),
         }
     }
 }
@@ -75,37 +98,39 @@ pub struct GemmTuneRecord {
     pub times: Vec<(GemmKernel, Option<f64>)>,
 }
 
-/// Timed calls per candidate after the first (which also warms it up), for the candidates within
-/// [`TUNE_KEEP`] of the fastest first call.
+/// Timed batches per candidate after the first, for the candidates within [`TUNE_KEEP`] of the
+/// fastest first batch.
 pub const TUNE_SAMPLES: usize = 3;
 
-/// A candidate whose first timed call is more than this factor slower than the fastest first call
-/// is not timed again (it would have to be 2× off to win).
+/// A candidate whose first timed batch is more than this factor slower than the fastest first
+/// batch is not timed again (it would have to be 2× off to win).
 pub const TUNE_KEEP: f64 = 2.0;
 
-/// The kernels `Auto` chooses among for an input type and math, fixed rule's kinds only: exact f32
-/// takes every SIMT version, TF32 the `mma.sync` versions, bf16/f16 those and, where `wgmma` (a
-/// compute capability 9.0 GPU), the Hopper ones.
-pub fn tune_candidates(dtype: DType, math: GemmMath, wgmma: bool) -> Vec<GemmKernel> {
-    match (dtype, math) {
+/// The kernels `Auto` chooses among for an input type and math: exact f32 takes the SIMT versions,
+/// TF32 the `mma.sync` versions, bf16/f16 those and, where `wgmma` (a compute capability 9.0 GPU),
+/// the Hopper ones; unless `unchecked`, only those in [`GemmKernel::CHECKED_ON_GPU`].
+pub fn tune_candidates(dtype: DType, math: GemmMath, wgmma: bool, unchecked: bool) -> Vec<GemmKernel> {
+    let all: Vec<GemmKernel> = match (dtype, math) {
         (DType::F32, GemmMath::F32) => GemmKernel::SIMT.to_vec(),
         (DType::F32, GemmMath::Tf32) => GemmKernel::TENSOR_CORE.to_vec(),
         _ if wgmma => GemmKernel::TENSOR_CORE.into_iter().chain(GemmKernel::WGMMA).collect(),
         _ => GemmKernel::TENSOR_CORE.to_vec(),
-    }
+    };
+    all.into_iter().filter(|k| unchecked || GemmKernel::CHECKED_ON_GPU.contains(k)).collect()
 }
 
 /// Whether a launcher's error means "this kernel can't take this call" (a limit, an alignment, a
-/// kernel missing on this GPU), so tuning skips the candidate, rather than a failure to report.
+/// kernel missing on this GPU, a launch the driver refuses), so tuning skips the candidate, rather
+/// than a failure to report (a driver error while synchronizing: the context is broken).
 pub fn is_ineligible(e: &Error) -> bool {
-    matches!(e, Error::InvalidArgument { .. } | Error::KernelsNotBuilt(_))
+    matches!(e, Error::InvalidArgument { .. } | Error::KernelsNotBuilt(_) | Error::Launch { .. })
 }
 
-/// Picks the fastest of `candidates`. `time(kernel)` runs one call and returns its seconds, or
-/// `Ok(None)` when the kernel can't take the call. Every candidate is timed once (after its own
-/// warm-up, which `time` does on the first call); those within [`TUNE_KEEP`] of the fastest get
-/// [`TUNE_SAMPLES`] more calls, and each keeps its minimum. Ties go to the earlier candidate.
-/// `Ok(None)` when no candidate can run.
+/// Picks the fastest of `candidates`. `time(kernel)` runs one timed batch and returns its seconds
+/// per call, or `Ok(None)` when the kernel can't take the call. Every candidate is timed once;
+/// those within [`TUNE_KEEP`] of the fastest get [`TUNE_SAMPLES`] more rounds, round-robin (so a
+/// drift of clocks or of the GPU's load spreads over all of them), and each keeps its minimum.
+/// Ties go to the earlier candidate. `Ok(None)` when no candidate can run.
 pub fn measure_fastest(
     key: GemmTuneKey,
     candidates: &[GemmKernel],
@@ -118,15 +143,13 @@ pub fn measure_fastest(
     let Some(first_best) = times.iter().filter_map(|t| t.1).min_by(f64::total_cmp) else {
         return Ok(None);
     };
-    for (kernel, best) in times.iter_mut() {
-        let Some(t0) = *best else { continue };
-        if t0 > TUNE_KEEP * first_best {
-            continue;
-        }
-        for _ in 0..TUNE_SAMPLES {
+    let live: Vec<usize> =
+        (0..times.len()).filter(|&i| times[i].1.is_some_and(|t| t <= TUNE_KEEP * first_best)).collect();
+    for _ in 0..TUNE_SAMPLES {
+        for &i in &live {
             // A kernel that ran once runs again; `None` now would be a launcher bug, so keep t0.
-            if let Some(t) = time(*kernel)? {
-                *best = Some(best.map_or(t, |b| b.min(t)));
+            if let Some(t) = time(times[i].0)? {
+                times[i].1 = times[i].1.map(|b| b.min(t));
             }
         }
     }
@@ -139,6 +162,136 @@ pub fn measure_fastest(
         }
     }
     Ok(chosen.map(|(chosen, _)| GemmTuneRecord { key, chosen, times }))
+}
+
+/// First line of a tuning file ([`format_tuning`]).
+pub const TUNING_FILE_HEADER: &str = "# latentkit GEMM tuning v1";
+
+impl std::str::FromStr for GemmKernel {
+    type Err = Error;
+
+    /// A concrete kernel by its `Debug` name (`Simt64Warp`, `TensorCore128`, ...); not `Auto`.
+    fn from_str(s: &str) -> Result<Self> {
+        GemmKernel::SIMT
+            .into_iter()
+            .chain(GemmKernel::TENSOR_CORE)
+            .chain(GemmKernel::WGMMA)
+            .find(|k| format!("{k:?}") == s)
+            .ok_or_else(|| Error::invalid("GemmKernel", format!("{s:?} is not a kernel version")))
+    }
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        DType::U32 => "u32",
+    }
+}
+
+/// The choices as a tuning file: a header, the GPU they were measured on (`gpu`: name, compute
+/// capability and SM count, as `CudaBackend::save_gemm_tuning` writes it), then one line per key
+/// with tab-separated `m n k op_a op_b lda ldb input tensor_cores kernel`. Saved choices make
+/// [`GemmTuning::Measure`] reproducible: a process that loads them runs the same kernels.
+pub fn format_tuning(gpu: &str, records: &[GemmTuneRecord]) -> String {
+    let op = |t: bool| if t { "T" } else { "N" };
+    let mut out =
+        format!("{TUNING_FILE_HEADER}\ngpu\t{gpu}\n# m\tn\tk\top_a\top_b\tlda\tldb\tinput\ttensor_cores\tkernel\n");
+    for r in records {
+        let k = r.key;
+        out += &format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:?}\n",
+            k.m,
+            k.n,
+            k.k,
+            op(k.trans_a),
+            op(k.trans_b),
+            k.lda,
+            k.ldb,
+            dtype_name(k.dtype),
+            u8::from(k.tensor_cores),
+            r.chosen
+        );
+    }
+    out
+}
+
+/// Reads a tuning file written by [`format_tuning`] for the GPU `gpu`. Errors name the file and
+/// the byte offset of the offending line: another header, choices measured on another GPU (the
+/// fastest kernel differs between GPUs), a malformed line, or a kernel that does not compute the
+/// line's precision (an f32 product must stay exact f32).
+pub fn parse_tuning(path: &std::path::Path, text: &str, gpu: &str) -> Result<Vec<(GemmTuneKey, GemmKernel)>> {
+    let bad = |offset: usize, msg: String| Error::Format { path: path.to_path_buf(), offset: offset as u64, msg };
+    let mut offset = 0;
+    let mut out = Vec::new();
+    let mut seen_gpu = false;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let at = offset;
+        offset += line.len();
+        let line = line.trim_end_matches(['\n', '\r']);
+        if i == 0 {
+            if line != TUNING_FILE_HEADER {
+                return Err(bad(at, format!("expected the header {TUNING_FILE_HEADER:?}, found {line:?}")));
+            }
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(g) = line.strip_prefix("gpu\t") {
+            if g != gpu {
+                return Err(bad(at, format!("choices measured on {g}; this is {gpu}: measure again here")));
+            }
+            seen_gpu = true;
+            continue;
+        }
+        if !seen_gpu {
+            return Err(bad(at, "a choice before the `gpu` line".into()));
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() != 10 {
+            return Err(bad(at, format!("expected 10 tab-separated fields, found {}: {line:?}", f.len())));
+        }
+        let num = |j: usize| f[j].parse::<usize>().map_err(|e| bad(at, format!("field {} {:?}: {e}", j + 1, f[j])));
+        let op = |j: usize| match f[j] {
+            "N" => Ok(false),
+            "T" => Ok(true),
+            o => Err(bad(at, format!("field {} {o:?}: expected N or T", j + 1))),
+        };
+        let dtype = match f[7] {
+            "f32" => DType::F32,
+            "f16" => DType::F16,
+            "bf16" => DType::BF16,
+            d => return Err(bad(at, format!("input type {d:?}: expected f32, f16 or bf16"))),
+        };
+        let tensor_cores = match f[8] {
+            "0" => false,
+            "1" => true,
+            t => return Err(bad(at, format!("tensor_cores {t:?}: expected 0 or 1"))),
+        };
+        let kernel: GemmKernel = f[9].parse().map_err(|e: Error| bad(at, e.to_string()))?;
+        let math = if dtype == DType::F32 && tensor_cores { GemmMath::Tf32 } else { GemmMath::F32 };
+        if (dtype != DType::F32 && !tensor_cores) || !tune_candidates(dtype, math, true, true).contains(&kernel) {
+            return Err(bad(at, format!("{kernel:?} does not compute {} with tensor_cores = {}", f[7], f[8])));
+        }
+        let key = GemmTuneKey {
+            m: num(0)?,
+            n: num(1)?,
+            k: num(2)?,
+            trans_a: op(3)?,
+            trans_b: op(4)?,
+            lda: num(5)?,
+            ldb: num(6)?,
+            dtype,
+            tensor_cores,
+        };
+        out.push((key, kernel));
+    }
+    if !seen_gpu {
+        return Err(bad(offset, "no `gpu` line".into()));
+    }
+    Ok(out)
 }
 
 /// The per-backend state: the mode and the choices measured so far (held by the CUDA backend).
@@ -186,18 +339,30 @@ mod tests {
     fn parses_from_flags() {
         assert_eq!("measure".parse::<GemmTuning>().unwrap(), GemmTuning::Measure);
         assert_eq!("heuristic".parse::<GemmTuning>().unwrap(), GemmTuning::Heuristic);
-        assert!("fast".parse::<GemmTuning>().unwrap_err().to_string().contains("heuristic or measure"));
+        assert_eq!("measure-all".parse::<GemmTuning>().unwrap(), GemmTuning::MeasureAll);
+        assert!("fast".parse::<GemmTuning>().unwrap_err().to_string().contains("heuristic, measure or measure-all"));
     }
 
     #[test]
     fn candidates_keep_the_precision() {
-        assert_eq!(tune_candidates(DType::F32, GemmMath::F32, true), GemmKernel::SIMT.to_vec());
-        let tf32 = tune_candidates(DType::F32, GemmMath::Tf32, true);
+        assert_eq!(tune_candidates(DType::F32, GemmMath::F32, true, true), GemmKernel::SIMT.to_vec());
+        let tf32 = tune_candidates(DType::F32, GemmMath::Tf32, true, true);
         assert!(tf32.iter().all(|k| k.is_tensor_core() && !k.is_wgmma()), "TF32 has no wgmma kernel: {tf32:?}");
-        let bf16 = tune_candidates(DType::BF16, GemmMath::F32, true);
+        let bf16 = tune_candidates(DType::BF16, GemmMath::F32, true, true);
         assert!(bf16.contains(&GemmKernel::Wgmma256) && bf16.contains(&GemmKernel::TensorCore128));
-        assert!(!tune_candidates(DType::F16, GemmMath::F32, false).iter().any(|k| k.is_wgmma()));
-        assert!(!tune_candidates(DType::BF16, GemmMath::F32, true).contains(&GemmKernel::Auto));
+        assert!(!tune_candidates(DType::F16, GemmMath::F32, false, true).iter().any(|k| k.is_wgmma()));
+        assert!(!bf16.contains(&GemmKernel::Auto));
+        // Without `unchecked`, only versions that passed on a GPU, and never fewer than the fixed
+        // rule's kinds.
+        for (dtype, math) in [(DType::F32, GemmMath::F32), (DType::F32, GemmMath::Tf32), (DType::BF16, GemmMath::F32)] {
+            let checked = tune_candidates(dtype, math, true, false);
+            assert!(checked.iter().all(|k| GemmKernel::CHECKED_ON_GPU.contains(k)), "{checked:?}");
+            let tc = math == GemmMath::Tf32 || dtype != DType::F32;
+            for (m, n, k) in [(4096, 4096, 4096), (128, 400, 784), (20, 400, 8192), (128, 400, 20)] {
+                let fixed = crate::ops::gemm::auto_kernel(m, n, k, tc, 132);
+                assert!(checked.contains(&fixed) || !GemmKernel::CHECKED_ON_GPU.contains(&fixed), "{fixed:?}");
+            }
+        }
     }
 
     /// The kernels a fake timer was called with, in order.
@@ -260,7 +425,45 @@ mod tests {
         };
         assert!(measure_fastest(key(), &[GemmKernel::Simt64Warp], failing).is_err());
         assert!(is_ineligible(&Error::invalid("gemm", "too much shared memory")));
-        assert!(!is_ineligible(&Error::Launch { kernel: "gemm", msg: "launch failed".into() }));
+        assert!(is_ineligible(&Error::Launch { kernel: "gemm", msg: "CUDA_ERROR_INVALID_VALUE".into() }));
+        assert!(!is_ineligible(&Error::Cuda { context: "GEMM tuning event", msg: "illegal address".into() }));
+    }
+
+    #[test]
+    fn tuning_files_round_trip_and_refuse_what_does_not_apply() {
+        use std::path::Path;
+        let gpu = "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)";
+        let recs = vec![
+            GemmTuneRecord { key: key(), chosen: GemmKernel::Simt64SplitK, times: vec![] },
+            GemmTuneRecord {
+                key: GemmTuneKey { dtype: DType::BF16, tensor_cores: true, trans_a: true, ..key() },
+                chosen: GemmKernel::Wgmma128,
+                times: vec![(GemmKernel::Wgmma128, Some(1e-5))],
+            },
+        ];
+        let text = format_tuning(gpu, &recs);
+        let path = Path::new("tuning.tsv");
+        let back = parse_tuning(path, &text, gpu).unwrap();
+        assert_eq!(back, recs.iter().map(|r| (r.key, r.chosen)).collect::<Vec<_>>());
+        // Each refusal names the byte offset of its line.
+        let err = |t: &str, g: &str| parse_tuning(path, t, g).unwrap_err().to_string();
+        let line2 = TUNING_FILE_HEADER.len() + 1;
+        let e = err(&text, "NVIDIA A100-SXM4-80GB (sm_80, 108 SMs)");
+        assert!(e.contains(&format!("offset {line2}")) && e.contains("measure again"), "{e}");
+        assert!(err("# other\n", gpu).contains("offset 0"));
+        let last = text.rfind("128\t").unwrap();
+        let swapped = text.replace("Simt64SplitK", "TensorCore64");
+        let e = err(&swapped, gpu);
+        assert!(
+            e.contains("does not compute f32") && e.contains(&format!("offset {}", text.find("128\t400").unwrap())),
+            "{e}"
+        );
+        let e = err(&format!("{}\t9", &text[..text.len() - 1]), gpu);
+        assert!(e.contains("10 tab-separated fields") && e.contains(&format!("offset {last}")), "{e}");
+        assert!(err(&text.replace("Wgmma128", "Fastest"), gpu).contains("not a kernel version"));
+        assert!(err(TUNING_FILE_HEADER, gpu).contains("no `gpu` line"));
+        assert_eq!("Simt128Warp2Cta".parse::<GemmKernel>().unwrap(), GemmKernel::Simt128Warp2Cta);
+        assert!("Auto".parse::<GemmKernel>().is_err());
     }
 
     #[test]
