@@ -13,14 +13,15 @@
 //! [−1, 1] (never zeros); the 4096 and 8192 operands are larger than the H100's 50 MB L2.
 //!
 //!     cargo run --release --features cuda --example bench_gemm -- [--samples N] [--all] [--quick] [--no-wgmma]
-//!         [--shape LABEL-PART] [--precision f32,tf32,bf16] [--measure-all]
+//!         [--shape LABEL-PART] [--precision f32,tf32,bf16] [--measure-all] [--gemm-tuning-file FILE]
 //!
 //! `--no-wgmma` leaves the Hopper kernels out (scripts/gpu-run.sh passes it when their test failed).
 //! `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. `--shape` keeps the
 //! shapes whose label contains the text (`4096³`, `B=1024 784→400`), `--precision` the listed
 //! precisions (to profile one kernel with ncu). The measured rows weigh the versions checked on a
 //! GPU (`GemmTuning::Measure`), or with `--measure-all` every version (`MeasureAll`: after their
-//! tests passed in the same run, as scripts/gpu-run.sh does). Without a GPU (or
+//! tests passed in the same run, as scripts/gpu-run.sh does). `--gemm-tuning-file` loads earlier
+//! choices first (when the file exists) and saves every choice at the end (tuning/README.md). Without a GPU (or
 //! without the `cuda` feature) it says so and exits with status 1.
 
 #[cfg(feature = "cuda")]
@@ -157,6 +158,9 @@ mod gpu {
     pub fn run(o: &super::Opts) -> Result<()> {
         let super::Opts { samples, all, quick, wgmma, .. } = *o;
         let be = CudaBackend::new(0)?;
+        if let Some(f) = &o.tuning_file {
+            println!("loaded {} GEMM choices from {}", be.load_gemm_tuning_if_present(f)?, f.display());
+        }
         let blas = CudaBlas::new(be.stream().clone()).map_err(blas_err)?;
         println!(
             "device: {} (sm {:?}, {} SMs); median of {samples} samples; ratio = cuBLAS time / ours (> 1: ours faster)",
@@ -251,7 +255,7 @@ mod gpu {
             }
         }
         print_tuning(&be);
-        Ok(())
+        o.tuning_file.as_ref().map_or(Ok(()), |f| be.save_gemm_tuning(f))
     }
 
     /// Every measurement of the `(Measured)` rows: each candidate's best time on the shape.
@@ -304,11 +308,21 @@ struct Opts {
     /// `--measure-all`: the measured rows weigh every version (GemmTuning::MeasureAll), not only
     /// those checked on a GPU.
     measure_all: bool,
+    /// `--gemm-tuning-file`: choices loaded first (when it exists) and every choice saved at the end.
+    tuning_file: Option<std::path::PathBuf>,
 }
 
 fn main() {
-    let mut o =
-        Opts { samples: 20, all: false, quick: false, wgmma: true, shape: None, precisions: None, measure_all: false };
+    let mut o = Opts {
+        samples: 20,
+        all: false,
+        quick: false,
+        wgmma: true,
+        shape: None,
+        precisions: None,
+        measure_all: false,
+        tuning_file: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -323,15 +337,15 @@ fn main() {
             "--quick" => o.quick = true,
             "--no-wgmma" => o.wgmma = false,
             "--measure-all" => o.measure_all = true,
-            "--shape" | "--precision" => {
+            "--shape" | "--precision" | "--gemm-tuning-file" => {
                 let Some(v) = args.next() else {
                     eprintln!("error: {a} needs a value");
                     std::process::exit(2);
                 };
-                if a == "--shape" {
-                    o.shape = Some(v);
-                } else {
-                    o.precisions = Some(v.split(',').map(|p| p.trim().to_lowercase()).collect());
+                match a.as_str() {
+                    "--shape" => o.shape = Some(v),
+                    "--precision" => o.precisions = Some(v.split(',').map(|p| p.trim().to_lowercase()).collect()),
+                    _ => o.tuning_file = Some(v.into()),
                 }
             }
             other => {
@@ -347,7 +361,7 @@ fn main() {
     }
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = (o.samples, o.all, o.quick, o.wgmma, o.shape, o.precisions, o.measure_all);
+        let _ = (o.samples, o.all, o.quick, o.wgmma, o.shape, o.precisions, o.measure_all, o.tuning_file);
         eprintln!("bench_gemm compares CUDA kernels with cuBLAS: build with --features cuda and run on a GPU");
         std::process::exit(1);
     }

@@ -8,7 +8,8 @@
 //!
 //! `--latent-only` stops after the reparameterization + KL kernels (e.g. to profile them with ncu).
 //! `--measure-all`: the measured steps weigh every GEMM version (`GemmTuning::MeasureAll`), not only
-//! those checked on a GPU.
+//! those checked on a GPU. `--gemm-tuning-file FILE`: their choices are loaded from FILE first (when
+//! it exists) and saved to it after (tuning/README.md).
 //!
 //! PyTorch's figures for the same workloads come from ../shared/bench/torch_baselines.py
 //! (`--only latent,vae`), run in the same call on the same machine (see scripts/gpu-run.sh).
@@ -137,7 +138,21 @@ fn epoch_bench<B: Backend>(b: &B, data: &Mnist) -> Result<()> {
     Ok(())
 }
 
-fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>, latent_only: bool, tuning: GemmTuning) -> Result<()> {
+/// Options beyond the device.
+struct Opts {
+    samples: usize,
+    data: Option<String>,
+    /// `--latent-only`: stop after the reparameterization + KL kernels.
+    latent_only: bool,
+    /// How the measured steps pick their GEMM kernels (`--measure-all`: MeasureAll).
+    tuning: GemmTuning,
+    /// `--gemm-tuning-file`: choices loaded before the measured steps and saved after them.
+    tuning_file: Option<std::path::PathBuf>,
+}
+
+fn run<B: Backend>(b: &B, o: &Opts) -> Result<()> {
+    let Opts { samples, latent_only, tuning, .. } = *o;
+    let data = o.data.as_deref();
     let big = b.device() != Device::Cpu;
     println!("device: {}  (median of {samples} samples)", b.device());
     latent_bench(b, samples, if big { 1 << 24 } else { 1 << 20 })?;
@@ -150,11 +165,17 @@ fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>, latent_only: bool,
     // The same steps with the GEMM kernels measured per shape (GemmTuning::Measure): the first
     // checked step measures, the graph captures the choices.
     if let Some(cuda) = (b as &dyn Any).downcast_ref::<CudaBackend>() {
+        if let Some(f) = &o.tuning_file {
+            println!("loaded {} GEMM choices from {}", cuda.load_gemm_tuning_if_present(f)?, f.display());
+        }
         cuda.set_gemm_tuning(tuning);
         for batch in [128, 4096] {
             step_bench(b, samples, batch, &format!(" (GEMM choices: {tuning:?})"))?;
         }
         cuda.set_gemm_tuning(GemmTuning::Heuristic);
+        if let Some(f) = &o.tuning_file {
+            cuda.save_gemm_tuning(f)?;
+        }
         for r in cuda.gemm_tuning_report() {
             let k = r.key;
             println!(
@@ -177,37 +198,37 @@ fn run<B: Backend>(b: &B, samples: usize, data: Option<&str>, latent_only: bool,
 
 fn main() {
     let mut device = Device::Cpu;
-    let mut samples = 20;
-    let mut data = None;
-    let mut latent_only = false;
-    let mut tuning = GemmTuning::Measure;
+    let mut o = Opts { samples: 20, data: None, latent_only: false, tuning: GemmTuning::Measure, tuning_file: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--latent-only" || a == "--measure-all" {
-            latent_only |= a == "--latent-only";
-            if a == "--measure-all" {
-                tuning = GemmTuning::MeasureAll;
+        match a.as_str() {
+            "--latent-only" => o.latent_only = true,
+            "--measure-all" => o.tuning = GemmTuning::MeasureAll,
+            _ => {
+                let v = args.next();
+                let parsed = match (a.as_str(), v) {
+                    ("--device", Some(v)) => v.parse().map(|d| device = d).map_err(|e: latentkit::Error| e.to_string()),
+                    ("--samples", Some(v)) => v.parse().map(|s| o.samples = s).map_err(|e| format!("--samples: {e}")),
+                    ("--data", Some(v)) => {
+                        o.data = Some(v);
+                        Ok(())
+                    }
+                    ("--gemm-tuning-file", Some(v)) => {
+                        o.tuning_file = Some(v.into());
+                        Ok(())
+                    }
+                    (other, _) => Err(format!("unknown or incomplete option {other:?}")),
+                };
+                if let Err(e) = parsed {
+                    eprintln!("error: {e}");
+                    std::process::exit(2);
+                }
             }
-            continue;
-        }
-        let v = args.next();
-        let parsed = match (a.as_str(), v) {
-            ("--device", Some(v)) => v.parse().map(|d| device = d).map_err(|e: latentkit::Error| e.to_string()),
-            ("--samples", Some(v)) => v.parse().map(|s| samples = s).map_err(|e| format!("--samples: {e}")),
-            ("--data", Some(v)) => {
-                data = Some(v);
-                Ok(())
-            }
-            (other, _) => Err(format!("unknown or incomplete option {other:?}")),
-        };
-        if let Err(e) = parsed {
-            eprintln!("error: {e}");
-            std::process::exit(2);
         }
     }
     let res = match device {
-        Device::Cpu => run(&CpuBackend, samples, data.as_deref(), latent_only, tuning),
-        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, samples, data.as_deref(), latent_only, tuning)),
+        Device::Cpu => run(&CpuBackend, &o),
+        Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, &o)),
     };
     if let Err(e) = res {
         eprintln!("error: {e}");

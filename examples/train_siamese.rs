@@ -16,8 +16,10 @@
 //!          than its hardest positive)  --metric cosine|euclidean (cosine)  --margin X (0.2)
 //!          --squared  --lr X (2e-3)  --constant-lr (default: cosine decay to 0 over --epochs)
 //!          --p N (8 classes)  --k N (32 per class)  --sizes 784-512-256-128  --seed N (1)
-//!          --out DIR (runs/siamese)  --gemm-tuning heuristic|measure (CUDA: how GemmKernel::Auto
-//!          picks each layer's GEMM kernel; see latentkit::ops::gemm::tune)
+//!          --out DIR (runs/siamese)  --gemm-tuning heuristic|measure|measure-all (CUDA: how
+//!          GemmKernel::Auto picks each layer's GEMM kernel; see latentkit::ops::gemm::tune)
+//!          --gemm-tuning-file FILE (CUDA: measured choices loaded from FILE when it exists and
+//!          saved to it at the end; tuning/README.md)
 //!
 //! Writes into --out: metrics.csv (per epoch: loss, active fraction, mean d_ap / d_an, collapse
 //! fraction, precision@1, R-precision, MAP@R of test queries against train references, pair
@@ -47,6 +49,8 @@ struct Args {
     out: PathBuf,
     /// How the CUDA GEMMs' kernels are picked (`--gemm-tuning`).
     gemm_tuning: GemmTuning,
+    /// `--gemm-tuning-file`: measured choices loaded before and saved after training.
+    gemm_tuning_file: Option<PathBuf>,
 }
 
 /// The `--loss` choice before the loss-specific flags are folded in.
@@ -64,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         cfg: MetricTrainConfig::default(),
         out: PathBuf::from("runs/siamese"),
         gemm_tuning: GemmTuning::Heuristic,
+        gemm_tuning_file: None,
     };
     let mut lr_decay = true;
     let mut loss = LossFlag::Triplet;
@@ -94,6 +99,7 @@ fn parse_args() -> Result<Args, String> {
             "--data" => a.data = Some(PathBuf::from(&v)),
             "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
             "--gemm-tuning" => a.gemm_tuning = v.parse().map_err(|e: Error| bad(&e))?,
+            "--gemm-tuning-file" => a.gemm_tuning_file = Some(PathBuf::from(&v)),
             "--epochs" => a.epochs = int()?,
             "--margin" => triplet.margin = float()?,
             "--contrastive-margin" => contrastive_margin = float()?,
@@ -274,8 +280,15 @@ fn main() {
     let res = match args.device {
         Device::Cpu => run(&CpuBackend, &args),
         Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
-            b.set_gemm_tuning(args.gemm_tuning);
-            run(&b, &args)
+            let file = args.gemm_tuning_file.as_deref();
+            // A tuning file implies measuring (unless measure-all was asked for).
+            let heuristic = args.gemm_tuning == GemmTuning::Heuristic;
+            b.set_gemm_tuning(if file.is_some() && heuristic { GemmTuning::Measure } else { args.gemm_tuning });
+            if let Some(f) = file {
+                println!("loaded {} GEMM choices from {}", b.load_gemm_tuning_if_present(f)?, f.display());
+            }
+            run(&b, &args)?;
+            file.map_or(Ok(()), |f| b.save_gemm_tuning(f))
         }),
     };
     if let Err(e) = res {

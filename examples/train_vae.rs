@@ -12,10 +12,11 @@
 //!          --out DIR (runs/vae)  --resume (continue from the checkpoint in --out)
 //!          --mode checked|resident (default: checked on the CPU, resident on CUDA: the dataset on
 //!          the GPU and each step one CUDA-graph replay; the loss is then checked once per epoch)
-//!          --gemm-tuning heuristic|measure (CUDA: how GemmKernel::Auto picks each layer's GEMM
+//!          --gemm-tuning heuristic|measure|measure-all (CUDA: how GemmKernel::Auto picks each layer's GEMM
 //!          kernel; measure times the candidates once per shape, see latentkit::ops::gemm::tune)
-//!          --gemm-tuning-file FILE (CUDA: measure, loading FILE's choices first when it exists and
-//!          saving every choice to it at the end, so that later runs use the same kernels)
+//!          --gemm-tuning-file FILE (CUDA: measure (unless measure-all), loading FILE's choices
+//!          first when it exists and saving every choice to it at the end, so that later runs use
+//!          the same kernels; tuning/README.md)
 //!
 //! Writes into --out: metrics.csv, loss_curve.png, reconstructions.png (test digits over their
 //! reconstructions), prior_samples.png (decoded z ~ N(0, I)), model.safetensors (PyTorch names and
@@ -85,10 +86,7 @@ fn parse_args() -> Result<Args, String> {
             "--data" => a.data = Some(PathBuf::from(&v)),
             "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
             "--gemm-tuning" => a.gemm_tuning = v.parse().map_err(|e: Error| bad(&e))?,
-            "--gemm-tuning-file" => {
-                a.gemm_tuning = GemmTuning::Measure;
-                a.gemm_tuning_file = Some(PathBuf::from(&v));
-            }
+            "--gemm-tuning-file" => a.gemm_tuning_file = Some(PathBuf::from(&v)),
             "--epochs" => a.epochs = int()?,
             "--batch" => a.train.batch = int()?,
             "--lr" => a.train.adam = AdamConfig { lr: float()?, ..AdamConfig::default() },
@@ -286,11 +284,12 @@ fn main() {
     let res = match args.device {
         Device::Cpu => run(&CpuBackend, &args),
         Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
-            b.set_gemm_tuning(args.gemm_tuning);
             let file = args.gemm_tuning_file.as_deref();
-            if let Some(f) = file.filter(|f| f.exists()) {
-                let n = b.load_gemm_tuning(f)?;
-                println!("loaded {n} GEMM choices from {}", f.display());
+            // A tuning file implies measuring (unless measure-all was asked for).
+            let heuristic = args.gemm_tuning == GemmTuning::Heuristic;
+            b.set_gemm_tuning(if file.is_some() && heuristic { GemmTuning::Measure } else { args.gemm_tuning });
+            if let Some(f) = file {
+                println!("loaded {} GEMM choices from {}", b.load_gemm_tuning_if_present(f)?, f.display());
             }
             run(&b, &args)?;
             file.map_or(Ok(()), |f| b.save_gemm_tuning(f))

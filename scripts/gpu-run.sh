@@ -129,9 +129,13 @@ no_wgmma=()
 [[ $wgmma_ok == 1 ]] || no_wgmma=(--no-wgmma)
 measure_all=()
 [[ $gemm_ok == 1 ]] && measure_all=(--measure-all)
-run_step "bench_gemm" "$here/bin/bench_gemm" --samples 20 "${no_wgmma[@]}" "${measure_all[@]}"
+# One tuning file shared by the benches and the trainers: each loads the choices made before it,
+# measures the shapes it meets first and saves the union (tuning/README.md: how a shipped table is
+# made from it).
+tuning=(--gemm-tuning-file "$out/gemm-tuning.txt")
+run_step "bench_gemm" "$here/bin/bench_gemm" --samples 20 "${no_wgmma[@]}" "${measure_all[@]}" "${tuning[@]}"
 run_step "bench_gemm_all" "$here/bin/bench_gemm" --samples 20 --all --quick "${no_wgmma[@]}"
-run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full" "${measure_all[@]}"
+run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full" "${measure_all[@]}" "${tuning[@]}"
 # Metric learning: mining, distance and the triplet step in one step; the N = 262,144 batch-hard
 # run in its own step, so that a slow or timed-out large run keeps the rest (it skips itself when
 # its projection from an N = 16,384 call exceeds --large-budget, 100 s, well inside the timeout).
@@ -181,10 +185,15 @@ if want baselines && [[ -f $here/torch_baselines.py ]] && python3 -c 'import tor
 fi
 
 if want train; then
-  run_step "train_vae" "$here/bin/train_vae" --device cuda --data "$here/data/mnist-full" --epochs 10 --iwae-k 100 --out "$out/vae-gpu"
+  # The trainers measure their layers' GEMM shapes into the shared tuning file; without the bench
+  # phase in this call they keep the fixed rule (their figures then compare with earlier runs').
+  train_tuning=()
+  want bench && train_tuning=(--gemm-tuning-file "$out/gemm-tuning.txt")
+  [[ $gemm_ok == 1 && ${#train_tuning[@]} -gt 0 ]] && train_tuning+=(--gemm-tuning measure-all)
+  run_step "train_vae" "$here/bin/train_vae" --device cuda --data "$here/data/mnist-full" --epochs 10 --iwae-k 100 --out "$out/vae-gpu" "${train_tuning[@]}"
   # The metric-learning issue's run: triplet + semi-hard, 5 epochs, precision@1 per epoch.
   [[ -x $here/bin/train_siamese ]] &&
-    run_step "train_siamese" "$here/bin/train_siamese" --device cuda --data "$here/data/mnist-full" --epochs 5 --out "$out/siamese-gpu"
+    run_step "train_siamese" "$here/bin/train_siamese" --device cuda --data "$here/data/mnist-full" --epochs 5 --out "$out/siamese-gpu" "${train_tuning[@]}"
 fi
 
 echo

@@ -102,6 +102,11 @@ impl fmt::Debug for CudaBackend {
     }
 }
 
+/// A GPU as tuning files name it: "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)".
+fn gpu_identity(name: &str, cc: &str, sms: usize) -> String {
+    format!("{} (sm_{cc}, {sms} SMs)", name.replace(['\t', '\n'], " "))
+}
+
 fn driver_err(context: &'static str) -> impl Fn(DriverError) -> Error {
     move |e| Error::Cuda { context, msg: e.to_string() }
 }
@@ -183,6 +188,12 @@ impl CudaBackend {
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(driver_err("device query"))?
             .max(1) as usize;
+        let mut gemm_tuning = TuneState::default();
+        let identity = gpu_identity(&gpu, &cc_num, sm_count);
+        if let Some((name, entries)) = crate::ops::gemm::tune::builtin_table(&identity)? {
+            gemm_tuning.builtin = entries.into_iter().collect();
+            gemm_tuning.builtin_name = Some(name);
+        }
         let placeholder = stream.alloc_zeros(1).map_err(driver_err("allocation"))?;
         let splitk_workspace = Mutex::new(
             stream.alloc_zeros(crate::ops::gemm::SPLITK_WORKSPACE_FLOATS).map_err(driver_err("allocation"))?,
@@ -198,7 +209,7 @@ impl CudaBackend {
                 ordinal,
                 sm_count,
                 smem_optin,
-                gemm_tuning: Default::default(),
+                gemm_tuning: Mutex::new(gemm_tuning),
                 gemm_measuring: Mutex::new(()),
             }),
         })
@@ -308,10 +319,26 @@ impl CudaBackend {
         Ok(entries.len())
     }
 
+    /// [`CudaBackend::load_gemm_tuning`] when `path` exists; 0 when it does not (a first run
+    /// that will save its measurements there).
+    pub fn load_gemm_tuning_if_present(&self, path: &std::path::Path) -> Result<usize> {
+        if path.exists() {
+            self.load_gemm_tuning(path)
+        } else {
+            Ok(0)
+        }
+    }
+
     /// What a tuning file records about the GPU: name, compute capability, SM count.
     fn gpu_identity(&self) -> Result<String> {
         let (major, minor) = self.compute_capability()?;
-        Ok(format!("{} (sm_{major}{minor}, {} SMs)", self.name()?.replace(['\t', '\n'], " "), self.sm_count()))
+        Ok(gpu_identity(&self.name()?, &format!("{major}{minor}"), self.sm_count()))
+    }
+
+    /// The shipped GEMM tuning table that `Auto` follows on this GPU in Heuristic mode
+    /// (`ops::gemm::tune::BUILTIN_TABLES`), if one was measured on this GPU model.
+    pub fn builtin_gemm_table(&self) -> Option<&'static str> {
+        self.tune_state().builtin_name
     }
 
     /// Serializes GEMM measurements (`ops::gemm::cuda::resolve_auto`).

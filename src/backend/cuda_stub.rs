@@ -80,6 +80,16 @@ impl CudaBackend {
     pub fn load_gemm_tuning(&self, _path: &std::path::Path) -> Result<usize> {
         match self.never {}
     }
+
+    /// Loads saved GEMM choices when the file exists.
+    pub fn load_gemm_tuning_if_present(&self, _path: &std::path::Path) -> Result<usize> {
+        match self.never {}
+    }
+
+    /// The shipped GEMM tuning table for this GPU.
+    pub fn builtin_gemm_table(&self) -> Option<&'static str> {
+        match self.never {}
+    }
 }
 
 impl Backend for CudaBackend {

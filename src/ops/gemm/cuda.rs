@@ -220,8 +220,8 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
 }
 
-/// The kernel `Auto` runs: the fixed rule, or when measuring the choice measured for this key,
-/// measuring it now (on `a` and `b` into a scratch output; see `ops::gemm::tune` for the method)
+/// The kernel `Auto` runs: the shipped table's choice for this GPU and key, else the fixed rule;
+/// or when measuring the choice measured (or loaded) for this key, measuring it now (on `a` and `b` into a scratch output; see `ops::gemm::tune` for the method)
 /// if this is its first call and the stream is not being captured.
 unsafe fn resolve_auto<T: DeviceRepr>(
     be: &CudaBackend,
@@ -245,11 +245,11 @@ unsafe fn resolve_auto<T: DeviceRepr>(
     };
     let cached = |be: &CudaBackend| {
         let st = be.tune_state();
-        (st.mode, st.records.get(&key).map(|r| r.chosen))
+        (st.mode, st.choice(&key))
     };
     match cached(be) {
-        (GemmTuning::Heuristic, _) => return Ok(fixed),
         (_, Some(chosen)) => return Ok(chosen),
+        (GemmTuning::Heuristic, None) => return Ok(fixed),
         _ => {}
     }
     let capture =
@@ -260,8 +260,8 @@ unsafe fn resolve_auto<T: DeviceRepr>(
     // One measurement at a time (they share the stream); another thread may have just made this one.
     let _measuring = be.measure_lock();
     let mode = match cached(be) {
-        (GemmTuning::Heuristic, _) => return Ok(fixed),
         (_, Some(chosen)) => return Ok(chosen),
+        (GemmTuning::Heuristic, None) => return Ok(fixed),
         (mode, None) => mode,
     };
     // Out of memory for the scratch output: the fixed rule, not recorded.

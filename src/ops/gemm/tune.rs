@@ -221,7 +221,7 @@ pub fn format_tuning(gpu: &str, records: &[GemmTuneRecord]) -> String {
 /// the byte offset of the offending line: another header, choices measured on another GPU (the
 /// fastest kernel differs between GPUs), a malformed line, or a kernel that does not compute the
 /// line's precision (an f32 product must stay exact f32).
-pub fn parse_tuning(path: &std::path::Path, text: &str, gpu: &str) -> Result<Vec<(GemmTuneKey, GemmKernel)>> {
+pub fn parse_tuning(path: &std::path::Path, text: &str, gpu: &str) -> Result<TuningEntries> {
     let bad = |offset: usize, msg: String| Error::Format { path: path.to_path_buf(), offset: offset as u64, msg };
     let mut offset = 0;
     let mut out = Vec::new();
@@ -294,6 +294,29 @@ pub fn parse_tuning(path: &std::path::Path, text: &str, gpu: &str) -> Result<Vec
     Ok(out)
 }
 
+/// Tuning tables shipped with the crate, `(file name, contents)` in the format of
+/// [`format_tuning`]: choices measured on one GPU model (the file's `gpu` line) by a GPU run of
+/// the benches and trainers with `--gemm-tuning-file` (tuning/README.md says how each was made).
+/// On a GPU whose name, compute capability and SM count match a table's, [`GemmTuning::Heuristic`]
+/// runs the table's kernel for the shapes it lists and the fixed rule elsewhere: still the same
+/// kernels on every run. Empty until a GPU run has produced one.
+pub const BUILTIN_TABLES: &[(&str, &str)] = &[];
+
+/// The choices of a tuning file, in file order.
+pub type TuningEntries = Vec<(GemmTuneKey, GemmKernel)>;
+
+/// The shipped table measured on `gpu`, if any: its file name and choices (the first table whose
+/// `gpu` line matches).
+pub fn builtin_table(gpu: &str) -> Result<Option<(&'static str, TuningEntries)>> {
+    for &(name, text) in BUILTIN_TABLES {
+        let of_gpu = text.lines().any(|l| l.strip_prefix("gpu\t") == Some(gpu));
+        if of_gpu {
+            return Ok(Some((name, parse_tuning(std::path::Path::new(name), text, gpu)?)));
+        }
+    }
+    Ok(None)
+}
+
 /// The per-backend state: the mode and the choices measured so far (held by the CUDA backend).
 #[derive(Debug, Default)]
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
@@ -302,6 +325,9 @@ pub(crate) struct TuneState {
     pub records: HashMap<GemmTuneKey, GemmTuneRecord>,
     /// Insertion order of `records`, for reports.
     pub order: Vec<GemmTuneKey>,
+    /// The shipped table of this GPU model ([`builtin_table`]), used in Heuristic mode.
+    pub builtin: HashMap<GemmTuneKey, GemmKernel>,
+    pub builtin_name: Option<&'static str>,
 }
 
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
@@ -314,6 +340,15 @@ impl TuneState {
 
     pub fn report(&self) -> Vec<GemmTuneRecord> {
         self.order.iter().filter_map(|k| self.records.get(k).cloned()).collect()
+    }
+
+    /// The kernel `Auto` runs for `key` without measuring: a measured or loaded choice when
+    /// measuring, else (Heuristic) the shipped table's, else `None` (the fixed rule, or measure).
+    pub fn choice(&self, key: &GemmTuneKey) -> Option<GemmKernel> {
+        match self.mode {
+            GemmTuning::Heuristic => self.builtin.get(key).copied(),
+            GemmTuning::Measure | GemmTuning::MeasureAll => self.records.get(key).map(|r| r.chosen),
+        }
     }
 }
 
@@ -464,6 +499,27 @@ mod tests {
         assert!(err(TUNING_FILE_HEADER, gpu).contains("no `gpu` line"));
         assert_eq!("Simt128Warp2Cta".parse::<GemmKernel>().unwrap(), GemmKernel::Simt128Warp2Cta);
         assert!("Auto".parse::<GemmKernel>().is_err());
+    }
+
+    #[test]
+    fn shipped_tables_parse_and_heuristic_mode_uses_them() {
+        for &(name, text) in BUILTIN_TABLES {
+            let gpu =
+                text.lines().find_map(|l| l.strip_prefix("gpu\t")).unwrap_or_else(|| panic!("{name}: no gpu line"));
+            let (found, entries) = builtin_table(gpu).unwrap().unwrap();
+            assert_eq!(found, name);
+            assert!(!entries.is_empty(), "{name} lists no choice");
+        }
+        assert_eq!(builtin_table("no such GPU (sm_00, 1 SMs)").unwrap(), None);
+        let mut st = TuneState::default();
+        st.builtin.insert(key(), GemmKernel::Simt64Warp);
+        assert_eq!(st.choice(&key()), Some(GemmKernel::Simt64Warp), "Heuristic: the shipped table");
+        st.mode = GemmTuning::Measure;
+        assert_eq!(st.choice(&key()), None, "Measure: measured here, not the table");
+        st.insert(GemmTuneRecord { key: key(), chosen: GemmKernel::Tiled16, times: vec![] });
+        assert_eq!(st.choice(&key()), Some(GemmKernel::Tiled16));
+        st.mode = GemmTuning::Heuristic;
+        assert_eq!(st.choice(&key()), Some(GemmKernel::Simt64Warp));
     }
 
     #[test]
