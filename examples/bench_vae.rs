@@ -6,7 +6,7 @@
 //!     cargo run --release --features cuda --example bench_vae -- --device cuda [--data DIR]
 //!     cargo run --release --example bench_vae                       # CPU, smaller sizes
 //!
-//! `--latent-only` stops after the reparameterization + KL kernels (e.g. to profile them with ncu).
+//! `--only latent,steps,epoch` runs those sections (default all; e.g. one, to profile it with ncu).
 //! `--measure-all`: the measured steps weigh every GEMM version (`GemmTuning::MeasureAll`), not only
 //! those checked on a GPU. `--gemm-tuning-file FILE`: their choices are loaded from FILE first (when
 //! it exists) and saved to it after (tuning/README.md).
@@ -138,12 +138,15 @@ fn epoch_bench<B: Backend>(b: &B, data: &Mnist) -> Result<()> {
     Ok(())
 }
 
+/// The sections, in the order they run.
+const SECTIONS: [&str; 3] = ["latent", "steps", "epoch"];
+
 /// Options beyond the device.
 struct Opts {
     samples: usize,
     data: Option<String>,
-    /// `--latent-only`: stop after the reparameterization + KL kernels.
-    latent_only: bool,
+    /// `--only`: the sections to run (latent, steps, epoch; default all).
+    only: Vec<String>,
     /// How the measured steps pick their GEMM kernels (`--measure-all`: MeasureAll).
     tuning: GemmTuning,
     /// `--gemm-tuning-file`: choices loaded before the measured steps and saved after them.
@@ -151,19 +154,32 @@ struct Opts {
 }
 
 fn run<B: Backend>(b: &B, o: &Opts) -> Result<()> {
-    let Opts { samples, latent_only, tuning, .. } = *o;
-    let data = o.data.as_deref();
+    let Opts { samples, tuning, .. } = *o;
+    let wants = |section: &str| o.only.iter().any(|s| s == section);
     let big = b.device() != Device::Cpu;
     println!("device: {}  (median of {samples} samples)", b.device());
-    latent_bench(b, samples, if big { 1 << 24 } else { 1 << 20 })?;
-    if latent_only {
-        return Ok(());
+    if wants("latent") {
+        latent_bench(b, samples, if big { 1 << 24 } else { 1 << 20 })?;
     }
+    if wants("steps") {
+        steps(b, o, samples, tuning)?;
+    }
+    if wants("epoch") {
+        let data = match o.data.as_deref() {
+            Some(dir) => Mnist::load(dir)?,
+            None => Mnist::committed_subset()?,
+        };
+        epoch_bench(b, &data)?;
+    }
+    Ok(())
+}
+
+/// The training step at batch 128 and 4096, with the fixed rule's GEMM kernels and, on CUDA,
+/// with measured ones (the first checked step measures, the graph captures the choices).
+fn steps<B: Backend>(b: &B, o: &Opts, samples: usize, tuning: GemmTuning) -> Result<()> {
     for batch in [128, 4096] {
         step_bench(b, samples, batch, "")?;
     }
-    // The same steps with the GEMM kernels measured per shape (GemmTuning::Measure): the first
-    // checked step measures, the graph captures the choices.
     if let Some(cuda) = (b as &dyn Any).downcast_ref::<CudaBackend>() {
         if let Some(f) = &o.tuning_file {
             println!("loaded {} GEMM choices from {}", cuda.load_gemm_tuning_if_present(f)?, f.display());
@@ -179,7 +195,8 @@ fn run<B: Backend>(b: &B, o: &Opts) -> Result<()> {
         for r in cuda.gemm_tuning_report() {
             let k = r.key;
             println!(
-                "  measured: {}×{}×{} ({}, {}): {:?}",
+                "  {}: {}×{}×{} ({}, {}): {:?}",
+                if r.times.is_empty() { "loaded" } else { "measured" },
                 k.m,
                 k.n,
                 k.k,
@@ -189,20 +206,21 @@ fn run<B: Backend>(b: &B, o: &Opts) -> Result<()> {
             );
         }
     }
-    let data = match data {
-        Some(dir) => Mnist::load(dir)?,
-        None => Mnist::committed_subset()?,
-    };
-    epoch_bench(b, &data)
+    Ok(())
 }
 
 fn main() {
     let mut device = Device::Cpu;
-    let mut o = Opts { samples: 20, data: None, latent_only: false, tuning: GemmTuning::Measure, tuning_file: None };
+    let mut o = Opts {
+        samples: 20,
+        data: None,
+        only: SECTIONS.iter().map(|s| s.to_string()).collect(),
+        tuning: GemmTuning::Measure,
+        tuning_file: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--latent-only" => o.latent_only = true,
             "--measure-all" => o.tuning = GemmTuning::MeasureAll,
             _ => {
                 let v = args.next();
@@ -212,6 +230,13 @@ fn main() {
                     ("--data", Some(v)) => {
                         o.data = Some(v);
                         Ok(())
+                    }
+                    ("--only", Some(v)) => {
+                        o.only = v.split(',').map(|s| s.trim().to_string()).collect();
+                        match o.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                            Some(s) => Err(format!("--only: unknown section {s:?}; sections: {}", SECTIONS.join(","))),
+                            None => Ok(()),
+                        }
                     }
                     ("--gemm-tuning-file", Some(v)) => {
                         o.tuning_file = Some(v.into());

@@ -163,7 +163,14 @@ if want profile; then
     metric=("$here/bin/bench_metric" --device cuda --only mining --samples 1)
     profile batch-hard-16384 '^triplet_hard_partial_f32$' 3 1 "${metric[@]}" --n 16384 --miner batch-hard
     profile batch-all-2048 '^triplet_(kappa_)?rows_f32$' 4 2 "${metric[@]}" --n 2048 --miner batch-all
-    profile reparam-kl-v2 '^reparam_kl_(fwd|bwd)_quad_f32$' 4 2 "$here/bin/bench_vae" --device cuda --latent-only --samples 1
+    profile reparam-kl-v2 '^reparam_kl_(fwd|bwd)_quad_f32$' 4 2 "$here/bin/bench_vae" --device cuda --only latent --samples 1
+    # Where the time of one call goes: every kernel's duration over a stretch of steady-state calls
+    # (past the warm-ups), one metric, so quick.
+    durations() {  # name, launches to skip, launches to list, command...
+      run_step "ncu:$1" "$ncu" --clock-control none --metrics gpu__time_duration.sum --launch-skip "$2" --launch-count "$3" "${@:4}"
+    }
+    durations time-vae-step-128 150 60 "$here/bin/bench_vae" --device cuda --only steps --samples 1
+    durations time-batch-hard-16384 25 30 "${metric[@]}" --n 16384 --miner batch-hard
   else
     echo "profile: ncu not found (PATH, $CUDA_HOME/bin)"
   fi
