@@ -33,10 +33,11 @@ mod gpu {
     use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
     use latentkit::bench::median_secs;
     use latentkit::ops::gemm::{
-        auto_kernel, gemm, gemm_half, GemmKernel, GemmMath, GemmSpec, GemmTuning, Transpose, SPLITK_WORKSPACE_FLOATS,
+        auto_kernel, gemm, gemm_half, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuning, Transpose,
+        SPLITK_WORKSPACE_FLOATS,
     };
     use latentkit::rng::{seeded, uniform_vec};
-    use latentkit::{CudaBackend, Error, Result, Tensor};
+    use latentkit::{CudaBackend, DType, Error, Result, Tensor};
 
     #[derive(Clone, Copy, PartialEq, Debug)]
     enum Precision {
@@ -172,6 +173,7 @@ mod gpu {
             "| shape | m×n×k | precision | kernel | ours µs | ours TFLOP/s | cuBLAS µs | cuBLAS TFLOP/s | ratio |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
+        let mut rows = 0usize;
         for (ci, case) in cases(quick).into_iter().enumerate() {
             let Case { label, m, n, k, ta, tb } = case;
             if o.shape.as_ref().is_some_and(|s| !label.contains(s.as_str())) {
@@ -235,9 +237,24 @@ mod gpu {
                         _ => gemm(&be, &spec, a.buf(), b.buf(), c.buf_mut()),
                     })?;
                     be.set_gemm_tuning(GemmTuning::Heuristic);
+                    rows += 1;
                     let chosen = if tuned {
-                        let rec = be.gemm_tuning_report().pop();
-                        format!("{:?} ({tuning:?})", rec.map_or(GemmKernel::Auto, |r| r.chosen))
+                        let key = GemmTuneKey {
+                            m,
+                            n,
+                            k,
+                            trans_a: ta.is_yes(),
+                            trans_b: tb.is_yes(),
+                            lda: spec0.lda,
+                            ldb: spec0.ldb,
+                            dtype: if precision == Precision::Bf16 { DType::BF16 } else { DType::F32 },
+                            tensor_cores: tc,
+                        };
+                        match be.gemm_tuning_record(&key) {
+                            Some(r) if r.times.is_empty() => format!("{:?} (loaded)", r.chosen),
+                            Some(r) => format!("{:?} ({tuning:?})", r.chosen),
+                            None => format!("{auto:?} (fixed rule: nothing measured)"),
+                        }
                     } else if kernel == auto {
                         format!("{kernel:?} (Auto)")
                     } else {
@@ -255,7 +272,14 @@ mod gpu {
             }
         }
         print_tuning(&be);
-        o.tuning_file.as_ref().map_or(Ok(()), |f| be.save_gemm_tuning(f))
+        o.tuning_file.as_ref().map_or(Ok(()), |f| be.save_gemm_tuning(f))?;
+        if rows == 0 {
+            return Err(Error::InvalidArgument {
+                op: "bench_gemm",
+                msg: "no shape and precision matched --shape / --precision".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Every measurement of the `(Measured)` rows: each candidate's best time on the shape.
@@ -344,7 +368,14 @@ fn main() {
                 };
                 match a.as_str() {
                     "--shape" => o.shape = Some(v),
-                    "--precision" => o.precisions = Some(v.split(',').map(|p| p.trim().to_lowercase()).collect()),
+                    "--precision" => {
+                        let list: Vec<String> = v.split(',').map(|p| p.trim().to_lowercase()).collect();
+                        if let Some(bad) = list.iter().find(|p| !["f32", "tf32", "bf16"].contains(&p.as_str())) {
+                            eprintln!("error: --precision {bad:?}: expected f32, tf32 or bf16");
+                            std::process::exit(2);
+                        }
+                        o.precisions = Some(list);
+                    }
                     _ => o.tuning_file = Some(v.into()),
                 }
             }

@@ -229,16 +229,24 @@ fn mining_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
             cases.push((miner, n));
         }
     }
+    let mut ran = 0;
     for (miner, n) in cases {
         if o.n.is_some_and(|want| want != n)
             || o.miner.as_ref().is_some_and(|m| !miner_name(miner).starts_with(m.as_str()))
         {
             continue;
         }
+        ran += 1;
         let mut p = Problem::new(b, miner, n, 10 + n as u64)?;
         let t = median_secs(b, o.samples, || p.fwd_bwd(b))?;
         let st = p.ws.read_stats(b)?;
         row(&format!("{} fwd+bwd", miner_name(miner)), &format!("N={n} D={D}"), t, &p.memory(), &stats_note(&st, n, t));
+    }
+    if ran == 0 {
+        return Err(latentkit::Error::InvalidArgument {
+            op: "bench_metric",
+            msg: "no mining case matched --n / --miner".into(),
+        });
     }
     Ok(())
 }
@@ -465,8 +473,12 @@ fn main() {
             ("--samples", Some(v)) => v.parse().map(|s| samples = Some(s)).map_err(|e| format!("--samples: {e}")),
             ("--n", Some(v)) => v.parse().map(|n| opts.n = Some(n)).map_err(|e| format!("--n: {e}")),
             ("--miner", Some(v)) => {
-                opts.miner = Some(v);
-                Ok(())
+                if ["batch-hard", "semi-hard", "batch-all"].contains(&v.as_str()) {
+                    opts.miner = Some(v);
+                    Ok(())
+                } else {
+                    Err(format!("--miner {v:?}: expected batch-hard, semi-hard or batch-all"))
+                }
             }
             ("--large-budget", Some(v)) => {
                 v.parse().map(|s| opts.large_budget = s).map_err(|e| format!("--large-budget: {e}"))

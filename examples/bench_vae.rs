@@ -252,7 +252,12 @@ fn main() {
         }
     }
     let res = match device {
-        Device::Cpu => run(&CpuBackend, &o),
+        Device::Cpu => {
+            if o.tuning != GemmTuning::Measure || o.tuning_file.is_some() {
+                eprintln!("note: --measure-all and --gemm-tuning-file choose CUDA kernels; ignored on the CPU");
+            }
+            run(&CpuBackend, &o)
+        }
         Device::Cuda(i) => CudaBackend::new(i).and_then(|b| run(&b, &o)),
     };
     if let Err(e) = res {

@@ -47,8 +47,9 @@ struct Args {
     epochs: usize,
     cfg: MetricTrainConfig,
     out: PathBuf,
-    /// How the CUDA GEMMs' kernels are picked (`--gemm-tuning`).
-    gemm_tuning: GemmTuning,
+    /// How the CUDA GEMMs' kernels are picked (`--gemm-tuning`; default: Measure with a tuning
+    /// file, else Heuristic).
+    gemm_tuning: Option<GemmTuning>,
     /// `--gemm-tuning-file`: measured choices loaded before and saved after training.
     gemm_tuning_file: Option<PathBuf>,
 }
@@ -67,7 +68,7 @@ fn parse_args() -> Result<Args, String> {
         epochs: 5,
         cfg: MetricTrainConfig::default(),
         out: PathBuf::from("runs/siamese"),
-        gemm_tuning: GemmTuning::Heuristic,
+        gemm_tuning: None,
         gemm_tuning_file: None,
     };
     let mut lr_decay = true;
@@ -98,7 +99,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--data" => a.data = Some(PathBuf::from(&v)),
             "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
-            "--gemm-tuning" => a.gemm_tuning = v.parse().map_err(|e: Error| bad(&e))?,
+            "--gemm-tuning" => a.gemm_tuning = Some(v.parse().map_err(|e: Error| bad(&e))?),
             "--gemm-tuning-file" => a.gemm_tuning_file = Some(PathBuf::from(&v)),
             "--epochs" => a.epochs = int()?,
             "--margin" => triplet.margin = float()?,
@@ -278,17 +279,21 @@ fn main() {
         }
     };
     let res = match args.device {
-        Device::Cpu => run(&CpuBackend, &args),
+        Device::Cpu => {
+            if args.gemm_tuning.is_some() || args.gemm_tuning_file.is_some() {
+                eprintln!("note: --gemm-tuning and --gemm-tuning-file choose CUDA kernels; ignored on the CPU");
+            }
+            run(&CpuBackend, &args)
+        }
         Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
             let file = args.gemm_tuning_file.as_deref();
-            // A tuning file implies measuring (unless measure-all was asked for).
-            let heuristic = args.gemm_tuning == GemmTuning::Heuristic;
-            b.set_gemm_tuning(if file.is_some() && heuristic { GemmTuning::Measure } else { args.gemm_tuning });
+            let loaded = b.begin_gemm_tuning(args.gemm_tuning, file)?;
             if let Some(f) = file {
-                println!("loaded {} GEMM choices from {}", b.load_gemm_tuning_if_present(f)?, f.display());
+                println!("GEMM choices: {loaded} loaded from {}", f.display());
             }
-            run(&b, &args)?;
-            file.map_or(Ok(()), |f| b.save_gemm_tuning(f))
+            let res = run(&b, &args);
+            // Saved even when training stopped with an error (a non-finite loss, say).
+            res.and(file.map_or(Ok(()), |f| b.save_gemm_tuning(f)))
         }),
     };
     if let Err(e) = res {

@@ -15,8 +15,9 @@
 #
 # With the device tool: run(command="STEP_TIMEOUT=150 bash gpu-bundle/run.sh tests sanitize
 # synccheck bench baselines train", carry=["gpu-bundle"], timeout_s=590: about 7–8 minutes, more
-# if the wgmma test hangs into its 90 s limit), then "profile" with STEP_TIMEOUT=90 (ncu on the
-# kernels that miss a target), then, if device time is left, "racemining" with STEP_TIMEOUT=540
+# if the wgmma test hangs into its 90 s limit), then "profile" with STEP_TIMEOUT=50 (ncu on the
+# kernels that miss a target; add WGMMA=1 if test:gemm(wgmma) passed), then, if device time is
+# left, "racemining" with STEP_TIMEOUT=540
 # (see run.sh for the timings seen).
 set -euo pipefail
 

@@ -14,8 +14,8 @@
 # limited to 10 minutes. Seen on an H100 (2026-11-26): `tests bench` 47 s; `sanitize synccheck
 # baselines train` 370 s, of which 150 s were the mining racecheck cut off (now the racemining
 # phase). With 15 device minutes, plan: `tests sanitize synccheck bench baselines train`
-# (STEP_TIMEOUT=150, about 7 minutes), then `profile` (STEP_TIMEOUT=90, NO_WGMMA=1 if the wgmma
-# test failed; not timed on a GPU yet, about 8 kernels at 15-30 s each), then `racemining`
+# (STEP_TIMEOUT=150, about 7 minutes), then `profile` (STEP_TIMEOUT=50, WGMMA=1 if the wgmma test
+# passed; not timed on a GPU yet: 10 ncu steps, 15-30 s each expected), then `racemining`
 # (STEP_TIMEOUT=540) if time is left.
 set -u
 phases=" ${*:-tests sanitize bench baselines train} "
@@ -64,12 +64,13 @@ run_step() {
   fi
 }
 
-# NO_WGMMA=1 treats the Hopper GEMM as failed (no wgmma bench rows or profile) in a call
-# without the tests phase, e.g. after a call whose test:gemm(wgmma) step failed.
-wgmma_ok=1
-[[ ${NO_WGMMA:-0} == 1 ]] && wgmma_ok=0
-# Set when this call's tests phase passed every GEMM version: the benches then measure among all
-# of them (--measure-all), not only those checked on an earlier GPU run.
+# Whether the Hopper GEMM (wgmma) may run in the bench and profile phases: decided by its test
+# when this call runs the tests phase; otherwise only with WGMMA=1 (a kernel that has never
+# passed could hang until it traps).
+if want tests; then wgmma_ok=1; else wgmma_ok=${WGMMA:-0}; fi
+# Set when this call's test:gemm step passed (every GEMM version but wgmma, which has its own
+# flag): the benches then measure among all of them (--measure-all), not only those checked on an
+# earlier GPU run.
 gemm_ok=0
 if want tests; then
   # The Hopper GEMM (wgmma + TMA) first and alone, with a short limit: its mbarrier pipeline is
@@ -142,7 +143,7 @@ run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$h
 run_step "bench_metric" "$here/bin/bench_metric" --device cuda --samples 20 --only mining,distance,train
 run_step "bench_metric_large" "$here/bin/bench_metric" --device cuda --only large
 fi
-# Optional phase `profile` (best in a call of its own, STEP_TIMEOUT=90): Nsight Compute on one
+# Optional phase `profile` (best in a call of its own, STEP_TIMEOUT=50): Nsight Compute on one
 # launch of each kernel that misses a target (BENCHMARKS.md), through the bench binaries' filters;
 # the `detailed` sections (speed of light, occupancy, warp stalls, scheduler, memory and
 # instruction tables, source counters) as text in ncu:<name>.log. `--clock-control none` leaves

@@ -18,7 +18,7 @@ use super::{AdamSlot, Backend, ReplayGraph, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Error, Result};
 use crate::ops::gemm::tune::TuneState;
-use crate::ops::gemm::{GemmEpilogue, GemmTuneRecord, GemmTuning};
+use crate::ops::gemm::{GemmEpilogue, GemmTuneKey, GemmTuneRecord, GemmTuning};
 use crate::ops::latent::LatentKernel;
 use crate::ops::{batch::cuda as batch, latent::cuda as latent, rng::cuda as rng};
 use crate::ops::{elementwise::cuda as ew, gemm::cuda as gemm, loss::cuda as loss, optim::cuda as optim};
@@ -272,8 +272,9 @@ impl CudaBackend {
     }
 
     /// How [`GemmKernel::Auto`](crate::ops::gemm::GemmKernel::Auto) picks a kernel from now on,
-    /// for every clone of this backend (they share one GPU): the fixed rule (the default) or the
-    /// fastest measured on the first call of each shape (see [`crate::ops::gemm::tune`], which says
+    /// for every clone of this backend (they share one GPU): the shipped table of this GPU model
+    /// or else the fixed rule (the default), or the fastest measured on the first call of each
+    /// shape (see [`crate::ops::gemm::tune`], which says
     /// what it costs and why results may then differ in the last bits from a fixed-rule run).
     pub fn set_gemm_tuning(&self, mode: GemmTuning) {
         self.tune_state().mode = mode;
@@ -281,6 +282,21 @@ impl CudaBackend {
 
     pub fn gemm_tuning(&self) -> GemmTuning {
         self.tune_state().mode
+    }
+
+    /// For command-line tools: sets the mode to `mode`, or with only a `file` to
+    /// [`GemmTuning::Measure`] (else the default), and loads `file`'s choices when it exists
+    /// ([`CudaBackend::load_gemm_tuning_if_present`]); returns how many were loaded. Save them
+    /// back with [`CudaBackend::save_gemm_tuning`] when done.
+    pub fn begin_gemm_tuning(&self, mode: Option<GemmTuning>, file: Option<&std::path::Path>) -> Result<usize> {
+        let default = if file.is_some() { GemmTuning::Measure } else { GemmTuning::Heuristic };
+        self.set_gemm_tuning(mode.unwrap_or(default));
+        file.map_or(Ok(0), |f| self.load_gemm_tuning_if_present(f))
+    }
+
+    /// The measured or loaded choice for one key, if any.
+    pub fn gemm_tuning_record(&self, key: &GemmTuneKey) -> Option<GemmTuneRecord> {
+        self.tune_state().records.get(key).cloned()
     }
 
     /// Every measured choice so far, in the order they were made, with each candidate's time.

@@ -19,8 +19,8 @@ use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 
 use super::tune::{is_ineligible, measure_fastest, tune_candidates};
 use super::{
-    auto_kernel, splitk_splits, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuning, HalfFloat,
-    SPLITK_WORKSPACE_FLOATS,
+    auto_kernel, splitk_splits, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuneRecord, GemmTuning,
+    HalfFloat, SPLITK_WORKSPACE_FLOATS,
 };
 use crate::backend::cuda::{abi, launch, CudaBackend};
 use crate::backend::DType;
@@ -221,8 +221,10 @@ unsafe fn launch_gemm<T: DeviceRepr>(
 }
 
 /// The kernel `Auto` runs: the shipped table's choice for this GPU and key, else the fixed rule;
-/// or when measuring the choice measured (or loaded) for this key, measuring it now (on `a` and `b` into a scratch output; see `ops::gemm::tune` for the method)
-/// if this is its first call and the stream is not being captured.
+/// or when measuring, the choice measured (or loaded) for this key, measuring it now (on `a` and
+/// `b` into a scratch output; the method is in `ops::gemm::tune`) if this is its first call and
+/// the stream is not being captured. A stored choice whose kernel is not loaded here (a build
+/// without it) gives way to the fixed rule.
 unsafe fn resolve_auto<T: DeviceRepr>(
     be: &CudaBackend,
     spec: &GemmSpec,
@@ -243,9 +245,10 @@ unsafe fn resolve_auto<T: DeviceRepr>(
         dtype,
         tensor_cores,
     };
+    let loaded = |k: GemmKernel| shape(k, dtype).is_ok_and(|s| be.has_function(s.name));
     let cached = |be: &CudaBackend| {
         let st = be.tune_state();
-        (st.mode, st.choice(&key))
+        (st.mode, st.choice(&key, fixed).filter(|&k| loaded(k)))
     };
     match cached(be) {
         (_, Some(chosen)) => return Ok(chosen),
@@ -266,57 +269,11 @@ unsafe fn resolve_auto<T: DeviceRepr>(
     };
     // Out of memory for the scratch output: the fixed rule, not recorded.
     let Ok(mut scratch) = be.stream().alloc_zeros::<f32>(spec.m * spec.n) else { return Ok(fixed) };
-    let launches_before = be.launches();
-    let event_err = |e: cudarc::driver::DriverError| Error::Cuda { context: "GEMM tuning event", msg: e.to_string() };
-    // Plain product into the scratch output: the caller's C, bias and epilogue are not touched.
-    let mut probe = GemmSpec { alpha: 1.0, beta: 0.0, ldc: spec.n, ..*spec };
     let math = if dtype == DType::F32 && tensor_cores { GemmMath::Tf32 } else { GemmMath::F32 };
-    let candidates = tune_candidates(dtype, math, be.supports_wgmma(), mode == GemmTuning::MeasureAll);
-    let flags = Some(CUevent_flags::CU_EVENT_DEFAULT);
-    let (start, end) =
-        (be.context().new_event(flags).map_err(event_err)?, be.context().new_event(flags).map_err(event_err)?);
-    // n calls back to back: queued behind a spin long enough for the host to enqueue them all
-    // (a few µs per launch; the TMA maps of the wgmma kernels add a little), timed by the events.
-    let batch = |probe: &GemmSpec, scratch: &mut CudaSlice<f32>, n: usize| -> Result<f64> {
-        let spin_ns = (20_000 + 25_000 * n as u64).min(2_000_000);
-        launch!(
-            be,
-            "spin_ns_u64",
-            LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1, 1, 1), shared_mem_bytes: 0 },
-            [&spin_ns]
-        )?;
-        start.record(be.stream()).map_err(event_err)?;
-        for _ in 0..n {
-            launch_gemm(be, probe, dtype, tensor_cores, a, b, scratch, &GemmEpilogue::None)?;
-        }
-        end.record(be.stream()).map_err(event_err)?;
-        end.synchronize().map_err(event_err)?;
-        Ok(f64::from(start.elapsed_ms(&end).map_err(event_err)?) * 1e-3 / n as f64)
-    };
-    // Warm the GPU (clocks, caches, first-launch costs) on the fixed rule's kernel: ~1 ms.
-    probe.kernel = fixed;
-    let once = batch(&probe, &mut scratch, 1)?;
-    batch(&probe, &mut scratch, ((1e-3 / once.max(1e-7)).ceil() as usize).clamp(1, 64))?;
-    // Calls per timed batch of each candidate: about 200 µs, from a batch of 4 after one untimed
-    // call (which also tells whether the kernel can take the call).
-    let mut reps: HashMap<GemmKernel, usize> = HashMap::new();
-    let rec = measure_fastest(key, &candidates, |kernel| {
-        probe.kernel = kernel;
-        let n = match reps.get(&kernel) {
-            Some(&n) => n,
-            None => {
-                match launch_gemm(be, &probe, dtype, tensor_cores, a, b, &mut scratch, &GemmEpilogue::None) {
-                    Err(e) if is_ineligible(&e) => return Ok(None),
-                    r => r?,
-                }
-                let per_call = batch(&probe, &mut scratch, 4)?;
-                let n = ((200e-6 / per_call.max(1e-7)).ceil() as usize).clamp(1, 64);
-                reps.insert(kernel, n);
-                n
-            }
-        };
-        batch(&probe, &mut scratch, n).map(Some)
-    });
+    let candidates = tune_candidates(dtype, math, be.supports_wgmma(), mode == GemmTuning::MeasureAll, fixed);
+    let launches_before = be.launches();
+    let rec = measure_key(be, spec, key, fixed, &candidates, dtype, tensor_cores, a, b, &mut scratch);
+    // The measurement's launches are not the caller's, whatever it returned.
     be.uncount_launches(be.launches().saturating_sub(launches_before));
     Ok(match rec? {
         Some(rec) => {
@@ -325,6 +282,81 @@ unsafe fn resolve_auto<T: DeviceRepr>(
             chosen
         }
         None => fixed,
+    })
+}
+
+/// Times `candidates` for `key` on `a`, `b` into `scratch` (m × n): warm-up on `fixed`, then
+/// [`measure_fastest`] over batches queued behind a GPU spin (`ops::gemm::tune` has the method).
+#[allow(clippy::too_many_arguments)]
+unsafe fn measure_key<T: DeviceRepr>(
+    be: &CudaBackend,
+    spec: &GemmSpec,
+    key: GemmTuneKey,
+    fixed: GemmKernel,
+    candidates: &[GemmKernel],
+    dtype: DType,
+    tensor_cores: bool,
+    a: &CudaSlice<T>,
+    b: &CudaSlice<T>,
+    scratch: &mut CudaSlice<f32>,
+) -> Result<Option<GemmTuneRecord>> {
+    let event_err = |e: cudarc::driver::DriverError| Error::Cuda { context: "GEMM tuning event", msg: e.to_string() };
+    // Plain product into the scratch output: the caller's C, bias and epilogue are not touched.
+    let mut probe = GemmSpec { alpha: 1.0, beta: 0.0, ldc: spec.n, ..*spec };
+    let flags = Some(CUevent_flags::CU_EVENT_DEFAULT);
+    let (start, end) =
+        (be.context().new_event(flags).map_err(event_err)?, be.context().new_event(flags).map_err(event_err)?);
+    // n calls back to back, timed by the events, queued behind a spin that keeps the GPU busy while
+    // the host enqueues them (a few µs a launch). If the start event had already passed when the
+    // last call was queued, the queue ran dry: spin twice as long and time the batch again.
+    let batch = |probe: &GemmSpec, scratch: &mut CudaSlice<f32>, n: usize| -> Result<f64> {
+        let mut spin_ns = 20_000 + 8_000 * n as u64;
+        for attempt in 0..3 {
+            let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1, 1, 1), shared_mem_bytes: 0 };
+            launch!(be, "spin_ns_u64", cfg, [&spin_ns])?;
+            start.record(be.stream()).map_err(event_err)?;
+            for _ in 0..n {
+                launch_gemm(be, probe, dtype, tensor_cores, a, b, scratch, &GemmEpilogue::None)?;
+            }
+            let queued_in_time = !start.try_is_complete().map_err(event_err)?;
+            end.record(be.stream()).map_err(event_err)?;
+            end.synchronize().map_err(event_err)?;
+            if queued_in_time || attempt == 2 {
+                break;
+            }
+            spin_ns *= 2;
+        }
+        Ok(f64::from(start.elapsed_ms(&end).map_err(event_err)?) * 1e-3 / n as f64)
+    };
+    // Warm the GPU (clocks, caches, first-launch costs) on the fixed rule's kernel for about 3 ms;
+    // if even it can't take the call, the candidates say so below.
+    probe.kernel = fixed;
+    match batch(&probe, scratch, 1) {
+        Ok(once) => {
+            batch(&probe, scratch, ((3e-3 / once.max(1e-7)).ceil() as usize).clamp(1, 64))?;
+        }
+        Err(e) if is_ineligible(&e) => {}
+        Err(e) => return Err(e),
+    }
+    // Calls per timed batch of each candidate: about 200 µs, from a batch of 4 after one untimed
+    // call (which also tells whether the kernel can take the call).
+    let mut reps: HashMap<GemmKernel, usize> = HashMap::new();
+    measure_fastest(key, candidates, |kernel| {
+        probe.kernel = kernel;
+        let n = match reps.get(&kernel) {
+            Some(&n) => n,
+            None => {
+                match launch_gemm(be, &probe, dtype, tensor_cores, a, b, scratch, &GemmEpilogue::None) {
+                    Err(e) if is_ineligible(&e) => return Ok(None),
+                    r => r?,
+                }
+                let per_call = batch(&probe, scratch, 4)?;
+                let n = ((200e-6 / per_call.max(1e-7)).ceil() as usize).clamp(1, 64);
+                reps.insert(kernel, n);
+                n
+            }
+        };
+        batch(&probe, scratch, n).map(Some)
     })
 }
 
@@ -406,8 +438,10 @@ fn tma_map(dtype: DType, ptr: u64, rows: usize, cols: usize, ld: usize, box_rows
         )
     };
     if res != CUresult::CUDA_SUCCESS {
-        return Err(Error::Cuda {
-            context: "TMA descriptor",
+        // The driver refused this operand (nothing ran): a launch that can't happen, not a broken
+        // context.
+        return Err(Error::Launch {
+            kernel: "gemm (TMA descriptor)",
             msg: format!("cuTensorMapEncodeTiled({rows}×{cols}, ld {ld}, box {box_rows}×64): {res:?}"),
         });
     }

@@ -74,7 +74,7 @@ pub enum GemmKernel {
     /// v3 (f32): [`GemmKernel::Simt128Warp`] capped at 128 registers a thread so that two blocks
     /// share an SM (the uncapped one takes 173 on sm_90, one block per SM), at the cost of some
     /// register spills. Not run on a GPU yet: neither the fixed rule nor [`GemmTuning::Measure`]
-    /// picks it ([`GemmTuning::MeasureAll`] weighs it).
+    /// picks it ([`GemmTuning::MeasureAll`] weighs it, and a tuning file measured so may name it).
     Simt128Warp2Cta,
     /// v3 (f32): 64×64 block tiles, 4 warps with 32×32 warp tiles (medium outputs).
     Simt64Warp,

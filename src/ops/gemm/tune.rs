@@ -4,24 +4,24 @@
 //! The fixed rule ([`super::auto_kernel`]) was tuned on one GPU; which kernel wins on a shape
 //! depends on the GPU (SM count, shared memory, clocks) as much as on the shape. With
 //! [`GemmTuning::Measure`], the first `Auto` call of each [`GemmTuneKey`] times the kernels of its
-//! precision that have passed their tests on a GPU ([`tune_candidates`]) on the call's own operands
-//! into a scratch output, keeps the fastest for every later call, and records the times
-//! ([`GemmTuneRecord`]). The precision never changes: exact f32 stays on the f32 SIMT kernels,
+//! precision that have passed their tests on a GPU ([`tune_candidates`]), plus the fixed rule's own
+//! choice, on the call's own operands into a scratch output, keeps the fastest for every later
+//! call, and records the times ([`GemmTuneRecord`]). The precision never changes: exact f32 stays on the f32 SIMT kernels,
 //! TF32 and bf16/f16 on tensor cores. [`GemmTuning::MeasureAll`] also weighs the versions not yet
 //! checked on a GPU (for benchmarks on a machine whose tests just passed).
 //!
-//! How a candidate is timed: one untimed call (a kernel that can't take the call, e.g. for
-//! alignment or shared memory, drops out), then batches of calls sized to about 200 µs, each
-//! queued behind a short GPU spin so that the batch runs back to back and the host's launch
-//! latency is not timed (a CUDA graph replay does not pay it either). Every candidate runs one
-//! batch; those within [`TUNE_KEEP`] of the fastest run [`TUNE_SAMPLES`] more, round-robin, and
-//! each keeps its fastest batch.
+//! How a candidate is timed: after about 3 ms of the fixed rule's kernel to warm the GPU, one
+//! untimed call (a kernel that can't take the call, e.g. for alignment or shared memory, drops
+//! out), then batches of calls sized to about 200 µs, each queued behind a GPU spin long enough
+//! for the host to enqueue the batch (lengthened and retried when the batch started before it was
+//! queued), so that the batch runs back to back and the host's launch latency is not timed (a CUDA
+//! graph replay does not pay it either). Every candidate runs one batch; those within
+//! [`TUNE_KEEP`] of the fastest run [`TUNE_SAMPLES`] more, round-robin, and each keeps its fastest.
 //!
 //! Costs and limits:
-//! - the first call of a key costs a few milliseconds of GPU time (more for products that take
-//!   longer than 200 µs: one warm-up call plus at least one batch each), with a host
-//!   synchronization per batch; launches made while measuring are not counted by
-//!   `CudaBackend::launches`;
+//! - the first call of a key costs about 10–40 ms of GPU time (more for products longer than
+//!   200 µs: one warm-up call plus at least two batches each), with a host synchronization per
+//!   batch; launches made while measuring are not counted by `CudaBackend::launches`;
 //! - the kernels differ in how they sum along k, so the bits of a result depend on which one
 //!   runs: two processes may round differently (within the documented error bounds), and so may
 //!   a graph captured before a shape was measured (it keeps the fixed rule's kernel) and later
@@ -45,7 +45,8 @@ use crate::error::{Error, Result};
 /// How [`GemmKernel::Auto`] picks a CUDA kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum GemmTuning {
-    /// The fixed rule of shape and SM count ([`super::auto_kernel`]): reproducible bit for bit.
+    /// The shipped table of this GPU model for the shapes it lists ([`BUILTIN_TABLES`]), else the
+    /// fixed rule of shape and SM count ([`super::auto_kernel`]): reproducible bit for bit.
     #[default]
     Heuristic,
     /// Time the candidates on the first call of each shape and keep the fastest (module docs),
@@ -103,20 +104,33 @@ pub struct GemmTuneRecord {
 pub const TUNE_SAMPLES: usize = 3;
 
 /// A candidate whose first timed batch is more than this factor slower than the fastest first
-/// batch is not timed again (it would have to be 2× off to win).
-pub const TUNE_KEEP: f64 = 2.0;
+/// batch is not timed again (it would have to be 3× off to win: room for clocks still ramping).
+pub const TUNE_KEEP: f64 = 3.0;
 
 /// The kernels `Auto` chooses among for an input type and math: exact f32 takes the SIMT versions,
 /// TF32 the `mma.sync` versions, bf16/f16 those and, where `wgmma` (a compute capability 9.0 GPU),
-/// the Hopper ones; unless `unchecked`, only those in [`GemmKernel::CHECKED_ON_GPU`].
-pub fn tune_candidates(dtype: DType, math: GemmMath, wgmma: bool, unchecked: bool) -> Vec<GemmKernel> {
+/// the Hopper ones; unless `unchecked`, only those in [`GemmKernel::CHECKED_ON_GPU`] and `fixed`
+/// (the fixed rule's choice for the shape, which runs anyway without measuring).
+pub fn tune_candidates(
+    dtype: DType,
+    math: GemmMath,
+    wgmma: bool,
+    unchecked: bool,
+    fixed: GemmKernel,
+) -> Vec<GemmKernel> {
     let all: Vec<GemmKernel> = match (dtype, math) {
         (DType::F32, GemmMath::F32) => GemmKernel::SIMT.to_vec(),
         (DType::F32, GemmMath::Tf32) => GemmKernel::TENSOR_CORE.to_vec(),
         _ if wgmma => GemmKernel::TENSOR_CORE.into_iter().chain(GemmKernel::WGMMA).collect(),
         _ => GemmKernel::TENSOR_CORE.to_vec(),
     };
-    all.into_iter().filter(|k| unchecked || GemmKernel::CHECKED_ON_GPU.contains(k)).collect()
+    all.into_iter().filter(|&k| unchecked || allowed_unmeasured(k, fixed)).collect()
+}
+
+/// Whether [`GemmTuning::Measure`] may run `kernel` for a shape whose fixed-rule choice is `fixed`:
+/// a version checked on a GPU, or the one the fixed rule runs anyway.
+pub fn allowed_unmeasured(kernel: GemmKernel, fixed: GemmKernel) -> bool {
+    GemmKernel::CHECKED_ON_GPU.contains(&kernel) || kernel == fixed
 }
 
 /// Whether a launcher's error means "this kernel can't take this call" (a limit, an alignment, a
@@ -272,7 +286,8 @@ pub fn parse_tuning(path: &std::path::Path, text: &str, gpu: &str) -> Result<Tun
         };
         let kernel: GemmKernel = f[9].parse().map_err(|e: Error| bad(at, e.to_string()))?;
         let math = if dtype == DType::F32 && tensor_cores { GemmMath::Tf32 } else { GemmMath::F32 };
-        if (dtype != DType::F32 && !tensor_cores) || !tune_candidates(dtype, math, true, true).contains(&kernel) {
+        if (dtype != DType::F32 && !tensor_cores) || !tune_candidates(dtype, math, true, true, kernel).contains(&kernel)
+        {
             return Err(bad(at, format!("{kernel:?} does not compute {} with tensor_cores = {}", f[7], f[8])));
         }
         let key = GemmTuneKey {
@@ -286,7 +301,13 @@ pub fn parse_tuning(path: &std::path::Path, text: &str, gpu: &str) -> Result<Tun
             dtype,
             tensor_cores,
         };
+        if out.iter().any(|(k, _): &(GemmTuneKey, GemmKernel)| *k == key) {
+            return Err(bad(at, format!("a second choice for {}×{}×{} {}{} {}", f[0], f[1], f[2], f[3], f[4], f[7])));
+        }
         out.push((key, kernel));
+    }
+    if text.is_empty() {
+        return Err(bad(0, format!("empty file: expected the header {TUNING_FILE_HEADER:?}")));
     }
     if !seen_gpu {
         return Err(bad(offset, "no `gpu` line".into()));
@@ -343,11 +364,14 @@ impl TuneState {
     }
 
     /// The kernel `Auto` runs for `key` without measuring: a measured or loaded choice when
-    /// measuring, else (Heuristic) the shipped table's, else `None` (the fixed rule, or measure).
-    pub fn choice(&self, key: &GemmTuneKey) -> Option<GemmKernel> {
+    /// measuring (under [`GemmTuning::Measure`] only one it may run: checked on a GPU or the fixed
+    /// rule's own, `fixed`), else (Heuristic) the shipped table's, else `None` (the fixed rule, or
+    /// measure).
+    pub fn choice(&self, key: &GemmTuneKey, fixed: GemmKernel) -> Option<GemmKernel> {
         match self.mode {
             GemmTuning::Heuristic => self.builtin.get(key).copied(),
-            GemmTuning::Measure | GemmTuning::MeasureAll => self.records.get(key).map(|r| r.chosen),
+            GemmTuning::Measure => self.records.get(key).map(|r| r.chosen).filter(|&k| allowed_unmeasured(k, fixed)),
+            GemmTuning::MeasureAll => self.records.get(key).map(|r| r.chosen),
         }
     }
 }
@@ -380,24 +404,26 @@ mod tests {
 
     #[test]
     fn candidates_keep_the_precision() {
-        assert_eq!(tune_candidates(DType::F32, GemmMath::F32, true, true), GemmKernel::SIMT.to_vec());
-        let tf32 = tune_candidates(DType::F32, GemmMath::Tf32, true, true);
+        let any = GemmKernel::Tiled16;
+        assert_eq!(tune_candidates(DType::F32, GemmMath::F32, true, true, any), GemmKernel::SIMT.to_vec());
+        let tf32 = tune_candidates(DType::F32, GemmMath::Tf32, true, true, any);
         assert!(tf32.iter().all(|k| k.is_tensor_core() && !k.is_wgmma()), "TF32 has no wgmma kernel: {tf32:?}");
-        let bf16 = tune_candidates(DType::BF16, GemmMath::F32, true, true);
+        let bf16 = tune_candidates(DType::BF16, GemmMath::F32, true, true, any);
         assert!(bf16.contains(&GemmKernel::Wgmma256) && bf16.contains(&GemmKernel::TensorCore128));
-        assert!(!tune_candidates(DType::F16, GemmMath::F32, false, true).iter().any(|k| k.is_wgmma()));
+        assert!(!tune_candidates(DType::F16, GemmMath::F32, false, true, any).iter().any(|k| k.is_wgmma()));
         assert!(!bf16.contains(&GemmKernel::Auto));
-        // Without `unchecked`, only versions that passed on a GPU, and never fewer than the fixed
-        // rule's kinds.
+        // Without `unchecked`: the versions that passed on a GPU and always the fixed rule's own
+        // choice (split-k for the long-k dW products, not checked yet).
         for (dtype, math) in [(DType::F32, GemmMath::F32), (DType::F32, GemmMath::Tf32), (DType::BF16, GemmMath::F32)] {
-            let checked = tune_candidates(dtype, math, true, false);
-            assert!(checked.iter().all(|k| GemmKernel::CHECKED_ON_GPU.contains(k)), "{checked:?}");
             let tc = math == GemmMath::Tf32 || dtype != DType::F32;
-            for (m, n, k) in [(4096, 4096, 4096), (128, 400, 784), (20, 400, 8192), (128, 400, 20)] {
+            for (m, n, k) in [(4096, 4096, 4096), (128, 400, 784), (20, 400, 8192), (400, 784, 4096), (128, 400, 20)] {
                 let fixed = crate::ops::gemm::auto_kernel(m, n, k, tc, 132);
-                assert!(checked.contains(&fixed) || !GemmKernel::CHECKED_ON_GPU.contains(&fixed), "{fixed:?}");
+                let cands = tune_candidates(dtype, math, true, false, fixed);
+                assert!(cands.contains(&fixed), "{m}×{n}×{k} {dtype:?}: {fixed:?} missing from {cands:?}");
+                assert!(cands.iter().all(|&c| GemmKernel::CHECKED_ON_GPU.contains(&c) || c == fixed), "{cands:?}");
             }
         }
+        assert_eq!(crate::ops::gemm::auto_kernel(20, 400, 8192, false, 132), GemmKernel::Simt64SplitK);
     }
 
     /// The kernels a fake timer was called with, in order.
@@ -424,7 +450,7 @@ mod tests {
         use GemmKernel::*;
         let cands = [Tiled16, Simt128Warp, Simt64Warp, Simt64SplitK];
         let (f, calls) = timer(vec![
-            (Tiled16, vec![Some(9e-5)]), // > 2× the best first call: timed once
+            (Tiled16, vec![Some(1e-4)]), // > 3× the best first batch: timed once
             (Simt128Warp, vec![Some(3e-5), Some(2.9e-5), Some(2.8e-5)]), // best first, min 2.8e-5
             (Simt64Warp, vec![Some(4e-5), Some(2.7e-5), Some(5e-5)]), // slower first, min 2.7e-5: wins
             (Simt64SplitK, vec![None]),  // can't run
@@ -433,7 +459,7 @@ mod tests {
         assert_eq!(rec.chosen, Simt64Warp);
         assert_eq!(
             rec.times,
-            vec![(Tiled16, Some(9e-5)), (Simt128Warp, Some(2.8e-5)), (Simt64Warp, Some(2.7e-5)), (Simt64SplitK, None)]
+            vec![(Tiled16, Some(1e-4)), (Simt128Warp, Some(2.8e-5)), (Simt64Warp, Some(2.7e-5)), (Simt64SplitK, None)]
         );
         let calls = calls.borrow();
         let count = |k| calls.iter().filter(|&&c| c == k).count();
@@ -497,6 +523,11 @@ mod tests {
         assert!(e.contains("10 tab-separated fields") && e.contains(&format!("offset {last}")), "{e}");
         assert!(err(&text.replace("Wgmma128", "Fastest"), gpu).contains("not a kernel version"));
         assert!(err(TUNING_FILE_HEADER, gpu).contains("no `gpu` line"));
+        assert!(err("", gpu).contains("empty file"));
+        let first = text.find("128\t400").unwrap();
+        let line = &text[first..=first + text[first..].find('\n').unwrap()];
+        let e = err(&format!("{text}{line}"), gpu);
+        assert!(e.contains("a second choice") && e.contains(&format!("offset {}", text.len())), "{e}");
         assert_eq!("Simt128Warp2Cta".parse::<GemmKernel>().unwrap(), GemmKernel::Simt128Warp2Cta);
         assert!("Auto".parse::<GemmKernel>().is_err());
     }
@@ -509,17 +540,28 @@ mod tests {
             let (found, entries) = builtin_table(gpu).unwrap().unwrap();
             assert_eq!(found, name);
             assert!(!entries.is_empty(), "{name} lists no choice");
+            // The default mode runs these: only versions that have passed on a GPU.
+            for (key, kernel) in entries {
+                assert!(GemmKernel::CHECKED_ON_GPU.contains(&kernel), "{name}: {kernel:?} for {key:?} is not checked");
+            }
         }
         assert_eq!(builtin_table("no such GPU (sm_00, 1 SMs)").unwrap(), None);
+        let fixed = GemmKernel::Simt32SlicedK;
         let mut st = TuneState::default();
         st.builtin.insert(key(), GemmKernel::Simt64Warp);
-        assert_eq!(st.choice(&key()), Some(GemmKernel::Simt64Warp), "Heuristic: the shipped table");
+        assert_eq!(st.choice(&key(), fixed), Some(GemmKernel::Simt64Warp), "Heuristic: the shipped table");
         st.mode = GemmTuning::Measure;
-        assert_eq!(st.choice(&key()), None, "Measure: measured here, not the table");
+        assert_eq!(st.choice(&key(), fixed), None, "Measure: measured here, not the table");
         st.insert(GemmTuneRecord { key: key(), chosen: GemmKernel::Tiled16, times: vec![] });
-        assert_eq!(st.choice(&key()), Some(GemmKernel::Tiled16));
+        assert_eq!(st.choice(&key(), fixed), Some(GemmKernel::Tiled16));
+        // A loaded choice of a version not checked on a GPU: only MeasureAll runs it.
+        st.insert(GemmTuneRecord { key: key(), chosen: GemmKernel::Simt128Warp2Cta, times: vec![] });
+        assert_eq!(st.choice(&key(), fixed), None);
+        assert_eq!(st.choice(&key(), GemmKernel::Simt128Warp2Cta), Some(GemmKernel::Simt128Warp2Cta));
+        st.mode = GemmTuning::MeasureAll;
+        assert_eq!(st.choice(&key(), fixed), Some(GemmKernel::Simt128Warp2Cta));
         st.mode = GemmTuning::Heuristic;
-        assert_eq!(st.choice(&key()), Some(GemmKernel::Simt64Warp));
+        assert_eq!(st.choice(&key(), fixed), Some(GemmKernel::Simt64Warp));
     }
 
     #[test]
