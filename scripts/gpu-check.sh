@@ -13,12 +13,11 @@
 #                                   call, then a short table. Logs land in gpu-bundle/out, packed
 #                                   into $OUT/gpu-logs.tgz when $OUT is set.
 #
-# With the device tool: run(command="STEP_TIMEOUT=150 bash gpu-bundle/run.sh tests sanitize
-# synccheck bench baselines train", carry=["gpu-bundle"], timeout_s=590: about 7–8 minutes, more
-# if the wgmma test hangs into its 90 s limit), then "profile" with STEP_TIMEOUT=50 (ncu on the
-# kernels that miss a target; add WGMMA=1 if test:gemm(wgmma) passed), then, if device time is
-# left, "racemining" with STEP_TIMEOUT=540
-# (see run.sh for the timings seen).
+# With the device tool (carry=["gpu-bundle"], timeout_s=590 each): run(command="STEP_TIMEOUT=150
+# bash gpu-bundle/run.sh tests bench baselines train"), then "STEP_TIMEOUT=150 WGMMA=1 bash
+# gpu-bundle/run.sh sanitize synccheck profile" (WGMMA=1 only if test:gemm(wgmma) passed in the
+# first call; profile = ncu on the kernels that miss a target), then, if device time is left,
+# "racemining" with STEP_TIMEOUT=540 (see run.sh for the timings seen and expected).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -13,10 +13,11 @@
 # Default: all but racemining and synccheck; `quick` = all but sanitize. One device call is
 # limited to 10 minutes. Seen on an H100 (2026-11-26): `tests bench` 47 s; `sanitize synccheck
 # baselines train` 370 s, of which 150 s were the mining racecheck cut off (now the racemining
-# phase). With 15 device minutes, plan: `tests sanitize synccheck bench baselines train`
-# (STEP_TIMEOUT=150, about 7 minutes), then `profile` (STEP_TIMEOUT=50, WGMMA=1 if the wgmma test
-# passed; not timed on a GPU yet: 10 ncu steps, 15-30 s each expected), then `racemining`
-# (STEP_TIMEOUT=540) if time is left.
+# phase). With 15 device minutes, plan three calls: `tests bench baselines train` (STEP_TIMEOUT=150;
+# about 5-6 minutes expected: the benches now also measure GEMM choices), then `sanitize synccheck
+# profile` (STEP_TIMEOUT=150, WGMMA=1 if test:gemm(wgmma) passed; sanitizers about 3 minutes on the
+# last H100 run, then 10 ncu steps of up to PROFILE_STEP_TIMEOUT=60 s, 15-30 s each expected; not
+# timed on a GPU yet), then `racemining` (STEP_TIMEOUT=540) if time is left.
 set -u
 phases=" ${*:-tests sanitize bench baselines train} "
 [[ $phases == " quick " ]] && phases=" tests bench baselines train "
@@ -95,12 +96,18 @@ fi
 racecheck() {
   run_step "racecheck:$1" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/$1" --test-threads 1 "${@:2}"
 }
+# The wgmma test only when wgmma may run (wgmma_ok above).
+skip_wgmma=()
+[[ $wgmma_ok == 1 ]] || skip_wgmma=(--skip wgmma)
 if want sanitize && [[ -x $sanitizer ]]; then
-  for t in elementwise loss optim gemm latent distance mining; do
+  for t in elementwise loss optim gemm gemm_tuning latent distance mining; do
     [[ -x $here/tests/$t ]] || continue
-    run_step "memcheck:$t" "$sanitizer" --tool memcheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1
-    # grid_stride (one huge launch) is skipped under racecheck; mining has its own phase.
-    [[ $t == mining ]] || racecheck "$t" --skip grid_stride
+    extra=()
+    [[ $t == gemm ]] && extra=("${skip_wgmma[@]}")
+    run_step "memcheck:$t" "$sanitizer" --tool memcheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1 "${extra[@]}"
+    # grid_stride (one huge launch) is skipped under racecheck; mining has its own phase;
+    # gemm_tuning runs the kernels of the gemm tests again (and trains an epoch): memcheck only.
+    [[ $t == mining || $t == gemm_tuning ]] || racecheck "$t" --skip grid_stride "${extra[@]}"
   done
 fi
 
@@ -117,7 +124,9 @@ fi
 if want synccheck && [[ -x $sanitizer ]]; then
   for t in gemm mining; do
     [[ -x $here/tests/$t ]] || continue
-    run_step "synccheck:$t" "$sanitizer" --tool synccheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1
+    extra=()
+    [[ $t == gemm ]] && extra=("${skip_wgmma[@]}")
+    run_step "synccheck:$t" "$sanitizer" --tool synccheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1 "${extra[@]}"
   done
 fi
 
@@ -143,13 +152,15 @@ run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$h
 run_step "bench_metric" "$here/bin/bench_metric" --device cuda --samples 20 --only mining,distance,train
 run_step "bench_metric_large" "$here/bin/bench_metric" --device cuda --only large
 fi
-# Optional phase `profile` (best in a call of its own, STEP_TIMEOUT=50): Nsight Compute on one
+# Optional phase `profile` (its steps limited to PROFILE_STEP_TIMEOUT, 60 s): Nsight Compute on one
 # launch of each kernel that misses a target (BENCHMARKS.md), through the bench binaries' filters;
 # the `detailed` sections (speed of light, occupancy, warp stalls, scheduler, memory and
 # instruction tables, source counters) as text in ncu:<name>.log. `--clock-control none` leaves
 # the clocks alone (device README). About 15-30 s per kernel.
 if want profile; then
   ncu=$(command -v ncu || echo "$CUDA_HOME/bin/ncu")
+  step_timeout_saved=$step_timeout
+  step_timeout=${PROFILE_STEP_TIMEOUT:-60}  # per ncu step, whatever STEP_TIMEOUT the other phases use
   if [[ -x $ncu ]]; then
     profile() {  # name, kernel regex, launches to skip, launches to profile, command...
       run_step "ncu:$1" "$ncu" --clock-control none --set detailed -k "regex:$2" --launch-skip "$3" --launch-count "$4" "${@:5}"
@@ -175,6 +186,7 @@ if want profile; then
   else
     echo "profile: ncu not found (PATH, $CUDA_HOME/bin)"
   fi
+  step_timeout=$step_timeout_saved
 fi
 
 # BASELINES: groups of torch_baselines.py sections separated by spaces, one step (one process,
