@@ -1,9 +1,9 @@
 //! GEMM side by side with cuBLAS, in one process on one GPU: for each shape and precision, our
-//! kernel (the one `GemmKernel::Auto` picks, then `Auto` with measured choices, `GemmTuning::Measure`,
-//! whose per-candidate times are printed at the end; or every version with `--all`) and cuBLAS on the same
-//! operands (bf16 also on the Hopper wgmma kernels when the GPU has them and the rows are 16-byte
-//! aligned), timed with CUDA events (3 warm-up calls, median of `--samples` samples, each a batch of
-//! calls ≥ 2 ms), as TFLOP/s and the ratio ours / cuBLAS (> 1: faster than cuBLAS).
+//! kernel (the one `GemmKernel::Auto` picks, then `Auto` with measured choices, whose
+//! per-candidate times are printed at the end; or every version with `--all`) and cuBLAS on the
+//! same operands (bf16 also on the Hopper wgmma kernels when the GPU has them and the rows are
+//! 16-byte aligned), timed with CUDA events (3 warm-up calls, median of `--samples` samples, each a
+//! batch of calls ≥ 2 ms), as TFLOP/s and the ratio ours / cuBLAS (> 1: faster than cuBLAS).
 //!
 //! Precisions: f32 (cuBLAS SGEMM through cublasGemmEx with CUBLAS_COMPUTE_32F: no TF32), TF32
 //! (ours with GemmMath::Tf32; cuBLAS CUBLAS_COMPUTE_32F_FAST_TF32) and bf16 inputs with f32
@@ -12,17 +12,19 @@
 //! B×20×400 as Y = X·Wᵀ, dX = dY·W, dW = dYᵀ·X) for B ∈ {128, 1024, 8192}. Inputs are uniform in
 //! [−1, 1] (never zeros); the 4096 and 8192 operands are larger than the H100's 50 MB L2.
 //!
-//!     cargo run --release --features cuda --example bench_gemm -- [--samples N] [--all] [--quick] [--no-wgmma]
-//!         [--shape LABEL-PART] [--precision f32,tf32,bf16] [--measure-all] [--gemm-tuning-file FILE]
+//!     cargo run --release --features cuda --example bench_gemm -- [--samples N] [--all] [--quick]
+//!         [--no-wgmma] [--shape LABEL-PART] [--precision f32,tf32,bf16] [--measure-all]
+//!         [--gemm-tuning-file FILE]
 //!
 //! `--no-wgmma` leaves the Hopper kernels out (scripts/gpu-run.sh passes it when their test failed).
 //! `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. `--shape` keeps the
 //! shapes whose label contains the text (`4096³`, `B=1024 784→400`), `--precision` the listed
-//! precisions (to profile one kernel with ncu). The measured rows weigh the versions checked on a
-//! GPU (`GemmTuning::Measure`), or with `--measure-all` every version (`MeasureAll`: after their
-//! tests passed in the same run, as scripts/gpu-run.sh does). `--gemm-tuning-file` loads earlier
-//! choices first (when the file exists) and saves every choice at the end (tuning/README.md). Without a GPU (or
-//! without the `cuda` feature) it says so and exits with status 1.
+//! precisions (to profile one kernel with ncu); it fails when they match nothing. The measured
+//! rows weigh the versions checked on a GPU (`GemmTuning::Measure`), or with `--measure-all` every
+//! version (`MeasureAll`: after their tests passed in the same run, as scripts/gpu-run.sh does).
+//! `--gemm-tuning-file` loads earlier choices first (when the file exists) and saves every choice
+//! at the end (tuning/README.md). Without a GPU (or without the `cuda` feature) it says so and
+//! exits with status 1.
 
 #[cfg(feature = "cuda")]
 mod gpu {
@@ -282,7 +284,8 @@ mod gpu {
         Ok(())
     }
 
-    /// Every measurement of the `(Measured)` rows: each candidate's best time on the shape.
+    /// Every choice behind the measured rows: each candidate's best time on the shape (none for a
+    /// choice loaded from a tuning file).
     fn print_tuning(be: &CudaBackend) {
         let report = be.gemm_tuning_report();
         if report.is_empty() {
