@@ -6,9 +6,10 @@
 //! [`GemmTuning::Measure`], the first `Auto` call of each [`GemmTuneKey`] times the kernels of its
 //! precision that have passed their tests on a GPU ([`tune_candidates`]), plus the fixed rule's own
 //! choice, on the call's own operands into a scratch output, keeps the fastest for every later
-//! call, and records the times ([`GemmTuneRecord`]). The precision never changes: exact f32 stays on the f32 SIMT kernels,
-//! TF32 and bf16/f16 on tensor cores. [`GemmTuning::MeasureAll`] also weighs the versions not yet
-//! checked on a GPU (for benchmarks on a machine whose tests just passed).
+//! call, and records the times ([`GemmTuneRecord`]). The precision never changes: exact f32 stays
+//! on the f32 SIMT kernels, TF32 and bf16/f16 on tensor cores. [`GemmTuning::MeasureAll`] also
+//! weighs the versions not yet checked on a GPU (for runs right after their tests passed on this
+//! machine, as scripts/gpu-run.sh does).
 //!
 //! How a candidate is timed: after about 3 ms of the fixed rule's kernel to warm the GPU, one
 //! untimed call (a kernel that can't take the call, e.g. for alignment or shared memory, drops
@@ -50,10 +51,11 @@ pub enum GemmTuning {
     #[default]
     Heuristic,
     /// Time the candidates on the first call of each shape and keep the fastest (module docs),
-    /// among the versions that have passed their tests on a GPU ([`GemmKernel::CHECKED_ON_GPU`]).
+    /// among the versions that have passed their tests on a GPU ([`GemmKernel::CHECKED_ON_GPU`])
+    /// and the fixed rule's own choice.
     Measure,
     /// [`GemmTuning::Measure`] among every version of the precision, including those not yet run
-    /// on a GPU: for benchmarks right after their tests passed, not for training.
+    /// on a GPU: for runs right after their tests passed on this machine.
     MeasureAll,
 }
 
