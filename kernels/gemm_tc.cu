@@ -44,7 +44,10 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-#if LK_TC_SUPPORTED
+#if defined(LK_CUDA_EMULATOR)
+// The CPU emulator's models of the PTX below (tools/cuda-emu), for the tests on machines without a GPU.
+#include "tc_ptx_emu.cuh"
+#elif LK_TC_SUPPORTED
 // 16-byte global → shared copy; bytes past src_bytes are zero-filled (src_bytes = 0 reads nothing).
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),

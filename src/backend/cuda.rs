@@ -71,6 +71,14 @@ include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 struct Inner {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    /// The stream a graph capture records on, used only by the capturing thread (see
+    /// [`CudaBackend::stream`]): capture is per stream, not per thread, so capturing on the shared
+    /// stream would sweep other threads' work on this GPU into the graph.
+    capture_stream: Arc<CudaStream>,
+    /// Held for a whole capture: one capture at a time per backend.
+    capture_lock: Mutex<()>,
+    /// [`thread_token`] of the thread capturing now, 0 when none.
+    capturing_thread: std::sync::atomic::AtomicU64,
     functions: HashMap<&'static str, CudaFunction>,
     /// Fills kernel pointer slots that a flag says are unused (never read or written).
     placeholder: CudaSlice<f32>,
@@ -144,6 +152,7 @@ impl CudaBackend {
         // work, including allocations and copies, on the single stream created below.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(driver_err("stream creation"))?;
+        let capture_stream = ctx.new_stream().map_err(driver_err("stream creation"))?;
         let gpu = ctx.name().unwrap_or_else(|_| "this GPU".into());
         let cc_num = ctx.compute_capability().map(|(a, b)| format!("{a}{b}")).unwrap_or_default();
         let cc = format!("sm_{cc_num}");
@@ -202,6 +211,9 @@ impl CudaBackend {
             inner: Arc::new(Inner {
                 ctx,
                 stream,
+                capture_stream,
+                capture_lock: Mutex::new(()),
+                capturing_thread: Default::default(),
                 functions,
                 placeholder,
                 splitk_workspace,
@@ -225,9 +237,16 @@ impl CudaBackend {
         self.inner.ctx.compute_capability().map_err(driver_err("device query"))
     }
 
-    /// The backend's one stream (for events, graph capture and benchmarks).
+    /// The stream this thread's work goes to (for events and benchmarks): the backend's one stream,
+    /// except on a thread that is capturing a graph, whose work goes to the capture stream (other
+    /// threads' work keeps running meanwhile; the graph replays on the backend's stream).
     pub fn stream(&self) -> &Arc<CudaStream> {
-        &self.inner.stream
+        use std::sync::atomic::Ordering;
+        if self.inner.capturing_thread.load(Ordering::Acquire) == thread_token() {
+            &self.inner.capture_stream
+        } else {
+            &self.inner.stream
+        }
     }
 
     pub fn context(&self) -> &Arc<CudaContext> {
@@ -382,17 +401,48 @@ impl CudaBackend {
     }
 }
 
-/// A CUDA graph instantiated from a stream capture.
+/// A number for the calling thread, never 0 (`ThreadId::as_u64` is unstable).
+fn thread_token() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    thread_local! {
+        static TOKEN: u64 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    TOKEN.with(|t| *t)
+}
+
+/// Marks the calling thread as the capturing one until dropped (also when the capture fails).
+struct CapturingThread<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> CapturingThread<'a> {
+    fn mark(flag: &'a std::sync::atomic::AtomicU64) -> Self {
+        flag.store(thread_token(), std::sync::atomic::Ordering::Release);
+        Self(flag)
+    }
+}
+
+impl Drop for CapturingThread<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// A CUDA graph instantiated from a stream capture. It keeps the backend (context, stream, loaded
 /// modules) alive: the graph's nodes point at its kernels. Fields drop in order, graph first.
 struct CapturedGraph {
     graph: cudarc::driver::CudaGraph,
-    _backend: CudaBackend,
+    backend: CudaBackend,
 }
 
 impl ReplayGraph for CapturedGraph {
     fn replay(&self) -> Result<()> {
-        self.graph.launch().map_err(driver_err("graph launch"))
+        // On the backend's stream (not the capture stream the graph was recorded on), so a replay
+        // is ordered with the work queued before and after it.
+        let main = &self.backend.inner.stream;
+        self.backend.inner.ctx.bind_to_thread().map_err(driver_err("graph launch"))?;
+        // SAFETY: the executable graph and the stream belong to this backend's live context; the
+        // graph's kernels and buffers are kept alive by its owner (see `Backend::capture_graph`).
+        unsafe { cudarc::driver::result::graph::launch(self.graph.cu_graph_exec(), main.cu_stream()) }
+            .map_err(driver_err("graph launch"))
     }
 }
 
@@ -491,10 +541,15 @@ impl Backend for CudaBackend {
 
     unsafe fn capture_graph(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<Option<Box<dyn ReplayGraph>>> {
         use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
-        let stream = self.stream();
+        // A poisoned lock only means another capture panicked; the stream state is checked below.
+        let _one_capture = self.inner.capture_lock.lock().unwrap_or_else(|p| p.into_inner());
         // An error stored by an earlier asynchronous drop would otherwise surface from end_capture
         // and leave the stream capturing; report it before starting.
         self.inner.ctx.check_err().map_err(driver_err("pending driver error"))?;
+        // Nothing runs during a capture, so the capture stream needs no ordering with the backend's
+        // stream: the graph's replays are queued on the backend's stream.
+        let _capturing = CapturingThread::mark(&self.inner.capturing_thread);
+        let stream = self.stream();
         stream
             .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
             .map_err(driver_err("graph capture begin"))?;
@@ -504,7 +559,7 @@ impl Backend for CudaBackend {
         recorded?;
         let graph =
             graph?.ok_or_else(|| Error::Cuda { context: "graph capture end", msg: "nothing was captured".into() })?;
-        Ok(Some(Box::new(CapturedGraph { graph, _backend: self.clone() })))
+        Ok(Some(Box::new(CapturedGraph { graph, backend: self.clone() })))
     }
 
     unsafe fn fill_f32(&self, x: &mut CudaSlice<f32>, value: f32, n: usize) -> Result<()> {

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Builds the CUDA emulator: a libcuda.so.1 that runs latentkit's kernels on the CPU.
+
+Usage: tools/cuda-emu/build.py [OUT_DIR]      (default: target/cuda-emu)
+
+Each kernels/*.cu is compiled by the host C++ compiler ($CXX, default g++) against cuda_emu.h, after
+three mechanical rewrites of a copy of it:
+  - `extern __shared__ T name[];` becomes a macro for the launch's dynamic shared memory;
+  - each function-scope `__shared__` declaration gets a call that fills it with NaN bytes once per
+    block (so a read of shared memory nobody wrote shows up as NaN, as garbage would on a GPU);
+  - every `LK_KERNEL` gets a registrar, so the fake driver finds it by name.
+gemm_tc.cu's inline PTX (ldmatrix, mma.sync, cp.async) comes from the emulator's tc_ptx.cuh. Kernels
+whose PTX has no model here (gemm_wgmma.cu: wgmma, TMA, mbarriers; timing.cu: the global timer) are
+not compiled: their modules still load, and launching one fails with CUDA_ERROR_NOT_FOUND.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+SKIP = {"gemm_wgmma.cu", "timing.cu"}
+
+EXTERN_SHARED = re.compile(r"^(\s*)extern __shared__ (?:__align__\(\d+\)\s+)?(.+?)\s+(\w+)\[\];")
+SHARED = re.compile(r"^(\s*)__shared__ (.*);")
+KERNEL = re.compile(r"\bLK_KERNEL\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(")
+
+
+def shared_names(decl: str) -> list[str]:
+    """The variable names of one `__shared__` declaration (possibly a comma-separated list)."""
+    decl = re.sub(r"//.*", "", decl)
+    parts, depth, cur = [], 0, ""
+    for ch in decl:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    names = []
+    for p in parts:
+        head = p.split("[", 1)[0].split("=", 1)[0]
+        ids = re.findall(r"[A-Za-z_]\w*", head)
+        if ids:
+            names.append(ids[-1])
+    return names
+
+
+def rewrite(text: str) -> tuple[str, list[str]]:
+    out = []
+    for line in text.splitlines():
+        m = EXTERN_SHARED.match(line)
+        if m:
+            indent, ty, name = m.groups()
+            out.append(f"#define {name} (reinterpret_cast<{ty}*>(lk_emu_dynamic_smem()))")
+            continue
+        m = SHARED.match(line)
+        if m and "(" not in m.group(2).split("[", 1)[0].replace("__align__(", "").replace("alignas(", ""):
+            indent, decl = m.groups()
+            poison = " ".join(f"lk_emu_poison_shared(&{n}, sizeof {n});" for n in shared_names(decl))
+            out.append(f"{line} {poison}")
+            continue
+        out.append(line)
+    kernels = KERNEL.findall(text)
+    return "\n".join(out) + "\n", kernels
+
+
+def main() -> int:
+    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "target" / "cuda-emu"
+    src_dir = out_dir / "src"
+    obj_dir = out_dir / "obj"
+    shutil.rmtree(src_dir, ignore_errors=True)
+    src_dir.mkdir(parents=True)
+    obj_dir.mkdir(parents=True, exist_ok=True)
+    cuda_home = os.environ.get("CUDA_HOME") or str(REPO / ".cuda-toolchain" / "cuda")
+    if not (Path(cuda_home) / "include" / "cuda.h").exists():
+        print(f"cuda-emu: cuda.h not found under {cuda_home}/include (run scripts/install-cuda-toolchain.sh)",
+              file=sys.stderr)
+        return 1
+    cxx = os.environ.get("CXX", "g++")
+
+    units = []
+    for f in sorted((REPO / "kernels").iterdir()):
+        if f.suffix == ".cuh" or f.suffix == ".h":
+            text, _ = rewrite(f.read_text())
+            (src_dir / f.name).write_text(text)
+    # The emulator's headers take precedence over the kernels' own (tc_ptx.cuh).
+    for f in HERE.glob("*.cuh"):
+        shutil.copy(f, src_dir / f.name)
+    for f in sorted((REPO / "kernels").glob("*.cu")):
+        if f.name in SKIP:
+            continue
+        text, kernels = rewrite(f.read_text())
+        text += "".join(f"LK_EMU_REGISTER({k})\n" for k in kernels)
+        dst = src_dir / (f.stem + ".cpp")
+        dst.write_text(text)
+        units.append(dst)
+    units += [HERE / "timing_emu.cpp", HERE / "runtime.cpp", HERE / "driver.cpp"]
+
+    flags = ["-std=c++17", "-O2", "-g1", "-fPIC", "-ffp-contract=off", "-fno-strict-aliasing",
+             "-w", f"-I{src_dir}", f"-I{HERE}", f"-I{cuda_home}/include"]
+
+    def compile_one(src: Path) -> tuple[Path, str]:
+        obj = obj_dir / (src.stem + ".o")
+        inc = [] if src.parent == HERE else ["-include", str(HERE / "cuda_emu.h")]
+        cmd = [cxx, *flags, *inc, "-c", str(src), "-o", str(obj)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        return obj, (r.stderr if r.returncode else "")
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = list(pool.map(compile_one, units))
+    failed = [(o, e) for o, e in results if e]
+    for o, e in failed:
+        print(f"cuda-emu: compiling {o.stem} failed:\n{e}", file=sys.stderr)
+    if failed:
+        return 1
+    lib = out_dir / "libcuda.so.1"
+    # The driver API is the only exported surface (-fvisibility=hidden elsewhere).
+    cmd = [cxx, "-shared", "-Wl,-soname,libcuda.so.1", "-o", str(lib), *[str(o) for o, _ in results], "-lpthread"]
+    subprocess.run(cmd, check=True)
+    link = out_dir / "libcuda.so"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to("libcuda.so.1")
+    print(f"cuda-emu: built {lib} ({len(units) - 3} kernel sources)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
