@@ -148,8 +148,9 @@ impl CudaBackend {
             return Err(Error::CudaUnavailable(format!("GPU {ordinal} requested but {count} CUDA device(s) present")));
         }
         let ctx = CudaContext::new(ordinal).map_err(driver_err("context creation"))?;
-        // SAFETY: event tracking only orders work between streams; this backend issues all of its
-        // work, including allocations and copies, on the single stream created below.
+        // SAFETY: event tracking only orders work between streams; this backend runs all of its
+        // work, including allocations and copies, on the first stream created below (the second
+        // only records graph captures, during which nothing runs; replays go to the first).
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(driver_err("stream creation"))?;
         let capture_stream = ctx.new_stream().map_err(driver_err("stream creation"))?;

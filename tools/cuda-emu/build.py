@@ -123,7 +123,6 @@ def main() -> int:
     if failed:
         return 1
     lib = out_dir / "libcuda.so.1"
-    # The driver API is the only exported surface (-fvisibility=hidden elsewhere).
     cmd = [cxx, "-shared", "-Wl,-soname,libcuda.so.1", "-o", str(lib), *[str(o) for o, _ in results], "-lpthread"]
     subprocess.run(cmd, check=True)
     link = out_dir / "libcuda.so"

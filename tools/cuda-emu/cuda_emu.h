@@ -109,23 +109,24 @@ inline T lk_emu_from_bits(uint64_t b) {
     return v;
 }
 template <typename T>
+inline T lk_emu_shuffle(int op, uint32_t mask, T v, int arg, int width) {
+    return lk_emu_from_bits<T>(lk_emu_warp_collective(op, mask, lk_emu_bits(v), arg, width));
+}
+template <typename T>
 inline T __shfl_sync(uint32_t mask, T v, int src, int width = 32) {
-    return lk_emu_from_bits<T>(lk_emu_warp_collective(lk_emu::WARP_SHFL_IDX, mask, lk_emu_bits(v), src, width));
+    return lk_emu_shuffle(lk_emu::WARP_SHFL_IDX, mask, v, src, width);
 }
 template <typename T>
 inline T __shfl_xor_sync(uint32_t mask, T v, int lane_mask, int width = 32) {
-    return lk_emu_from_bits<T>(
-        lk_emu_warp_collective(lk_emu::WARP_SHFL_XOR, mask, lk_emu_bits(v), lane_mask, width));
+    return lk_emu_shuffle(lk_emu::WARP_SHFL_XOR, mask, v, lane_mask, width);
 }
 template <typename T>
 inline T __shfl_down_sync(uint32_t mask, T v, unsigned delta, int width = 32) {
-    return lk_emu_from_bits<T>(
-        lk_emu_warp_collective(lk_emu::WARP_SHFL_DOWN, mask, lk_emu_bits(v), (int)delta, width));
+    return lk_emu_shuffle(lk_emu::WARP_SHFL_DOWN, mask, v, (int)delta, width);
 }
 template <typename T>
 inline T __shfl_up_sync(uint32_t mask, T v, unsigned delta, int width = 32) {
-    return lk_emu_from_bits<T>(
-        lk_emu_warp_collective(lk_emu::WARP_SHFL_UP, mask, lk_emu_bits(v), (int)delta, width));
+    return lk_emu_shuffle(lk_emu::WARP_SHFL_UP, mask, v, (int)delta, width);
 }
 inline uint32_t __ballot_sync(uint32_t mask, int pred) {
     return (uint32_t)lk_emu_warp_collective(lk_emu::WARP_BALLOT, mask, pred ? 1 : 0, 0, 32);
@@ -204,52 +205,25 @@ inline auto max(A a, B b) -> typename std::common_type<A, B>::type {
 
 // Atomics: fibers of one launch run on one host thread and switch only at collectives, so a plain
 // read-modify-write is atomic.
-template <typename T>
-inline T atomicAdd(T* p, T v) {
-    T old = *p;
-    *p = old + v;
-    return old;
-}
-template <typename T>
-inline T atomicSub(T* p, T v) {
-    T old = *p;
-    *p = old - v;
-    return old;
-}
-template <typename T>
-inline T atomicMax(T* p, T v) {
-    T old = *p;
-    *p = old > v ? old : v;
-    return old;
-}
-template <typename T>
-inline T atomicMin(T* p, T v) {
-    T old = *p;
-    *p = old < v ? old : v;
-    return old;
-}
-template <typename T>
-inline T atomicExch(T* p, T v) {
-    T old = *p;
-    *p = v;
-    return old;
-}
+#define LK_EMU_ATOMIC(name, update)  \
+    template <typename T>             \
+    inline T name(T* p, T v) {        \
+        T old = *p;                   \
+        *p = (update);                \
+        return old;                   \
+    }
+LK_EMU_ATOMIC(atomicAdd, old + v)
+LK_EMU_ATOMIC(atomicSub, old - v)
+LK_EMU_ATOMIC(atomicMax, old > v ? old : v)
+LK_EMU_ATOMIC(atomicMin, old < v ? old : v)
+LK_EMU_ATOMIC(atomicExch, v)
+LK_EMU_ATOMIC(atomicOr, old | v)
+LK_EMU_ATOMIC(atomicAnd, old & v)
+#undef LK_EMU_ATOMIC
 template <typename T>
 inline T atomicCAS(T* p, T cmp, T v) {
     T old = *p;
     if (old == cmp) *p = v;
-    return old;
-}
-template <typename T>
-inline T atomicOr(T* p, T v) {
-    T old = *p;
-    *p = old | v;
-    return old;
-}
-template <typename T>
-inline T atomicAnd(T* p, T v) {
-    T old = *p;
-    *p = old & v;
     return old;
 }
 

@@ -67,7 +67,6 @@ std::unordered_map<std::string, Func*> functions;
 int ctx_token, module_token;
 thread_local CUcontext current_ctx = nullptr;
 Stream null_stream;
-std::string last_error;
 
 double now_ms() {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -85,7 +84,6 @@ const Alloc* find_alloc(uintptr_t p, size_t n) {
 }
 
 CUresult report(CUresult r, const std::string& why) {
-    last_error = why;
     fprintf(stderr, "cuda-emu: %s\n", why.c_str());
     return r;
 }
@@ -194,32 +192,35 @@ CUresult cuDriverGetVersion(int* v) {
     return CUDA_SUCCESS;
 }
 
+struct ErrorText {
+    CUresult code;
+    const char* name;
+    const char* text;
+};
+constexpr ErrorText ERRORS[] = {
+    {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
+    {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument (cuda-emu)"},
+    {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory (cuda-emu)"},
+    {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found (cuda-emu: kernel not emulated)"},
+    {CUDA_ERROR_LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure (cuda-emu: see stderr)"},
+    {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS",
+     "an illegal memory access was encountered (cuda-emu: see stderr)"},
+    {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported (cuda-emu)"},
+    {CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
+     "operation not permitted when stream is capturing"},
+};
+const ErrorText& error_text(CUresult r) {
+    static constexpr ErrorText unknown{CUDA_ERROR_UNKNOWN, "CUDA_ERROR_UNKNOWN", "error (cuda-emu)"};
+    for (const ErrorText& e : ERRORS)
+        if (e.code == r) return e;
+    return unknown;
+}
 CUresult cuGetErrorString(CUresult r, const char** s) {
-    switch (r) {
-        case CUDA_SUCCESS: *s = "no error"; break;
-        case CUDA_ERROR_INVALID_VALUE: *s = "invalid argument (cuda-emu)"; break;
-        case CUDA_ERROR_OUT_OF_MEMORY: *s = "out of memory (cuda-emu)"; break;
-        case CUDA_ERROR_NOT_FOUND: *s = "named symbol not found (cuda-emu: kernel not emulated)"; break;
-        case CUDA_ERROR_LAUNCH_FAILED: *s = "unspecified launch failure (cuda-emu: see stderr)"; break;
-        case CUDA_ERROR_ILLEGAL_ADDRESS: *s = "an illegal memory access was encountered (cuda-emu: see stderr)"; break;
-        case CUDA_ERROR_NOT_SUPPORTED: *s = "operation not supported (cuda-emu)"; break;
-        case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED: *s = "operation not permitted when stream is capturing"; break;
-        default: *s = "error (cuda-emu)"; break;
-    }
+    *s = error_text(r).text;
     return CUDA_SUCCESS;
 }
 CUresult cuGetErrorName(CUresult r, const char** s) {
-    switch (r) {
-        case CUDA_SUCCESS: *s = "CUDA_SUCCESS"; break;
-        case CUDA_ERROR_INVALID_VALUE: *s = "CUDA_ERROR_INVALID_VALUE"; break;
-        case CUDA_ERROR_OUT_OF_MEMORY: *s = "CUDA_ERROR_OUT_OF_MEMORY"; break;
-        case CUDA_ERROR_NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
-        case CUDA_ERROR_LAUNCH_FAILED: *s = "CUDA_ERROR_LAUNCH_FAILED"; break;
-        case CUDA_ERROR_ILLEGAL_ADDRESS: *s = "CUDA_ERROR_ILLEGAL_ADDRESS"; break;
-        case CUDA_ERROR_NOT_SUPPORTED: *s = "CUDA_ERROR_NOT_SUPPORTED"; break;
-        case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED: *s = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"; break;
-        default: *s = "CUDA_ERROR_UNKNOWN"; break;
-    }
+    *s = error_text(r).name;
     return CUDA_SUCCESS;
 }
 
@@ -325,11 +326,11 @@ CUresult cuMemFree(CUdeviceptr p) {
     std::lock_guard<std::recursive_mutex> l(G);
     auto it = allocs.find(p);
     if (it == allocs.end()) return report(CUDA_ERROR_INVALID_VALUE, "cuMemFree of an address that is not an allocation");
-    const std::string canary = check_canaries("a kernel");
+    // No canary check here: only kernels can write past an allocation (copies are range-checked),
+    // and every launch checks them all when it ends.
     munmap(it->second.region, it->second.region_bytes);
     freed_ring[freed_next++ % 4096] = Freed{it->first, it->second.bytes};
     allocs.erase(it);
-    if (!canary.empty()) return report(CUDA_ERROR_ILLEGAL_ADDRESS, canary);
     return CUDA_SUCCESS;
 }
 CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytes, CUstream) { return cuMemAlloc(dptr, bytes); }

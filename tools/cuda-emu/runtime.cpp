@@ -233,19 +233,16 @@ bool run_block(size_t n) {
         init_stack(f);
     }
     for (;;) {
-        bool any = false;
         for (size_t j = 0; j < n; ++j) {
             // LK_EMU_SCHEDULE=reverse runs the highest thread first: a missing barrier between one
             // thread's shared-memory write and another's read shows up in one of the two orders.
             Fiber& f = S.fibers[S.reverse ? n - 1 - j : j];
             if (f.st != RUNNABLE) continue;
-            any = true;
             S.cur = &f;
             lk_emu_thread_idx = f.tid;
             lk_emu_switch(&S.sched_sp, f.sp);
             if (S.failed) return false;
         }
-        (void)any;
         size_t done = 0;
         for (size_t i = 0; i < n; ++i) done += S.fibers[i].st == DONE;
         if (done == n) return true;

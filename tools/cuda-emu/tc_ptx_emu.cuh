@@ -41,6 +41,19 @@ inline float f16_to_f32(uint16_t h) {
     return __uint_as_float(sign | ((exp + 112) << 23) | (man << 13));
 }
 
+// d[i] += row · column of this lane's four accumulator elements (rows g, g + 8; columns 2q, 2q + 1
+// for lane 4g + q), the products summed in double.
+template <int K>
+inline void accumulate(float (&d)[4], const float (&A)[16][K], const float (&B)[K][8]) {
+    const int t = (int)lane(), g = t / 4, q = t % 4;
+    for (int i = 0; i < 4; ++i) {
+        const int row = g + (i >= 2 ? 8 : 0), col = 2 * q + (i & 1);
+        double s = 0;
+        for (int k = 0; k < K; ++k) s += (double)A[row][k] * (double)B[k][col];
+        d[i] = (float)((double)d[i] + s);
+    }
+}
+
 }  // namespace lk_emu_tc
 
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
@@ -113,13 +126,7 @@ __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4
             B[2 * q + 8 + h][g] = val(all[s].b[1], h);
         }
     }
-    const int t = (int)lk_emu_tc::lane(), g = t / 4, q = t % 4;
-    for (int i = 0; i < 4; ++i) {
-        const int row = g + (i >= 2 ? 8 : 0), col = 2 * q + (i & 1);
-        double s = 0;
-        for (int k = 0; k < 16; ++k) s += (double)A[row][k] * (double)B[k][col];
-        d[i] = (float)((double)d[i] + s);
-    }
+    lk_emu_tc::accumulate(d, A, B);
 }
 
 // d += a·b for one 16×8×8 TF32 tile (each operand's low 13 bits are ignored, as the hardware does).
@@ -137,13 +144,7 @@ __device__ __forceinline__ void mma_16x8x8_tf32(float (&d)[4], const uint32_t (&
         B[q][g] = val(all[s].b[0]);
         B[q + 4][g] = val(all[s].b[1]);
     }
-    const int t = (int)lk_emu_tc::lane(), g = t / 4, q = t % 4;
-    for (int i = 0; i < 4; ++i) {
-        const int row = g + (i >= 2 ? 8 : 0), col = 2 * q + (i & 1);
-        double s = 0;
-        for (int k = 0; k < 8; ++k) s += (double)A[row][k] * (double)B[k][col];
-        d[i] = (float)((double)d[i] + s);
-    }
+    lk_emu_tc::accumulate(d, A, B);
 }
 
 // cvt.rna.tf32.f32: nearest, ties away from zero, to 10 mantissa bits (NaN and ±inf kept).
