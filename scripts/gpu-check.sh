@@ -13,11 +13,11 @@
 #                                   call, then a short table. Logs land in gpu-bundle/out, packed
 #                                   into $OUT/gpu-logs.tgz when $OUT is set.
 #
-# With the device tool (carry=["gpu-bundle"], timeout_s=590 each): run(command="STEP_TIMEOUT=150
-# bash gpu-bundle/run.sh tests bench baselines train"), then "STEP_TIMEOUT=150 WGMMA=1 bash
-# gpu-bundle/run.sh sanitize synccheck profile" (WGMMA=1 only if test:gemm(wgmma) passed in the
-# first call; profile = ncu on the kernels that miss a target), then, if device time is left,
-# "racemining" with STEP_TIMEOUT=540 (see run.sh for the timings seen and expected).
+# With the device tool (carry=["gpu-bundle"]): one call, timeout_s=585, run(command="STEP_TIMEOUT=150
+# DEADLINE=550 bash gpu-bundle/run.sh tests bench baselines train sanitize synccheck profile")
+# (480 s on an H100 on 2026-11-27, start-up ~30 s more), then at once, while the machine is still
+# warm (30 s), the rest of the 15 device minutes on "racemining" with STEP_TIMEOUT and DEADLINE
+# set to what is left less ~15 s; then give the machine back.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -4,22 +4,19 @@
 #
 #   bash gpu-bundle/run.sh [PHASE ...]
 #
-# PHASEs, in the order they run: tests (every test binary, LATENTKIT_REQUIRE_CUDA=1), sanitize
-# (compute-sanitizer memcheck + racecheck on the kernel tests), bench (bench_kernels, bench_gemm,
-# bench_vae, bench_metric), baselines (../shared/bench/torch_baselines.py, same card, same call),
-# train (10 epochs of the VAE and 5 of the triplet net on full MNIST), and, only when named,
-# racemining (racecheck on the mining tests: minutes), synccheck (gemm and mining tests) and
-# profile (ncu on the kernels that miss a target: ncu:*.log).
-# Default: all but racemining and synccheck; `quick` = all but sanitize. One device call is
-# limited to 10 minutes. Seen on an H100 (2026-11-26): `tests bench` 47 s; `sanitize synccheck
-# baselines train` 370 s, of which 150 s were the mining racecheck cut off (now the racemining
-# phase). With 15 device minutes, plan three calls: `tests bench baselines train` (STEP_TIMEOUT=150;
-# about 5-6 minutes expected: the benches now also measure GEMM choices), then `sanitize synccheck
-# profile` (STEP_TIMEOUT=150, WGMMA=1 if test:gemm(wgmma) passed; sanitizers about 3 minutes on the
-# last H100 run, then 10 ncu steps of up to PROFILE_STEP_TIMEOUT=60 s, 15-30 s each expected; not
-# timed on a GPU yet), then `racemining` (STEP_TIMEOUT=540) if time is left.
+# PHASEs, in the order they run (whatever order they are named in): tests (every test binary,
+# LATENTKIT_REQUIRE_CUDA=1), bench (bench_kernels, bench_gemm, bench_vae, bench_metric), baselines
+# (../shared/bench/torch_baselines.py, same card, same call), train (10 epochs of the VAE and 5 of
+# the triplet net on full MNIST), sanitize (compute-sanitizer memcheck + racecheck on the kernel
+# tests, GEMM first), and, only when named, synccheck (gemm and mining tests), profile (ncu on the
+# kernels that miss a target: ncu:*.log) and racemining (racecheck on the mining tests: minutes).
+# Default: tests bench baselines train sanitize; `quick` = all but sanitize. One device call is
+# limited to 10 minutes: DEADLINE=<seconds> stops starting steps near the end of the call, so
+# that one call can hold everything in order of importance and still bring its logs back.
+# Seen on an H100 (2026-11-26): `tests bench` 47 s; `sanitize synccheck baselines train` 370 s,
+# of which 150 s were the mining racecheck cut off (now the racemining phase).
 set -u
-phases=" ${*:-tests sanitize bench baselines train} "
+phases=" ${*:-tests bench baselines train sanitize} "
 [[ $phases == " quick " ]] && phases=" tests bench baselines train "
 want() { [[ $phases == *" $1 "* ]]; }
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,6 +35,9 @@ export LATENTKIT_MNIST_SUBSET=$here/data/mnist-subset
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 export LD_LIBRARY_PATH=$CUDA_HOME/lib64:${LD_LIBRARY_PATH:-}
 step_timeout=${STEP_TIMEOUT:-240}
+# DEADLINE (seconds from the start of this script, 0 = none): no step starts with under 15 s
+# left, and each step's limit is cut to what is left, so that one device call ends with its logs.
+deadline=${DEADLINE:-0}
 # gpu-check.sh packs the binaries (bin/, tests/) into one xz tarball; unpack it next to this script
 # (tar with xz, or Python's tarfile where xz is missing).
 if [[ -f $here/binaries.tar.xz ]]; then
@@ -54,9 +54,17 @@ table=()
 run_step() {
   local name=$1
   shift
-  local t0 t1 status
+  local t0 t1 status limit=$step_timeout left
+  if ((deadline > 0)); then
+    left=$((deadline - SECONDS))
+    if ((left < 15)); then
+      table+=("$(printf '| %-28s | %-9s | %7s   |' "$name" "SKIP" "deadline")")
+      return
+    fi
+    ((left < limit)) && limit=$left
+  fi
   t0=$(date +%s.%N)
-  if timeout "$step_timeout" "$@" >"$out/$name.log" 2>&1; then status=PASS; else status="FAIL($?)"; fi
+  if timeout "$limit" "$@" >"$out/$name.log" 2>&1; then status=PASS; else status="FAIL($?)"; fi
   t1=$(date +%s.%N)
   table+=("$(printf '| %-28s | %-9s | %7.1f s |' "$name" "$status" "$(awk -v a="$t0" -v b="$t1" "BEGIN{print b-a}")")")
   if [[ $status != PASS ]]; then
@@ -73,6 +81,7 @@ if want tests; then wgmma_ok=1; else wgmma_ok=${WGMMA:-0}; fi
 # flag): the benches then measure among all of them (--measure-all), not only those checked on an
 # earlier GPU run.
 gemm_ok=0
+phase_tests() {
 if want tests; then
   # The Hopper GEMM (wgmma + TMA) first and alone, with a short limit: its mbarrier pipeline is
   # the one kernel that could hang (it traps after ~30 s of waiting). The gemm binary then skips it.
@@ -92,15 +101,14 @@ if want tests; then
     fi
   done
 fi
+}
 
 racecheck() {
   run_step "racecheck:$1" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/$1" --test-threads 1 "${@:2}"
 }
-# The wgmma test only when wgmma may run (wgmma_ok above).
-skip_wgmma=()
-[[ $wgmma_ok == 1 ]] || skip_wgmma=(--skip wgmma)
+phase_sanitize() {
 if want sanitize && [[ -x $sanitizer ]]; then
-  for t in elementwise loss optim gemm gemm_tuning latent distance mining; do
+  for t in gemm elementwise loss optim gemm_tuning latent distance mining; do
     [[ -x $here/tests/$t ]] || continue
     extra=()
     [[ $t == gemm ]] && extra=("${skip_wgmma[@]}")
@@ -110,6 +118,8 @@ if want sanitize && [[ -x $sanitizer ]]; then
     [[ $t == mining || $t == gemm_tuning ]] || racecheck "$t" --skip grid_stride "${extra[@]}"
   done
 fi
+}
+phase_racemining() {
 
 # Optional phase `racemining` (its own call: on an H100 on 2026-11-26 racecheck did not get
 # through the mining tests in 150 s, stuck in triplet_hard_splits_many_references): racecheck on
@@ -118,6 +128,8 @@ fi
 if want racemining && [[ -x $sanitizer && -x $here/tests/mining ]]; then
   racecheck mining --skip triplet_bwd_matches_finite_differences
 fi
+}
+phase_synccheck() {
 
 # Optional phase `synccheck` (not in the default list, to keep `tests sanitize` inside one call):
 # barrier misuse in the kernels with the most barriers (tiled GEMM, cp.async pipeline, mining tiles).
@@ -129,7 +141,9 @@ if want synccheck && [[ -x $sanitizer ]]; then
     run_step "synccheck:$t" "$sanitizer" --tool synccheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1 "${extra[@]}"
   done
 fi
+}
 
+phase_bench() {
 if want bench; then
 run_step "bench_kernels" "$here/bin/bench_kernels" --device cuda --samples 25
 # GEMM against cuBLAS: f32, TF32 and bf16 on every shape of the GEMM issue (Auto's kernel), then
@@ -152,6 +166,8 @@ run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$h
 run_step "bench_metric" "$here/bin/bench_metric" --device cuda --samples 20 --only mining,distance,train
 run_step "bench_metric_large" "$here/bin/bench_metric" --device cuda --only large
 fi
+}
+phase_profile() {
 # Optional phase `profile` (its steps limited to PROFILE_STEP_TIMEOUT, 60 s): Nsight Compute on one
 # launch of each kernel that misses a target (BENCHMARKS.md), through the bench binaries' filters;
 # the `detailed` sections (speed of light, occupancy, warp stalls, scheduler, memory and
@@ -188,6 +204,8 @@ if want profile; then
   fi
   step_timeout=$step_timeout_saved
 fi
+}
+phase_baselines() {
 
 # BASELINES: groups of torch_baselines.py sections separated by spaces, one step (one process,
 # one STEP_TIMEOUT) per group: the first writes baselines.json / torch_baselines.log, a later one
@@ -203,6 +221,8 @@ if want baselines && [[ -f $here/torch_baselines.py ]] && python3 -c 'import tor
     baseline_logs+=("torch_baselines$suffix")
   done
 fi
+}
+phase_train() {
 
 if want train; then
   # The trainers measure their layers' GEMM shapes into the shared tuning file; without the bench
@@ -215,6 +235,15 @@ if want train; then
   [[ -x $here/bin/train_siamese ]] &&
     run_step "train_siamese" "$here/bin/train_siamese" --device cuda --data "$here/data/mnist-full" --epochs 5 --out "$out/siamese-gpu" "${train_tuning[@]}"
 fi
+}
+
+# Phases run in this order whatever order they were named in: the figures (bench, baselines,
+# train) before the slow sanitizers, so that a call cut off by DEADLINE keeps them.
+phase_tests
+# The wgmma test only when wgmma may run (wgmma_ok above, set by the tests phase).
+skip_wgmma=()
+[[ $wgmma_ok == 1 ]] || skip_wgmma=(--skip wgmma)
+for p in bench baselines train sanitize synccheck profile racemining; do "phase_$p"; done
 
 echo
 for log in bench_kernels bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae train_siamese; do

@@ -73,8 +73,7 @@ pub enum GemmKernel {
     Simt128Warp,
     /// v3 (f32): [`GemmKernel::Simt128Warp`] capped at 128 registers a thread so that two blocks
     /// share an SM (the uncapped one takes 173 on sm_90, one block per SM), at the cost of some
-    /// register spills. Not run on a GPU yet: neither the fixed rule nor [`GemmTuning::Measure`]
-    /// picks it ([`GemmTuning::MeasureAll`] weighs it, and a tuning file measured so may name it).
+    /// register spills. The fixed rule never picks it; measured tuning does where it wins.
     Simt128Warp2Cta,
     /// v3 (f32): 64×64 block tiles, 4 warps with 32×32 warp tiles (medium outputs).
     Simt64Warp,
@@ -94,14 +93,14 @@ pub enum GemmKernel {
     TensorCore64,
     /// Tensor cores, 128×256 block tiles: 8 warps with 64×64 warp tiles, so each k16 step loads 8
     /// fragments per 32 mma (TensorCore128: 6 per 16) and shared memory carries a third less per
-    /// FLOP. One block per SM (232 registers a thread, 90 KiB of shared memory). Not run on a GPU
-    /// yet: `Auto` picks it only under [`GemmTuning::MeasureAll`].
+    /// FLOP. One block per SM (232 registers a thread, 90 KiB of shared memory). The fixed rule
+    /// never picks it; measured tuning does where it wins.
     TensorCore128x256,
     /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
     /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
     /// mbarrier pipeline; one producer and two consumer warpgroups per 128×256 block tile. TMA needs
-    /// 16-byte aligned bases and leading dimensions that are multiples of 8. Not run on a GPU yet:
-    /// `Auto` picks it only under [`GemmTuning::MeasureAll`] (see BENCHMARKS.md).
+    /// 16-byte aligned bases and leading dimensions that are multiples of 8. The fixed rule never
+    /// picks it; measured tuning and the shipped H100 table do (BENCHMARKS.md: 0.75× cuBLAS at 4096³).
     Wgmma256,
     /// v6 with 128×128 block tiles and 6 stages (outputs too small to fill the GPU with 128×256).
     Wgmma128,
@@ -125,17 +124,23 @@ impl GemmKernel {
     /// The Hopper-only versions (bf16 / f16 inputs, compute capability 9.0).
     pub const WGMMA: [GemmKernel; 2] = [GemmKernel::Wgmma256, GemmKernel::Wgmma128];
 
-    /// The versions that have passed their parity tests and compute-sanitizer on a GPU (an H100,
-    /// 2026-11-26: BENCHMARKS.md); [`GemmTuning::Measure`] chooses only among these. A version
+    /// The versions that have passed their parity tests and compute-sanitizer (memcheck, racecheck,
+    /// synccheck) on a GPU (an H100: the first seven on 2026-11-26, all twelve on 2026-11-27 at
+    /// commit 0a9a4f2; BENCHMARKS.md); [`GemmTuning::Measure`] chooses only among these. A version
     /// joins the list when a GPU run has checked it.
-    pub const CHECKED_ON_GPU: [GemmKernel; 7] = [
+    pub const CHECKED_ON_GPU: [GemmKernel; 12] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
+        GemmKernel::Simt128Warp2Cta,
         GemmKernel::Simt64Warp,
         GemmKernel::Simt32SlicedK,
+        GemmKernel::Simt64SplitK,
         GemmKernel::TensorCore128,
         GemmKernel::TensorCore64,
+        GemmKernel::TensorCore128x256,
+        GemmKernel::Wgmma256,
+        GemmKernel::Wgmma128,
     ];
 
     /// Whether this kernel runs on tensor cores.

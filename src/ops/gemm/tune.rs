@@ -322,8 +322,9 @@ pub fn parse_tuning(path: &std::path::Path, text: &str, gpu: &str) -> Result<Tun
 /// the benches and trainers with `--gemm-tuning-file` (tuning/README.md says how each was made).
 /// On a GPU whose name, compute capability and SM count match a table's, [`GemmTuning::Heuristic`]
 /// runs the table's kernel for the shapes it lists and the fixed rule elsewhere: still the same
-/// kernels on every run. Empty until a GPU run has produced one.
-pub const BUILTIN_TABLES: &[(&str, &str)] = &[];
+/// kernels on every run.
+pub const BUILTIN_TABLES: &[(&str, &str)] =
+    &[("h100-80gb-hbm3.tsv", include_str!("../../../tuning/h100-80gb-hbm3.tsv"))];
 
 /// The choices of a tuning file, in file order.
 pub type TuningEntries = Vec<(GemmTuneKey, GemmKernel)>;
@@ -415,7 +416,7 @@ mod tests {
         assert!(!tune_candidates(DType::F16, GemmMath::F32, false, true, any).iter().any(|k| k.is_wgmma()));
         assert!(!bf16.contains(&GemmKernel::Auto));
         // Without `unchecked`: the versions that passed on a GPU and always the fixed rule's own
-        // choice (split-k for the long-k dW products, not checked yet).
+        // choice.
         for (dtype, math) in [(DType::F32, GemmMath::F32), (DType::F32, GemmMath::Tf32), (DType::BF16, GemmMath::F32)] {
             let tc = math == GemmMath::Tf32 || dtype != DType::F32;
             for (m, n, k) in [(4096, 4096, 4096), (128, 400, 784), (20, 400, 8192), (400, 784, 4096), (128, 400, 20)] {
@@ -556,12 +557,26 @@ mod tests {
         assert_eq!(st.choice(&key(), fixed), None, "Measure: measured here, not the table");
         st.insert(GemmTuneRecord { key: key(), chosen: GemmKernel::Tiled16, times: vec![] });
         assert_eq!(st.choice(&key(), fixed), Some(GemmKernel::Tiled16));
-        // A loaded choice of a version not checked on a GPU: only MeasureAll runs it.
-        st.insert(GemmTuneRecord { key: key(), chosen: GemmKernel::Simt128Warp2Cta, times: vec![] });
-        assert_eq!(st.choice(&key(), fixed), None);
-        assert_eq!(st.choice(&key(), GemmKernel::Simt128Warp2Cta), Some(GemmKernel::Simt128Warp2Cta));
-        st.mode = GemmTuning::MeasureAll;
-        assert_eq!(st.choice(&key(), fixed), Some(GemmKernel::Simt128Warp2Cta));
+        // A loaded choice of a version not checked on a GPU: only MeasureAll runs it (or Measure,
+        // where it is the fixed rule's own choice). While every version is checked, Measure runs
+        // any loaded choice.
+        let every = GemmKernel::SIMT.into_iter().chain(GemmKernel::TENSOR_CORE).chain(GemmKernel::WGMMA);
+        match every.clone().find(|k| !GemmKernel::CHECKED_ON_GPU.contains(k)) {
+            Some(unchecked) => {
+                st.insert(GemmTuneRecord { key: key(), chosen: unchecked, times: vec![] });
+                assert_eq!(st.choice(&key(), fixed), None);
+                assert_eq!(st.choice(&key(), unchecked), Some(unchecked));
+                st.mode = GemmTuning::MeasureAll;
+                assert_eq!(st.choice(&key(), fixed), Some(unchecked));
+                st.mode = GemmTuning::Measure;
+            }
+            None => {
+                for k in every {
+                    st.insert(GemmTuneRecord { key: key(), chosen: k, times: vec![] });
+                    assert_eq!(st.choice(&key(), fixed), Some(k), "{k:?} is checked");
+                }
+            }
+        }
         st.mode = GemmTuning::Heuristic;
         assert_eq!(st.choice(&key(), fixed), Some(GemmKernel::Simt64Warp));
     }
