@@ -12,10 +12,17 @@
 //! it exists) and saved to it after (tuning/README.md).
 //!
 //! PyTorch's figures for the same workloads come from ../shared/bench/torch_baselines.py
-//! (`--only latent,vae`), run in the same call on the same machine (see scripts/gpu-run.sh).
+//! (`--only latent,vae`), run earlier in the same call on the same machine (see
+//! scripts/gpu-run.sh): `--baselines FILE` (its JSON, repeatable) prints them beside ours with the
+//! ratios, in a table at the end.
 
 use std::any::Any;
+use std::path::PathBuf;
 use std::time::Instant;
+
+#[path = "common/side_by_side.rs"]
+mod side_by_side;
+use side_by_side::{ms, Baselines, SideBySide};
 
 use latentkit::bench::median_secs;
 use latentkit::data::Mnist;
@@ -36,7 +43,8 @@ fn launches<B: Backend>(b: &B) -> Option<u64> {
     (b as &dyn Any).downcast_ref::<CudaBackend>().map(CudaBackend::launches)
 }
 
-fn latent_bench<B: Backend>(b: &B, samples: usize, n: usize) -> Result<()> {
+/// Times both kernel versions; returns the time of v2 (what `LatentKernel::Auto` runs here).
+fn latent_bench<B: Backend>(b: &B, samples: usize, n: usize) -> Result<f64> {
     let cols = 16;
     let rows = n / cols;
     let copy_src = rand_tensor(b, &[4 * n], 1, -1.0, 1.0)?;
@@ -69,6 +77,7 @@ fn latent_bench<B: Backend>(b: &B, samples: usize, n: usize) -> Result<()> {
     let bytes = 32.0 * n as f64 + 4.0 * rows as f64;
     // Both kernel versions (LatentKernel::Auto picks v2 for this width); the CPU runs its one
     // implementation for each.
+    let mut t_v2 = f64::NAN;
     for (label, kernel) in [("v1 row per block", LatentKernel::RowPerBlock), ("v2 quad", LatentKernel::Quad)] {
         let t = median_secs(b, samples, || {
             reparam_kl_fwd_with(b, &cfg, kernel, &offset, &mu, &lv, &mut z, &mut kl_row, None)?;
@@ -81,11 +90,14 @@ fn latent_bench<B: Backend>(b: &B, samples: usize, n: usize) -> Result<()> {
             bw * 1e-9,
             100.0 * bw / copy_bw
         );
+        t_v2 = t;
     }
-    Ok(())
+    Ok(t_v2)
 }
 
-fn step_bench<B: Backend>(b: &B, samples: usize, batch: usize, label: &str) -> Result<()> {
+/// Returns the fastest way the step ran: the CUDA graph's replay where there is one, else the
+/// queued step.
+fn step_bench<B: Backend>(b: &B, samples: usize, batch: usize, label: &str) -> Result<f64> {
     let cfg = VaeConfig::default();
     let mut vae = Vae::new(b, cfg.clone(), &mut seeded(1))?;
     let mut opt = Adam::new(b, &vae.params_mut(), AdamConfig::default())?;
@@ -114,13 +126,17 @@ fn step_bench<B: Backend>(b: &B, samples: usize, batch: usize, label: &str) -> R
         Some(g) => {
             let t_graph = median_secs(b, samples, || g.replay())?;
             println!(", CUDA graph {:.1} µs ({:.0} images/s)", t_graph * 1e6, batch as f64 / t_graph);
+            Ok(t_graph)
         }
-        None => println!(" ({:.0} images/s; no graphs on this backend)", batch as f64 / t_queued),
+        None => {
+            println!(" ({:.0} images/s; no graphs on this backend)", batch as f64 / t_queued);
+            Ok(t_queued)
+        }
     }
-    Ok(())
 }
 
-fn epoch_bench<B: Backend>(b: &B, data: &Mnist) -> Result<()> {
+/// Returns the epoch's seconds.
+fn epoch_bench<B: Backend>(b: &B, data: &Mnist) -> Result<f64> {
     let mut trainer = VaeTrainer::new(b, VaeConfig::default(), VaeTrainConfig::default())?;
     let mode = if b.device() == Device::Cpu { StepMode::Checked } else { StepMode::Resident };
     // The first epoch pays the upload and the graph capture; time the second.
@@ -128,14 +144,15 @@ fn epoch_bench<B: Backend>(b: &B, data: &Mnist) -> Result<()> {
     let t0 = Instant::now();
     let rec = trainer.run_epoch(b, &data.train, &data.test, mode, |_, _, _| {})?;
     b.synchronize()?;
+    let secs = t0.elapsed().as_secs_f64();
     println!(
         "epoch of {} images ({mode:?}, batch 128) + test evaluation: {:.3} s (train loss {:.2}, test −ELBO {:.2})",
         data.train.len(),
-        t0.elapsed().as_secs_f64(),
+        secs,
         rec.train.loss,
         rec.test.neg_elbo()
     );
-    Ok(())
+    Ok(secs)
 }
 
 /// The sections, in the order they run.
@@ -150,7 +167,9 @@ struct Opts {
     /// How the measured steps pick their GEMM kernels (`--measure-all`: MeasureAll).
     tuning: GemmTuning,
     /// `--gemm-tuning-file`: choices loaded before the measured steps and saved after them.
-    tuning_file: Option<std::path::PathBuf>,
+    tuning_file: Option<PathBuf>,
+    /// `--baselines`: torch_baselines.py's JSON files of this run.
+    baselines: Baselines,
 }
 
 fn run<B: Backend>(b: &B, o: &Opts) -> Result<()> {
@@ -158,27 +177,64 @@ fn run<B: Backend>(b: &B, o: &Opts) -> Result<()> {
     let wants = |section: &str| o.only.iter().any(|s| s == section);
     let big = b.device() != Device::Cpu;
     println!("device: {}  (median of {samples} samples)", b.device());
+    let base = &o.baselines;
+    let mut table = SideBySide::default();
     if wants("latent") {
-        latent_bench(b, samples, if big { 1 << 24 } else { 1 << 20 })?;
+        let n = if big { 1 << 24 } else { 1 << 20 };
+        let t = latent_bench(b, samples, n)?;
+        // PyTorch's figure only where it timed the same number of elements.
+        if base.num(&["latent", "elements"]) == Some(n as f64) {
+            table.add(
+                &format!("reparam + KL fwd + bwd, {n} latent elements"),
+                t,
+                "v2",
+                &[
+                    ("eager", ms(base.num(&["latent", "eager_fwd_bwd_ms"]))),
+                    ("torch.compile", ms(base.num(&["latent", "compiled_fwd_bwd_ms"]))),
+                ],
+            );
+        }
     }
     if wants("steps") {
-        steps(b, o, samples, tuning)?;
+        for (batch, t) in steps(b, o, samples, tuning)? {
+            let key = |what: &str| ms(base.num(&["vae", &format!("b{batch}_{what}_step_ms")]));
+            table.add(
+                &format!("VAE step 784-400-20, Adam, batch {batch}"),
+                t,
+                if b.device() == Device::Cpu { "queued" } else { "CUDA graph" },
+                &[("CUDA graph", key("graph")), ("eager", key("eager"))],
+            );
+        }
     }
     if wants("epoch") {
         let data = match o.data.as_deref() {
             Some(dir) => Mnist::load(dir)?,
             None => Mnist::committed_subset()?,
         };
-        epoch_bench(b, &data)?;
+        let t = epoch_bench(b, &data)?;
+        if data.train.len() == 60_000 {
+            table.add(
+                "epoch of 60,000 images, batch 128",
+                t,
+                "with the test evaluation",
+                &[
+                    ("graph step × 469 (not a timed epoch)", base.num(&["vae", "b128_graph_epoch_s_60k"])),
+                    ("eager", base.num(&["vae", "b128_eager_epoch_s_60k"])),
+                ],
+            );
+        }
     }
+    table.print(base, &b.device().to_string());
     Ok(())
 }
 
-/// The training step at batch 128 and 4096, with the fixed rule's GEMM kernels and, on CUDA,
-/// with measured ones (the first checked step measures, the graph captures the choices).
-fn steps<B: Backend>(b: &B, o: &Opts, samples: usize, tuning: GemmTuning) -> Result<()> {
+/// The training step at batch 128 and 4096, with the default mode's GEMM kernels and, on CUDA,
+/// with measured ones (the first checked step measures, the graph captures the choices). Returns
+/// each batch's time in the default mode.
+fn steps<B: Backend>(b: &B, o: &Opts, samples: usize, tuning: GemmTuning) -> Result<Vec<(usize, f64)>> {
+    let mut times = Vec::new();
     for batch in [128, 4096] {
-        step_bench(b, samples, batch, "")?;
+        times.push((batch, step_bench(b, samples, batch, "")?));
     }
     if let Some(cuda) = (b as &dyn Any).downcast_ref::<CudaBackend>() {
         if let Some(f) = &o.tuning_file {
@@ -206,7 +262,7 @@ fn steps<B: Backend>(b: &B, o: &Opts, samples: usize, tuning: GemmTuning) -> Res
             );
         }
     }
-    Ok(())
+    Ok(times)
 }
 
 fn main() {
@@ -217,7 +273,9 @@ fn main() {
         only: SECTIONS.iter().map(|s| s.to_string()).collect(),
         tuning: GemmTuning::Measure,
         tuning_file: None,
+        baselines: Baselines::default(),
     };
+    let mut baseline_files: Vec<PathBuf> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -242,6 +300,10 @@ fn main() {
                         o.tuning_file = Some(v.into());
                         Ok(())
                     }
+                    ("--baselines", Some(v)) => {
+                        baseline_files.push(v.into());
+                        Ok(())
+                    }
                     (other, _) => Err(format!("unknown or incomplete option {other:?}")),
                 };
                 if let Err(e) = parsed {
@@ -249,6 +311,13 @@ fn main() {
                     std::process::exit(2);
                 }
             }
+        }
+    }
+    match Baselines::load(&baseline_files) {
+        Ok(base) => o.baselines = base,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
         }
     }
     let res = match device {

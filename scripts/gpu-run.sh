@@ -5,8 +5,9 @@
 #   bash gpu-bundle/run.sh [PHASE ...]
 #
 # PHASEs, in the order they run (whatever order they are named in): tests (every test binary,
-# LATENTKIT_REQUIRE_CUDA=1), bench (bench_kernels, bench_gemm, bench_vae, bench_metric), baselines
-# (../shared/bench/torch_baselines.py, same card, same call), train (10 epochs of the VAE and 5 of
+# LATENTKIT_REQUIRE_CUDA=1), baselines (../shared/bench/torch_baselines.py, same card, same call),
+# bench (bench_kernels, bench_gemm, and bench_vae and bench_metric with the baselines' figures and
+# ratios beside theirs), train (10 epochs of the VAE and 5 of
 # the triplet net on full MNIST), sanitize (compute-sanitizer memcheck + racecheck on the kernel
 # tests, GEMM first), and, only when named, synccheck (gemm and mining tests), profile (ncu on the
 # kernels that miss a target: ncu:*.log) and racemining (racecheck on the mining tests: minutes).
@@ -157,9 +158,12 @@ measure_all=()
 # measures the shapes it meets first and saves the union (tuning/README.md: how a shipped table is
 # made from it).
 tuning=(--gemm-tuning-file "$out/gemm-tuning.txt")
+# PyTorch's figures of this call (the baselines phase ran first), printed beside ours.
+baselines=()
+for f in "$out"/baselines*.json; do [[ -f $f ]] && baselines+=(--baselines "$f"); done
 run_step "bench_gemm" "$here/bin/bench_gemm" --samples 20 "${no_wgmma[@]}" "${measure_all[@]}" "${tuning[@]}"
 run_step "bench_gemm_all" "$here/bin/bench_gemm" --samples 20 --all --quick "${no_wgmma[@]}"
-run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full" "${measure_all[@]}" "${tuning[@]}"
+run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full" "${measure_all[@]}" "${tuning[@]}" ${baselines[@]+"${baselines[@]}"}
 # Metric learning: mining, distance and the triplet step in one step; the N = 262,144 batch-hard
 # run in its own step, so that a slow or timed-out large run keeps the rest (it skips itself when
 # its projection from an N = 16,384 call exceeds --large-budget, 100 s, well inside the timeout).
@@ -229,6 +233,9 @@ if want train; then
   # phase in this call they keep the fixed rule (their figures then compare with earlier runs').
   train_tuning=()
   want bench && train_tuning=(--gemm-tuning-file "$out/gemm-tuning.txt")
+# PyTorch's figures of this call (the baselines phase ran first), printed beside ours.
+baselines=()
+for f in "$out"/baselines*.json; do [[ -f $f ]] && baselines+=(--baselines "$f"); done
   [[ $gemm_ok == 1 && ${#train_tuning[@]} -gt 0 ]] && train_tuning+=(--gemm-tuning measure-all)
   run_step "train_vae" "$here/bin/train_vae" --device cuda --data "$here/data/mnist-full" --epochs 10 --iwae-k 100 --out "$out/vae-gpu" "${train_tuning[@]}"
   # The metric-learning issue's run: triplet + semi-hard, 5 epochs, precision@1 per epoch.
@@ -237,13 +244,14 @@ if want train; then
 fi
 }
 
-# Phases run in this order whatever order they were named in: the figures (bench, baselines,
-# train) before the slow sanitizers, so that a call cut off by DEADLINE keeps them.
+# Phases run in this order whatever order they were named in: the figures (baselines, bench,
+# train) before the slow sanitizers, so that a call cut off by DEADLINE keeps them; the baselines
+# first, so that the benches print PyTorch's figures of this call beside theirs.
 phase_tests
 # The wgmma test only when wgmma may run (wgmma_ok above, set by the tests phase).
 skip_wgmma=()
 [[ $wgmma_ok == 1 ]] || skip_wgmma=(--skip wgmma)
-for p in bench baselines train sanitize synccheck profile racemining; do "phase_$p"; done
+for p in baselines bench train sanitize synccheck profile racemining; do "phase_$p"; done
 
 echo
 for log in bench_kernels bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae train_siamese; do
