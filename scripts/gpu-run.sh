@@ -174,16 +174,19 @@ fi
 phase_profile() {
 # Optional phase `profile` (its steps limited to PROFILE_STEP_TIMEOUT, 60 s): Nsight Compute on one
 # launch of each kernel that misses a target (BENCHMARKS.md), through the bench binaries' filters;
-# the `detailed` sections (speed of light, occupancy, warp stalls, scheduler, memory and
-# instruction tables, source counters) as text in ncu:<name>.log. `--clock-control none` leaves
+# the `detailed` sections (speed of light, occupancy, memory tables, source counters) plus warp
+# stalls, scheduler and instruction statistics, as text in ncu:<name>.log. `--clock-control none` leaves
 # the clocks alone (device README). About 15-30 s per kernel.
 if want profile; then
   ncu=$(command -v ncu || echo "$CUDA_HOME/bin/ncu")
   step_timeout_saved=$step_timeout
   step_timeout=${PROFILE_STEP_TIMEOUT:-60}  # per ncu step, whatever STEP_TIMEOUT the other phases use
   if [[ -x $ncu ]]; then
+    # `detailed` printed no warp-stall or scheduler tables on the H100 (2026-11-27): add them,
+    # and the instruction mix, to say why a kernel waits.
+    extra_sections=(--section WarpStateStats --section SchedulerStats --section InstructionStats)
     profile() {  # name, kernel regex, launches to skip, launches to profile, command...
-      run_step "ncu:$1" "$ncu" --clock-control none --set detailed -k "regex:$2" --launch-skip "$3" --launch-count "$4" "${@:5}"
+      run_step "ncu:$1" "$ncu" --clock-control none --set detailed "${extra_sections[@]}" -k "regex:$2" --launch-skip "$3" --launch-count "$4" "${@:5}"
     }
     gemm=("$here/bin/bench_gemm" --samples 1 --no-wgmma)
     profile gemm-f32-4096 '^gemm_simt128_warp_f32$' 3 1 "${gemm[@]}" --shape 4096³ --precision f32
