@@ -25,7 +25,9 @@
 //!          default on the CPU)  --only mining,large,distance,train (default: all)
 //!          --large-budget SECS (100: skip the N = 262,144 run when its projection from an
 //!          N = 16,384 run exceeds this)  --n N, --miner batch-hard|semi-hard|batch-all (mining: only
-//!          those cases, e.g. to profile one with ncu)
+//!          those cases, e.g. to profile one with ncu)  --kernel v1|v2|all (mining: the
+//!          `TripletKernel` versions to time; default all: each case with v1, the row named as
+//!          before, then a row marked "[v2]" for the cases where v2 runs other kernels)
 
 use std::any::Any;
 use std::time::Instant;
@@ -35,7 +37,8 @@ use latentkit::nn::{Mlp, MlpSpec};
 use latentkit::ops::batch::{counter_add, gather_rows};
 use latentkit::ops::distance::{pairwise_distance, Metric};
 use latentkit::ops::mining::{
-    triplet_bwd, triplet_fwd_queued, Miner, SemiHardPolicy, TripletConfig, TripletStats, TripletWorkspace,
+    triplet_bwd, triplet_fwd_queued, Miner, SemiHardPolicy, TripletConfig, TripletKernel, TripletStats,
+    TripletWorkspace,
 };
 use latentkit::ops::{Activation, AdamConfig};
 use latentkit::rng::{normal_vec, seeded, uniform_vec};
@@ -66,6 +69,8 @@ struct Opts {
     /// `--miner`: only the mining cases whose miner's name starts with this (batch-hard,
     /// semi-hard, batch-all).
     miner: Option<String>,
+    /// `--kernel`: the mining kernel versions to time (default: all).
+    kernels: Vec<TripletKernel>,
 }
 
 impl Opts {
@@ -238,9 +243,20 @@ fn mining_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
         }
         ran += 1;
         let mut p = Problem::new(b, miner, n, 10 + n as u64)?;
-        let t = median_secs(b, o.samples, || p.fwd_bwd(b))?;
-        let st = p.ws.read_stats(b)?;
-        row(&format!("{} fwd+bwd", miner_name(miner)), &format!("N={n} D={D}"), t, &p.memory(), &stats_note(&st, n, t));
+        for &kernel in &o.kernels {
+            // v1's row keeps its name; a later version gets a row only where it runs other kernels
+            // (or when it is the only one asked for).
+            let tag = match kernel {
+                TripletKernel::V1 => String::new(),
+                k if k.differs_from_v1(miner) || o.kernels.len() == 1 => format!(" [{}]", k.name()),
+                _ => continue,
+            };
+            p.ws.set_kernel(kernel);
+            let t = median_secs(b, o.samples, || p.fwd_bwd(b))?;
+            let st = p.ws.read_stats(b)?;
+            let workload = format!("{} fwd+bwd{tag}", miner_name(miner));
+            row(&workload, &format!("N={n} D={D}"), t, &p.memory(), &stats_note(&st, n, t));
+        }
     }
     if ran == 0 {
         return Err(latentkit::Error::InvalidArgument {
@@ -459,8 +475,10 @@ fn main() {
         large_budget: 100.0,
         n: None,
         miner: None,
+        kernels: Vec::new(),
     };
     let mut samples = None;
+    let mut kernels = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--quick" {
@@ -480,6 +498,14 @@ fn main() {
                     Err(format!("--miner {v:?}: expected batch-hard, semi-hard or batch-all"))
                 }
             }
+            ("--kernel", Some(v)) => {
+                let pick: Option<Vec<TripletKernel>> = match v.as_str() {
+                    "all" => Some(TripletKernel::ALL.to_vec()),
+                    _ => TripletKernel::ALL.into_iter().find(|k| k.name() == v).map(|k| vec![k]),
+                };
+                kernels = pick;
+                kernels.as_ref().map(|_| ()).ok_or_else(|| format!("--kernel {v:?}: expected v1, v2 or all"))
+            }
             ("--large-budget", Some(v)) => {
                 v.parse().map(|s| opts.large_budget = s).map_err(|e| format!("--large-budget: {e}"))
             }
@@ -498,6 +524,14 @@ fn main() {
         }
     }
     opts.quick |= device == Device::Cpu;
+    // The CPU twin has one implementation: the versions would time the same code.
+    opts.kernels = kernels.unwrap_or_else(|| {
+        if device == Device::Cpu {
+            vec![TripletKernel::V1]
+        } else {
+            TripletKernel::ALL.to_vec()
+        }
+    });
     opts.samples = samples.unwrap_or(if opts.quick { 5 } else { 20 });
     let res = match device {
         Device::Cpu => run(&CpuBackend, &opts),

@@ -39,6 +39,11 @@
 //   (thread per column k, j in order). Loss and distance sums in f64.
 // - triplet_rows_bwd_cols_f32: one block per reference j adds dr_j = w Σ_i c_ij ∂ℓ_ij/∂r_j over
 //   the chunk's anchors in order.
+// - v2 (TripletKernel::V2 in src/ops/mining/mod.rs; the numbered versions stay side by side):
+//   triplet_hard_partial{,_compat,_pass2}_v2_f32 (128 × 64 κ tiles, 8 × 4 pairs per thread, 2
+//   epilogue threads per anchor, same partials) and triplet_rows_bwd_{q,r}_v2_f32 (the rows'
+//   gradient: blocks of 8 output rows × a thread per column, terms staged 32 at a time; after
+//   triplet_rows_f32 with backward = 2). Details where they are defined.
 // - triplet_hard_bwd_rows_f32: block per anchor adds w(∂ℓ_ip/∂q_i − ∂ℓ_in/∂q_i). O(n·d).
 // - triplet_bucket_{count,scan,fill}_u32 + triplet_hard_bwd_cols_f32: the anchors that chose each
 //   reference, as a CSR (integer atomics), then a block per reference sorts its bucket and sums
@@ -391,6 +396,268 @@ LK_KERNEL void __launch_bounds__(LK_MINE_TILE_THREADS, 2) triplet_hard_partial_p
     hard_partial<2, false>(p, splits, q, ql, r, rl, norms_q, norms_r, au, af, part);
 }
 
+// ---- v2 of the one-triplet miners' streaming pass: 128 × 64 tiles, 8 × 4 pairs per thread ----
+//
+// triplet_hard_partial{,_compat,_pass2}_v2_f32 compute what the v1 kernels compute (same partials,
+// planes [LK_HARD_PART_LEN, splits, n], merged by triplet_hard_combine_f32), for splits chosen for
+// 128-anchor tiles (hard_splits_for_v2 in src/ops/mining/mod.rs). Differences from v1:
+// - the κ tile is 128 anchors × 64 references: thread (ty, tx) = (tid / 16, tid % 16) owns the
+//   8 × 4 pairs (a0 + 8·ty + ii, b0 + 4·tx + jj); per k it reads 3 float4 from shared memory for 32
+//   FMAs (v1: 2 for 16), the k loop of 16 is unrolled whole, and the staging loads use offsets
+//   computed once per tile (v1 rebuilt 64-bit addresses per load and step: ~125 of its ~425
+//   instructions per thread and k-step). The dot products are the same FMA chains (increasing k,
+//   zero padding), so κ is bit-identical to v1's and to pairwise_distance.
+// - the epilogue has 2 threads per anchor (columns 8u + 4·sub + e, e < 4: one float4 of κ and one
+//   uint4 of labels per 4 pairs) and takes candidates with lk offer rules specialised to a stream
+//   in increasing reference order (offer_later: a later candidate wins only when strictly better,
+//   so the tie rule needs no index compare), branch-free except for the positive/negative split.
+// Shared memory: 8.4 + 4.4 KiB staging, 34 KiB κ tile, 256 B labels (< 48 KiB static); registers
+// capped at 128 (2 blocks of 256 threads per SM, as v1).
+namespace {
+
+constexpr int HA = 128;       // anchors per tile
+constexpr int HB = MT;        // references per tile (64)
+constexpr int HTM = 8;        // anchors per thread
+constexpr int HTN = 4;        // references per thread
+constexpr int HAPAD = HA + 4;  // row strides of the staged slices and of the κ tile
+constexpr int HBPAD = HB + 4;
+static_assert(HA == 16 * HTM && HB == 16 * HTN, "16 × 16 threads of 8 × 4 pairs");
+static_assert((HA * MBK) % LK_MINE_TILE_THREADS == 0 && (HB * MBK) % LK_MINE_TILE_THREADS == 0, "whole elements");
+
+// The candidate (cv, ci, cpl) replaces (v, i, pl) when it is better in lk::better's order, given that
+// ci is larger than i whenever i is a candidate (a stream in increasing reference order): then a tie
+// keeps the current one, a NaN loses to every non-NaN and a non-NaN beats a current NaN.
+__device__ __forceinline__ void offer_later(bool want_max, float& v, uint32_t& i, float& pl, float cv, uint32_t ci,
+                                            float cpl) {
+    const bool take = i == LK_NONE || (want_max ? cv > v : cv < v) || (isnan(v) && !isnan(cv));
+    v = take ? cv : v;
+    i = take ? ci : i;
+    pl = take ? cpl : pl;
+}
+
+// κ of this thread's 8 × 4 pairs of the 128 × 64 tile (a0, b0) into kap; the v2 analogue of
+// kappa_tile (same FMA chains). Every thread of the block must call it (it synchronizes).
+__device__ __forceinline__ void kappa_tile_v2(int metric, const float* __restrict__ q, int64_t a0, int64_t a_end,
+                                              const float* __restrict__ r, int64_t b0, int64_t m, int64_t d,
+                                              const float (&na)[HTM], const float (&nb)[HTN],
+                                              float (&kap)[HTM][HTN], float (*As)[HAPAD], float (*Bs)[HBPAD]) {
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const int kk_ld = tid % MBK, row_ld = tid / MBK;  // staged element (row row_ld + 16·s, column kk_ld)
+    constexpr int SA = (HA * MBK) / LK_MINE_TILE_THREADS, SB = (HB * MBK) / LK_MINE_TILE_THREADS;
+    float acc[HTM][HTN];
+#pragma unroll
+    for (int ii = 0; ii < HTM; ++ii)
+#pragma unroll
+        for (int jj = 0; jj < HTN; ++jj) acc[ii][jj] = 0.0f;
+    // Row validity as bit masks and the element offsets of row s = 0 (rows s add 16·d each).
+    uint32_t oka = 0, okb = 0;
+#pragma unroll
+    for (int s = 0; s < SA; ++s) oka |= (a0 + row_ld + 16 * s < a_end ? 1u : 0u) << s;
+#pragma unroll
+    for (int s = 0; s < SB; ++s) okb |= (b0 + row_ld + 16 * s < m ? 1u : 0u) << s;
+    const int64_t offa = (a0 + row_ld) * d + kk_ld, offb = (b0 + row_ld) * d + kk_ld, step = 16 * d;
+    float ra[SA], rbv[SB];
+    auto fetch = [&](int64_t k0) {
+        const bool okk = k0 + kk_ld < d;
+#pragma unroll
+        for (int s = 0; s < SA; ++s) ra[s] = (okk && ((oka >> s) & 1u)) ? q[offa + s * step + k0] : 0.0f;
+#pragma unroll
+        for (int s = 0; s < SB; ++s) rbv[s] = (okk && ((okb >> s) & 1u)) ? r[offb + s * step + k0] : 0.0f;
+    };
+    fetch(0);
+    for (int64_t k0 = 0; k0 < d; k0 += MBK) {
+        __syncthreads();  // the previous step's (or the previous tile's) reads of As / Bs are done
+#pragma unroll
+        for (int s = 0; s < SA; ++s) As[kk_ld][row_ld + 16 * s] = ra[s];
+#pragma unroll
+        for (int s = 0; s < SB; ++s) Bs[kk_ld][row_ld + 16 * s] = rbv[s];
+        __syncthreads();
+        if (k0 + MBK < d) fetch(k0 + MBK);
+#pragma unroll
+        for (int kk = 0; kk < MBK; ++kk) {
+            const float4 a_lo = *reinterpret_cast<const float4*>(&As[kk][ty * HTM]);
+            const float4 a_hi = *reinterpret_cast<const float4*>(&As[kk][ty * HTM + 4]);
+            const float4 bv = *reinterpret_cast<const float4*>(&Bs[kk][tx * HTN]);
+            const float a[HTM] = {a_lo.x, a_lo.y, a_lo.z, a_lo.w, a_hi.x, a_hi.y, a_hi.z, a_hi.w};
+            const float b[HTN] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+            for (int ii = 0; ii < HTM; ++ii)
+#pragma unroll
+                for (int jj = 0; jj < HTN; ++jj) acc[ii][jj] = __fmaf_rn(a[ii], b[jj], acc[ii][jj]);
+        }
+    }
+#pragma unroll
+    for (int ii = 0; ii < HTM; ++ii)
+#pragma unroll
+        for (int jj = 0; jj < HTN; ++jj) kap[ii][jj] = lk::kappa_from_dot(metric, acc[ii][jj], na[ii], nb[jj]);
+}
+
+template <int PASS, bool COMPAT>
+__device__ __forceinline__ void hard_partial_v2(const lk_triplet_params& p, int32_t splits,
+                                                const float* __restrict__ q, const uint32_t* __restrict__ ql,
+                                                const float* __restrict__ r, const uint32_t* __restrict__ rl,
+                                                const float* __restrict__ norms_q, const float* __restrict__ norms_r,
+                                                const uint32_t* __restrict__ au, const float* __restrict__ af,
+                                                uint32_t* __restrict__ part) {
+    __shared__ __align__(16) float As[MBK][HAPAD];
+    __shared__ __align__(16) float Bs[MBK][HBPAD];
+    __shared__ __align__(16) float Ks[HA][HBPAD];  // κ of the tile: [anchor][reference]
+    __shared__ __align__(16) uint32_t Ls[HB];      // the tile's reference labels
+    constexpr bool first = PASS == 1;
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const int ea = tid >> 1, sub = tid & 1;  // epilogue: anchor a0 + ea, columns 8u + 4·sub + e
+    const int64_t anchor_tiles = (p.n + HA - 1) / HA, ref_tiles = (p.m + HB - 1) / HB;
+    const int64_t per = (ref_tiles + splits - 1) / splits;
+    for (int64_t w = blockIdx.x; w < anchor_tiles * splits; w += gridDim.x) {  // block-uniform
+        const int64_t a0 = (w / splits) * HA, s = w % splits;
+        const int64_t t_begin = s * per, t_end = min(ref_tiles, t_begin + per);
+        float na[HTM];  // the GEMM layout's anchors a0 + 8·ty + ii
+#pragma unroll
+        for (int ii = 0; ii < HTM; ++ii) {
+            const int64_t i = a0 + ty * HTM + ii;
+            na[ii] = i < p.n ? norms_q[i] : 0.0f;
+        }
+        const int64_t i = a0 + ea;  // the epilogue's anchor
+        bool live = i < p.n;
+        const uint32_t li = live ? ql[i] : 0u;
+        // The self pair: reference index i with same_set (never matches when it is not one).
+        const uint32_t self_j = (p.same_set && live) ? (uint32_t)i : LK_NONE;
+        float lp = 0.0f;
+        if (!first && live) {
+            live = au[LK_ANCHOR_POS_IDX * p.n + i] != LK_NONE;  // no positive: no negative to look for
+            lp = ell_of(p, af[LK_ANCHOR_KAPPA_POS * p.n + i]);
+        }
+        float bp_v = 0.0f, bp_k = 0.0f, bn_v = 0.0f, bn_k = 0.0f, mn_v = 0.0f, mn_k = 0.0f, mx_v = 0.0f, mx_k = 0.0f;
+        uint32_t bp_i = LK_NONE, bn_i = LK_NONE, mn_i = LK_NONE, mx_i = LK_NONE, np = 0, nn = 0, nc = 0;
+        double sdp = 0.0, sdn = 0.0;
+        for (int64_t bt = t_begin; bt < t_end; ++bt) {  // block-uniform
+            const int64_t b0 = bt * HB;
+            float nb[HTN], kap[HTM][HTN];
+#pragma unroll
+            for (int jj = 0; jj < HTN; ++jj) {
+                const int64_t j = b0 + tx * HTN + jj;
+                nb[jj] = j < p.m ? norms_r[j] : 0.0f;
+            }
+            kappa_tile_v2(p.metric, q, a0, p.n, r, b0, p.m, p.d, na, nb, kap, As, Bs);
+            // Ks / Ls were last read by the previous tile's epilogue, before kappa_tile_v2's barriers.
+#pragma unroll
+            for (int ii = 0; ii < HTM; ++ii)
+                *reinterpret_cast<float4*>(&Ks[ty * HTM + ii][tx * HTN]) =
+                    make_float4(kap[ii][0], kap[ii][1], kap[ii][2], kap[ii][3]);
+            if (tid < HB) Ls[tid] = b0 + tid < p.m ? rl[b0 + tid] : 0u;
+            __syncthreads();
+            if (live) {
+                const int cols = (int)min((int64_t)HB, p.m - b0);
+#pragma unroll 2
+                for (int u = 0; u < HB / 8; ++u) {
+                    const int c0 = 8 * u + 4 * sub;
+                    if (c0 >= cols) break;  // columns increase with u: the rest is past the end too
+                    const float4 kv4 = *reinterpret_cast<const float4*>(&Ks[ea][c0]);
+                    const uint4 lv4 = *reinterpret_cast<const uint4*>(&Ls[c0]);
+                    const float kv[4] = {kv4.x, kv4.y, kv4.z, kv4.w};
+                    const uint32_t lv[4] = {lv4.x, lv4.y, lv4.z, lv4.w};
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        if (c0 + e >= cols) break;
+                        const uint32_t ju = (uint32_t)(b0 + c0 + e);
+                        const bool self = ju == self_j;
+                        const float kappa = self ? 0.0f : kv[e];
+                        const float l = ell_of(p, kappa);
+                        const bool same_label = lv[e] == li;
+                        if constexpr (first) {
+                            if constexpr (COMPAT) {
+                                offer_later(false, mn_v, mn_i, mn_k, l, ju, kappa);
+                                offer_later(true, mx_v, mx_i, mx_k, l, ju, kappa);
+                            }
+                            if (!self) {
+                                const float dl = delta_of(p, kappa);
+                                nc += dl < p.collapse_eps ? 1u : 0u;
+                                if (same_label) {
+                                    ++np;
+                                    sdp += (double)dl;
+                                    offer_later(true, bp_v, bp_i, bp_k, l, ju, kappa);
+                                } else {
+                                    ++nn;
+                                    sdn += (double)dl;
+                                    offer_later(false, bn_v, bn_i, bn_k, l, ju, kappa);
+                                }
+                            }
+                        } else if (!same_label && l > lp) {
+                            offer_later(false, bn_v, bn_i, bn_k, l, ju, kappa);
+                        }
+                    }
+                }
+            }
+        }
+        // Combine the 2 threads of each anchor (all 32 lanes of every warp take part; xor 1 stays in
+        // the pair, and a + b = b + a gives both lanes the same bits).
+        auto pair_argbest = [](bool want_max, float& v, uint32_t& idx, float& pl) {
+            const float ov = __shfl_xor_sync(0xffffffffu, v, 1);
+            const uint32_t oi = __shfl_xor_sync(0xffffffffu, idx, 1);
+            const float opl = __shfl_xor_sync(0xffffffffu, pl, 1);
+            lk::offer(want_max, v, idx, pl, ov, oi, opl);
+        };
+        pair_argbest(false, bn_v, bn_i, bn_k);
+        if constexpr (first) {
+            pair_argbest(true, bp_v, bp_i, bp_k);
+            if constexpr (COMPAT) {
+                pair_argbest(false, mn_v, mn_i, mn_k);
+                pair_argbest(true, mx_v, mx_i, mx_k);
+            }
+            np += __shfl_xor_sync(0xffffffffu, np, 1);
+            nn += __shfl_xor_sync(0xffffffffu, nn, 1);
+            nc += __shfl_xor_sync(0xffffffffu, nc, 1);
+            sdp += __shfl_xor_sync(0xffffffffu, sdp, 1);
+            sdn += __shfl_xor_sync(0xffffffffu, sdn, 1);
+        }
+        if (sub == 0 && i < p.n) {
+            auto put = [&](int plane, uint32_t v) { part[part_at(plane, s, splits, p.n, i)] = v; };
+            put(LK_HARD_PART_BN_I, bn_i);
+            put(LK_HARD_PART_BN_K, __float_as_uint(bn_k));
+            if constexpr (first) {
+                put(LK_HARD_PART_BP_I, bp_i);
+                put(LK_HARD_PART_BP_K, __float_as_uint(bp_k));
+                put(LK_HARD_PART_MN_I, mn_i);
+                put(LK_HARD_PART_MN_K, __float_as_uint(mn_k));
+                put(LK_HARD_PART_MX_I, mx_i);
+                put(LK_HARD_PART_MX_K, __float_as_uint(mx_k));
+                put(LK_HARD_PART_N_POS, np);
+                put(LK_HARD_PART_N_NEG, nn);
+                put(LK_HARD_PART_N_COLLAPSE, nc);
+                put(LK_HARD_PART_SUM_D_POS_LO, (uint32_t)__double2loint(sdp));
+                put(LK_HARD_PART_SUM_D_POS_HI, (uint32_t)__double2hiint(sdp));
+                put(LK_HARD_PART_SUM_D_NEG_LO, (uint32_t)__double2loint(sdn));
+                put(LK_HARD_PART_SUM_D_NEG_HI, (uint32_t)__double2hiint(sdn));
+            }
+        }
+        __syncthreads();  // keeps work items apart
+    }
+}
+
+}  // namespace
+
+LK_KERNEL void __launch_bounds__(LK_MINE_TILE_THREADS, 2) triplet_hard_partial_v2_f32(
+    lk_triplet_params p, int32_t splits, const float* __restrict__ q, const uint32_t* __restrict__ ql,
+    const float* __restrict__ r, const uint32_t* __restrict__ rl, const float* __restrict__ norms_q,
+    const float* __restrict__ norms_r, const uint32_t* __restrict__ au, const float* __restrict__ af,
+    uint32_t* __restrict__ part) {
+    hard_partial_v2<1, false>(p, splits, q, ql, r, rl, norms_q, norms_r, au, af, part);
+}
+LK_KERNEL void __launch_bounds__(LK_MINE_TILE_THREADS, 2) triplet_hard_partial_compat_v2_f32(
+    lk_triplet_params p, int32_t splits, const float* __restrict__ q, const uint32_t* __restrict__ ql,
+    const float* __restrict__ r, const uint32_t* __restrict__ rl, const float* __restrict__ norms_q,
+    const float* __restrict__ norms_r, const uint32_t* __restrict__ au, const float* __restrict__ af,
+    uint32_t* __restrict__ part) {
+    hard_partial_v2<1, true>(p, splits, q, ql, r, rl, norms_q, norms_r, au, af, part);
+}
+LK_KERNEL void __launch_bounds__(LK_MINE_TILE_THREADS, 2) triplet_hard_partial_pass2_v2_f32(
+    lk_triplet_params p, int32_t splits, const float* __restrict__ q, const uint32_t* __restrict__ ql,
+    const float* __restrict__ r, const uint32_t* __restrict__ rl, const float* __restrict__ norms_q,
+    const float* __restrict__ norms_r, const uint32_t* __restrict__ au, const float* __restrict__ af,
+    uint32_t* __restrict__ part) {
+    hard_partial_v2<2, false>(p, splits, q, ql, r, rl, norms_q, norms_r, au, af, part);
+}
+
 // Merges the splits' partials of each anchor in split order (thread per anchor) and writes the
 // per-anchor planes. pass 1: BatchHard is final (with the tfa_compat fallbacks); for
 // ClosestFartherThanPositive the pair statistics and the hardest positive (POS_IDX, KAPPA_POS) are
@@ -510,7 +777,8 @@ __device__ uint32_t compact_refs(const lk_triplet_params& p, const float* __rest
 }  // namespace
 
 // FaceNet, TfAddons and BatchAll, forward (backward = 0: per-anchor planes) or backward
-// (backward = 1: count rows and dq). Anchors [row0, row0 + rows); krows [rows, m] holds their κ rows
+// (backward = 1: count rows and dq; backward = 2: count rows only, dq left to
+// triplet_rows_bwd_q_v2_f32). Anchors [row0, row0 + rows); krows [rows, m] holds their κ rows
 // (triplet_kappa_rows_f32, launched just before), crows [rows, m] the gradient counts.
 LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const float* __restrict__ q,
                                 const uint32_t* __restrict__ ql, const float* __restrict__ r,
@@ -695,7 +963,7 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
             af[LK_ANCHOR_SUM_D_POS * p.n + i] = (float)sdp;
             af[LK_ANCHOR_SUM_D_NEG * p.n + i] = (float)sdn;
         }
-        if (backward) {
+        if (backward == 1) {
             // 3. dq_i += w Σ_j c_ij ∂ℓ_ij/∂q_i, thread per column, references in order.
             const float w = p.scale * stat_weight(stats);
             const float nqi = norms_q[i];
@@ -739,6 +1007,139 @@ LK_KERNEL void triplet_rows_bwd_cols_f32(lk_triplet_params p, const float* __res
             dr[j * p.d + k] += w * acc;
         }
     }
+}
+
+// ---- v2 of the row-buffer miners' gradient: output rows in groups, terms staged per step ----
+//
+// triplet_rows_bwd_q_v2_f32 (the anchors' side, after triplet_rows_f32 with backward = 2) and
+// triplet_rows_bwd_r_v2_f32 (the references' side) compute what step 3 of triplet_rows_f32 and
+// triplet_rows_bwd_cols_f32 compute, for one anchor chunk:
+//   out_o[k] += w · Σ_u [c ≠ 0] term(c, κ, x_k, y_uk),  u in increasing order,
+// q side: o = t (anchor row0 + t of the chunk), u = j < m, x = q_i, y_u = r_j, c/κ = crows/krows[t, j];
+// r side: o = j < m, u = t < rows, x = r_j, y_u = q_{row0+t}, c/κ = crows/krows[t, j];
+// term = s·(x_k − y_uk) with s = (c·dℓ/dκ)·a (Euclidean family) or W·(a·x_k + b·y_uk) with
+// W = c·dℓ/dκ (cosine), (a, b) = lk::kappa_grad(κ, ‖x‖², ‖y_u‖²), added in the same order as v1.
+// The Euclidean family uses explicitly rounded operations equal to v1's compiled kappa_grad_elem
+// (FMUL w·a, FADD x − y, FMUL, FADD: nvcc does not contract it), so its sums are v1's bit for bit;
+// the cosine term is v1's expression as written, so it is contracted (or not) alike.
+// Why: v1 gives each output row to one block whose column threads walk the terms one at a time;
+// every term is a chain of dependent global loads (the count, then κ, the norm and y) and
+// recomputes kappa_grad per column: latency-bound, O(m) round trips per block. v2: a block owns
+// RG_G = 8 consecutive output rows × a block of columns (thread per column, blockDim a multiple
+// of 32, column blocks of blockDim when d is larger); per step of RG_U = 32 terms the block
+// stages the 8 × 32 coefficient records (one kappa_grad per term, not per column) in shared memory
+// while each thread loads its 32 values y_uk (independent loads), then every thread adds the
+// 8 × 32 terms to its 8 accumulators: per (row, term, column) one LDS.128 (broadcast), 3–4 FP ops
+// and a select; y is read once per 8 output rows. Work O(rows·m·d), shared memory 4 KiB.
+namespace {
+
+constexpr int RG_G = 8;   // output rows per block
+constexpr int RG_U = 32;  // terms staged per step
+
+template <bool REF_SIDE, bool COS>
+__device__ __forceinline__ void rows_grad_v2(const lk_triplet_params& p, const float* __restrict__ q,
+                                             const float* __restrict__ r, const float* __restrict__ norms_q,
+                                             const float* __restrict__ norms_r, const uint32_t* __restrict__ stats,
+                                             const float* __restrict__ krows, const int32_t* __restrict__ crows,
+                                             float* __restrict__ out) {
+    __shared__ float4 rec[RG_G][RG_U];  // cosine {W, a, b, c ≠ 0}, else {s, c ≠ 0, 0, 0}
+    const float wt = p.scale * stat_weight(stats);
+    const int64_t n_out = REF_SIDE ? p.m : p.rows, n_oth = REF_SIDE ? p.rows : p.m;
+    for (int64_t o0 = (int64_t)blockIdx.x * RG_G; o0 < n_out; o0 += (int64_t)gridDim.x * RG_G) {  // block-uniform
+        for (int64_t k0 = 0; k0 < p.d; k0 += blockDim.x) {                                         // block-uniform
+            const int64_t k = k0 + threadIdx.x;
+            const bool kok = k < p.d;
+            float x[RG_G], acc[RG_G];
+#pragma unroll
+            for (int g = 0; g < RG_G; ++g) {
+                const int64_t o = o0 + g;
+                const float* xrow = REF_SIDE ? r + o * p.d : q + (p.row0 + o) * p.d;
+                x[g] = (kok && o < n_out) ? xrow[k] : 0.0f;
+                acc[g] = 0.0f;
+            }
+            for (int64_t u0 = 0; u0 < n_oth; u0 += RG_U) {  // block-uniform
+                float yv[RG_U];
+#pragma unroll
+                for (int uu = 0; uu < RG_U; ++uu) {
+                    const int64_t u = u0 + uu;
+                    const float* yrow = REF_SIDE ? q + (p.row0 + u) * p.d : r + u * p.d;
+                    yv[uu] = (kok && u < n_oth) ? yrow[k] : 0.0f;
+                }
+                __syncthreads();  // every thread is done with the previous step's records
+                for (int e = threadIdx.x; e < RG_G * RG_U; e += blockDim.x) {
+                    // Consecutive threads read consecutive references of a count row.
+                    const int g = REF_SIDE ? e % RG_G : e / RG_U, uu = REF_SIDE ? e / RG_G : e % RG_U;
+                    const int64_t o = o0 + g, u = u0 + uu;
+                    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // no term
+                    if (o < n_out && u < n_oth) {
+                        const int64_t t = REF_SIDE ? u : o, j = REF_SIDE ? o : u;
+                        const int32_t c = crows[t * p.m + j];
+                        if (c != 0) {
+                            const float kap = krows[t * p.m + j];
+                            const float nx = REF_SIDE ? norms_r[j] : norms_q[p.row0 + t];
+                            const float ny = REF_SIDE ? norms_q[p.row0 + t] : norms_r[j];
+                            const lk::DistGrad gr = lk::kappa_grad(p.metric, kap, nx, ny);
+                            const float w = __fmul_rn((float)c, dell(p, kap));
+                            v = COS ? make_float4(w, gr.a, gr.b, 1.0f) : make_float4(__fmul_rn(w, gr.a), 1.0f, 0.0f, 0.0f);
+                        }
+                    }
+                    rec[g][uu] = v;
+                }
+                __syncthreads();
+#pragma unroll
+                for (int uu = 0; uu < RG_U; ++uu) {
+                    const float y = yv[uu];
+#pragma unroll
+                    for (int g = 0; g < RG_G; ++g) {
+                        if constexpr (COS) {
+                            const float4 v = rec[g][uu];
+                            // v1's expression as written (kappa_grad_elem): whether a·x + b·y becomes an
+                            // FMA is the compiler's choice, made alike for both versions.
+                            const float term = v.x * (v.y * x[g] + v.z * y);
+                            acc[g] = v.w != 0.0f ? acc[g] + term : acc[g];
+                        } else {
+                            const float2 v = *reinterpret_cast<const float2*>(&rec[g][uu]);  // {s, c ≠ 0}
+                            const float term = __fmul_rn(v.x, __fsub_rn(x[g], y));
+                            acc[g] = v.y != 0.0f ? __fadd_rn(acc[g], term) : acc[g];
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int g = 0; g < RG_G; ++g) {
+                const int64_t o = o0 + g;
+                float* orow = REF_SIDE ? out + o * p.d : out + (p.row0 + o) * p.d;
+                if (kok && o < n_out) orow[k] += wt * acc[g];
+            }
+        }
+    }
+}
+
+}  // namespace
+
+// dq_i += w Σ_j c_ij ∂ℓ_ij/∂q_i for the chunk's anchors (v2; blocks of RG_G = 8 anchors).
+LK_KERNEL void triplet_rows_bwd_q_v2_f32(lk_triplet_params p, const float* __restrict__ q,
+                                         const float* __restrict__ r, const float* __restrict__ norms_q,
+                                         const float* __restrict__ norms_r, const uint32_t* __restrict__ stats,
+                                         const float* __restrict__ krows, const int32_t* __restrict__ crows,
+                                         float* __restrict__ dq) {
+    if (p.metric == LK_METRIC_COSINE)
+        rows_grad_v2<false, true>(p, q, r, norms_q, norms_r, stats, krows, crows, dq);
+    else
+        rows_grad_v2<false, false>(p, q, r, norms_q, norms_r, stats, krows, crows, dq);
+}
+
+// dr_j += w Σ_{t < rows} c_{row0+t, j} ∂ℓ/∂r_j for the chunk's count rows (v2 of
+// triplet_rows_bwd_cols_f32; blocks of RG_G = 8 references).
+LK_KERNEL void triplet_rows_bwd_r_v2_f32(lk_triplet_params p, const float* __restrict__ q,
+                                         const float* __restrict__ r, const float* __restrict__ norms_q,
+                                         const float* __restrict__ norms_r, const uint32_t* __restrict__ stats,
+                                         const float* __restrict__ krows, const int32_t* __restrict__ crows,
+                                         float* __restrict__ dr) {
+    if (p.metric == LK_METRIC_COSINE)
+        rows_grad_v2<true, true>(p, q, r, norms_q, norms_r, stats, krows, crows, dr);
+    else
+        rows_grad_v2<true, false>(p, q, r, norms_q, norms_r, stats, krows, crows, dr);
 }
 
 // One-triplet miners, dq_i += w (∂ℓ_ip/∂q_i − ∂ℓ_in/∂q_i) for active anchors (self pairs skipped).

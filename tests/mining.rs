@@ -12,7 +12,8 @@ mod common;
 use common::*;
 use latentkit::ops::distance::{pairwise_distance, pairwise_distance_bwd, Metric};
 use latentkit::ops::mining::{
-    plane, triplet_bwd, triplet_fwd, Miner, SemiHardPolicy, TripletConfig, TripletStats, TripletWorkspace, INDEX_NONE,
+    plane, triplet_bwd, triplet_fwd, Miner, SemiHardPolicy, TripletConfig, TripletKernel, TripletStats,
+    TripletWorkspace, INDEX_NONE,
 };
 use latentkit::{Backend, CpuBackend, Error, Tensor};
 
@@ -286,10 +287,23 @@ fn forward<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, t: &Tensors<B>) -> R
 /// [`forward`] with the row chunk of the many-triplet miners forced (CUDA: several chunks whose
 /// first anchor is not a multiple of the 64-anchor tile).
 fn forward_chunked<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, t: &Tensors<B>, chunk: Option<usize>) -> Run<B> {
-    let mut ws = match chunk {
+    forward_with(b, cf, c, t, chunk, TripletKernel::V1)
+}
+
+/// [`forward_chunked`] with a CUDA kernel version (the CPU ignores it).
+fn forward_with<B: Backend>(
+    b: &B,
+    cf: &TripletConfig,
+    c: &Case,
+    t: &Tensors<B>,
+    chunk: Option<usize>,
+    kernel: TripletKernel,
+) -> Run<B> {
+    let ws = match chunk {
         Some(k) => TripletWorkspace::with_row_chunk(b, c.n, c.m, cf, k).unwrap(),
         None => TripletWorkspace::new(b, c.n, c.m, cf).unwrap(),
     };
+    let mut ws = ws.with_kernel(kernel);
     // A first run with another margin: anything the real run fails to overwrite would be stale.
     let other = TripletConfig { margin: cf.margin + 0.37, ..*cf };
     triplet_fwd(b, &other, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut ws).unwrap();
@@ -333,51 +347,57 @@ fn check_against_oracle_chunked<B: Backend>(
     let (metric, _, _) = fold(cf);
     let kappa = kappa_matrix(b, c, &t, metric);
     let o = oracle(cf, c, &kappa);
-    let mut run = forward_chunked(b, cf, c, &t, chunk);
-    let s = run.stats;
-    let what = format!("{cf:?} n={} m={} same_set={}", c.n, c.m, c.same_set);
-    assert_eq!(s.triplets, o.triplets, "{what}: triplets");
-    assert_eq!(s.active_triplets, o.active, "{what}: active");
-    assert_eq!(s.valid_anchors, o.valid, "{what}: valid anchors");
-    assert_eq!(s.skipped_anchors as usize, c.n - o.valid as usize, "{what}: skipped");
-    assert!(s.loss.is_finite() && s.mean_d_ap.is_finite() && s.mean_d_an.is_finite(), "{what}: {s:?}");
-    // Loss: per-anchor f32 sums (GPU) or f64 (CPU) of ≤ m terms, then an f64 mean.
-    assert_close(&format!("{what}: loss"), &[s.loss], &[o.loss as f32], 1e-6, 2e-5);
-    assert_close(&format!("{what}: mean_d_ap"), &[s.mean_d_ap], &[o.mean_d_ap as f32], 1e-6, 2e-5);
-    assert_close(&format!("{what}: mean_d_an"), &[s.mean_d_an], &[o.mean_d_an as f32], 1e-6, 2e-5);
-    assert_close(&format!("{what}: collapse"), &[s.collapse_fraction], &[o.collapse as f32], 0.0, 1e-6);
-    let frac = if o.triplets > 0 { o.active as f32 / o.triplets as f32 } else { 0.0 };
-    assert_close(&format!("{what}: active fraction"), &[s.active_fraction], &[frac], 0.0, 1e-6);
-    let al = run.ws.read_f32_plane(b, plane::LOSS).unwrap();
-    let want_al: Vec<f32> = o.anchor_loss.iter().map(|&v| v as f32).collect();
-    assert_close(&format!("{what}: per-anchor loss"), &al, &want_al, 1e-6, 2e-5);
-    if cf.miner.one_triplet_per_anchor() {
-        assert_eq!(run.ws.read_u32_plane(b, plane::POS_IDX).unwrap(), o.pos, "{what}: positives");
-        assert_eq!(run.ws.read_u32_plane(b, plane::NEG_IDX).unwrap(), o.neg, "{what}: negatives");
-    } else {
-        assert!(run.ws.read_u32_plane(b, plane::POS_IDX).unwrap().iter().all(|&v| v == INDEX_NONE));
+    // Every CUDA kernel version, forward and backward (the CPU ignores the choice); the last run
+    // is returned.
+    let mut last = None;
+    for kernel in TripletKernel::ALL {
+        let mut run = forward_with(b, cf, c, &t, chunk, kernel);
+        let s = run.stats;
+        let what = format!("{cf:?} n={} m={} same_set={} {}", c.n, c.m, c.same_set, kernel.name());
+        assert_eq!(s.triplets, o.triplets, "{what}: triplets");
+        assert_eq!(s.active_triplets, o.active, "{what}: active");
+        assert_eq!(s.valid_anchors, o.valid, "{what}: valid anchors");
+        assert_eq!(s.skipped_anchors as usize, c.n - o.valid as usize, "{what}: skipped");
+        assert!(s.loss.is_finite() && s.mean_d_ap.is_finite() && s.mean_d_an.is_finite(), "{what}: {s:?}");
+        // Loss: per-anchor f32 sums (GPU) or f64 (CPU) of ≤ m terms, then an f64 mean.
+        assert_close(&format!("{what}: loss"), &[s.loss], &[o.loss as f32], 1e-6, 2e-5);
+        assert_close(&format!("{what}: mean_d_ap"), &[s.mean_d_ap], &[o.mean_d_ap as f32], 1e-6, 2e-5);
+        assert_close(&format!("{what}: mean_d_an"), &[s.mean_d_an], &[o.mean_d_an as f32], 1e-6, 2e-5);
+        assert_close(&format!("{what}: collapse"), &[s.collapse_fraction], &[o.collapse as f32], 0.0, 1e-6);
+        let frac = if o.triplets > 0 { o.active as f32 / o.triplets as f32 } else { 0.0 };
+        assert_close(&format!("{what}: active fraction"), &[s.active_fraction], &[frac], 0.0, 1e-6);
+        let al = run.ws.read_f32_plane(b, plane::LOSS).unwrap();
+        let want_al: Vec<f32> = o.anchor_loss.iter().map(|&v| v as f32).collect();
+        assert_close(&format!("{what}: per-anchor loss"), &al, &want_al, 1e-6, 2e-5);
+        if cf.miner.one_triplet_per_anchor() {
+            assert_eq!(run.ws.read_u32_plane(b, plane::POS_IDX).unwrap(), o.pos, "{what}: positives");
+            assert_eq!(run.ws.read_u32_plane(b, plane::NEG_IDX).unwrap(), o.neg, "{what}: negatives");
+        } else {
+            assert!(run.ws.read_u32_plane(b, plane::POS_IDX).unwrap().iter().all(|&v| v == INDEX_NONE));
+        }
+        // Backward against the oracle's counts pushed through pairwise_distance_bwd.
+        let scale = 0.75;
+        let (want_q, want_r) = oracle_grad(b, cf, c, &t, &kappa, &o, scale);
+        let (mut dq, mut dr) = (poisoned(b, &[c.n, c.d]), poisoned(b, &[c.m, c.d]));
+        triplet_bwd(b, cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, scale, &mut dq, Some(&mut dr)).unwrap();
+        let (gq, gr) = (host(b, &dq), host(b, &dr));
+        // Both sides sum the same terms in different orders and the distance backward rounds its own
+        // coefficients (f64 κ on the CPU): |Σ| of ≤ m terms of size ≤ w·|c|·|∂ℓ| ≲ 4.
+        let (atol, rtol) = (2e-5, 1e-4);
+        assert_close(&format!("{what}: dq"), &gq, &want_q, atol, rtol);
+        assert_close(&format!("{what}: dr"), &gr, &want_r, atol, rtol);
+        if c.same_set {
+            let mut dsum = poisoned(b, &[c.n, c.d]);
+            triplet_bwd(b, cf, &t.q, &t.ql, &t.r, &t.rl, true, &mut run.ws, scale, &mut dsum, None).unwrap();
+            let want: Vec<f32> = want_q.iter().zip(&want_r).map(|(a, c)| a + c).collect();
+            assert_close(&format!("{what}: dq + dr"), &host(b, &dsum), &want, atol, rtol);
+        }
+        // Near ties between backends can move a triplet's count by one; the loss then moves by ≈ 1/count.
+        outs.push(Out::new(format!("{what}: loss"), vec![s.loss]).tol(1e-5, 2e-3));
+        outs.push(Out::new(format!("{what}: dq"), gq).tol(1e-4, 2e-3));
+        last = Some(run);
     }
-    // Backward against the oracle's counts pushed through pairwise_distance_bwd.
-    let scale = 0.75;
-    let (want_q, want_r) = oracle_grad(b, cf, c, &t, &kappa, &o, scale);
-    let (mut dq, mut dr) = (poisoned(b, &[c.n, c.d]), poisoned(b, &[c.m, c.d]));
-    triplet_bwd(b, cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, scale, &mut dq, Some(&mut dr)).unwrap();
-    let (gq, gr) = (host(b, &dq), host(b, &dr));
-    // Both sides sum the same terms in different orders and the distance backward rounds its own
-    // coefficients (f64 κ on the CPU): |Σ| of ≤ m terms of size ≤ w·|c|·|∂ℓ| ≲ 4.
-    let (atol, rtol) = (2e-5, 1e-4);
-    assert_close(&format!("{what}: dq"), &gq, &want_q, atol, rtol);
-    assert_close(&format!("{what}: dr"), &gr, &want_r, atol, rtol);
-    if c.same_set {
-        let mut dsum = poisoned(b, &[c.n, c.d]);
-        triplet_bwd(b, cf, &t.q, &t.ql, &t.r, &t.rl, true, &mut run.ws, scale, &mut dsum, None).unwrap();
-        let want: Vec<f32> = want_q.iter().zip(&want_r).map(|(a, c)| a + c).collect();
-        assert_close(&format!("{what}: dq + dr"), &host(b, &dsum), &want, atol, rtol);
-    }
-    // Near ties between backends can move a triplet's count by one; the loss then moves by ≈ 1/count.
-    outs.push(Out::new(format!("{what}: loss"), vec![s.loss]).tol(1e-5, 2e-3));
-    outs.push(Out::new(format!("{what}: dq"), gq).tol(1e-4, 2e-3));
-    run
+    last.expect("TripletKernel::ALL is not empty")
 }
 
 parity_test!(triplet_matches_bruteforce_oracle_same_set, |b| {
@@ -540,10 +560,13 @@ parity_test!(degenerate_batches_give_zero_and_counts_never_nan, |b| {
             assert_eq!(s.skipped_anchors as usize, c.n);
             assert_eq!(s.active_fraction, 0.0);
             assert!(s.mean_d_ap.is_finite() && s.mean_d_an == 0.0, "{s:?}");
-            let (mut dq, mut dr) = (poisoned(b, &[c.n, c.d]), poisoned(b, &[c.m, c.d]));
-            triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 1.0, &mut dq, Some(&mut dr))
-                .unwrap();
-            assert!(host(b, &dq).iter().chain(&host(b, &dr)).all(|&v| v == 0.0), "{cf:?}");
+            for kernel in TripletKernel::ALL {
+                run.ws.set_kernel(kernel);
+                let (mut dq, mut dr) = (poisoned(b, &[c.n, c.d]), poisoned(b, &[c.m, c.d]));
+                triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 1.0, &mut dq, Some(&mut dr))
+                    .unwrap();
+                assert!(host(b, &dq).iter().chain(&host(b, &dr)).all(|&v| v == 0.0), "{cf:?} {kernel:?}");
+            }
             outs.push(Out::new(format!("{cf:?} degenerate"), vec![s.loss, s.mean_d_ap]));
         }
     }
@@ -706,17 +729,24 @@ parity_test!(triplet_forward_is_deterministic, |b| {
     let mut outs = Vec::new();
     for miner in MINERS {
         let cf = cfg(miner, Metric::Euclidean, false, false);
+        let v2 = forward_with(b, &cf, &c, &t, None, TripletKernel::V2);
+        let again = forward_with(b, &cf, &c, &t, None, TripletKernel::V2);
+        assert_eq!(v2.stats.loss.to_bits(), again.stats.loss.to_bits(), "{miner:?} v2");
         let mut a = forward(b, &cf, &c, &t);
         let again = forward(b, &cf, &c, &t);
         assert_eq!(a.stats.loss.to_bits(), again.stats.loss.to_bits(), "{miner:?}");
-        let (mut d1, mut d2) = (poisoned(b, &[c.n, c.d]), poisoned(b, &[c.n, c.d]));
-        triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, true, &mut a.ws, 1.0, &mut d1, None).unwrap();
-        triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, true, &mut a.ws, 1.0, &mut d2, None).unwrap();
-        let (h1, h2) = (host(b, &d1), host(b, &d2));
-        assert_eq!(
-            h1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            h2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-        );
+        for kernel in TripletKernel::ALL {
+            a.ws.set_kernel(kernel);
+            let (mut d1, mut d2) = (poisoned(b, &[c.n, c.d]), poisoned(b, &[c.n, c.d]));
+            triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, true, &mut a.ws, 1.0, &mut d1, None).unwrap();
+            triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, true, &mut a.ws, 1.0, &mut d2, None).unwrap();
+            let (h1, h2) = (host(b, &d1), host(b, &d2));
+            assert_eq!(
+                h1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                h2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{miner:?} {kernel:?}"
+            );
+        }
         outs.push(Out::new(format!("{miner:?} loss"), vec![a.stats.loss]).tol(1e-5, 2e-3));
     }
     outs
@@ -1199,19 +1229,27 @@ fn forward_backward_outputs<B: Backend>(
     name: &str,
     outs: &mut Vec<Out>,
 ) -> Run<B> {
-    let mut run = forward_chunked(b, cf, c, t, chunk);
-    let st = run.stats;
-    assert!(st.loss.is_finite() && st.triplets > 0, "{name}: {st:?}");
-    let mut dq = poisoned(b, &[c.n, c.d]);
-    let mut dr = poisoned(b, &[c.m, c.d]);
-    triplet_bwd(b, cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 1.0, &mut dq, Some(&mut dr)).unwrap();
-    let (gq, gr) = (host(b, &dq), host(b, &dr));
-    assert!(gq.iter().chain(&gr).all(|v| v.is_finite()), "{name}: non-finite gradient");
-    outs.push(Out::new(format!("{name} counts"), vec![st.triplets as f32, st.active_triplets as f32]).tol(0.0, 0.0));
-    outs.push(Out::new(format!("{name} loss"), vec![st.loss]).tol(1e-6, 1e-4));
-    outs.push(Out::new(format!("{name} dq"), gq).tol(1e-6, 1e-4));
-    outs.push(Out::new(format!("{name} dr"), gr).tol(1e-6, 1e-4));
-    run
+    // Every CUDA kernel version against the CPU twin (which ignores the choice); the last run is
+    // returned.
+    let mut last = None;
+    for kernel in TripletKernel::ALL {
+        let mut run = forward_with(b, cf, c, t, chunk, kernel);
+        let st = run.stats;
+        let name = format!("{name} {}", kernel.name());
+        assert!(st.loss.is_finite() && st.triplets > 0, "{name}: {st:?}");
+        let mut dq = poisoned(b, &[c.n, c.d]);
+        let mut dr = poisoned(b, &[c.m, c.d]);
+        triplet_bwd(b, cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 1.0, &mut dq, Some(&mut dr)).unwrap();
+        let (gq, gr) = (host(b, &dq), host(b, &dr));
+        assert!(gq.iter().chain(&gr).all(|v| v.is_finite()), "{name}: non-finite gradient");
+        let counts = vec![st.triplets as f32, st.active_triplets as f32];
+        outs.push(Out::new(format!("{name} counts"), counts).tol(0.0, 0.0));
+        outs.push(Out::new(format!("{name} loss"), vec![st.loss]).tol(1e-6, 1e-4));
+        outs.push(Out::new(format!("{name} dq"), gq).tol(1e-6, 1e-4));
+        outs.push(Out::new(format!("{name} dr"), gr).tol(1e-6, 1e-4));
+        last = Some(run);
+    }
+    last.expect("TripletKernel::ALL is not empty")
 }
 
 parity_test!(triplet_large_shapes_cover_every_gpu_path, |b| {
@@ -1393,3 +1431,50 @@ fn workspace_reports_its_buffers() {
     );
     assert_eq!((ws.row_chunk(), ws.hard_splits()), (0, 0));
 }
+
+parity_test!(triplet_rows_v2_gradient_is_v1s_bit_for_bit, |b| {
+    // TripletKernel::V2 adds the many-triplet miners' gradient with other kernels, but every
+    // output element sums the same terms in the same order with the same rounded operations as
+    // v1: the bits must agree for the Euclidean family (on the CPU, which ignores the choice,
+    // trivially); cosine up to the compiler's FMA contraction. Same set and
+    // query vs reference, the three κ forms, and chunks of 37 anchors (ragged, off the groups of 8).
+    let mut outs = Vec::new();
+    let same = case(1470, 150, None, 33, 5);
+    let cross = case(1471, 70, Some(90), 9, 4);
+    for c in [&same, &cross] {
+        let t = upload(b, c);
+        for miner in
+            [Miner::SemiHard(SemiHardPolicy::FaceNet), Miner::SemiHard(SemiHardPolicy::TfAddons), Miner::BatchAll]
+        {
+            for (metric, squared) in [(Metric::Euclidean, false), (Metric::Euclidean, true), (Metric::Cosine, true)] {
+                let cf = cfg(miner, metric, squared, false);
+                let mut run = forward_chunked(b, &cf, c, &t, Some(37));
+                let mut grads = |kernel: TripletKernel| {
+                    run.ws.set_kernel(kernel);
+                    let (mut dq, mut dr) = (poisoned(b, &[c.n, c.d]), poisoned(b, &[c.m, c.d]));
+                    triplet_bwd(b, &cf, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut run.ws, 0.5, &mut dq, Some(&mut dr))
+                        .unwrap();
+                    let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    (bits(host(b, &dq)), bits(host(b, &dr)))
+                };
+                let (v1, v2) = (grads(TripletKernel::V1), grads(TripletKernel::V2));
+                assert!(v1.0.iter().any(|&x| x != 0), "{cf:?}: zero gradient");
+                let what = format!("{cf:?} n={} m={}: v2's gradient vs v1's", c.n, c.m);
+                if metric == Metric::Cosine {
+                    // The same expression in both, but whether a·x + b·y is contracted into an FMA
+                    // is the compiler's choice in each kernel: equal up to rounding.
+                    let f = |v: &[u32]| v.iter().map(|&x| f32::from_bits(x)).collect::<Vec<_>>();
+                    assert_close(&format!("{what} (dq)"), &f(&v2.0), &f(&v1.0), 1e-9, 1e-5);
+                    assert_close(&format!("{what} (dr)"), &f(&v2.1), &f(&v1.1), 1e-9, 1e-5);
+                } else {
+                    assert_eq!(v1, v2, "{what}");
+                }
+                outs.push(
+                    Out::new(format!("{cf:?} n={} v2 dq", c.n), v2.0.iter().map(|&x| f32::from_bits(x)).collect())
+                        .tol(1e-4, 2e-3),
+                );
+            }
+        }
+    }
+    outs
+});

@@ -6,7 +6,10 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::{plane, stat, Miner, SemiHardPolicy, TripletProblem, TripletWorkspace, HARD_PART_LEN, MINE_TILE};
+use super::{
+    plane, stat, Miner, SemiHardPolicy, TripletKernel, TripletProblem, TripletWorkspace, HARD_PART_LEN, HARD_TILE_V2,
+    MINE_TILE,
+};
 use crate::backend::cuda::{abi, grid_1d, grid_rows, launch, CudaBackend};
 use crate::error::Result;
 use crate::ops::distance::cuda::{abi_metric, row_sqnorm};
@@ -99,6 +102,19 @@ fn params(p: &TripletProblem) -> abi::lk_triplet_params {
     }
 }
 
+/// Output rows per block of `triplet_rows_bwd_{q,r}_v2_f32` (`RG_G` in `kernels/mining.cu`).
+const ROWS_GRAD_ROWS: usize = 8;
+
+/// The launch of `triplet_rows_bwd_{q,r}_v2_f32` over `rows` output rows of D columns: blocks of
+/// `ROWS_GRAD_ROWS` rows (grid-stride past 65,535 blocks), a thread per column.
+fn rows_grad_launch(rows: usize, d: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (rows.div_ceil(ROWS_GRAD_ROWS).clamp(1, 65_535) as u32, 1, 1),
+        block_dim: (column_threads(d), 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// Threads per block of the kernels with a thread per embedding column: a multiple of 32 covering
 /// D, at most 256.
 fn column_threads(d: usize) -> u32 {
@@ -152,7 +168,9 @@ pub(crate) unsafe fn launch_kappa_rows(
 ///     const uint32_t* ql, const float* r, const uint32_t* rl, const float* norms_q,
 ///     const float* norms_r, const uint32_t* au, const float* af, uint32_t* part)`
 /// `triplet_hard_combine_f32(lk_triplet_params p, int32 pass, int32 splits, const uint32_t* part,
-///     uint32_t* au, float* af)`
+///     uint32_t* au, float* af)`; with [`TripletKernel::V2`] the partial kernels are
+/// `triplet_hard_partial{,_compat,_pass2}_v2_f32` (same arguments, 128-anchor tiles, the
+/// workspace's v2 splits)
 /// `triplet_rows_f32(lk_triplet_params p, int32 backward, const float* q, const uint32_t* ql,
 ///                   const float* r, const uint32_t* rl, const float* norms_q, const float* norms_r,
 ///                   const uint32_t* stats, uint32_t* au, float* af, const float* krows, int32_t* crows,
@@ -180,32 +198,34 @@ pub(crate) unsafe fn triplet_fwd(
         stats,
         row_chunk,
         hard_splits,
+        hard_splits_v2,
+        kernel,
         ..
     } = ws;
+    let v2 = *kernel == TripletKernel::V2;
     let (au, af, st) = (anchor_u32.buf_mut(), anchor_f32.buf_mut(), stats.buf_mut());
     if n > 0 {
         row_sqnorm(be, q, n, d, q_norm.buf_mut())?;
         row_sqnorm(be, r, m, d, r_norm.buf_mut())?;
         let (qn, rn) = (q_norm.buf(), r_norm.buf());
         if p.miner.one_triplet_per_anchor() {
-            let splits = *hard_splits;
+            // v2: 128-anchor tiles with their own splits (the partials' layout is the same).
+            let (splits, tile) = if v2 { (*hard_splits_v2, HARD_TILE_V2) } else { (*hard_splits, MINE_TILE) };
             let sp = splits as i32;
             let part = hard_part.buf_mut();
-            let work = tile_launch(n.div_ceil(MINE_TILE) * splits);
-            let first = if p.tfa_compat && p.miner == Miner::BatchHard {
-                "triplet_hard_partial_compat_f32"
-            } else {
-                "triplet_hard_partial_f32"
+            let work = tile_launch(n.div_ceil(tile) * splits);
+            let compat = p.tfa_compat && p.miner == Miner::BatchHard;
+            let first = match (compat, v2) {
+                (false, false) => "triplet_hard_partial_f32",
+                (true, false) => "triplet_hard_partial_compat_f32",
+                (false, true) => "triplet_hard_partial_v2_f32",
+                (true, true) => "triplet_hard_partial_compat_v2_f32",
             };
+            let second = if v2 { "triplet_hard_partial_pass2_v2_f32" } else { "triplet_hard_partial_pass2_f32" };
             launch!(be, first, work, [&pa, &sp, q, ql, r, rl, qn, rn, &*au, &*af, &mut *part])?;
             launch!(be, "triplet_hard_combine_f32", grid_1d(n), [&pa, &1i32, &sp, &*part, &mut *au, &mut *af])?;
             if p.miner == Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive) {
-                launch!(
-                    be,
-                    "triplet_hard_partial_pass2_f32",
-                    work,
-                    [&pa, &sp, q, ql, r, rl, qn, rn, &*au, &*af, &mut *part]
-                )?;
+                launch!(be, second, work, [&pa, &sp, q, ql, r, rl, qn, rn, &*au, &*af, &mut *part])?;
                 launch!(be, "triplet_hard_combine_f32", grid_1d(n), [&pa, &2i32, &sp, &*part, &mut *au, &mut *af])?;
             }
         } else {
@@ -264,6 +284,10 @@ pub(crate) unsafe fn triplet_fwd(
 ///     const float* af, const uint32_t* off, const uint32_t* ent, float* dr)`
 /// `triplet_rows_bwd_cols_f32(lk_triplet_params p, const float* q, const float* r, const float* norms_q,
 ///     const float* norms_r, const uint32_t* stats, const float* krows, const int32_t* crows, float* dr)`
+///
+/// With [`TripletKernel::V2`] the many-triplet miners run `triplet_rows_f32` with backward = 2 (count
+/// rows only), then `triplet_rows_bwd_q_v2_f32` (dq) and `triplet_rows_bwd_r_v2_f32` (dr), both with
+/// `triplet_rows_bwd_cols_f32`'s arguments.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn triplet_bwd(
     be: &CudaBackend,
@@ -293,6 +317,7 @@ pub(crate) unsafe fn triplet_bwd(
         bucket_ent,
         stats,
         row_chunk,
+        kernel,
         ..
     } = ws;
     row_sqnorm(be, q, n, d, q_norm.buf_mut())?;
@@ -325,7 +350,9 @@ pub(crate) unsafe fn triplet_bwd(
         }
         return Ok(());
     }
-    let backward = 1i32;
+    let v2 = *kernel == TripletKernel::V2;
+    // v1: counts and dq in triplet_rows_f32; v2: counts only, dq from the v2 kernel.
+    let backward = if v2 { 2i32 } else { 1i32 };
     let mut dr = dr;
     for (row0, rows) in chunks(n, *row_chunk) {
         pa.row0 = row0 as i64;
@@ -339,17 +366,30 @@ pub(crate) unsafe fn triplet_bwd(
             cfg,
             [&pa, &backward, q, ql, r, rl, qn, rn, st, au, af, kappa_rows.buf(), count_rows.buf_mut(), &mut *dq, &cap]
         )?;
+        let (kr, cr) = (kappa_rows.buf(), count_rows.buf());
+        if v2 {
+            launch!(
+                be,
+                "triplet_rows_bwd_q_v2_f32",
+                rows_grad_launch(rows, d),
+                [&pa, q, r, qn, rn, st, kr, cr, &mut *dq]
+            )?;
+        }
         if m > 0 {
             let out: &mut CudaSlice<f32> = match dr.as_deref_mut() {
                 Some(t) => t,
                 None => &mut *dq,
             };
-            launch!(
-                be,
-                "triplet_rows_bwd_cols_f32",
-                grid_rows(m, MINE_THREADS),
-                [&pa, q, r, qn, rn, st, kappa_rows.buf(), count_rows.buf(), out]
-            )?;
+            if v2 {
+                launch!(be, "triplet_rows_bwd_r_v2_f32", rows_grad_launch(m, d), [&pa, q, r, qn, rn, st, kr, cr, out])?;
+            } else {
+                launch!(
+                    be,
+                    "triplet_rows_bwd_cols_f32",
+                    grid_rows(m, MINE_THREADS),
+                    [&pa, q, r, qn, rn, st, kr, cr, out]
+                )?;
+            }
         }
     }
     Ok(())

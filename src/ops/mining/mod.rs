@@ -112,10 +112,64 @@ pub(crate) fn hard_splits_for(n: usize, m: usize) -> usize {
     let want = HARD_TARGET_BLOCKS.div_ceil(anchor_tiles).clamp(1, ref_tiles);
     ref_tiles.div_ceil(ref_tiles.div_ceil(want))
 }
+/// Anchors per tile of the v2 streaming pass (`triplet_hard_partial*_v2_f32`: 128 × 64 tiles).
+pub(crate) const HARD_TILE_V2: usize = 128;
+
+/// [`hard_splits_for`] for the v2 streaming pass's 128-anchor tiles: about `HARD_TARGET_BLOCKS`
+/// blocks or fewer (rounded down, so that N = 16,384 gives 128 anchor tiles × 8 splits = 1,024
+/// blocks, 3.9 waves of 264 resident blocks on an H100, rather than a 0.4-wave tail).
+pub(crate) fn hard_splits_for_v2(n: usize, m: usize) -> usize {
+    let (anchor_tiles, ref_tiles) = (n.div_ceil(HARD_TILE_V2).max(1), m.div_ceil(MINE_TILE));
+    if ref_tiles == 0 {
+        return 1;
+    }
+    let want = (HARD_TARGET_BLOCKS / anchor_tiles).clamp(1, ref_tiles);
+    ref_tiles.div_ceil(ref_tiles.div_ceil(want))
+}
 /// "No index" in the index outputs.
 pub const INDEX_NONE: u32 = u32::MAX;
 /// Largest reference set for [`Miner::BatchAll`] (per-anchor triplet counts are u32).
 pub const BATCH_ALL_MAX_REFS: usize = 65_536;
+
+/// Which CUDA kernel versions the triplet loss runs (the CPU twin ignores it): the numbered versions
+/// stay side by side while tuning, as in llm.c. Every version computes the same counts and choices;
+/// the gradients agree within the parity tests' tolerance (see each version).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TripletKernel {
+    /// v1: the many-triplet miners' backward adds dq in `triplet_rows_f32` (a block per anchor,
+    /// a thread per column walking the M references one at a time) and dr in
+    /// `triplet_rows_bwd_cols_f32` (a block per reference walking the chunk's anchors).
+    #[default]
+    V1,
+    /// v2: the many-triplet miners' backward builds the count rows in `triplet_rows_f32` and adds
+    /// dq and dr with `triplet_rows_bwd_q_v2_f32` / `triplet_rows_bwd_r_v2_f32`: blocks of 8 output
+    /// rows, the terms' coefficients staged 32 at a time in shared memory (one `kappa_grad` per
+    /// term, not per column), the other rows' values loaded ahead. Each output element sums the same
+    /// terms in the same order as v1 (the Euclidean family bit for bit). The one-triplet miners'
+    /// streaming pass runs `triplet_hard_partial{,_compat,_pass2}_v2_f32`: 128 × 64 κ tiles with
+    /// 8 × 4 pairs per thread, a leaner epilogue, and its own reference splits; κ and every choice
+    /// are v1's (the distance sums of the statistics add in another order).
+    V2,
+}
+
+impl TripletKernel {
+    /// Every version, oldest first (benchmarks, tests).
+    pub const ALL: [TripletKernel; 2] = [TripletKernel::V1, TripletKernel::V2];
+
+    /// Whether this version runs other kernels than v1 for `miner` (benchmarks time only those).
+    pub fn differs_from_v1(self, _miner: Miner) -> bool {
+        // v2 changes every miner's path: the streaming pass or the rows' backward.
+        self != TripletKernel::V1
+    }
+
+    /// "v1", "v2".
+    pub fn name(self) -> &'static str {
+        match self {
+            TripletKernel::V1 => "v1",
+            TripletKernel::V2 => "v2",
+        }
+    }
+}
 
 /// Planes of [`TripletWorkspace::anchor_u32`] (`LK_ANCHOR_*` in `kernels/latentkit_abi.h`).
 pub mod plane {
@@ -318,6 +372,10 @@ pub struct TripletWorkspace<B: Backend> {
     m: usize,
     row_chunk: usize,
     hard_splits: usize,
+    /// The splits of the v2 streaming pass (its tiles hold 128 anchors); `hard_part` fits both.
+    hard_splits_v2: usize,
+    /// The CUDA kernel versions (the CPU ignores it).
+    kernel: TripletKernel,
     /// What the last forward ran with: (config, same_set, d); checked by the backward.
     last_forward: Option<(TripletConfig, bool, usize)>,
     pub(crate) anchor_u32: Tensor<B, u32>,
@@ -355,8 +413,9 @@ impl<B: Backend> TripletWorkspace<B> {
         let one = cfg.miner.one_triplet_per_anchor();
         let row_chunk = if one || !gpu { 0 } else { n.min(row_chunk.max(1)) };
         let hard_splits = if one && gpu { hard_splits_for(n, m) } else { 0 };
+        let hard_splits_v2 = if one && gpu { hard_splits_for_v2(n, m) } else { 0 };
         let (part_len, off_len, ent_len) =
-            if one && gpu { (HARD_PART_LEN * hard_splits * n, m, 2 * n) } else { (0, 0, 0) };
+            if one && gpu { (HARD_PART_LEN * hard_splits.max(hard_splits_v2) * n, m, 2 * n) } else { (0, 0, 0) };
         let rows_len = row_chunk
             .checked_mul(m)
             .ok_or_else(|| Error::shape("TripletWorkspace::new", format!("{row_chunk} × {m} row buffer overflows")))?;
@@ -365,6 +424,8 @@ impl<B: Backend> TripletWorkspace<B> {
             m,
             row_chunk,
             hard_splits,
+            hard_splits_v2,
+            kernel: TripletKernel::V1,
             last_forward: None,
             anchor_u32: Tensor::zeros(b, &[plane::U32_LEN, n])?,
             anchor_f32: Tensor::zeros(b, &[plane::F32_LEN, n])?,
@@ -393,9 +454,31 @@ impl<B: Backend> TripletWorkspace<B> {
             + self.stats.numel())
     }
 
-    /// Reference splits of the one-triplet miners' streaming pass on CUDA (0 otherwise).
+    /// Selects the CUDA kernel versions of later calls (default [`TripletKernel::V1`]; the CPU
+    /// ignores it). A forward and its backward may run different versions: the backward reads
+    /// only the forward's planes and statistics, which every version writes alike.
+    pub fn set_kernel(&mut self, kernel: TripletKernel) {
+        self.kernel = kernel;
+    }
+
+    /// [`TripletWorkspace::set_kernel`] as a builder.
+    pub fn with_kernel(mut self, kernel: TripletKernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// The CUDA kernel versions this workspace runs.
+    pub fn kernel(&self) -> TripletKernel {
+        self.kernel
+    }
+
+    /// Reference splits of the one-triplet miners' streaming pass on CUDA with the selected kernel
+    /// version (0 otherwise).
     pub fn hard_splits(&self) -> usize {
-        self.hard_splits
+        match self.kernel {
+            TripletKernel::V1 => self.hard_splits,
+            TripletKernel::V2 => self.hard_splits_v2,
+        }
     }
 
     /// (N, M) the workspace was built for.
