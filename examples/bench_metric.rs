@@ -28,9 +28,17 @@
 //!          those cases, e.g. to profile one with ncu)  --kernel v1|v2|all (mining: the
 //!          `TripletKernel` versions to time; default all: each case with v1, the row named as
 //!          before, then a row marked "[v2]" for the cases where v2 runs other kernels)
+//!          --baselines FILE (repeatable: ../shared/bench/torch_baselines.py's JSON of the same GPU
+//!          call; a side-by-side table with PyTorch's and pytorch-metric-learning's figures and the
+//!          ratios closes the output)
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::time::Instant;
+
+#[path = "common/side_by_side.rs"]
+mod side_by_side;
+use side_by_side::{ms, Baselines, SideBySide};
 
 use latentkit::bench::median_secs;
 use latentkit::nn::{Mlp, MlpSpec};
@@ -71,6 +79,10 @@ struct Opts {
     miner: Option<String>,
     /// `--kernel`: the mining kernel versions to time (default: all).
     kernels: Vec<TripletKernel>,
+    /// `--baselines`: torch_baselines.py's JSON files of this run.
+    baselines: Baselines,
+    /// The rows of the side-by-side table, filled as the sections run.
+    table: RefCell<SideBySide>,
 }
 
 impl Opts {
@@ -256,6 +268,24 @@ fn mining_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
             let st = p.ws.read_stats(b)?;
             let workload = format!("{} fwd+bwd{tag}", miner_name(miner));
             row(&workload, &format!("N={n} D={D}"), t, &p.memory(), &stats_note(&st, n, t));
+            let base = &o.baselines;
+            let peak = |v: Option<f64>| v.map_or(String::new(), |mb| format!(" (peak {mb:.0} MB)"));
+            let (group, key) = match miner {
+                Miner::BatchHard => ("metric", format!("N{n}_D{D}")),
+                _ => ("metric_all", format!("N{n}")),
+            };
+            let theirs = |label: &str, what: &str| {
+                let t = ms(base.num(&[group, &key, &format!("{what}_ms")]));
+                (format!("{label}{}", peak(base.num(&[group, &key, &format!("{what}_peak_MB")]))), t)
+            };
+            let sides: Vec<(String, Option<f64>)> = match miner {
+                Miner::BatchHard => vec![theirs("PML", "pml"), theirs("hand-written", "handwritten")],
+                Miner::SemiHard(_) => vec![theirs("PML semi-hard miner + loss", "semihard_miner")],
+                Miner::BatchAll => vec![theirs("PML all triplets", "all_triplets")],
+            };
+            let sides: Vec<(&str, Option<f64>)> = sides.iter().map(|(l, t)| (l.as_str(), *t)).collect();
+            let note = format!("workspace {}", fmt_bytes(workspace_bytes(&p.ws) as f64));
+            o.table.borrow_mut().add(&format!("{workload}, N = {n}, D = {D}"), t, &note, &sides);
         }
     }
     if ran == 0 {
@@ -430,6 +460,16 @@ fn train_step_bench<B: Backend>(b: &B, o: &Opts, data: &Tensor<B>, rotate: bool)
                 "",
                 &format!("{:.0} images/s, eager/graph {:.2}×", batch as f64 / t_graph, t_eager / t_graph),
             );
+            // PyTorch's step gathers a random batch each time: compare the rotating one.
+            if rotate {
+                let theirs = ms(o.baselines.num(&["train_metric", "b256_semihard_step_ms"]));
+                o.table.borrow_mut().add(
+                    "triplet step, MLP 784-256-128, semi-hard, batch 256",
+                    t_graph,
+                    "CUDA graph",
+                    &[("PML eager", theirs)],
+                );
+            }
         }
         None => println!("(no CUDA graphs on this backend)"),
     }
@@ -463,6 +503,7 @@ fn run<B: Backend>(b: &B, o: &Opts) -> Result<()> {
     if o.wants("large") {
         large_bench(b, o)?;
     }
+    o.table.borrow().print(&o.baselines, &b.device().to_string());
     Ok(())
 }
 
@@ -476,7 +517,10 @@ fn main() {
         n: None,
         miner: None,
         kernels: Vec::new(),
+        baselines: Baselines::default(),
+        table: RefCell::new(SideBySide::default()),
     };
+    let mut baseline_files: Vec<std::path::PathBuf> = Vec::new();
     let mut samples = None;
     let mut kernels = None;
     let mut args = std::env::args().skip(1);
@@ -506,6 +550,10 @@ fn main() {
                 kernels = pick;
                 kernels.as_ref().map(|_| ()).ok_or_else(|| format!("--kernel {v:?}: expected v1, v2 or all"))
             }
+            ("--baselines", Some(v)) => {
+                baseline_files.push(v.into());
+                Ok(())
+            }
             ("--large-budget", Some(v)) => {
                 v.parse().map(|s| opts.large_budget = s).map_err(|e| format!("--large-budget: {e}"))
             }
@@ -519,6 +567,13 @@ fn main() {
             (other, _) => Err(format!("unknown or incomplete option {other:?}")),
         };
         if let Err(e) = parsed {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
+    match Baselines::load(&baseline_files) {
+        Ok(base) => opts.baselines = base,
+        Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(2);
         }

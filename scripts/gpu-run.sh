@@ -167,7 +167,7 @@ run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$h
 # Metric learning: mining, distance and the triplet step in one step; the N = 262,144 batch-hard
 # run in its own step, so that a slow or timed-out large run keeps the rest (it skips itself when
 # its projection from an N = 16,384 call exceeds --large-budget, 100 s, well inside the timeout).
-run_step "bench_metric" "$here/bin/bench_metric" --device cuda --samples 20 --only mining,distance,train
+run_step "bench_metric" "$here/bin/bench_metric" --device cuda --samples 20 --only mining,distance,train ${baselines[@]+"${baselines[@]}"}
 run_step "bench_metric_large" "$here/bin/bench_metric" --device cuda --only large
 fi
 }
@@ -196,8 +196,9 @@ if want profile; then
     [[ $wgmma_ok == 1 ]] &&
       profile gemm-bf16-4096-wgmma256 '^gemm_wgmma256_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --shape 4096³ --precision bf16
     metric=("$here/bin/bench_metric" --device cuda --only mining --samples 1)
-    profile batch-hard-16384 '^triplet_hard_partial_f32$' 3 1 "${metric[@]}" --n 16384 --miner batch-hard
-    profile batch-all-2048 '^triplet_(kappa_)?rows_f32$' 4 2 "${metric[@]}" --n 2048 --miner batch-all
+    profile batch-hard-16384 '^triplet_hard_partial_f32$' 3 1 "${metric[@]}" --n 16384 --miner batch-hard --kernel v1
+    profile batch-hard-16384-v2 '^triplet_hard_partial_v2_f32$' 3 1 "${metric[@]}" --n 16384 --miner batch-hard --kernel v2
+    profile batch-all-2048-v2 '^triplet_rows_bwd_(q|r)_v2_f32$' 4 2 "${metric[@]}" --n 2048 --miner batch-all --kernel v2
     profile reparam-kl-v2 '^reparam_kl_(fwd|bwd)_quad_f32$' 4 2 "$here/bin/bench_vae" --device cuda --only latent --samples 1
     # Where the time of one call goes: every kernel's duration over a stretch of steady-state calls
     # (past the warm-ups), one metric, so quick.
@@ -205,7 +206,11 @@ if want profile; then
       run_step "ncu:$1" "$ncu" --clock-control none --metrics gpu__time_duration.sum --launch-skip "$2" --launch-count "$3" "${@:4}"
     }
     durations time-vae-step-128 150 60 "$here/bin/bench_vae" --device cuda --only steps --samples 1
-    durations time-batch-hard-16384 25 30 "${metric[@]}" --n 16384 --miner batch-hard
+    durations time-batch-hard-16384 25 30 "${metric[@]}" --n 16384 --miner batch-hard --kernel v1
+    # Batch-all's time is mostly its backward (v1's rows kernels were never profiled): every kernel
+    # of a few calls of each version.
+    durations time-batch-all-2048 10 30 "${metric[@]}" --n 2048 --miner batch-all --kernel v1
+    durations time-batch-all-2048-v2 10 30 "${metric[@]}" --n 2048 --miner batch-all --kernel v2
   else
     echo "profile: ncu not found (PATH, $CUDA_HOME/bin)"
   fi

@@ -85,7 +85,10 @@ impl SideBySide {
         println!("|---|---|---|---|");
         for r in &self.rows {
             let theirs: Vec<String> = r.theirs.iter().map(|(l, s)| format!("{l} {}", fmt_secs(*s))).collect();
-            let ratios: Vec<String> = r.theirs.iter().map(|(l, s)| format!("{:.2}× {l}", s / r.ours_secs)).collect();
+            // The ratio column names each side by its label less any parenthesised note.
+            let short = |l: &str| l.split(" (").next().unwrap_or(l).to_string();
+            let ratios: Vec<String> =
+                r.theirs.iter().map(|(l, s)| format!("{:.2}× {}", s / r.ours_secs, short(l))).collect();
             let note = if r.ours_note.is_empty() { String::new() } else { format!(" ({})", r.ours_note) };
             println!(
                 "| {} | {}{note} | {} | {} |",
