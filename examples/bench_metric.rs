@@ -38,7 +38,7 @@ use std::time::Instant;
 
 #[path = "common/side_by_side.rs"]
 mod side_by_side;
-use side_by_side::{ms, Baselines, SideBySide};
+use side_by_side::{fmt_secs, ms, Baselines, SideBySide};
 
 use latentkit::bench::median_secs;
 use latentkit::nn::{Mlp, MlpSpec};
@@ -142,16 +142,6 @@ fn fmt_bytes(bytes: f64) -> String {
         unit += 1;
     }
     format!("{v:.1} {}", UNITS[unit])
-}
-
-fn fmt_secs(secs: f64) -> String {
-    if secs >= 1.0 {
-        format!("{secs:.3} s")
-    } else if secs >= 1e-3 {
-        format!("{:.3} ms", secs * 1e3)
-    } else {
-        format!("{:.1} µs", secs * 1e6)
-    }
 }
 
 /// `value` per second with an SI prefix, e.g. "3.2 Gpair/s".

@@ -179,10 +179,11 @@ __device__ __forceinline__ void kappa_tile(int metric, const float* __restrict__
         for (int jj = 0; jj < MTN; ++jj) kap[ii][jj] = lk::kappa_from_dot(metric, acc[ii][jj], na[ii], nb[jj]);
 }
 
-// The best candidate among the 4 lanes 4a … 4a + 3 of a warp (xor partners 2, 1 stay inside the
-// group); every lane of the group gets it. All 32 lanes must call it.
-__device__ __forceinline__ void quad_argbest(bool want_max, float& v, uint32_t& i, float& pl) {
-    for (int off = 2; off > 0; off >>= 1) {
+// The best candidate among the LANES lanes LANES·a … LANES·a + LANES − 1 of a warp (xor partners
+// LANES / 2 … 1 stay inside the group); every lane of the group gets it. All 32 lanes must call it.
+template <int LANES>
+__device__ __forceinline__ void group_argbest(bool want_max, float& v, uint32_t& i, float& pl) {
+    for (int off = LANES / 2; off > 0; off >>= 1) {
         const float ov = __shfl_xor_sync(0xffffffffu, v, off);
         const uint32_t oi = __shfl_xor_sync(0xffffffffu, i, off);
         const float opl = __shfl_xor_sync(0xffffffffu, pl, off);
@@ -190,14 +191,45 @@ __device__ __forceinline__ void quad_argbest(bool want_max, float& v, uint32_t& 
     }
 }
 
-template <typename T>
-__device__ __forceinline__ T quad_sum(T v) {
-    for (int off = 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+template <int LANES, typename T>
+__device__ __forceinline__ T group_sum(T v) {
+    for (int off = LANES / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
     return v;  // the xor butterfly gives every lane of the group the same bits
 }
 
 __device__ __forceinline__ int64_t part_at(int plane, int64_t s, int64_t splits, int64_t n, int64_t i) {
     return ((int64_t)plane * splits + s) * n + i;
+}
+
+// One anchor's merged state at the end of a split of the streaming pass (v1 and v2).
+struct HardPartial {
+    uint32_t bn_i, bp_i, mn_i, mx_i, np, nn, nc;
+    float bn_k, bp_k, mn_k, mx_k;
+    double sdp, sdn;
+};
+
+// Writes anchor i's partial of split s (pass 2 keeps only the negative).
+template <bool FIRST>
+__device__ __forceinline__ void put_hard_partial(uint32_t* __restrict__ part, int64_t s, int64_t splits, int64_t n,
+                                                 int64_t i, const HardPartial& h) {
+    auto put = [&](int plane, uint32_t v) { part[part_at(plane, s, splits, n, i)] = v; };
+    put(LK_HARD_PART_BN_I, h.bn_i);
+    put(LK_HARD_PART_BN_K, __float_as_uint(h.bn_k));
+    if constexpr (FIRST) {
+        put(LK_HARD_PART_BP_I, h.bp_i);
+        put(LK_HARD_PART_BP_K, __float_as_uint(h.bp_k));
+        put(LK_HARD_PART_MN_I, h.mn_i);
+        put(LK_HARD_PART_MN_K, __float_as_uint(h.mn_k));
+        put(LK_HARD_PART_MX_I, h.mx_i);
+        put(LK_HARD_PART_MX_K, __float_as_uint(h.mx_k));
+        put(LK_HARD_PART_N_POS, h.np);
+        put(LK_HARD_PART_N_NEG, h.nn);
+        put(LK_HARD_PART_N_COLLAPSE, h.nc);
+        put(LK_HARD_PART_SUM_D_POS_LO, (uint32_t)__double2loint(h.sdp));
+        put(LK_HARD_PART_SUM_D_POS_HI, (uint32_t)__double2hiint(h.sdp));
+        put(LK_HARD_PART_SUM_D_NEG_LO, (uint32_t)__double2loint(h.sdn));
+        put(LK_HARD_PART_SUM_D_NEG_HI, (uint32_t)__double2hiint(h.sdn));
+    }
 }
 
 }  // namespace
@@ -244,7 +276,7 @@ namespace {
 // computes the 64 × 64 κ values, which go through shared memory (Ks) to the epilogue layout:
 // thread tid keeps the running state of anchor a0 + tid / 4 over the tile columns c ≡ tid mod 4
 // (c = tid % 4 + 4u, u < 16) in registers. At the end the 4 threads of an anchor combine their
-// states (quad_argbest / quad_sum, fixed order) and the first writes the split's partial (planes
+// states (group_argbest / group_sum, fixed order) and the first writes the split's partial (planes
 // LK_HARD_PART_*, [LEN, splits, n]).
 // PASS 1: pair statistics, the hardest positive and negative, with COMPAT the row min / max of ℓ.
 // PASS 2 (ClosestFartherThanPositive): the closest negative with ℓ > ℓ of the hardest positive
@@ -332,39 +364,22 @@ __device__ __forceinline__ void hard_partial(const lk_triplet_params& p, int32_t
             }
         }
         // Combine the 4 threads of each anchor (all 32 lanes of every warp take part).
-        quad_argbest(false, bn_v, bn_i, bn_k);
+        group_argbest<4>(false, bn_v, bn_i, bn_k);
         if constexpr (first) {
-            quad_argbest(true, bp_v, bp_i, bp_k);
+            group_argbest<4>(true, bp_v, bp_i, bp_k);
             if constexpr (COMPAT) {
-                quad_argbest(false, mn_v, mn_i, mn_k);
-                quad_argbest(true, mx_v, mx_i, mx_k);
+                group_argbest<4>(false, mn_v, mn_i, mn_k);
+                group_argbest<4>(true, mx_v, mx_i, mx_k);
             }
-            np = quad_sum(np);
-            nn = quad_sum(nn);
-            nc = quad_sum(nc);
-            sdp = quad_sum(sdp);
-            sdn = quad_sum(sdn);
+            np = group_sum<4>(np);
+            nn = group_sum<4>(nn);
+            nc = group_sum<4>(nc);
+            sdp = group_sum<4>(sdp);
+            sdn = group_sum<4>(sdn);
         }
-        if (sub == 0 && i < p.n) {
-            auto put = [&](int plane, uint32_t v) { part[part_at(plane, s, splits, p.n, i)] = v; };
-            put(LK_HARD_PART_BN_I, bn_i);
-            put(LK_HARD_PART_BN_K, __float_as_uint(bn_k));
-            if constexpr (first) {
-                put(LK_HARD_PART_BP_I, bp_i);
-                put(LK_HARD_PART_BP_K, __float_as_uint(bp_k));
-                put(LK_HARD_PART_MN_I, mn_i);
-                put(LK_HARD_PART_MN_K, __float_as_uint(mn_k));
-                put(LK_HARD_PART_MX_I, mx_i);
-                put(LK_HARD_PART_MX_K, __float_as_uint(mx_k));
-                put(LK_HARD_PART_N_POS, np);
-                put(LK_HARD_PART_N_NEG, nn);
-                put(LK_HARD_PART_N_COLLAPSE, nc);
-                put(LK_HARD_PART_SUM_D_POS_LO, (uint32_t)__double2loint(sdp));
-                put(LK_HARD_PART_SUM_D_POS_HI, (uint32_t)__double2hiint(sdp));
-                put(LK_HARD_PART_SUM_D_NEG_LO, (uint32_t)__double2loint(sdn));
-                put(LK_HARD_PART_SUM_D_NEG_HI, (uint32_t)__double2hiint(sdn));
-            }
-        }
+        if (sub == 0 && i < p.n)
+            put_hard_partial<first>(part, s, splits, p.n, i,
+                                    {bn_i, bp_i, mn_i, mx_i, np, nn, nc, bn_k, bp_k, mn_k, mx_k, sdp, sdn});
         __syncthreads();  // (not needed for Ks / Ls, whose rewrite follows kappa_tile's barriers; keeps work items apart)
     }
 }
@@ -589,47 +604,23 @@ __device__ __forceinline__ void hard_partial_v2(const lk_triplet_params& p, int3
                 }
             }
         }
-        // Combine the 2 threads of each anchor (all 32 lanes of every warp take part; xor 1 stays in
-        // the pair, and a + b = b + a gives both lanes the same bits).
-        auto pair_argbest = [](bool want_max, float& v, uint32_t& idx, float& pl) {
-            const float ov = __shfl_xor_sync(0xffffffffu, v, 1);
-            const uint32_t oi = __shfl_xor_sync(0xffffffffu, idx, 1);
-            const float opl = __shfl_xor_sync(0xffffffffu, pl, 1);
-            lk::offer(want_max, v, idx, pl, ov, oi, opl);
-        };
-        pair_argbest(false, bn_v, bn_i, bn_k);
+        // Combine the 2 threads of each anchor (all 32 lanes of every warp take part).
+        group_argbest<2>(false, bn_v, bn_i, bn_k);
         if constexpr (first) {
-            pair_argbest(true, bp_v, bp_i, bp_k);
+            group_argbest<2>(true, bp_v, bp_i, bp_k);
             if constexpr (COMPAT) {
-                pair_argbest(false, mn_v, mn_i, mn_k);
-                pair_argbest(true, mx_v, mx_i, mx_k);
+                group_argbest<2>(false, mn_v, mn_i, mn_k);
+                group_argbest<2>(true, mx_v, mx_i, mx_k);
             }
-            np += __shfl_xor_sync(0xffffffffu, np, 1);
-            nn += __shfl_xor_sync(0xffffffffu, nn, 1);
-            nc += __shfl_xor_sync(0xffffffffu, nc, 1);
-            sdp += __shfl_xor_sync(0xffffffffu, sdp, 1);
-            sdn += __shfl_xor_sync(0xffffffffu, sdn, 1);
+            np = group_sum<2>(np);
+            nn = group_sum<2>(nn);
+            nc = group_sum<2>(nc);
+            sdp = group_sum<2>(sdp);
+            sdn = group_sum<2>(sdn);
         }
-        if (sub == 0 && i < p.n) {
-            auto put = [&](int plane, uint32_t v) { part[part_at(plane, s, splits, p.n, i)] = v; };
-            put(LK_HARD_PART_BN_I, bn_i);
-            put(LK_HARD_PART_BN_K, __float_as_uint(bn_k));
-            if constexpr (first) {
-                put(LK_HARD_PART_BP_I, bp_i);
-                put(LK_HARD_PART_BP_K, __float_as_uint(bp_k));
-                put(LK_HARD_PART_MN_I, mn_i);
-                put(LK_HARD_PART_MN_K, __float_as_uint(mn_k));
-                put(LK_HARD_PART_MX_I, mx_i);
-                put(LK_HARD_PART_MX_K, __float_as_uint(mx_k));
-                put(LK_HARD_PART_N_POS, np);
-                put(LK_HARD_PART_N_NEG, nn);
-                put(LK_HARD_PART_N_COLLAPSE, nc);
-                put(LK_HARD_PART_SUM_D_POS_LO, (uint32_t)__double2loint(sdp));
-                put(LK_HARD_PART_SUM_D_POS_HI, (uint32_t)__double2hiint(sdp));
-                put(LK_HARD_PART_SUM_D_NEG_LO, (uint32_t)__double2loint(sdn));
-                put(LK_HARD_PART_SUM_D_NEG_HI, (uint32_t)__double2hiint(sdn));
-            }
-        }
+        if (sub == 0 && i < p.n)
+            put_hard_partial<first>(part, s, splits, p.n, i,
+                                    {bn_i, bp_i, mn_i, mx_i, np, nn, nc, bn_k, bp_k, mn_k, mx_k, sdp, sdn});
         __syncthreads();  // keeps work items apart
     }
 }

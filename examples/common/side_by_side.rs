@@ -106,7 +106,8 @@ pub fn ms(v: Option<f64>) -> Option<f64> {
     v.map(|x| x * 1e-3)
 }
 
-fn fmt_secs(s: f64) -> String {
+/// Seconds in the unit that suits them: "3.056 ms", "242.9 µs".
+pub fn fmt_secs(s: f64) -> String {
     if s >= 1.0 {
         format!("{s:.3} s")
     } else if s >= 1e-3 {
