@@ -6,8 +6,52 @@
 # kernels are not built for it and their tests skip, as on an A100).
 #
 # Usage: scripts/emu-test.sh [cargo test arguments, e.g. --test gemm -- some_filter]
+#        scripts/emu-test.sh --ci
+#
+# --ci is CI's step (.ci/run): about 5 minutes on 2 cores instead of the whole suite's 14.
+#   - The dev profile, which CI's `cargo build --features cuda --all-targets` has already built: a
+#     release build costs 5-7 more minutes of compiling, and the emulated kernels (g++ -O2 either
+#     way) run about as fast in dev test binaries.
+#   - Every test of every test binary but the slow ones in CI_SKIP. Every kernel that the whole
+#     suite launches is still launched, so each kernels/*.cu but gemm_wgmma.cu (not emulated) and
+#     timing.cu (a no-op here) runs under at least one parity test.
+#   - One process per test, EMU_JOBS (default nproc) at a time, slowest first: the emulator runs one
+#     launch at a time per process, so more processes are what use more cores.
+#   It prints one line per test, the output of those that fail, and fails if any does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Tests --ci leaves out (exact names; the whole suite still runs them), with their emulated time:
+# three end-to-end training runs on the MNIST subset and the measured-GEMM-choice test, whose
+# kernels other tests run. Training with graph capture and replay stays in
+# (deep_vae_trains_on_the_mnist_subset, and resident_vae_training_measures_before_its_capture,
+# which also measures GEMM choices).
+CI_SKIP=(
+  bce_head_training_improves_retrieval_and_pairs_on_the_mnist_subset # metric, ~100 s
+  triplet_training_improves_retrieval_on_the_mnist_subset           # metric, ~70 s
+  vae_trains_on_the_mnist_subset                                    # vae, ~70 s
+  measured_auto_matches_reference_and_keeps_its_choice              # gemm_tuning, ~110 s
+)
+# Tests --ci starts first (the slowest it runs, 30-120 s each), so that the last to start are short;
+# the others follow in the order their binaries list them.
+CI_FIRST=(
+  triplet_large_shapes_cover_every_gpu_path
+  deep_vae_trains_on_the_mnist_subset
+  resident_vae_training_measures_before_its_capture
+  triplet_bwd_matches_finite_differences
+  autoencoder_loss_falls_on_mnist_subset
+  triplet_rows_in_ragged_chunks
+)
+
+ci=0
+if [[ ${1:-} == --ci ]]; then
+  ci=1
+  shift
+  if (($#)); then
+    echo "emu-test.sh: --ci takes no other arguments" >&2
+    exit 2
+  fi
+fi
 
 bash scripts/install-cuda-toolchain.sh >/dev/null
 export CUDA_HOME=$PWD/.cuda-toolchain/cuda
@@ -20,4 +64,75 @@ python3 tools/cuda-emu/build.py target/cuda-emu
 
 export LD_LIBRARY_PATH=$PWD/target/cuda-emu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LATENTKIT_REQUIRE_CUDA=1
-cargo test --release --features cuda "$@"
+if ((!ci)); then
+  exec cargo test --release --features cuda "$@"
+fi
+
+# --ci: the dev profile's test binaries (name, path), built here if CI has not built them yet.
+logs=target/cuda-emu/ci-logs
+rm -rf "$logs"
+mkdir -p "$logs"
+cargo test --features cuda --tests --no-run --message-format=json-render-diagnostics >"$logs/artifacts.json"
+mapfile -t bins < <(python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["target"]["name"], m["executable"], sep="\t")
+' <"$logs/artifacts.json")
+
+# Their tests, as "binary<TAB>path<TAB>test", CI_FIRST's first.
+first=() rest=()
+for entry in "${bins[@]}"; do
+  listed=$("${entry#*$'\t'}" --list --format terse)
+  while IFS= read -r line; do
+    [[ $line == *": test" ]] || continue
+    t=${line%: test}
+    [[ " ${CI_SKIP[*]} " == *" $t "* ]] && continue
+    if [[ " ${CI_FIRST[*]} " == *" $t "* ]]; then
+      first+=("$entry"$'\t'"$t")
+    else
+      rest+=("$entry"$'\t'"$t")
+    fi
+  done <<<"$listed"
+done
+ordered=()
+for t in "${CI_FIRST[@]}"; do
+  for task in "${first[@]}"; do [[ ${task##*$'\t'} == "$t" ]] && ordered+=("$task"); done
+done
+ordered+=("${rest[@]}")
+if ((${#ordered[@]} == 0)); then
+  echo "emu-test.sh --ci: no tests listed" >&2
+  exit 1
+fi
+
+run_one() { # binary path test: runs one test in its own process; its status goes to $logs
+  local log=$logs/$1.$3 start=$SECONDS rc=0
+  "$2" --exact "$3" >"$log.log" 2>&1 || rc=$?
+  echo "$rc" >"$log.rc"
+  printf '%-6s %s::%s (%d s)\n' "$( ((rc)) && echo FAILED || echo ok)" "$1" "$3" $((SECONDS - start))
+}
+
+lanes=${EMU_JOBS:-$(nproc)}
+start=$SECONDS
+for task in "${ordered[@]}"; do
+  while (($(jobs -rp | wc -l) >= lanes)); do wait -n || true; done
+  IFS=$'\t' read -r name path t <<<"$task"
+  run_one "$name" "$path" "$t" &
+done
+wait
+failed=()
+for task in "${ordered[@]}"; do
+  IFS=$'\t' read -r name path t <<<"$task"
+  [[ $(cat "$logs/$name.$t.rc" 2>/dev/null) == 0 ]] && continue
+  failed+=("$name::$t")
+  printf '\n---- %s::%s ----\n' "$name" "$t"
+  cat "$logs/$name.$t.log" 2>/dev/null || echo "(no log)"
+done
+echo
+if ((${#failed[@]})); then
+  echo "emu-test.sh --ci: ${#failed[@]} of ${#ordered[@]} tests FAILED under the emulator: ${failed[*]}" >&2
+  exit 1
+fi
+echo "emu-test.sh --ci: ${#ordered[@]} tests passed under the emulator in $((SECONDS - start)) s" \
+  "(left out: ${CI_SKIP[*]})"
