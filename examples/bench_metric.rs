@@ -26,8 +26,8 @@
 //!          --large-budget SECS (100: skip the N = 262,144 run when its projection from an
 //!          N = 16,384 run exceeds this)  --n N, --miner batch-hard|semi-hard|batch-all (mining: only
 //!          those cases, e.g. to profile one with ncu)  --kernel v1|v2|all (mining: the
-//!          `TripletKernel` versions to time; default all: each case with v1, the row named as
-//!          before, then a row marked "[v2]" for the cases where v2 runs other kernels)
+//!          `TripletKernel` versions to time; default all: each case with v1, its row marked
+//!          "[v1]", then with v2, the default version, its row named plainly)
 //!          --baselines FILE (repeatable: ../shared/bench/torch_baselines.py's JSON of the same GPU
 //!          call; a side-by-side table with PyTorch's and pytorch-metric-learning's figures and the
 //!          ratios closes the output)
@@ -246,10 +246,11 @@ fn mining_bench<B: Backend>(b: &B, o: &Opts) -> Result<()> {
         ran += 1;
         let mut p = Problem::new(b, miner, n, 10 + n as u64)?;
         for &kernel in &o.kernels {
-            // v1's row keeps its name; a later version gets a row only where it runs other kernels
-            // (or when it is the only one asked for).
+            // The default version's row keeps the plain name; another version gets a tagged row
+            // only where it runs other kernels than v1 (or when it is the only one asked for).
             let tag = match kernel {
-                TripletKernel::V1 => String::new(),
+                k if k == TripletKernel::default() => String::new(),
+                TripletKernel::V1 => " [v1]".to_string(),
                 k if k.differs_from_v1(miner) || o.kernels.len() == 1 => format!(" [{}]", k.name()),
                 _ => continue,
             };
@@ -572,7 +573,7 @@ fn main() {
     // The CPU twin has one implementation: the versions would time the same code.
     opts.kernels = kernels.unwrap_or_else(|| {
         if device == Device::Cpu {
-            vec![TripletKernel::V1]
+            vec![TripletKernel::default()]
         } else {
             TripletKernel::ALL.to_vec()
         }

@@ -24,6 +24,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 bundle=$repo/gpu-bundle
 cd "$repo"
 
+bash scripts/install-libclang.sh
 bash scripts/install-cuda-toolchain.sh >/dev/null
 export CUDA_HOME=$repo/.cuda-toolchain/cuda
 

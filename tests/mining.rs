@@ -287,7 +287,7 @@ fn forward<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, t: &Tensors<B>) -> R
 /// [`forward`] with the row chunk of the many-triplet miners forced (CUDA: several chunks whose
 /// first anchor is not a multiple of the 64-anchor tile).
 fn forward_chunked<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, t: &Tensors<B>, chunk: Option<usize>) -> Run<B> {
-    forward_with(b, cf, c, t, chunk, TripletKernel::V1)
+    forward_with(b, cf, c, t, chunk, TripletKernel::default())
 }
 
 /// [`forward_chunked`] with a CUDA kernel version (the CPU ignores it).

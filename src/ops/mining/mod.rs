@@ -139,7 +139,6 @@ pub enum TripletKernel {
     /// v1: the many-triplet miners' backward adds dq in `triplet_rows_f32` (a block per anchor,
     /// a thread per column walking the M references one at a time) and dr in
     /// `triplet_rows_bwd_cols_f32` (a block per reference walking the chunk's anchors).
-    #[default]
     V1,
     /// v2: the many-triplet miners' backward builds the count rows in `triplet_rows_f32` and adds
     /// dq and dr with `triplet_rows_bwd_q_v2_f32` / `triplet_rows_bwd_r_v2_f32`: blocks of 8 output
@@ -148,7 +147,10 @@ pub enum TripletKernel {
     /// terms in the same order as v1 (the Euclidean family bit for bit). The one-triplet miners'
     /// streaming pass runs `triplet_hard_partial{,_compat,_pass2}_v2_f32`: 128 × 64 κ tiles with
     /// 8 × 4 pairs per thread, a leaner epilogue, and its own reference splits; κ and every choice
-    /// are v1's (the distance sums of the statistics add in another order).
+    /// are v1's (the distance sums of the statistics add in another order). The default since the
+    /// H100 run of 2026-11-27 (BENCHMARKS.md): 1.28× v1 on batch-hard at N = 16,384, 4.3× on
+    /// batch-all and 1.8× on semi-hard at N = 2048.
+    #[default]
     V2,
 }
 
@@ -425,7 +427,7 @@ impl<B: Backend> TripletWorkspace<B> {
             row_chunk,
             hard_splits,
             hard_splits_v2,
-            kernel: TripletKernel::V1,
+            kernel: TripletKernel::V2,
             last_forward: None,
             anchor_u32: Tensor::zeros(b, &[plane::U32_LEN, n])?,
             anchor_f32: Tensor::zeros(b, &[plane::F32_LEN, n])?,
@@ -454,7 +456,7 @@ impl<B: Backend> TripletWorkspace<B> {
             + self.stats.numel())
     }
 
-    /// Selects the CUDA kernel versions of later calls (default [`TripletKernel::V1`]; the CPU
+    /// Selects the CUDA kernel versions of later calls (default [`TripletKernel::V2`]; the CPU
     /// ignores it). A forward and its backward may run different versions: the backward reads
     /// only the forward's planes and statistics, which every version writes alike.
     pub fn set_kernel(&mut self, kernel: TripletKernel) {
