@@ -90,11 +90,14 @@ mod cuda {
         src.lines()
             .filter_map(|l| l.trim_start().strip_prefix("LK_KERNEL void "))
             .map(|rest| {
-                // `LK_KERNEL void __launch_bounds__(256) name(`: the name follows the bounds.
-                let rest = match rest.trim_start().strip_prefix("__launch_bounds__(") {
-                    Some(after) => after.split_once(')').map_or("", |(_, tail)| tail),
-                    None => rest,
-                };
+                // `LK_KERNEL void __launch_bounds__(256) name(`: the name follows the attributes
+                // (`__launch_bounds__(..)`, `__cluster_dims__(..)`, in any order).
+                let mut rest = rest.trim_start();
+                while let Some(after) =
+                    ["__launch_bounds__(", "__cluster_dims__("].iter().find_map(|a| rest.strip_prefix(a))
+                {
+                    rest = after.split_once(')').map_or("", |(_, tail)| tail).trim_start();
+                }
                 let name = rest.split('(').next().unwrap_or("").trim();
                 let ident = !name.is_empty()
                     && !name.starts_with(|c: char| c.is_ascii_digit())

@@ -204,7 +204,11 @@ mod gpu {
                         // The split-k workspace holds SPLITK_WORKSPACE_FLOATS partial sums.
                         .filter(|&k| k != GemmKernel::Simt64SplitK || m * n <= SPLITK_WORKSPACE_FLOATS)
                         .collect(),
-                    (true, true) => GemmKernel::TENSOR_CORE.to_vec(),
+                    // (The half-only versions have no TF32 form.)
+                    (true, true) => GemmKernel::TENSOR_CORE
+                        .into_iter()
+                        .filter(|k| precision == Precision::Bf16 || !k.half_only())
+                        .collect(),
                 };
                 // The Hopper kernels (bf16 only here) load with TMA: rows must be 16-byte aligned.
                 let aligned = spec0.lda % 8 == 0 && spec0.ldb % 8 == 0;

@@ -12,8 +12,9 @@
 // the A tile and one of the B tile into shared memory (zero-padded past the edges, so any m, n, k ≥ 1
 // works) and accumulates one output in f32 in a fixed k order. Grid: (ceil(n/16), ceil(m/16)).
 // The tuned SIMT and tensor-core kernels of the GEMM issue replace it on the training path.
-// v2 gemm_simt128_f32, v3 gemm_simt{128,64}_warp_f32 / gemm_simt32_slicedk_f32 and v4
-// gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32) are described where they are defined.
+// v2 gemm_simt128_f32, v3 gemm_simt{128,64}_warp_f32 / gemm_simt32_slicedk_f32, v4
+// gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32) and v5 gemm_simt64_slicedk4_f32 are described
+// where they are defined.
 #include "gemm.cuh"
 
 #define LK_GEMM_TILE 16
@@ -373,6 +374,22 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt32_slicedk_f32(lk_gemm_params p, 
                                                               const float* __restrict__ y) {
     __shared__ __align__(16) float smem[4 * LK_S3_GROUP_SMEM(32, 32)];
     gemm_simt_warp<32, 32, 1, 2, 4>(p, a, b, c, bias, y, smem);
+}
+
+// v5 gemm_simt64_slicedk4_f32: the 64×64 tiles of v3 with the block's k steps dealt round-robin to 4
+// groups of 4 warps (512 threads), whose partial sums group 0 adds in group order (KS = 4, like
+// the 32×32 sliced kernel). For outputs of about one 64-tile per SM with a medium k (the 784↔400
+// products of a batch of 1024: 112 tiles on an H100's 132 SMs), where v3 runs 4 warps per SM and
+// stalls on latency (ncu, 2026-11-27: 6% achieved occupancy at 1024×400×784): 16 warps per SM
+// instead, on the same tiles, without split-k's workspace round trip. Dynamic shared memory (the
+// backend raises the limit): the 4 groups' double buffers, 4 × 2 × 16 × (68 + 68) floats = 68 KiB,
+// which the 3 partial tiles (48 KiB) and the epilogue's parking space (16.5 KiB) then reuse.
+extern __shared__ __align__(16) float lk_simt_dyn_smem[];
+LK_KERNEL void __launch_bounds__(512) gemm_simt64_slicedk4_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                               const float* __restrict__ b, float* __restrict__ c,
+                                                               const float* __restrict__ bias,
+                                                               const float* __restrict__ y) {
+    gemm_simt_warp<64, 64, 2, 2, 4>(p, a, b, c, bias, y, lk_simt_dyn_smem);
 }
 
 // v4 gemm_simt64_splitk_f32 + gemm_splitk_reduce_f32: split-k across blocks for outputs too small

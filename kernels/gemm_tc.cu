@@ -4,6 +4,8 @@
 //   gemm_tc{128,64,128x256}_bf16 / _f16: A and B in bfloat16 / IEEE half (products exact in f32),
 //     mma.sync.m16n8k16, fragments through ldmatrix (.trans for the operand layouts that store k
 //     as the row index).
+//   gemm_tc2_128x256_bf16 / _f16 (v7, its own section at the end of this file): 128×256 tiles with
+//     swizzled unpadded shared memory, hoisted addressing and double-buffered fragments.
 //   gemm_tc{128,64,128x256}_tf32: A and B in f32, rounded to TF32 (cvt.rna: nearest, ties away from zero,
 //     10 mantissa bits) as fragments are read, mma.sync.m16n8k8. Only on explicit request
 //     (GemmMath::Tf32): f32 GEMMs are otherwise exact-f32 SIMT (gemm.cu).
@@ -373,4 +375,294 @@ LK_KERNEL void __launch_bounds__(256) gemm_tc128x256_tf32(lk_gemm_params p, cons
                                                          const float* __restrict__ b, float* __restrict__ c,
                                                          const float* __restrict__ bias, const float* __restrict__ y) {
     gemm_tc<TC_TF32, 128, 256, 2, 4>(p, a, b, c, bias, y);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// v7, gemm_tc2_128x256_bf16 / _f16: the same product, storage rules and epilogues as above,
+//   C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), A, B bf16 or f16, f32 accumulation,
+// rebuilt so that the tensor pipe is not starved by address arithmetic and bank conflicts.
+// Work split: a 128×256 block tile over 8 warps as 2 (m) × 4 (n), each a 64×64 warp tile of 4 × 8
+// mma.m16n8k16 tiles (128 f32 accumulators a thread). k advances by BK = 64 through a 3-stage cp.async
+// pipeline: 48 KiB a stage, 144 KiB of dynamic shared memory (the backend raises the limit; GPUs
+// with less, like sm_86 / sm_89, refuse the launch and measured tuning skips it).
+// Shared memory: an operand tile keeps its global layout, unpadded: rows of C = 8, 16 or 32 16-byte
+// chunks (128 / 256 / 512 bytes), chunk c of row r stored at chunk c ^ (r & 7). An ldmatrix 8×8
+// matrix (8 consecutive rows, one logical chunk) and 8 threads' cp.async (8 consecutive chunks of a
+// row) then each cover all 32 banks once: no conflicts.
+// Loads: thread t copies chunk column t % C of rows t / C + i · 256 / C; 256 / C is a multiple of 8,
+// so the swizzled shared offset is one number per thread, and the global pointer is computed once:
+// each k step adds BK (k-contiguous operand) or BK · ld. Blocks wholly inside the output with
+// 16-byte aligned rows take this path for every full k step; edge blocks, the k tail and unaligned
+// rows take the bounds-checked copy (zero-filled; element-wise when rows are not 16-byte aligned).
+// Fragments: each ldmatrix address is a per-lane base, a compile-time offset and one XOR; the
+// fragments of k16 slice s + 1 load while the mma of slice s issue (a stage's last slice is followed
+// by the next stage's first, read after its wait and barrier). Results are deterministic as above.
+// Epilogue: that of the kernels above (32 columns of a warp tile parked at a time, lk::gemm_store).
+
+namespace {
+
+constexpr int TC2_BM = 128, TC2_BN = 256, TC2_BK = 64, TC2_STAGES = 3, TC2_THREADS = 256;
+// Bytes of one stage (A and B tiles, 2-byte elements) and of the dynamic shared memory: the
+// pipeline, which is larger than the epilogue's parking space (8 warps × 64 rows × 36 floats).
+constexpr int TC2_STAGE_BYTES = (TC2_BM + TC2_BN) * TC2_BK * 2;
+constexpr int TC2_SMEM_BYTES = TC2_STAGES * TC2_STAGE_BYTES;  // 147456: src/ops/gemm/cuda.rs TC2_SMEM
+static_assert(TC2_SMEM_BYTES >= 8 * 64 * 36 * 4, "the epilogue parks in the pipeline's memory");
+
+#if defined(LK_CUDA_EMULATOR)
+// Shared addresses: host pointers under the emulator (its PTX models take pointers).
+using SAddr = char*;
+__device__ __forceinline__ SAddr tc2_saddr(void* p) { return static_cast<char*>(p); }
+__device__ __forceinline__ void cp_async_16s(SAddr dst, const void* src, int bytes) { cp_async_16(dst, src, bytes); }
+__device__ __forceinline__ void cp_async_16s_full(SAddr dst, const void* src) { cp_async_16(dst, src, 16); }
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], SAddr p) { ldmatrix_x4(r, p); }
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], SAddr p) { ldmatrix_x4_trans(r, p); }
+#elif LK_TC_SUPPORTED
+// Shared addresses: the 32-bit shared-window addresses cp.async and ldmatrix take, so no
+// generic → shared conversion is paid per instruction.
+using SAddr = uint32_t;
+__device__ __forceinline__ SAddr tc2_saddr(void* p) { return smem_addr(p); }
+__device__ __forceinline__ void cp_async_16s(SAddr dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_16s_full(SAddr dst, const void* src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], SAddr p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(p));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], SAddr p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(p));
+}
+#endif
+
+#if LK_TC_SUPPORTED
+// Bounds-checked copy of the R × (8·C) tile at (r0, c0) of a rows × cols matrix of 16-bit elements
+// (row stride ld) into the swizzled layout at s (generic pointer sg), zero outside the matrix: chunks
+// partly outside through cp.async's source size, or element by element when rows are unaligned.
+template <int R, int C>
+__device__ __forceinline__ void tc2_load_checked(SAddr s, uint16_t* sg, const uint16_t* __restrict__ g, int64_t ld,
+                                                 int64_t rows, int64_t cols, int64_t r0, int64_t c0, bool vec,
+                                                 int tid) {
+    static_assert((R * C) % TC2_THREADS == 0, "chunks must divide evenly over the threads");
+#pragma unroll 1  // edge blocks only: small code, few registers
+    for (int i = 0; i < R * C / TC2_THREADS; ++i) {
+        const int e = tid + i * TC2_THREADS;
+        const int r = e / C, cc = e % C;
+        const int64_t gr = r0 + r, gc = c0 + cc * 8;
+        const int valid = lk::chunk_valid(rows, cols, gr, gc, 8);
+        const int off = (r * C + (cc ^ (r & 7))) * 16;
+        if (vec) {
+            cp_async_16s(s + off, valid > 0 ? g + gr * ld + gc : g, valid * 2);
+        } else {
+            uint16_t* dst = sg + off / 2;
+#pragma unroll
+            for (int t = 0; t < 8; ++t) dst[t] = t < valid ? g[gr * ld + gc + t] : uint16_t(0);
+        }
+    }
+}
+#endif
+
+template <TcType T, bool TA, bool TB>
+__device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uint16_t* __restrict__ a,
+                                              const uint16_t* __restrict__ b, float* __restrict__ c,
+                                              const float* __restrict__ bias, const float* __restrict__ y) {
+#if LK_TC_SUPPORTED
+    constexpr int BM = TC2_BM, BN = TC2_BN, BK = TC2_BK, NT = TC2_THREADS, KS = BK / 16;
+    constexpr int WARPS_M = 2, WM = 64, WN = 64, MT = WM / 16, NT8 = WN / 8;
+    // Stored tiles: A is [BM rows, BK] (k contiguous) unless TA ([BK rows, BM]); B is [BK rows, BN]
+    // unless TB ([BN rows, BK]). C: 16-byte chunks per row.
+    constexpr int A_R = TA ? BK : BM, A_C = (TA ? BM : BK) / 8;
+    constexpr int B_R = TB ? BN : BK, B_C = (TB ? BK : BN) / 8;
+    constexpr int A_BYTES = A_R * A_C * 16;
+    constexpr int A_IT = A_R * A_C / NT, B_IT = B_R * B_C / NT;  // chunks a thread copies per step
+    static_assert(A_BYTES + B_R * B_C * 16 == TC2_STAGE_BYTES, "stage size");
+    static_assert((NT / A_C) % 8 == 0 && (NT / B_C) % 8 == 0, "a thread's rows share their swizzle");
+
+    const SAddr smem = tc2_saddr(lk_tc_smem);
+    uint16_t* const smem_g = reinterpret_cast<uint16_t*>(lk_tc_smem);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm0 = (warp % WARPS_M) * WM, wn0 = (warp / WARPS_M) * WN;
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+    const bool vec_a = lk::rows_16b_aligned(a, p.lda, 2);
+    const bool vec_b = lk::rows_16b_aligned(b, p.ldb, 2);
+    // Interior block: every full k step is copied without bounds checks.
+    const bool interior = vec_a && vec_b && m0 + BM <= p.m && n0 + BN <= p.n;
+
+    // This thread's copies: row t / C, chunk t % C of the stored tile, then every NT / C rows
+    // (shared: + NT · 16 bytes each). Global pointers of the next step's first chunk; formed for
+    // every block, dereferenced only by interior blocks on full steps.
+    const int a_row = tid / A_C, a_chunk = tid % A_C, b_row = tid / B_C, b_chunk = tid % B_C;
+    const int a_soff = (a_row * A_C + (a_chunk ^ (a_row & 7))) * 16;
+    const int b_soff = A_BYTES + (b_row * B_C + (b_chunk ^ (b_row & 7))) * 16;
+    const uint16_t* ga = TA ? a + a_row * p.lda + m0 + a_chunk * 8 : a + (m0 + a_row) * p.lda + a_chunk * 8;
+    const uint16_t* gb = TB ? b + (n0 + b_row) * p.ldb + b_chunk * 8 : b + b_row * p.ldb + n0 + b_chunk * 8;
+    const int64_t a_rstep = (NT / A_C) * p.lda, b_rstep = (NT / B_C) * p.ldb;
+    const int64_t a_kstep = TA ? BK * p.lda : BK, b_kstep = TB ? BK : BK * p.ldb;
+
+    // Copies step `step` into the stage at byte offset `st` (steps are copied in order: the pointers
+    // advance by one step per call).
+    auto load_stage = [&](int st, int64_t step) {
+        if (interior && (step + 1) * BK <= p.k) {
+            const uint16_t* g = ga;
+#pragma unroll
+            for (int i = 0; i < A_IT; ++i, g += a_rstep) cp_async_16s_full(smem + (st + a_soff + i * NT * 16), g);
+            g = gb;
+#pragma unroll
+            for (int i = 0; i < B_IT; ++i, g += b_rstep) cp_async_16s_full(smem + (st + b_soff + i * NT * 16), g);
+        } else {
+            const int64_t k0 = step * BK;
+            const SAddr sa = smem + st, sb = smem + (st + A_BYTES);
+            uint16_t* const sag = smem_g + st / 2;
+            uint16_t* const sbg = sag + A_BYTES / 2;
+            if (TA) tc2_load_checked<BK, BM / 8>(sa, sag, a, p.lda, p.k, p.m, k0, m0, vec_a, tid);
+            else tc2_load_checked<BM, BK / 8>(sa, sag, a, p.lda, p.m, p.k, m0, k0, vec_a, tid);
+            if (TB) tc2_load_checked<BN, BK / 8>(sb, sbg, b, p.ldb, p.n, p.k, n0, k0, vec_b, tid);
+            else tc2_load_checked<BK, BN / 8>(sb, sbg, b, p.ldb, p.k, p.n, k0, n0, vec_b, tid);
+        }
+        ga += a_kstep;
+        gb += b_kstep;
+    };
+
+    // ldmatrix addresses (bytes from the stage base): lane base + compile-time offset, XOR-ed
+    // with the slice's (k-contiguous tiles) or the mma tile's (m/n-contiguous) chunk; row & 7 is
+    // lane & 7 in every case. Register order as in gemm_tc_body: A's (m 0-7, k 0-7), (m 8-15, k 0-7),
+    // (m 0-7, k 8-15), (m 8-15, k 8-15); B per 16 columns: b0/b1 of 8-column tile 2j, then 2j + 1.
+    const int i8 = lane >> 3, r8 = lane & 7;
+    // k-contiguous A: row wm0 + (lane & 15), chunk 2·slice + lane / 16. m-contiguous A (.trans):
+    // k row (i8 / 2)·8 + r8, chunk wm0 / 8 + 2·mi + i8 % 2.
+    const int a_x = TA ? ((i8 & 1) ^ r8) : ((lane >> 4) ^ r8);
+    const int a_base = TA ? ((i8 >> 1) * 8 + r8) * (A_C * 16) + wm0 * 2 : (wm0 + (lane & 15)) * (A_C * 16);
+    // k-contiguous B: n row wn0 + (i8 / 2)·8 + r8, chunk 2·slice + i8 % 2. n-contiguous B (.trans):
+    // k row (i8 % 2)·8 + r8, chunk wn0 / 8 + 2·nj + i8 / 2.
+    const int b_x = TB ? ((i8 & 1) ^ r8) : ((i8 >> 1) ^ r8);
+    const int b_base =
+        A_BYTES + (TB ? (wn0 + (i8 >> 1) * 8 + r8) * (B_C * 16) : ((i8 & 1) * 8 + r8) * (B_C * 16) + wn0 * 2);
+
+    uint32_t fa[2][MT][4], fb[2][NT8][2];
+    // Fragments of k16 slice ks of the stage at st into buffer buf.
+    auto load_frags = [&](int buf, int st, int ks) {
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi) {
+            if (TA) ldsm_x4_trans(fa[buf][mi], smem + (st + a_base + ks * 16 * (A_C * 16) + ((2 * mi ^ a_x) << 4)));
+            else ldsm_x4(fa[buf][mi], smem + (st + a_base + mi * 16 * (A_C * 16) + ((2 * ks ^ a_x) << 4)));
+        }
+#pragma unroll
+        for (int nj = 0; nj < NT8 / 2; ++nj) {
+            uint32_t r[4];
+            if (TB) ldsm_x4(r, smem + (st + b_base + nj * 16 * (B_C * 16) + ((2 * ks ^ b_x) << 4)));
+            else ldsm_x4_trans(r, smem + (st + b_base + ks * 16 * (B_C * 16) + ((2 * nj ^ b_x) << 4)));
+            fb[buf][2 * nj][0] = r[0];
+            fb[buf][2 * nj][1] = r[1];
+            fb[buf][2 * nj + 1][0] = r[2];
+            fb[buf][2 * nj + 1][1] = r[3];
+        }
+    };
+
+    float acc[MT][NT8][4];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT8; ++j)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;
+
+    // Pipeline as in gemm_tc_body: a commit per step (empty past the end) keeps the group count
+    // uniform, so ≤ STAGES − 2 pending groups means the step about to be read has landed.
+    const int64_t steps = (p.k + BK - 1) / BK;
+#pragma unroll
+    for (int s = 0; s < TC2_STAGES - 1; ++s) {
+        if (s < steps) load_stage(s * TC2_STAGE_BYTES, s);
+        cp_async_commit();
+    }
+    auto next_stage = [](int st) { return st == (TC2_STAGES - 1) * TC2_STAGE_BYTES ? 0 : st + TC2_STAGE_BYTES; };
+    int rd = 0, wr = (TC2_STAGES - 1) * TC2_STAGE_BYTES;  // stage read now, stage written next
+    cp_async_wait<TC2_STAGES - 2>();
+    __syncthreads();
+    load_frags(0, rd, 0);
+    for (int64_t kt = 0; kt < steps; ++kt) {
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+            if (ks == KS - 1) {
+                // Step kt + 1 landed and is visible; every warp has read its last slice of step kt − 1's
+                // stage (before this barrier, one step ago), which the copies below (next step) reuse.
+                cp_async_wait<TC2_STAGES - 2>();
+                __syncthreads();
+                rd = next_stage(rd);
+            }
+            if (ks == 0) {
+                // The stage read during step kt − 1: every warp passed the barrier after its last read.
+                // (Before the next fragments load, so the copies' registers don't add to both buffers'.)
+                if (kt + TC2_STAGES - 1 < steps) load_stage(wr, kt + TC2_STAGES - 1);
+                cp_async_commit();
+                wr = next_stage(wr);
+            }
+            load_frags((ks + 1) & 1, rd, (ks + 1) % KS);
+#pragma unroll
+            for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < NT8; ++ni)
+                    mma_16x8x16<T>(acc[mi][ni], fa[ks & 1][mi], fb[ks & 1][ni][0], fb[ks & 1][ni][1]);
+        }
+    }
+    cp_async_wait<0>();
+    __syncthreads();  // every warp is done with the pipeline's shared memory
+
+    // Epilogue as in gemm_tc_body: each warp parks 32 columns of its accumulators at a time (fragment
+    // layout: d0, d1 at (g, 2t), (g, 2t+1); d2, d3 at (g+8, ...)), then stores them row by row,
+    // 32 consecutive columns per instruction, through one non-unrolled copy of the epilogue code.
+    const int g = lane >> 2, t = lane & 3;
+    constexpr int PARTS = 2, PW = WN / PARTS, P8 = NT8 / PARTS;
+    constexpr int SC = PW + 4;  // row stride: the fragment writes of a warp hit distinct banks
+    float* const park = reinterpret_cast<float*>(lk_tc_smem) + warp * WM * SC;
+#pragma unroll
+    for (int part = 0; part < PARTS; ++part) {
+        if (part > 0) __syncwarp();  // the previous part's stores have read the parking space
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+            for (int ni = 0; ni < P8; ++ni)
+#pragma unroll
+                for (int q = 0; q < 4; ++q)
+                    park[(mi * 16 + g + (q >> 1) * 8) * SC + ni * 8 + 2 * t + (q & 1)] = acc[mi][part * P8 + ni][q];
+        __syncwarp();
+#pragma unroll 1
+        for (int idx = lane; idx < WM * PW; idx += 32) {
+            const int r = idx / PW, cc = idx % PW;
+            const int64_t row = m0 + wm0 + r, col = n0 + wn0 + part * PW + cc;
+            if (row < p.m && col < p.n) lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
+        }
+    }
+#else
+    __trap();
+#endif
+}
+
+template <TcType T>
+__device__ __forceinline__ void gemm_tc2(const lk_gemm_params& p, const uint16_t* a, const uint16_t* b, float* c,
+                                         const float* bias, const float* y) {
+    if (p.trans_a) {
+        if (p.trans_b) gemm_tc2_body<T, true, true>(p, a, b, c, bias, y);
+        else gemm_tc2_body<T, true, false>(p, a, b, c, bias, y);
+    } else {
+        if (p.trans_b) gemm_tc2_body<T, false, true>(p, a, b, c, bias, y);
+        else gemm_tc2_body<T, false, false>(p, a, b, c, bias, y);
+    }
+}
+
+}  // namespace
+
+// v7 entry points: 128×256 tiles, 256 threads, one block per SM (minimum 1 block: up to 255 registers).
+LK_KERNEL void __launch_bounds__(256, 1) gemm_tc2_128x256_bf16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                               const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                               const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_tc2<TC_BF16>(p, a, b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(256, 1) gemm_tc2_128x256_f16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                              const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                              const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_tc2<TC_F16>(p, a, b, c, bias, y);
 }

@@ -98,6 +98,52 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const lk_tma_map* map,
         "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
         : "memory");
 }
+// tma_load_2d into the same shared-memory offset of every CTA of the cluster in cta_mask, completing
+// on the mbarrier at `bar`'s offset in each of them.
+__device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const lk_tma_map* map, uint32_t bar, int c0,
+                                                      int c1, uint16_t cta_mask) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster "
+        "[%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(cta_mask)
+        : "memory");
+}
+__device__ __forceinline__ uint32_t cluster_ctarank() {
+    uint32_t r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+// One arrival on the mbarrier at `bar`'s offset in CTA `rank` of the cluster, ordered after this
+// thread's earlier memory accesses at cluster scope.
+__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t rank) {
+    asm volatile(
+        "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\n"
+        "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
+        "r"(rank)
+        : "memory");
+}
+__device__ __forceinline__ bool mbar_try_wait_cluster(uint32_t bar, uint32_t parity) {
+    uint32_t done;
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+    return done != 0;
+}
+// mbar_wait for a barrier that other CTAs of the cluster arrive on (acquire at cluster scope).
+__device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, uint32_t parity) {
+    if (mbar_try_wait_cluster(bar, parity)) return;
+    const long long start = clock64();
+    while (!mbar_try_wait_cluster(bar, parity)) {
+        if (clock64() - start > (1ll << 36)) __trap();
+    }
+}
+// Every thread of the cluster that has not exited arrives, then waits for the others.
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N>
@@ -213,8 +259,9 @@ __device__ __forceinline__ void wgmma_k16(float (&d)[BN / 2], uint64_t da, uint6
 }
 #endif
 
-// A_MN: A stored [k, m] (trans_a); B_MN: B stored [k, n] (not trans_b).
-template <TcType T, int BN, int A_MN, int B_MN>
+// A_MN: A stored [k, m] (trans_a); B_MN: B stored [k, n] (not trans_b). MC (v9, BN = 256 only):
+// the block is one of a cluster of two along m that share their B tile (see v9 below).
+template <TcType T, int BN, int A_MN, int B_MN, bool MC = false>
 __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const lk_tma_map* tma_a,
                                                 const lk_tma_map* tma_b, float* __restrict__ c,
                                                 const float* __restrict__ bias, const float* __restrict__ y) {
@@ -231,43 +278,66 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
     auto full = [&](int s) { return smem_u32(&full_bar[s]); };
     auto empty = [&](int s) { return smem_u32(&empty_bar[s]); };
 
+    // MC: this block's rank in its cluster and the other block's.
+    const uint32_t rank = MC ? cluster_ctarank() : 0u, peer = rank ^ 1u;
     if (tid == 0) {
         for (int s = 0; s < S; ++s) {
-            mbar_init(full(s), 1);   // the producer's arrive.expect_tx (+ the TMA bytes)
-            mbar_init(empty(s), 8);  // one arrive per consumer warp
+            mbar_init(full(s), 1);  // the producer's arrive.expect_tx (+ the TMA bytes)
+            // One arrive per consumer warp (MC: of both blocks, whose B halves share the stage).
+            mbar_init(empty(s), MC ? 16 : 8);
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    __syncthreads();
+    // MC: the other block's barriers must be initialised before anything arrives on them.
+    if constexpr (MC) cluster_sync();
+    else __syncthreads();
 
     if (wg == 0) {
         setmaxnreg_dec<40>();
         if (tid == 0) {
             // MN-major operands come in 64-wide boxes; those wholly past the matrix's m (n) are not
             // copied: they would only feed rows (columns) of the tile that the epilogue never stores.
-            const int a_boxes = A_MN ? (m0 + 64 < p.m ? 2 : 1) : 1;
+            // (MC: the grid's rows of blocks are rounded up to pairs, so a block may lie wholly past m:
+            // it copies no A.)
+            const int a_boxes = m0 >= p.m ? 0 : A_MN ? (m0 + 64 < p.m ? 2 : 1) : 1;
             const int b_left = static_cast<int>((p.n - n0 + 63) / 64);
             const int b_boxes = B_MN ? (b_left < BN / 64 ? b_left : BN / 64) : 1;
-            const uint32_t bytes = (A_MN ? a_boxes * ATOM_BYTES : Cfg::A_BYTES) + (B_MN ? b_boxes * ATOM_BYTES : Cfg::B_BYTES);
+            // MC, K-major B: one box of BN / 2 rows per block, the upper one only when inside n.
+            const int b_halves = n0 + BN / 2 < p.n ? 2 : 1;
+            const uint32_t a_bytes = A_MN ? a_boxes * ATOM_BYTES : a_boxes * Cfg::A_BYTES;
+            const uint32_t b_bytes = B_MN ? b_boxes * ATOM_BYTES : MC ? b_halves * (Cfg::B_BYTES / 2) : Cfg::B_BYTES;
             for (int kt = 0; kt < steps; ++kt) {
                 const int s = kt % S, round = kt / S;
-                // Reuse: both consumers released this stage's previous round.
-                if (round > 0) mbar_wait(empty(s), (round - 1) & 1);
-                mbar_arrive_expect_tx(full(s), bytes);  // boxes count whole, zero fill included
+                // Reuse: both consumers (MC: of both blocks) released this stage's previous round.
+                if (round > 0) {
+                    if constexpr (MC) mbar_wait_cluster(empty(s), (round - 1) & 1);
+                    else mbar_wait(empty(s), (round - 1) & 1);
+                }
+                mbar_arrive_expect_tx(full(s), a_bytes + b_bytes);  // boxes count whole, zero fill included
                 const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
                 const int k0 = kt * WG_BK;
                 if (A_MN) {
                     for (int j = 0; j < a_boxes; ++j) tma_load_2d(sa + j * ATOM_BYTES, tma_a, full(s), m0 + 64 * j, k0);
-                } else {
+                } else if (a_boxes > 0) {
                     tma_load_2d(sa, tma_a, full(s), k0, m0);
                 }
-                if (B_MN) {
+                if constexpr (MC) {
+                    // Each block copies its half of the shared B tile into both blocks.
+                    if (B_MN) {
+                        for (int j = 2 * (int)rank; j < 2 * (int)rank + 2 && j < b_boxes; ++j)
+                            tma_load_2d_multicast(sb + j * ATOM_BYTES, tma_b, full(s), n0 + 64 * j, k0, 3);
+                    } else if ((int)rank < b_halves) {
+                        tma_load_2d_multicast(sb + rank * (Cfg::B_BYTES / 2), tma_b, full(s), k0, n0 + (BN / 2) * rank, 3);
+                    }
+                } else if (B_MN) {
                     for (int j = 0; j < b_boxes; ++j) tma_load_2d(sb + j * ATOM_BYTES, tma_b, full(s), n0 + 64 * j, k0);
                 } else {
                     tma_load_2d(sb, tma_b, full(s), k0, n0);
                 }
             }
         }
+        // MC: the other block's consumers arrive on this block's barriers until their last step.
+        if constexpr (MC) cluster_sync();
         return;  // the consumers never wait for the producer's other threads
     }
 
@@ -293,10 +363,17 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
         wgmma_commit();
         wgmma_wait<1>();  // this warp's share of step kt − 1 is done: the warp releases that stage
         fence_accumulators(acc);
-        if (kt > 0 && (tid & 31) == 0) mbar_arrive(empty((kt - 1) % S));
+        if (kt > 0 && (tid & 31) == 0) {
+            mbar_arrive(empty((kt - 1) % S));
+            // MC: the other block's producer writes its B half into this block's stage too.
+            if constexpr (MC) mbar_arrive_cluster(empty((kt - 1) % S), peer);
+        }
     }
     wgmma_wait<0>();
     fence_accumulators(acc);
+    // MC: past this, no block of the cluster touches the other's shared memory (every copy into it
+    // was waited for above), so each may park its results there and exit.
+    if constexpr (MC) cluster_sync();
     if (steps == 0) {  // k ≥ 1 is validated; kept so acc is never read unset
 #pragma unroll
         for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
@@ -327,15 +404,196 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
 #endif
 }
 
-template <TcType T, int BN>
+// ---- v8, gemm_wgmma128pp_{bf16,f16}: persistent ping-pong over 128×128 tiles ----
+// The same product, layouts, TMA maps (those of the 128-wide v6 kernel) and stage ring (6 stages of
+// a 128×64 A and a 128×64 B tile, 192 KiB) as v6, organised so that storing C overlaps the tensor
+// work: on an H100 at 4096³ v6 spends about a tenth of each tile writing its 128 KiB of f32 output
+// while its SM's tensor cores idle.
+// Work split: one block per SM (grid = min(tiles, SMs)); block b takes the output tiles b, b + grid,
+// b + 2·grid, ... (n-tile fastest), its j-th tile going to consumer warpgroup j % 2. The producer
+// thread copies the k steps of the block's tiles in that order through the ring (global step
+// g = j·steps + kt, stage g % 6, phase g / 6). A consumer multiplies all 128×128 of its tile (two
+// wgmma.m64n128k16 per k16, 128 f32 accumulators a thread), releasing each stage to the producer,
+// then stores its tile straight from registers (no parking: the ring is the other consumer's)
+// while the other consumer multiplies the next tile. A named barrier hands the mainloop from one
+// consumer to the other (tile j starts after tile j − 1's last stage was waited for), which also
+// keeps a consumer from waiting on a stage's phase more than one round ahead of the ring.
+// Each output's k order is that of v6's 128-wide kernel: results are bit-identical to it.
+constexpr int PP_TILE = 128;
+
+// Stores the 2 × 2 outputs (row, col), (row, col + 1), (row + 8, col), (row + 8, col + 1) of one
+// fragment column. The plain product (no epilogue, β = 0) stores float2 pairs where the row allows;
+// the epilogues go through gemm_store, out of line to keep the unrolled epilogue small.
+__device__ __noinline__ void pp_store_slow(const lk_gemm_params& p, int64_t row, int64_t col, float v0, float v1,
+                                           float v2, float v3, float* __restrict__ c, const float* __restrict__ bias,
+                                           const float* __restrict__ y) {
+    const float v[4] = {v0, v1, v2, v3};
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+        const int64_t r = row + (q >> 1) * 8, cc = col + (q & 1);
+        if (r < p.m && cc < p.n) lk::gemm_store(p, r, cc, v[q], c, bias, y);
+    }
+}
+__device__ __forceinline__ void pp_store_quad(const lk_gemm_params& p, bool plain, bool pairs, int64_t row,
+                                              int64_t col, const float* v, float* __restrict__ c,
+                                              const float* __restrict__ bias, const float* __restrict__ y) {
+    if (plain && pairs && col + 1 < p.n) {
+        const float al = p.alpha;
+        if (row < p.m)
+            *reinterpret_cast<float2*>(c + row * p.ldc + col) =
+                make_float2(al == 0.0f ? 0.0f : al * v[0], al == 0.0f ? 0.0f : al * v[1]);
+        if (row + 8 < p.m)
+            *reinterpret_cast<float2*>(c + (row + 8) * p.ldc + col) =
+                make_float2(al == 0.0f ? 0.0f : al * v[2], al == 0.0f ? 0.0f : al * v[3]);
+    } else {
+        pp_store_slow(p, row, col, v[0], v[1], v[2], v[3], c, bias, y);
+    }
+}
+
+template <TcType T, int A_MN, int B_MN>
+__device__ __forceinline__ void gemm_wgmma_pingpong_body(const lk_gemm_params& p, const lk_tma_map* tma_a,
+                                                         const lk_tma_map* tma_b, float* __restrict__ c,
+                                                         const float* __restrict__ bias, const float* __restrict__ y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    using Cfg = WgConfig<PP_TILE>;
+    constexpr int S = Cfg::STAGES;
+    __shared__ alignas(8) uint64_t full_bar[S], empty_bar[S];
+    const uint32_t raw = smem_u32(lk_wgmma_smem);
+    const uint32_t base = (raw + 1023u) & ~1023u;
+    const int tid = threadIdx.x, wg = tid / 128;
+    const int steps = static_cast<int>((p.k + WG_BK - 1) / WG_BK);
+    const int tiles_n = static_cast<int>((p.n + PP_TILE - 1) / PP_TILE);
+    const int tiles = tiles_n * static_cast<int>((p.m + PP_TILE - 1) / PP_TILE);
+    const int grid = static_cast<int>(gridDim.x), bid = static_cast<int>(blockIdx.x);
+    const int count = bid < tiles ? (tiles - 1 - bid) / grid + 1 : 0;  // this block's tiles
+    auto full = [&](int s) { return smem_u32(&full_bar[s]); };
+    auto empty = [&](int s) { return smem_u32(&empty_bar[s]); };
+
+    if (tid == 0) {
+        for (int s = 0; s < S; ++s) {
+            mbar_init(full(s), 1);   // the producer's arrive.expect_tx (+ the TMA bytes)
+            mbar_init(empty(s), 4);  // one arrive per warp of the consumer that read the stage
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        setmaxnreg_dec<40>();
+        if (tid == 0) {
+            for (int j = 0; j < count; ++j) {
+                const int tile = bid + j * grid;
+                const int m0 = (tile / tiles_n) * PP_TILE, n0 = (tile % tiles_n) * PP_TILE;
+                // MN-major boxes wholly past the matrix are not copied (as in v6).
+                const int a_boxes = A_MN ? (m0 + 64 < p.m ? 2 : 1) : 1;
+                const int b_boxes = B_MN ? (n0 + 64 < p.n ? 2 : 1) : 1;
+                const uint32_t bytes =
+                    (A_MN ? a_boxes * ATOM_BYTES : Cfg::A_BYTES) + (B_MN ? b_boxes * ATOM_BYTES : Cfg::B_BYTES);
+                for (int kt = 0; kt < steps; ++kt) {
+                    const int g = j * steps + kt, s = g % S, round = g / S;
+                    if (round > 0) mbar_wait(empty(s), (round - 1) & 1);  // its previous round was read
+                    mbar_arrive_expect_tx(full(s), bytes);
+                    const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
+                    const int k0 = kt * WG_BK;
+                    if (A_MN) {
+                        for (int i = 0; i < a_boxes; ++i) tma_load_2d(sa + i * ATOM_BYTES, tma_a, full(s), m0 + 64 * i, k0);
+                    } else {
+                        tma_load_2d(sa, tma_a, full(s), k0, m0);
+                    }
+                    if (B_MN) {
+                        for (int i = 0; i < b_boxes; ++i) tma_load_2d(sb + i * ATOM_BYTES, tma_b, full(s), n0 + 64 * i, k0);
+                    } else {
+                        tma_load_2d(sb, tma_b, full(s), k0, n0);
+                    }
+                }
+            }
+        }
+        return;
+    }
+
+    setmaxnreg_inc<232>();
+    const int w = wg - 1;  // consumer 0: the block's tiles j = 0, 2, 4, ...; consumer 1: j = 1, 3, ...
+    const int lane = tid & 31;
+    // Output layout of a wgmma.m64nNk16 accumulator: d[4i + q] at row 16·(warp % 4) + g + 8·(q / 2),
+    // column 8i + 2t + q % 2 of the 64-row block.
+    const int g4 = lane >> 2, t4 = lane & 3, wq = (tid / 32) & 3;
+    const bool plain = p.epilogue == LK_EPI_NONE && p.beta == 0.0f;
+    const bool pairs = (reinterpret_cast<uintptr_t>(c) & 7) == 0 && (p.ldc & 1) == 0;
+    float acc0[64], acc1[64];  // rows 0–63 and 64–127 of the tile
+    for (int j = w; j < count; j += 2) {
+        // Named barriers 1 (consumer 0 → 1) and 2 (1 → 0): tile j − 1's mainloop is done.
+        if (j > 0) {
+            if (w == 1) asm volatile("bar.sync 1, 256;\n" ::: "memory");
+            else asm volatile("bar.sync 2, 256;\n" ::: "memory");
+        }
+        const int tile = bid + j * grid;
+        const int64_t m0 = (int64_t)(tile / tiles_n) * PP_TILE, n0 = (int64_t)(tile % tiles_n) * PP_TILE;
+        for (int kt = 0; kt < steps; ++kt) {
+            const int g = j * steps + kt, s = g % S;
+            mbar_wait(full(s), (g / S) & 1);
+            const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
+            fence_accumulators(acc0);
+            fence_accumulators(acc1);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < WG_BK / 16; ++kk) {
+                // Rows 64–127 of A: 8 KiB on from rows 0–63 in both layouts (as in v6).
+                const uint32_t oa = A_MN ? kk * 2048 : kk * 32;
+                const uint64_t da0 = A_MN ? smem_desc(sa + oa, ATOM_BYTES, 1024) : smem_desc(sa + oa, 16, 1024);
+                const uint64_t da1 = A_MN ? smem_desc(sa + ATOM_BYTES + oa, ATOM_BYTES, 1024)
+                                          : smem_desc(sa + ATOM_BYTES + oa, 16, 1024);
+                const uint64_t db = B_MN ? smem_desc(sb + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sb + kk * 32, 16, 1024);
+                wgmma_m64n128k16<T, A_MN, B_MN>(acc0, da0, db, (kt | kk) != 0);
+                wgmma_m64n128k16<T, A_MN, B_MN>(acc1, da1, db, (kt | kk) != 0);
+            }
+            wgmma_commit();
+            wgmma_wait<1>();  // step g − 1's products are done: release its stage
+            fence_accumulators(acc0);
+            fence_accumulators(acc1);
+            if (kt > 0 && lane == 0) mbar_arrive(empty((g - 1) % S));
+        }
+        wgmma_wait<0>();
+        fence_accumulators(acc0);
+        fence_accumulators(acc1);
+        if (lane == 0) mbar_arrive(empty((j * steps + steps - 1) % S));
+        if (j + 1 < count) {  // the other consumer's next tile may start
+            if (w == 0) asm volatile("bar.arrive 1, 256;\n" ::: "memory");
+            else asm volatile("bar.arrive 2, 256;\n" ::: "memory");
+        }
+        const int64_t r0 = m0 + 16 * wq + g4, c0 = n0 + 2 * t4;
+#pragma unroll
+        for (int i = 0; i < PP_TILE / 8; ++i) {
+            pp_store_quad(p, plain, pairs, r0, c0 + 8 * i, &acc0[4 * i], c, bias, y);
+            pp_store_quad(p, plain, pairs, r0 + 64, c0 + 8 * i, &acc1[4 * i], c, bias, y);
+        }
+    }
+#else
+    __trap();
+#endif
+}
+
+template <TcType T>
+__device__ __forceinline__ void gemm_wgmma_pingpong(const lk_gemm_params& p, const lk_tma_map* tma_a,
+                                                    const lk_tma_map* tma_b, float* c, const float* bias,
+                                                    const float* y) {
+    if (p.trans_a) {
+        if (p.trans_b) gemm_wgmma_pingpong_body<T, 1, 0>(p, tma_a, tma_b, c, bias, y);
+        else gemm_wgmma_pingpong_body<T, 1, 1>(p, tma_a, tma_b, c, bias, y);
+    } else {
+        if (p.trans_b) gemm_wgmma_pingpong_body<T, 0, 0>(p, tma_a, tma_b, c, bias, y);
+        else gemm_wgmma_pingpong_body<T, 0, 1>(p, tma_a, tma_b, c, bias, y);
+    }
+}
+
+template <TcType T, int BN, bool MC = false>
 __device__ __forceinline__ void gemm_wgmma(const lk_gemm_params& p, const lk_tma_map* tma_a, const lk_tma_map* tma_b,
                                            float* c, const float* bias, const float* y) {
     if (p.trans_a) {
-        if (p.trans_b) gemm_wgmma_body<T, BN, 1, 0>(p, tma_a, tma_b, c, bias, y);
-        else gemm_wgmma_body<T, BN, 1, 1>(p, tma_a, tma_b, c, bias, y);
+        if (p.trans_b) gemm_wgmma_body<T, BN, 1, 0, MC>(p, tma_a, tma_b, c, bias, y);
+        else gemm_wgmma_body<T, BN, 1, 1, MC>(p, tma_a, tma_b, c, bias, y);
     } else {
-        if (p.trans_b) gemm_wgmma_body<T, BN, 0, 0>(p, tma_a, tma_b, c, bias, y);
-        else gemm_wgmma_body<T, BN, 0, 1>(p, tma_a, tma_b, c, bias, y);
+        if (p.trans_b) gemm_wgmma_body<T, BN, 0, 0, MC>(p, tma_a, tma_b, c, bias, y);
+        else gemm_wgmma_body<T, BN, 0, 1, MC>(p, tma_a, tma_b, c, bias, y);
     }
 }
 
@@ -362,4 +620,41 @@ LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128_f16(lk_gemm_params p, con
                                                             const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
                                                             const float* __restrict__ bias, const float* __restrict__ y) {
     gemm_wgmma<TC_F16, 128>(p, &tma_a, &tma_b, c, bias, y);
+}
+
+// v8: persistent ping-pong, 128×128 tiles, grid = min(tiles, SMs) (src/ops/gemm/cuda.rs).
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128pp_bf16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                              const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                              const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma_pingpong<TC_BF16>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128pp_f16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                             const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                             const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma_pingpong<TC_F16>(p, &tma_a, &tma_b, c, bias, y);
+}
+
+// ---- v9, gemm_wgmma256mc_{bf16,f16}: v6's 128×256 tiles in clusters of two blocks sharing B ----
+// The two blocks of a cluster (blockIdx.y = 2c, 2c + 1: vertically adjacent tiles, same n0) need
+// the same 256×64 B tile each k step. Each block's producer copies one half of it (K-major: a box of
+// 128 n-rows; MN-major: two of the four 64-wide atoms) with TMA multicast into the same stage of
+// both blocks, so a block reads 16 + 16 KiB from L2 per k step instead of 16 + 32. On an H100
+// (2026-11-27) v6 runs at ~570–590 TFLOP/s at 4096³–8192³ whatever its tile width, as if L2 → SM
+// traffic (~7 TB/s) bound it; this cuts that traffic by a third. Each block's "full" barrier
+// expects its A bytes and both B halves; a stage is free again when the consumer warps of both
+// blocks have released it (the "empty" barrier counts 16 arrivals: each consumer warp arrives on
+// its own block's and, through mapa, on the other block's). Cluster barriers after the barrier
+// set-up and after the last k step keep either block from touching the other's shared memory
+// before it is initialised or after it is released. The grid's rows of blocks are rounded up to
+// pairs (src/ops/gemm/cuda.rs): a block past m copies no A and stores nothing. Same k order as
+// Wgmma256: bit-identical results.
+LK_KERNEL void __cluster_dims__(1, 2, 1) __launch_bounds__(384, 1) gemm_wgmma256mc_bf16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                         const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c, const float* __restrict__ bias,
+                         const float* __restrict__ y) {
+    gemm_wgmma<TC_BF16, 256, true>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __cluster_dims__(1, 2, 1) __launch_bounds__(384, 1) gemm_wgmma256mc_f16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                        const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c, const float* __restrict__ bias,
+                        const float* __restrict__ y) {
+    gemm_wgmma<TC_F16, 256, true>(p, &tma_a, &tma_b, c, bias, y);
 }

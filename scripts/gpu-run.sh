@@ -109,7 +109,9 @@ racecheck() {
 }
 phase_sanitize() {
 if want sanitize && [[ -x $sanitizer ]]; then
-  for t in gemm elementwise loss optim gemm_tuning latent distance mining; do
+  # SANITIZE_TESTS: the test binaries to check (default all of them; a run after changes to some
+  # kernels only may name the binaries that launch them).
+  for t in ${SANITIZE_TESTS:-gemm elementwise loss optim gemm_tuning latent distance mining}; do
     [[ -x $here/tests/$t ]] || continue
     extra=()
     [[ $t == gemm ]] && extra=("${skip_wgmma[@]}")
@@ -188,29 +190,16 @@ if want profile; then
     profile() {  # name, kernel regex, launches to skip, launches to profile, command...
       run_step "ncu:$1" "$ncu" --clock-control none --set detailed "${extra_sections[@]}" -k "regex:$2" --launch-skip "$3" --launch-count "$4" "${@:5}"
     }
+    # The kernels new since the last profiles (bench/results/2026-11-27-h100/ncu-*.log: v3, v4,
+    # TensorCore128, Wgmma256 at the same shapes).
     gemm=("$here/bin/bench_gemm" --samples 1 --no-wgmma)
-    profile gemm-f32-4096 '^gemm_simt128_warp_f32$' 3 1 "${gemm[@]}" --shape 4096³ --precision f32
-    profile gemm-f32-1024x400x784 '^gemm_simt64_warp_f32$' 3 1 "${gemm[@]}" --shape 'Y=XWᵀ B=1024 784→400' --precision f32
-    profile gemm-f32-400x784x8192 '^gemm_simt64_splitk_f32$' 3 1 "${gemm[@]}" --shape 'dW=dYᵀX B=8192 784→400' --precision f32
-    profile gemm-bf16-4096-tc128 '^gemm_tc128_bf16$' 3 1 "${gemm[@]}" --shape 4096³ --precision bf16
-    [[ $wgmma_ok == 1 ]] &&
-      profile gemm-bf16-4096-wgmma256 '^gemm_wgmma256_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --shape 4096³ --precision bf16
-    metric=("$here/bin/bench_metric" --device cuda --only mining --samples 1)
-    profile batch-hard-16384 '^triplet_hard_partial_f32$' 3 1 "${metric[@]}" --n 16384 --miner batch-hard --kernel v1
-    profile batch-hard-16384-v2 '^triplet_hard_partial_v2_f32$' 3 1 "${metric[@]}" --n 16384 --miner batch-hard --kernel v2
-    profile batch-all-2048-v2 '^triplet_rows_bwd_(q|r)_v2_f32$' 4 2 "${metric[@]}" --n 2048 --miner batch-all --kernel v2
-    profile reparam-kl-v2 '^reparam_kl_(fwd|bwd)_quad_f32$' 4 2 "$here/bin/bench_vae" --device cuda --only latent --samples 1
-    # Where the time of one call goes: every kernel's duration over a stretch of steady-state calls
-    # (past the warm-ups), one metric, so quick.
-    durations() {  # name, launches to skip, launches to list, command...
-      run_step "ncu:$1" "$ncu" --clock-control none --metrics gpu__time_duration.sum --launch-skip "$2" --launch-count "$3" "${@:4}"
-    }
-    durations time-vae-step-128 150 60 "$here/bin/bench_vae" --device cuda --only steps --samples 1
-    durations time-batch-hard-16384 25 30 "${metric[@]}" --n 16384 --miner batch-hard --kernel v1
-    # Batch-all's time is mostly its backward (v1's rows kernels were never profiled): every kernel
-    # of a few calls of each version.
-    durations time-batch-all-2048 10 30 "${metric[@]}" --n 2048 --miner batch-all --kernel v1
-    durations time-batch-all-2048-v2 10 30 "${metric[@]}" --n 2048 --miner batch-all --kernel v2
+    profile gemm-f32-1024x400x784-slicedk4 '^gemm_simt64_slicedk4_f32$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=1024 784→400' --precision f32
+    profile gemm-bf16-4096-tc2 '^gemm_tc2_128x256_bf16$' 3 1 "${gemm[@]}" --all --shape 4096³ --precision bf16
+    if [[ $wgmma_ok == 1 ]]; then
+      profile gemm-bf16-4096-wgmma128pp '^gemm_wgmma128pp_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --shape 4096³ --precision bf16
+    fi
+    # (The mining kernels met their targets on 2026-11-27; their profile steps, and the durations
+    # of every kernel of a call, are in git history: scripts/gpu-run.sh at ebf4c9b.)
   else
     echo "profile: ncu not found (PATH, $CUDA_HOME/bin)"
   fi
@@ -245,9 +234,11 @@ if want train; then
 baselines=()
 for f in "$out"/baselines*.json; do [[ -f $f ]] && baselines+=(--baselines "$f"); done
   [[ $gemm_ok == 1 && ${#train_tuning[@]} -gt 0 ]] && train_tuning+=(--gemm-tuning measure-all)
+  # TRAINERS: which of the two runs (default both).
+  [[ " ${TRAINERS:-vae siamese} " == *" vae "* ]] &&
   run_step "train_vae" "$here/bin/train_vae" --device cuda --data "$here/data/mnist-full" --epochs 10 --iwae-k 100 --out "$out/vae-gpu" "${train_tuning[@]}"
   # The metric-learning issue's run: triplet + semi-hard, 5 epochs, precision@1 per epoch.
-  [[ -x $here/bin/train_siamese ]] &&
+  [[ -x $here/bin/train_siamese && " ${TRAINERS:-vae siamese} " == *" siamese "* ]] &&
     run_step "train_siamese" "$here/bin/train_siamese" --device cuda --data "$here/data/mnist-full" --epochs 5 --out "$out/siamese-gpu" "${train_tuning[@]}"
 fi
 }

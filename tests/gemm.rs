@@ -422,7 +422,8 @@ parity_test!(tf32_matches_reference_at_tf32_bound, |b| {
     use latentkit::ops::gemm::{cpu::round_tf32, gemm_with, tf32_error_bound, GemmMath};
     let mut r = rng(46);
     let mut outs = Vec::new();
-    for (mut spec, epi, ld) in precision_cases() {
+    // (Half-only versions have no TF32 form: asking for one is an error, tested below.)
+    for (mut spec, epi, ld) in precision_cases().into_iter().filter(|c| !c.0.kernel.half_only()) {
         let GemmSpec { m, n, k, trans_a: ta, trans_b: tb, kernel, .. } = spec;
         spec.math = GemmMath::Tf32;
         let (a0, b0) = operands(&mut r, &spec);
@@ -492,6 +493,33 @@ parity_test!(bf16_matches_reference, |b| { half_parity::<_, half::bf16>(b, 47) }
 
 parity_test!(f16_matches_reference, |b| { half_parity::<_, half::f16>(b, 48) });
 
+// v7 (TensorCore128x256Swizzled) on bf16 and f16 over whole 128×256 tiles and edge tiles, every
+// transpose pair: 16-byte aligned rows (interior blocks copy unchecked, the k tail and edge blocks
+// checked), unaligned rows (Pad3: every block checked), k steps of 64 wrapping the 3-stage ring,
+// a k tail inside an interior block (129×257×65). The small sizes run in the bf16 / f16 tests above.
+parity_test!(tc2_interior_and_edge_tiles_match_reference, |b| {
+    use latentkit::ops::gemm::GemmKernel;
+    let mut r = rng(51);
+    let mut outs = Vec::new();
+    let sizes = [
+        (300, 520, 200, Ld::Align8),
+        (256, 512, 320, Ld::Tight),
+        (300, 520, 200, Ld::Pad3),
+        (129, 257, 65, Ld::Align8),
+    ];
+    for (si, &(m, n, k, ld)) in sizes.iter().enumerate() {
+        for (ti, (ta, tb)) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))).enumerate() {
+            let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
+            spec.kernel = GemmKernel::TensorCore128x256Swizzled;
+            let epi = EPIS[(si + ti) % 3];
+            let (a0, b0) = operands(&mut r, &spec);
+            outs.push(check_half_case::<_, half::bf16>(b, &spec, epi, (&a0, &b0), &mut r));
+            outs.push(check_half_case::<_, half::f16>(b, &spec, epi, (&a0, &b0), &mut r));
+        }
+    }
+    outs
+});
+
 parity_test!(half_matmul_on_tensors_matches_f32_of_the_same_values, |b| {
     use latentkit::ops::gemm::{matmul_half, TensorEpilogue};
     use latentkit::ops::Activation;
@@ -537,6 +565,8 @@ fn kernel_and_math_must_suit_the_input_type() {
         (GemmKernel::TensorCore64, GemmMath::F32, "TF32"),
         (GemmKernel::Wgmma256, GemmMath::F32, "bf16 or f16"),
         (GemmKernel::Wgmma128, GemmMath::Tf32, "bf16 or f16"),
+        (GemmKernel::TensorCore128x256Swizzled, GemmMath::Tf32, "bf16 or f16"),
+        (GemmKernel::TensorCore128x256Swizzled, GemmMath::F32, "bf16 or f16"),
     ];
     for (kernel, math, says) in cases {
         let spec = GemmSpec { kernel, math, ..base };
@@ -553,7 +583,7 @@ fn kernel_and_math_must_suit_the_input_type() {
     assert_eq!(c, vec![3.0; 4]);
 }
 
-/// v6 (Hopper: wgmma with TMA loads) on bf16 and f16: every transpose pair of the precision sizes
+/// v6, v8 and v9 (Hopper: wgmma with TMA loads) on bf16 and f16: every transpose pair of the precision sizes
 /// and a few multi-tile ones (several k steps around the stage ring, partial 128×256 tiles), the
 /// epilogues, leading dimensions rounded up to multiples of 8 (TMA needs 16-byte aligned rows);
 /// against the f64 reference at the tensor-core bound of the other half-precision tests. Runs on
@@ -577,11 +607,17 @@ fn wgmma_matches_reference_on_hopper() {
         eprintln!("SKIP {NAME}: {} is not a compute capability 9.0 GPU", b.name().unwrap_or_default());
         return;
     }
+    // The last two give the persistent v8 several tiles per block on any GPU (360 and 154 tiles of
+    // 128×128), with a k ring that wraps inside a tile (1000) and across tiles (72: 2 steps a tile).
+    let persistent = [(2500, 2200, 72), (1700, 1300, 200)];
     let sizes = PRECISION_SIZES.iter().copied().chain([(257, 300, 700), (128, 512, 64), (520, 136, 1000)]);
     let mut r = rng(50);
-    for (si, (m, n, k)) in sizes.enumerate() {
+    for (si, (m, n, k)) in sizes.chain(persistent).enumerate() {
         for (ti, (ta, tb)) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))).enumerate() {
             for (ki, kernel) in GemmKernel::WGMMA.into_iter().enumerate() {
+                if persistent.contains(&(m, n, k)) && kernel != GemmKernel::Wgmma128PingPong {
+                    continue; // (v6 runs one tile per block: the sizes above cover it)
+                }
                 let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), Ld::Align8);
                 spec.kernel = kernel;
                 let epi = EPIS[(si + ti) % 3];
@@ -594,6 +630,22 @@ fn wgmma_matches_reference_on_hopper() {
                 }
             }
         }
+    }
+    // v8 and v9 sum each output in v6's k order: the same bits.
+    for (ta, tb) in [(Transpose::No, Transpose::Yes), (Transpose::Yes, Transpose::No)] {
+        let spec = with_ld(GemmSpec::contiguous(ta, tb, 300, 260, 500, 1.0, 0.0), Ld::Align8);
+        let (a0, b0) = operands(&mut r, &spec);
+        let to_bf16 = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
+        let (ah, bh) = (to_bf16(&a0), to_bf16(&b0));
+        let at = Tensor::from_slice(&b, &[ah.len()], &ah).unwrap();
+        let bt = Tensor::from_slice(&b, &[bh.len()], &bh).unwrap();
+        let run = |kernel| {
+            let mut c = poisoned(&b, &[spec.m * spec.ldc]);
+            gemm_half(&b, &GemmSpec { kernel, ..spec }, at.buf(), bt.buf(), c.buf_mut()).unwrap();
+            host(&b, &c).into_iter().map(f32::to_bits).collect::<Vec<_>>()
+        };
+        assert_eq!(run(GemmKernel::Wgmma128), run(GemmKernel::Wgmma128PingPong), "{ta:?}{tb:?}: v8 bits = v6's");
+        assert_eq!(run(GemmKernel::Wgmma256), run(GemmKernel::Wgmma256Multicast), "{ta:?}{tb:?}: v9 bits = v6's");
     }
     // Rows that TMA can't address (ld not a multiple of 8) are an error, not a launch.
     let mut spec = with_ld(GemmSpec::contiguous(Transpose::No, Transpose::No, 7, 33, 129, 1.0, 0.0), Ld::Pad3);

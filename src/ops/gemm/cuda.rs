@@ -40,6 +40,15 @@ struct Shape {
 /// which asserts the same value): 1 KiB of alignment slack and a 192 KiB pipeline.
 const WGMMA_SMEM: u32 = 197_632;
 
+/// Dynamic shared memory of v5 (`gemm_simt64_slicedk4_f32`): 4 k-slice groups' double buffers of
+/// 16 × (64 + 4) floats for each operand (`LK_S3_GROUP_SMEM` in kernels/gemm.cu).
+const SIMT_SLICEDK4_SMEM: u32 = 4 * 2 * 16 * (68 + 68) * 4;
+
+/// Dynamic shared memory of v7 (`TC2_SMEM_BYTES` of kernels/gemm_tc.cu, which derives the same
+/// value): 3 stages of a 128×64 A and a 256×64 B tile of 16-bit elements, unpadded (swizzled); the
+/// epilogue parks its accumulators in the same memory.
+const TC2_SMEM: u32 = 3 * (128 + 256) * 64 * 2;
+
 /// Dynamic shared memory of the tensor-core kernels (`kernels/gemm_tc.cu`) with `bm × bn` block
 /// tiles over `warps_m × warps_n` warps, bytes per element `e`, k step `bk`: the larger of
 /// - the pipeline: 3 stages of an A and a B tile whose rows are padded by one 16-byte chunk (two for
@@ -63,10 +72,9 @@ fn tc_smem(bm: usize, bn: usize, (warps_m, warps_n): (usize, usize), e: usize, b
 /// The kernels whose dynamic shared memory exceeds the default 48 KiB, with their needs (read off
 /// the launch shapes): the backend raises each one's limit once, when it loads the modules.
 pub(crate) fn dynamic_smem() -> impl Iterator<Item = (&'static str, u32)> {
-    GemmKernel::TENSOR_CORE
-        .into_iter()
-        .chain(GemmKernel::WGMMA)
-        .flat_map(|k| [DType::BF16, DType::F16, DType::F32].map(|d| shape(k, d)))
+    let simt = GemmKernel::SIMT.into_iter().map(|k| shape(k, DType::F32));
+    let tc = GemmKernel::TENSOR_CORE.into_iter().chain(GemmKernel::WGMMA);
+    simt.chain(tc.flat_map(|k| [DType::BF16, DType::F16, DType::F32].map(|d| shape(k, d))))
         .filter_map(|s| s.ok())
         .filter(|s| s.smem > 48 * 1024)
         .map(|s| (s.name, s.smem))
@@ -100,13 +108,26 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt64Warp => simt("gemm_simt64_warp_f32", 64, 128),
         GemmKernel::Simt32SlicedK => simt("gemm_simt32_slicedk_f32", 32, 256),
         GemmKernel::Simt64SplitK => simt("gemm_simt64_splitk_f32", 64, 128),
+        GemmKernel::Simt64SlicedK4 => {
+            Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
+        }
         GemmKernel::TensorCore128 => tc(["gemm_tc128_bf16", "gemm_tc128_f16", "gemm_tc128_tf32"], (128, 128), (2, 4)),
         GemmKernel::TensorCore64 => tc(["gemm_tc64_bf16", "gemm_tc64_f16", "gemm_tc64_tf32"], (64, 64), (2, 2)),
         GemmKernel::TensorCore128x256 => {
             tc(["gemm_tc128x256_bf16", "gemm_tc128x256_f16", "gemm_tc128x256_tf32"], (128, 256), (2, 4))
         }
+        GemmKernel::TensorCore128x256Swizzled => {
+            let name = match dtype {
+                DType::BF16 => "gemm_tc2_128x256_bf16",
+                DType::F16 => "gemm_tc2_128x256_f16",
+                _ => return Err(Error::invalid("gemm", format!("{kernel:?} takes bf16 or f16 inputs"))),
+            };
+            Ok(Shape { name, tile: (128, 256), block: (256, 1, 1), smem: TC2_SMEM })
+        }
         GemmKernel::Wgmma256 => wgmma(["gemm_wgmma256_bf16", "gemm_wgmma256_f16"], 256),
         GemmKernel::Wgmma128 => wgmma(["gemm_wgmma128_bf16", "gemm_wgmma128_f16"], 128),
+        GemmKernel::Wgmma128PingPong => wgmma(["gemm_wgmma128pp_bf16", "gemm_wgmma128pp_f16"], 128),
+        GemmKernel::Wgmma256Multicast => wgmma(["gemm_wgmma256mc_bf16", "gemm_wgmma256mc_f16"], 256),
         GemmKernel::Auto => Err(Error::invalid("gemm", "internal: Auto must be resolved before launch")),
     }
 }
@@ -213,7 +234,24 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, a, b, c, bias, y);
     }
     if kernel.is_wgmma() {
-        let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: block, shared_mem_bytes: smem };
+        // The persistent kernel runs one block per SM (at most one per tile); it walks the tiles.
+        let grid = if kernel == GemmKernel::Wgmma128PingPong {
+            let blocks = (gx * gy).min(be.sm_count().max(1));
+            // The kernel counts k steps over a block's tiles (j·steps + kt) in 32 bits.
+            if (gx * gy).div_ceil(blocks) * spec.k.div_ceil(64) > i32::MAX as usize {
+                return Err(Error::invalid(
+                    "gemm",
+                    format!("{kernel:?}: {}×{}×{} is too large", spec.m, spec.n, spec.k),
+                ));
+            }
+            (blocks as u32, 1, 1)
+        } else if kernel == GemmKernel::Wgmma256Multicast {
+            // Clusters of two blocks along y (compiled in: __cluster_dims__(1, 2, 1)).
+            (gx as u32, gy.next_multiple_of(2) as u32, 1)
+        } else {
+            (gx as u32, gy as u32, 1)
+        };
+        let cfg = LaunchConfig { grid_dim: grid, block_dim: block, shared_mem_bytes: smem };
         return launch_wgmma(be, spec, p, (kernel, name), dtype, tile.1, cfg, a, b, c, bias, y);
     }
     let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: block, shared_mem_bytes: smem };
@@ -494,8 +532,10 @@ unsafe fn launch_wgmma<T: DeviceRepr>(
     let (br, bc) = spec.stored_b();
     // K-major A ([m, k]) comes in one box of the tile's 128 rows; MN-major ([k, m]) in two 64 × 64.
     let map_a = tma_map(dtype, pa, ar, ac, spec.lda, if spec.trans_a.is_yes() { 64 } else { 128 })?;
-    // K-major B ([n, k]) in one box of tile_n rows; MN-major ([k, n]) in tile_n / 64 boxes of 64 × 64.
-    let map_b = tma_map(dtype, pb, br, bc, spec.ldb, if spec.trans_b.is_yes() { tile_n as u32 } else { 64 })?;
+    // K-major B ([n, k]) in one box of tile_n rows (v9: two, one from each block of the cluster);
+    // MN-major ([k, n]) in tile_n / 64 boxes of 64 × 64.
+    let b_rows = if kernel == GemmKernel::Wgmma256Multicast { tile_n / 2 } else { tile_n };
+    let map_b = tma_map(dtype, pb, br, bc, spec.ldb, if spec.trans_b.is_yes() { b_rows as u32 } else { 64 })?;
     launch!(be, name, cfg, [&p, &map_a, &map_b, c, bias, y])
 }
 
@@ -507,16 +547,23 @@ mod tests {
         assert_eq!(
             raised,
             [
+                ("gemm_simt64_slicedk4_f32", 69_632),
                 ("gemm_tc128_bf16", 73_728),
                 ("gemm_tc128_f16", 73_728),
                 ("gemm_tc128_tf32", 73_728),
                 ("gemm_tc128x256_bf16", 92_160),
                 ("gemm_tc128x256_f16", 92_160),
                 ("gemm_tc128x256_tf32", 92_160),
+                ("gemm_tc2_128x256_bf16", 147_456),
+                ("gemm_tc2_128x256_f16", 147_456),
                 ("gemm_wgmma256_bf16", 197_632),
                 ("gemm_wgmma256_f16", 197_632),
                 ("gemm_wgmma128_bf16", 197_632),
                 ("gemm_wgmma128_f16", 197_632),
+                ("gemm_wgmma128pp_bf16", 197_632),
+                ("gemm_wgmma128pp_f16", 197_632),
+                ("gemm_wgmma256mc_bf16", 197_632),
+                ("gemm_wgmma256mc_f16", 197_632),
             ],
             "the 64-tile kernels fit the default 48 KiB"
         );

@@ -86,6 +86,12 @@ pub enum GemmKernel {
     /// like the dW = dYᵀX products of a large batch (20×400×8192). m·n must fit
     /// [`SPLITK_WORKSPACE_FLOATS`].
     Simt64SplitK,
+    /// v5 (f32): the 64×64 tiles of v3 with the block's k steps sliced over 4 groups of 4 warps
+    /// (512 threads, 68 KiB of dynamic shared memory), added in a fixed group order: 16 warps per
+    /// SM where v3 runs 4, for outputs of about one 64-tile per SM with a medium k (the 784↔400
+    /// products of a batch of 1024). Not yet run on a GPU: only [`GemmTuning::MeasureAll`] and
+    /// explicit requests run it.
+    Simt64SlicedK4,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -96,6 +102,15 @@ pub enum GemmKernel {
     /// FLOP. One block per SM (232 registers a thread, 90 KiB of shared memory). The fixed rule
     /// never picks it; measured tuning does where it wins.
     TensorCore128x256,
+    /// v7 (bf16 / f16 only): [`GemmKernel::TensorCore128x256`]'s tiles rebuilt to feed the tensor
+    /// pipe: k steps of 64 through 3 stages (144 KiB of shared memory: GPUs with less, like sm_86 /
+    /// sm_89, refuse it), XOR-swizzled unpadded tiles (conflict-free `cp.async` and `ldmatrix`),
+    /// addresses computed once before the k loop (interior blocks with 16-byte aligned rows copy
+    /// without bounds checks; edge blocks take the checked copy), and fragments of the next k16 slice
+    /// loaded while the current one multiplies. One block per SM (240 registers a thread on sm_80,
+    /// 241 on sm_90, no spills). Not yet run on a GPU: the fixed rule never picks it, and only
+    /// [`GemmTuning::MeasureAll`] and explicit requests run it.
+    TensorCore128x256Swizzled,
     /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
     /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
     /// mbarrier pipeline; one producer and two consumer warpgroups per 128×256 block tile. TMA needs
@@ -104,11 +119,24 @@ pub enum GemmKernel {
     Wgmma256,
     /// v6 with 128×128 block tiles and 6 stages (outputs too small to fill the GPU with 128×256).
     Wgmma128,
+    /// v8, Hopper (as v6): persistent ping-pong over 128×128 tiles. One block per SM walks its
+    /// share of the output tiles; the two consumer warpgroups take turns, one multiplying a tile
+    /// while the other stores the previous one straight from its registers, so writing C overlaps
+    /// the tensor work (v6 stores each tile while its SM's tensor cores idle). Same k order as
+    /// [`GemmKernel::Wgmma128`]: bit-identical results. Not yet run on a GPU: only
+    /// [`GemmTuning::MeasureAll`] and explicit requests run it.
+    Wgmma128PingPong,
+    /// v9, Hopper (as v6): [`GemmKernel::Wgmma256`]'s tiles in clusters of two blocks (adjacent
+    /// along m) that share their B tile: each copies one half with TMA multicast into both, so a
+    /// block reads a third less from L2 per k step. Same k order as [`GemmKernel::Wgmma256`]:
+    /// bit-identical results. Not yet run on a GPU: only [`GemmTuning::MeasureAll`] and explicit
+    /// requests run it.
+    Wgmma256Multicast,
 }
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 7] = [
+    pub const SIMT: [GemmKernel; 8] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -116,13 +144,20 @@ impl GemmKernel {
         GemmKernel::Simt64Warp,
         GemmKernel::Simt32SlicedK,
         GemmKernel::Simt64SplitK,
+        GemmKernel::Simt64SlicedK4,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
-    pub const TENSOR_CORE: [GemmKernel; 3] =
-        [GemmKernel::TensorCore128, GemmKernel::TensorCore64, GemmKernel::TensorCore128x256];
+    /// (v7, [`GemmKernel::TensorCore128x256Swizzled`], takes bf16 / f16 only: [`GemmKernel::half_only`].)
+    pub const TENSOR_CORE: [GemmKernel; 4] = [
+        GemmKernel::TensorCore128,
+        GemmKernel::TensorCore64,
+        GemmKernel::TensorCore128x256,
+        GemmKernel::TensorCore128x256Swizzled,
+    ];
 
     /// The Hopper-only versions (bf16 / f16 inputs, compute capability 9.0).
-    pub const WGMMA: [GemmKernel; 2] = [GemmKernel::Wgmma256, GemmKernel::Wgmma128];
+    pub const WGMMA: [GemmKernel; 4] =
+        [GemmKernel::Wgmma256, GemmKernel::Wgmma128, GemmKernel::Wgmma128PingPong, GemmKernel::Wgmma256Multicast];
 
     /// The versions that have passed their parity tests and compute-sanitizer (memcheck, racecheck,
     /// synccheck) on a GPU (an H100: the first seven on 2026-11-26, all twelve on 2026-11-27 at
@@ -151,6 +186,11 @@ impl GemmKernel {
     /// Whether this is a Hopper `wgmma` kernel.
     pub fn is_wgmma(self) -> bool {
         Self::WGMMA.contains(&self)
+    }
+
+    /// Whether this kernel takes bf16 / f16 inputs only (no TF32 version).
+    pub fn half_only(self) -> bool {
+        self.is_wgmma() || self == GemmKernel::TensorCore128x256Swizzled
     }
 }
 
@@ -303,9 +343,12 @@ impl GemmSpec {
         const OP: &str = "gemm";
         let tc = self.kernel.is_tensor_core();
         match (dtype, self.math) {
-            (DType::F32, _) if self.kernel.is_wgmma() => Err(Error::invalid(
+            (DType::F32, _) if self.kernel.half_only() => Err(Error::invalid(
                 OP,
-                format!("{:?} takes bf16 or f16 inputs (TF32 runs on the TensorCore kernels)", self.kernel),
+                format!(
+                    "{:?} takes bf16 or f16 inputs (TF32 runs on TensorCore128, TensorCore64 and TensorCore128x256)",
+                    self.kernel
+                ),
             )),
             (DType::F32, GemmMath::F32) if tc => Err(Error::invalid(
                 OP,

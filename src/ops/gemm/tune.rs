@@ -110,8 +110,8 @@ pub const TUNE_SAMPLES: usize = 3;
 pub const TUNE_KEEP: f64 = 3.0;
 
 /// The kernels `Auto` chooses among for an input type and math: exact f32 takes the SIMT versions,
-/// TF32 the `mma.sync` versions, bf16/f16 those and, where `wgmma` (a compute capability 9.0 GPU),
-/// the Hopper ones; unless `unchecked`, only those in [`GemmKernel::CHECKED_ON_GPU`] and `fixed`
+/// TF32 the `mma.sync` versions that have a TF32 form ([`GemmKernel::half_only`]), bf16/f16 every
+/// `mma.sync` version and, where `wgmma` (a compute capability 9.0 GPU), the Hopper ones; unless `unchecked`, only those in [`GemmKernel::CHECKED_ON_GPU`] and `fixed`
 /// (the fixed rule's choice for the shape, which runs anyway without measuring).
 pub fn tune_candidates(
     dtype: DType,
@@ -122,7 +122,7 @@ pub fn tune_candidates(
 ) -> Vec<GemmKernel> {
     let all: Vec<GemmKernel> = match (dtype, math) {
         (DType::F32, GemmMath::F32) => GemmKernel::SIMT.to_vec(),
-        (DType::F32, GemmMath::Tf32) => GemmKernel::TENSOR_CORE.to_vec(),
+        (DType::F32, GemmMath::Tf32) => GemmKernel::TENSOR_CORE.into_iter().filter(|k| !k.half_only()).collect(),
         _ if wgmma => GemmKernel::TENSOR_CORE.into_iter().chain(GemmKernel::WGMMA).collect(),
         _ => GemmKernel::TENSOR_CORE.to_vec(),
     };
@@ -410,8 +410,11 @@ mod tests {
         let any = GemmKernel::Tiled16;
         assert_eq!(tune_candidates(DType::F32, GemmMath::F32, true, true, any), GemmKernel::SIMT.to_vec());
         let tf32 = tune_candidates(DType::F32, GemmMath::Tf32, true, true, any);
-        assert!(tf32.iter().all(|k| k.is_tensor_core() && !k.is_wgmma()), "TF32 has no wgmma kernel: {tf32:?}");
+        assert!(tf32.iter().all(|k| k.is_tensor_core() && !k.half_only()), "TF32 has no half-only kernel: {tf32:?}");
         let bf16 = tune_candidates(DType::BF16, GemmMath::F32, true, true, any);
+        assert!(bf16.contains(&GemmKernel::TensorCore128x256Swizzled), "unchecked versions weigh under MeasureAll");
+        let checked = tune_candidates(DType::BF16, GemmMath::F32, true, false, GemmKernel::TensorCore128);
+        assert!(!checked.contains(&GemmKernel::TensorCore128x256Swizzled), "not checked on a GPU yet: {checked:?}");
         assert!(bf16.contains(&GemmKernel::Wgmma256) && bf16.contains(&GemmKernel::TensorCore128));
         assert!(!tune_candidates(DType::F16, GemmMath::F32, false, true, any).iter().any(|k| k.is_wgmma()));
         assert!(!bf16.contains(&GemmKernel::Auto));
