@@ -347,6 +347,17 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_f32(lk_gemm_params p, co
     gemm_simt_warp<128, 128, 2, 4, 1>(p, a, b, c, bias, y, smem);
 }
 
+// v3 gemm_simt128_warp4_f32: 128×128 tiles over 4 warps of 64×64 (128 threads, 8×16 = 128 outputs a
+// thread): 6 float4 shared-memory reads per 128 FMAs (the 8-warp kernel: 4 per 64), and two blocks
+// per SM (~200 registers × 128 threads, 33 KiB each) whose barriers need not coincide.
+LK_KERNEL void __launch_bounds__(128) gemm_simt128_warp4_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                             const float* __restrict__ b, float* __restrict__ c,
+                                                             const float* __restrict__ bias,
+                                                             const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[LK_S3_GROUP_SMEM(128, 128)];
+    gemm_simt_warp<128, 128, 2, 2, 1>(p, a, b, c, bias, y, smem);
+}
+
 // The same 128×128 configuration capped at 128 registers so that two blocks share an SM (16 warps
 // instead of 8; the uncapped kernel takes 173 registers on sm_90, one block per SM). ptxas then
 // spills ~370 bytes a thread (sm_80–sm_90); which of the two wins is a measurement

@@ -378,35 +378,58 @@ LK_KERNEL void __launch_bounds__(256) gemm_tc128x256_tf32(lk_gemm_params p, cons
 }
 
 // ---------------------------------------------------------------------------------------------------
-// v7, gemm_tc2_128x256_bf16 / _f16: the same product, storage rules and epilogues as above,
+// v7, v10, v11 (gemm_tc2_*): the same product, storage rules and epilogues as above,
 //   C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), A, B bf16 or f16, f32 accumulation,
-// rebuilt so that the tensor pipe is not starved by address arithmetic and bank conflicts.
-// Work split: a 128×256 block tile over 8 warps as 2 (m) × 4 (n), each a 64×64 warp tile of 4 × 8
-// mma.m16n8k16 tiles (128 f32 accumulators a thread). k advances by BK = 64 through a 3-stage cp.async
-// pipeline: 48 KiB a stage, 144 KiB of dynamic shared memory (the backend raises the limit; GPUs
-// with less, like sm_86 / sm_89, refuse the launch and measured tuning skips it).
+// rebuilt so that the tensor pipe is not starved by address arithmetic and bank conflicts. One body,
+// templated on the block tile (Tc2Tile: BM × BN over WARPS_M × WARPS_N warps, STAGES):
+//   v7  gemm_tc2_128x256_bf16 / _f16:   128×256, 8 warps (2×4), 3 stages: 144 KiB, 1 block per SM.
+//   v10 gemm_tc2_128x128_bf16 / _f16:   128×128, 4 warps (2×2), 3 stages: 96 KiB, so two blocks share
+//     an SM of an H100 / H200 (228 KiB an SM; an A100's 164 KiB holds one) and one's barrier and
+//     load latency hide under the other's mma.
+//   v11 gemm_tc2_128x256s4_bf16 / _f16: v7's tile with 4 stages: 192 KiB (H100 / H200 only).
+// GPUs with less shared memory per block (A100: 163 KiB, sm_86 / sm_89: 99 KiB) refuse the launch
+// of those that need more; measured tuning skips them.
+// Work split: every warp computes a 64×64 warp tile of 4 × 8 mma.m16n8k16 tiles (128 f32
+// accumulators a thread, ~240 registers). k advances by BK = 64 through the STAGES-stage cp.async
+// ring: (BM + BN) · 128 bytes a stage.
 // Shared memory: an operand tile keeps its global layout, unpadded: rows of C = 8, 16 or 32 16-byte
 // chunks (128 / 256 / 512 bytes), chunk c of row r stored at chunk c ^ (r & 7). An ldmatrix 8×8
 // matrix (8 consecutive rows, one logical chunk) and 8 threads' cp.async (8 consecutive chunks of a
 // row) then each cover all 32 banks once: no conflicts.
-// Loads: thread t copies chunk column t % C of rows t / C + i · 256 / C; 256 / C is a multiple of 8,
-// so the swizzled shared offset is one number per thread, and the global pointer is computed once:
-// each k step adds BK (k-contiguous operand) or BK · ld. Blocks wholly inside the output with
-// 16-byte aligned rows take this path for every full k step; edge blocks, the k tail and unaligned
-// rows take the bounds-checked copy (zero-filled; element-wise when rows are not 16-byte aligned).
+// Loads: thread t copies chunk column t % C of rows t / C + i · THREADS / C; THREADS / C is a
+// multiple of 8, so the swizzled shared offset is one number per thread, and the global pointer is
+// computed once: each k step adds BK (k-contiguous operand) or BK · ld. Blocks wholly inside the
+// output with 16-byte aligned rows take this path for every full k step; edge blocks, the k tail and
+// unaligned rows take the bounds-checked copy (zero-filled; element-wise when rows are unaligned).
 // Fragments: each ldmatrix address is a per-lane base, a compile-time offset and one XOR; the
 // fragments of k16 slice s + 1 load while the mma of slice s issue (a stage's last slice is followed
-// by the next stage's first, read after its wait and barrier). Results are deterministic as above.
+// by the next stage's first, read after its wait and barrier). (Unrolling the k loop over the ring
+// so that stage offsets become immediates, with the next slice's ldmatrix interleaved between rows
+// of mma, ran v7 3% slower on an H100 at 4096³ (399 vs 411 TFLOP/s, 2026-11-27): not done.)
+// Each output sums k in the same order in every variant: results are deterministic, and v7, v10
+// and v11 agree bit for bit.
 // Epilogue: that of the kernels above (32 columns of a warp tile parked at a time, lk::gemm_store).
 
 namespace {
 
-constexpr int TC2_BM = 128, TC2_BN = 256, TC2_BK = 64, TC2_STAGES = 3, TC2_THREADS = 256;
-// Bytes of one stage (A and B tiles, 2-byte elements) and of the dynamic shared memory: the
-// pipeline, which is larger than the epilogue's parking space (8 warps × 64 rows × 36 floats).
-constexpr int TC2_STAGE_BYTES = (TC2_BM + TC2_BN) * TC2_BK * 2;
-constexpr int TC2_SMEM_BYTES = TC2_STAGES * TC2_STAGE_BYTES;  // 147456: src/ops/gemm/cuda.rs TC2_SMEM
-static_assert(TC2_SMEM_BYTES >= 8 * 64 * 36 * 4, "the epilogue parks in the pipeline's memory");
+template <int BM_, int BN_, int WARPS_M_, int WARPS_N_, int STAGES_>
+struct Tc2Tile {
+    static constexpr int BM = BM_, BN = BN_, WARPS_M = WARPS_M_, WARPS_N = WARPS_N_, STAGES = STAGES_;
+    static constexpr int BK = 64, THREADS = 32 * WARPS_M * WARPS_N;
+    // Bytes of one stage (A and B tiles, 2-byte elements) and of the dynamic shared memory: the
+    // pipeline, which is larger than the epilogue's parking space (a warp's 64 rows × 36 floats).
+    static constexpr int STAGE_BYTES = (BM + BN) * BK * 2;
+    static constexpr int SMEM_BYTES = STAGES * STAGE_BYTES;
+    static_assert(BM == 64 * WARPS_M && BN == 64 * WARPS_N, "64×64 warp tiles");
+    static_assert(STAGES >= 2, "the ring needs a stage in flight");
+    static_assert(SMEM_BYTES >= WARPS_M * WARPS_N * 64 * 36 * 4, "the epilogue parks in the pipeline's memory");
+};
+// src/ops/gemm/cuda.rs (TC2_SMEM and friends) launches them with these byte counts.
+using Tc2V7 = Tc2Tile<128, 256, 2, 4, 3>;
+using Tc2V10 = Tc2Tile<128, 128, 2, 2, 3>;
+using Tc2V11 = Tc2Tile<128, 256, 2, 4, 4>;
+static_assert(Tc2V7::SMEM_BYTES == 147456 && Tc2V10::SMEM_BYTES == 98304 && Tc2V11::SMEM_BYTES == 196608,
+              "src/ops/gemm/cuda.rs");
 
 #if defined(LK_CUDA_EMULATOR)
 // Shared addresses: host pointers under the emulator (its PTX models take pointers).
@@ -443,14 +466,14 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], SAddr p) {
 // Bounds-checked copy of the R × (8·C) tile at (r0, c0) of a rows × cols matrix of 16-bit elements
 // (row stride ld) into the swizzled layout at s (generic pointer sg), zero outside the matrix: chunks
 // partly outside through cp.async's source size, or element by element when rows are unaligned.
-template <int R, int C>
+template <int R, int C, int NT>
 __device__ __forceinline__ void tc2_load_checked(SAddr s, uint16_t* sg, const uint16_t* __restrict__ g, int64_t ld,
                                                  int64_t rows, int64_t cols, int64_t r0, int64_t c0, bool vec,
                                                  int tid) {
-    static_assert((R * C) % TC2_THREADS == 0, "chunks must divide evenly over the threads");
+    static_assert((R * C) % NT == 0, "chunks must divide evenly over the threads");
 #pragma unroll 1  // edge blocks only: small code, few registers
-    for (int i = 0; i < R * C / TC2_THREADS; ++i) {
-        const int e = tid + i * TC2_THREADS;
+    for (int i = 0; i < R * C / NT; ++i) {
+        const int e = tid + i * NT;
         const int r = e / C, cc = e % C;
         const int64_t gr = r0 + r, gc = c0 + cc * 8;
         const int valid = lk::chunk_valid(rows, cols, gr, gc, 8);
@@ -466,20 +489,21 @@ __device__ __forceinline__ void tc2_load_checked(SAddr s, uint16_t* sg, const ui
 }
 #endif
 
-template <TcType T, bool TA, bool TB>
+template <class Tile, TcType T, bool TA, bool TB>
 __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uint16_t* __restrict__ a,
                                               const uint16_t* __restrict__ b, float* __restrict__ c,
                                               const float* __restrict__ bias, const float* __restrict__ y) {
 #if LK_TC_SUPPORTED
-    constexpr int BM = TC2_BM, BN = TC2_BN, BK = TC2_BK, NT = TC2_THREADS, KS = BK / 16;
-    constexpr int WARPS_M = 2, WM = 64, WN = 64, MT = WM / 16, NT8 = WN / 8;
+    constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, NT = Tile::THREADS, KS = BK / 16;
+    constexpr int STAGES = Tile::STAGES, STAGE_BYTES = Tile::STAGE_BYTES;
+    constexpr int WARPS_M = Tile::WARPS_M, WM = 64, WN = 64, MT = WM / 16, NT8 = WN / 8;
     // Stored tiles: A is [BM rows, BK] (k contiguous) unless TA ([BK rows, BM]); B is [BK rows, BN]
     // unless TB ([BN rows, BK]). C: 16-byte chunks per row.
     constexpr int A_R = TA ? BK : BM, A_C = (TA ? BM : BK) / 8;
     constexpr int B_R = TB ? BN : BK, B_C = (TB ? BK : BN) / 8;
     constexpr int A_BYTES = A_R * A_C * 16;
     constexpr int A_IT = A_R * A_C / NT, B_IT = B_R * B_C / NT;  // chunks a thread copies per step
-    static_assert(A_BYTES + B_R * B_C * 16 == TC2_STAGE_BYTES, "stage size");
+    static_assert(A_BYTES + B_R * B_C * 16 == STAGE_BYTES, "stage size");
     static_assert((NT / A_C) % 8 == 0 && (NT / B_C) % 8 == 0, "a thread's rows share their swizzle");
 
     const SAddr smem = tc2_saddr(lk_tc_smem);
@@ -518,10 +542,10 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
             const SAddr sa = smem + st, sb = smem + (st + A_BYTES);
             uint16_t* const sag = smem_g + st / 2;
             uint16_t* const sbg = sag + A_BYTES / 2;
-            if (TA) tc2_load_checked<BK, BM / 8>(sa, sag, a, p.lda, p.k, p.m, k0, m0, vec_a, tid);
-            else tc2_load_checked<BM, BK / 8>(sa, sag, a, p.lda, p.m, p.k, m0, k0, vec_a, tid);
-            if (TB) tc2_load_checked<BN, BK / 8>(sb, sbg, b, p.ldb, p.n, p.k, n0, k0, vec_b, tid);
-            else tc2_load_checked<BK, BN / 8>(sb, sbg, b, p.ldb, p.k, p.n, k0, n0, vec_b, tid);
+            if (TA) tc2_load_checked<BK, BM / 8, NT>(sa, sag, a, p.lda, p.k, p.m, k0, m0, vec_a, tid);
+            else tc2_load_checked<BM, BK / 8, NT>(sa, sag, a, p.lda, p.m, p.k, m0, k0, vec_a, tid);
+            if (TB) tc2_load_checked<BN, BK / 8, NT>(sb, sbg, b, p.ldb, p.n, p.k, n0, k0, vec_b, tid);
+            else tc2_load_checked<BK, BN / 8, NT>(sb, sbg, b, p.ldb, p.k, p.n, k0, n0, vec_b, tid);
         }
         ga += a_kstep;
         gb += b_kstep;
@@ -574,13 +598,13 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
     // uniform, so ≤ STAGES − 2 pending groups means the step about to be read has landed.
     const int64_t steps = (p.k + BK - 1) / BK;
 #pragma unroll
-    for (int s = 0; s < TC2_STAGES - 1; ++s) {
-        if (s < steps) load_stage(s * TC2_STAGE_BYTES, s);
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < steps) load_stage(s * STAGE_BYTES, s);
         cp_async_commit();
     }
-    auto next_stage = [](int st) { return st == (TC2_STAGES - 1) * TC2_STAGE_BYTES ? 0 : st + TC2_STAGE_BYTES; };
-    int rd = 0, wr = (TC2_STAGES - 1) * TC2_STAGE_BYTES;  // stage read now, stage written next
-    cp_async_wait<TC2_STAGES - 2>();
+    auto next_stage = [](int st) { return st == (STAGES - 1) * STAGE_BYTES ? 0 : st + STAGE_BYTES; };
+    int rd = 0, wr = (STAGES - 1) * STAGE_BYTES;  // stage read now, stage written next
+    cp_async_wait<STAGES - 2>();
     __syncthreads();
     load_frags(0, rd, 0);
     for (int64_t kt = 0; kt < steps; ++kt) {
@@ -589,14 +613,14 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
             if (ks == KS - 1) {
                 // Step kt + 1 landed and is visible; every warp has read its last slice of step kt − 1's
                 // stage (before this barrier, one step ago), which the copies below (next step) reuse.
-                cp_async_wait<TC2_STAGES - 2>();
+                cp_async_wait<STAGES - 2>();
                 __syncthreads();
                 rd = next_stage(rd);
             }
             if (ks == 0) {
                 // The stage read during step kt − 1: every warp passed the barrier after its last read.
                 // (Before the next fragments load, so the copies' registers don't add to both buffers'.)
-                if (kt + TC2_STAGES - 1 < steps) load_stage(wr, kt + TC2_STAGES - 1);
+                if (kt + STAGES - 1 < steps) load_stage(wr, kt + STAGES - 1);
                 cp_async_commit();
                 wr = next_stage(wr);
             }
@@ -641,15 +665,15 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
 #endif
 }
 
-template <TcType T>
+template <class Tile, TcType T>
 __device__ __forceinline__ void gemm_tc2(const lk_gemm_params& p, const uint16_t* a, const uint16_t* b, float* c,
                                          const float* bias, const float* y) {
     if (p.trans_a) {
-        if (p.trans_b) gemm_tc2_body<T, true, true>(p, a, b, c, bias, y);
-        else gemm_tc2_body<T, true, false>(p, a, b, c, bias, y);
+        if (p.trans_b) gemm_tc2_body<Tile, T, true, true>(p, a, b, c, bias, y);
+        else gemm_tc2_body<Tile, T, true, false>(p, a, b, c, bias, y);
     } else {
-        if (p.trans_b) gemm_tc2_body<T, false, true>(p, a, b, c, bias, y);
-        else gemm_tc2_body<T, false, false>(p, a, b, c, bias, y);
+        if (p.trans_b) gemm_tc2_body<Tile, T, false, true>(p, a, b, c, bias, y);
+        else gemm_tc2_body<Tile, T, false, false>(p, a, b, c, bias, y);
     }
 }
 
@@ -659,10 +683,37 @@ __device__ __forceinline__ void gemm_tc2(const lk_gemm_params& p, const uint16_t
 LK_KERNEL void __launch_bounds__(256, 1) gemm_tc2_128x256_bf16(lk_gemm_params p, const uint16_t* __restrict__ a,
                                                                const uint16_t* __restrict__ b, float* __restrict__ c,
                                                                const float* __restrict__ bias, const float* __restrict__ y) {
-    gemm_tc2<TC_BF16>(p, a, b, c, bias, y);
+    gemm_tc2<Tc2V7, TC_BF16>(p, a, b, c, bias, y);
 }
 LK_KERNEL void __launch_bounds__(256, 1) gemm_tc2_128x256_f16(lk_gemm_params p, const uint16_t* __restrict__ a,
                                                               const uint16_t* __restrict__ b, float* __restrict__ c,
                                                               const float* __restrict__ bias, const float* __restrict__ y) {
-    gemm_tc2<TC_F16>(p, a, b, c, bias, y);
+    gemm_tc2<Tc2V7, TC_F16>(p, a, b, c, bias, y);
+}
+
+// v10 entry points: 128×128 tiles, 128 threads, two blocks per SM (2 × 128 threads × 255 registers
+// fit the 64K register file, so the bound costs no registers).
+LK_KERNEL void __launch_bounds__(128, 2) gemm_tc2_128x128_bf16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                               const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                               const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_tc2<Tc2V10, TC_BF16>(p, a, b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(128, 2) gemm_tc2_128x128_f16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                              const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                              const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_tc2<Tc2V10, TC_F16>(p, a, b, c, bias, y);
+}
+
+// v11 entry points: v7's tiles with a 4-stage ring (192 KiB: H100 / H200), one block per SM.
+LK_KERNEL void __launch_bounds__(256, 1) gemm_tc2_128x256s4_bf16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                                 const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                                 const float* __restrict__ bias,
+                                                                 const float* __restrict__ y) {
+    gemm_tc2<Tc2V11, TC_BF16>(p, a, b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(256, 1) gemm_tc2_128x256s4_f16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                                const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                                const float* __restrict__ bias,
+                                                                const float* __restrict__ y) {
+    gemm_tc2<Tc2V11, TC_F16>(p, a, b, c, bias, y);
 }

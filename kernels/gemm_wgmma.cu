@@ -113,32 +113,17 @@ __device__ __forceinline__ uint32_t cluster_ctarank() {
     asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
     return r;
 }
-// One arrival on the mbarrier at `bar`'s offset in CTA `rank` of the cluster, ordered after this
-// thread's earlier memory accesses at cluster scope.
+// One arrival on the mbarrier at `bar`'s offset in CTA `rank` of the cluster. The default
+// (release, CTA scope) semantics: what the arrival announces is that this warp's wgmma reads of a
+// stage are complete (wgmma.wait_group), not data for the other block to read, and a
+// release.cluster arrive costs a cluster-scope fence per k step (the first H100 run of v9,
+// 2026-11-27: 38% of its warps' cycles stalled on a memory barrier, 0.45× cuBLAS).
 __device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t rank) {
     asm volatile(
         "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\n"
-        "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
+        "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
         "r"(rank)
         : "memory");
-}
-__device__ __forceinline__ bool mbar_try_wait_cluster(uint32_t bar, uint32_t parity) {
-    uint32_t done;
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-    return done != 0;
-}
-// mbar_wait for a barrier that other CTAs of the cluster arrive on (acquire at cluster scope).
-__device__ __forceinline__ void mbar_wait_cluster(uint32_t bar, uint32_t parity) {
-    if (mbar_try_wait_cluster(bar, parity)) return;
-    const long long start = clock64();
-    while (!mbar_try_wait_cluster(bar, parity)) {
-        if (clock64() - start > (1ll << 36)) __trap();
-    }
 }
 // Every thread of the cluster that has not exited arrives, then waits for the others.
 __device__ __forceinline__ void cluster_sync() {
@@ -309,10 +294,7 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
             for (int kt = 0; kt < steps; ++kt) {
                 const int s = kt % S, round = kt / S;
                 // Reuse: both consumers (MC: of both blocks) released this stage's previous round.
-                if (round > 0) {
-                    if constexpr (MC) mbar_wait_cluster(empty(s), (round - 1) & 1);
-                    else mbar_wait(empty(s), (round - 1) & 1);
-                }
+                if (round > 0) mbar_wait(empty(s), (round - 1) & 1);
                 mbar_arrive_expect_tx(full(s), a_bytes + b_bytes);  // boxes count whole, zero fill included
                 const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
                 const int k0 = kt * WG_BK;

@@ -49,6 +49,14 @@ const SIMT_SLICEDK4_SMEM: u32 = 4 * 2 * 16 * (68 + 68) * 4;
 /// epilogue parks its accumulators in the same memory.
 const TC2_SMEM: u32 = 3 * (128 + 256) * 64 * 2;
 
+/// Dynamic shared memory of v10 (`Tc2V10::SMEM_BYTES` in kernels/gemm_tc.cu): 3 stages of a
+/// 128×64 A and a 128×64 B tile (96 KiB, so two blocks fit an SM of an H100 / H200).
+const TC2_128X128_SMEM: u32 = 3 * (128 + 128) * 64 * 2;
+
+/// Dynamic shared memory of v11 (`Tc2V11::SMEM_BYTES` in kernels/gemm_tc.cu): v7's tiles in 4 stages
+/// (192 KiB: H100 / H200 only; launch_gemm refuses it elsewhere).
+const TC2_4STAGE_SMEM: u32 = 4 * (128 + 256) * 64 * 2;
+
 /// Dynamic shared memory of the tensor-core kernels (`kernels/gemm_tc.cu`) with `bm × bn` block
 /// tiles over `warps_m × warps_n` warps, bytes per element `e`, k step `bk`: the larger of
 /// - the pipeline: 3 stages of an A and a B tile whose rows are padded by one 16-byte chunk (two for
@@ -91,6 +99,15 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         let threads = (32 * warps.0 * warps.1) as u32;
         Ok(Shape { name, tile: (bm, bn), block: (threads, 1, 1), smem: tc_smem(bm, bn, warps, e, bk) })
     };
+    // v7, v10, v11: bf16 / f16 only.
+    let tc2 = |names: [&'static str; 2], tile: (usize, usize), threads: u32, smem: u32| {
+        let name = match dtype {
+            DType::BF16 => names[0],
+            DType::F16 => names[1],
+            _ => return Err(Error::invalid("gemm", format!("{kernel:?} takes bf16 or f16 inputs"))),
+        };
+        Ok(Shape { name, tile, block: (threads, 1, 1), smem })
+    };
     let wgmma = |names: [&'static str; 2], tile_n: usize| {
         let name = match dtype {
             DType::BF16 => names[0],
@@ -108,6 +125,7 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt64Warp => simt("gemm_simt64_warp_f32", 64, 128),
         GemmKernel::Simt32SlicedK => simt("gemm_simt32_slicedk_f32", 32, 256),
         GemmKernel::Simt64SplitK => simt("gemm_simt64_splitk_f32", 64, 128),
+        GemmKernel::Simt128Warp4 => simt("gemm_simt128_warp4_f32", 128, 128),
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }
@@ -117,12 +135,13 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
             tc(["gemm_tc128x256_bf16", "gemm_tc128x256_f16", "gemm_tc128x256_tf32"], (128, 256), (2, 4))
         }
         GemmKernel::TensorCore128x256Swizzled => {
-            let name = match dtype {
-                DType::BF16 => "gemm_tc2_128x256_bf16",
-                DType::F16 => "gemm_tc2_128x256_f16",
-                _ => return Err(Error::invalid("gemm", format!("{kernel:?} takes bf16 or f16 inputs"))),
-            };
-            Ok(Shape { name, tile: (128, 256), block: (256, 1, 1), smem: TC2_SMEM })
+            tc2(["gemm_tc2_128x256_bf16", "gemm_tc2_128x256_f16"], (128, 256), 256, TC2_SMEM)
+        }
+        GemmKernel::TensorCore128x128Swizzled => {
+            tc2(["gemm_tc2_128x128_bf16", "gemm_tc2_128x128_f16"], (128, 128), 128, TC2_128X128_SMEM)
+        }
+        GemmKernel::TensorCore128x256Swizzled4Stage => {
+            tc2(["gemm_tc2_128x256s4_bf16", "gemm_tc2_128x256s4_f16"], (128, 256), 256, TC2_4STAGE_SMEM)
         }
         GemmKernel::Wgmma256 => wgmma(["gemm_wgmma256_bf16", "gemm_wgmma256_f16"], 256),
         GemmKernel::Wgmma128 => wgmma(["gemm_wgmma128_bf16", "gemm_wgmma128_f16"], 128),
@@ -556,6 +575,10 @@ mod tests {
                 ("gemm_tc128x256_tf32", 92_160),
                 ("gemm_tc2_128x256_bf16", 147_456),
                 ("gemm_tc2_128x256_f16", 147_456),
+                ("gemm_tc2_128x128_bf16", 98_304),
+                ("gemm_tc2_128x128_f16", 98_304),
+                ("gemm_tc2_128x256s4_bf16", 196_608),
+                ("gemm_tc2_128x256s4_f16", 196_608),
                 ("gemm_wgmma256_bf16", 197_632),
                 ("gemm_wgmma256_f16", 197_632),
                 ("gemm_wgmma128_bf16", 197_632),

@@ -92,6 +92,11 @@ pub enum GemmKernel {
     /// products of a batch of 1024). Not yet run on a GPU: only [`GemmTuning::MeasureAll`] and
     /// explicit requests run it.
     Simt64SlicedK4,
+    /// v3 (f32): 128×128 block tiles over 4 warps with 64×64 warp tiles (128 threads, 128 outputs a
+    /// thread: more FMAs per shared-memory read than [`GemmKernel::Simt128Warp`]'s 64, and two
+    /// blocks per SM). Not yet run on a GPU: only [`GemmTuning::MeasureAll`] and explicit requests
+    /// run it.
+    Simt128Warp4,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -111,6 +116,20 @@ pub enum GemmKernel {
     /// 241 on sm_90, no spills). Not yet run on a GPU: the fixed rule never picks it, and only
     /// [`GemmTuning::MeasureAll`] and explicit requests run it.
     TensorCore128x256Swizzled,
+    /// v10 (bf16 / f16 only): [`GemmKernel::TensorCore128x256Swizzled`]'s kernel on 128×128 block
+    /// tiles over 4 warps (2×2, 64×64 warp tiles, 128 threads), 3 stages of 32 KiB: 96 KiB of shared
+    /// memory and 239 registers a thread (sm_80 and sm_90, no spills), so two blocks share an SM of
+    /// an H100 / H200 (an A100 holds one) and one block's barrier and load latency hide under the
+    /// other's `mma`. Same k order as v7: bit-identical results. On an H100 (2026-11-27) 395–407
+    /// TFLOP/s at 4096³ bf16 (v7: 406–414). Only [`GemmTuning::MeasureAll`] and explicit requests
+    /// run it.
+    TensorCore128x128Swizzled,
+    /// v11 (bf16 / f16 only): [`GemmKernel::TensorCore128x256Swizzled`] with a 4-stage pipeline
+    /// (192 KiB of shared memory: H100 and H200 only; GPUs with less, an A100 included, refuse it
+    /// and measured tuning skips it; 238 / 239 registers on sm_80 / sm_90, no spills). Same k order
+    /// as v7: bit-identical results. On an H100 (2026-11-27) 385 TFLOP/s at 4096³ bf16, below v7.
+    /// Only [`GemmTuning::MeasureAll`] and explicit requests run it.
+    TensorCore128x256Swizzled4Stage,
     /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
     /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
     /// mbarrier pipeline; one producer and two consumer warpgroups per 128×256 block tile. TMA needs
@@ -136,7 +155,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 8] = [
+    pub const SIMT: [GemmKernel; 9] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -145,14 +164,17 @@ impl GemmKernel {
         GemmKernel::Simt32SlicedK,
         GemmKernel::Simt64SplitK,
         GemmKernel::Simt64SlicedK4,
+        GemmKernel::Simt128Warp4,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
-    /// (v7, [`GemmKernel::TensorCore128x256Swizzled`], takes bf16 / f16 only: [`GemmKernel::half_only`].)
-    pub const TENSOR_CORE: [GemmKernel; 4] = [
+    /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
+    pub const TENSOR_CORE: [GemmKernel; 6] = [
         GemmKernel::TensorCore128,
         GemmKernel::TensorCore64,
         GemmKernel::TensorCore128x256,
         GemmKernel::TensorCore128x256Swizzled,
+        GemmKernel::TensorCore128x128Swizzled,
+        GemmKernel::TensorCore128x256Swizzled4Stage,
     ];
 
     /// The Hopper-only versions (bf16 / f16 inputs, compute capability 9.0).
@@ -190,7 +212,13 @@ impl GemmKernel {
 
     /// Whether this kernel takes bf16 / f16 inputs only (no TF32 version).
     pub fn half_only(self) -> bool {
-        self.is_wgmma() || self == GemmKernel::TensorCore128x256Swizzled
+        self.is_wgmma()
+            || matches!(
+                self,
+                GemmKernel::TensorCore128x256Swizzled
+                    | GemmKernel::TensorCore128x128Swizzled
+                    | GemmKernel::TensorCore128x256Swizzled4Stage
+            )
     }
 }
 

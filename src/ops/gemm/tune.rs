@@ -412,9 +412,14 @@ mod tests {
         let tf32 = tune_candidates(DType::F32, GemmMath::Tf32, true, true, any);
         assert!(tf32.iter().all(|k| k.is_tensor_core() && !k.half_only()), "TF32 has no half-only kernel: {tf32:?}");
         let bf16 = tune_candidates(DType::BF16, GemmMath::F32, true, true, any);
-        assert!(bf16.contains(&GemmKernel::TensorCore128x256Swizzled), "unchecked versions weigh under MeasureAll");
+        let unchecked = [
+            GemmKernel::TensorCore128x256Swizzled,
+            GemmKernel::TensorCore128x128Swizzled,
+            GemmKernel::TensorCore128x256Swizzled4Stage,
+        ];
+        assert!(unchecked.iter().all(|k| bf16.contains(k)), "unchecked versions weigh under MeasureAll");
         let checked = tune_candidates(DType::BF16, GemmMath::F32, true, false, GemmKernel::TensorCore128);
-        assert!(!checked.contains(&GemmKernel::TensorCore128x256Swizzled), "not checked on a GPU yet: {checked:?}");
+        assert!(!unchecked.iter().any(|k| checked.contains(k)), "not checked on a GPU yet: {checked:?}");
         assert!(bf16.contains(&GemmKernel::Wgmma256) && bf16.contains(&GemmKernel::TensorCore128));
         assert!(!tune_candidates(DType::F16, GemmMath::F32, false, true, any).iter().any(|k| k.is_wgmma()));
         assert!(!bf16.contains(&GemmKernel::Auto));
