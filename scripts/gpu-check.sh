@@ -53,10 +53,10 @@ cargo build --release --features cuda --examples --quiet
 for ex in bench_kernels bench_gemm bench_vae bench_metric train_vae train_ae train_siamese; do cp "target/release/examples/$ex" "$bundle/bin/"; done
 strip "$bundle"/tests/* "$bundle"/bin/*
 # Every CUDA binary embeds the same kernel fatbins (SASS for each arch, ~13 MiB), so the loose
-# binaries are several times the 64 MiB the device tool carries. One xz stream whose 64 MiB window
-# spans more than one binary stores them about once (~220 MiB -> ~4 MiB in ~10 s, <1 s to unpack);
+# binaries are many times the 64 MiB the device tool carries. One xz stream whose 256 MiB window
+# spans more than one binary stores them about once (2026-11-27: 1.2 GiB -> ~10 MiB; a 64 MiB window no longer spanned two binaries);
 # -T1 keeps it one stream. gpu-run.sh unpacks it next to itself.
-tar -cf - -C "$bundle" bin tests | xz -T1 --lzma2=preset=1,dict=64MiB >"$bundle/binaries.tar.xz"
+tar -cf - -C "$bundle" bin tests | xz -T1 --lzma2=preset=1,dict=256MiB >"$bundle/binaries.tar.xz"
 echo "binaries: $(du -cm "$bundle"/bin/* "$bundle"/tests/* | tail -n 1 | cut -f1) MiB, packed into binaries.tar.xz ($(du -m "$bundle/binaries.tar.xz" | cut -f1) MiB)"
 rm -rf "$bundle/bin" "$bundle/tests"
 

@@ -89,13 +89,15 @@ pub enum GemmKernel {
     /// v5 (f32): the 64×64 tiles of v3 with the block's k steps sliced over 4 groups of 4 warps
     /// (512 threads, 68 KiB of dynamic shared memory), added in a fixed group order: 16 warps per
     /// SM where v3 runs 4, for outputs of about one 64-tile per SM with a medium k (the 784↔400
-    /// products of a batch of 1024). Not yet run on a GPU: only [`GemmTuning::MeasureAll`] and
-    /// explicit requests run it.
+    /// products of a batch of 1024). On an H100 (2026-11-27) 34.8 µs at 1024×400×784 where
+    /// [`GemmKernel::Simt64Warp`] takes 40.2 (cuBLAS 25.8); slower where the 64-tiles alone fill the
+    /// GPU. The fixed rule never picks it; measured tuning and the shipped H100 table do.
     Simt64SlicedK4,
     /// v3 (f32): 128×128 block tiles over 4 warps with 64×64 warp tiles (128 threads, 128 outputs a
     /// thread: more FMAs per shared-memory read than [`GemmKernel::Simt128Warp`]'s 64, and two
-    /// blocks per SM). Not yet run on a GPU: only [`GemmTuning::MeasureAll`] and explicit requests
-    /// run it.
+    /// blocks per SM). ptxas holds it to 255 registers with ~180 bytes of spills; on an H100
+    /// (2026-11-27) 3833 µs at 4096³ against [`GemmKernel::Simt128Warp`]'s 3627. The fixed rule never
+    /// picks it.
     Simt128Warp4,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
@@ -113,22 +115,21 @@ pub enum GemmKernel {
     /// addresses computed once before the k loop (interior blocks with 16-byte aligned rows copy
     /// without bounds checks; edge blocks take the checked copy), and fragments of the next k16 slice
     /// loaded while the current one multiplies. One block per SM (240 registers a thread on sm_80,
-    /// 241 on sm_90, no spills). Not yet run on a GPU: the fixed rule never picks it, and only
-    /// [`GemmTuning::MeasureAll`] and explicit requests run it.
+    /// 241 on sm_90, no spills). On an H100 (2026-11-27) 375–413 TFLOP/s at 4096³ bf16
+    /// ([`GemmKernel::TensorCore128`]: ~200; cuBLAS ~755). The fixed rule never picks it.
     TensorCore128x256Swizzled,
     /// v10 (bf16 / f16 only): [`GemmKernel::TensorCore128x256Swizzled`]'s kernel on 128×128 block
     /// tiles over 4 warps (2×2, 64×64 warp tiles, 128 threads), 3 stages of 32 KiB: 96 KiB of shared
     /// memory and 239 registers a thread (sm_80 and sm_90, no spills), so two blocks share an SM of
     /// an H100 / H200 (an A100 holds one) and one block's barrier and load latency hide under the
     /// other's `mma`. Same k order as v7: bit-identical results. On an H100 (2026-11-27) 395–407
-    /// TFLOP/s at 4096³ bf16 (v7: 406–414). Only [`GemmTuning::MeasureAll`] and explicit requests
-    /// run it.
+    /// TFLOP/s at 4096³ bf16 (v7: 406–414). The fixed rule never picks it.
     TensorCore128x128Swizzled,
     /// v11 (bf16 / f16 only): [`GemmKernel::TensorCore128x256Swizzled`] with a 4-stage pipeline
     /// (192 KiB of shared memory: H100 and H200 only; GPUs with less, an A100 included, refuse it
     /// and measured tuning skips it; 238 / 239 registers on sm_80 / sm_90, no spills). Same k order
     /// as v7: bit-identical results. On an H100 (2026-11-27) 385 TFLOP/s at 4096³ bf16, below v7.
-    /// Only [`GemmTuning::MeasureAll`] and explicit requests run it.
+    /// The fixed rule never picks it.
     TensorCore128x256Swizzled4Stage,
     /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
     /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
@@ -142,14 +143,17 @@ pub enum GemmKernel {
     /// share of the output tiles; the two consumer warpgroups take turns, one multiplying a tile
     /// while the other stores the previous one straight from its registers, so writing C overlaps
     /// the tensor work (v6 stores each tile while its SM's tensor cores idle). Same k order as
-    /// [`GemmKernel::Wgmma128`]: bit-identical results. Not yet run on a GPU: only
+    /// [`GemmKernel::Wgmma128`]: bit-identical results. On an H100 (2026-11-27) 525–548 TFLOP/s at
+    /// 4096³ bf16 (v6 128-wide: 463–478, v6 256-wide: 535–591) and the fastest of all on the
+    /// 784↔400 products of a batch of 8192. Not yet racechecked on a GPU: only
     /// [`GemmTuning::MeasureAll`] and explicit requests run it.
     Wgmma128PingPong,
     /// v9, Hopper (as v6): [`GemmKernel::Wgmma256`]'s tiles in clusters of two blocks (adjacent
     /// along m) that share their B tile: each copies one half with TMA multicast into both, so a
     /// block reads a third less from L2 per k step. Same k order as [`GemmKernel::Wgmma256`]:
-    /// bit-identical results. Not yet run on a GPU: only [`GemmTuning::MeasureAll`] and explicit
-    /// requests run it.
+    /// bit-identical results. On an H100 (2026-11-27) 498 TFLOP/s at 4096³ and 563 at 8192³ bf16,
+    /// below v6 (535–567 / 613). Not yet racechecked on a GPU: only [`GemmTuning::MeasureAll`] and
+    /// explicit requests run it.
     Wgmma256Multicast,
 }
 
@@ -182,10 +186,13 @@ impl GemmKernel {
         [GemmKernel::Wgmma256, GemmKernel::Wgmma128, GemmKernel::Wgmma128PingPong, GemmKernel::Wgmma256Multicast];
 
     /// The versions that have passed their parity tests and compute-sanitizer (memcheck, racecheck,
-    /// synccheck) on a GPU (an H100: the first seven on 2026-11-26, all twelve on 2026-11-27 at
-    /// commit 0a9a4f2; BENCHMARKS.md); [`GemmTuning::Measure`] chooses only among these. A version
-    /// joins the list when a GPU run has checked it.
-    pub const CHECKED_ON_GPU: [GemmKernel; 12] = [
+    /// synccheck) on a GPU (an H100: the first seven on 2026-11-26, the next five on 2026-11-27 at
+    /// commit 0a9a4f2, the last five on 2026-11-27 at commit 56302fc; BENCHMARKS.md);
+    /// [`GemmTuning::Measure`] chooses only among these. A version joins the list when a GPU run
+    /// has checked it. (v8 [`GemmKernel::Wgmma128PingPong`] and v9
+    /// [`GemmKernel::Wgmma256Multicast`] passed their tests, memcheck and synccheck on that run, but
+    /// its racecheck ran out of time before their test.)
+    pub const CHECKED_ON_GPU: [GemmKernel; 17] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -198,6 +205,11 @@ impl GemmKernel {
         GemmKernel::TensorCore128x256,
         GemmKernel::Wgmma256,
         GemmKernel::Wgmma128,
+        GemmKernel::Simt64SlicedK4,
+        GemmKernel::Simt128Warp4,
+        GemmKernel::TensorCore128x256Swizzled,
+        GemmKernel::TensorCore128x128Swizzled,
+        GemmKernel::TensorCore128x256Swizzled4Stage,
     ];
 
     /// Whether this kernel runs on tensor cores.
