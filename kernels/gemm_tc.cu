@@ -405,7 +405,7 @@ LK_KERNEL void __launch_bounds__(256) gemm_tc128x256_tf32(lk_gemm_params p, cons
 // fragments of k16 slice s + 1 load while the mma of slice s issue (a stage's last slice is followed
 // by the next stage's first, read after its wait and barrier). (Unrolling the k loop over the ring
 // so that stage offsets become immediates, with the next slice's ldmatrix interleaved between rows
-// of mma, ran v7 3% slower on an H100 at 4096³ (399 vs 411 TFLOP/s, 2026-11-27): not done.)
+// of mma, ran v7 slower in a probe on an H100 at 4096³ (2026-11-27): not done.)
 // Each output sums k in the same order in every variant: results are deterministic, and v7, v10
 // and v11 agree bit for bit.
 // Epilogue: that of the kernels above (32 columns of a warp tile parked at a time, lk::gemm_store).

@@ -122,14 +122,15 @@ pub enum GemmKernel {
     /// tiles over 4 warps (2×2, 64×64 warp tiles, 128 threads), 3 stages of 32 KiB: 96 KiB of shared
     /// memory and 239 registers a thread (sm_80 and sm_90, no spills), so two blocks share an SM of
     /// an H100 / H200 (an A100 holds one) and one block's barrier and load latency hide under the
-    /// other's `mma`. Same k order as v7: bit-identical results. On an H100 (2026-11-27) 395–407
-    /// TFLOP/s at 4096³ bf16 (v7: 406–414). The fixed rule never picks it.
+    /// other's `mma`. Same k order as v7: bit-identical results. On an H100 (2026-11-27, measured
+    /// tuning's candidate times, BENCHMARKS.md) 386 TFLOP/s at 4096³ bf16 and 439 at 8192³ (v7: 375
+    /// and 445). The fixed rule never picks it.
     TensorCore128x128Swizzled,
     /// v11 (bf16 / f16 only): [`GemmKernel::TensorCore128x256Swizzled`] with a 4-stage pipeline
     /// (192 KiB of shared memory: H100 and H200 only; GPUs with less, an A100 included, refuse it
     /// and measured tuning skips it; 238 / 239 registers on sm_80 / sm_90, no spills). Same k order
-    /// as v7: bit-identical results. On an H100 (2026-11-27) 385 TFLOP/s at 4096³ bf16, below v7.
-    /// The fixed rule never picks it.
+    /// as v7: bit-identical results. On an H100 (2026-11-27, as v10) 377 TFLOP/s at 4096³ bf16 and
+    /// 386 at 8192³. The fixed rule never picks it.
     TensorCore128x256Swizzled4Stage,
     /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
     /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
