@@ -151,6 +151,40 @@ __device__ __forceinline__ void tc_load_tile(E* __restrict__ s, const E* __restr
 #endif
 }
 
+// Epilogue of the mma.sync kernels, through shared memory: each warp parks its WM×WN accumulators
+// (fragment layout: d0, d1 at (g, 2t), (g, 2t+1); d2, d3 at (g+8, ...)), then stores them row by
+// row, 32 consecutive columns per instruction (coalesced), through one non-unrolled copy of the
+// epilogue code. 64-wide warp tiles go in two halves of 32 columns, so the parking space stays that
+// of a 32-wide tile (the 128×256 kernel then fits the 99 KiB of sm_86 / sm_89). The caller has
+// finished with the pipeline's shared memory (barrier); (row0, col0) is the warp tile's origin in C.
+template <int MT, int NT8, int WM, int WN>
+__device__ __forceinline__ void tc_park_and_store(const float (&acc)[MT][NT8][4], const lk_gemm_params& p, int warp,
+                                                  int lane, int64_t row0, int64_t col0, float* __restrict__ c,
+                                                  const float* __restrict__ bias, const float* __restrict__ y) {
+    const int g = lane >> 2, t = lane & 3;
+    constexpr int PARTS = WN >= 64 ? 2 : 1, PW = WN / PARTS, P8 = NT8 / PARTS;
+    constexpr int SC = PW + 4;  // row stride: the fragment writes of a warp hit distinct banks
+    float* const park = reinterpret_cast<float*>(lk_tc_smem) + warp * WM * SC;
+#pragma unroll
+    for (int part = 0; part < PARTS; ++part) {
+        if (part > 0) __syncwarp();  // the previous part's stores have read the parking space
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+            for (int ni = 0; ni < P8; ++ni)
+#pragma unroll
+                for (int q = 0; q < 4; ++q)
+                    park[(mi * 16 + g + (q >> 1) * 8) * SC + ni * 8 + 2 * t + (q & 1)] = acc[mi][part * P8 + ni][q];
+        __syncwarp();
+#pragma unroll 1
+        for (int idx = lane; idx < WM * PW; idx += 32) {
+            const int r = idx / PW, cc = idx % PW;
+            const int64_t row = row0 + r, col = col0 + part * PW + cc;
+            if (row < p.m && col < p.n) lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
+        }
+    }
+}
+
 template <TcType T, int BM, int BN, int WARPS_M, int WARPS_N, bool TA, bool TB>
 __device__ __forceinline__ void gemm_tc_body(const lk_gemm_params& p, const typename TcElem<T>::type* __restrict__ a,
                                              const typename TcElem<T>::type* __restrict__ b, float* __restrict__ c,
@@ -283,32 +317,7 @@ __device__ __forceinline__ void gemm_tc_body(const lk_gemm_params& p, const type
     cp_async_wait<0>();
     __syncthreads();  // every warp is done with the pipeline's shared memory
 
-    // Epilogue through shared memory: each warp parks its WM×WN accumulators (fragment layout: d0,
-    // d1 at (g, 2t), (g, 2t+1); d2, d3 at (g+8, ...)), then stores them row by row, 32 consecutive
-    // columns per instruction (coalesced), through one non-unrolled copy of the epilogue code.
-    // 64-wide warp tiles go in two halves of 32 columns, so the parking space stays that of a
-    // 32-wide tile (the 128×256 kernel then fits the 99 KiB of sm_86 / sm_89).
-    constexpr int PARTS = WN >= 64 ? 2 : 1, PW = WN / PARTS, P8 = NT8 / PARTS;
-    constexpr int SC = PW + 4;  // row stride: the fragment writes of a warp hit distinct banks
-    float* const park = reinterpret_cast<float*>(lk_tc_smem) + warp * WM * SC;
-#pragma unroll
-    for (int part = 0; part < PARTS; ++part) {
-        if (part > 0) __syncwarp();  // the previous part's stores have read the parking space
-#pragma unroll
-        for (int mi = 0; mi < MT; ++mi)
-#pragma unroll
-            for (int ni = 0; ni < P8; ++ni)
-#pragma unroll
-                for (int q = 0; q < 4; ++q)
-                    park[(mi * 16 + g + (q >> 1) * 8) * SC + ni * 8 + 2 * t + (q & 1)] = acc[mi][part * P8 + ni][q];
-        __syncwarp();
-#pragma unroll 1
-        for (int idx = lane; idx < WM * PW; idx += 32) {
-            const int r = idx / PW, cc = idx % PW;
-            const int64_t row = m0 + wm0 + r, col = n0 + wn0 + part * PW + cc;
-            if (row < p.m && col < p.n) lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
-        }
-    }
+    tc_park_and_store<MT, NT8, WM, WN>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
 #else
     __trap();
 #endif
@@ -635,31 +644,7 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
     cp_async_wait<0>();
     __syncthreads();  // every warp is done with the pipeline's shared memory
 
-    // Epilogue as in gemm_tc_body: each warp parks 32 columns of its accumulators at a time (fragment
-    // layout: d0, d1 at (g, 2t), (g, 2t+1); d2, d3 at (g+8, ...)), then stores them row by row,
-    // 32 consecutive columns per instruction, through one non-unrolled copy of the epilogue code.
-    const int g = lane >> 2, t = lane & 3;
-    constexpr int PARTS = 2, PW = WN / PARTS, P8 = NT8 / PARTS;
-    constexpr int SC = PW + 4;  // row stride: the fragment writes of a warp hit distinct banks
-    float* const park = reinterpret_cast<float*>(lk_tc_smem) + warp * WM * SC;
-#pragma unroll
-    for (int part = 0; part < PARTS; ++part) {
-        if (part > 0) __syncwarp();  // the previous part's stores have read the parking space
-#pragma unroll
-        for (int mi = 0; mi < MT; ++mi)
-#pragma unroll
-            for (int ni = 0; ni < P8; ++ni)
-#pragma unroll
-                for (int q = 0; q < 4; ++q)
-                    park[(mi * 16 + g + (q >> 1) * 8) * SC + ni * 8 + 2 * t + (q & 1)] = acc[mi][part * P8 + ni][q];
-        __syncwarp();
-#pragma unroll 1
-        for (int idx = lane; idx < WM * PW; idx += 32) {
-            const int r = idx / PW, cc = idx % PW;
-            const int64_t row = m0 + wm0 + r, col = n0 + wn0 + part * PW + cc;
-            if (row < p.m && col < p.n) lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
-        }
-    }
+    tc_park_and_store<MT, NT8, WM, WN>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
 #else
     __trap();
 #endif
