@@ -729,7 +729,9 @@ fn auto_kernel_picks_by_shape() {
     let sms = 132; // H100 SXM
     assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128Warp);
     assert_eq!(auto_kernel(8192, 400, 784, false, sms), Simt128Warp);
-    assert_eq!(auto_kernel(1024, 400, 784, false, sms), Simt64Warp);
+    assert_eq!(auto_kernel(1024, 400, 784, false, sms), Simt64SlicedK4, "112 64-tiles: k sliced");
+    assert_eq!(auto_kernel(1024, 784, 400, false, sms), Simt64Warp, "208 64-tiles fill the GPU");
+    assert_eq!(auto_kernel(400, 784, 128, false, sms), Simt64SlicedK4);
     assert_eq!(auto_kernel(128, 400, 784, false, sms), Simt32SlicedK);
     assert_eq!(auto_kernel(128, 20, 400, false, sms), Simt32SlicedK);
     assert_eq!(auto_kernel(128, 20, 16, false, sms), Tiled16, "too short a k to slice");
@@ -738,9 +740,9 @@ fn auto_kernel_picks_by_shape() {
     assert_eq!(auto_kernel(20, 400, 128, false, sms), Simt32SlicedK);
     // Long k below one 128-tile block per SM: split-k (the dW products of a large batch).
     assert_eq!(auto_kernel(20, 400, 8192, false, sms), Simt64SplitK);
-    assert_eq!(auto_kernel(400, 784, 1024, false, sms), Simt64SplitK);
+    assert_eq!(auto_kernel(400, 784, 1024, false, sms), Simt64SlicedK4, "k ≤ 2048: sliced, not split");
+    assert_eq!(auto_kernel(400, 784, 8192, false, sms), Simt64SplitK);
     assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128Warp, "fills the GPU: no split");
-    assert_eq!(auto_kernel(1024, 400, 784, false, sms), Simt64Warp, "k < 1024: no split");
     assert_eq!(auto_kernel(4096, 4096, 4096, true, sms), TensorCore128);
     assert_eq!(auto_kernel(128, 400, 784, true, sms), TensorCore64);
 }

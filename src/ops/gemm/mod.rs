@@ -91,7 +91,8 @@ pub enum GemmKernel {
     /// SM where v3 runs 4, for outputs of about one 64-tile per SM with a medium k (the 784↔400
     /// products of a batch of 1024). On an H100 (2026-11-27) 34.8 µs at 1024×400×784 where
     /// [`GemmKernel::Simt64Warp`] takes 40.2 (cuBLAS 25.8); slower where the 64-tiles alone fill the
-    /// GPU. The fixed rule never picks it; measured tuning and the shipped H100 table do.
+    /// GPU. The fixed rule picks it for 64-tiles between half and all of the SMs and 128 ≤ k ≤ 2048
+    /// ([`auto_kernel`]).
     Simt64SlicedK4,
     /// v3 (f32): 128×128 block tiles over 4 warps with 64×64 warp tiles (128 threads, 128 outputs a
     /// thread: more FMAs per shared-memory read than [`GemmKernel::Simt128Warp`]'s 64, and two
@@ -269,7 +270,11 @@ pub fn splitk_splits(m: usize, n: usize, k: usize, sms: usize) -> usize {
 /// outputs the k-sliced 32-tiles when k is long enough to slice (≥ 64), else the 16×16 tiles (v1):
 /// on an H100 (2026-11-26, `bench_gemm --all`) 128×400×20 took 4.2 µs with v1, 4.8 µs k-sliced and
 /// 6.9 µs with 64-tiles. Below one 128-tile block per SM, a k of 1024 or more goes to split-k (v4):
-/// on that H100 those products (the dW of a batch ≥ 1024) ran at 0.18–0.75× cuBLAS with v3.
+/// on that H100 those products (the dW of a batch ≥ 1024) ran at 0.18–0.75× cuBLAS with v3. Where
+/// the 64-tiles fill half the GPU but not all of it and 128 ≤ k ≤ 2048, the k-sliced 64-tiles (v5)
+/// come first: on an H100 (2026-11-27, second run, the measured candidates in BENCHMARKS.md's logs)
+/// 1024×400×784 took 34.5 µs with v5 against 40.3 with v3, 400×784×1024 37.8 against split-k's 41.1
+/// and 400×784×128 10.6 against 11.4; at k = 8192 split-k stays ahead (247 against 264 µs).
 ///
 /// Every kernel sums k in a fixed order, so results are bitwise reproducible on one GPU model; the
 /// kernels differ in that order, so two GPUs with different SM counts may pick different kernels and
@@ -281,6 +286,8 @@ pub fn auto_kernel(m: usize, n: usize, k: usize, tensor_cores: bool, sms: usize)
     }
     if tiles(128) >= sms {
         GemmKernel::Simt128Warp
+    } else if tiles(64) >= sms / 2 && tiles(64) < sms && (128..=2048).contains(&k) {
+        GemmKernel::Simt64SlicedK4
     } else if k >= 1024 && splitk_splits(m, n, k, sms) >= 2 {
         GemmKernel::Simt64SplitK
     } else if tiles(64) >= sms / 2 {
