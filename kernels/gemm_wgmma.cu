@@ -389,8 +389,8 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
 // ---- v8, gemm_wgmma128pp_{bf16,f16}: persistent ping-pong over 128×128 tiles ----
 // The same product, layouts, TMA maps (those of the 128-wide v6 kernel) and stage ring (6 stages of
 // a 128×64 A and a 128×64 B tile, 192 KiB) as v6, organised so that storing C overlaps the tensor
-// work: on an H100 at 4096³ v6 spends about a tenth of each tile writing its 128 KiB of f32 output
-// while its SM's tensor cores idle.
+// work: v6 stores each tile's 64 KiB of f32 output after its last k step while its SM's tensor
+// cores idle. (On an H100, 2026-11-27: 525–548 TFLOP/s at 4096³ against v6-128's 463–478.)
 // Work split: one block per SM (grid = min(tiles, SMs)); block b takes the output tiles b, b + grid,
 // b + 2·grid, ... (n-tile fastest), its j-th tile going to consumer warpgroup j % 2. The producer
 // thread copies the k steps of the block's tiles in that order through the ring (global step
@@ -620,9 +620,9 @@ LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128pp_f16(lk_gemm_params p, c
 // The two blocks of a cluster (blockIdx.y = 2c, 2c + 1: vertically adjacent tiles, same n0) need
 // the same 256×64 B tile each k step. Each block's producer copies one half of it (K-major: a box of
 // 128 n-rows; MN-major: two of the four 64-wide atoms) with TMA multicast into the same stage of
-// both blocks, so a block reads 16 + 16 KiB from L2 per k step instead of 16 + 32. On an H100
-// (2026-11-27) v6 runs at ~570–590 TFLOP/s at 4096³–8192³ whatever its tile width, as if L2 → SM
-// traffic (~7 TB/s) bound it; this cuts that traffic by a third. Each block's "full" barrier
+// both blocks, so a block reads 16 + 16 KiB from L2 per k step instead of 16 + 32: a third less
+// L2 → SM traffic, in case that is what holds v6 at ~0.75× cuBLAS (a guess, not a measurement; on
+// an H100, 2026-11-27, v9 ran at 498 TFLOP/s at 4096³, below v6). Each block's "full" barrier
 // expects its A bytes and both B halves; a stage is free again when the consumer warps of both
 // blocks have released it (the "empty" barrier counts 16 arrivals: each consumer warp arrives on
 // its own block's and, through mapa, on the other block's). Cluster barriers after the barrier
