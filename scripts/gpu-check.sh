@@ -16,8 +16,11 @@
 # With the device tool (carry=["gpu-bundle"]): one call, timeout_s=585, run(command="STEP_TIMEOUT=150
 # DEADLINE=550 bash gpu-bundle/run.sh tests bench baselines train sanitize synccheck profile")
 # (480 s on an H100 on 2026-11-27, start-up ~30 s more), then at once, while the machine is still
-# warm (30 s), the rest of the 15 device minutes on "racemining" with STEP_TIMEOUT and DEADLINE
-# set to what is left less ~15 s; then give the machine back.
+# warm (30 s), the rest of the 15 device minutes on "racegemm racemining" with STEP_TIMEOUT and
+# DEADLINE set to what is left less ~15 s; then give the machine back. A run after changes to some
+# kernels only can leave out steps and binaries (SKIP_STEPS, SANITIZE_TESTS, BASELINES: gpu-run.sh),
+# as the second H100 run of 2026-11-27 did (BENCHMARKS.md). Helpers working on kernels should not
+# call the device themselves: the 15 minutes are the session's.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

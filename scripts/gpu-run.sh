@@ -10,7 +10,8 @@
 # ratios beside theirs), train (10 epochs of the VAE and 5 of
 # the triplet net on full MNIST), sanitize (compute-sanitizer memcheck + racecheck on the kernel
 # tests, GEMM first), and, only when named, synccheck (gemm and mining tests), profile (ncu on the
-# kernels that miss a target: ncu:*.log) and racemining (racecheck on the mining tests: minutes).
+# kernels that miss a target: ncu:*.log), racegemm and racemining (racecheck on the gemm and on the
+# mining tests: minutes each).
 # Default: tests bench baselines train sanitize; `quick` = all but sanitize. One device call is
 # limited to 10 minutes: DEADLINE=<seconds> stops starting steps near the end of the call, so
 # that one call can hold everything in order of importance and still bring its logs back.
@@ -122,10 +123,23 @@ if want sanitize && [[ -x $sanitizer ]]; then
     extra=()
     [[ $t == gemm ]] && extra=("${skip_wgmma[@]}")
     run_step "memcheck:$t" "$sanitizer" --tool memcheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1 "${extra[@]}"
-    # grid_stride (one huge launch) is skipped under racecheck; mining has its own phase;
-    # gemm_tuning runs the kernels of the gemm tests again (and trains an epoch): memcheck only.
-    [[ $t == mining || $t == gemm_tuning ]] || racecheck "$t" --skip grid_stride "${extra[@]}"
+    # grid_stride (one huge launch) is skipped under racecheck; gemm and mining have their own
+    # phases (minutes each); gemm_tuning runs the kernels of the gemm tests again (and trains an
+    # epoch): memcheck only.
+    [[ $t == gemm || $t == mining || $t == gemm_tuning ]] || racecheck "$t" --skip grid_stride "${extra[@]}"
   done
+fi
+}
+phase_racegemm() {
+
+# Optional phase `racegemm` (its own call: on an H100 on 2026-11-27, with 17 GEMM versions, racecheck
+# got through 12 of the 15 gemm tests in 150 s, before the wgmma test; the first GPU run's 12
+# versions took 104 s). The wgmma test first (the versions not yet racechecked are Hopper ones),
+# then the rest; give it STEP_TIMEOUT=400 or more.
+if want racegemm && [[ -x $sanitizer && -x $here/tests/gemm ]]; then
+  [[ $wgmma_ok == 1 ]] &&
+    run_step "racecheck:gemm-wgmma" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
+  racecheck gemm --skip grid_stride --skip wgmma
 fi
 }
 phase_racemining() {
@@ -256,7 +270,7 @@ phase_tests
 # The wgmma test only when wgmma may run (wgmma_ok above, set by the tests phase).
 skip_wgmma=()
 [[ $wgmma_ok == 1 ]] || skip_wgmma=(--skip wgmma)
-for p in baselines bench train sanitize synccheck profile racemining; do "phase_$p"; done
+for p in baselines bench train sanitize synccheck profile racegemm racemining; do "phase_$p"; done
 
 echo
 for log in bench_kernels bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae train_siamese; do
