@@ -433,7 +433,7 @@ struct Tc2Tile {
     static_assert(STAGES >= 2, "the ring needs a stage in flight");
     static_assert(SMEM_BYTES >= WARPS_M * WARPS_N * 64 * 36 * 4, "the epilogue parks in the pipeline's memory");
 };
-// src/ops/gemm/cuda.rs (TC2_SMEM and friends) launches them with these byte counts.
+// src/ops/gemm/cuda.rs (tc2_smem) launches them with these byte counts.
 using Tc2V7 = Tc2Tile<128, 256, 2, 4, 3>;
 using Tc2V10 = Tc2Tile<128, 128, 2, 2, 3>;
 using Tc2V11 = Tc2Tile<128, 256, 2, 4, 4>;

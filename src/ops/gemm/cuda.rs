@@ -44,18 +44,14 @@ const WGMMA_SMEM: u32 = 197_632;
 /// 16 × (64 + 4) floats for each operand (`LK_S3_GROUP_SMEM` in kernels/gemm.cu).
 const SIMT_SLICEDK4_SMEM: u32 = 4 * 2 * 16 * (68 + 68) * 4;
 
-/// Dynamic shared memory of v7 (`TC2_SMEM_BYTES` of kernels/gemm_tc.cu, which derives the same
-/// value): 3 stages of a 128×64 A and a 256×64 B tile of 16-bit elements, unpadded (swizzled); the
-/// epilogue parks its accumulators in the same memory.
-const TC2_SMEM: u32 = 3 * (128 + 256) * 64 * 2;
-
-/// Dynamic shared memory of v10 (`Tc2V10::SMEM_BYTES` in kernels/gemm_tc.cu): 3 stages of a
-/// 128×64 A and a 128×64 B tile (96 KiB, so two blocks fit an SM of an H100 / H200).
-const TC2_128X128_SMEM: u32 = 3 * (128 + 128) * 64 * 2;
-
-/// Dynamic shared memory of v11 (`Tc2V11::SMEM_BYTES` in kernels/gemm_tc.cu): v7's tiles in 4 stages
-/// (192 KiB: H100 / H200 only; launch_gemm refuses it elsewhere).
-const TC2_4STAGE_SMEM: u32 = 4 * (128 + 256) * 64 * 2;
+/// Dynamic shared memory of the swizzled `mma.sync` kernels v7, v10 and v11 (`Tc2Tile::SMEM_BYTES`
+/// in kernels/gemm_tc.cu, which asserts the same values): `stages` stages of a 128×64 A and a
+/// `bn`×64 B tile of 16-bit elements, unpadded (swizzled); the epilogue parks its accumulators in
+/// the same memory. v7: 144 KiB; v10 (bn 128): 96 KiB, so two blocks fit an SM of an H100 / H200;
+/// v11 (4 stages): 192 KiB, H100 / H200 only (launch_gemm refuses it elsewhere).
+const fn tc2_smem(bn: u32, stages: u32) -> u32 {
+    stages * (128 + bn) * 64 * 2
+}
 
 /// Dynamic shared memory of the tensor-core kernels (`kernels/gemm_tc.cu`) with `bm × bn` block
 /// tiles over `warps_m × warps_n` warps, bytes per element `e`, k step `bk`: the larger of
@@ -99,14 +95,14 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         let threads = (32 * warps.0 * warps.1) as u32;
         Ok(Shape { name, tile: (bm, bn), block: (threads, 1, 1), smem: tc_smem(bm, bn, warps, e, bk) })
     };
-    // v7, v10, v11: bf16 / f16 only.
-    let tc2 = |names: [&'static str; 2], tile: (usize, usize), threads: u32, smem: u32| {
+    // v7, v10, v11: bf16 / f16 only; 128-row tiles.
+    let tc2 = |names: [&'static str; 2], bn: usize, threads: u32, stages: u32| {
         let name = match dtype {
             DType::BF16 => names[0],
             DType::F16 => names[1],
             _ => return Err(Error::invalid("gemm", format!("{kernel:?} takes bf16 or f16 inputs"))),
         };
-        Ok(Shape { name, tile, block: (threads, 1, 1), smem })
+        Ok(Shape { name, tile: (128, bn), block: (threads, 1, 1), smem: tc2_smem(bn as u32, stages) })
     };
     let wgmma = |names: [&'static str; 2], tile_n: usize| {
         let name = match dtype {
@@ -134,14 +130,10 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::TensorCore128x256 => {
             tc(["gemm_tc128x256_bf16", "gemm_tc128x256_f16", "gemm_tc128x256_tf32"], (128, 256), (2, 4))
         }
-        GemmKernel::TensorCore128x256Swizzled => {
-            tc2(["gemm_tc2_128x256_bf16", "gemm_tc2_128x256_f16"], (128, 256), 256, TC2_SMEM)
-        }
-        GemmKernel::TensorCore128x128Swizzled => {
-            tc2(["gemm_tc2_128x128_bf16", "gemm_tc2_128x128_f16"], (128, 128), 128, TC2_128X128_SMEM)
-        }
+        GemmKernel::TensorCore128x256Swizzled => tc2(["gemm_tc2_128x256_bf16", "gemm_tc2_128x256_f16"], 256, 256, 3),
+        GemmKernel::TensorCore128x128Swizzled => tc2(["gemm_tc2_128x128_bf16", "gemm_tc2_128x128_f16"], 128, 128, 3),
         GemmKernel::TensorCore128x256Swizzled4Stage => {
-            tc2(["gemm_tc2_128x256s4_bf16", "gemm_tc2_128x256s4_f16"], (128, 256), 256, TC2_4STAGE_SMEM)
+            tc2(["gemm_tc2_128x256s4_bf16", "gemm_tc2_128x256s4_f16"], 256, 256, 4)
         }
         GemmKernel::Wgmma256 => wgmma(["gemm_wgmma256_bf16", "gemm_wgmma256_f16"], 256),
         GemmKernel::Wgmma128 => wgmma(["gemm_wgmma128_bf16", "gemm_wgmma128_f16"], 128),

@@ -146,8 +146,8 @@ pub enum GemmKernel {
     /// while the other stores the previous one straight from its registers, so writing C overlaps
     /// the tensor work (v6 stores each tile while its SM's tensor cores idle). Same k order as
     /// [`GemmKernel::Wgmma128`]: bit-identical results. On an H100 (2026-11-27) 525–548 TFLOP/s at
-    /// 4096³ bf16 (v6 128-wide: 463–478, v6 256-wide: 535–591) and the fastest of all on the
-    /// 784↔400 products of a batch of 8192. Not yet racechecked on a GPU: only
+    /// 4096³ bf16 (v6 128-wide: 463–478, v6 256-wide: 535–591) and the fastest of all on five of
+    /// the six 784↔400 products of a batch of 8192. Not yet racechecked on a GPU: only
     /// [`GemmTuning::MeasureAll`] and explicit requests run it.
     Wgmma128PingPong,
     /// v9, Hopper (as v6): [`GemmKernel::Wgmma256`]'s tiles in clusters of two blocks (adjacent
@@ -193,7 +193,7 @@ impl GemmKernel {
     /// [`GemmTuning::Measure`] chooses only among these. A version joins the list when a GPU run
     /// has checked it. (v8 [`GemmKernel::Wgmma128PingPong`] and v9
     /// [`GemmKernel::Wgmma256Multicast`] passed their tests, memcheck and synccheck on that run, but
-    /// its racecheck ran out of time before their test.)
+    /// the run's racecheck ran out of time before their test.)
     pub const CHECKED_ON_GPU: [GemmKernel; 17] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,

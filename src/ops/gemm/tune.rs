@@ -111,7 +111,8 @@ pub const TUNE_KEEP: f64 = 3.0;
 
 /// The kernels `Auto` chooses among for an input type and math: exact f32 takes the SIMT versions,
 /// TF32 the `mma.sync` versions that have a TF32 form ([`GemmKernel::half_only`]), bf16/f16 every
-/// `mma.sync` version and, where `wgmma` (a compute capability 9.0 GPU), the Hopper ones; unless `unchecked`, only those in [`GemmKernel::CHECKED_ON_GPU`] and `fixed`
+/// `mma.sync` version and, where `wgmma` (a compute capability 9.0 GPU), the Hopper ones; unless
+/// `unchecked`, only those in [`GemmKernel::CHECKED_ON_GPU`] and `fixed`
 /// (the fixed rule's choice for the shape, which runs anyway without measuring).
 pub fn tune_candidates(
     dtype: DType,
