@@ -567,6 +567,186 @@ __device__ __forceinline__ void gemm_wgmma_pingpong(const lk_gemm_params& p, con
     }
 }
 
+// ---- v12 / v13, gemm_wgmma256p{,e}_{bf16,f16}: persistent cooperative 128×256 tiles ----
+// v6's 128×256 tile, stage ring (4 stages of a 128×64 A and a 256×64 B tile, 192 KiB), TMA maps and
+// wgmma sequence, made persistent so that a block's tiles follow one another without a gap:
+//   - one block per SM (grid = min(tiles, SMs)); block b takes the output tiles b, b + grid, ...
+//     (n-tile fastest, v6's order). The producer thread copies the k steps of all of them through the
+//     ring (global step g = j·steps + kt, stage g % 4, phase g / 4), so the next tile's first stages
+//     land while the consumers are still storing the current one (v6: a new block starts with an
+//     empty ring after the previous block's epilogue);
+//   - both consumer warpgroups work on every tile (rows 64w .. 64w + 63, all 256 columns, 128 f32
+//     accumulators a thread), then store it straight from registers (no parking and no barrier
+//     between the two: the ring belongs to the producer's next copies).
+// v12 (EARLY = false) releases a stage as v6 does, once the next step's wgmma group is in flight
+// (wgmma.wait_group 1). v13 (EARLY = true) waits for its own group (wait_group 0) and releases the
+// stage it just read: one stage more of the ring is open to the producer (three instead of two
+// ahead of the stage being read) while the other warpgroup's wgmma group keeps the tensor cores busy.
+// Each output's k order is v6's: results are bit-identical to gemm_wgmma256.
+template <TcType T, int A_MN, int B_MN, bool EARLY, bool MC>
+__device__ __forceinline__ void gemm_wgmma_persistent_body(const lk_gemm_params& p, const lk_tma_map* tma_a,
+                                                           const lk_tma_map* tma_b, float* __restrict__ c,
+                                                           const float* __restrict__ bias, const float* __restrict__ y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    constexpr int BN = 256;
+    using Cfg = WgConfig<BN>;
+    constexpr int S = Cfg::STAGES;
+    __shared__ alignas(8) uint64_t full_bar[S], empty_bar[S];
+    const uint32_t raw = smem_u32(lk_wgmma_smem);
+    const uint32_t base = (raw + 1023u) & ~1023u;
+    const int tid = threadIdx.x, wg = tid / 128;
+    const int steps = static_cast<int>((p.k + WG_BK - 1) / WG_BK);
+    if (steps == 0) return;  // k ≥ 1 is validated; kept so no accumulator is read unset
+    const int tiles_n = static_cast<int>((p.n + BN - 1) / BN);
+    const int tiles_m = static_cast<int>((p.m + WG_BM - 1) / WG_BM);
+    // MC: the work items are pairs of vertically adjacent tiles, one per block of a cluster.
+    const int items = tiles_n * (MC ? (tiles_m + 1) / 2 : tiles_m);
+    const uint32_t rank = MC ? cluster_ctarank() : 0u, peer = rank ^ 1u;
+    const int grid = static_cast<int>(gridDim.x) / (MC ? 2 : 1), bid = static_cast<int>(blockIdx.x) / (MC ? 2 : 1);
+    const int count = bid < items ? (items - 1 - bid) / grid + 1 : 0;  // this block's tiles
+    // The j-th tile of this block: item bid + j·grid, n-tile fastest.
+    auto tile_origin = [&](int j, int64_t& m0, int64_t& n0) {
+        const int item = bid + j * grid;
+        const int tm = MC ? 2 * (item / tiles_n) + static_cast<int>(rank) : item / tiles_n;
+        m0 = static_cast<int64_t>(tm) * WG_BM;
+        n0 = static_cast<int64_t>(item % tiles_n) * BN;
+    };
+    auto full = [&](int s) { return smem_u32(&full_bar[s]); };
+    auto empty = [&](int s) { return smem_u32(&empty_bar[s]); };
+
+    if (tid == 0) {
+        for (int s = 0; s < S; ++s) {
+            mbar_init(full(s), 1);  // the producer's arrive.expect_tx (+ the TMA bytes)
+            // v12 / v13: one arrive per consumer warp. MC: one per consumer warpgroup of each block
+            // of the cluster (B halves from both blocks share the stage).
+            mbar_init(empty(s), MC ? 4 : 8);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    // MC: the other block's barriers must be initialised before anything arrives on them.
+    if constexpr (MC) cluster_sync();
+    else __syncthreads();
+
+    if (wg == 0) {
+        setmaxnreg_dec<40>();
+        if (tid == 0) {
+            for (int j = 0; j < count; ++j) {
+                int64_t m64, n64;
+                tile_origin(j, m64, n64);
+                const int m0 = static_cast<int>(m64), n0 = static_cast<int>(n64);
+                // MN-major boxes wholly past the matrix are not copied (as in v6). MC: the second
+                // tile of the last pair may lie wholly past m: that block copies no A.
+                const int a_boxes = m0 >= p.m ? 0 : A_MN ? (m0 + 64 < p.m ? 2 : 1) : 1;
+                const int b_left = static_cast<int>((p.n - n0 + 63) / 64);
+                const int b_boxes = B_MN ? (b_left < BN / 64 ? b_left : BN / 64) : 1;
+                // MC, K-major B: one box of BN / 2 rows per block, the upper one only when inside n.
+                const int b_halves = n0 + BN / 2 < p.n ? 2 : 1;
+                const uint32_t a_bytes = A_MN ? a_boxes * ATOM_BYTES : a_boxes * Cfg::A_BYTES;
+                const uint32_t b_bytes = B_MN ? b_boxes * ATOM_BYTES : MC ? b_halves * (Cfg::B_BYTES / 2) : Cfg::B_BYTES;
+                for (int kt = 0; kt < steps; ++kt) {
+                    const int g = j * steps + kt, s = g % S, round = g / S;
+                    // Its previous round was read (MC: by the consumers of both blocks).
+                    if (round > 0) mbar_wait(empty(s), (round - 1) & 1);
+                    mbar_arrive_expect_tx(full(s), a_bytes + b_bytes);  // boxes count whole, zero fill included
+                    const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
+                    const int k0 = kt * WG_BK;
+                    if (A_MN) {
+                        for (int i = 0; i < a_boxes; ++i) tma_load_2d(sa + i * ATOM_BYTES, tma_a, full(s), m0 + 64 * i, k0);
+                    } else if (a_boxes > 0) {
+                        tma_load_2d(sa, tma_a, full(s), k0, m0);
+                    }
+                    if constexpr (MC) {
+                        // Each block copies its half of the shared B tile into both blocks.
+                        if (B_MN) {
+                            for (int i = 2 * (int)rank; i < 2 * (int)rank + 2 && i < b_boxes; ++i)
+                                tma_load_2d_multicast(sb + i * ATOM_BYTES, tma_b, full(s), n0 + 64 * i, k0, 3);
+                        } else if ((int)rank < b_halves) {
+                            tma_load_2d_multicast(sb + rank * (Cfg::B_BYTES / 2), tma_b, full(s), k0, n0 + (BN / 2) * rank, 3);
+                        }
+                    } else if (B_MN) {
+                        for (int i = 0; i < b_boxes; ++i) tma_load_2d(sb + i * ATOM_BYTES, tma_b, full(s), n0 + 64 * i, k0);
+                    } else {
+                        tma_load_2d(sb, tma_b, full(s), k0, n0);
+                    }
+                }
+            }
+        }
+        // MC: the other block's consumers arrive on this block's barriers until their last step.
+        if constexpr (MC) cluster_sync();
+        return;
+    }
+
+    setmaxnreg_inc<232>();
+    const int w = wg - 1;  // rows 64w .. 64w + 63 of every tile
+    const int lane = tid & 31, g4 = lane >> 2, t4 = lane & 3, wq = (tid / 32) & 3;
+    const bool plain = p.epilogue == LK_EPI_NONE && p.beta == 0.0f;
+    const bool pairs = (reinterpret_cast<uintptr_t>(c) & 7) == 0 && (p.ldc & 1) == 0;
+    // No zeroing: each tile's first wgmma runs with scale-d = 0 (D = A·B), as in v6.
+    float acc[BN / 2];
+    // MC: one thread of each consumer warpgroup releases a stage in both blocks, after its
+    // warp's wgmma.wait_group (a wgmma is one operation of the whole warpgroup).
+    const bool releaser = MC ? (tid & 127) == 0 : lane == 0;
+    auto release = [&](int s) {
+        if (!releaser) return;
+        mbar_arrive(empty(s));
+        if constexpr (MC) mbar_arrive_cluster(empty(s), peer);
+    };
+    for (int j = 0; j < count; ++j) {
+        int64_t m0, n0;
+        tile_origin(j, m0, n0);
+        for (int kt = 0; kt < steps; ++kt) {
+            const int g = j * steps + kt, s = g % S;
+            mbar_wait(full(s), (g / S) & 1);
+            const uint32_t sa = base + s * Cfg::STAGE_BYTES + w * ATOM_BYTES, sb = base + s * Cfg::STAGE_BYTES + Cfg::A_BYTES;
+            fence_accumulators(acc);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < WG_BK / 16; ++kk) {
+                const uint64_t da = A_MN ? smem_desc(sa + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sa + kk * 32, 16, 1024);
+                const uint64_t db = B_MN ? smem_desc(sb + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sb + kk * 32, 16, 1024);
+                wgmma_k16<T, BN, A_MN, B_MN>(acc, da, db, (kt | kk) != 0);
+            }
+            wgmma_commit();
+            if constexpr (EARLY) {
+                wgmma_wait<0>();  // this warp's reads of stage s are done
+                fence_accumulators(acc);
+                release(s);
+            } else {
+                wgmma_wait<1>();  // this warp's share of step g − 1 is done: release that stage
+                fence_accumulators(acc);
+                if (kt > 0) release((g - 1) % S);
+            }
+        }
+        if constexpr (!EARLY) {
+            wgmma_wait<0>();
+            fence_accumulators(acc);
+            release((j * steps + steps - 1) % S);
+        }
+        const int64_t r0 = m0 + 64 * w + 16 * wq + g4, c0 = n0 + 2 * t4;
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i) pp_store_quad(p, plain, pairs, r0, c0 + 8 * i, &acc[4 * i], c, bias, y);
+    }
+    // MC: past this, no block of the cluster touches the other's shared memory (each copy into
+    // this block was waited for above, each release of the other's stages is done).
+    if constexpr (MC) cluster_sync();
+#else
+    __trap();
+#endif
+}
+
+template <TcType T, bool EARLY, bool MC = false>
+__device__ __forceinline__ void gemm_wgmma_persistent(const lk_gemm_params& p, const lk_tma_map* tma_a,
+                                                      const lk_tma_map* tma_b, float* c, const float* bias,
+                                                      const float* y) {
+    if (p.trans_a) {
+        if (p.trans_b) gemm_wgmma_persistent_body<T, 1, 0, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
+        else gemm_wgmma_persistent_body<T, 1, 1, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
+    } else {
+        if (p.trans_b) gemm_wgmma_persistent_body<T, 0, 0, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
+        else gemm_wgmma_persistent_body<T, 0, 1, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
+    }
+}
+
 template <TcType T, int BN, bool MC = false>
 __device__ __forceinline__ void gemm_wgmma(const lk_gemm_params& p, const lk_tma_map* tma_a, const lk_tma_map* tma_b,
                                            float* c, const float* bias, const float* y) {
@@ -605,12 +785,12 @@ LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128_f16(lk_gemm_params p, con
 }
 
 // v8: persistent ping-pong, 128×128 tiles, grid = min(tiles, SMs) (src/ops/gemm/cuda.rs).
-LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128pp_bf16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128pp_bf16(const __grid_constant__ lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
                                                               const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
                                                               const float* __restrict__ bias, const float* __restrict__ y) {
     gemm_wgmma_pingpong<TC_BF16>(p, &tma_a, &tma_b, c, bias, y);
 }
-LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128pp_f16(lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma128pp_f16(const __grid_constant__ lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
                                                              const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
                                                              const float* __restrict__ bias, const float* __restrict__ y) {
     gemm_wgmma_pingpong<TC_F16>(p, &tma_a, &tma_b, c, bias, y);
@@ -639,4 +819,42 @@ LK_KERNEL void __cluster_dims__(1, 2, 1) __launch_bounds__(384, 1) gemm_wgmma256
                         const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c, const float* __restrict__ bias,
                         const float* __restrict__ y) {
     gemm_wgmma<TC_F16, 256, true>(p, &tma_a, &tma_b, c, bias, y);
+}
+
+// v12 / v13: persistent cooperative 128×256 tiles, grid = min(tiles, SMs) (src/ops/gemm/cuda.rs);
+// v13 releases each stage as soon as its own wgmma group is done.
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma256p_bf16(const __grid_constant__ lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                             const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                             const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma_persistent<TC_BF16, false>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma256p_f16(const __grid_constant__ lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                            const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                            const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma_persistent<TC_F16, false>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma256pe_bf16(const __grid_constant__ lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                              const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                              const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma_persistent<TC_BF16, true>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(384, 1) gemm_wgmma256pe_f16(const __grid_constant__ lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                                                             const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c,
+                                                             const float* __restrict__ bias, const float* __restrict__ y) {
+    gemm_wgmma_persistent<TC_F16, true>(p, &tma_a, &tma_b, c, bias, y);
+}
+
+// v14: v12 in clusters of two blocks (consecutive blockIdx.x) that share each k step's B tile through
+// TMA multicast (as v9), grid = 2 · min(tile pairs, SMs / 2) (src/ops/gemm/cuda.rs).
+LK_KERNEL void __cluster_dims__(2, 1, 1) __launch_bounds__(384, 1) gemm_wgmma256pmc_bf16(
+    const __grid_constant__ lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                          const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c, const float* __restrict__ bias,
+                          const float* __restrict__ y) {
+    gemm_wgmma_persistent<TC_BF16, false, true>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __cluster_dims__(2, 1, 1) __launch_bounds__(384, 1) gemm_wgmma256pmc_f16(
+    const __grid_constant__ lk_gemm_params p, const __grid_constant__ lk_tma_map tma_a,
+                         const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c, const float* __restrict__ bias,
+                         const float* __restrict__ y) {
+    gemm_wgmma_persistent<TC_F16, false, true>(p, &tma_a, &tma_b, c, bias, y);
 }

@@ -629,11 +629,12 @@ fn kernel_and_math_must_suit_the_input_type() {
     assert_eq!(c, vec![3.0; 4]);
 }
 
-/// v6, v8 and v9 (Hopper: wgmma with TMA loads) on bf16 and f16: every transpose pair of the precision sizes
-/// and a few multi-tile ones (several k steps around the stage ring, partial 128×256 tiles), the
-/// epilogues, leading dimensions rounded up to multiples of 8 (TMA needs 16-byte aligned rows);
-/// against the f64 reference at the tensor-core bound of the other half-precision tests. Runs on
-/// compute capability 9.0 only; elsewhere asking for the kernel must be an error.
+/// v6, v8, v9 and v12–v14 (Hopper: wgmma with TMA loads) on bf16 and f16: every transpose pair of
+/// the precision sizes and a few multi-tile ones (several k steps around the stage ring, partial
+/// 128×256 tiles), the epilogues, leading dimensions rounded up to multiples of 8 (TMA needs
+/// 16-byte aligned rows); against the f64 reference at the tensor-core bound of the other
+/// half-precision tests. Runs on compute capability 9.0 only; elsewhere asking for the kernel must
+/// be an error.
 #[test]
 fn wgmma_matches_reference_on_hopper() {
     use latentkit::ops::gemm::{gemm_half, GemmKernel};
@@ -653,16 +654,18 @@ fn wgmma_matches_reference_on_hopper() {
         eprintln!("SKIP {NAME}: {} is not a compute capability 9.0 GPU", b.name().unwrap_or_default());
         return;
     }
-    // The last two give the persistent v8 several tiles per block on any GPU (360 and 154 tiles of
-    // 128×128), with a k ring that wraps inside a tile (1000) and across tiles (72: 2 steps a tile).
-    let persistent = [(2500, 2200, 72), (1700, 1300, 200)];
+    // The last three give the persistent versions several tiles per block on any GPU (v8: 360, 154
+    // and 506 tiles of 128×128; v12 / v13: 180, 84 and 253 of 128×256; v14: 90, 42 and 132 pairs,
+    // the last pair of 2900 half past m), with a k ring that wraps inside a tile (1000) and across
+    // tiles (72 and 136: 2 and 3 steps a tile).
+    let persistent = [(2500, 2200, 72), (1700, 1300, 200), (2900, 2700, 136)];
     let sizes = PRECISION_SIZES.iter().copied().chain([(257, 300, 700), (128, 512, 64), (520, 136, 1000)]);
     let mut r = rng(50);
     for (si, (m, n, k)) in sizes.chain(persistent).enumerate() {
         for (ti, (ta, tb)) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))).enumerate() {
             for (ki, kernel) in GemmKernel::WGMMA.into_iter().enumerate() {
-                if persistent.contains(&(m, n, k)) && kernel != GemmKernel::Wgmma128PingPong {
-                    continue; // (v6 runs one tile per block: the sizes above cover it)
+                if persistent.contains(&(m, n, k)) && !kernel.is_persistent() {
+                    continue; // (v6 and v9 run one tile per block: the sizes above cover them)
                 }
                 let mut spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), Ld::Align8);
                 spec.kernel = kernel;
@@ -691,7 +694,11 @@ fn wgmma_matches_reference_on_hopper() {
             host(&b, &c).into_iter().map(f32::to_bits).collect::<Vec<_>>()
         };
         assert_eq!(run(GemmKernel::Wgmma128), run(GemmKernel::Wgmma128PingPong), "{ta:?}{tb:?}: v8 bits = v6's");
-        assert_eq!(run(GemmKernel::Wgmma256), run(GemmKernel::Wgmma256Multicast), "{ta:?}{tb:?}: v9 bits = v6's");
+        let v6 = run(GemmKernel::Wgmma256);
+        assert_eq!(v6, run(GemmKernel::Wgmma256Multicast), "{ta:?}{tb:?}: v9 bits = v6's");
+        assert_eq!(v6, run(GemmKernel::Wgmma256Persistent), "{ta:?}{tb:?}: v12 bits = v6's");
+        assert_eq!(v6, run(GemmKernel::Wgmma256PersistentEarlyRelease), "{ta:?}{tb:?}: v13 bits = v6's");
+        assert_eq!(v6, run(GemmKernel::Wgmma256PersistentMulticast), "{ta:?}{tb:?}: v14 bits = v6's");
     }
     // Rows that TMA can't address (ld not a multiple of 8) are an error, not a launch.
     let mut spec = with_ld(GemmSpec::contiguous(Transpose::No, Transpose::No, 7, 33, 129, 1.0, 0.0), Ld::Pad3);

@@ -139,6 +139,9 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Wgmma128 => wgmma(["gemm_wgmma128_bf16", "gemm_wgmma128_f16"], 128),
         GemmKernel::Wgmma128PingPong => wgmma(["gemm_wgmma128pp_bf16", "gemm_wgmma128pp_f16"], 128),
         GemmKernel::Wgmma256Multicast => wgmma(["gemm_wgmma256mc_bf16", "gemm_wgmma256mc_f16"], 256),
+        GemmKernel::Wgmma256Persistent => wgmma(["gemm_wgmma256p_bf16", "gemm_wgmma256p_f16"], 256),
+        GemmKernel::Wgmma256PersistentEarlyRelease => wgmma(["gemm_wgmma256pe_bf16", "gemm_wgmma256pe_f16"], 256),
+        GemmKernel::Wgmma256PersistentMulticast => wgmma(["gemm_wgmma256pmc_bf16", "gemm_wgmma256pmc_f16"], 256),
         GemmKernel::Auto => Err(Error::invalid("gemm", "internal: Auto must be resolved before launch")),
     }
 }
@@ -245,17 +248,23 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, a, b, c, bias, y);
     }
     if kernel.is_wgmma() {
-        // The persistent kernel runs one block per SM (at most one per tile); it walks the tiles.
-        let grid = if kernel == GemmKernel::Wgmma128PingPong {
-            let blocks = (gx * gy).min(be.sm_count().max(1));
+        // The persistent kernels run one block per SM (at most one per tile); each walks its tiles.
+        let grid = if kernel.is_persistent() {
+            // v14 walks pairs of vertically adjacent tiles, one cluster of two blocks per pair
+            // (compiled in: __cluster_dims__(2, 1, 1)); H100 SMs come in pairs (TPCs), so SMs / 2
+            // clusters fit at once.
+            let pairs = kernel == GemmKernel::Wgmma256PersistentMulticast;
+            let items = if pairs { gx * gy.div_ceil(2) } else { gx * gy };
+            let slots = if pairs { be.sm_count() / 2 } else { be.sm_count() };
+            let blocks = items.min(slots.max(1));
             // The kernel counts k steps over a block's tiles (j·steps + kt) in 32 bits.
-            if (gx * gy).div_ceil(blocks) * spec.k.div_ceil(64) > i32::MAX as usize {
+            if items.div_ceil(blocks) * spec.k.div_ceil(64) > i32::MAX as usize {
                 return Err(Error::invalid(
                     "gemm",
                     format!("{kernel:?}: {}×{}×{} is too large", spec.m, spec.n, spec.k),
                 ));
             }
-            (blocks as u32, 1, 1)
+            ((if pairs { 2 * blocks } else { blocks }) as u32, 1, 1)
         } else if kernel == GemmKernel::Wgmma256Multicast {
             // Clusters of two blocks along y (compiled in: __cluster_dims__(1, 2, 1)).
             (gx as u32, gy.next_multiple_of(2) as u32, 1)
@@ -543,9 +552,10 @@ unsafe fn launch_wgmma<T: DeviceRepr>(
     let (br, bc) = spec.stored_b();
     // K-major A ([m, k]) comes in one box of the tile's 128 rows; MN-major ([k, m]) in two 64 × 64.
     let map_a = tma_map(dtype, pa, ar, ac, spec.lda, if spec.trans_a.is_yes() { 64 } else { 128 })?;
-    // K-major B ([n, k]) in one box of tile_n rows (v9: two, one from each block of the cluster);
+    // K-major B ([n, k]) in one box of tile_n rows (v9, v14: two, one from each block of the cluster);
     // MN-major ([k, n]) in tile_n / 64 boxes of 64 × 64.
-    let b_rows = if kernel == GemmKernel::Wgmma256Multicast { tile_n / 2 } else { tile_n };
+    let multicast = matches!(kernel, GemmKernel::Wgmma256Multicast | GemmKernel::Wgmma256PersistentMulticast);
+    let b_rows = if multicast { tile_n / 2 } else { tile_n };
     let map_b = tma_map(dtype, pb, br, bc, spec.ldb, if spec.trans_b.is_yes() { b_rows as u32 } else { 64 })?;
     launch!(be, name, cfg, [&p, &map_a, &map_b, c, bias, y])
 }
@@ -579,6 +589,12 @@ mod tests {
                 ("gemm_wgmma128pp_f16", 197_632),
                 ("gemm_wgmma256mc_bf16", 197_632),
                 ("gemm_wgmma256mc_f16", 197_632),
+                ("gemm_wgmma256p_bf16", 197_632),
+                ("gemm_wgmma256p_f16", 197_632),
+                ("gemm_wgmma256pe_bf16", 197_632),
+                ("gemm_wgmma256pe_f16", 197_632),
+                ("gemm_wgmma256pmc_bf16", 197_632),
+                ("gemm_wgmma256pmc_f16", 197_632),
             ],
             "the 64-tile kernels fit the default 48 KiB"
         );

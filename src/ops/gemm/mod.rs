@@ -157,6 +157,25 @@ pub enum GemmKernel {
     /// below v6 (535–567 / 613). Not yet racechecked on a GPU: only [`GemmTuning::MeasureAll`] and
     /// explicit requests run it.
     Wgmma256Multicast,
+    /// v12, Hopper (as v6): [`GemmKernel::Wgmma256`]'s 128×256 tiles, stage ring and wgmma
+    /// sequence in a persistent kernel. One block per SM walks its share of the output tiles, both
+    /// consumer warpgroups on every tile; the producer copies the next tile's first k steps while
+    /// the consumers store the current one straight from their registers (v6 parks it in shared
+    /// memory, and each new block starts with an empty ring). Same k order as
+    /// [`GemmKernel::Wgmma256`]: bit-identical results. Not yet run on a GPU: only
+    /// [`GemmTuning::MeasureAll`] and explicit requests run it.
+    Wgmma256Persistent,
+    /// v13: [`GemmKernel::Wgmma256Persistent`] releasing each stage as soon as the warpgroup's own
+    /// wgmma group on it is done (wait_group 0; v6 and v12 release it one step later), so the
+    /// producer may run three stages ahead instead of two while the other warpgroup's products keep
+    /// the tensor cores busy. Bit-identical to [`GemmKernel::Wgmma256`]. Not yet run on a GPU.
+    Wgmma256PersistentEarlyRelease,
+    /// v14: [`GemmKernel::Wgmma256Persistent`] in clusters of two blocks that take vertically
+    /// adjacent tiles and share each k step's B tile through TMA multicast (as v9 does for v6), so
+    /// a block reads a third less from L2 per k step. A stage is released by one thread per
+    /// consumer warpgroup in each block of the cluster (v9: every consumer warp, half of them
+    /// across the cluster). Bit-identical to [`GemmKernel::Wgmma256`]. Not yet run on a GPU.
+    Wgmma256PersistentMulticast,
 }
 
 impl GemmKernel {
@@ -184,8 +203,26 @@ impl GemmKernel {
     ];
 
     /// The Hopper-only versions (bf16 / f16 inputs, compute capability 9.0).
-    pub const WGMMA: [GemmKernel; 4] =
-        [GemmKernel::Wgmma256, GemmKernel::Wgmma128, GemmKernel::Wgmma128PingPong, GemmKernel::Wgmma256Multicast];
+    pub const WGMMA: [GemmKernel; 7] = [
+        GemmKernel::Wgmma256,
+        GemmKernel::Wgmma128,
+        GemmKernel::Wgmma128PingPong,
+        GemmKernel::Wgmma256Multicast,
+        GemmKernel::Wgmma256Persistent,
+        GemmKernel::Wgmma256PersistentEarlyRelease,
+        GemmKernel::Wgmma256PersistentMulticast,
+    ];
+
+    /// The persistent versions: one block per SM (at most one per tile) walks the output tiles.
+    pub fn is_persistent(self) -> bool {
+        matches!(
+            self,
+            GemmKernel::Wgmma128PingPong
+                | GemmKernel::Wgmma256Persistent
+                | GemmKernel::Wgmma256PersistentEarlyRelease
+                | GemmKernel::Wgmma256PersistentMulticast
+        )
+    }
 
     /// The versions that have passed their parity tests and compute-sanitizer (memcheck, racecheck,
     /// synccheck) on a GPU (an H100: the first seven on 2026-11-26, the next five on 2026-11-27 at

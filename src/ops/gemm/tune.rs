@@ -413,7 +413,13 @@ mod tests {
         let tf32 = tune_candidates(DType::F32, GemmMath::Tf32, true, true, any);
         assert!(tf32.iter().all(|k| k.is_tensor_core() && !k.half_only()), "TF32 has no half-only kernel: {tf32:?}");
         let bf16 = tune_candidates(DType::BF16, GemmMath::F32, true, true, any);
-        let unchecked = [GemmKernel::Wgmma128PingPong, GemmKernel::Wgmma256Multicast];
+        let unchecked = [
+            GemmKernel::Wgmma128PingPong,
+            GemmKernel::Wgmma256Multicast,
+            GemmKernel::Wgmma256Persistent,
+            GemmKernel::Wgmma256PersistentEarlyRelease,
+            GemmKernel::Wgmma256PersistentMulticast,
+        ];
         assert!(unchecked.iter().all(|k| bf16.contains(k)), "unchecked versions weigh under MeasureAll");
         let checked = tune_candidates(DType::BF16, GemmMath::F32, true, false, GemmKernel::TensorCore128);
         assert!(!unchecked.iter().any(|k| checked.contains(k)), "not checked on a GPU yet: {checked:?}");
