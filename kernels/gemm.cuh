@@ -1,5 +1,5 @@
-// Shared pieces of the GEMM kernels (gemm.cu: fp32 SIMT; gemm_tc.cu: tensor cores): the output
-// store with its epilogue, and the bounds-checked, zero-padded tile loaders.
+// Shared pieces of the GEMM kernels (gemm.cu: fp32 SIMT; gemm_tc.cu, gemm_wgmma.cu: tensor cores):
+// the output stores with their epilogue, and the bounds-checked, zero-padded tile loaders.
 #pragma once
 
 #include "common.cuh"
@@ -21,6 +21,47 @@ __device__ inline void gemm_store(const lk_gemm_params& p, int64_t row, int64_t 
         v *= lk::activation_grad_from_output(p.act, y[row * p.ldy + col]);
     }
     *out = v;
+}
+
+// The 2 × 2 outputs (row, col), (row, col + 1), (row + 8, col), (row + 8, col + 1) of one
+// accumulator fragment column (the layout of mma.m16n8 and wgmma.m64nN tiles), one by one through
+// gemm_store; out of line, to keep the unrolled epilogues that call it small.
+#if defined(LK_CUDA_EMULATOR)
+#define LK_GEMM_OUT_OF_LINE inline  // (the host compiler's headers use the name __noinline__)
+#else
+#define LK_GEMM_OUT_OF_LINE __noinline__
+#endif
+__device__ LK_GEMM_OUT_OF_LINE void gemm_store_quad_slow(const lk_gemm_params& p, int64_t row, int64_t col, float v0,
+                                                         float v1, float v2, float v3, float* __restrict__ c,
+                                                         const float* __restrict__ bias, const float* __restrict__ y) {
+    const float v[4] = {v0, v1, v2, v3};
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+        const int64_t r = row + (q >> 1) * 8, cc = col + (q & 1);
+        if (r < p.m && cc < p.n) gemm_store(p, r, cc, v[q], c, bias, y);
+    }
+}
+// Stores those four outputs straight from registers: float2 pairs for the plain product (`plain`:
+// no epilogue, beta = 0) when C's rows allow (`pairs`: 8-byte aligned base, even ldc) and both
+// columns are inside; gemm_store_quad_slow otherwise.
+__device__ __forceinline__ void gemm_store_quad(const lk_gemm_params& p, bool plain, bool pairs, int64_t row,
+                                                int64_t col, const float* v, float* __restrict__ c,
+                                                const float* __restrict__ bias, const float* __restrict__ y) {
+    if (plain && pairs && col + 1 < p.n) {
+        const float al = p.alpha;
+        if (row < p.m)
+            *reinterpret_cast<float2*>(c + row * p.ldc + col) =
+                make_float2(al == 0.0f ? 0.0f : al * v[0], al == 0.0f ? 0.0f : al * v[1]);
+        if (row + 8 < p.m)
+            *reinterpret_cast<float2*>(c + (row + 8) * p.ldc + col) =
+                make_float2(al == 0.0f ? 0.0f : al * v[2], al == 0.0f ? 0.0f : al * v[3]);
+    } else {
+        gemm_store_quad_slow(p, row, col, v[0], v[1], v[2], v[3], c, bias, y);
+    }
+}
+// Whether gemm_store_quad may store pairs into C (base c, row stride ldc).
+__device__ inline bool gemm_store_pairs_ok(const float* c, int64_t ldc) {
+    return (reinterpret_cast<uintptr_t>(c) & 7) == 0 && (ldc & 1) == 0;
 }
 
 // Whether rows of a matrix (base pointer g, row stride ld elements of `bytes` bytes) start on

@@ -498,7 +498,7 @@ __device__ __forceinline__ void tc2_load_checked(SAddr s, uint16_t* sg, const ui
 }
 #endif
 
-template <class Tile, TcType T, bool TA, bool TB>
+template <class Tile, TcType T, bool TA, bool TB, bool PERSISTENT>
 __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uint16_t* __restrict__ a,
                                               const uint16_t* __restrict__ b, float* __restrict__ c,
                                               const float* __restrict__ bias, const float* __restrict__ y) {
@@ -519,20 +519,39 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
     uint16_t* const smem_g = reinterpret_cast<uint16_t*>(lk_tc_smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm0 = (warp % WARPS_M) * WM, wn0 = (warp / WARPS_M) * WN;
-    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
     const bool vec_a = lk::rows_16b_aligned(a, p.lda, 2);
     const bool vec_b = lk::rows_16b_aligned(b, p.ldb, 2);
-    // Interior block: every full k step is copied without bounds checks.
-    const bool interior = vec_a && vec_b && m0 + BM <= p.m && n0 + BN <= p.n;
+    // PERSISTENT (v15): block b takes the output tiles b, b + grid, ... (n-tile fastest); else the
+    // block's one tile is (blockIdx.y, blockIdx.x).
+    const int tiles_n = PERSISTENT ? static_cast<int>((p.n + BN - 1) / BN) : 1;
+    const int tiles = PERSISTENT ? tiles_n * static_cast<int>((p.m + BM - 1) / BM) : 1;
+    const int grid = PERSISTENT ? static_cast<int>(gridDim.x) : 1, bid = PERSISTENT ? static_cast<int>(blockIdx.x) : 0;
+    const int count = bid < tiles ? (tiles - 1 - bid) / grid + 1 : 0;  // this block's tiles
+    int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+    // Interior tile: every full k step is copied without bounds checks.
+    bool interior = vec_a && vec_b && m0 + BM <= p.m && n0 + BN <= p.n;
 
     // This thread's copies: row t / C, chunk t % C of the stored tile, then every NT / C rows
     // (shared: + NT · 16 bytes each). Global pointers of the next step's first chunk; formed for
-    // every block, dereferenced only by interior blocks on full steps.
+    // every tile, dereferenced only by interior tiles on full steps.
     const int a_row = tid / A_C, a_chunk = tid % A_C, b_row = tid / B_C, b_chunk = tid % B_C;
     const int a_soff = (a_row * A_C + (a_chunk ^ (a_row & 7))) * 16;
     const int b_soff = A_BYTES + (b_row * B_C + (b_chunk ^ (b_row & 7))) * 16;
     const uint16_t* ga = TA ? a + a_row * p.lda + m0 + a_chunk * 8 : a + (m0 + a_row) * p.lda + a_chunk * 8;
     const uint16_t* gb = TB ? b + (n0 + b_row) * p.ldb + b_chunk * 8 : b + b_row * p.ldb + n0 + b_chunk * 8;
+    // Moves the copies to the block's j-th tile, k step 0.
+    auto start_tile = [&](int j) {
+        const int tile = bid + j * grid;
+        m0 = (int64_t)(tile / tiles_n) * BM;
+        n0 = (int64_t)(tile % tiles_n) * BN;
+        interior = vec_a && vec_b && m0 + BM <= p.m && n0 + BN <= p.n;
+        ga = TA ? a + a_row * p.lda + m0 + a_chunk * 8 : a + (m0 + a_row) * p.lda + a_chunk * 8;
+        gb = TB ? b + (n0 + b_row) * p.ldb + b_chunk * 8 : b + b_row * p.ldb + n0 + b_chunk * 8;
+    };
+    if constexpr (PERSISTENT) {
+        if (count == 0) return;
+        start_tile(0);
+    }
     const int64_t a_rstep = (NT / A_C) * p.lda, b_rstep = (NT / B_C) * p.ldb;
     const int64_t a_kstep = TA ? BK * p.lda : BK, b_kstep = TB ? BK : BK * p.ldb;
 
@@ -595,23 +614,32 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
         }
     };
 
-    float acc[MT][NT8][4];
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT8; ++j)
-#pragma unroll
-            for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;
-
     // Pipeline as in gemm_tc_body: a commit per step (empty past the end) keeps the group count
     // uniform, so ≤ STAGES − 2 pending groups means the step about to be read has landed.
     const int64_t steps = (p.k + BK - 1) / BK;
+    // The current tile's first STAGES − 1 steps into stages 0, 1, ... (the ring is idle).
+    auto load_prologue = [&]() {
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < steps) load_stage(s * STAGE_BYTES, s);
-        cp_async_commit();
-    }
+        for (int s = 0; s < STAGES - 1; ++s) {
+            if (s < steps) load_stage(s * STAGE_BYTES, s);
+            cp_async_commit();
+        }
+    };
     auto next_stage = [](int st) { return st == (STAGES - 1) * STAGE_BYTES ? 0 : st + STAGE_BYTES; };
+    const bool plain = p.epilogue == LK_EPI_NONE && p.beta == 0.0f;
+    const bool pairs = lk::gemm_store_pairs_ok(c, p.ldc);
+    float acc[MT][NT8][4];
+    auto zero_acc = [&]() {
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int jj = 0; jj < NT8; ++jj)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) acc[i][jj][q] = 0.0f;
+    };
+    zero_acc();
+    load_prologue();
+    for (int j = 0; j < count; ++j) {
     int rd = 0, wr = (STAGES - 1) * STAGE_BYTES;  // stage read now, stage written next
     cp_async_wait<STAGES - 2>();
     __syncthreads();
@@ -644,21 +672,37 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
     cp_async_wait<0>();
     __syncthreads();  // every warp is done with the pipeline's shared memory
 
-    tc_park_and_store<MT, NT8, WM, WN>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
+    if constexpr (PERSISTENT) {
+        // The next tile's first steps load while this one is stored straight from registers.
+        const int64_t r0 = m0 + wm0 + (lane >> 2), c0 = n0 + wn0 + 2 * (lane & 3);
+        if (j + 1 < count) {
+            start_tile(j + 1);
+            load_prologue();
+        }
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+            for (int ni = 0; ni < NT8; ++ni)
+                lk::gemm_store_quad(p, plain, pairs, r0 + 16 * mi, c0 + 8 * ni, acc[mi][ni], c, bias, y);
+        zero_acc();
+    } else {
+        tc_park_and_store<MT, NT8, WM, WN>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
+    }
+    }
 #else
     __trap();
 #endif
 }
 
-template <class Tile, TcType T>
+template <class Tile, TcType T, bool PERSISTENT = false>
 __device__ __forceinline__ void gemm_tc2(const lk_gemm_params& p, const uint16_t* a, const uint16_t* b, float* c,
                                          const float* bias, const float* y) {
     if (p.trans_a) {
-        if (p.trans_b) gemm_tc2_body<Tile, T, true, true>(p, a, b, c, bias, y);
-        else gemm_tc2_body<Tile, T, true, false>(p, a, b, c, bias, y);
+        if (p.trans_b) gemm_tc2_body<Tile, T, true, true, PERSISTENT>(p, a, b, c, bias, y);
+        else gemm_tc2_body<Tile, T, true, false, PERSISTENT>(p, a, b, c, bias, y);
     } else {
-        if (p.trans_b) gemm_tc2_body<Tile, T, false, true>(p, a, b, c, bias, y);
-        else gemm_tc2_body<Tile, T, false, false>(p, a, b, c, bias, y);
+        if (p.trans_b) gemm_tc2_body<Tile, T, false, true, PERSISTENT>(p, a, b, c, bias, y);
+        else gemm_tc2_body<Tile, T, false, false, PERSISTENT>(p, a, b, c, bias, y);
     }
 }
 
@@ -701,4 +745,21 @@ LK_KERNEL void __launch_bounds__(256, 1) gemm_tc2_128x256s4_f16(lk_gemm_params p
                                                                 const float* __restrict__ bias,
                                                                 const float* __restrict__ y) {
     gemm_tc2<Tc2V11, TC_F16>(p, a, b, c, bias, y);
+}
+
+// v15 entry points: v7 made persistent (grid = min(tiles, SMs), src/ops/gemm/cuda.rs): a block walks
+// its tiles, loading the next tile's first stages while it stores the current one from registers.
+LK_KERNEL void __launch_bounds__(256, 1) gemm_tc2p_128x256_bf16(const __grid_constant__ lk_gemm_params p,
+                                                                const uint16_t* __restrict__ a,
+                                                                const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                                const float* __restrict__ bias,
+                                                                const float* __restrict__ y) {
+    gemm_tc2<Tc2V7, TC_BF16, true>(p, a, b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(256, 1) gemm_tc2p_128x256_f16(const __grid_constant__ lk_gemm_params p,
+                                                               const uint16_t* __restrict__ a,
+                                                               const uint16_t* __restrict__ b, float* __restrict__ c,
+                                                               const float* __restrict__ bias,
+                                                               const float* __restrict__ y) {
+    gemm_tc2<Tc2V7, TC_F16, true>(p, a, b, c, bias, y);
 }

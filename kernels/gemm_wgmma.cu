@@ -403,35 +403,6 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
 // Each output's k order is that of v6's 128-wide kernel: results are bit-identical to it.
 constexpr int PP_TILE = 128;
 
-// Stores the 2 × 2 outputs (row, col), (row, col + 1), (row + 8, col), (row + 8, col + 1) of one
-// fragment column. The plain product (no epilogue, β = 0) stores float2 pairs where the row allows;
-// the epilogues go through gemm_store, out of line to keep the unrolled epilogue small.
-__device__ __noinline__ void pp_store_slow(const lk_gemm_params& p, int64_t row, int64_t col, float v0, float v1,
-                                           float v2, float v3, float* __restrict__ c, const float* __restrict__ bias,
-                                           const float* __restrict__ y) {
-    const float v[4] = {v0, v1, v2, v3};
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-        const int64_t r = row + (q >> 1) * 8, cc = col + (q & 1);
-        if (r < p.m && cc < p.n) lk::gemm_store(p, r, cc, v[q], c, bias, y);
-    }
-}
-__device__ __forceinline__ void pp_store_quad(const lk_gemm_params& p, bool plain, bool pairs, int64_t row,
-                                              int64_t col, const float* v, float* __restrict__ c,
-                                              const float* __restrict__ bias, const float* __restrict__ y) {
-    if (plain && pairs && col + 1 < p.n) {
-        const float al = p.alpha;
-        if (row < p.m)
-            *reinterpret_cast<float2*>(c + row * p.ldc + col) =
-                make_float2(al == 0.0f ? 0.0f : al * v[0], al == 0.0f ? 0.0f : al * v[1]);
-        if (row + 8 < p.m)
-            *reinterpret_cast<float2*>(c + (row + 8) * p.ldc + col) =
-                make_float2(al == 0.0f ? 0.0f : al * v[2], al == 0.0f ? 0.0f : al * v[3]);
-    } else {
-        pp_store_slow(p, row, col, v[0], v[1], v[2], v[3], c, bias, y);
-    }
-}
-
 template <TcType T, int A_MN, int B_MN>
 __device__ __forceinline__ void gemm_wgmma_pingpong_body(const lk_gemm_params& p, const lk_tma_map* tma_a,
                                                          const lk_tma_map* tma_b, float* __restrict__ c,
@@ -500,7 +471,7 @@ __device__ __forceinline__ void gemm_wgmma_pingpong_body(const lk_gemm_params& p
     // column 8i + 2t + q % 2 of the 64-row block.
     const int g4 = lane >> 2, t4 = lane & 3, wq = (tid / 32) & 3;
     const bool plain = p.epilogue == LK_EPI_NONE && p.beta == 0.0f;
-    const bool pairs = (reinterpret_cast<uintptr_t>(c) & 7) == 0 && (p.ldc & 1) == 0;
+    const bool pairs = lk::gemm_store_pairs_ok(c, p.ldc);
     float acc0[64], acc1[64];  // rows 0–63 and 64–127 of the tile
     for (int j = w; j < count; j += 2) {
         // Named barriers 1 (consumer 0 → 1) and 2 (1 → 0): tile j − 1's mainloop is done.
@@ -545,8 +516,8 @@ __device__ __forceinline__ void gemm_wgmma_pingpong_body(const lk_gemm_params& p
         const int64_t r0 = m0 + 16 * wq + g4, c0 = n0 + 2 * t4;
 #pragma unroll
         for (int i = 0; i < PP_TILE / 8; ++i) {
-            pp_store_quad(p, plain, pairs, r0, c0 + 8 * i, &acc0[4 * i], c, bias, y);
-            pp_store_quad(p, plain, pairs, r0 + 64, c0 + 8 * i, &acc1[4 * i], c, bias, y);
+            lk::gemm_store_quad(p, plain, pairs, r0, c0 + 8 * i, &acc0[4 * i], c, bias, y);
+            lk::gemm_store_quad(p, plain, pairs, r0 + 64, c0 + 8 * i, &acc1[4 * i], c, bias, y);
         }
     }
 #else
@@ -680,7 +651,7 @@ __device__ __forceinline__ void gemm_wgmma_persistent_body(const lk_gemm_params&
     const int w = wg - 1;  // rows 64w .. 64w + 63 of every tile
     const int lane = tid & 31, g4 = lane >> 2, t4 = lane & 3, wq = (tid / 32) & 3;
     const bool plain = p.epilogue == LK_EPI_NONE && p.beta == 0.0f;
-    const bool pairs = (reinterpret_cast<uintptr_t>(c) & 7) == 0 && (p.ldc & 1) == 0;
+    const bool pairs = lk::gemm_store_pairs_ok(c, p.ldc);
     // No zeroing: each tile's first wgmma runs with scale-d = 0 (D = A·B), as in v6.
     float acc[BN / 2];
     // MC: one thread of each consumer warpgroup releases a stage in both blocks, after its
@@ -724,7 +695,7 @@ __device__ __forceinline__ void gemm_wgmma_persistent_body(const lk_gemm_params&
         }
         const int64_t r0 = m0 + 64 * w + 16 * wq + g4, c0 = n0 + 2 * t4;
 #pragma unroll
-        for (int i = 0; i < BN / 8; ++i) pp_store_quad(p, plain, pairs, r0, c0 + 8 * i, &acc[4 * i], c, bias, y);
+        for (int i = 0; i < BN / 8; ++i) lk::gemm_store_quad(p, plain, pairs, r0, c0 + 8 * i, &acc[4 * i], c, bias, y);
     }
     // MC: past this, no block of the cluster touches the other's shared memory (each copy into
     // this block was waited for above, each release of the other's stages is done).

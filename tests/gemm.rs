@@ -510,18 +510,21 @@ parity_test!(bf16_matches_reference, |b| { half_parity::<_, half::bf16>(b, 47) }
 
 parity_test!(f16_matches_reference, |b| { half_parity::<_, half::f16>(b, 48) });
 
-// v7, v10, v11 (TensorCore128x256Swizzled, TensorCore128x128Swizzled,
-// TensorCore128x256Swizzled4Stage) on bf16 and f16 over whole tiles and edge tiles, every transpose
-// pair: 16-byte aligned rows (interior blocks copy unchecked, the k tail and edge blocks checked),
-// unaligned rows (Pad3: every block checked), k steps of 64 wrapping the 3- and 4-stage rings (5
-// steps) or ending inside them (2, 4 steps), a k tail inside an interior block (129×257×65). The
-// three sum k in the same order: their bits agree. The small sizes run in the bf16 / f16 tests above.
+// v7, v10, v11, v15 (TensorCore128x256Swizzled, TensorCore128x128Swizzled,
+// TensorCore128x256Swizzled4Stage, TensorCore128x256SwizzledPersistent) on bf16 and f16 over whole
+// tiles and edge tiles, every transpose pair: 16-byte aligned rows (interior blocks copy unchecked,
+// the k tail and edge blocks checked), unaligned rows (Pad3: every block checked), k steps of 64
+// wrapping the 3- and 4-stage rings (5 steps) or ending inside them (2, 4 steps), a k tail inside an
+// interior block (129×257×65). The four sum k in the same order: their bits agree. Then v15 over
+// more tiles than an H100 has SMs (154 of 128×256), so that its blocks walk several, interior and
+// edge ones. The small sizes run in the bf16 / f16 tests above.
 parity_test!(tc2_interior_and_edge_tiles_match_reference, |b| {
     use latentkit::ops::gemm::GemmKernel;
     let kernels = [
         GemmKernel::TensorCore128x256Swizzled,
         GemmKernel::TensorCore128x128Swizzled,
         GemmKernel::TensorCore128x256Swizzled4Stage,
+        GemmKernel::TensorCore128x256SwizzledPersistent,
     ];
     let mut r = rng(51);
     let mut outs = Vec::new();
@@ -560,6 +563,12 @@ parity_test!(tc2_interior_and_edge_tiles_match_reference, |b| {
                 outs.push(oh);
             }
         }
+    }
+    for (i, (ta, tb)) in [(Transpose::No, Transpose::Yes), (Transpose::Yes, Transpose::No)].into_iter().enumerate() {
+        let mut spec = with_ld(GemmSpec::contiguous(ta, tb, 1700, 2600, 64, 0.75, 0.0), Ld::Align8);
+        spec.kernel = GemmKernel::TensorCore128x256SwizzledPersistent;
+        let (a0, b0) = operands(&mut r, &spec);
+        outs.push(check_half_case::<_, half::bf16>(b, &spec, EPIS[i], (&a0, &b0), &mut r));
     }
     outs
 });
@@ -654,11 +663,11 @@ fn wgmma_matches_reference_on_hopper() {
         eprintln!("SKIP {NAME}: {} is not a compute capability 9.0 GPU", b.name().unwrap_or_default());
         return;
     }
-    // The last three give the persistent versions several tiles per block on any GPU (v8: 360, 154
-    // and 506 tiles of 128×128; v12 / v13: 180, 84 and 253 of 128×256; v14: 90, 42 and 132 pairs,
-    // the last pair of 2900 half past m), with a k ring that wraps inside a tile (1000) and across
-    // tiles (72 and 136: 2 and 3 steps a tile).
-    let persistent = [(2500, 2200, 72), (1700, 1300, 200), (2900, 2700, 136)];
+    // The last two give the persistent versions several tiles per block on a GPU of up to 132 SMs
+    // (v8: 360 and 154 tiles of 128×128; v12 / v13: 180 and 84 of 128×256; v14: 90 and 42 pairs of
+    // them, on 66 clusters), with a k ring that wraps inside a tile (1000) and across tiles (72: 2
+    // steps a tile). (257, 300, 700) leaves v14's last pair half past m.
+    let persistent = [(2500, 2200, 72), (1700, 1300, 200)];
     let sizes = PRECISION_SIZES.iter().copied().chain([(257, 300, 700), (128, 512, 64), (520, 136, 1000)]);
     let mut r = rng(50);
     for (si, (m, n, k)) in sizes.chain(persistent).enumerate() {

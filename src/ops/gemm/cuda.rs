@@ -135,6 +135,9 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::TensorCore128x256Swizzled4Stage => {
             tc2(["gemm_tc2_128x256s4_bf16", "gemm_tc2_128x256s4_f16"], 256, 256, 4)
         }
+        GemmKernel::TensorCore128x256SwizzledPersistent => {
+            tc2(["gemm_tc2p_128x256_bf16", "gemm_tc2p_128x256_f16"], 256, 256, 3)
+        }
         GemmKernel::Wgmma256 => wgmma(["gemm_wgmma256_bf16", "gemm_wgmma256_f16"], 256),
         GemmKernel::Wgmma128 => wgmma(["gemm_wgmma128_bf16", "gemm_wgmma128_f16"], 128),
         GemmKernel::Wgmma128PingPong => wgmma(["gemm_wgmma128pp_bf16", "gemm_wgmma128pp_f16"], 128),
@@ -247,34 +250,31 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     if kernel == GemmKernel::Simt64SplitK {
         return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, a, b, c, bias, y);
     }
+    // The persistent kernels run one block per SM (at most one per tile); each walks its tiles.
+    let grid = if kernel.is_persistent() {
+        // v14 walks pairs of vertically adjacent tiles, one cluster of two blocks per pair
+        // (compiled in: __cluster_dims__(2, 1, 1)); H100 SMs come in pairs (TPCs), so SMs / 2
+        // clusters fit at once.
+        let pairs = kernel == GemmKernel::Wgmma256PersistentMulticast;
+        let items = if pairs { gx * gy.div_ceil(2) } else { gx * gy };
+        let slots = if pairs { be.sm_count() / 2 } else { be.sm_count() };
+        let blocks = items.min(slots.max(1));
+        // The kernels count tiles, and the wgmma ones k steps over a block's tiles (j·steps + kt),
+        // in 32 bits.
+        if items > i32::MAX as usize || items.div_ceil(blocks) * spec.k.div_ceil(64) > i32::MAX as usize {
+            return Err(Error::invalid("gemm", format!("{kernel:?}: {}×{}×{} is too large", spec.m, spec.n, spec.k)));
+        }
+        ((if pairs { 2 * blocks } else { blocks }) as u32, 1, 1)
+    } else if kernel == GemmKernel::Wgmma256Multicast {
+        // Clusters of two blocks along y (compiled in: __cluster_dims__(1, 2, 1)).
+        (gx as u32, gy.next_multiple_of(2) as u32, 1)
+    } else {
+        (gx as u32, gy as u32, 1)
+    };
+    let cfg = LaunchConfig { grid_dim: grid, block_dim: block, shared_mem_bytes: smem };
     if kernel.is_wgmma() {
-        // The persistent kernels run one block per SM (at most one per tile); each walks its tiles.
-        let grid = if kernel.is_persistent() {
-            // v14 walks pairs of vertically adjacent tiles, one cluster of two blocks per pair
-            // (compiled in: __cluster_dims__(2, 1, 1)); H100 SMs come in pairs (TPCs), so SMs / 2
-            // clusters fit at once.
-            let pairs = kernel == GemmKernel::Wgmma256PersistentMulticast;
-            let items = if pairs { gx * gy.div_ceil(2) } else { gx * gy };
-            let slots = if pairs { be.sm_count() / 2 } else { be.sm_count() };
-            let blocks = items.min(slots.max(1));
-            // The kernel counts k steps over a block's tiles (j·steps + kt) in 32 bits.
-            if items.div_ceil(blocks) * spec.k.div_ceil(64) > i32::MAX as usize {
-                return Err(Error::invalid(
-                    "gemm",
-                    format!("{kernel:?}: {}×{}×{} is too large", spec.m, spec.n, spec.k),
-                ));
-            }
-            ((if pairs { 2 * blocks } else { blocks }) as u32, 1, 1)
-        } else if kernel == GemmKernel::Wgmma256Multicast {
-            // Clusters of two blocks along y (compiled in: __cluster_dims__(1, 2, 1)).
-            (gx as u32, gy.next_multiple_of(2) as u32, 1)
-        } else {
-            (gx as u32, gy as u32, 1)
-        };
-        let cfg = LaunchConfig { grid_dim: grid, block_dim: block, shared_mem_bytes: smem };
         return launch_wgmma(be, spec, p, (kernel, name), dtype, tile.1, cfg, a, b, c, bias, y);
     }
-    let cfg = LaunchConfig { grid_dim: (gx as u32, gy as u32, 1), block_dim: block, shared_mem_bytes: smem };
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
 }
 
@@ -581,6 +581,8 @@ mod tests {
                 ("gemm_tc2_128x128_f16", 98_304),
                 ("gemm_tc2_128x256s4_bf16", 196_608),
                 ("gemm_tc2_128x256s4_f16", 196_608),
+                ("gemm_tc2p_128x256_bf16", 147_456),
+                ("gemm_tc2p_128x256_f16", 147_456),
                 ("gemm_wgmma256_bf16", 197_632),
                 ("gemm_wgmma256_f16", 197_632),
                 ("gemm_wgmma128_bf16", 197_632),

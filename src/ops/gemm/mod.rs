@@ -133,6 +133,13 @@ pub enum GemmKernel {
     /// as v7: bit-identical results. On an H100 (2026-11-27, as v10) 377 TFLOP/s at 4096³ bf16 and
     /// 386 at 8192³. The fixed rule never picks it.
     TensorCore128x256Swizzled4Stage,
+    /// v15 (bf16 / f16 only): [`GemmKernel::TensorCore128x256Swizzled`]'s kernel made persistent.
+    /// One block per SM walks its share of the output tiles; after a tile's last k step it starts
+    /// copying the next tile's first stages, then stores the finished tile straight from registers
+    /// (v7 parks it in shared memory and stores it value by value, and each new block starts with
+    /// an empty pipeline). Same k order as v7: bit-identical results. Not yet run on a GPU: only
+    /// [`GemmTuning::MeasureAll`] and explicit requests run it; the fixed rule never picks it.
+    TensorCore128x256SwizzledPersistent,
     /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
     /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
     /// mbarrier pipeline; one producer and two consumer warpgroups per 128×256 block tile. TMA needs
@@ -193,13 +200,14 @@ impl GemmKernel {
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
-    pub const TENSOR_CORE: [GemmKernel; 6] = [
+    pub const TENSOR_CORE: [GemmKernel; 7] = [
         GemmKernel::TensorCore128,
         GemmKernel::TensorCore64,
         GemmKernel::TensorCore128x256,
         GemmKernel::TensorCore128x256Swizzled,
         GemmKernel::TensorCore128x128Swizzled,
         GemmKernel::TensorCore128x256Swizzled4Stage,
+        GemmKernel::TensorCore128x256SwizzledPersistent,
     ];
 
     /// The Hopper-only versions (bf16 / f16 inputs, compute capability 9.0).
@@ -218,6 +226,7 @@ impl GemmKernel {
         matches!(
             self,
             GemmKernel::Wgmma128PingPong
+                | GemmKernel::TensorCore128x256SwizzledPersistent
                 | GemmKernel::Wgmma256Persistent
                 | GemmKernel::Wgmma256PersistentEarlyRelease
                 | GemmKernel::Wgmma256PersistentMulticast
@@ -269,6 +278,7 @@ impl GemmKernel {
                 GemmKernel::TensorCore128x256Swizzled
                     | GemmKernel::TensorCore128x128Swizzled
                     | GemmKernel::TensorCore128x256Swizzled4Stage
+                    | GemmKernel::TensorCore128x256SwizzledPersistent
             )
     }
 }
