@@ -13,8 +13,8 @@
 // works) and accumulates one output in f32 in a fixed k order. Grid: (ceil(n/16), ceil(m/16)).
 // The tuned SIMT and tensor-core kernels of the GEMM issue replace it on the training path.
 // v2 gemm_simt128_f32, v3 gemm_simt{128,64}_warp_f32 / gemm_simt32_slicedk_f32, v4
-// gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32) and v5 gemm_simt64_slicedk4_f32 are described
-// where they are defined.
+// gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32), v5 gemm_simt64_slicedk4_f32 and v16
+// gemm_simt128_warp_db_f32 are described where they are defined.
 #include "gemm.cuh"
 
 #define LK_GEMM_TILE 16
@@ -427,5 +427,254 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
         float acc = 0.0f;
         for (int32_t z = 0; z < splits; ++z) acc += ws[z * mn + i];
         gemm_store(p, i / p.n, i % p.n, acc, c, bias, y);
+    }
+}
+
+// v16 gemm_simt128_warp_db_f32: v3's 128×128 tiles (256 threads, 8 warps of 64×32, 8×8 outputs a
+// thread in the same lane layout, BK = 16, k-major padded shared tiles, 33 KiB) with a main loop
+// rebuilt so that almost every instruction it issues is an FFMA:
+// - fragments double-buffered in registers: the float4 fragments of step kk + 1 are read from
+//   shared memory while step kk's 64 FMAs run (and those of the next tile's step 0 right after
+//   its barrier, while the tile's last step runs), so with two warps per scheduler the LDS latency
+//   hides under FMAs instead of stalling them;
+// - addresses computed once: each thread's four global chunks are pointers advanced by a constant
+//   per tile, and the shared-memory reads and writes are a per-thread base plus compile-time
+//   offsets (the k loop is fully unrolled), so the loop has no per-element index arithmetic;
+// - no bounds checks on the hot path: rows of A past m and columns of B past n are clamped to the
+//   last one, since they only feed outputs that are never stored; only k must read as zero past
+//   its end, which the last (partial) tile alone checks. When an operand's rows are not 16-byte
+//   aligned or its contiguous dimension is not a multiple of 4, a second instance loads element by
+//   element with the same clamps (correct, not fast);
+// - global → shared double buffering with one __syncthreads per 16 k: the next tile's chunks are
+//   loaded into registers at the start of a tile and stored into the other buffer before its last
+//   step; the barrier there both publishes them and retires the buffer read in the tile before.
+// Each output's k order is fixed (ascending k), so results are bitwise reproducible; they are not
+// bitwise those of v3 (same order, but ptxas may contract differently), only within the f32 bound.
+// SASS (CUDA 13.0, sm_90), one whole 16-k tile of an interior block with 16-byte rows, A and B not
+// transposed: 1139 instructions, of which 1024 FFMA (89.9%), 64 LDS.128 and 51 others (4
+// LDG.128, 8 STS + 2 STS.128, 1 BAR); v3 issues 1243 (82.4% FFMA: 64 LDS.128 and 155 others, its
+// bounds checks and index arithmetic). 187 registers (sm_80: 175), no spills, one block per SM;
+// capped at 128 for two blocks per SM it spills ~2.6 KB a thread. Not yet timed on a GPU.
+#define LK_S12_BM 128
+#define LK_S12_BK 16
+#define LK_S12_S (LK_S12_BM + 4)                 // padded row of a k-major shared tile (floats)
+#define LK_S12_STAGE (LK_S12_BK * 2 * LK_S12_S)  // one stage: the A tile, then the B tile (floats)
+
+namespace {
+
+template <bool TA, bool TB, bool VEC>
+__device__ __forceinline__ void gemm_simt128_db_body(const lk_gemm_params& p, const float* __restrict__ a,
+                                                     const float* __restrict__ b, float* __restrict__ c,
+                                                     const float* __restrict__ bias,
+                                                     const float* __restrict__ y, float* smem) {
+    constexpr int BM = LK_S12_BM, BN = LK_S12_BM, BK = LK_S12_BK, S = LK_S12_S, STAGE = LK_S12_STAGE;
+    constexpr int WARPS_M = 2, WM = 64, WN = 32, IM = WM / 32, IN = WN / 16;
+    static_assert(8 * 32 * (WN + 1) <= 2 * STAGE, "the epilogue's parking space must fit the stages");
+
+    const int tid = threadIdx.x;
+    const int warp = tid / 32, lane = tid % 32;
+    const int wm0 = (warp % WARPS_M) * WM, wn0 = (warp / WARPS_M) * WN;
+    const int lm = lane / 4, ln = lane % 4;
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+    const int64_t K = p.k;
+
+    // This thread's chunks of 4 elements (e = tid and tid + 256 of the tile's 512):
+    // - operand stored with m (n) contiguous (A [k, m], B [k, n]): k row r_mn (+ 8), columns c_mn..+3;
+    // - operand stored with k contiguous (A [m, k], B [n, k]): row r_k (+ 64), k columns c_k..+3.
+    const int r_mn = tid / 32, c_mn = (tid % 32) * 4;
+    const int r_k = tid / 4, c_k = (tid % 4) * 4;
+
+    // Stored coordinates of each chunk at k = 0, with the m / n index clamped into the matrix.
+    // VEC: the contiguous dimension is a multiple of 4, so a chunk is wholly inside or outside.
+    const float* pa[2];
+    const float* pb[2];
+    int64_t ia[2], ib[2];  // the m / n index of the chunk (scalar path: per-element clamps)
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        if (TA) {
+            const int64_t col = m0 + c_mn;
+            ia[i] = col;
+            const int64_t cl = VEC ? (col < p.m - 4 ? col : p.m - 4) : (col < p.m - 1 ? col : p.m - 1);
+            pa[i] = a + (int64_t)(r_mn + 8 * i) * p.lda + cl;
+        } else {
+            const int64_t row = m0 + r_k + 64 * i;
+            ia[i] = row;
+            pa[i] = a + (row < p.m - 1 ? row : p.m - 1) * p.lda + c_k;
+        }
+        if (TB) {
+            const int64_t row = n0 + r_k + 64 * i;
+            ib[i] = row;
+            pb[i] = b + (row < p.n - 1 ? row : p.n - 1) * p.ldb + c_k;
+        } else {
+            const int64_t col = n0 + c_mn;
+            ib[i] = col;
+            const int64_t cl = VEC ? (col < p.n - 4 ? col : p.n - 4) : (col < p.n - 1 ? col : p.n - 1);
+            pb[i] = b + (int64_t)(r_mn + 8 * i) * p.ldb + cl;
+        }
+    }
+    const int64_t step_a = TA ? BK * p.lda : BK, step_b = TB ? BK : BK * p.ldb;
+
+    float4 ga[2], gb[2];
+    // Chunk i of a stored operand: `kchunk` is the k index of its first element (k-contiguous) or
+    // of its row (m/n-contiguous); elements at k ≥ K read as zero (only when !full).
+    auto load_chunk = [&](const float* ptr, int64_t mn, int64_t mn_end, bool k_contig, int64_t kchunk, bool full) {
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (VEC) {
+            if (full || kchunk < K) v = *reinterpret_cast<const float4*>(ptr);
+        } else if (k_contig) {
+            // ptr is at the chunk's first k of the clamped row
+            if (full || kchunk + 0 < K) v.x = ptr[0];
+            if (full || kchunk + 1 < K) v.y = ptr[1];
+            if (full || kchunk + 2 < K) v.z = ptr[2];
+            if (full || kchunk + 3 < K) v.w = ptr[3];
+        } else if (full || kchunk < K) {
+            // ptr is at the clamped first column; the others clamp one by one
+            const int64_t base = mn < mn_end - 1 ? mn : mn_end - 1;
+            const float* row = ptr - base;
+            v.x = row[base];
+            v.y = row[mn + 1 < mn_end ? mn + 1 : mn_end - 1];
+            v.z = row[mn + 2 < mn_end ? mn + 2 : mn_end - 1];
+            v.w = row[mn + 3 < mn_end ? mn + 3 : mn_end - 1];
+        }
+        return v;
+    };
+    // Loads the tile at k0 into ga / gb and advances the pointers to the next tile.
+    auto load_global = [&](int64_t k0, bool full) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            ga[i] = load_chunk(pa[i], ia[i], p.m, !TA, TA ? k0 + r_mn + 8 * i : k0 + c_k, full);
+            gb[i] = load_chunk(pb[i], ib[i], p.n, TB, TB ? k0 + c_k : k0 + r_mn + 8 * i, full);
+            pa[i] += step_a;
+            pb[i] += step_b;
+        }
+    };
+    // Stores ga / gb k-major into the stage at `st` (A tile, then B tile).
+    auto store_shared = [&](float* st) {
+        float* as = st;
+        float* bs = st + BK * S;
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            if (TA) {
+                *reinterpret_cast<float4*>(&as[(r_mn + 8 * i) * S + c_mn]) = ga[i];
+            } else {
+                as[(c_k + 0) * S + r_k + 64 * i] = ga[i].x;
+                as[(c_k + 1) * S + r_k + 64 * i] = ga[i].y;
+                as[(c_k + 2) * S + r_k + 64 * i] = ga[i].z;
+                as[(c_k + 3) * S + r_k + 64 * i] = ga[i].w;
+            }
+            if (TB) {
+                bs[(c_k + 0) * S + r_k + 64 * i] = gb[i].x;
+                bs[(c_k + 1) * S + r_k + 64 * i] = gb[i].y;
+                bs[(c_k + 2) * S + r_k + 64 * i] = gb[i].z;
+                bs[(c_k + 3) * S + r_k + 64 * i] = gb[i].w;
+            } else {
+                *reinterpret_cast<float4*>(&bs[(r_mn + 8 * i) * S + c_mn]) = gb[i];
+            }
+        }
+    };
+
+    float acc[IM * 4][IN * 4];
+#pragma unroll
+    for (int i = 0; i < IM * 4; ++i)
+#pragma unroll
+        for (int j = 0; j < IN * 4; ++j) acc[i][j] = 0.0f;
+
+    // Fragments: fa[s] / fb[s] hold step kk's values for s = kk % 2.
+    float4 fa[2][IM], fb[2][IN];
+    const int frag_a = wm0 + lm * 4, frag_b = BK * S + wn0 + ln * 4;  // offsets in a stage
+    auto load_frags = [&](const float* st, int kk, int s) {
+#pragma unroll
+        for (int im = 0; im < IM; ++im)
+            fa[s][im] = *reinterpret_cast<const float4*>(&st[frag_a + kk * S + im * 32]);
+#pragma unroll
+        for (int in = 0; in < IN; ++in)
+            fb[s][in] = *reinterpret_cast<const float4*>(&st[frag_b + kk * S + in * 16]);
+    };
+
+    // Tiles of 16 along k, and how many of them are whole (32-bit counters: k < 2^35, since a
+    // row of A alone would otherwise exceed any GPU's memory).
+    const int tiles = (int)((K + BK - 1) / BK), full_tiles = (int)(K / BK);
+    load_global(0, full_tiles > 0);
+    store_shared(smem);
+    __syncthreads();
+    int rd = 0;  // float offset of the stage being read: 0 or STAGE
+    load_frags(smem, 0, 0);
+    for (int t = 0; t < tiles; ++t) {
+        const bool more = t + 1 < tiles;
+        // Two call sites, so that the whole tiles' loads are inlined without any k check.
+        if (t + 1 < full_tiles) load_global((int64_t)(t + 1) * BK, true);
+        else if (more) load_global((int64_t)(t + 1) * BK, false);
+        const float* cur = smem + rd;
+        float* nxt = smem + (STAGE - rd);
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            const int s = kk % 2;
+            if (kk < BK - 1) {
+                load_frags(cur, kk + 1, s ^ 1);
+            } else if (more) {
+                // The other stage was last read before the previous tile's barrier.
+                store_shared(nxt);
+                __syncthreads();
+                load_frags(nxt, 0, s ^ 1);
+            }
+            const float fav[8] = {fa[s][0].x, fa[s][0].y, fa[s][0].z, fa[s][0].w,
+                                  fa[s][1].x, fa[s][1].y, fa[s][1].z, fa[s][1].w};
+            const float fbv[8] = {fb[s][0].x, fb[s][0].y, fb[s][0].z, fb[s][0].w,
+                                  fb[s][1].x, fb[s][1].y, fb[s][1].z, fb[s][1].w};
+#pragma unroll
+            for (int i = 0; i < IM * 4; ++i)
+#pragma unroll
+                for (int j = 0; j < IN * 4; ++j) acc[i][j] += fav[i] * fbv[j];
+        }
+        rd = STAGE - rd;
+    }
+    __syncthreads();  // every warp is done reading the stages: the epilogue parks in them
+
+    // Output (i, j) of this thread: row wm0 + (i/4)·32 + lm·4 + i%4, col wn0 + (j/4)·16 + ln·4 + j%4.
+    // Epilogue as v3's: each warp parks 32 rows of its tile at a time and stores them row by row
+    // (coalesced) through one non-unrolled copy of gemm_store.
+    constexpr int SP = WN + 1;
+    float* const park = smem + warp * 32 * SP;
+#pragma unroll
+    for (int im = 0; im < IM; ++im) {
+        __syncwarp();  // the previous sub-tile's reads are done
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < IN * 4; ++j) park[(lm * 4 + i) * SP + (j / 4) * 16 + ln * 4 + j % 4] = acc[im * 4 + i][j];
+        __syncwarp();
+#pragma unroll 1
+        for (int idx = lane; idx < 32 * WN; idx += 32) {
+            const int r = idx / WN, cc = idx % WN;
+            const int64_t row = m0 + wm0 + im * 32 + r, col = n0 + wn0 + cc;
+            if (row < p.m && col < p.n) gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+        }
+    }
+}
+
+// VEC when both operands' rows are 16-byte aligned and each one's contiguous dimension (A: m if
+// stored [k, m], else k; B: k if stored [n, k], else n) is a multiple of 4.
+template <bool TA, bool TB>
+__device__ __forceinline__ void gemm_simt128_db(const lk_gemm_params& p, const float* a, const float* b, float* c,
+                                                const float* bias, const float* y, float* smem) {
+    const bool vec = lk::rows_16b_aligned(a, p.lda, 4) && lk::rows_16b_aligned(b, p.ldb, 4) &&
+                     (TA ? p.m : p.k) % 4 == 0 && (TB ? p.k : p.n) % 4 == 0;
+    if (vec) gemm_simt128_db_body<TA, TB, true>(p, a, b, c, bias, y, smem);
+    else gemm_simt128_db_body<TA, TB, false>(p, a, b, c, bias, y, smem);
+}
+
+}  // namespace
+
+LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_db_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                               const float* __restrict__ b, float* __restrict__ c,
+                                                               const float* __restrict__ bias,
+                                                               const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[2 * LK_S12_STAGE];
+    if (p.trans_a) {
+        if (p.trans_b) gemm_simt128_db<true, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt128_db<true, false>(p, a, b, c, bias, y, smem);
+    } else {
+        if (p.trans_b) gemm_simt128_db<false, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt128_db<false, false>(p, a, b, c, bias, y, smem);
     }
 }

@@ -257,7 +257,10 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
         // skinny both ways; the fifth has odd leading dimensions (no 16-byte rows: scalar loads);
         // the last two a long k (split-k: 13 ranges of 80, the last one 40 long, with and
         // without 16-byte rows). Split-k on an H100's 132 SMs: 4 ranges of 80 for 300×7×257, one
-        // range for the short k's.
+        // range for the short k's. The last two have 16-byte rows and m, n, k multiples of 4 in
+        // every layout (v16's whole-chunk loads): 132×260×100 has whole 128-tiles beside edge
+        // tiles of 4 rows / columns and a k of 6 whole steps of 16 and a partial one; 8×12×4 is
+        // one partial step.
         for &(m, n, k, pad) in &[
             (1, 1, 1, 0),
             (129, 130, 33, 0),
@@ -266,6 +269,8 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
             (70, 65, 100, 3),
             (65, 70, 1000, 0),
             (65, 70, 1000, 1),
+            (132, 260, 100, 0),
+            (8, 12, 4, 0),
         ] {
             for ta in T {
                 for tb in T {

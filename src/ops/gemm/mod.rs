@@ -100,6 +100,18 @@ pub enum GemmKernel {
     /// (2026-11-27) 3833 µs at 4096³ against [`GemmKernel::Simt128Warp`]'s 3627. The fixed rule never
     /// picks it.
     Simt128Warp4,
+    /// v16 (f32): [`GemmKernel::Simt128Warp`]'s 128×128 tiles, warp tiles and lane layout with a main
+    /// loop rebuilt to issue fewer instructions other than FMAs: the next k step's shared-memory
+    /// fragments are read into a second set of registers while the current step multiplies (also
+    /// across the barrier between tiles), each thread's global chunks are pointers advanced by a
+    /// constant per tile and its shared-memory addresses compile-time offsets from one base, and
+    /// the m / n edges are clamped instead of checked (rows past the matrix only feed outputs that
+    /// are not stored), so only the last, partial k tile checks bounds. Operands whose rows are not
+    /// 16-byte aligned, or whose contiguous dimension is not a multiple of 4, take an element-wise
+    /// copy of the loads. 33 KiB of static shared memory, one block per SM (187 registers a thread
+    /// on sm_86–sm_90, 175 on sm_80, no spills). Not yet run on a GPU: not in
+    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    Simt128WarpDb,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -187,7 +199,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 9] = [
+    pub const SIMT: [GemmKernel; 10] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -197,6 +209,7 @@ impl GemmKernel {
         GemmKernel::Simt64SplitK,
         GemmKernel::Simt64SlicedK4,
         GemmKernel::Simt128Warp4,
+        GemmKernel::Simt128WarpDb,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
