@@ -419,6 +419,7 @@ mod tests {
             GemmKernel::Wgmma256Persistent,
             GemmKernel::Wgmma256PersistentEarlyRelease,
             GemmKernel::Wgmma256PersistentMulticast,
+            GemmKernel::TensorCore128x256SwizzledPersistent,
         ];
         assert!(unchecked.iter().all(|k| bf16.contains(k)), "unchecked versions weigh under MeasureAll");
         let checked = tune_candidates(DType::BF16, GemmMath::F32, true, false, GemmKernel::TensorCore128);
