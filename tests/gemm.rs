@@ -748,8 +748,8 @@ fn round_tf32_is_nearest_ties_away() {
 fn auto_kernel_picks_by_shape() {
     use latentkit::ops::gemm::{auto_kernel, GemmKernel::*};
     let sms = 132; // H100 SXM
-    assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128Warp);
-    assert_eq!(auto_kernel(8192, 400, 784, false, sms), Simt128Warp);
+    assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128WarpDb);
+    assert_eq!(auto_kernel(8192, 400, 784, false, sms), Simt128WarpDb);
     assert_eq!(auto_kernel(1024, 400, 784, false, sms), Simt64SlicedK4, "112 64-tiles: k sliced");
     assert_eq!(auto_kernel(1024, 784, 400, false, sms), Simt64Warp, "208 64-tiles fill the GPU");
     assert_eq!(auto_kernel(400, 784, 128, false, sms), Simt64SlicedK4);
@@ -763,7 +763,7 @@ fn auto_kernel_picks_by_shape() {
     assert_eq!(auto_kernel(20, 400, 8192, false, sms), Simt64SplitK);
     assert_eq!(auto_kernel(400, 784, 1024, false, sms), Simt64SlicedK4, "k ≤ 2048: sliced, not split");
     assert_eq!(auto_kernel(400, 784, 8192, false, sms), Simt64SplitK);
-    assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128Warp, "fills the GPU: no split");
+    assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128WarpDb, "fills the GPU: no split");
     assert_eq!(auto_kernel(4096, 4096, 4096, true, sms), TensorCore128);
     assert_eq!(auto_kernel(128, 400, 784, true, sms), TensorCore64);
 }

@@ -109,8 +109,9 @@ pub enum GemmKernel {
     /// are not stored), so only the last, partial k tile checks bounds. Operands whose rows are not
     /// 16-byte aligned, or whose contiguous dimension is not a multiple of 4, take an element-wise
     /// copy of the loads. 33 KiB of static shared memory, one block per SM (187 registers a thread
-    /// on sm_86–sm_90, 175 on sm_80, no spills). Not yet run on a GPU: not in
-    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    /// on sm_86–sm_90, 175 on sm_80, no spills). The fixed rule's kernel for outputs that fill the
+    /// GPU in 128-tiles: on an H100 (2026-11-27, third run, BENCHMARKS.md) 44.9 TFLOP/s at 4096³
+    /// (0.89× cuBLAS SGEMM; [`GemmKernel::Simt128Warp`] 37.8) and 45.9 at 8192³.
     Simt128WarpDb,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
@@ -149,8 +150,10 @@ pub enum GemmKernel {
     /// One block per SM walks its share of the output tiles; after a tile's last k step it starts
     /// copying the next tile's first stages, then stores the finished tile straight from registers
     /// (v7 parks it in shared memory and stores it value by value, and each new block starts with
-    /// an empty pipeline). Same k order as v7: bit-identical results. Not yet run on a GPU: only
-    /// [`GemmTuning::MeasureAll`] and explicit requests run it; the fixed rule never picks it.
+    /// an empty pipeline). Same k order as v7: bit-identical results. On an H100 (2026-11-27, third
+    /// run, measured candidates) 356 µs at 4096³ bf16 against v7's 379 (0.52× cuBLAS), but 2695 at
+    /// 8192³ against v7's 2440. Not yet racechecked: only [`GemmTuning::MeasureAll`] and explicit
+    /// requests run it; the fixed rule never picks it.
     TensorCore128x256SwizzledPersistent,
     /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
     /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
@@ -181,19 +184,23 @@ pub enum GemmKernel {
     /// consumer warpgroups on every tile; the producer copies the next tile's first k steps while
     /// the consumers store the current one straight from their registers (v6 parks it in shared
     /// memory, and each new block starts with an empty ring). Same k order as
-    /// [`GemmKernel::Wgmma256`]: bit-identical results. Not yet run on a GPU: only
-    /// [`GemmTuning::MeasureAll`] and explicit requests run it.
+    /// [`GemmKernel::Wgmma256`]: bit-identical results. On an H100 (2026-11-27, third run) 640
+    /// TFLOP/s at 4096³ bf16 (0.86× cuBLAS; v6 572 in the same call) and 581 at 8192³. Not yet
+    /// racechecked (see [`GemmKernel::CHECKED_ON_GPU`]): only [`GemmTuning::MeasureAll`] and explicit
+    /// requests run it.
     Wgmma256Persistent,
     /// v13: [`GemmKernel::Wgmma256Persistent`] releasing each stage as soon as the warpgroup's own
     /// wgmma group on it is done (wait_group 0; v6 and v12 release it one step later), so the
     /// producer may run three stages ahead instead of two while the other warpgroup's products keep
-    /// the tensor cores busy. Bit-identical to [`GemmKernel::Wgmma256`]. Not yet run on a GPU.
+    /// the tensor cores busy. Bit-identical to [`GemmKernel::Wgmma256`]. On an H100 (2026-11-27,
+    /// third run) 616–670 TFLOP/s at 4096³ bf16 (v12 640 in the same call); not yet racechecked.
     Wgmma256PersistentEarlyRelease,
     /// v14: [`GemmKernel::Wgmma256Persistent`] in clusters of two blocks that take vertically
     /// adjacent tiles and share each k step's B tile through TMA multicast (as v9 does for v6), so
     /// a block reads a third less from L2 per k step. A stage is released by one thread per
     /// consumer warpgroup in each block of the cluster (v9: every consumer warp, half of them
-    /// across the cluster). Bit-identical to [`GemmKernel::Wgmma256`]. Not yet run on a GPU.
+    /// across the cluster). Bit-identical to [`GemmKernel::Wgmma256`]. On an H100 (2026-11-27, third
+    /// run) 604 TFLOP/s at 4096³ and 587 at 8192³ bf16 (v12: 640 and 581); not yet racechecked.
     Wgmma256PersistentMulticast,
 }
 
@@ -248,12 +255,13 @@ impl GemmKernel {
 
     /// The versions that have passed their parity tests and compute-sanitizer (memcheck, racecheck,
     /// synccheck) on a GPU (an H100: the first seven on 2026-11-26, the next five on 2026-11-27 at
-    /// commit 0a9a4f2, the last five on 2026-11-27 at commit 56302fc; BENCHMARKS.md);
-    /// [`GemmTuning::Measure`] chooses only among these. A version joins the list when a GPU run
-    /// has checked it. (v8 [`GemmKernel::Wgmma128PingPong`] and v9
-    /// [`GemmKernel::Wgmma256Multicast`] passed their tests, memcheck and synccheck on that run, but
-    /// the run's racecheck ran out of time before their test.)
-    pub const CHECKED_ON_GPU: [GemmKernel; 17] = [
+    /// commit 0a9a4f2, five more on 2026-11-27 at commit 56302fc, v16 on 2026-11-27 at commit
+    /// 29b6b6d; BENCHMARKS.md); [`GemmTuning::Measure`] chooses only among these. A version joins
+    /// the list when a GPU run has checked it. (v8, v9 and v12–v15 passed their tests, memcheck and
+    /// synccheck on an H100; racecheck has not passed on them: on 2026-11-27 (29b6b6d) the wgmma
+    /// test stopped under racecheck with a launch failure and no hazard reported, and the racecheck
+    /// of the tc2 test, v15's, ran out of its 150 s.)
+    pub const CHECKED_ON_GPU: [GemmKernel; 18] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -271,6 +279,7 @@ impl GemmKernel {
         GemmKernel::TensorCore128x256Swizzled,
         GemmKernel::TensorCore128x128Swizzled,
         GemmKernel::TensorCore128x256Swizzled4Stage,
+        GemmKernel::Simt128WarpDb,
     ];
 
     /// Whether this kernel runs on tensor cores.
@@ -326,7 +335,9 @@ pub fn splitk_splits(m: usize, n: usize, k: usize, sms: usize) -> usize {
 
 /// Picks the CUDA kernel of [`GemmKernel::Auto`] for an m×n×k product on a GPU with `sms`
 /// multiprocessors: tensor-core tiles of 128 when they fill the GPU, else 64; for f32 SIMT, 128-tiles
-/// when they fill the GPU, 64-tiles when those fill half of it, and for the remaining (skinny)
+/// when they fill the GPU (v16; on an H100, 2026-11-27, third run, faster than v3 on every bench
+/// product that fills the GPU in 128-tiles: 4096³ 3043 against 3628 µs, 8192×400×784 159 against
+/// 184), 64-tiles when those fill half of it, and for the remaining (skinny)
 /// outputs the k-sliced 32-tiles when k is long enough to slice (≥ 64), else the 16×16 tiles (v1):
 /// on an H100 (2026-11-26, `bench_gemm --all`) 128×400×20 took 4.2 µs with v1, 4.8 µs k-sliced and
 /// 6.9 µs with 64-tiles. Below one 128-tile block per SM, a k of 1024 or more goes to split-k (v4):
@@ -345,7 +356,7 @@ pub fn auto_kernel(m: usize, n: usize, k: usize, tensor_cores: bool, sms: usize)
         return if tiles(128) >= sms { GemmKernel::TensorCore128 } else { GemmKernel::TensorCore64 };
     }
     if tiles(128) >= sms {
-        GemmKernel::Simt128Warp
+        GemmKernel::Simt128WarpDb
     } else if tiles(64) >= sms / 2 && tiles(64) < sms && (128..=2048).contains(&k) {
         GemmKernel::Simt64SlicedK4
     } else if k >= 1024 && splitk_splits(m, n, k, sms) >= 2 {
