@@ -11,7 +11,8 @@
 # the triplet net on full MNIST), sanitize (compute-sanitizer memcheck + racecheck on the kernel
 # tests, GEMM first), and, only when named, synccheck (gemm and mining tests), wgmmasan (the three
 # sanitizers on the Hopper GEMM test alone), profile (ncu on the kernels that miss a target:
-# ncu:*.log), racegemm and racemining (racecheck on the gemm and on the mining tests: minutes each).
+# ncu:*.log), racewgmma (racecheck on the Hopper GEMM test, one version a step), racegemm and
+# racemining (racecheck on the gemm and on the mining tests: minutes each).
 # Default: tests bench baselines train sanitize; `quick` = all but sanitize. One device call is
 # limited to 10 minutes: DEADLINE=<seconds> stops starting steps near the end of the call, so
 # that one call can hold everything in order of importance and still bring its logs back.
@@ -153,6 +154,18 @@ if want wgmmasan && [[ -x $sanitizer && -x $here/tests/gemm && $wgmma_ok == 1 ]]
   done
 fi
 }
+phase_racewgmma() {
+
+# Optional phase `racewgmma`: racecheck on the Hopper GEMM test one version at a time
+# (LATENTKIT_TEST_WGMMA, tests/gemm.rs), each its own step, so that a version that stops under the
+# tool is named (on 2026-11-27 the whole test stopped under racecheck with a launch failure and no
+# hazard). RACEWGMMA_VERSIONS overrides the list (GemmKernel names).
+if want racewgmma && [[ -x $sanitizer && -x $here/tests/gemm && $wgmma_ok == 1 ]]; then
+  for v in ${RACEWGMMA_VERSIONS:-Wgmma256Persistent Wgmma128PingPong Wgmma256Multicast Wgmma256PersistentMulticast Wgmma256PersistentEarlyRelease Wgmma256 Wgmma128}; do
+    LATENTKIT_TEST_WGMMA=$v run_step "racecheck:gemm-wgmma-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
+  done
+fi
+}
 phase_racemining() {
 
 # Optional phase `racemining` (its own call: on an H100 on 2026-11-26 racecheck did not get
@@ -229,7 +242,7 @@ if want profile; then
     profile gemm-f32-1024x400x784-slicedk4 '^gemm_simt64_slicedk4_f32$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=1024 784→400' --precision f32
     profile gemm-bf16-4096-tc2 '^gemm_tc2_128x256_bf16$' 3 1 "${gemm[@]}" --all --shape 4096³ --precision bf16
     if [[ $wgmma_ok == 1 ]]; then
-      profile gemm-bf16-4096-wgmma128pp '^gemm_wgmma128pp_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --shape 4096³ --precision bf16
+      profile gemm-bf16-4096-wgmma256p '^gemm_wgmma256p_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --shape 4096³ --precision bf16
     fi
     # (The mining kernels met their targets on 2026-11-27; their profile steps, and the durations
     # of every kernel of a call, are in git history: scripts/gpu-run.sh at ebf4c9b.)
@@ -281,7 +294,7 @@ phase_tests
 # The wgmma test only when wgmma may run (wgmma_ok above, set by the tests phase).
 skip_wgmma=()
 [[ $wgmma_ok == 1 ]] || skip_wgmma=(--skip wgmma)
-for p in baselines bench train sanitize synccheck wgmmasan profile racegemm racemining; do "phase_$p"; done
+for p in baselines bench train sanitize synccheck wgmmasan profile racewgmma racegemm racemining; do "phase_$p"; done
 
 echo
 for log in bench_kernels bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae train_siamese; do
