@@ -242,7 +242,88 @@ __device__ __forceinline__ void wgmma_k16(float (&d)[BN / 2], uint64_t da, uint6
     if constexpr (BN == 256) wgmma_m64n256k16<T, A_MN, B_MN>(d, da, db, sd);
     else wgmma_m64n128k16<T, A_MN, B_MN>(d, da, db, sd);
 }
+
+// One 64-wide k step of a consumer warpgroup (v6, v9, v12–v14): four wgmma k16 slices of its 64
+// rows of A at `sa` (a K-major slice advances 32 bytes, an MN-major one 16 rows, 2048 bytes) by
+// the BN columns of B at `sb`, committed as one group; scale-d = 0 on a tile's first slice (D = A·B).
+template <TcType T, int BN, int A_MN, int B_MN>
+__device__ __forceinline__ void wg_mma_step(float (&acc)[BN / 2], uint32_t sa, uint32_t sb, int kt) {
+    fence_accumulators(acc);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < WG_BK / 16; ++kk) {
+        const uint64_t da = A_MN ? smem_desc(sa + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sa + kk * 32, 16, 1024);
+        const uint64_t db = B_MN ? smem_desc(sb + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sb + kk * 32, 16, 1024);
+        wgmma_k16<T, BN, A_MN, B_MN>(acc, da, db, (kt | kk) != 0);
+    }
+    wgmma_commit();
+}
+
+// Sets up a ring of S stages (each "full" barrier: the producer's arrive.expect_tx plus the TMA
+// bytes; each "empty" one: `consumers` arrivals), then syncs the block; MC: the cluster, since the
+// other block's barriers must be initialised before anything arrives on them.
+template <int S, bool MC>
+__device__ __forceinline__ void wg_init_ring(uint64_t (&full_bar)[S], uint64_t (&empty_bar)[S], uint32_t consumers) {
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; ++s) {
+            mbar_init(smem_u32(&full_bar[s]), 1);
+            mbar_init(smem_u32(&empty_bar[s]), consumers);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    if constexpr (MC) cluster_sync();
+    else __syncthreads();
+}
 #endif
+
+// One 128×BN tile's TMA copies (v6, v8, v9, v12–v14): which boxes each k step copies and the
+// bytes they land. MN-major operands come in 64-wide boxes; those wholly past the matrix's m (n)
+// are not copied: they would only feed rows (columns) of the tile that the epilogue never stores.
+// MC (v9, v14): the block is one of a cluster of two along m that share their B tile, each copying
+// one half into both; a block may lie wholly past m (the last pair of an odd count): it copies no A.
+template <int BN, int A_MN, int B_MN, bool MC>
+struct WgTileCopy {
+    int m0, n0, a_boxes, b_boxes, b_halves;
+    uint32_t rank;  // MC: this block's rank in its cluster
+    __device__ __forceinline__ WgTileCopy(const lk_gemm_params& p, int m0_, int n0_, uint32_t rank_)
+        : m0(m0_), n0(n0_), rank(rank_) {
+        a_boxes = m0 >= p.m ? 0 : A_MN ? (m0 + 64 < p.m ? 2 : 1) : 1;
+        const int b_left = static_cast<int>((p.n - n0 + 63) / 64);
+        b_boxes = B_MN ? (b_left < BN / 64 ? b_left : BN / 64) : 1;
+        // MC, K-major B: one box of BN / 2 rows per block, the upper one only when inside n.
+        b_halves = n0 + BN / 2 < p.n ? 2 : 1;
+    }
+    // What one k step lands in this block's stage (boxes count whole, zero fill included).
+    __device__ __forceinline__ uint32_t bytes() const {
+        const uint32_t a = A_MN ? a_boxes * ATOM_BYTES : a_boxes * WgConfig<BN>::A_BYTES;
+        const uint32_t b = B_MN ? b_boxes * ATOM_BYTES : MC ? b_halves * (WgConfig<BN>::B_BYTES / 2) : WgConfig<BN>::B_BYTES;
+        return a + b;
+    }
+    // Copies k step k0 of the tile into the stage at `sa` (A; B follows it), completing on `bar`.
+    __device__ __forceinline__ void load(const lk_tma_map* tma_a, const lk_tma_map* tma_b, uint32_t sa, uint32_t bar,
+                                         int k0) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        const uint32_t sb = sa + WgConfig<BN>::A_BYTES;
+        if (A_MN) {
+            for (int j = 0; j < a_boxes; ++j) tma_load_2d(sa + j * ATOM_BYTES, tma_a, bar, m0 + 64 * j, k0);
+        } else if (a_boxes > 0) {
+            tma_load_2d(sa, tma_a, bar, k0, m0);
+        }
+        if constexpr (MC) {
+            if (B_MN) {
+                for (int j = 2 * (int)rank; j < 2 * (int)rank + 2 && j < b_boxes; ++j)
+                    tma_load_2d_multicast(sb + j * ATOM_BYTES, tma_b, bar, n0 + 64 * j, k0, 3);
+            } else if ((int)rank < b_halves) {
+                tma_load_2d_multicast(sb + rank * (WgConfig<BN>::B_BYTES / 2), tma_b, bar, k0, n0 + (BN / 2) * rank, 3);
+            }
+        } else if (B_MN) {
+            for (int j = 0; j < b_boxes; ++j) tma_load_2d(sb + j * ATOM_BYTES, tma_b, bar, n0 + 64 * j, k0);
+        } else {
+            tma_load_2d(sb, tma_b, bar, k0, n0);
+        }
+#endif
+    }
+};
 
 // A_MN: A stored [k, m] (trans_a); B_MN: B stored [k, n] (not trans_b). MC (v9, BN = 256 only):
 // the block is one of a cluster of two along m that share their B tile (see v9 below).
@@ -265,57 +346,19 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
 
     // MC: this block's rank in its cluster and the other block's.
     const uint32_t rank = MC ? cluster_ctarank() : 0u, peer = rank ^ 1u;
-    if (tid == 0) {
-        for (int s = 0; s < S; ++s) {
-            mbar_init(full(s), 1);  // the producer's arrive.expect_tx (+ the TMA bytes)
-            // One arrive per consumer warp (MC: of both blocks, whose B halves share the stage).
-            mbar_init(empty(s), MC ? 16 : 8);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    // MC: the other block's barriers must be initialised before anything arrives on them.
-    if constexpr (MC) cluster_sync();
-    else __syncthreads();
+    // One arrive per consumer warp (MC: of both blocks, whose B halves share the stage).
+    wg_init_ring<S, MC>(full_bar, empty_bar, MC ? 16 : 8);
 
     if (wg == 0) {
         setmaxnreg_dec<40>();
         if (tid == 0) {
-            // MN-major operands come in 64-wide boxes; those wholly past the matrix's m (n) are not
-            // copied: they would only feed rows (columns) of the tile that the epilogue never stores.
-            // (MC: the grid's rows of blocks are rounded up to pairs, so a block may lie wholly past m:
-            // it copies no A.)
-            const int a_boxes = m0 >= p.m ? 0 : A_MN ? (m0 + 64 < p.m ? 2 : 1) : 1;
-            const int b_left = static_cast<int>((p.n - n0 + 63) / 64);
-            const int b_boxes = B_MN ? (b_left < BN / 64 ? b_left : BN / 64) : 1;
-            // MC, K-major B: one box of BN / 2 rows per block, the upper one only when inside n.
-            const int b_halves = n0 + BN / 2 < p.n ? 2 : 1;
-            const uint32_t a_bytes = A_MN ? a_boxes * ATOM_BYTES : a_boxes * Cfg::A_BYTES;
-            const uint32_t b_bytes = B_MN ? b_boxes * ATOM_BYTES : MC ? b_halves * (Cfg::B_BYTES / 2) : Cfg::B_BYTES;
+            const WgTileCopy<BN, A_MN, B_MN, MC> copy(p, m0, n0, rank);
             for (int kt = 0; kt < steps; ++kt) {
                 const int s = kt % S, round = kt / S;
                 // Reuse: both consumers (MC: of both blocks) released this stage's previous round.
                 if (round > 0) mbar_wait(empty(s), (round - 1) & 1);
-                mbar_arrive_expect_tx(full(s), a_bytes + b_bytes);  // boxes count whole, zero fill included
-                const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
-                const int k0 = kt * WG_BK;
-                if (A_MN) {
-                    for (int j = 0; j < a_boxes; ++j) tma_load_2d(sa + j * ATOM_BYTES, tma_a, full(s), m0 + 64 * j, k0);
-                } else if (a_boxes > 0) {
-                    tma_load_2d(sa, tma_a, full(s), k0, m0);
-                }
-                if constexpr (MC) {
-                    // Each block copies its half of the shared B tile into both blocks.
-                    if (B_MN) {
-                        for (int j = 2 * (int)rank; j < 2 * (int)rank + 2 && j < b_boxes; ++j)
-                            tma_load_2d_multicast(sb + j * ATOM_BYTES, tma_b, full(s), n0 + 64 * j, k0, 3);
-                    } else if ((int)rank < b_halves) {
-                        tma_load_2d_multicast(sb + rank * (Cfg::B_BYTES / 2), tma_b, full(s), k0, n0 + (BN / 2) * rank, 3);
-                    }
-                } else if (B_MN) {
-                    for (int j = 0; j < b_boxes; ++j) tma_load_2d(sb + j * ATOM_BYTES, tma_b, full(s), n0 + 64 * j, k0);
-                } else {
-                    tma_load_2d(sb, tma_b, full(s), k0, n0);
-                }
+                mbar_arrive_expect_tx(full(s), copy.bytes());
+                copy.load(tma_a, tma_b, base + s * Cfg::STAGE_BYTES, full(s), kt * WG_BK);
             }
         }
         // MC: the other block's consumers arrive on this block's barriers until their last step.
@@ -334,15 +377,7 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
         // This warpgroup's 64 rows of A: rows 64w.. of a K-major tile or atom w of an MN-major one,
         // 8 KiB from the tile's start either way.
         const uint32_t sa = base + s * Cfg::STAGE_BYTES + w * ATOM_BYTES, sb = base + s * Cfg::STAGE_BYTES + Cfg::A_BYTES;
-        fence_accumulators(acc);
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < WG_BK / 16; ++kk) {
-            const uint64_t da = A_MN ? smem_desc(sa + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sa + kk * 32, 16, 1024);
-            const uint64_t db = B_MN ? smem_desc(sb + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sb + kk * 32, 16, 1024);
-            wgmma_k16<T, BN, A_MN, B_MN>(acc, da, db, (kt | kk) != 0);
-        }
-        wgmma_commit();
+        wg_mma_step<T, BN, A_MN, B_MN>(acc, sa, sb, kt);
         wgmma_wait<1>();  // this warp's share of step kt − 1 is done: the warp releases that stage
         fence_accumulators(acc);
         if (kt > 0 && (tid & 31) == 0) {
@@ -422,42 +457,19 @@ __device__ __forceinline__ void gemm_wgmma_pingpong_body(const lk_gemm_params& p
     auto full = [&](int s) { return smem_u32(&full_bar[s]); };
     auto empty = [&](int s) { return smem_u32(&empty_bar[s]); };
 
-    if (tid == 0) {
-        for (int s = 0; s < S; ++s) {
-            mbar_init(full(s), 1);   // the producer's arrive.expect_tx (+ the TMA bytes)
-            mbar_init(empty(s), 4);  // one arrive per warp of the consumer that read the stage
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    __syncthreads();
+    wg_init_ring<S, false>(full_bar, empty_bar, 4);  // one arrive per warp of the consumer that read the stage
 
     if (wg == 0) {
         setmaxnreg_dec<40>();
         if (tid == 0) {
             for (int j = 0; j < count; ++j) {
                 const int tile = bid + j * grid;
-                const int m0 = (tile / tiles_n) * PP_TILE, n0 = (tile % tiles_n) * PP_TILE;
-                // MN-major boxes wholly past the matrix are not copied (as in v6).
-                const int a_boxes = A_MN ? (m0 + 64 < p.m ? 2 : 1) : 1;
-                const int b_boxes = B_MN ? (n0 + 64 < p.n ? 2 : 1) : 1;
-                const uint32_t bytes =
-                    (A_MN ? a_boxes * ATOM_BYTES : Cfg::A_BYTES) + (B_MN ? b_boxes * ATOM_BYTES : Cfg::B_BYTES);
+                const WgTileCopy<PP_TILE, A_MN, B_MN, false> copy(p, (tile / tiles_n) * PP_TILE, (tile % tiles_n) * PP_TILE, 0);
                 for (int kt = 0; kt < steps; ++kt) {
                     const int g = j * steps + kt, s = g % S, round = g / S;
                     if (round > 0) mbar_wait(empty(s), (round - 1) & 1);  // its previous round was read
-                    mbar_arrive_expect_tx(full(s), bytes);
-                    const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
-                    const int k0 = kt * WG_BK;
-                    if (A_MN) {
-                        for (int i = 0; i < a_boxes; ++i) tma_load_2d(sa + i * ATOM_BYTES, tma_a, full(s), m0 + 64 * i, k0);
-                    } else {
-                        tma_load_2d(sa, tma_a, full(s), k0, m0);
-                    }
-                    if (B_MN) {
-                        for (int i = 0; i < b_boxes; ++i) tma_load_2d(sb + i * ATOM_BYTES, tma_b, full(s), n0 + 64 * i, k0);
-                    } else {
-                        tma_load_2d(sb, tma_b, full(s), k0, n0);
-                    }
+                    mbar_arrive_expect_tx(full(s), copy.bytes());
+                    copy.load(tma_a, tma_b, base + s * Cfg::STAGE_BYTES, full(s), kt * WG_BK);
                 }
             }
         }
@@ -585,60 +597,24 @@ __device__ __forceinline__ void gemm_wgmma_persistent_body(const lk_gemm_params&
     auto full = [&](int s) { return smem_u32(&full_bar[s]); };
     auto empty = [&](int s) { return smem_u32(&empty_bar[s]); };
 
-    if (tid == 0) {
-        for (int s = 0; s < S; ++s) {
-            mbar_init(full(s), 1);  // the producer's arrive.expect_tx (+ the TMA bytes)
-            // v12 / v13: one arrive per consumer warp. MC: one per consumer warpgroup of each block
-            // of the cluster (B halves from both blocks share the stage).
-            mbar_init(empty(s), MC ? 4 : 8);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    // MC: the other block's barriers must be initialised before anything arrives on them.
-    if constexpr (MC) cluster_sync();
-    else __syncthreads();
+    // v12 / v13: one arrive per consumer warp. MC: one per consumer warpgroup of each block of the
+    // cluster (B halves from both blocks share the stage).
+    wg_init_ring<S, MC>(full_bar, empty_bar, MC ? 4 : 8);
 
     if (wg == 0) {
         setmaxnreg_dec<40>();
         if (tid == 0) {
             for (int j = 0; j < count; ++j) {
-                int64_t m64, n64;
-                tile_origin(j, m64, n64);
-                const int m0 = static_cast<int>(m64), n0 = static_cast<int>(n64);
-                // MN-major boxes wholly past the matrix are not copied (as in v6). MC: the second
-                // tile of the last pair may lie wholly past m: that block copies no A.
-                const int a_boxes = m0 >= p.m ? 0 : A_MN ? (m0 + 64 < p.m ? 2 : 1) : 1;
-                const int b_left = static_cast<int>((p.n - n0 + 63) / 64);
-                const int b_boxes = B_MN ? (b_left < BN / 64 ? b_left : BN / 64) : 1;
-                // MC, K-major B: one box of BN / 2 rows per block, the upper one only when inside n.
-                const int b_halves = n0 + BN / 2 < p.n ? 2 : 1;
-                const uint32_t a_bytes = A_MN ? a_boxes * ATOM_BYTES : a_boxes * Cfg::A_BYTES;
-                const uint32_t b_bytes = B_MN ? b_boxes * ATOM_BYTES : MC ? b_halves * (Cfg::B_BYTES / 2) : Cfg::B_BYTES;
+                int64_t m0, n0;
+                tile_origin(j, m0, n0);
+                // MC: the second tile of the last pair may lie wholly past m: that block copies no A.
+                const WgTileCopy<BN, A_MN, B_MN, MC> copy(p, static_cast<int>(m0), static_cast<int>(n0), rank);
                 for (int kt = 0; kt < steps; ++kt) {
                     const int g = j * steps + kt, s = g % S, round = g / S;
                     // Its previous round was read (MC: by the consumers of both blocks).
                     if (round > 0) mbar_wait(empty(s), (round - 1) & 1);
-                    mbar_arrive_expect_tx(full(s), a_bytes + b_bytes);  // boxes count whole, zero fill included
-                    const uint32_t sa = base + s * Cfg::STAGE_BYTES, sb = sa + Cfg::A_BYTES;
-                    const int k0 = kt * WG_BK;
-                    if (A_MN) {
-                        for (int i = 0; i < a_boxes; ++i) tma_load_2d(sa + i * ATOM_BYTES, tma_a, full(s), m0 + 64 * i, k0);
-                    } else if (a_boxes > 0) {
-                        tma_load_2d(sa, tma_a, full(s), k0, m0);
-                    }
-                    if constexpr (MC) {
-                        // Each block copies its half of the shared B tile into both blocks.
-                        if (B_MN) {
-                            for (int i = 2 * (int)rank; i < 2 * (int)rank + 2 && i < b_boxes; ++i)
-                                tma_load_2d_multicast(sb + i * ATOM_BYTES, tma_b, full(s), n0 + 64 * i, k0, 3);
-                        } else if ((int)rank < b_halves) {
-                            tma_load_2d_multicast(sb + rank * (Cfg::B_BYTES / 2), tma_b, full(s), k0, n0 + (BN / 2) * rank, 3);
-                        }
-                    } else if (B_MN) {
-                        for (int i = 0; i < b_boxes; ++i) tma_load_2d(sb + i * ATOM_BYTES, tma_b, full(s), n0 + 64 * i, k0);
-                    } else {
-                        tma_load_2d(sb, tma_b, full(s), k0, n0);
-                    }
+                    mbar_arrive_expect_tx(full(s), copy.bytes());
+                    copy.load(tma_a, tma_b, base + s * Cfg::STAGE_BYTES, full(s), kt * WG_BK);
                 }
             }
         }
@@ -669,15 +645,7 @@ __device__ __forceinline__ void gemm_wgmma_persistent_body(const lk_gemm_params&
             const int g = j * steps + kt, s = g % S;
             mbar_wait(full(s), (g / S) & 1);
             const uint32_t sa = base + s * Cfg::STAGE_BYTES + w * ATOM_BYTES, sb = base + s * Cfg::STAGE_BYTES + Cfg::A_BYTES;
-            fence_accumulators(acc);
-            wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < WG_BK / 16; ++kk) {
-                const uint64_t da = A_MN ? smem_desc(sa + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sa + kk * 32, 16, 1024);
-                const uint64_t db = B_MN ? smem_desc(sb + kk * 2048, ATOM_BYTES, 1024) : smem_desc(sb + kk * 32, 16, 1024);
-                wgmma_k16<T, BN, A_MN, B_MN>(acc, da, db, (kt | kk) != 0);
-            }
-            wgmma_commit();
+            wg_mma_step<T, BN, A_MN, B_MN>(acc, sa, sb, kt);
             if constexpr (EARLY) {
                 wgmma_wait<0>();  // this warp's reads of stage s are done
                 fence_accumulators(acc);
