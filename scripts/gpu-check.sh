@@ -19,7 +19,9 @@
 # warm (30 s), the rest of the 15 device minutes on "racegemm racemining" with STEP_TIMEOUT and
 # DEADLINE set to what is left less ~15 s; then give the machine back. A run after changes to some
 # kernels only can leave out steps and binaries (SKIP_STEPS, SANITIZE_TESTS, BASELINES: gpu-run.sh),
-# as the second H100 run of 2026-11-27 did (BENCHMARKS.md). Helpers working on kernels should not
+# as the second and third H100 runs of 2026-11-27 did (BENCHMARKS.md; the third, GEMM only, took
+# 414 s: "tests baselines bench sanitize synccheck racegemm"). To find which wgmma version stops
+# under racecheck, "racewgmma" checks them one per step. Helpers working on kernels should not
 # call the device themselves: the 15 minutes are the session's.
 set -euo pipefail
 
