@@ -13,8 +13,8 @@
 // works) and accumulates one output in f32 in a fixed k order. Grid: (ceil(n/16), ceil(m/16)).
 // The tuned SIMT and tensor-core kernels of the GEMM issue replace it on the training path.
 // v2 gemm_simt128_f32, v3 gemm_simt{128,64}_warp_f32 / gemm_simt32_slicedk_f32, v4
-// gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32), v5 gemm_simt64_slicedk4_f32 and v16
-// gemm_simt128_warp_db_f32 are described where they are defined.
+// gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32), v5 gemm_simt64_slicedk4_f32, v16
+// gemm_simt128_warp_db_f32 and v17 gemm_simt64_warp_db_f32 are described where they are defined.
 #include "gemm.cuh"
 
 #define LK_GEMM_TILE 16
@@ -430,13 +430,20 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
     }
 }
 
-// v16 gemm_simt128_warp_db_f32: v3's 128×128 tiles (256 threads, 8 warps of 64×32, 8×8 outputs a
-// thread in the same lane layout, BK = 16, k-major padded shared tiles, 33 KiB) with a main loop
-// rebuilt so that almost every instruction it issues is an FFMA:
+// v16 gemm_simt128_warp_db_f32 and v17 gemm_simt64_warp_db_f32: v3's warp-tiled SIMT tiles with a
+// main loop rebuilt so that almost every instruction it issues is an FFMA. One template body, two
+// tile configurations, each with the tiles, warp tiles, lane layout and shared memory of its v3
+// counterpart:
+//   v16 gemm_simt128_warp_db_f32  128×128, 256 threads, 8 warps of 64×32 as 2×4, 8×8 outputs a
+//                                 thread, 33 KiB (v3 gemm_simt128_warp_f32)
+//   v17 gemm_simt64_warp_db_f32   64×64, 128 threads, 4 warps of 32×32 as 2×2, 4×8 outputs a
+//                                 thread, 17 KiB (v3 gemm_simt64_warp_f32)
+// Both: BK = 16, k-major shared tiles with rows padded by 4 floats, two stages; each thread loads
+// two 4-element chunks of each operand per tile. The loop:
 // - fragments double-buffered in registers: the float4 fragments of step kk + 1 are read from
-//   shared memory while step kk's 64 FMAs run (and those of the next tile's step 0 right after
-//   its barrier, while the tile's last step runs), so with two warps per scheduler the LDS latency
-//   hides under FMAs instead of stalling them;
+//   shared memory while step kk's FMAs run (64 a thread for 128-tiles, 32 for 64-tiles; and those
+//   of the next tile's step 0 right after its barrier, while the tile's last step runs), so the
+//   LDS latency hides under FMAs instead of stalling them;
 // - addresses computed once: each thread's four global chunks are pointers advanced by a constant
 //   per tile, and the shared-memory reads and writes are a per-thread base plus compile-time
 //   offsets (the k loop is fully unrolled), so the loop has no per-element index arithmetic;
@@ -451,25 +458,41 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
 // Each output's k order is fixed (ascending k), so results are bitwise reproducible; they are not
 // bitwise those of v3 (same order, but ptxas may contract differently), only within the f32 bound.
 // SASS (CUDA 13.0, sm_90), one whole 16-k tile of an interior block with 16-byte rows, A and B not
-// transposed: 1139 instructions, of which 1024 FFMA (89.9%), 64 LDS.128 and 51 others (4
-// LDG.128, 8 STS + 2 STS.128, 1 BAR); v3 issues 1243 (82.4% FFMA: 64 LDS.128 and 155 others, its
-// bounds checks and index arithmetic). 187 registers (sm_80: 175), no spills, one block per SM;
-// capped at 128 for two blocks per SM it spills ~2.6 KB a thread. Not yet timed on a GPU.
-#define LK_S12_BM 128
-#define LK_S12_BK 16
-#define LK_S12_S (LK_S12_BM + 4)                 // padded row of a k-major shared tile (floats)
-#define LK_S12_STAGE (LK_S12_BK * 2 * LK_S12_S)  // one stage: the A tile, then the B tile (floats)
+// transposed:
+//   v16: 1139 instructions, of which 1024 FFMA (89.9%), 64 LDS.128 and 51 others (4 LDG.128, 8
+//   STS + 2 STS.128, 1 BAR); v3 128 issues 1243 (82.4% FFMA: 64 LDS.128 and 155 others, its
+//   bounds checks and index arithmetic). 187 registers (sm_80: 175), no spills, one block per SM;
+//   capped at 128 for two blocks per SM it spills ~2.6 KB a thread. H100 (2026-11-27): 44.9
+//   TFLOP/s at 4096³, 0.89× cuBLAS.
+//   v17: 614 instructions, of which 512 FFMA (83.4%), 48 LDS.128 and 54 others (4 LDG.128, 8
+//   STS + 2 STS.128, 1 BAR, 8 MOV of the pointers into the LDG registers, pointer adds, loop
+//   control); v3 64 issues 740 (69.2% FFMA: 48 LDS.128 and 180 others). NT / TN / TT: 614 / 604
+//   / 613 (v3 64: 705 / 698 / 734). The same per-thread global and shared traffic as v16 for half
+//   the FMAs, hence the lower FFMA share. 128 registers on sm_90 (sm_80: 126, sm_86/89: 127; v3
+//   64: 113 / 113 / 117), no spills: 4 blocks (16 warps) per SM, as v3 64. Not yet run on a GPU.
+#define LK_SDB_BK 16
+// One stage of BM-wide tiles (floats): the A tile, then the B tile, k-major, rows padded by 4.
+#define LK_SDB_STAGE(BM) (LK_SDB_BK * 2 * ((BM) + 4))
 
 namespace {
 
-template <bool TA, bool TB, bool VEC>
-__device__ __forceinline__ void gemm_simt128_db_body(const lk_gemm_params& p, const float* __restrict__ a,
-                                                     const float* __restrict__ b, float* __restrict__ c,
-                                                     const float* __restrict__ bias,
-                                                     const float* __restrict__ y, float* smem) {
-    constexpr int BM = LK_S12_BM, BN = LK_S12_BM, BK = LK_S12_BK, S = LK_S12_S, STAGE = LK_S12_STAGE;
-    constexpr int WARPS_M = 2, WM = 64, WN = 32, IM = WM / 32, IN = WN / 16;
-    static_assert(8 * 32 * (WN + 1) <= 2 * STAGE, "the epilogue's parking space must fit the stages");
+// BM×BM tiles over WARPS_M × WARPS_N warps (warp w at m offset (w % WARPS_M)·WM, n offset
+// (w / WARPS_M)·WN); the block's threads must number a quarter of a tile's elements per 16 k
+// (two chunks of each operand a thread).
+template <int BM, int WARPS_M, int WARPS_N, bool TA, bool TB, bool VEC>
+__device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const float* __restrict__ a,
+                                                  const float* __restrict__ b, float* __restrict__ c,
+                                                  const float* __restrict__ bias, const float* __restrict__ y,
+                                                  float* smem) {
+    constexpr int BN = BM, BK = LK_SDB_BK, S = BM + 4, STAGE = LK_SDB_STAGE(BM);
+    constexpr int NT = WARPS_M * WARPS_N * 32;  // threads
+    constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N, IM = WM / 32, IN = WN / 16;
+    // Chunks of 4 elements: BM / 4 to a k row of an m/n-contiguous operand, BK / 4 to a row of a
+    // k-contiguous one; RMN, RK: the rows between a thread's two chunks in each case.
+    constexpr int CPR = BM / 4, RMN = NT / CPR, RK = NT / (BK / 4);
+    static_assert(WM % 32 == 0 && WN % 16 == 0, "warp tile must be a multiple of 32×16");
+    static_assert(2 * NT * 4 == BM * BK && NT % CPR == 0, "two chunks of each operand a thread");
+    static_assert(WARPS_M * WARPS_N * 32 * (WN + 1) <= 2 * STAGE, "the epilogue's parking space must fit the stages");
 
     const int tid = threadIdx.x;
     const int warp = tid / 32, lane = tid % 32;
@@ -478,10 +501,10 @@ __device__ __forceinline__ void gemm_simt128_db_body(const lk_gemm_params& p, co
     const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
     const int64_t K = p.k;
 
-    // This thread's chunks of 4 elements (e = tid and tid + 256 of the tile's 512):
-    // - operand stored with m (n) contiguous (A [k, m], B [k, n]): k row r_mn (+ 8), columns c_mn..+3;
-    // - operand stored with k contiguous (A [m, k], B [n, k]): row r_k (+ 64), k columns c_k..+3.
-    const int r_mn = tid / 32, c_mn = (tid % 32) * 4;
+    // This thread's chunks of 4 elements (e = tid and tid + NT of the tile's 2·NT):
+    // - operand stored with m (n) contiguous (A [k, m], B [k, n]): k row r_mn (+ RMN), columns c_mn..+3;
+    // - operand stored with k contiguous (A [m, k], B [n, k]): row r_k (+ RK), k columns c_k..+3.
+    const int r_mn = tid / CPR, c_mn = (tid % CPR) * 4;
     const int r_k = tid / 4, c_k = (tid % 4) * 4;
 
     // Stored coordinates of each chunk at k = 0, with the m / n index clamped into the matrix.
@@ -495,21 +518,21 @@ __device__ __forceinline__ void gemm_simt128_db_body(const lk_gemm_params& p, co
             const int64_t col = m0 + c_mn;
             ia[i] = col;
             const int64_t cl = VEC ? (col < p.m - 4 ? col : p.m - 4) : (col < p.m - 1 ? col : p.m - 1);
-            pa[i] = a + (int64_t)(r_mn + 8 * i) * p.lda + cl;
+            pa[i] = a + (int64_t)(r_mn + RMN * i) * p.lda + cl;
         } else {
-            const int64_t row = m0 + r_k + 64 * i;
+            const int64_t row = m0 + r_k + RK * i;
             ia[i] = row;
             pa[i] = a + (row < p.m - 1 ? row : p.m - 1) * p.lda + c_k;
         }
         if (TB) {
-            const int64_t row = n0 + r_k + 64 * i;
+            const int64_t row = n0 + r_k + RK * i;
             ib[i] = row;
             pb[i] = b + (row < p.n - 1 ? row : p.n - 1) * p.ldb + c_k;
         } else {
             const int64_t col = n0 + c_mn;
             ib[i] = col;
             const int64_t cl = VEC ? (col < p.n - 4 ? col : p.n - 4) : (col < p.n - 1 ? col : p.n - 1);
-            pb[i] = b + (int64_t)(r_mn + 8 * i) * p.ldb + cl;
+            pb[i] = b + (int64_t)(r_mn + RMN * i) * p.ldb + cl;
         }
     }
     const int64_t step_a = TA ? BK * p.lda : BK, step_b = TB ? BK : BK * p.ldb;
@@ -542,8 +565,8 @@ __device__ __forceinline__ void gemm_simt128_db_body(const lk_gemm_params& p, co
     auto load_global = [&](int64_t k0, bool full) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
-            ga[i] = load_chunk(pa[i], ia[i], p.m, !TA, TA ? k0 + r_mn + 8 * i : k0 + c_k, full);
-            gb[i] = load_chunk(pb[i], ib[i], p.n, TB, TB ? k0 + c_k : k0 + r_mn + 8 * i, full);
+            ga[i] = load_chunk(pa[i], ia[i], p.m, !TA, TA ? k0 + r_mn + RMN * i : k0 + c_k, full);
+            gb[i] = load_chunk(pb[i], ib[i], p.n, TB, TB ? k0 + c_k : k0 + r_mn + RMN * i, full);
             pa[i] += step_a;
             pb[i] += step_b;
         }
@@ -555,20 +578,20 @@ __device__ __forceinline__ void gemm_simt128_db_body(const lk_gemm_params& p, co
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
             if (TA) {
-                *reinterpret_cast<float4*>(&as[(r_mn + 8 * i) * S + c_mn]) = ga[i];
+                *reinterpret_cast<float4*>(&as[(r_mn + RMN * i) * S + c_mn]) = ga[i];
             } else {
-                as[(c_k + 0) * S + r_k + 64 * i] = ga[i].x;
-                as[(c_k + 1) * S + r_k + 64 * i] = ga[i].y;
-                as[(c_k + 2) * S + r_k + 64 * i] = ga[i].z;
-                as[(c_k + 3) * S + r_k + 64 * i] = ga[i].w;
+                as[(c_k + 0) * S + r_k + RK * i] = ga[i].x;
+                as[(c_k + 1) * S + r_k + RK * i] = ga[i].y;
+                as[(c_k + 2) * S + r_k + RK * i] = ga[i].z;
+                as[(c_k + 3) * S + r_k + RK * i] = ga[i].w;
             }
             if (TB) {
-                bs[(c_k + 0) * S + r_k + 64 * i] = gb[i].x;
-                bs[(c_k + 1) * S + r_k + 64 * i] = gb[i].y;
-                bs[(c_k + 2) * S + r_k + 64 * i] = gb[i].z;
-                bs[(c_k + 3) * S + r_k + 64 * i] = gb[i].w;
+                bs[(c_k + 0) * S + r_k + RK * i] = gb[i].x;
+                bs[(c_k + 1) * S + r_k + RK * i] = gb[i].y;
+                bs[(c_k + 2) * S + r_k + RK * i] = gb[i].z;
+                bs[(c_k + 3) * S + r_k + RK * i] = gb[i].w;
             } else {
-                *reinterpret_cast<float4*>(&bs[(r_mn + 8 * i) * S + c_mn]) = gb[i];
+                *reinterpret_cast<float4*>(&bs[(r_mn + RMN * i) * S + c_mn]) = gb[i];
             }
         }
     };
@@ -617,10 +640,17 @@ __device__ __forceinline__ void gemm_simt128_db_body(const lk_gemm_params& p, co
                 __syncthreads();
                 load_frags(nxt, 0, s ^ 1);
             }
-            const float fav[8] = {fa[s][0].x, fa[s][0].y, fa[s][0].z, fa[s][0].w,
-                                  fa[s][1].x, fa[s][1].y, fa[s][1].z, fa[s][1].w};
-            const float fbv[8] = {fb[s][0].x, fb[s][0].y, fb[s][0].z, fb[s][0].w,
-                                  fb[s][1].x, fb[s][1].y, fb[s][1].z, fb[s][1].w};
+            float fav[IM * 4], fbv[IN * 4];
+#pragma unroll
+            for (int im = 0; im < IM; ++im) {
+                fav[im * 4 + 0] = fa[s][im].x; fav[im * 4 + 1] = fa[s][im].y;
+                fav[im * 4 + 2] = fa[s][im].z; fav[im * 4 + 3] = fa[s][im].w;
+            }
+#pragma unroll
+            for (int in = 0; in < IN; ++in) {
+                fbv[in * 4 + 0] = fb[s][in].x; fbv[in * 4 + 1] = fb[s][in].y;
+                fbv[in * 4 + 2] = fb[s][in].z; fbv[in * 4 + 3] = fb[s][in].w;
+            }
 #pragma unroll
             for (int i = 0; i < IM * 4; ++i)
 #pragma unroll
@@ -654,13 +684,27 @@ __device__ __forceinline__ void gemm_simt128_db_body(const lk_gemm_params& p, co
 
 // VEC when both operands' rows are 16-byte aligned and each one's contiguous dimension (A: m if
 // stored [k, m], else k; B: k if stored [n, k], else n) is a multiple of 4.
-template <bool TA, bool TB>
-__device__ __forceinline__ void gemm_simt128_db(const lk_gemm_params& p, const float* a, const float* b, float* c,
-                                                const float* bias, const float* y, float* smem) {
+template <int BM, int WARPS_M, int WARPS_N, bool TA, bool TB>
+__device__ __forceinline__ void gemm_simt_db_vec(const lk_gemm_params& p, const float* a, const float* b, float* c,
+                                                 const float* bias, const float* y, float* smem) {
     const bool vec = lk::rows_16b_aligned(a, p.lda, 4) && lk::rows_16b_aligned(b, p.ldb, 4) &&
                      (TA ? p.m : p.k) % 4 == 0 && (TB ? p.k : p.n) % 4 == 0;
-    if (vec) gemm_simt128_db_body<TA, TB, true>(p, a, b, c, bias, y, smem);
-    else gemm_simt128_db_body<TA, TB, false>(p, a, b, c, bias, y, smem);
+    if (vec) gemm_simt_db_body<BM, WARPS_M, WARPS_N, TA, TB, true>(p, a, b, c, bias, y, smem);
+    else gemm_simt_db_body<BM, WARPS_M, WARPS_N, TA, TB, false>(p, a, b, c, bias, y, smem);
+}
+
+// One kernel per tile configuration; the transposes are a runtime choice among four instances
+// (eight with the element-wise loads).
+template <int BM, int WARPS_M, int WARPS_N>
+__device__ __forceinline__ void gemm_simt_db(const lk_gemm_params& p, const float* a, const float* b, float* c,
+                                             const float* bias, const float* y, float* smem) {
+    if (p.trans_a) {
+        if (p.trans_b) gemm_simt_db_vec<BM, WARPS_M, WARPS_N, true, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_db_vec<BM, WARPS_M, WARPS_N, true, false>(p, a, b, c, bias, y, smem);
+    } else {
+        if (p.trans_b) gemm_simt_db_vec<BM, WARPS_M, WARPS_N, false, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_db_vec<BM, WARPS_M, WARPS_N, false, false>(p, a, b, c, bias, y, smem);
+    }
 }
 
 }  // namespace
@@ -669,12 +713,14 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_db_f32(lk_gemm_params p,
                                                                const float* __restrict__ b, float* __restrict__ c,
                                                                const float* __restrict__ bias,
                                                                const float* __restrict__ y) {
-    __shared__ __align__(16) float smem[2 * LK_S12_STAGE];
-    if (p.trans_a) {
-        if (p.trans_b) gemm_simt128_db<true, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt128_db<true, false>(p, a, b, c, bias, y, smem);
-    } else {
-        if (p.trans_b) gemm_simt128_db<false, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt128_db<false, false>(p, a, b, c, bias, y, smem);
-    }
+    __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(128)];
+    gemm_simt_db<128, 2, 4>(p, a, b, c, bias, y, smem);
+}
+
+LK_KERNEL void __launch_bounds__(128) gemm_simt64_warp_db_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                              const float* __restrict__ b, float* __restrict__ c,
+                                                              const float* __restrict__ bias,
+                                                              const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
+    gemm_simt_db<64, 2, 2>(p, a, b, c, bias, y, smem);
 }

@@ -255,12 +255,13 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
     for kernel in GemmKernel::SIMT {
         // Second size: several blocks each way and a k that leaves a partial step; third and fourth:
         // skinny both ways; the fifth has odd leading dimensions (no 16-byte rows: scalar loads);
-        // the last two a long k (split-k: 13 ranges of 80, the last one 40 long, with and
+        // the sixth and seventh a long k (split-k: 13 ranges of 80, the last one 40 long, with and
         // without 16-byte rows). Split-k on an H100's 132 SMs: 4 ranges of 80 for 300×7×257, one
-        // range for the short k's. The last two have 16-byte rows and m, n, k multiples of 4 in
-        // every layout (v16's whole-chunk loads): 132×260×100 has whole 128-tiles beside edge
-        // tiles of 4 rows / columns and a k of 6 whole steps of 16 and a partial one; 8×12×4 is
-        // one partial step.
+        // range for the short k's. The last three have 16-byte rows and m, n, k multiples of 4 in
+        // every layout (v16's and v17's whole-chunk loads): 132×260×100 has whole 128-tiles (v17:
+        // 2×4 whole 64-tiles) beside edge tiles of 4 rows / columns and a k of 6 whole steps of 16
+        // and a partial one; 8×12×4 is one partial step; 68×72×32 a whole 64-tile beside edges of
+        // 4 rows and 8 columns, and a k of whole steps only.
         for &(m, n, k, pad) in &[
             (1, 1, 1, 0),
             (129, 130, 33, 0),
@@ -271,6 +272,7 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
             (65, 70, 1000, 1),
             (132, 260, 100, 0),
             (8, 12, 4, 0),
+            (68, 72, 32, 0),
         ] {
             for ta in T {
                 for tb in T {

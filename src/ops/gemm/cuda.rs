@@ -123,6 +123,7 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt64SplitK => simt("gemm_simt64_splitk_f32", 64, 128),
         GemmKernel::Simt128Warp4 => simt("gemm_simt128_warp4_f32", 128, 128),
         GemmKernel::Simt128WarpDb => simt("gemm_simt128_warp_db_f32", 128, 256),
+        GemmKernel::Simt64WarpDb => simt("gemm_simt64_warp_db_f32", 64, 128),
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }

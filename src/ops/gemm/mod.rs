@@ -113,6 +113,16 @@ pub enum GemmKernel {
     /// GPU in 128-tiles: on an H100 (2026-11-27, third run, BENCHMARKS.md) 44.9 TFLOP/s at 4096³
     /// (0.89× cuBLAS SGEMM; [`GemmKernel::Simt128Warp`] 37.8) and 45.9 at 8192³.
     Simt128WarpDb,
+    /// v17 (f32): [`GemmKernel::Simt64Warp`]'s 64×64 tiles, 32×32 warp tiles, lane layout and 17 KiB
+    /// of static shared memory (128 threads) with [`GemmKernel::Simt128WarpDb`]'s main loop (the same
+    /// template body, instanced for 64-tiles): register double-buffered fragments, global chunks as
+    /// pointers advanced per tile, compile-time shared-memory offsets, m / n edges clamped so that
+    /// only the last, partial k tile checks bounds, and the element-wise load copy for operands
+    /// without 16-byte rows or with a contiguous dimension that is not a multiple of 4. 128
+    /// registers a thread on sm_90 (126–127 on sm_80–sm_89), no spills. Written for the outputs of
+    /// one or two 64-tiles per SM (the 784↔400 products of a batch of 1024 or 8192). Not yet run on
+    /// a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    Simt64WarpDb,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -206,7 +216,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 10] = [
+    pub const SIMT: [GemmKernel; 11] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -217,6 +227,7 @@ impl GemmKernel {
         GemmKernel::Simt64SlicedK4,
         GemmKernel::Simt128Warp4,
         GemmKernel::Simt128WarpDb,
+        GemmKernel::Simt64WarpDb,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
