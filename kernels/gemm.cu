@@ -151,6 +151,38 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_f32(lk_gemm_params p, const f
 
 namespace {
 
+// Epilogue of the warp-tiled kernels (v3-v5, v16, v17) through shared memory, 32 rows of the warp
+// tile at a time: the warp parks its accumulators at `park` (32 rows of WN + 1 floats), then stores
+// rows of WN consecutive columns (coalesced) through one non-unrolled copy of the epilogue code
+// (inlining it for every output made ptxas take minutes). Output (i, j) of the thread: row
+// row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4. SPLIT (v4): the raw sum of the
+// block's k range goes to slice blockIdx.z of the [splits, m, n] workspace (c), which
+// gemm_splitk_reduce_f32 adds up and applies the epilogue to.
+template <int IM, int IN, int WN, bool SPLIT>
+__device__ __forceinline__ void simt_park_and_store(const float (&acc)[IM * 4][IN * 4], float* park,
+                                                    const lk_gemm_params& p, int lane, int lm, int ln, int64_t row0,
+                                                    int64_t col0, float* __restrict__ c, const float* __restrict__ bias,
+                                                    const float* __restrict__ y) {
+    constexpr int SP = WN + 1;
+#pragma unroll
+    for (int im = 0; im < IM; ++im) {
+        __syncwarp();  // the previous sub-tile's reads are done
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < IN * 4; ++j) park[(lm * 4 + i) * SP + (j / 4) * 16 + ln * 4 + j % 4] = acc[im * 4 + i][j];
+        __syncwarp();
+#pragma unroll 1
+        for (int idx = lane; idx < 32 * WN; idx += 32) {
+            const int r = idx / WN, cc = idx % WN;
+            const int64_t row = row0 + im * 32 + r, col = col0 + cc;
+            if (row < p.m && col < p.n) {
+                if (SPLIT) c[(int64_t)blockIdx.z * p.m * p.n + row * p.n + col] = park[r * SP + cc];
+                else gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+            }
+        }
+    }
+}
 template <int BM, int BN, int WARPS_M, int WARPS_N, int KS, bool SPLIT, bool TA, bool TB>
 __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, const float* __restrict__ a,
                                                     const float* __restrict__ b, float* __restrict__ c,
@@ -292,33 +324,10 @@ __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, con
                     acc[i][j] += part[(wm0 + (i / 4) * 32 + lm * 4 + i % 4) * BN + wn0 + (j / 4) * 16 + ln * 4 + j % 4];
         }
     }
-    // Epilogue through shared memory, 32 rows of the warp tile at a time: the warp parks its
-    // accumulators, then stores rows of WN consecutive columns (coalesced) through one
-    // non-unrolled copy of the epilogue code (inlining it for every output made ptxas take minutes).
     // The staging buffers are free (last loop barrier); with KS > 1 the parking space follows the
     // k-slice partials, which other warps of group 0 may still be reading.
-    constexpr int SP = WN + 1;
-    float* const park = smem + (KS > 1 ? (KS - 1) * BM * BN : 0) + warp * 32 * SP;
-#pragma unroll
-    for (int im = 0; im < IM; ++im) {
-        __syncwarp();  // the previous sub-tile's reads are done
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < IN * 4; ++j) park[(lm * 4 + i) * SP + (j / 4) * 16 + ln * 4 + j % 4] = acc[im * 4 + i][j];
-        __syncwarp();
-#pragma unroll 1
-        for (int idx = lane; idx < 32 * WN; idx += 32) {
-            const int r = idx / WN, cc = idx % WN;
-            const int64_t row = m0 + wm0 + im * 32 + r, col = n0 + wn0 + cc;
-            if (row < p.m && col < p.n) {
-                // SPLIT: the raw sum of this k range into slice z of the [splits, m, n] workspace
-                // (c); gemm_splitk_reduce_f32 adds the slices and applies the epilogue.
-                if (SPLIT) c[(int64_t)blockIdx.z * p.m * p.n + row * p.n + col] = park[r * SP + cc];
-                else gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
-            }
-        }
-    }
+    float* const park = smem + (KS > 1 ? (KS - 1) * BM * BN : 0) + warp * 32 * (WN + 1);
+    simt_park_and_store<IM, IN, WN, SPLIT>(acc, park, p, lane, lm, ln, m0 + wm0, n0 + wn0, c, bias, y);
 }
 
 // One kernel per tile configuration; the transposes are a runtime choice among four instances.
@@ -660,26 +669,8 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
     }
     __syncthreads();  // every warp is done reading the stages: the epilogue parks in them
 
-    // Output (i, j) of this thread: row wm0 + (i/4)·32 + lm·4 + i%4, col wn0 + (j/4)·16 + ln·4 + j%4.
-    // Epilogue as v3's: each warp parks 32 rows of its tile at a time and stores them row by row
-    // (coalesced) through one non-unrolled copy of gemm_store.
-    constexpr int SP = WN + 1;
-    float* const park = smem + warp * 32 * SP;
-#pragma unroll
-    for (int im = 0; im < IM; ++im) {
-        __syncwarp();  // the previous sub-tile's reads are done
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < IN * 4; ++j) park[(lm * 4 + i) * SP + (j / 4) * 16 + ln * 4 + j % 4] = acc[im * 4 + i][j];
-        __syncwarp();
-#pragma unroll 1
-        for (int idx = lane; idx < 32 * WN; idx += 32) {
-            const int r = idx / WN, cc = idx % WN;
-            const int64_t row = m0 + wm0 + im * 32 + r, col = n0 + wn0 + cc;
-            if (row < p.m && col < p.n) gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
-        }
-    }
+    // Epilogue as v3's.
+    simt_park_and_store<IM, IN, WN, false>(acc, smem + warp * 32 * (WN + 1), p, lane, lm, ln, m0 + wm0, n0 + wn0, c, bias, y);
 }
 
 // VEC when both operands' rows are 16-byte aligned and each one's contiguous dimension (A: m if
