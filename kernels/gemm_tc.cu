@@ -640,54 +640,56 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
     zero_acc();
     load_prologue();
     for (int j = 0; j < count; ++j) {
-    int rd = 0, wr = (STAGES - 1) * STAGE_BYTES;  // stage read now, stage written next
-    cp_async_wait<STAGES - 2>();
-    __syncthreads();
-    load_frags(0, rd, 0);
-    for (int64_t kt = 0; kt < steps; ++kt) {
+        int rd = 0, wr = (STAGES - 1) * STAGE_BYTES;  // stage read now, stage written next
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();
+        load_frags(0, rd, 0);
+        for (int64_t kt = 0; kt < steps; ++kt) {
 #pragma unroll
-        for (int ks = 0; ks < KS; ++ks) {
-            if (ks == KS - 1) {
-                // Step kt + 1 landed and is visible; every warp has read its last slice of step kt − 1's
-                // stage (before this barrier, one step ago), which the copies below (next step) reuse.
-                cp_async_wait<STAGES - 2>();
-                __syncthreads();
-                rd = next_stage(rd);
+            for (int ks = 0; ks < KS; ++ks) {
+                if (ks == KS - 1) {
+                    // Step kt + 1 landed and is visible; every warp has read its last slice of
+                    // step kt − 1's stage (before this barrier, one step ago), which the copies
+                    // below (next step) reuse.
+                    cp_async_wait<STAGES - 2>();
+                    __syncthreads();
+                    rd = next_stage(rd);
+                }
+                if (ks == 0) {
+                    // The stage read during step kt − 1: every warp passed the barrier after its
+                    // last read. (Before the next fragments load, so the copies' registers don't
+                    // add to both buffers'.)
+                    if (kt + STAGES - 1 < steps) load_stage(wr, kt + STAGES - 1);
+                    cp_async_commit();
+                    wr = next_stage(wr);
+                }
+                load_frags((ks + 1) & 1, rd, (ks + 1) % KS);
+#pragma unroll
+                for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+                    for (int ni = 0; ni < NT8; ++ni)
+                        mma_16x8x16<T>(acc[mi][ni], fa[ks & 1][mi], fb[ks & 1][ni][0], fb[ks & 1][ni][1]);
             }
-            if (ks == 0) {
-                // The stage read during step kt − 1: every warp passed the barrier after its last read.
-                // (Before the next fragments load, so the copies' registers don't add to both buffers'.)
-                if (kt + STAGES - 1 < steps) load_stage(wr, kt + STAGES - 1);
-                cp_async_commit();
-                wr = next_stage(wr);
+        }
+        cp_async_wait<0>();
+        __syncthreads();  // every warp is done with the pipeline's shared memory
+
+        if constexpr (PERSISTENT) {
+            // The next tile's first steps load while this one is stored straight from registers.
+            const int64_t r0 = m0 + wm0 + (lane >> 2), c0 = n0 + wn0 + 2 * (lane & 3);
+            if (j + 1 < count) {
+                start_tile(j + 1);
+                load_prologue();
             }
-            load_frags((ks + 1) & 1, rd, (ks + 1) % KS);
 #pragma unroll
             for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
                 for (int ni = 0; ni < NT8; ++ni)
-                    mma_16x8x16<T>(acc[mi][ni], fa[ks & 1][mi], fb[ks & 1][ni][0], fb[ks & 1][ni][1]);
+                    lk::gemm_store_quad(p, plain, pairs, r0 + 16 * mi, c0 + 8 * ni, acc[mi][ni], c, bias, y);
+            zero_acc();
+        } else {
+            tc_park_and_store<MT, NT8, WM, WN>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
         }
-    }
-    cp_async_wait<0>();
-    __syncthreads();  // every warp is done with the pipeline's shared memory
-
-    if constexpr (PERSISTENT) {
-        // The next tile's first steps load while this one is stored straight from registers.
-        const int64_t r0 = m0 + wm0 + (lane >> 2), c0 = n0 + wn0 + 2 * (lane & 3);
-        if (j + 1 < count) {
-            start_tile(j + 1);
-            load_prologue();
-        }
-#pragma unroll
-        for (int mi = 0; mi < MT; ++mi)
-#pragma unroll
-            for (int ni = 0; ni < NT8; ++ni)
-                lk::gemm_store_quad(p, plain, pairs, r0 + 16 * mi, c0 + 8 * ni, acc[mi][ni], c, bias, y);
-        zero_acc();
-    } else {
-        tc_park_and_store<MT, NT8, WM, WN>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
-    }
     }
 #else
     __trap();
