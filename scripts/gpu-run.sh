@@ -9,10 +9,9 @@
 # bench (bench_kernels, bench_gemm, and bench_vae and bench_metric with the baselines' figures and
 # ratios beside theirs), train (10 epochs of the VAE and 5 of
 # the triplet net on full MNIST), sanitize (compute-sanitizer memcheck + racecheck on the kernel
-# tests, GEMM first), and, only when named, synccheck (gemm and mining tests), wgmmasan (the three
-# sanitizers on the Hopper GEMM test alone), profile (ncu on the kernels that miss a target:
-# ncu:*.log), racewgmma (racecheck on the Hopper GEMM test, one version a step), racegemm and
-# racemining (racecheck on the gemm and on the mining tests: minutes each).
+# tests, GEMM first), and, only when named, synccheck (gemm and mining tests), profile (ncu on the
+# kernels that miss a target: ncu:*.log), racewgmma (racecheck on the Hopper GEMM test, one version
+# a step), racegemm and racemining (racecheck on the gemm and on the mining tests: minutes each).
 # Default: tests bench baselines train sanitize; `quick` = all but sanitize. One device call is
 # limited to 10 minutes: DEADLINE=<seconds> stops starting steps near the end of the call, so
 # that one call can hold everything in order of importance and still bring its logs back.
@@ -141,17 +140,6 @@ if want racegemm && [[ -x $sanitizer && -x $here/tests/gemm ]]; then
   [[ $wgmma_ok == 1 ]] &&
     run_step "racecheck:gemm-wgmma" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
   racecheck gemm --skip grid_stride --skip wgmma
-fi
-}
-phase_wgmmasan() {
-
-# Optional phase `wgmmasan`: memcheck, synccheck and racecheck on the Hopper GEMM test alone (every
-# wgmma version, with its parity and bit-equality checks), for a call that checks new wgmma
-# versions without the minutes the whole gemm binary takes under racecheck.
-if want wgmmasan && [[ -x $sanitizer && -x $here/tests/gemm && $wgmma_ok == 1 ]]; then
-  for tool in memcheck synccheck racecheck; do
-    run_step "$tool:gemm-wgmma" "$sanitizer" --tool "$tool" --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
-  done
 fi
 }
 phase_racewgmma() {
@@ -294,7 +282,7 @@ phase_tests
 # The wgmma test only when wgmma may run (wgmma_ok above, set by the tests phase).
 skip_wgmma=()
 [[ $wgmma_ok == 1 ]] || skip_wgmma=(--skip wgmma)
-for p in baselines bench train sanitize synccheck wgmmasan profile racewgmma racegemm racemining; do "phase_$p"; done
+for p in baselines bench train sanitize synccheck profile racewgmma racegemm racemining; do "phase_$p"; done
 
 echo
 for log in bench_kernels bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae train_siamese; do
