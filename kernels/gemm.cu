@@ -488,7 +488,7 @@ namespace {
 // BM×BM tiles over WARPS_M × WARPS_N warps (warp w at m offset (w % WARPS_M)·WM, n offset
 // (w / WARPS_M)·WN); the block's threads must number a quarter of a tile's elements per 16 k
 // (two chunks of each operand a thread).
-template <int BM, int WARPS_M, int WARPS_N, bool TA, bool TB, bool VEC>
+template <int BM, int WARPS_M, int WARPS_N, bool SPLIT, bool TA, bool TB, bool VEC>
 __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const float* __restrict__ a,
                                                   const float* __restrict__ b, float* __restrict__ c,
                                                   const float* __restrict__ bias, const float* __restrict__ y,
@@ -508,7 +508,10 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
     const int wm0 = (warp % WARPS_M) * WM, wn0 = (warp / WARPS_M) * WN;
     const int lm = lane / 4, ln = lane % 4;
     const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
-    const int64_t K = p.k;
+    // SPLIT (v18): this block sums k in [kb, kb + K) only, range z = blockIdx.z of p.k_split
+    // elements (a multiple of BK); its pointers start at kb, and k counts from there.
+    const int64_t kb = SPLIT ? (int64_t)blockIdx.z * p.k_split : 0;
+    const int64_t K = SPLIT ? (kb + p.k_split < p.k ? p.k_split : p.k - kb) : p.k;
 
     // This thread's chunks of 4 elements (e = tid and tid + NT of the tile's 2·NT):
     // - operand stored with m (n) contiguous (A [k, m], B [k, n]): k row r_mn (+ RMN), columns c_mn..+3;
@@ -545,6 +548,13 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
         }
     }
     const int64_t step_a = TA ? BK * p.lda : BK, step_b = TB ? BK : BK * p.ldb;
+    if (SPLIT) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            pa[i] += TA ? kb * p.lda : kb;
+            pb[i] += TB ? kb : kb * p.ldb;
+        }
+    }
 
     float4 ga[2], gb[2];
     // Chunk i of a stored operand: `kchunk` is the k index of its first element (k-contiguous) or
@@ -669,32 +679,32 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
     }
     __syncthreads();  // every warp is done reading the stages: the epilogue parks in them
 
-    // Epilogue as v3's.
-    simt_park_and_store<IM, IN, WN, false>(acc, smem + warp * 32 * (WN + 1), p, lane, lm, ln, m0 + wm0, n0 + wn0, c, bias, y);
+    // Epilogue as v3's (SPLIT: the raw sums into workspace slice blockIdx.z).
+    simt_park_and_store<IM, IN, WN, SPLIT>(acc, smem + warp * 32 * (WN + 1), p, lane, lm, ln, m0 + wm0, n0 + wn0, c, bias, y);
 }
 
 // VEC when both operands' rows are 16-byte aligned and each one's contiguous dimension (A: m if
 // stored [k, m], else k; B: k if stored [n, k], else n) is a multiple of 4.
-template <int BM, int WARPS_M, int WARPS_N, bool TA, bool TB>
+template <int BM, int WARPS_M, int WARPS_N, bool SPLIT, bool TA, bool TB>
 __device__ __forceinline__ void gemm_simt_db_vec(const lk_gemm_params& p, const float* a, const float* b, float* c,
                                                  const float* bias, const float* y, float* smem) {
     const bool vec = lk::rows_16b_aligned(a, p.lda, 4) && lk::rows_16b_aligned(b, p.ldb, 4) &&
                      (TA ? p.m : p.k) % 4 == 0 && (TB ? p.k : p.n) % 4 == 0;
-    if (vec) gemm_simt_db_body<BM, WARPS_M, WARPS_N, TA, TB, true>(p, a, b, c, bias, y, smem);
-    else gemm_simt_db_body<BM, WARPS_M, WARPS_N, TA, TB, false>(p, a, b, c, bias, y, smem);
+    if (vec) gemm_simt_db_body<BM, WARPS_M, WARPS_N, SPLIT, TA, TB, true>(p, a, b, c, bias, y, smem);
+    else gemm_simt_db_body<BM, WARPS_M, WARPS_N, SPLIT, TA, TB, false>(p, a, b, c, bias, y, smem);
 }
 
 // One kernel per tile configuration; the transposes are a runtime choice among four instances
 // (eight with the element-wise loads).
-template <int BM, int WARPS_M, int WARPS_N>
+template <int BM, int WARPS_M, int WARPS_N, bool SPLIT = false>
 __device__ __forceinline__ void gemm_simt_db(const lk_gemm_params& p, const float* a, const float* b, float* c,
                                              const float* bias, const float* y, float* smem) {
     if (p.trans_a) {
-        if (p.trans_b) gemm_simt_db_vec<BM, WARPS_M, WARPS_N, true, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_db_vec<BM, WARPS_M, WARPS_N, true, false>(p, a, b, c, bias, y, smem);
+        if (p.trans_b) gemm_simt_db_vec<BM, WARPS_M, WARPS_N, SPLIT, true, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_db_vec<BM, WARPS_M, WARPS_N, SPLIT, true, false>(p, a, b, c, bias, y, smem);
     } else {
-        if (p.trans_b) gemm_simt_db_vec<BM, WARPS_M, WARPS_N, false, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_db_vec<BM, WARPS_M, WARPS_N, false, false>(p, a, b, c, bias, y, smem);
+        if (p.trans_b) gemm_simt_db_vec<BM, WARPS_M, WARPS_N, SPLIT, false, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_db_vec<BM, WARPS_M, WARPS_N, SPLIT, false, false>(p, a, b, c, bias, y, smem);
     }
 }
 
@@ -714,4 +724,75 @@ LK_KERNEL void __launch_bounds__(128) gemm_simt64_warp_db_f32(lk_gemm_params p, 
                                                               const float* __restrict__ y) {
     __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
     gemm_simt_db<64, 2, 2>(p, a, b, c, bias, y, smem);
+}
+
+// v18 gemm_simt64_warp_db_splitk_f32 (+ gemm_splitk_reduce_f32): v17's 64-tiles and main loop with
+// v4's split-k: block (x, y, z) sums k in [z·k_split, (z + 1)·k_split) of tile (y, x) and writes the
+// raw sum to slice z of the [splits, m, n] workspace, which the reduce kernel adds in order z = 0,
+// 1, ... and applies the epilogue to. For the long-k products whose output is a few dozen 64-tiles
+// (the dW = dYᵀX of a batch of 8192: 400×784×8192, 91 tiles), where v4 runs v3's loop.
+LK_KERNEL void __launch_bounds__(128) gemm_simt64_warp_db_splitk_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                                     const float* __restrict__ b,
+                                                                     float* __restrict__ ws,
+                                                                     const float* __restrict__ bias,
+                                                                     const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
+    gemm_simt_db<64, 2, 2, true>(p, a, b, ws, bias, y, smem);
+}
+
+// v19 gemm_simt64_warp_db_splitk_fused_f32: v18 without the second launch. Each block writes its
+// k range's raw sums to slice z of the workspace as v18 does, then counts itself in on its tile's
+// counter (one u32 per output tile, zero between GEMMs); the block that counts last adds the
+// tile's slices in order z = 0, 1, ... (the reduce kernel's order: v19 and v18 agree bit for bit),
+// applies the epilogue, and zeroes the counter for the next GEMM (or the next replay of a captured
+// graph). The pattern of the CUDA samples' threadFenceReduction: each thread's workspace stores are
+// fenced before the count, and the last block reads the slices from L2 (__ldcg), past its own L1.
+// For the small products whose k is what can be split (128×400×784 at a batch of 128), where the
+// reduce kernel's launch is a fifth of the time.
+// Bounded to 4 blocks per SM: 128 registers, as v17 and v18 (unbounded, the fix-up's 32 sums took
+// it to 168, 3 blocks per SM).
+LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(lk_gemm_params p,
+                                                                              const float* __restrict__ a,
+                                                                              const float* __restrict__ b,
+                                                                              float* __restrict__ c,
+                                                                              const float* __restrict__ bias,
+                                                                              const float* __restrict__ y,
+                                                                              float* __restrict__ ws,
+                                                                              uint32_t* __restrict__ tile_counts) {
+    __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
+    __shared__ bool last;
+    gemm_simt_db<64, 2, 2, true>(p, a, b, ws, bias, y, smem);
+    __threadfence();  // this thread's slice stores are visible GPU-wide before the block counts
+    __syncthreads();
+    const uint32_t tile = blockIdx.y * gridDim.x + blockIdx.x;
+    if (threadIdx.x == 0) last = atomicAdd(&tile_counts[tile], 1u) == gridDim.z - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();  // the other blocks' slices, counted before ours, are read after the count
+    // Thread t sums outputs t + 128·i of the tile (row-major, so each i reads coalesced), slice
+    // by slice: 32 independent loads in flight per thread, one L2 round trip per slice.
+    const int64_t m0 = (int64_t)blockIdx.y * 64, n0 = (int64_t)blockIdx.x * 64, mn = p.m * p.n;
+    const int r0 = threadIdx.x / 64, cc = threadIdx.x % 64;  // output t: row r0 (+ 2 per i), column cc
+    const int64_t col = n0 + cc < p.n ? n0 + cc : p.n - 1;    // clamped: out-of-range outputs are not stored
+    float acc[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) acc[i] = 0.0f;
+    for (uint32_t z = 0; z < gridDim.z; ++z) {
+        const float* slice = ws + z * mn;
+#pragma unroll
+        for (int i = 0; i < 32; ++i) {
+            const int64_t row = m0 + r0 + 2 * i;
+            acc[i] += __ldcg(slice + (row < p.m ? row : p.m - 1) * p.n + col);
+        }
+    }
+    // Through shared memory (free since the parking epilogue's barrier; each thread reads back its
+    // own outputs), so that one non-unrolled copy of the epilogue code stores them.
+#pragma unroll
+    for (int i = 0; i < 32; ++i) smem[threadIdx.x + 128 * i] = acc[i];
+#pragma unroll 1
+    for (int i = 0; i < 32; ++i) {
+        const int64_t row = m0 + r0 + 2 * i;
+        if (row < p.m && n0 + cc < p.n) gemm_store(p, row, n0 + cc, smem[threadIdx.x + 128 * i], c, bias, y);
+    }
+    if (threadIdx.x == 0) tile_counts[tile] = 0;
 }

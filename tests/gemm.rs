@@ -261,7 +261,8 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
         // every layout (v16's and v17's whole-chunk loads): 132×260×100 has whole 128-tiles (v17:
         // 2×4 whole 64-tiles) beside edge tiles of 4 rows / columns and a k of 6 whole steps of 16
         // and a partial one; 8×12×4 is one partial step; 68×72×32 a whole 64-tile beside edges of
-        // 4 rows and 8 columns, and a k of whole steps only.
+        // 4 rows and 8 columns, and a k of whole steps only; 68×72×1000 the same tiles with a long
+        // k (split-k, v4 / v18: 13 ranges of 80, the last one 40 long, through the whole-chunk loads).
         for &(m, n, k, pad) in &[
             (1, 1, 1, 0),
             (129, 130, 33, 0),
@@ -273,6 +274,7 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
             (132, 260, 100, 0),
             (8, 12, 4, 0),
             (68, 72, 32, 0),
+            (68, 72, 1000, 0),
         ] {
             for ta in T {
                 for tb in T {
@@ -300,6 +302,50 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
                     outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
                 }
             }
+        }
+    }
+    outs
+});
+
+// v19 (split-k with the reduction in the last block of each tile) against the f64 reference, and bit
+// for bit against v18 (the same k ranges added in the same order by a second kernel), in every
+// layout and epilogue, β = 1 included; run twice in a row, which also checks that each GEMM leaves
+// its tile counters at zero for the next. Sizes: 68×72×1000 (whole-chunk loads; 13 ranges of 80 on
+// the emulator's 108 SMs, 15 on an H100's 132, each tile's last one partial), 65×70×1000 with rows
+// padded by 3 (element-wise loads), 130×200×300 (edge tiles both ways) and 70×65×40 (a k too short
+// to split: one range).
+parity_test!(split_k_in_one_launch_matches_two_launches_bitwise, |b| {
+    use latentkit::ops::gemm::{gemm_with, GemmKernel};
+    let mut r = rng(47);
+    let mut outs = Vec::new();
+    let sizes =
+        [(68, 72, 1000, Ld::Tight), (65, 70, 1000, Ld::Pad3), (130, 200, 300, Ld::Align8), (70, 65, 40, Ld::Tight)];
+    for (si, &(m, n, k, ld)) in sizes.iter().enumerate() {
+        for (ti, (ta, tb)) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))).enumerate() {
+            let base = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
+            let epi = EPIS[(si + ti) % 3];
+            let (a0, b0) = operands(&mut r, &base);
+            let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
+            let atol = gemm_atol(k, 1.0, 1.0);
+            let mut runs = Vec::new();
+            for kernel in [
+                GemmKernel::Simt64WarpDbSplitK,
+                GemmKernel::Simt64WarpDbSplitKFused,
+                GemmKernel::Simt64WarpDbSplitKFused,
+            ] {
+                let spec = GemmSpec { kernel, ..base };
+                let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+                // The same C, bias and y draws for every run.
+                let mut rc = rng(2000 + 4 * si as u64 + ti as u64);
+                let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
+                    gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                };
+                let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut rc, atol, &run);
+                runs.push(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+            }
+            assert!(runs[1] == runs[0], "{m}x{n}x{k} {ta:?}{tb:?}: v19's bits = v18's");
+            assert!(runs[2] == runs[1], "{m}x{n}x{k} {ta:?}{tb:?}: v19 again, the same bits");
         }
     }
     outs

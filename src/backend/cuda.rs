@@ -68,6 +68,16 @@ pub(crate) struct KernelModule {
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
+/// Scratch of the split-k GEMMs (v4, v18, v19), allocated with the backend so that a captured CUDA
+/// graph never allocates.
+pub(crate) struct SplitkWorkspace {
+    /// The k ranges' raw sums, `[splits, m, n]` (`ops::gemm::SPLITK_WORKSPACE_FLOATS`).
+    pub(crate) partials: CudaSlice<f32>,
+    /// v19's per-output-tile arrival counts (`ops::gemm::SPLITK_TILE_COUNTS`): zero between GEMMs,
+    /// since the last block of each tile resets its own.
+    pub(crate) tile_counts: CudaSlice<u32>,
+}
+
 struct Inner {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
@@ -82,9 +92,9 @@ struct Inner {
     functions: HashMap<&'static str, CudaFunction>,
     /// Fills kernel pointer slots that a flag says are unused (never read or written).
     placeholder: CudaSlice<f32>,
-    /// The split-k GEMM's partial sums (`ops::gemm::SPLITK_WORKSPACE_FLOATS`); locked from the
-    /// first of its two launches to the second, so two host threads can't interleave them.
-    splitk_workspace: Mutex<CudaSlice<f32>>,
+    /// The split-k GEMMs' scratch; locked from the first of their launches to the last, so two
+    /// host threads can't interleave them.
+    splitk_workspace: Mutex<SplitkWorkspace>,
     /// Kernels launched through this backend (graph replays not included).
     launches: std::sync::atomic::AtomicU64,
     ordinal: usize,
@@ -205,9 +215,12 @@ impl CudaBackend {
             gemm_tuning.builtin_name = Some(name);
         }
         let placeholder = stream.alloc_zeros(1).map_err(driver_err("allocation"))?;
-        let splitk_workspace = Mutex::new(
-            stream.alloc_zeros(crate::ops::gemm::SPLITK_WORKSPACE_FLOATS).map_err(driver_err("allocation"))?,
-        );
+        let splitk_workspace = Mutex::new(SplitkWorkspace {
+            partials: stream
+                .alloc_zeros(crate::ops::gemm::SPLITK_WORKSPACE_FLOATS)
+                .map_err(driver_err("allocation"))?,
+            tile_counts: stream.alloc_zeros(crate::ops::gemm::SPLITK_TILE_COUNTS).map_err(driver_err("allocation"))?,
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 ctx,
@@ -265,7 +278,7 @@ impl CudaBackend {
     }
 
     /// The split-k GEMM's workspace, locked for the caller's two launches.
-    pub(crate) fn splitk_workspace(&self) -> Result<std::sync::MutexGuard<'_, CudaSlice<f32>>> {
+    pub(crate) fn splitk_workspace(&self) -> Result<std::sync::MutexGuard<'_, SplitkWorkspace>> {
         self.inner.splitk_workspace.lock().map_err(|_| Error::invalid("gemm", "split-k workspace lock poisoned"))
     }
 

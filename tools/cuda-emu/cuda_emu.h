@@ -190,6 +190,10 @@ template <typename T>
 inline T __ldcs(const T* p) {
     return *p;
 }
+template <typename T>
+inline T __ldcg(const T* p) {
+    return *p;
+}
 
 // CUDA's integer min / max overloads (mixed signedness and widths pick the wider type).
 template <typename A, typename B>

@@ -20,7 +20,7 @@ use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 use super::tune::{is_ineligible, measure_fastest, tune_candidates};
 use super::{
     auto_kernel, splitk_splits, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuneRecord, GemmTuning,
-    HalfFloat, SPLITK_WORKSPACE_FLOATS,
+    HalfFloat, SPLITK_TILE_COUNTS, SPLITK_WORKSPACE_FLOATS,
 };
 use crate::backend::cuda::{abi, launch, CudaBackend};
 use crate::backend::DType;
@@ -124,6 +124,8 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt128Warp4 => simt("gemm_simt128_warp4_f32", 128, 128),
         GemmKernel::Simt128WarpDb => simt("gemm_simt128_warp_db_f32", 128, 256),
         GemmKernel::Simt64WarpDb => simt("gemm_simt64_warp_db_f32", 64, 128),
+        GemmKernel::Simt64WarpDbSplitK => simt("gemm_simt64_warp_db_splitk_f32", 64, 128),
+        GemmKernel::Simt64WarpDbSplitKFused => simt("gemm_simt64_warp_db_splitk_fused_f32", 64, 128),
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }
@@ -249,8 +251,10 @@ unsafe fn launch_gemm<T: DeviceRepr>(
             y = yy;
         }
     }
-    if kernel == GemmKernel::Simt64SplitK {
-        return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, a, b, c, bias, y);
+    if matches!(kernel, GemmKernel::Simt64SplitK | GemmKernel::Simt64WarpDbSplitK | GemmKernel::Simt64WarpDbSplitKFused)
+    {
+        let fused = kernel == GemmKernel::Simt64WarpDbSplitKFused;
+        return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, fused, a, b, c, bias, y);
     }
     // The persistent kernels run one block per SM (at most one per tile); each walks its tiles.
     let grid = if kernel.is_persistent() {
@@ -420,9 +424,10 @@ unsafe fn measure_key<T: DeviceRepr>(
     })
 }
 
-/// v4: the split kernel writes each k range's raw sums into a slice of the backend's workspace
+/// v4, v18: the split kernel writes each k range's raw sums into a slice of the backend's workspace
 /// (grid z = range), then `gemm_splitk_reduce_f32` adds the slices in order and applies α, β·C and
-/// the epilogue.
+/// the epilogue. v19 (`fused`): one kernel, whose last block per output tile does the reduction
+/// (counting arrivals in the workspace's tile counters).
 #[allow(clippy::too_many_arguments)]
 unsafe fn launch_splitk<T: DeviceRepr>(
     be: &CudaBackend,
@@ -431,6 +436,7 @@ unsafe fn launch_splitk<T: DeviceRepr>(
     name: &'static str,
     (gx, gy): (u32, u32),
     block: (u32, u32, u32),
+    fused: bool,
     a: &CudaSlice<T>,
     b: &CudaSlice<T>,
     c: &mut CudaSlice<f32>,
@@ -444,15 +450,26 @@ unsafe fn launch_splitk<T: DeviceRepr>(
             format!("{}×{} output exceeds the split-k workspace ({SPLITK_WORKSPACE_FLOATS} floats)", spec.m, spec.n),
         ));
     }
+    let tiles = gx as usize * gy as usize;
+    if fused && tiles > SPLITK_TILE_COUNTS {
+        return Err(Error::invalid(
+            "gemm",
+            format!("{}×{} output has {tiles} tiles, over the {SPLITK_TILE_COUNTS} tile counters", spec.m, spec.n),
+        ));
+    }
     let steps = spec.k.div_ceil(16);
     let k_split = steps.div_ceil(splitk_splits(spec.m, spec.n, spec.k, be.sm_count())) * 16;
     let splits = spec.k.div_ceil(k_split);
     p.k_split = i32::try_from(k_split).map_err(|_| Error::invalid("gemm", format!("k = {} too long", spec.k)))?;
     let mut ws = be.splitk_workspace()?;
+    let ws = &mut *ws;
     let cfg = LaunchConfig { grid_dim: (gx, gy, splits as u32), block_dim: block, shared_mem_bytes: 0 };
-    launch!(be, name, cfg, [&p, a, b, &mut *ws, bias, y])?;
+    if fused {
+        return launch!(be, name, cfg, [&p, a, b, c, bias, y, &mut ws.partials, &mut ws.tile_counts]);
+    }
+    launch!(be, name, cfg, [&p, a, b, &mut ws.partials, bias, y])?;
     let cfg = crate::backend::cuda::grid_1d(mn);
-    launch!(be, "gemm_splitk_reduce_f32", cfg, [&p, &*ws, &(splits as i32), c, bias, y])
+    launch!(be, "gemm_splitk_reduce_f32", cfg, [&p, &ws.partials, &(splits as i32), c, bias, y])
 }
 
 /// The driver's TMA descriptor, passed by value as a kernel parameter (`lk_tma_map` in

@@ -123,6 +123,24 @@ pub enum GemmKernel {
     /// one or two 64-tiles per SM (the 784↔400 products of a batch of 1024 or 8192). Not yet run on
     /// a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
     Simt64WarpDb,
+    /// v18 (f32): [`GemmKernel::Simt64WarpDb`]'s 64-tiles and main loop with
+    /// [`GemmKernel::Simt64SplitK`]'s split-k: each block sums one k range of its tile into a slice of
+    /// the backend's workspace, then the same reduce kernel adds the slices in order and applies the
+    /// epilogue ([`splitk_splits`] ranges; m·n must fit [`SPLITK_WORKSPACE_FLOATS`]). For the long-k
+    /// products whose output is a few dozen 64-tiles (the dW = dYᵀX of a batch of 8192, 400×784×8192:
+    /// 91 tiles, where [`GemmKernel::Simt64SplitK`] ran 0.60× cuBLAS on an H100, 2026-11-27). 128
+    /// registers a thread on sm_90, no spills. Not yet run on a GPU: not in
+    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    Simt64WarpDbSplitK,
+    /// v19 (f32): [`GemmKernel::Simt64WarpDbSplitK`] in one launch instead of two: each block writes
+    /// its k range's sums to the workspace and counts itself in on its output tile; the tile's last
+    /// block adds the ranges in order (the reduce kernel's order: bitwise v18's results), applies the
+    /// epilogue and resets the count. For the small products whose k is what splits (128×400×784 at
+    /// a batch of 128: 14 tiles), where the reduce kernel's launch is a large part of the time. The
+    /// output's 64-tiles must number at most [`SPLITK_TILE_COUNTS`]. 128 registers a thread on sm_90
+    /// (launch bound of 4 blocks per SM), no spills. Not yet run on a GPU: not in
+    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    Simt64WarpDbSplitKFused,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -216,7 +234,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 11] = [
+    pub const SIMT: [GemmKernel; 13] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -228,6 +246,8 @@ impl GemmKernel {
         GemmKernel::Simt128Warp4,
         GemmKernel::Simt128WarpDb,
         GemmKernel::Simt64WarpDb,
+        GemmKernel::Simt64WarpDbSplitK,
+        GemmKernel::Simt64WarpDbSplitKFused,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
@@ -331,8 +351,12 @@ pub enum GemmMath {
 /// captured CUDA graph never allocates): `splits·m·n` must fit.
 pub const SPLITK_WORKSPACE_FLOATS: usize = 1 << 22;
 
-/// How many k ranges [`GemmKernel::Simt64SplitK`] splits an m×n×k product into on a GPU with `sms`
-/// multiprocessors: enough 64×64-tile blocks for about 4 per SM (16 warps), each range at least
+/// Output tiles (64×64) that [`GemmKernel::Simt64WarpDbSplitKFused`] can count arrivals on: the
+/// backend's counters (256 KiB), enough for any output the workspace holds in two or more ranges.
+pub const SPLITK_TILE_COUNTS: usize = 1 << 16;
+
+/// How many k ranges the split-k kernels ([`GemmKernel::Simt64SplitK`],
+/// [`GemmKernel::Simt64WarpDbSplitK`], [`GemmKernel::Simt64WarpDbSplitKFused`]) split an m×n×k product into on a GPU with `sms` multiprocessors: enough 64×64-tile blocks for about 4 per SM (16 warps), each range at least
 /// 4 steps of 16 along k, and `splits·m·n` within [`SPLITK_WORKSPACE_FLOATS`]. 1 when the output
 /// alone fills the GPU or k is short (the kernel then runs one range: the workspace and the
 /// reduction add nothing but a copy).
