@@ -14,7 +14,8 @@
 // The tuned SIMT and tensor-core kernels of the GEMM issue replace it on the training path.
 // v2 gemm_simt128_f32, v3 gemm_simt{128,64}_warp_f32 / gemm_simt32_slicedk_f32, v4
 // gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32), v5 gemm_simt64_slicedk4_f32, v16
-// gemm_simt128_warp_db_f32 and v17 gemm_simt64_warp_db_f32 are described where they are defined.
+// gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32 and v19
+// gemm_simt64_warp_db_splitk_fused_f32 are described where they are defined.
 #include "gemm.cuh"
 
 #define LK_GEMM_TILE 16
@@ -151,13 +152,13 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_f32(lk_gemm_params p, const f
 
 namespace {
 
-// Epilogue of the warp-tiled kernels (v3-v5, v16, v17) through shared memory, 32 rows of the warp
+// Epilogue of the warp-tiled kernels (v3-v5, v16-v19) through shared memory, 32 rows of the warp
 // tile at a time: the warp parks its accumulators at `park` (32 rows of WN + 1 floats), then stores
 // rows of WN consecutive columns (coalesced) through one non-unrolled copy of the epilogue code
 // (inlining it for every output made ptxas take minutes). Output (i, j) of the thread: row
-// row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4. SPLIT (v4): the raw sum of the
-// block's k range goes to slice blockIdx.z of the [splits, m, n] workspace (c), which
-// gemm_splitk_reduce_f32 adds up and applies the epilogue to.
+// row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4. SPLIT (v4, v18, v19): the raw
+// sum of the block's k range goes to slice blockIdx.z of the [splits, m, n] workspace (c), which
+// gemm_splitk_reduce_f32 (v19: the tile's last block) adds up and applies the epilogue to.
 template <int IM, int IN, int WN, bool SPLIT>
 __device__ __forceinline__ void simt_park_and_store(const float (&acc)[IM * 4][IN * 4], float* park,
                                                     const lk_gemm_params& p, int lane, int lm, int ln, int64_t row0,

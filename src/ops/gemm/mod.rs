@@ -352,12 +352,14 @@ pub enum GemmMath {
 pub const SPLITK_WORKSPACE_FLOATS: usize = 1 << 22;
 
 /// Output tiles (64×64) that [`GemmKernel::Simt64WarpDbSplitKFused`] can count arrivals on: the
-/// backend's counters (256 KiB), enough for any output the workspace holds in two or more ranges.
+/// backend's counters (256 KiB), enough for every output the workspace holds (m·n ≤ 2²² makes at
+/// most 2¹⁶ 64-tiles).
 pub const SPLITK_TILE_COUNTS: usize = 1 << 16;
 
 /// How many k ranges the split-k kernels ([`GemmKernel::Simt64SplitK`],
-/// [`GemmKernel::Simt64WarpDbSplitK`], [`GemmKernel::Simt64WarpDbSplitKFused`]) split an m×n×k product into on a GPU with `sms` multiprocessors: enough 64×64-tile blocks for about 4 per SM (16 warps), each range at least
-/// 4 steps of 16 along k, and `splits·m·n` within [`SPLITK_WORKSPACE_FLOATS`]. 1 when the output
+/// [`GemmKernel::Simt64WarpDbSplitK`], [`GemmKernel::Simt64WarpDbSplitKFused`]) split an m×n×k
+/// product into on a GPU with `sms` multiprocessors: enough 64×64-tile blocks for about 4 per SM
+/// (16 warps), each range at least 4 steps of 16 along k, and `splits·m·n` within [`SPLITK_WORKSPACE_FLOATS`]. 1 when the output
 /// alone fills the GPU or k is short (the kernel then runs one range: the workspace and the
 /// reduction add nothing but a copy).
 pub fn splitk_splits(m: usize, n: usize, k: usize, sms: usize) -> usize {
