@@ -202,7 +202,7 @@ mod gpu {
                     (true, false) => GemmKernel::SIMT
                         .into_iter()
                         // The split-k workspace holds SPLITK_WORKSPACE_FLOATS partial sums.
-                        .filter(|&k| k != GemmKernel::Simt64SplitK || m * n <= SPLITK_WORKSPACE_FLOATS)
+                        .filter(|&k| !k.is_split_k() || m * n <= SPLITK_WORKSPACE_FLOATS)
                         .collect(),
                     // (The half-only versions have no TF32 form.)
                     (true, true) => GemmKernel::TENSOR_CORE

@@ -251,8 +251,7 @@ unsafe fn launch_gemm<T: DeviceRepr>(
             y = yy;
         }
     }
-    if matches!(kernel, GemmKernel::Simt64SplitK | GemmKernel::Simt64WarpDbSplitK | GemmKernel::Simt64WarpDbSplitKFused)
-    {
+    if kernel.is_split_k() {
         let fused = kernel == GemmKernel::Simt64WarpDbSplitKFused;
         return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, fused, a, b, c, bias, y);
     }

@@ -272,6 +272,12 @@ impl GemmKernel {
         GemmKernel::Wgmma256PersistentMulticast,
     ];
 
+    /// The split-k versions (v4, v18, v19): they sum k ranges in the backend's workspace, so the
+    /// output must fit [`SPLITK_WORKSPACE_FLOATS`].
+    pub fn is_split_k(self) -> bool {
+        matches!(self, GemmKernel::Simt64SplitK | GemmKernel::Simt64WarpDbSplitK | GemmKernel::Simt64WarpDbSplitKFused)
+    }
+
     /// The persistent versions: one block per SM (at most one per tile) walks the output tiles.
     pub fn is_persistent(self) -> bool {
         matches!(
