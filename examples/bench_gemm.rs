@@ -15,6 +15,7 @@
 //!     cargo run --release --features cuda --example bench_gemm -- [--samples N] [--all] [--quick]
 //!         [--no-wgmma] [--shape LABEL-PART] [--precision f32,tf32,bf16] [--measure-all]
 //!         [--gemm-tuning-file FILE]
+//!     cargo run --release --features cuda --example bench_gemm -- --ceilings [--samples N]
 //!
 //! `--no-wgmma` leaves the Hopper kernels out (scripts/gpu-run.sh passes it when their test failed).
 //! `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. `--shape` keeps the
@@ -25,6 +26,13 @@
 //! `--gemm-tuning-file` loads earlier choices first (when the file exists) and saves every choice
 //! at the end (tuning/README.md). Without a GPU (or without the `cuda` feature) it says so and
 //! exits with status 1.
+//!
+//! `--ceilings` prints, instead of the table, the issue-rate ceilings of the two instructions our
+//! GEMMs are built on (`latentkit::bench::peak`, kernels/peak.cu): `mma.sync` m16n8k16 bf16 with
+//! f32 accumulators, and FFMA f32, each the best TFLOP/s over a few grids of SM count × 1, 2 or 4
+//! blocks of 4 or 8 warps (every grid printed), its output checked against the CPU twin; then
+//! cuBLAS bf16 and SGEMM at 4096³ in the same process, as fractions of those ceilings. Options
+//! other than `--samples` do not apply to it.
 
 #[cfg(feature = "cuda")]
 mod gpu {
@@ -34,6 +42,7 @@ mod gpu {
     use cudarc::cublas::CudaBlas;
     use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
     use latentkit::bench::median_secs;
+    use latentkit::bench::peak::{peak_reference, PeakGrid, PeakInstr, PeakProbe};
     use latentkit::ops::gemm::{
         auto_kernel, gemm, gemm_half, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuning, Transpose,
         SPLITK_WORKSPACE_FLOATS,
@@ -161,10 +170,13 @@ mod gpu {
     pub fn run(o: &super::Opts) -> Result<()> {
         let super::Opts { samples, all, quick, wgmma, .. } = *o;
         let be = CudaBackend::new(0)?;
+        let blas = CudaBlas::new(be.stream().clone()).map_err(blas_err)?;
+        if o.ceilings {
+            return ceilings(&be, &blas, samples);
+        }
         if let Some(f) = &o.tuning_file {
             println!("loaded {} GEMM choices from {}", be.load_gemm_tuning_if_present(f)?, f.display());
         }
-        let blas = CudaBlas::new(be.stream().clone()).map_err(blas_err)?;
         println!(
             "device: {} (sm {:?}, {} SMs); median of {samples} samples; ratio = cuBLAS time / ours (> 1: ours faster)",
             be.name()?,
@@ -288,6 +300,94 @@ mod gpu {
         Ok(())
     }
 
+    /// `--ceilings`: each probe on every grid of GRIDS (printed), its best TFLOP/s as the ceiling;
+    /// then cuBLAS at 4096³ as a fraction of it.
+    fn ceilings(be: &CudaBackend, blas: &CudaBlas, samples: usize) -> Result<()> {
+        // (blocks per SM, warps per block): 4 to 32 warps an SM. The mma probe's 123 registers a
+        // thread (ptxas, sm_90) leave room for 16 resident warps: its 32-warp grid takes two waves.
+        const GRIDS: [(usize, usize); 6] = [(1, 4), (1, 8), (2, 4), (2, 8), (4, 4), (4, 8)];
+        let sms = be.sm_count();
+        println!(
+            "device: {} (sm {:?}, {sms} SMs); median of {samples} samples; CUDA events",
+            be.name()?,
+            be.compute_capability()?
+        );
+        let mut best = Vec::new();
+        // Iterations: a launch of a few milliseconds at 16 warps an SM, so that the one-off loads
+        // and stores are a fraction of a percent of it.
+        for (instr, iters, line) in
+            [(PeakInstr::MmaBf16, 16_384, "mma.sync bf16 m16n8k16 f32-acc"), (PeakInstr::Ffma, 65_536, "FFMA f32")]
+        {
+            // Uniform in [−1, 1] as in the GEMM rows (the tensor cores' power, and so the clock,
+            // depends on the operands' bits); FFMA's m near 1 keeps the chains finite.
+            let mut input = uniform_vec(&mut seeded(7), instr.set_len(), -1.0, 1.0);
+            if instr == PeakInstr::Ffma {
+                input[0] = 0.999;
+            }
+            let mut top: Option<(f64, PeakGrid)> = None;
+            for (per_sm, warps_per_block) in GRIDS {
+                let grid = PeakGrid { blocks: sms * per_sm, warps_per_block, iters };
+                let mut probe = PeakProbe::new(be, instr, grid, &input)?;
+                let t = median_secs(be, samples, || probe.launch())?;
+                check_probe(instr, grid, &input, &probe.output()?)?;
+                let tflops = probe.flop() / t * 1e-12;
+                println!(
+                    "  {line}: {per_sm} block(s)/SM × {warps_per_block} warps ({} blocks), {iters} iterations: {:.3} ms, {tflops:.1} TFLOP/s",
+                    grid.blocks,
+                    t * 1e3
+                );
+                if top.is_none_or(|(b, _)| tflops > b) {
+                    top = Some((tflops, grid));
+                }
+            }
+            let (tflops, grid) = top.expect("GRIDS is not empty");
+            println!("ceiling: {line}  {tflops:.1} TFLOP/s  ({} blocks × {} warps)", grid.blocks, grid.warps_per_block);
+            best.push(tflops);
+        }
+        // cuBLAS at 4096³ (as in the table: uniform operands, C = A·B, f32 C).
+        let s = 4096;
+        let spec = GemmSpec::contiguous(Transpose::No, Transpose::No, s, s, s, 1.0, 0.0);
+        let a = Tensor::from_slice(be, &[s, s], &uniform_vec(&mut seeded(1000), s * s, -1.0, 1.0))?;
+        let b = Tensor::from_slice(be, &[s, s], &uniform_vec(&mut seeded(1001), s * s, -1.0, 1.0))?;
+        let a16 = Tensor::from_slice(be, &[s, s], &to_bf16(&a.to_vec(be)?))?;
+        let b16 = Tensor::from_slice(be, &[s, s], &to_bf16(&b.to_vec(be)?))?;
+        let mut c = Tensor::<CudaBackend>::zeros(be, &[s, s])?;
+        let (f32_t, bf16_t) = (cudaDataType_t::CUDA_R_32F, cudaDataType_t::CUDA_R_16BF);
+        let compute = Compute::CUBLAS_COMPUTE_32F;
+        let t_bf16 = median_secs(be, samples, || {
+            cublas_gemm(be, blas, &spec, bf16_t, compute, a16.buf(), b16.buf(), c.buf_mut())
+        })?;
+        let t_f32 =
+            median_secs(be, samples, || cublas_gemm(be, blas, &spec, f32_t, compute, a.buf(), b.buf(), c.buf_mut()))?;
+        for (what, t, ceiling, of) in
+            [("bf16 GemmEx", t_bf16, best[0], "mma.sync"), ("SGEMM (no TF32)", t_f32, best[1], "FFMA")]
+        {
+            let tf = tflops(s, s, s, t);
+            println!("cuBLAS {what} 4096³: {tf:.1} TFLOP/s = {:.2} of the {of} ceiling", tf / ceiling);
+        }
+        Ok(())
+    }
+
+    /// A probe's output against its CPU twin, so that a ceiling is never the speed of a kernel that
+    /// skipped work: within 1% of the largest |value|. (The tensor cores round a tile's sum and the
+    /// accumulation their own way, not as the twin does: at most an ulp of the accumulator per
+    /// iteration, 16,384·2⁻²³ ≈ 0.2% of it. A missed iteration or a misplaced fragment is off by
+    /// far more.)
+    fn check_probe(instr: PeakInstr, grid: PeakGrid, input: &[f32], got: &[f32]) -> Result<()> {
+        let want = peak_reference(instr, grid, input)?;
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+        if got.iter().any(|g| !g.is_finite()) || worst > 1e-2 * scale {
+            return Err(Error::InvalidArgument {
+                op: "bench_gemm --ceilings",
+                msg: format!(
+                    "{instr:?} probe output differs from its CPU twin by {worst:e} (largest |value| {scale:e})"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Every choice behind the measured rows: each candidate's best time on the shape (none for a
     /// choice loaded from a tuning file).
     fn print_tuning(be: &CudaBackend) {
@@ -341,6 +441,8 @@ struct Opts {
     measure_all: bool,
     /// `--gemm-tuning-file`: choices loaded first (when it exists) and every choice saved at the end.
     tuning_file: Option<std::path::PathBuf>,
+    /// `--ceilings`: the instruction probes and cuBLAS at 4096³ instead of the table.
+    ceilings: bool,
 }
 
 fn main() {
@@ -353,6 +455,7 @@ fn main() {
         precisions: None,
         measure_all: false,
         tuning_file: None,
+        ceilings: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -368,6 +471,7 @@ fn main() {
             "--quick" => o.quick = true,
             "--no-wgmma" => o.wgmma = false,
             "--measure-all" => o.measure_all = true,
+            "--ceilings" => o.ceilings = true,
             "--shape" | "--precision" | "--gemm-tuning-file" => {
                 let Some(v) = args.next() else {
                     eprintln!("error: {a} needs a value");
@@ -399,7 +503,7 @@ fn main() {
     }
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = (o.samples, o.all, o.quick, o.wgmma, o.shape, o.precisions, o.measure_all, o.tuning_file);
+        let _ = (o.samples, o.all, o.quick, o.wgmma, o.shape, o.precisions, o.measure_all, o.tuning_file, o.ceilings);
         eprintln!("bench_gemm compares CUDA kernels with cuBLAS: build with --features cuda and run on a GPU");
         std::process::exit(1);
     }

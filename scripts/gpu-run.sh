@@ -6,12 +6,13 @@
 #
 # PHASEs, in the order they run (whatever order they are named in): tests (every test binary,
 # LATENTKIT_REQUIRE_CUDA=1), baselines (../shared/bench/torch_baselines.py, same card, same call),
-# bench (bench_kernels, bench_gemm, and bench_vae and bench_metric with the baselines' figures and
-# ratios beside theirs), train (10 epochs of the VAE and 5 of
-# the triplet net on full MNIST), sanitize (compute-sanitizer memcheck + racecheck on the kernel
-# tests, GEMM first), and, only when named, synccheck (gemm and mining tests), profile (ncu on the
-# kernels that miss a target: ncu:*.log), racewgmma (racecheck on the Hopper GEMM test, one version
-# a step), racegemm and racemining (racecheck on the gemm and on the mining tests: minutes each).
+# bench (bench_kernels, bench_gemm --ceilings (instruction ceilings: bench_gemm_ceilings.log),
+# bench_gemm, and bench_vae and bench_metric with the baselines' figures and ratios beside theirs),
+# train (10 epochs of the VAE and 5 of the triplet net on full MNIST), sanitize (compute-sanitizer
+# memcheck + racecheck on the kernel tests, GEMM first), and, only when named, synccheck (gemm and
+# mining tests), profile (ncu on the kernels that miss a target: ncu:*.log), racewgmma (racecheck
+# on the Hopper GEMM test, one version a step), racegemm and racemining (racecheck on the gemm and
+# on the mining tests: minutes each).
 # Default: tests bench baselines train sanitize; `quick` = all but sanitize. One device call is
 # limited to 10 minutes: DEADLINE=<seconds> stops starting steps near the end of the call, so
 # that one call can hold everything in order of importance and still bring its logs back.
@@ -197,6 +198,9 @@ tuning=(--gemm-tuning-file "$out/gemm-tuning.txt")
 # PyTorch's figures of this call (the baselines phase ran first), printed beside ours.
 baselines=()
 for f in "$out"/baselines*.json; do [[ -f $f ]] && baselines+=(--baselines "$f"); done
+# The issue-rate ceilings of mma.sync bf16 and FFMA f32 (kernels/peak.cu) beside cuBLAS at 4096³:
+# what the GEMM targets can be held against (12 probe grids of millisecond launches, then cuBLAS).
+run_step "bench_gemm_ceilings" "$here/bin/bench_gemm" --ceilings --samples 20
 run_step "bench_gemm" "$here/bin/bench_gemm" --samples 20 "${no_wgmma[@]}" "${measure_all[@]}" "${tuning[@]}"
 run_step "bench_gemm_all" "$here/bin/bench_gemm" --samples 20 --all --quick "${no_wgmma[@]}"
 run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full" "${measure_all[@]}" "${tuning[@]}" ${baselines[@]+"${baselines[@]}"}
@@ -285,7 +289,7 @@ skip_wgmma=()
 for p in baselines bench train sanitize synccheck profile racewgmma racegemm racemining; do "phase_$p"; done
 
 echo
-for log in bench_kernels bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae train_siamese; do
+for log in bench_kernels bench_gemm_ceilings bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae train_siamese; do
   [[ -f $out/$log.log ]] || continue
   echo "== $log =="
   tail -n 40 "$out/$log.log"

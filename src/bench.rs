@@ -1,7 +1,9 @@
 //! Timing for the benchmark binaries: warm-up, then the median of repeated samples, each sample a
 //! batch of calls long enough that launch latency and clock resolution do not dominate. On CUDA
 //! a sample is timed with a pair of CUDA events on the backend's stream; elsewhere with the wall
-//! clock around a synchronized batch.
+//! clock around a synchronized batch. [`peak`] holds the instruction-throughput probes.
+
+pub mod peak;
 
 use std::time::Instant;
 

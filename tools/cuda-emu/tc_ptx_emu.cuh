@@ -1,7 +1,8 @@
-// The CPU emulator's models of the PTX in kernels/gemm_tc.cu (included there instead of the asm
-// helpers when LK_CUDA_EMULATOR is defined): cp.async (queued per thread, performed at wait_group,
-// so a read before the wait sees the old bytes), ldmatrix x4 (and .trans), mma.sync m16n8k16 for
-// bf16 / f16 and m16n8k8 for TF32 with the PTX ISA's fragment layouts, and cvt.rna.tf32.f32.
+// The CPU emulator's models of the PTX in kernels/gemm_tc.cu (included there, and in peak.cu,
+// instead of the asm helpers when LK_CUDA_EMULATOR is defined): cp.async (queued per thread,
+// performed at wait_group, so a read before the wait sees the old bytes), ldmatrix x4 (and
+// .trans), mma.sync m16n8k16 for bf16 / f16 and m16n8k8 for TF32 with the PTX ISA's fragment
+// layouts, and cvt.rna.tf32.f32.
 // mma sums each output's 16 (or 8) exact products in double, then adds the accumulator: close to the
 // hardware, which keeps more than f32 precision inside the tile, though not bit-identical to it.
 #pragma once
