@@ -134,13 +134,17 @@ fi
 phase_racegemm() {
 
 # Optional phase `racegemm` (its own call: on an H100 on 2026-11-27, with 17 GEMM versions, racecheck
-# got through 12 of the 15 gemm tests in 150 s, before the wgmma test; the first GPU run's 12
-# versions took 104 s). The wgmma test first (the versions not yet racechecked are Hopper ones),
-# then the rest; give it STEP_TIMEOUT=400 or more.
+# got through 12 of the 15 gemm tests in 150 s and ran out in the tc2 test). The wgmma test first
+# (whole; the racewgmma phase takes it one version a step), then the gemm tests but the tc2 one,
+# then the tc2 test one version a step (LATENTKIT_TEST_TC2, tests/gemm.rs; RACETC2_VERSIONS
+# overrides the list), so that each step fits STEP_TIMEOUT and a slow or failing version is named.
 if want racegemm && [[ -x $sanitizer && -x $here/tests/gemm ]]; then
   [[ $wgmma_ok == 1 ]] &&
     run_step "racecheck:gemm-wgmma" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
-  racecheck gemm --skip grid_stride --skip wgmma
+  racecheck gemm --skip grid_stride --skip wgmma --skip tc2_interior
+  for v in ${RACETC2_VERSIONS:-TensorCore128x256SwizzledPersistent TensorCore128x256Swizzled TensorCore128x128Swizzled TensorCore128x256Swizzled4Stage}; do
+    LATENTKIT_TEST_TC2=$v run_step "racecheck:gemm-tc2-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 tc2_interior
+  done
 fi
 }
 phase_racewgmma() {

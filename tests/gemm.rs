@@ -571,14 +571,29 @@ parity_test!(f16_matches_reference, |b| { half_parity::<_, half::f16>(b, 48) });
 // interior block (129×257×65). The four sum k in the same order: their bits agree. Then v15 over
 // more tiles than an H100 has SMs (154 of 128×256), so that its blocks walk several, interior and
 // edge ones. The small sizes run in the bf16 / f16 tests above.
+/// Whether the env variable `var` (a comma-separated list of `GemmKernel` names, e.g.
+/// `Wgmma256,Wgmma128PingPong`) selects `kernel`; unset selects every version. The racecheck phases
+/// of scripts/gpu-run.sh run a test one version at a time with it, so that a version the tool stops
+/// on, or that takes it long, is named.
+fn versions_from_env(var: &str) -> impl Fn(latentkit::ops::gemm::GemmKernel) -> bool {
+    let only = std::env::var(var).ok();
+    move |k| only.as_deref().is_none_or(|l| l.split(',').any(|v| v.trim() == format!("{k:?}")))
+}
+
 parity_test!(tc2_interior_and_edge_tiles_match_reference, |b| {
     use latentkit::ops::gemm::GemmKernel;
-    let kernels = [
+    const NAME: &str = "tc2_interior_and_edge_tiles_match_reference";
+    // LATENTKIT_TEST_TC2=TensorCore128x256Swizzled,... runs only those versions (versions_from_env).
+    let selected = versions_from_env("LATENTKIT_TEST_TC2");
+    let kernels: Vec<GemmKernel> = [
         GemmKernel::TensorCore128x256Swizzled,
         GemmKernel::TensorCore128x128Swizzled,
         GemmKernel::TensorCore128x256Swizzled4Stage,
         GemmKernel::TensorCore128x256SwizzledPersistent,
-    ];
+    ]
+    .into_iter()
+    .filter(|&k| selected(k))
+    .collect();
     let mut r = rng(51);
     let mut outs = Vec::new();
     let sizes = [
@@ -593,8 +608,9 @@ parity_test!(tc2_interior_and_edge_tiles_match_reference, |b| {
             let epi = EPIS[(si + ti) % 3];
             let (a0, b0) = operands(&mut r, &base);
             let mut first: Option<(Vec<u32>, Vec<u32>)> = None;
-            for kernel in kernels {
+            for &kernel in &kernels {
                 let spec = GemmSpec { kernel, ..base };
+                eprintln!("{NAME}: {kernel:?} {m}×{n}×{k} {ta:?}{tb:?} {ld:?}");
                 // The same C and epilogue draws for every kernel.
                 let mut rk = rng(1000 + 4 * si as u64 + ti as u64);
                 let ob = check_half_case::<_, half::bf16>(b, &spec, epi, (&a0, &b0), &mut rk);
@@ -617,9 +633,14 @@ parity_test!(tc2_interior_and_edge_tiles_match_reference, |b| {
             }
         }
     }
+    let persistent = GemmKernel::TensorCore128x256SwizzledPersistent;
     for (i, (ta, tb)) in [(Transpose::No, Transpose::Yes), (Transpose::Yes, Transpose::No)].into_iter().enumerate() {
+        if !selected(persistent) {
+            break;
+        }
+        eprintln!("{NAME}: {persistent:?} 1700×2600×64 {ta:?}{tb:?}");
         let mut spec = with_ld(GemmSpec::contiguous(ta, tb, 1700, 2600, 64, 0.75, 0.0), Ld::Align8);
-        spec.kernel = GemmKernel::TensorCore128x256SwizzledPersistent;
+        spec.kernel = persistent;
         let (a0, b0) = operands(&mut r, &spec);
         outs.push(check_half_case::<_, half::bf16>(b, &spec, EPIS[i], (&a0, &b0), &mut r));
     }
@@ -725,8 +746,7 @@ fn wgmma_matches_reference_on_hopper() {
     // LATENTKIT_TEST_WGMMA=Wgmma256,Wgmma128PingPong runs only those versions (the racewgmma phase
     // of scripts/gpu-run.sh checks them one at a time, to tell which one a tool stops on). Each
     // case is named on stderr first, which the test harness shows when the test fails.
-    let only = std::env::var("LATENTKIT_TEST_WGMMA").ok();
-    let selected = |k: GemmKernel| only.as_deref().is_none_or(|l| l.split(',').any(|v| v.trim() == format!("{k:?}")));
+    let selected = versions_from_env("LATENTKIT_TEST_WGMMA");
     let mut r = rng(50);
     for (si, (m, n, k)) in sizes.chain(persistent).enumerate() {
         for (ti, (ta, tb)) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))).enumerate() {
