@@ -741,28 +741,19 @@ LK_KERNEL void __launch_bounds__(128) gemm_simt64_warp_db_splitk_f32(lk_gemm_par
     gemm_simt_db<64, 2, 2, true>(p, a, b, ws, bias, y, smem);
 }
 
-// v19 gemm_simt64_warp_db_splitk_fused_f32: v18 without the second launch. Each block writes its
-// k range's raw sums to slice z of the workspace as v18 does, then counts itself in on its tile's
-// counter (one u32 per output tile, zero between GEMMs); the block that counts last adds the
-// tile's slices in order z = 0, 1, ... (the reduce kernel's order: v19 and v18 agree bit for bit),
-// applies the epilogue, and zeroes the counter for the next GEMM (or the next replay of a captured
-// graph). The pattern of the CUDA samples' threadFenceReduction: each thread's workspace stores are
-// fenced before the count, and the last block reads the slices from L2 (__ldcg), past its own L1.
-// For the small products whose k is what can be split (128×400×784 at a batch of 128), where the
-// reduce kernel's launch is a fifth of the time.
-// Bounded to 4 blocks per SM: 128 registers, as v17 and v18 (unbounded, the fix-up's 32 sums took
-// it to 168, 3 blocks per SM).
-LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(lk_gemm_params p,
-                                                                              const float* __restrict__ a,
-                                                                              const float* __restrict__ b,
-                                                                              float* __restrict__ c,
-                                                                              const float* __restrict__ bias,
-                                                                              const float* __restrict__ y,
-                                                                              float* __restrict__ ws,
-                                                                              uint32_t* __restrict__ tile_counts) {
-    __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
+namespace {
+
+// v19, v21: after the block's raw sums went to slice blockIdx.z of the workspace (SPLIT epilogue),
+// counts the block in on its 64×64 output tile; the tile's last block adds the slices in order
+// z = 0, 1, ..., applies the epilogue and zeroes the count (the pattern of the CUDA samples'
+// threadFenceReduction: each thread's workspace stores are fenced before the count, and the last
+// block reads the slices from L2, past its own L1). `smem`: 4096 floats, free (the epilogue's last
+// barrier is behind).
+__device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, float* __restrict__ c,
+                                                       const float* __restrict__ bias, const float* __restrict__ y,
+                                                       const float* __restrict__ ws, uint32_t* __restrict__ tile_counts,
+                                                       float* smem) {
     __shared__ bool last;
-    gemm_simt_db<64, 2, 2, true>(p, a, b, ws, bias, y, smem);
     __threadfence();  // this thread's slice stores are visible GPU-wide before the block counts
     __syncthreads();
     const uint32_t tile = blockIdx.y * gridDim.x + blockIdx.x;
@@ -796,4 +787,275 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(lk
         if (row < p.m && n0 + cc < p.n) gemm_store(p, row, n0 + cc, smem[threadIdx.x + 128 * i], c, bias, y);
     }
     if (threadIdx.x == 0) tile_counts[tile] = 0;
+}
+
+}  // namespace
+
+// v19 gemm_simt64_warp_db_splitk_fused_f32: v18 without the second launch. Each block writes its
+// k range's raw sums to slice z of the workspace as v18 does, then counts itself in on its tile's
+// counter (one u32 per output tile, zero between GEMMs); the block that counts last adds the
+// tile's slices in order z = 0, 1, ... (the reduce kernel's order: v19 and v18 agree bit for bit),
+// applies the epilogue, and zeroes the counter for the next GEMM (or the next replay of a captured
+// graph): splitk_last_block_adds. For the small products whose k is what can be split (128×400×784
+// at a batch of 128), where the reduce kernel's launch is a fifth of the time.
+// Bounded to 4 blocks per SM: 128 registers, as v17 and v18 (unbounded, the fix-up's 32 sums took
+// it to 168, 3 blocks per SM).
+LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(lk_gemm_params p,
+                                                                              const float* __restrict__ a,
+                                                                              const float* __restrict__ b,
+                                                                              float* __restrict__ c,
+                                                                              const float* __restrict__ bias,
+                                                                              const float* __restrict__ y,
+                                                                              float* __restrict__ ws,
+                                                                              uint32_t* __restrict__ tile_counts) {
+    __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
+    gemm_simt_db<64, 2, 2, true>(p, a, b, ws, bias, y, smem);
+    splitk_last_block_adds(p, c, bias, y, ws, tile_counts, smem);
+}
+
+// v20 gemm_simt64_async_f32 and v21 gemm_simt64_async_splitk_fused_f32: v17's 64×64 tiles, warp
+// tiles, lane layout and fragment loop, fed by a 4-stage cp.async ring instead of v17's register
+// double buffering, so that three 16-k tiles are in flight while one is multiplied. For the
+// products that wait on memory latency rather than on FMAs: outputs of a few tiles per SM with
+// k split into short ranges (v21: v19's split-k and last-block reduction), or a short k (the
+// dW = dYᵀX of a batch of 128: k = 128, 8 tiles, which v17 loads one round trip at a time).
+//   C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), as every kernel here.
+// Work split: as v17 (128 threads, 4 warps of 32×32 as 2×2, 4×8 outputs a thread). Copies: each
+// thread copies two 4-element chunks of each operand per tile, at v17's chunk coordinates; shared
+// tiles are k-major (A [16][64 + 4], B likewise), so a chunk of an m/n-contiguous operand is one
+// 16-byte cp.async and a chunk of a k-contiguous one four 4-byte cp.async (the transpose). m / n
+// edges are clamped as in v17 (those rows only feed outputs that are not stored); k ≥ K copies
+// nothing and zero-fills (src-size 0), in the last partial tile only. Operands whose rows are not
+// 16-byte aligned, or whose contiguous dimension is not a multiple of 4, copy every element with a
+// 4-byte cp.async (clamped one by one). Ring: tile t lands in stage t % 4; one wait + barrier per
+// tile, after which the stage read in tile t − 1 is refilled with tile t + 3 (a commit per tile,
+// empty past the end, keeps the wait count uniform). Each output sums k in ascending order.
+// Shared memory: 4 stages × 2 × 16 × 68 floats = 34 KiB (static), reused by the epilogue.
+#define LK_SAS_STAGES 4
+
+#if defined(LK_CUDA_EMULATOR)
+#include "cp_async_emu.cuh"
+#elif !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+// 16 / 4-byte global → shared copies; bytes past src_bytes are zero-filled.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                     static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
+                 "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_4(void* dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(
+                     static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
+                 "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+#endif
+
+namespace {
+
+template <bool SPLIT, bool TA, bool TB, bool VEC>
+__device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, const float* __restrict__ a,
+                                                     const float* __restrict__ b, float* __restrict__ c,
+                                                     const float* __restrict__ bias, const float* __restrict__ y,
+                                                     float* smem) {
+#if defined(LK_CUDA_EMULATOR) || !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+    constexpr int BM = 64, BN = 64, BK = LK_SDB_BK, S = BM + 4, STAGE = LK_SDB_STAGE(BM), ST = LK_SAS_STAGES;
+    constexpr int WARPS_M = 2, NT = 128;
+    constexpr int WM = 32, WN = 32, IM = WM / 32, IN = WN / 16;
+    constexpr int CPR = BM / 4, RMN = NT / CPR, RK = NT / (BK / 4);
+
+    const int tid = threadIdx.x;
+    const int warp = tid / 32, lane = tid % 32;
+    const int wm0 = (warp % WARPS_M) * WM, wn0 = (warp / WARPS_M) * WN;
+    const int lm = lane / 4, ln = lane % 4;
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+    // SPLIT (v21): k in [kb, kb + K) only, as v18.
+    const int64_t kb = SPLIT ? (int64_t)blockIdx.z * p.k_split : 0;
+    const int64_t K = SPLIT ? (kb + p.k_split < p.k ? p.k_split : p.k - kb) : p.k;
+
+    // This thread's chunks, at v17's coordinates: m/n-contiguous operand: k row r_mn (+ RMN),
+    // columns c_mn..+3; k-contiguous: row r_k (+ RK), k columns c_k..+3. Source pointers at k = kb,
+    // m / n clamped (VEC: whole chunks; else the chunk's first element, the rest clamped on copy).
+    const int r_mn = tid / CPR, c_mn = (tid % CPR) * 4;
+    const int r_k = tid / 4, c_k = (tid % 4) * 4;
+    const float* pa[2];
+    const float* pb[2];
+    int64_t ia[2], ib[2];  // the m / n index of each chunk's first element
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        if (TA) {
+            ia[i] = m0 + c_mn;
+            const int64_t cl = VEC ? (ia[i] < p.m - 4 ? ia[i] : p.m - 4) : (ia[i] < p.m - 1 ? ia[i] : p.m - 1);
+            pa[i] = a + (kb + r_mn + RMN * i) * p.lda + cl;
+        } else {
+            ia[i] = m0 + r_k + RK * i;
+            pa[i] = a + (ia[i] < p.m - 1 ? ia[i] : p.m - 1) * p.lda + kb + c_k;
+        }
+        if (TB) {
+            ib[i] = n0 + r_k + RK * i;
+            pb[i] = b + (ib[i] < p.n - 1 ? ib[i] : p.n - 1) * p.ldb + kb + c_k;
+        } else {
+            ib[i] = n0 + c_mn;
+            const int64_t cl = VEC ? (ib[i] < p.n - 4 ? ib[i] : p.n - 4) : (ib[i] < p.n - 1 ? ib[i] : p.n - 1);
+            pb[i] = b + (kb + r_mn + RMN * i) * p.ldb + cl;
+        }
+    }
+    const int64_t step_a = TA ? BK * p.lda : BK, step_b = TB ? BK : BK * p.ldb;
+
+    // One chunk into shared memory: `dst` its first element's place, `dstep` the floats between
+    // its elements there (1: m/n-contiguous; S: k-contiguous, transposed). `kk0`: the k (relative
+    // to kb) of its first element (k-contiguous) or of its row; nothing past K is read.
+    auto copy_chunk = [&](float* dst, int dstep, const float* src, int64_t mn, int64_t mn_end, bool k_contig,
+                          int64_t kk0, bool full) {
+        if (!k_contig) {
+            const bool in_k = full || kk0 < K;
+            if (VEC) {
+                cp_async_16(dst, src, in_k ? 16 : 0);
+            } else {
+                // src is at the clamped first column; the others clamp one by one
+                const int64_t base = mn < mn_end - 1 ? mn : mn_end - 1;
+                const float* row = src - base;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const int64_t e = mn + j < mn_end ? mn + j : mn_end - 1;
+                    cp_async_4(dst + j, row + e, in_k ? 4 : 0);
+                }
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) cp_async_4(dst + j * dstep, src + j, full || kk0 + j < K ? 4 : 0);
+        }
+    };
+    // Copies the tile at k0 (relative to kb) into the stage at `st` and advances the pointers.
+    auto copy_tile = [&](float* st, int64_t k0, bool full) {
+        float* as = st;
+        float* bs = st + BK * S;
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            if (TA) copy_chunk(&as[(r_mn + RMN * i) * S + c_mn], 1, pa[i], ia[i], p.m, false, k0 + r_mn + RMN * i, full);
+            else copy_chunk(&as[c_k * S + r_k + RK * i], S, pa[i], ia[i], p.m, true, k0 + c_k, full);
+            if (TB) copy_chunk(&bs[c_k * S + r_k + RK * i], S, pb[i], ib[i], p.n, true, k0 + c_k, full);
+            else copy_chunk(&bs[(r_mn + RMN * i) * S + c_mn], 1, pb[i], ib[i], p.n, false, k0 + r_mn + RMN * i, full);
+            pa[i] += step_a;
+            pb[i] += step_b;
+        }
+    };
+
+    float acc[IM * 4][IN * 4];
+#pragma unroll
+    for (int i = 0; i < IM * 4; ++i)
+#pragma unroll
+        for (int j = 0; j < IN * 4; ++j) acc[i][j] = 0.0f;
+    float4 fa[2][IM], fb[2][IN];
+    const int frag_a = wm0 + lm * 4, frag_b = BK * S + wn0 + ln * 4;  // offsets in a stage
+    auto load_frags = [&](const float* st, int kk, int s) {
+#pragma unroll
+        for (int im = 0; im < IM; ++im)
+            fa[s][im] = *reinterpret_cast<const float4*>(&st[frag_a + kk * S + im * 32]);
+#pragma unroll
+        for (int in = 0; in < IN; ++in)
+            fb[s][in] = *reinterpret_cast<const float4*>(&st[frag_b + kk * S + in * 16]);
+    };
+
+    const int tiles = (int)((K + BK - 1) / BK), full_tiles = (int)(K / BK);
+    // Tiles 0 .. ST − 2 into stages 0 .. ST − 2 (a commit each, empty past the end).
+#pragma unroll
+    for (int t = 0; t < ST - 1; ++t) {
+        if (t < tiles) copy_tile(smem + t * STAGE, (int64_t)t * BK, t < full_tiles);
+        cp_async_commit();
+    }
+    int rd = 0, wr = (ST - 1) * STAGE;  // float offsets of the stage read now and of the one refilled next
+    for (int t = 0; t < tiles; ++t) {
+        cp_async_wait<ST - 2>();
+        __syncthreads();  // tile t is in for every thread; every warp is done with tile t − 1's stage
+        {
+            const int next = t + ST - 1;
+            // Two call sites, so that the whole tiles' copies are inlined without any k check.
+            if (next < full_tiles) copy_tile(smem + wr, (int64_t)next * BK, true);
+            else if (next < tiles) copy_tile(smem + wr, (int64_t)next * BK, false);
+            cp_async_commit();
+        }
+        const float* cur = smem + rd;
+        rd = rd == (ST - 1) * STAGE ? 0 : rd + STAGE;
+        wr = wr == (ST - 1) * STAGE ? 0 : wr + STAGE;
+        load_frags(cur, 0, 0);
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            const int s = kk % 2;
+            if (kk < BK - 1) load_frags(cur, kk + 1, s ^ 1);
+            float fav[IM * 4], fbv[IN * 4];
+#pragma unroll
+            for (int im = 0; im < IM; ++im) {
+                fav[im * 4 + 0] = fa[s][im].x; fav[im * 4 + 1] = fa[s][im].y;
+                fav[im * 4 + 2] = fa[s][im].z; fav[im * 4 + 3] = fa[s][im].w;
+            }
+#pragma unroll
+            for (int in = 0; in < IN; ++in) {
+                fbv[in * 4 + 0] = fb[s][in].x; fbv[in * 4 + 1] = fb[s][in].y;
+                fbv[in * 4 + 2] = fb[s][in].z; fbv[in * 4 + 3] = fb[s][in].w;
+            }
+#pragma unroll
+            for (int i = 0; i < IM * 4; ++i)
+#pragma unroll
+                for (int j = 0; j < IN * 4; ++j) acc[i][j] += fav[i] * fbv[j];
+        }
+    }
+    cp_async_wait<0>();
+    __syncthreads();  // every warp is done with the stages: the epilogue parks in them
+
+    simt_park_and_store<IM, IN, WN, SPLIT>(acc, smem + warp * 32 * (WN + 1), p, lane, lm, ln, m0 + wm0, n0 + wn0, c, bias, y);
+#else
+    __trap();
+#endif
+}
+
+template <bool SPLIT>
+__device__ __forceinline__ void gemm_simt_async(const lk_gemm_params& p, const float* a, const float* b, float* c,
+                                                const float* bias, const float* y, float* smem) {
+    // VEC as in v17: 16-byte rows and contiguous dimensions that are multiples of 4.
+    const bool vec = lk::rows_16b_aligned(a, p.lda, 4) && lk::rows_16b_aligned(b, p.ldb, 4) &&
+                     (p.trans_a ? p.m : p.k) % 4 == 0 && (p.trans_b ? p.k : p.n) % 4 == 0;
+    if (p.trans_a) {
+        if (p.trans_b) {
+            if (vec) gemm_simt_async_body<SPLIT, true, true, true>(p, a, b, c, bias, y, smem);
+            else gemm_simt_async_body<SPLIT, true, true, false>(p, a, b, c, bias, y, smem);
+        } else {
+            if (vec) gemm_simt_async_body<SPLIT, true, false, true>(p, a, b, c, bias, y, smem);
+            else gemm_simt_async_body<SPLIT, true, false, false>(p, a, b, c, bias, y, smem);
+        }
+    } else {
+        if (p.trans_b) {
+            if (vec) gemm_simt_async_body<SPLIT, false, true, true>(p, a, b, c, bias, y, smem);
+            else gemm_simt_async_body<SPLIT, false, true, false>(p, a, b, c, bias, y, smem);
+        } else {
+            if (vec) gemm_simt_async_body<SPLIT, false, false, true>(p, a, b, c, bias, y, smem);
+            else gemm_simt_async_body<SPLIT, false, false, false>(p, a, b, c, bias, y, smem);
+        }
+    }
+}
+
+}  // namespace
+
+LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                            const float* __restrict__ b, float* __restrict__ c,
+                                                            const float* __restrict__ bias,
+                                                            const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[LK_SAS_STAGES * LK_SDB_STAGE(64)];
+    gemm_simt_async<false>(p, a, b, c, bias, y, smem);
+}
+
+LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_splitk_fused_f32(lk_gemm_params p,
+                                                                            const float* __restrict__ a,
+                                                                            const float* __restrict__ b,
+                                                                            float* __restrict__ c,
+                                                                            const float* __restrict__ bias,
+                                                                            const float* __restrict__ y,
+                                                                            float* __restrict__ ws,
+                                                                            uint32_t* __restrict__ tile_counts) {
+    __shared__ __align__(16) float smem[LK_SAS_STAGES * LK_SDB_STAGE(64)];
+    gemm_simt_async<true>(p, a, b, ws, bias, y, smem);
+    splitk_last_block_adds(p, c, bias, y, ws, tile_counts, smem);
 }

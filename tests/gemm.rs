@@ -307,15 +307,21 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
     outs
 });
 
-// v19 (split-k with the reduction in the last block of each tile) against the f64 reference, and bit
-// for bit against v18 (the same k ranges added in the same order by a second kernel), in every
-// layout and epilogue, β = 1 included; run twice in a row, which also checks that each GEMM leaves
-// its tile counters at zero for the next. Sizes: 68×72×1000 (whole-chunk loads; 13 ranges of 80 on
-// the emulator's 108 SMs, 15 on an H100's 132, each tile's last one partial), 65×70×1000 with rows
-// padded by 3 (element-wise loads), 130×200×300 (edge tiles both ways) and 70×65×40 (a k too short
-// to split: one range).
-parity_test!(split_k_in_one_launch_matches_two_launches_bitwise, |b| {
+// The versions built on v17's loop, against the f64 reference and bit for bit among themselves,
+// in every layout and epilogue, β = 1 included: v18, v19 (split-k reduced by each tile's last
+// block; run twice in a row, which also checks that a GEMM leaves its tile counters at zero for
+// the next) and v21 (v19 fed by cp.async) sum the same k ranges in the same order; v17 and v20
+// (cp.async) the whole k. Sizes: 68×72×1000 (whole-chunk copies; 13 ranges of 80 on the emulator's
+// 108 SMs, 15 on an H100's 132, each tile's last one partial), 65×70×1000 with rows padded by 3
+// (element-wise copies), 130×200×300 (edge tiles both ways) and 70×65×40 (a k too short to split:
+// one range).
+parity_test!(simt64_loop_versions_agree_bitwise, |b| {
     use latentkit::ops::gemm::{gemm_with, GemmKernel};
+    use GemmKernel::*;
+    let groups: [&[GemmKernel]; 2] = [
+        &[Simt64WarpDbSplitK, Simt64WarpDbSplitKFused, Simt64WarpDbSplitKFused, Simt64AsyncSplitKFused],
+        &[Simt64WarpDb, Simt64Async],
+    ];
     let mut r = rng(47);
     let mut outs = Vec::new();
     let sizes =
@@ -327,25 +333,25 @@ parity_test!(split_k_in_one_launch_matches_two_launches_bitwise, |b| {
             let (a0, b0) = operands(&mut r, &base);
             let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
             let atol = gemm_atol(k, 1.0, 1.0);
-            let mut runs = Vec::new();
-            for kernel in [
-                GemmKernel::Simt64WarpDbSplitK,
-                GemmKernel::Simt64WarpDbSplitKFused,
-                GemmKernel::Simt64WarpDbSplitKFused,
-            ] {
-                let spec = GemmSpec { kernel, ..base };
-                let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
-                // The same C, bias and y draws for every run.
-                let mut rc = rng(2000 + 4 * si as u64 + ti as u64);
-                let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
-                    gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                };
-                let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut rc, atol, &run);
-                runs.push(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-                outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+            for group in groups {
+                let mut first: Option<Vec<u32>> = None;
+                for &kernel in group {
+                    let spec = GemmSpec { kernel, ..base };
+                    let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+                    // The same C, bias and y draws for every run.
+                    let mut rc = rng(2000 + 4 * si as u64 + ti as u64);
+                    let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
+                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                    };
+                    let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut rc, atol, &run);
+                    let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                    match &first {
+                        None => first = Some(bits),
+                        Some(f) => assert!(*f == bits, "{name}: bits = {:?}'s", group[0]),
+                    }
+                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                }
             }
-            assert!(runs[1] == runs[0], "{m}x{n}x{k} {ta:?}{tb:?}: v19's bits = v18's");
-            assert!(runs[2] == runs[1], "{m}x{n}x{k} {ta:?}{tb:?}: v19 again, the same bits");
         }
     }
     outs

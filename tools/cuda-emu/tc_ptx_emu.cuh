@@ -1,35 +1,16 @@
 // The CPU emulator's models of the PTX in kernels/gemm_tc.cu (included there, and in peak.cu,
-// instead of the asm helpers when LK_CUDA_EMULATOR is defined): cp.async (queued per thread,
-// performed at wait_group, so a read before the wait sees the old bytes), ldmatrix x4 (and
-// .trans), mma.sync m16n8k16 for bf16 / f16 and m16n8k8 for TF32 with the PTX ISA's fragment
-// layouts, and cvt.rna.tf32.f32.
+// instead of the asm helpers when LK_CUDA_EMULATOR is defined): cp.async (cp_async_emu.cuh),
+// ldmatrix x4 (and .trans), mma.sync m16n8k16 for bf16 / f16 and m16n8k8 for TF32 with the PTX
+// ISA's fragment layouts, and cvt.rna.tf32.f32.
 // mma sums each output's 16 (or 8) exact products in double, then adds the accumulator: close to the
 // hardware, which keeps more than f32 precision inside the tile, though not bit-identical to it.
 #pragma once
 #include <vector>
 
+#include "cp_async_emu.cuh"
+
 namespace lk_emu_tc {
 
-struct Copy {
-    void* dst;
-    const void* src;
-    int bytes;
-};
-struct Pending {
-    uint64_t epoch = 0;
-    std::vector<Copy> open;                 // issued since the last commit
-    std::vector<std::vector<Copy>> groups;  // committed, oldest first
-};
-inline Pending& pending() {
-    static Pending per_thread[1024];
-    Pending& p = per_thread[lk_emu_linear_tid()];
-    if (p.epoch != lk_emu_block_epoch()) {  // a new block: copies left by the last one died with it
-        p.epoch = lk_emu_block_epoch();
-        p.open.clear();
-        p.groups.clear();
-    }
-    return p;
-}
 inline unsigned lane() { return lk_emu_linear_tid() % 32; }
 inline void require_aligned(const void* p, const char* what) {
     if (reinterpret_cast<uintptr_t>(p) % 16) lk_emu_trap(what);
@@ -56,29 +37,6 @@ inline void accumulate(float (&d)[4], const float (&A)[16][K], const float (&B)[
 }
 
 }  // namespace lk_emu_tc
-
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
-    lk_emu_tc::require_aligned(dst, "cp.async: shared destination not 16-byte aligned");
-    if (src_bytes > 0) lk_emu_tc::require_aligned(src, "cp.async: global source not 16-byte aligned");
-    if (src_bytes < 0 || src_bytes > 16) lk_emu_trap("cp.async: source size outside [0, 16]");
-    lk_emu_tc::pending().open.push_back({dst, src, src_bytes});
-}
-__device__ __forceinline__ void cp_async_commit() {
-    lk_emu_tc::Pending& p = lk_emu_tc::pending();
-    p.groups.push_back(std::move(p.open));
-    p.open.clear();
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    lk_emu_tc::Pending& p = lk_emu_tc::pending();
-    while (p.groups.size() > (size_t)N) {
-        for (const lk_emu_tc::Copy& c : p.groups.front()) {
-            if (c.bytes) memcpy(c.dst, c.src, (size_t)c.bytes);
-            memset(static_cast<char*>(c.dst) + c.bytes, 0, (size_t)(16 - c.bytes));
-        }
-        p.groups.erase(p.groups.begin());
-    }
-}
 
 // Lanes 8i..8i+7 give the row addresses of matrix i (8 rows of 8 b16); lane t receives, of matrix
 // i, row t/4's elements 2(t%4) and 2(t%4)+1 (transposed: column t/4 of rows 2(t%4) and 2(t%4)+1).

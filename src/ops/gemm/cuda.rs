@@ -126,6 +126,8 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt64WarpDb => simt("gemm_simt64_warp_db_f32", 64, 128),
         GemmKernel::Simt64WarpDbSplitK => simt("gemm_simt64_warp_db_splitk_f32", 64, 128),
         GemmKernel::Simt64WarpDbSplitKFused => simt("gemm_simt64_warp_db_splitk_fused_f32", 64, 128),
+        GemmKernel::Simt64Async => simt("gemm_simt64_async_f32", 64, 128),
+        GemmKernel::Simt64AsyncSplitKFused => simt("gemm_simt64_async_splitk_fused_f32", 64, 128),
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }
@@ -252,7 +254,7 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         }
     }
     if kernel.is_split_k() {
-        let fused = kernel == GemmKernel::Simt64WarpDbSplitKFused;
+        let fused = kernel.splits_k_in_one_launch();
         return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, fused, a, b, c, bias, y);
     }
     // The persistent kernels run one block per SM (at most one per tile); each walks its tiles.
@@ -425,7 +427,7 @@ unsafe fn measure_key<T: DeviceRepr>(
 
 /// v4, v18: the split kernel writes each k range's raw sums into a slice of the backend's workspace
 /// (grid z = range), then `gemm_splitk_reduce_f32` adds the slices in order and applies α, β·C and
-/// the epilogue. v19 (`fused`): one kernel, whose last block per output tile does the reduction
+/// the epilogue. v19, v21 (`fused`): one kernel, whose last block per output tile does the reduction
 /// (counting arrivals in the workspace's tile counters).
 #[allow(clippy::too_many_arguments)]
 unsafe fn launch_splitk<T: DeviceRepr>(

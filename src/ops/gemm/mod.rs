@@ -141,6 +141,20 @@ pub enum GemmKernel {
     /// (launch bound of 4 blocks per SM), no spills. Not yet run on a GPU: not in
     /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
     Simt64WarpDbSplitKFused,
+    /// v20 (f32): [`GemmKernel::Simt64WarpDb`]'s 64-tiles, lane layout and fragment loop fed by a
+    /// 4-stage `cp.async` ring (34 KiB of static shared memory) instead of register double
+    /// buffering: three 16-k tiles in flight while one is multiplied, for products that wait on
+    /// memory latency more than on FMAs (a short k, or few tiles per SM). k-contiguous operands are
+    /// copied (transposed) with 4-byte `cp.async`, m/n-contiguous ones with 16-byte. sm_80+. 115–127
+    /// registers a thread (launch bound of 4 blocks per SM), no spills. Not yet run on a GPU: not in
+    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    Simt64Async,
+    /// v21 (f32): [`GemmKernel::Simt64Async`] with [`GemmKernel::Simt64WarpDbSplitKFused`]'s split-k
+    /// and last-block reduction, in one launch: for the small products whose k splits into short
+    /// ranges (128×400×784 at a batch of 128), where each range is then a few tiles all in flight
+    /// at once. Same k ranges and order as [`GemmKernel::Simt64WarpDbSplitK`]. Not yet run on a
+    /// GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    Simt64AsyncSplitKFused,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -234,7 +248,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 13] = [
+    pub const SIMT: [GemmKernel; 15] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -248,6 +262,8 @@ impl GemmKernel {
         GemmKernel::Simt64WarpDb,
         GemmKernel::Simt64WarpDbSplitK,
         GemmKernel::Simt64WarpDbSplitKFused,
+        GemmKernel::Simt64Async,
+        GemmKernel::Simt64AsyncSplitKFused,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
@@ -272,10 +288,16 @@ impl GemmKernel {
         GemmKernel::Wgmma256PersistentMulticast,
     ];
 
-    /// The split-k versions (v4, v18, v19): they sum k ranges in the backend's workspace, so the
-    /// output must fit [`SPLITK_WORKSPACE_FLOATS`].
+    /// The split-k versions (v4, v18, v19, v21): they sum k ranges in the backend's workspace, so
+    /// the output must fit [`SPLITK_WORKSPACE_FLOATS`].
     pub fn is_split_k(self) -> bool {
-        matches!(self, GemmKernel::Simt64SplitK | GemmKernel::Simt64WarpDbSplitK | GemmKernel::Simt64WarpDbSplitKFused)
+        matches!(self, GemmKernel::Simt64SplitK | GemmKernel::Simt64WarpDbSplitK) || self.splits_k_in_one_launch()
+    }
+
+    /// The split-k versions whose last block per output tile adds the k ranges (v19, v21), instead
+    /// of a second kernel.
+    pub fn splits_k_in_one_launch(self) -> bool {
+        matches!(self, GemmKernel::Simt64WarpDbSplitKFused | GemmKernel::Simt64AsyncSplitKFused)
     }
 
     /// The persistent versions: one block per SM (at most one per tile) walks the output tiles.
@@ -357,15 +379,16 @@ pub enum GemmMath {
 /// captured CUDA graph never allocates): `splits·m·n` must fit.
 pub const SPLITK_WORKSPACE_FLOATS: usize = 1 << 22;
 
-/// Output tiles (64×64) that [`GemmKernel::Simt64WarpDbSplitKFused`] can count arrivals on: the
-/// backend's counters (256 KiB), enough for every output the workspace holds (m·n ≤ 2²² makes at
-/// most 2¹⁶ 64-tiles).
+/// Output tiles (64×64) that the versions of [`GemmKernel::splits_k_in_one_launch`] can count
+/// arrivals on: the backend's counters (256 KiB), enough for every output the workspace holds
+/// (m·n ≤ 2²² makes at most 2¹⁶ 64-tiles).
 pub const SPLITK_TILE_COUNTS: usize = 1 << 16;
 
 /// How many k ranges the split-k kernels ([`GemmKernel::Simt64SplitK`],
-/// [`GemmKernel::Simt64WarpDbSplitK`], [`GemmKernel::Simt64WarpDbSplitKFused`]) split an m×n×k
-/// product into on a GPU with `sms` multiprocessors: enough 64×64-tile blocks for about 4 per SM
-/// (16 warps), each range at least 4 steps of 16 along k, and `splits·m·n` within [`SPLITK_WORKSPACE_FLOATS`]. 1 when the output
+/// [`GemmKernel::Simt64WarpDbSplitK`], [`GemmKernel::Simt64WarpDbSplitKFused`],
+/// [`GemmKernel::Simt64AsyncSplitKFused`]) split an m×n×k product into on a GPU with `sms`
+/// multiprocessors: enough 64×64-tile blocks for about 4 per SM (16 warps), each range at least 4
+/// steps of 16 along k, and `splits·m·n` within [`SPLITK_WORKSPACE_FLOATS`]. 1 when the output
 /// alone fills the GPU or k is short (the kernel then runs one range: the workspace and the
 /// reduction add nothing but a copy).
 pub fn splitk_splits(m: usize, n: usize, k: usize, sms: usize) -> usize {
