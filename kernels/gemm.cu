@@ -14,8 +14,9 @@
 // The tuned SIMT and tensor-core kernels of the GEMM issue replace it on the training path.
 // v2 gemm_simt128_f32, v3 gemm_simt{128,64}_warp_f32 / gemm_simt32_slicedk_f32, v4
 // gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32), v5 gemm_simt64_slicedk4_f32, v16
-// gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32 and v19
-// gemm_simt64_warp_db_splitk_fused_f32 are described where they are defined.
+// gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32, v19
+// gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32 and v21
+// gemm_simt64_async_splitk_fused_f32 are described where they are defined.
 #include "gemm.cuh"
 
 #define LK_GEMM_TILE 16
@@ -152,13 +153,13 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_f32(lk_gemm_params p, const f
 
 namespace {
 
-// Epilogue of the warp-tiled kernels (v3-v5, v16-v19) through shared memory, 32 rows of the warp
+// Epilogue of the warp-tiled kernels (v3-v5, v16-v21) through shared memory, 32 rows of the warp
 // tile at a time: the warp parks its accumulators at `park` (32 rows of WN + 1 floats), then stores
 // rows of WN consecutive columns (coalesced) through one non-unrolled copy of the epilogue code
 // (inlining it for every output made ptxas take minutes). Output (i, j) of the thread: row
-// row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4. SPLIT (v4, v18, v19): the raw
-// sum of the block's k range goes to slice blockIdx.z of the [splits, m, n] workspace (c), which
-// gemm_splitk_reduce_f32 (v19: the tile's last block) adds up and applies the epilogue to.
+// row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4. SPLIT (v4, v18, v19, v21): the
+// raw sum of the block's k range goes to slice blockIdx.z of the [splits, m, n] workspace (c), which
+// gemm_splitk_reduce_f32 (v19, v21: the tile's last block) adds up and applies the epilogue to.
 template <int IM, int IN, int WN, bool SPLIT>
 __device__ __forceinline__ void simt_park_and_store(const float (&acc)[IM * 4][IN * 4], float* park,
                                                     const lk_gemm_params& p, int lane, int lm, int ln, int64_t row0,
@@ -907,13 +908,14 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
 
     // One chunk into shared memory: `dst` its first element's place, `dstep` the floats between
     // its elements there (1: m/n-contiguous; S: k-contiguous, transposed). `kk0`: the k (relative
-    // to kb) of its first element (k-contiguous) or of its row; nothing past K is read.
-    auto copy_chunk = [&](float* dst, int dstep, const float* src, int64_t mn, int64_t mn_end, bool k_contig,
-                          int64_t kk0, bool full) {
+    // to kb) of its first element (k-contiguous) or of its row; nothing past K is read, and a copy
+    // that reads nothing is given the operand's base `safe` (an address inside the matrix).
+    auto copy_chunk = [&](float* dst, int dstep, const float* src, const float* safe, int64_t mn, int64_t mn_end,
+                          bool k_contig, int64_t kk0, bool full) {
         if (!k_contig) {
             const bool in_k = full || kk0 < K;
             if (VEC) {
-                cp_async_16(dst, src, in_k ? 16 : 0);
+                cp_async_16(dst, in_k ? src : safe, in_k ? 16 : 0);
             } else {
                 // src is at the clamped first column; the others clamp one by one
                 const int64_t base = mn < mn_end - 1 ? mn : mn_end - 1;
@@ -921,12 +923,15 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     const int64_t e = mn + j < mn_end ? mn + j : mn_end - 1;
-                    cp_async_4(dst + j, row + e, in_k ? 4 : 0);
+                    cp_async_4(dst + j, in_k ? row + e : safe, in_k ? 4 : 0);
                 }
             }
         } else {
 #pragma unroll
-            for (int j = 0; j < 4; ++j) cp_async_4(dst + j * dstep, src + j, full || kk0 + j < K ? 4 : 0);
+            for (int j = 0; j < 4; ++j) {
+                const bool in_k = full || kk0 + j < K;
+                cp_async_4(dst + j * dstep, in_k ? src + j : safe, in_k ? 4 : 0);
+            }
         }
     };
     // Copies the tile at k0 (relative to kb) into the stage at `st` and advances the pointers.
@@ -935,10 +940,10 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
         float* bs = st + BK * S;
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
-            if (TA) copy_chunk(&as[(r_mn + RMN * i) * S + c_mn], 1, pa[i], ia[i], p.m, false, k0 + r_mn + RMN * i, full);
-            else copy_chunk(&as[c_k * S + r_k + RK * i], S, pa[i], ia[i], p.m, true, k0 + c_k, full);
-            if (TB) copy_chunk(&bs[c_k * S + r_k + RK * i], S, pb[i], ib[i], p.n, true, k0 + c_k, full);
-            else copy_chunk(&bs[(r_mn + RMN * i) * S + c_mn], 1, pb[i], ib[i], p.n, false, k0 + r_mn + RMN * i, full);
+            if (TA) copy_chunk(&as[(r_mn + RMN * i) * S + c_mn], 1, pa[i], a, ia[i], p.m, false, k0 + r_mn + RMN * i, full);
+            else copy_chunk(&as[c_k * S + r_k + RK * i], S, pa[i], a, ia[i], p.m, true, k0 + c_k, full);
+            if (TB) copy_chunk(&bs[c_k * S + r_k + RK * i], S, pb[i], b, ib[i], p.n, true, k0 + c_k, full);
+            else copy_chunk(&bs[(r_mn + RMN * i) * S + c_mn], 1, pb[i], b, ib[i], p.n, false, k0 + r_mn + RMN * i, full);
             pa[i] += step_a;
             pb[i] += step_b;
         }

@@ -68,12 +68,12 @@ pub(crate) struct KernelModule {
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
-/// Scratch of the split-k GEMMs (v4, v18, v19), allocated with the backend so that a captured CUDA
+/// Scratch of the split-k GEMMs (v4, v18, v19, v21), allocated with the backend so that a captured CUDA
 /// graph never allocates.
 pub(crate) struct SplitkWorkspace {
     /// The k ranges' raw sums, `[splits, m, n]` (`ops::gemm::SPLITK_WORKSPACE_FLOATS`).
     pub(crate) partials: CudaSlice<f32>,
-    /// v19's per-output-tile arrival counts (`ops::gemm::SPLITK_TILE_COUNTS`): zero between GEMMs,
+    /// v19's and v21's per-output-tile arrival counts (`ops::gemm::SPLITK_TILE_COUNTS`): zero between GEMMs,
     /// since the last block of each tile resets its own.
     pub(crate) tile_counts: CudaSlice<u32>,
 }
@@ -277,7 +277,7 @@ impl CudaBackend {
         self.inner.smem_optin
     }
 
-    /// The split-k GEMM's workspace, locked for the caller's two launches.
+    /// The split-k GEMMs' workspace, locked for the caller's launches.
     pub(crate) fn splitk_workspace(&self) -> Result<std::sync::MutexGuard<'_, SplitkWorkspace>> {
         self.inner.splitk_workspace.lock().map_err(|_| Error::invalid("gemm", "split-k workspace lock poisoned"))
     }
