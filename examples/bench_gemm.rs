@@ -3,7 +3,8 @@
 //! per-candidate times are printed at the end; or every version with `--all`) and cuBLAS on the
 //! same operands (bf16 also on the Hopper wgmma kernels when the GPU has them and the rows are
 //! 16-byte aligned), timed with CUDA events (3 warm-up calls, median of `--samples` samples, each a
-//! batch of calls ≥ 2 ms), as TFLOP/s and the ratio ours / cuBLAS (> 1: faster than cuBLAS).
+//! batch of calls ≥ 2 ms), as TFLOP/s and the ratio ours / cuBLAS (> 1: faster than cuBLAS). cuBLAS
+//! is timed right after each of our rows, and the row's ratio is of those two times.
 //!
 //! Precisions: f32 (cuBLAS SGEMM through cublasGemmEx with CUBLAS_COMPUTE_32F: no TF32), TF32
 //! (ours with GemmMath::Tf32; cuBLAS CUBLAS_COMPUTE_32F_FAST_TF32) and bf16 inputs with f32
@@ -232,12 +233,17 @@ mod gpu {
                     Precision::Tf32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F_FAST_TF32),
                     Precision::Bf16 => (cudaDataType_t::CUDA_R_16BF, Compute::CUBLAS_COMPUTE_32F),
                 };
-                let t_blas = median_secs(&be, samples, || match precision {
-                    Precision::Bf16 => {
-                        cublas_gemm(&be, &blas, &spec0, dtype, compute, a16.buf(), b16.buf(), c.buf_mut())
-                    }
-                    _ => cublas_gemm(&be, &blas, &spec0, dtype, compute, a.buf(), b.buf(), c.buf_mut()),
-                })?;
+                // cuBLAS is timed again right after each of our rows, so that a ratio compares two
+                // adjacent measurements: the card's clock drifts over a long sequence (on an H100,
+                // 2026-11-27, one kernel timed 616.5 and 670.0 TFLOP/s in one process).
+                let time_blas = |c: &mut Tensor<CudaBackend>| {
+                    median_secs(&be, samples, || match precision {
+                        Precision::Bf16 => {
+                            cublas_gemm(&be, &blas, &spec0, dtype, compute, a16.buf(), b16.buf(), c.buf_mut())
+                        }
+                        _ => cublas_gemm(&be, &blas, &spec0, dtype, compute, a.buf(), b.buf(), c.buf_mut()),
+                    })
+                };
                 // Without --all, also `Auto` with measured choices (GemmTuning::Measure, or with
                 // --measure-all MeasureAll); not for bf16 with --no-wgmma and --measure-all, whose
                 // candidates would include the Hopper kernels.
@@ -255,6 +261,7 @@ mod gpu {
                         _ => gemm(&be, &spec, a.buf(), b.buf(), c.buf_mut()),
                     })?;
                     be.set_gemm_tuning(GemmTuning::Heuristic);
+                    let t_blas = time_blas(&mut c)?;
                     rows += 1;
                     let chosen = if tuned {
                         let key = GemmTuneKey {
