@@ -218,9 +218,24 @@ mod cuda {
             // Each entry point must be in the fatbin's symbol table (a name the parser misread
             // would only fail at run time, on a GPU), and appear in one source only.
             let fatbin = std::fs::read(&out).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", out.display())));
-            for name in &names {
+            let has = |name: &str| {
                 let needle: Vec<u8> = name.bytes().chain([0]).collect();
-                if !fatbin.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                fatbin.windows(needle.len()).any(|w| w == needle.as_slice())
+            };
+            if names.len() > 1 && !names.iter().any(|n| has(n)) {
+                // nvcc compresses a fatbin past a size (CUDA 13.0: gemm.cu's 39.5 MB for sm_80–sm_90
+                // + PTX stayed plain; one more v16-sized kernel made it compress, to 7.8 MB), and
+                // this byte search can't read a compressed one.
+                fail(&format!(
+                    "none of the {} kernels of {} is readable in its {} MB fatbin: nvcc compressed it \
+                     (too large); split the source into two .cu files",
+                    names.len(),
+                    src.display(),
+                    fatbin.len() >> 20
+                ));
+            }
+            for name in &names {
+                if !has(name) {
                     fail(&format!("kernel `{name}` of {} is not a symbol of its fatbin", src.display()));
                 }
                 if !seen.insert(name.clone()) {
