@@ -17,6 +17,7 @@
 // gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32, v19
 // gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32 and v21
 // gemm_simt64_async_splitk_fused_f32 are described where they are defined.
+#include "cp_async.cuh"
 #include "gemm.cuh"
 
 #define LK_GEMM_TILE 16
@@ -834,26 +835,6 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(lk
 // Shared memory: 4 stages × 2 × 16 × 68 floats = 34 KiB (static), reused by the epilogue.
 #define LK_SAS_STAGES 4
 
-#if defined(LK_CUDA_EMULATOR)
-#include "cp_async_emu.cuh"
-#elif !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-// 16 / 4-byte global → shared copies; bytes past src_bytes are zero-filled.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
-                     static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
-                 "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_4(void* dst, const void* src, int src_bytes) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(
-                     static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
-                 "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-#endif
 
 namespace {
 
@@ -862,7 +843,7 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
                                                      const float* __restrict__ b, float* __restrict__ c,
                                                      const float* __restrict__ bias, const float* __restrict__ y,
                                                      float* smem) {
-#if defined(LK_CUDA_EMULATOR) || !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#if LK_CP_ASYNC_SUPPORTED
     constexpr int BM = 64, BN = 64, BK = LK_SDB_BK, S = BM + 4, STAGE = LK_SDB_STAGE(BM), ST = LK_SAS_STAGES;
     constexpr int WARPS_M = 2, NT = 128;
     constexpr int WM = 32, WN = 32, IM = WM / 32, IN = WN / 16;

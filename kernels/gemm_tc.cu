@@ -26,6 +26,7 @@
 // default limit of the larger kernels when it loads them
 // (src/ops/gemm/cuda.rs). Needs sm_80+ (ldmatrix, cp.async,
 // bf16 mma); older targets get a trap.
+#include "cp_async.cuh"  // cp_async_16, commit, wait
 #include "gemm.cuh"
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
@@ -47,20 +48,10 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 }
 
 #if defined(LK_CUDA_EMULATOR)
-// The CPU emulator's models of the PTX below (tools/cuda-emu), for the tests on machines without a GPU.
+// The CPU emulator's models of the PTX below (tools/cuda-emu), for the tests on machines without a GPU
+// (cp.async's comes through cp_async.cuh).
 #include "tc_ptx_emu.cuh"
 #elif LK_TC_SUPPORTED
-// 16-byte global → shared copy; bytes past src_bytes are zero-filled (src_bytes = 0 reads nothing).
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])

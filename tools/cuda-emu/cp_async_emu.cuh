@@ -1,5 +1,5 @@
-// The CPU emulator's model of cp.async (kernels/gemm_tc.cu and kernels/gemm.cu include it, through
-// tc_ptx_emu.cuh or directly, instead of their asm helpers when LK_CUDA_EMULATOR is defined):
+// The CPU emulator's model of cp.async (kernels/cp_async.cuh includes it instead of its asm helpers
+// when LK_CUDA_EMULATOR is defined; so does tc_ptx_emu.cuh):
 // copies are queued per thread and performed at wait_group, so a read before the wait sees the old
 // bytes; the part of a copy past its source size is zero-filled.
 #pragma once
