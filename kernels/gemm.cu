@@ -799,7 +799,7 @@ __device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, 
 // tile's slices in order z = 0, 1, ... (the reduce kernel's order: v19 and v18 agree bit for bit),
 // applies the epilogue, and zeroes the counter for the next GEMM (or the next replay of a captured
 // graph): splitk_last_block_adds. For the small products whose k is what can be split (128×400×784
-// at a batch of 128), where the reduce kernel's launch is a fifth of the time.
+// at a batch of 128), where v4 pays a second launch for its reduction.
 // Bounded to 4 blocks per SM: 128 registers, as v17 and v18 (unbounded, the fix-up's 32 sums took
 // it to 168, 3 blocks per SM).
 LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(lk_gemm_params p,

@@ -136,7 +136,7 @@ pub enum GemmKernel {
     /// its k range's sums to the workspace and counts itself in on its output tile; the tile's last
     /// block adds the ranges in order (the reduce kernel's order: bitwise v18's results), applies the
     /// epilogue and resets the count. For the small products whose k is what splits (128×400×784 at
-    /// a batch of 128: 14 tiles), where the reduce kernel's launch is a large part of the time. The
+    /// a batch of 128: 14 tiles), where [`GemmKernel::Simt64SplitK`] pays a second launch. The
     /// output's 64-tiles must number at most [`SPLITK_TILE_COUNTS`]. 128 registers a thread on sm_90
     /// (launch bound of 4 blocks per SM), no spills. Not yet run on a GPU: not in
     /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
