@@ -121,6 +121,32 @@ mod cuda {
         Some(arch)
     }
 
+    /// The `.entry` names of each `*.ptx` file nvcc kept in `dir` (one file per architecture).
+    fn ptx_entries(dir: &Path) -> Vec<(PathBuf, std::collections::HashSet<String>)> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", dir.display())))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "ptx"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            fail(&format!("nvcc kept no PTX in {}", dir.display()));
+        }
+        files
+            .into_iter()
+            .map(|p| {
+                let text =
+                    std::fs::read_to_string(&p).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", p.display())));
+                let entries = text
+                    .lines()
+                    .filter_map(|l| l.split_once(".entry ").map(|(_, rest)| rest))
+                    .map(|rest| rest.split(|c: char| c == '(' || c.is_whitespace()).next().unwrap_or("").to_string())
+                    .collect();
+                (p, entries)
+            })
+            .collect()
+    }
+
     pub fn build(manifest: &Path, kernel_dir: &Path) {
         let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
         let nvcc = find_nvcc(manifest).unwrap_or_else(|| {
@@ -183,12 +209,18 @@ mod cuda {
                     }
                 }
             }
+            // nvcc keeps each architecture's PTX here: the kernel-name check reads it, since the
+            // fatbin itself may be compressed (nvcc compresses a large one).
+            let keep = out_dir.join(format!("nvcc-keep-{stem}"));
+            let _ = std::fs::remove_dir_all(&keep);
+            std::fs::create_dir_all(&keep).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", keep.display())));
+            cmd.arg("-keep").arg("--keep-dir").arg(&keep);
             cmd.arg("-o").arg(&out).arg(src.as_path());
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             let shown = format!("{cmd:?}");
             let child =
                 cmd.spawn().unwrap_or_else(|e| fail(&format!("cannot run {}: {e}\ncommand: {shown}", nvcc.display())));
-            jobs.push((stem, src.to_path_buf(), text, only_arch, out, shown, child));
+            jobs.push((stem, src.to_path_buf(), text, only_arch, out, keep, shown, child));
         }
 
         let mut table = String::from(
@@ -196,7 +228,7 @@ mod cuda {
              pub(crate) static KERNEL_MODULES: &[KernelModule] = &[\n",
         );
         let mut seen = std::collections::HashSet::new();
-        for (stem, src, text, only_arch, out, shown, child) in jobs {
+        for (stem, src, text, only_arch, out, keep, shown, child) in jobs {
             let res = child
                 .wait_with_output()
                 .unwrap_or_else(|e| fail(&format!("nvcc did not finish: {e}\ncommand: {shown}")));
@@ -215,29 +247,23 @@ mod cuda {
                 println!("cargo:warning=nvcc {stem}.cu: {line}");
             }
             let names = kernel_names(&text);
-            // Each entry point must be in the fatbin's symbol table (a name the parser misread
-            // would only fail at run time, on a GPU), and appear in one source only.
-            let fatbin = std::fs::read(&out).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", out.display())));
-            let has = |name: &str| {
-                let needle: Vec<u8> = name.bytes().chain([0]).collect();
-                fatbin.windows(needle.len()).any(|w| w == needle.as_slice())
-            };
-            if names.len() > 1 && !names.iter().any(|n| has(n)) {
-                // nvcc compresses a fatbin past a size (CUDA 13.0: gemm.cu's 39.5 MB for sm_80–sm_90
-                // + PTX stayed plain; one more v16-sized kernel made it compress, to 7.8 MB), and
-                // this byte search can't read a compressed one.
-                fail(&format!(
-                    "none of the {} kernels of {} is readable in its {} MB fatbin: nvcc compressed it \
-                     (too large); split the source into two .cu files",
-                    names.len(),
-                    src.display(),
-                    fatbin.len() >> 20
-                ));
-            }
-            for name in &names {
-                if !has(name) {
-                    fail(&format!("kernel `{name}` of {} is not a symbol of its fatbin", src.display()));
+            // Each entry point must be an entry of every architecture's PTX (a name the parser
+            // misread would only fail at run time, on a GPU), every extern "C" entry must be one
+            // the parser read, and each name must appear in one source only.
+            for (ptx, entries) in ptx_entries(&keep) {
+                if let Some(name) = names.iter().find(|n| !entries.contains(n.as_str())) {
+                    fail(&format!("kernel `{name}` of {} is not an entry of {}", src.display(), ptx.display()));
                 }
+                if let Some(extra) = entries.iter().find(|e| !e.starts_with("_Z") && !names.contains(e)) {
+                    fail(&format!(
+                        "{} has an entry `{extra}` that build.rs did not read as an `LK_KERNEL void name(` line of {}",
+                        ptx.display(),
+                        src.display()
+                    ));
+                }
+            }
+            let _ = std::fs::remove_dir_all(&keep);
+            for name in &names {
                 if !seen.insert(name.clone()) {
                     fail(&format!("kernel `{name}` is defined in two kernels/*.cu sources"));
                 }
