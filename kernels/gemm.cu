@@ -15,8 +15,9 @@
 // v2 gemm_simt128_f32, v3 gemm_simt{128,64}_warp_f32 / gemm_simt32_slicedk_f32, v4
 // gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32), v5 gemm_simt64_slicedk4_f32, v16
 // gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32, v19
-// gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32 and v21
-// gemm_simt64_async_splitk_fused_f32 are described where they are defined.
+// gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32, v21
+// gemm_simt64_async_splitk_fused_f32 and v22 gemm_simt128_warp_db_splitk_fused_f32 are described
+// where they are defined.
 #include "cp_async.cuh"
 #include "gemm.cuh"
 
@@ -154,13 +155,13 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_f32(lk_gemm_params p, const f
 
 namespace {
 
-// Epilogue of the warp-tiled kernels (v3-v5, v16-v21) through shared memory, 32 rows of the warp
+// Epilogue of the warp-tiled kernels (v3-v5, v16-v22) through shared memory, 32 rows of the warp
 // tile at a time: the warp parks its accumulators at `park` (32 rows of WN + 1 floats), then stores
 // rows of WN consecutive columns (coalesced) through one non-unrolled copy of the epilogue code
 // (inlining it for every output made ptxas take minutes). Output (i, j) of the thread: row
-// row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4. SPLIT (v4, v18, v19, v21): the
+// row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4. SPLIT (v4, v18, v19, v21, v22): the
 // raw sum of the block's k range goes to slice blockIdx.z of the [splits, m, n] workspace (c), which
-// gemm_splitk_reduce_f32 (v19, v21: the tile's last block) adds up and applies the epilogue to.
+// gemm_splitk_reduce_f32 (v19, v21, v22: the tile's last block) adds up and applies the epilogue to.
 template <int IM, int IN, int WN, bool SPLIT>
 __device__ __forceinline__ void simt_park_and_store(const float (&acc)[IM * 4][IN * 4], float* park,
                                                     const lk_gemm_params& p, int lane, int lm, int ln, int64_t row0,
@@ -745,16 +746,22 @@ LK_KERNEL void __launch_bounds__(128) gemm_simt64_warp_db_splitk_f32(lk_gemm_par
 
 namespace {
 
-// v19, v21: after the block's raw sums went to slice blockIdx.z of the workspace (SPLIT epilogue),
-// counts the block in on its 64×64 output tile; the tile's last block adds the slices in order
-// z = 0, 1, ..., applies the epilogue and zeroes the count (the pattern of the CUDA samples'
+// v19, v21, v22: after the block's raw sums went to slice blockIdx.z of the workspace (SPLIT
+// epilogue), counts the block in on its BM×BM output tile; the tile's last block adds the slices in
+// order z = 0, 1, ..., applies the epilogue and zeroes the count (the pattern of the CUDA samples'
 // threadFenceReduction: each thread's workspace stores are fenced before the count, and the last
-// block reads the slices from L2, past its own L1). `smem`: 4096 floats, free (the epilogue's last
-// barrier is behind).
+// block reads the slices from L2, past its own L1). NT threads; `smem`: 32·NT floats, free (the
+// epilogue's last barrier is behind).
+template <int BM, int NT>
 __device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, float* __restrict__ c,
                                                        const float* __restrict__ bias, const float* __restrict__ y,
                                                        const float* __restrict__ ws, uint32_t* __restrict__ tile_counts,
                                                        float* smem) {
+    // Thread t sums outputs t + NT·i of the tile (row-major, so each i reads coalesced), slice by
+    // slice, 32 outputs at a time: 32 independent loads in flight per thread, one L2 round trip per
+    // slice and chunk.
+    constexpr int RS = NT / BM, CHUNKS = BM * BM / NT / 32;  // rows between a thread's outputs; chunks of 32
+    static_assert(NT % BM == 0 && BM * BM % (NT * 32) == 0, "whole chunks of 32 outputs a thread");
     __shared__ bool last;
     __threadfence();  // this thread's slice stores are visible GPU-wide before the block counts
     __syncthreads();
@@ -763,30 +770,32 @@ __device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, 
     __syncthreads();
     if (!last) return;
     __threadfence();  // the other blocks' slices, counted before ours, are read after the count
-    // Thread t sums outputs t + 128·i of the tile (row-major, so each i reads coalesced), slice
-    // by slice: 32 independent loads in flight per thread, one L2 round trip per slice.
-    const int64_t m0 = (int64_t)blockIdx.y * 64, n0 = (int64_t)blockIdx.x * 64, mn = p.m * p.n;
-    const int r0 = threadIdx.x / 64, cc = threadIdx.x % 64;  // output t: row r0 (+ 2 per i), column cc
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BM, mn = p.m * p.n;
+    const int r0 = threadIdx.x / BM, cc = threadIdx.x % BM;  // output t: row r0 (+ RS per i), column cc
     const int64_t col = n0 + cc < p.n ? n0 + cc : p.n - 1;    // clamped: out-of-range outputs are not stored
-    float acc[32];
-#pragma unroll
-    for (int i = 0; i < 32; ++i) acc[i] = 0.0f;
-    for (uint32_t z = 0; z < gridDim.z; ++z) {
-        const float* slice = ws + z * mn;
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const int64_t row = m0 + r0 + 2 * i;
-            acc[i] += __ldcg(slice + (row < p.m ? row : p.m - 1) * p.n + col);
-        }
-    }
-    // Through shared memory (free since the parking epilogue's barrier; each thread reads back its
-    // own outputs), so that one non-unrolled copy of the epilogue code stores them.
-#pragma unroll
-    for (int i = 0; i < 32; ++i) smem[threadIdx.x + 128 * i] = acc[i];
 #pragma unroll 1
-    for (int i = 0; i < 32; ++i) {
-        const int64_t row = m0 + r0 + 2 * i;
-        if (row < p.m && n0 + cc < p.n) gemm_store(p, row, n0 + cc, smem[threadIdx.x + 128 * i], c, bias, y);
+    for (int h = 0; h < CHUNKS; ++h) {
+        const int64_t rh = m0 + r0 + RS * 32 * h;
+        float acc[32];
+#pragma unroll
+        for (int i = 0; i < 32; ++i) acc[i] = 0.0f;
+        for (uint32_t z = 0; z < gridDim.z; ++z) {
+            const float* slice = ws + z * mn;
+#pragma unroll
+            for (int i = 0; i < 32; ++i) {
+                const int64_t row = rh + RS * i;
+                acc[i] += __ldcg(slice + (row < p.m ? row : p.m - 1) * p.n + col);
+            }
+        }
+        // Through shared memory (each thread reads back only its own outputs, so no barrier), so
+        // that one non-unrolled copy of the epilogue code stores them.
+#pragma unroll
+        for (int i = 0; i < 32; ++i) smem[threadIdx.x + NT * i] = acc[i];
+#pragma unroll 1
+        for (int i = 0; i < 32; ++i) {
+            const int64_t row = rh + RS * i;
+            if (row < p.m && n0 + cc < p.n) gemm_store(p, row, n0 + cc, smem[threadIdx.x + NT * i], c, bias, y);
+        }
     }
     if (threadIdx.x == 0) tile_counts[tile] = 0;
 }
@@ -812,7 +821,26 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(lk
                                                                               uint32_t* __restrict__ tile_counts) {
     __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
     gemm_simt_db<64, 2, 2, true>(p, a, b, ws, bias, y, smem);
-    splitk_last_block_adds(p, c, bias, y, ws, tile_counts, smem);
+    splitk_last_block_adds<64, 128>(p, c, bias, y, ws, tile_counts, smem);
+}
+
+// v22 gemm_simt128_warp_db_splitk_fused_f32: v16's 128-tiles and main loop (256 threads, one block
+// per SM) with v19's one-launch split-k. For the long-k products whose output is a few dozen
+// 128-tiles: the dW = dYᵀX of a batch of 1024 or 8192 (400×784: 28 tiles), where v16's loop, the
+// most FFMA-dense here, would otherwise run on a fifth of the SMs. The number of k ranges is
+// chosen to fill whole waves of one block per SM (ops::gemm::splitk_splits_waves): 400×784×8192
+// on 132 SMs takes 9 ranges, 252 blocks in two waves.
+LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_db_splitk_fused_f32(lk_gemm_params p,
+                                                                           const float* __restrict__ a,
+                                                                           const float* __restrict__ b,
+                                                                           float* __restrict__ c,
+                                                                           const float* __restrict__ bias,
+                                                                           const float* __restrict__ y,
+                                                                           float* __restrict__ ws,
+                                                                           uint32_t* __restrict__ tile_counts) {
+    __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(128)];
+    gemm_simt_db<128, 2, 4, true>(p, a, b, ws, bias, y, smem);
+    splitk_last_block_adds<128, 256>(p, c, bias, y, ws, tile_counts, smem);
 }
 
 // v20 gemm_simt64_async_f32 and v21 gemm_simt64_async_splitk_fused_f32: v17's 64×64 tiles, warp
@@ -1043,5 +1071,5 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_splitk_fused_f32(lk_g
                                                                             uint32_t* __restrict__ tile_counts) {
     __shared__ __align__(16) float smem[LK_SAS_STAGES * LK_SDB_STAGE(64)];
     gemm_simt_async<true>(p, a, b, ws, bias, y, smem);
-    splitk_last_block_adds(p, c, bias, y, ws, tile_counts, smem);
+    splitk_last_block_adds<64, 128>(p, c, bias, y, ws, tile_counts, smem);
 }

@@ -307,20 +307,22 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
     outs
 });
 
-// The versions built on v17's loop, against the f64 reference and bit for bit among themselves,
+// The versions built on v16 / v17's loop, against the f64 reference and bit for bit among themselves,
 // in every layout and epilogue, β = 1 included: v18, v19 (split-k reduced by each tile's last
 // block; run twice in a row, which also checks that a GEMM leaves its tile counters at zero for
 // the next) and v21 (v19 fed by cp.async) sum the same k ranges in the same order; v17 and v20
-// (cp.async) the whole k. Sizes: 68×72×1000 (whole-chunk copies; 13 ranges of 80 on the emulator's
+// (cp.async) the whole k; v22 (v16's loop, its own range count) is run twice and must repeat itself
+// bit for bit. Sizes: 68×72×1000 (whole-chunk copies; 13 ranges of 80 on the emulator's
 // 108 SMs, 15 on an H100's 132, each tile's last one partial), 65×70×1000 with rows padded by 3
 // (element-wise copies), 130×200×300 (edge tiles both ways) and 70×65×40 (a k too short to split:
 // one range).
-parity_test!(simt64_loop_versions_agree_bitwise, |b| {
+parity_test!(db_loop_versions_agree_bitwise, |b| {
     use latentkit::ops::gemm::{gemm_with, GemmKernel};
     use GemmKernel::*;
-    let groups: [&[GemmKernel]; 2] = [
+    let groups: [&[GemmKernel]; 3] = [
         &[Simt64WarpDbSplitK, Simt64WarpDbSplitKFused, Simt64WarpDbSplitKFused, Simt64AsyncSplitKFused],
         &[Simt64WarpDb, Simt64Async],
+        &[Simt128WarpDbSplitKFused, Simt128WarpDbSplitKFused],
     ];
     let mut r = rng(47);
     let mut outs = Vec::new();
@@ -879,4 +881,36 @@ fn splitk_ranges_fill_the_gpu_within_the_workspace() {
     let (m, n) = (2000, 1000);
     assert_eq!(splitk_splits(m, n, 1 << 20, sms), SPLITK_WORKSPACE_FLOATS / (m * n));
     assert_eq!(splitk_splits(5000, 5000, 4096, sms), 1);
+}
+
+// v22's range count: the shapes its documentation names, then the bounds on random shapes (each
+// range at least 4 steps of 16, the workspace holds every range, at least one range) and the model
+// it minimises, recomputed here by brute force.
+#[test]
+fn splitk_waves_ranges_follow_their_model_within_the_workspace() {
+    use latentkit::ops::gemm::{splitk_splits_waves, GemmKernel, SPLITK_WORKSPACE_FLOATS};
+    use rand::Rng;
+    let sms = 132;
+    assert_eq!(splitk_splits_waves(400, 784, 8192, sms, 128), 9);
+    assert_eq!(splitk_splits_waves(400, 784, 1024, sms, 128), 4);
+    assert_eq!(splitk_splits_waves(1024, 400, 784, sms, 128), 4);
+    assert_eq!(splitk_splits_waves(1024, 784, 400, sms, 128), 2);
+    assert_eq!(splitk_splits_waves(8192, 400, 784, sms, 128), 1);
+    assert_eq!(GemmKernel::Simt128WarpDbSplitKFused.splitk_ranges(400, 784, 8192, sms), 9);
+    assert_eq!(GemmKernel::Simt128WarpDb.splitk_ranges(400, 784, 8192, sms), 1);
+    let mut r = rng(61);
+    for _ in 0..2000 {
+        let (m, n, k) = (r.random_range(1..3000usize), r.random_range(1..3000usize), r.random_range(1..20000usize));
+        let sms = r.random_range(1..200usize);
+        let s = splitk_splits_waves(m, n, k, sms, 128);
+        let steps = k.div_ceil(16);
+        assert!(s >= 1, "{m}×{n}×{k}");
+        if s > 1 {
+            assert!(steps / s >= 4 && s * m * n <= SPLITK_WORKSPACE_FLOATS, "{m}×{n}×{k} on {sms} SMs: {s}");
+        }
+        let tiles = m.div_ceil(128) * n.div_ceil(128);
+        let cost = |s: usize| 2 * (tiles * s).div_ceil(sms) * (steps.div_ceil(s) + 4) + s;
+        let most = (steps / 4).min(SPLITK_WORKSPACE_FLOATS / (m * n)).max(1);
+        assert!((1..=most).all(|t| cost(t) >= cost(s)), "{m}×{n}×{k} on {sms} SMs: {s} is not the model's minimum");
+    }
 }

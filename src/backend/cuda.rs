@@ -68,12 +68,12 @@ pub(crate) struct KernelModule {
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
-/// Scratch of the split-k GEMMs (v4, v18, v19, v21), allocated with the backend so that a captured CUDA
+/// Scratch of the split-k GEMMs (v4, v18, v19, v21, v22), allocated with the backend so that a captured CUDA
 /// graph never allocates.
 pub(crate) struct SplitkWorkspace {
     /// The k ranges' raw sums, `[splits, m, n]` (`ops::gemm::SPLITK_WORKSPACE_FLOATS`).
     pub(crate) partials: CudaSlice<f32>,
-    /// v19's and v21's per-output-tile arrival counts (`ops::gemm::SPLITK_TILE_COUNTS`): zero between GEMMs,
+    /// v19's, v21's and v22's per-output-tile arrival counts (`ops::gemm::SPLITK_TILE_COUNTS`): zero between GEMMs,
     /// since the last block of each tile resets its own.
     pub(crate) tile_counts: CudaSlice<u32>,
 }

@@ -19,8 +19,8 @@ use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 
 use super::tune::{is_ineligible, measure_fastest, tune_candidates};
 use super::{
-    auto_kernel, splitk_splits, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuneRecord, GemmTuning,
-    HalfFloat, SPLITK_TILE_COUNTS, SPLITK_WORKSPACE_FLOATS,
+    auto_kernel, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuneRecord, GemmTuning, HalfFloat,
+    SPLITK_TILE_COUNTS, SPLITK_WORKSPACE_FLOATS,
 };
 use crate::backend::cuda::{abi, launch, CudaBackend};
 use crate::backend::DType;
@@ -128,6 +128,7 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt64WarpDbSplitKFused => simt("gemm_simt64_warp_db_splitk_fused_f32", 64, 128),
         GemmKernel::Simt64Async => simt("gemm_simt64_async_f32", 64, 128),
         GemmKernel::Simt64AsyncSplitKFused => simt("gemm_simt64_async_splitk_fused_f32", 64, 128),
+        GemmKernel::Simt128WarpDbSplitKFused => simt("gemm_simt128_warp_db_splitk_fused_f32", 128, 256),
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }
@@ -254,8 +255,7 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         }
     }
     if kernel.is_split_k() {
-        let fused = kernel.splits_k_in_one_launch();
-        return launch_splitk(be, spec, p, name, (gx as u32, gy as u32), block, fused, a, b, c, bias, y);
+        return launch_splitk(be, spec, p, (kernel, name), (gx as u32, gy as u32), block, a, b, c, bias, y);
     }
     // The persistent kernels run one block per SM (at most one per tile); each walks its tiles.
     let grid = if kernel.is_persistent() {
@@ -427,23 +427,24 @@ unsafe fn measure_key<T: DeviceRepr>(
 
 /// v4, v18: the split kernel writes each k range's raw sums into a slice of the backend's workspace
 /// (grid z = range), then `gemm_splitk_reduce_f32` adds the slices in order and applies α, β·C and
-/// the epilogue. v19, v21 (`fused`): one kernel, whose last block per output tile does the reduction
+/// the epilogue. v19, v21, v22 (`splits_k_in_one_launch`): one kernel, whose last block per output
+/// tile does the reduction
 /// (counting arrivals in the workspace's tile counters).
 #[allow(clippy::too_many_arguments)]
 unsafe fn launch_splitk<T: DeviceRepr>(
     be: &CudaBackend,
     spec: &GemmSpec,
     mut p: abi::lk_gemm_params,
-    name: &'static str,
+    (kernel, name): (GemmKernel, &'static str),
     (gx, gy): (u32, u32),
     block: (u32, u32, u32),
-    fused: bool,
     a: &CudaSlice<T>,
     b: &CudaSlice<T>,
     c: &mut CudaSlice<f32>,
     bias: &CudaSlice<f32>,
     y: &CudaSlice<f32>,
 ) -> Result<()> {
+    let fused = kernel.splits_k_in_one_launch();
     let mn = spec.m * spec.n;
     if mn > SPLITK_WORKSPACE_FLOATS {
         return Err(Error::invalid(
@@ -459,7 +460,7 @@ unsafe fn launch_splitk<T: DeviceRepr>(
         ));
     }
     let steps = spec.k.div_ceil(16);
-    let k_split = steps.div_ceil(splitk_splits(spec.m, spec.n, spec.k, be.sm_count())) * 16;
+    let k_split = steps.div_ceil(kernel.splitk_ranges(spec.m, spec.n, spec.k, be.sm_count())) * 16;
     let splits = spec.k.div_ceil(k_split);
     p.k_split = i32::try_from(k_split).map_err(|_| Error::invalid("gemm", format!("k = {} too long", spec.k)))?;
     let mut ws = be.splitk_workspace()?;

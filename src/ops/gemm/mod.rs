@@ -155,6 +155,16 @@ pub enum GemmKernel {
     /// at once. Same k ranges and order as [`GemmKernel::Simt64WarpDbSplitK`]. Not yet run on a
     /// GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
     Simt64AsyncSplitKFused,
+    /// v22 (f32): [`GemmKernel::Simt128WarpDb`]'s 128-tiles and main loop (256 threads, one block per
+    /// SM) with [`GemmKernel::Simt64WarpDbSplitKFused`]'s one-launch split-k: each block sums one k
+    /// range of its tile into the workspace and the tile's last block adds the ranges in order and
+    /// applies the epilogue. The range count fills whole waves of one block per SM
+    /// ([`splitk_splits_waves`]). For the long-k products whose output is a few dozen 128-tiles
+    /// (the dW = dYᵀX of a batch of 1024 or 8192, 400×784: 28 tiles, 9 ranges at k = 8192 on 132
+    /// SMs), so that they run v16's loop on every SM. 189 registers a thread on sm_90, no spills.
+    /// Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks
+    /// it.
+    Simt128WarpDbSplitKFused,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -248,7 +258,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 15] = [
+    pub const SIMT: [GemmKernel; 16] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -264,6 +274,7 @@ impl GemmKernel {
         GemmKernel::Simt64WarpDbSplitKFused,
         GemmKernel::Simt64Async,
         GemmKernel::Simt64AsyncSplitKFused,
+        GemmKernel::Simt128WarpDbSplitKFused,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
@@ -288,16 +299,32 @@ impl GemmKernel {
         GemmKernel::Wgmma256PersistentMulticast,
     ];
 
-    /// The split-k versions (v4, v18, v19, v21): they sum k ranges in the backend's workspace, so
+    /// The split-k versions (v4, v18, v19, v21, v22): they sum k ranges in the backend's workspace, so
     /// the output must fit [`SPLITK_WORKSPACE_FLOATS`].
     pub fn is_split_k(self) -> bool {
         matches!(self, GemmKernel::Simt64SplitK | GemmKernel::Simt64WarpDbSplitK) || self.splits_k_in_one_launch()
     }
 
-    /// The split-k versions whose last block per output tile adds the k ranges (v19, v21), instead
-    /// of a second kernel.
+    /// The split-k versions whose last block per output tile adds the k ranges (v19, v21, v22),
+    /// instead of a second kernel.
     pub fn splits_k_in_one_launch(self) -> bool {
-        matches!(self, GemmKernel::Simt64WarpDbSplitKFused | GemmKernel::Simt64AsyncSplitKFused)
+        matches!(
+            self,
+            GemmKernel::Simt64WarpDbSplitKFused
+                | GemmKernel::Simt64AsyncSplitKFused
+                | GemmKernel::Simt128WarpDbSplitKFused
+        )
+    }
+
+    /// How many k ranges a split-k version ([`GemmKernel::is_split_k`]) splits an m×n×k product
+    /// into on a GPU with `sms` multiprocessors: [`splitk_splits_waves`] for v22's 128-tiles,
+    /// [`splitk_splits`] for the 64-tile ones; 1 for every other version.
+    pub fn splitk_ranges(self, m: usize, n: usize, k: usize, sms: usize) -> usize {
+        match self {
+            GemmKernel::Simt128WarpDbSplitKFused => splitk_splits_waves(m, n, k, sms, 128),
+            kernel if kernel.is_split_k() => splitk_splits(m, n, k, sms),
+            _ => 1,
+        }
     }
 
     /// The persistent versions: one block per SM (at most one per tile) walks the output tiles.
@@ -379,9 +406,9 @@ pub enum GemmMath {
 /// captured CUDA graph never allocates): `splits·m·n` must fit.
 pub const SPLITK_WORKSPACE_FLOATS: usize = 1 << 22;
 
-/// Output tiles (64×64) that the versions of [`GemmKernel::splits_k_in_one_launch`] can count
-/// arrivals on: the backend's counters (256 KiB), enough for every output the workspace holds
-/// (m·n ≤ 2²² makes at most 2¹⁶ 64-tiles).
+/// Output tiles (64×64, or v22's 128×128) that the versions of [`GemmKernel::splits_k_in_one_launch`]
+/// can count arrivals on: the backend's counters (256 KiB), enough for every output the workspace
+/// holds (m·n ≤ 2²² makes at most 2¹⁶ 64-tiles).
 pub const SPLITK_TILE_COUNTS: usize = 1 << 16;
 
 /// How many k ranges the split-k kernels ([`GemmKernel::Simt64SplitK`],
@@ -397,6 +424,24 @@ pub fn splitk_splits(m: usize, n: usize, k: usize, sms: usize) -> usize {
     let want = (4 * sms).div_ceil(tiles.max(1));
     let fit = SPLITK_WORKSPACE_FLOATS / (m * n).max(1);
     want.min(steps / 4).min(fit).max(1)
+}
+
+/// How many k ranges v22 ([`GemmKernel::Simt128WarpDbSplitKFused`]: `tile`×`tile` blocks, one per
+/// SM) splits an m×n×k product into on a GPU with `sms` multiprocessors. The count s minimises a
+/// simple model of the time, in 16-k steps of one block: waves · (steps per range + 4) + s / 2,
+/// where waves = ⌈tiles · s / sms⌉, the 4 steps stand for a block's pipeline fill and epilogue and
+/// s / 2 for the last block's reading of the s slices; ties go to the smaller s. Each range has at
+/// least 4 steps and `s·m·n` fits [`SPLITK_WORKSPACE_FLOATS`]. A model to be checked by measuring
+/// (its constants are not measured): on 132 SMs it gives 400×784×8192 9 ranges (252 blocks, two
+/// waves), 400×784×1024 and 1024×400×784 4, 1024×784×400 2, and 8192×400×784 (256 tiles) 1.
+pub fn splitk_splits_waves(m: usize, n: usize, k: usize, sms: usize, tile: usize) -> usize {
+    let tiles = m.div_ceil(tile) * n.div_ceil(tile);
+    let steps = k.div_ceil(16);
+    let fit = SPLITK_WORKSPACE_FLOATS / (m * n).max(1);
+    let most = (steps / 4).min(fit).max(1);
+    // Twice the modelled time, in whole numbers.
+    let cost = |s: usize| 2 * (tiles * s).div_ceil(sms.max(1)) * (steps.div_ceil(s) + 4) + s;
+    (1..=most).min_by_key(|&s| (cost(s), s)).unwrap_or(1)
 }
 
 /// Picks the CUDA kernel of [`GemmKernel::Auto`] for an m×n×k product on a GPU with `sms`
