@@ -744,6 +744,13 @@ LK_KERNEL void __launch_bounds__(128) gemm_simt64_warp_db_splitk_f32(lk_gemm_par
     gemm_simt_db<64, 2, 2, true>(p, a, b, ws, bias, y, smem);
 }
 
+// The parameters of the one-launch split-k kernels (v19, v21, v22): the GEMM's, then the
+// workspace of the k ranges' sums and its per-tile arrival counts.
+#define LK_GEMM_SPLITK_FUSED_PARAMS                                                                    \
+    lk_gemm_params p, const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ c, \
+        const float* __restrict__ bias, const float* __restrict__ y, float* __restrict__ ws,          \
+        uint32_t* __restrict__ tile_counts
+
 namespace {
 
 // v19, v21, v22: after the block's raw sums went to slice blockIdx.z of the workspace (SPLIT
@@ -811,14 +818,7 @@ __device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, 
 // at a batch of 128), where v4 pays a second launch for its reduction.
 // Bounded to 4 blocks per SM: 128 registers, as v17 and v18 (unbounded, the fix-up's 32 sums took
 // it to 168, 3 blocks per SM).
-LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(lk_gemm_params p,
-                                                                              const float* __restrict__ a,
-                                                                              const float* __restrict__ b,
-                                                                              float* __restrict__ c,
-                                                                              const float* __restrict__ bias,
-                                                                              const float* __restrict__ y,
-                                                                              float* __restrict__ ws,
-                                                                              uint32_t* __restrict__ tile_counts) {
+LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
     __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
     gemm_simt_db<64, 2, 2, true>(p, a, b, ws, bias, y, smem);
     splitk_last_block_adds<64, 128>(p, c, bias, y, ws, tile_counts, smem);
@@ -830,14 +830,7 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(lk
 // most FFMA-dense here, would otherwise run on a fifth of the SMs. The number of k ranges is
 // chosen to fill whole waves of one block per SM (ops::gemm::splitk_splits_waves): 400×784×8192
 // on 132 SMs takes 9 ranges, 252 blocks in two waves.
-LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_db_splitk_fused_f32(lk_gemm_params p,
-                                                                           const float* __restrict__ a,
-                                                                           const float* __restrict__ b,
-                                                                           float* __restrict__ c,
-                                                                           const float* __restrict__ bias,
-                                                                           const float* __restrict__ y,
-                                                                           float* __restrict__ ws,
-                                                                           uint32_t* __restrict__ tile_counts) {
+LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_db_splitk_fused_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
     __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(128)];
     gemm_simt_db<128, 2, 4, true>(p, a, b, ws, bias, y, smem);
     splitk_last_block_adds<128, 256>(p, c, bias, y, ws, tile_counts, smem);
@@ -1061,14 +1054,7 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_f32(lk_gemm_params p,
     gemm_simt_async<false>(p, a, b, c, bias, y, smem);
 }
 
-LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_splitk_fused_f32(lk_gemm_params p,
-                                                                            const float* __restrict__ a,
-                                                                            const float* __restrict__ b,
-                                                                            float* __restrict__ c,
-                                                                            const float* __restrict__ bias,
-                                                                            const float* __restrict__ y,
-                                                                            float* __restrict__ ws,
-                                                                            uint32_t* __restrict__ tile_counts) {
+LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_splitk_fused_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
     __shared__ __align__(16) float smem[LK_SAS_STAGES * LK_SDB_STAGE(64)];
     gemm_simt_async<true>(p, a, b, ws, bias, y, smem);
     splitk_last_block_adds<64, 128>(p, c, bias, y, ws, tile_counts, smem);
