@@ -16,8 +16,8 @@
 // gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32), v5 gemm_simt64_slicedk4_f32, v16
 // gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32, v19
 // gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32, v21
-// gemm_simt64_async_splitk_fused_f32 and v22 gemm_simt128_warp_db_splitk_fused_f32 are described
-// where they are defined.
+// gemm_simt64_async_splitk_fused_f32, v22 gemm_simt128_warp_db_splitk_fused_f32 and v23
+// gemm_simt_shortk_f32 are described where they are defined.
 #include "cp_async.cuh"
 #include "gemm.cuh"
 
@@ -1058,4 +1058,95 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_splitk_fused_f32(LK_G
     __shared__ __align__(16) float smem[LK_SAS_STAGES * LK_SDB_STAGE(64)];
     gemm_simt_async<true>(p, a, b, ws, bias, y, smem);
     splitk_last_block_adds<64, 128>(p, c, bias, y, ws, tile_counts, smem);
+}
+
+// v23 gemm_simt_shortk_f32: for products whose k is a few dozen and whose output is large (the
+// dX = dY·W of a 400→20 layer: 8192×400×20, where the output is 13 MB and A and B together 0.7 MB),
+// so the time is that of writing C, which the warp-tiled kernels do one scalar store per output
+// after parking their accumulators in shared memory, in blocks that live for one or two 16-k steps.
+//   C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), as every kernel here.
+// Work split: a block (256 threads) computes a 128×64 tile of C; thread t holds the 8×4 outputs of
+// rows 8·(t / 16) .. + 7 and columns 4·(t % 16) .. + 3, so a warp's stores cover two rows of 64
+// consecutive columns. k runs in chunks of 32: the block copies the chunk's A (128×32) and B
+// (32×64) into shared memory, k-major, element by element in the order of each operand's
+// contiguous dimension (coalesced for either transpose; zero past m, n and k), and each thread
+// multiplies from float4 reads (two of A, broadcast across the 16 lanes of a row group, one of B).
+// Each output sums k in ascending order. The epilogue stores straight from registers: a float4
+// per 4 columns when C's rows are 16-byte aligned and all four columns are inside, else one by
+// one; gemm_output gives each value. 25 KiB of static shared memory.
+#define LK_SHORTK_BM 128
+#define LK_SHORTK_BN 64
+#define LK_SHORTK_KC 32
+
+LK_KERNEL void __launch_bounds__(256) gemm_simt_shortk_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                           const float* __restrict__ b, float* __restrict__ c,
+                                                           const float* __restrict__ bias,
+                                                           const float* __restrict__ y) {
+    constexpr int BM = LK_SHORTK_BM, BN = LK_SHORTK_BN, KC = LK_SHORTK_KC, NT = 256;
+    constexpr int SA = BM + 4, SB = BN + 4;  // padded k rows (16-byte multiples, for the float4 reads)
+    __shared__ __align__(16) float as[KC * SA];
+    __shared__ __align__(16) float bs[KC * SB];
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
+
+    for (int64_t k0 = 0; k0 < p.k; k0 += KC) {
+        if (k0 > 0) __syncthreads();  // the previous chunk's reads are done
+        // A chunk: A[m0 + mm][k0 + kk], stored [m, k] (k contiguous) or, transposed, [k, m].
+#pragma unroll 4
+        for (int e = tid; e < KC * BM; e += NT) {
+            const int kk = p.trans_a ? e / BM : e % KC, mm = p.trans_a ? e % BM : e / KC;
+            const int64_t row = m0 + mm, kg = k0 + kk;
+            float v = 0.0f;
+            if (row < p.m && kg < p.k) v = p.trans_a ? a[kg * p.lda + row] : a[row * p.lda + kg];
+            as[kk * SA + mm] = v;
+        }
+        // B chunk: B[k0 + kk][n0 + nn], stored [k, n] (n contiguous) or, transposed, [n, k].
+#pragma unroll 4
+        for (int e = tid; e < KC * BN; e += NT) {
+            const int kk = p.trans_b ? e % KC : e / BN, nn = p.trans_b ? e / KC : e % BN;
+            const int64_t col = n0 + nn, kg = k0 + kk;
+            float v = 0.0f;
+            if (col < p.n && kg < p.k) v = p.trans_b ? b[col * p.ldb + kg] : b[kg * p.ldb + col];
+            bs[kk * SB + nn] = v;
+        }
+        __syncthreads();
+        const int kn = p.k - k0 < KC ? (int)(p.k - k0) : KC;
+#pragma unroll 4
+        for (int kk = 0; kk < kn; ++kk) {
+            const float4 a0 = *reinterpret_cast<const float4*>(&as[kk * SA + 8 * ty]);
+            const float4 a1 = *reinterpret_cast<const float4*>(&as[kk * SA + 8 * ty + 4]);
+            const float4 bv = *reinterpret_cast<const float4*>(&bs[kk * SB + 4 * tx]);
+            const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+            const float bw[4] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+            for (int i = 0; i < 8; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bw[j], acc[i][j]);
+        }
+    }
+
+    const bool vec = lk::rows_16b_aligned(c, p.ldc, 4);
+    const int64_t col = n0 + 4 * tx;
+    if (col >= p.n) return;
+#pragma unroll 1
+    for (int i = 0; i < 8; ++i) {
+        const int64_t row = m0 + 8 * ty + i;
+        if (row >= p.m) break;
+        float* out = c + row * p.ldc + col;
+        if (vec && col + 3 < p.n) {
+            float4 v;
+            v.x = lk::gemm_output(p, row, col, acc[i][0], out, bias, y);
+            v.y = lk::gemm_output(p, row, col + 1, acc[i][1], out + 1, bias, y);
+            v.z = lk::gemm_output(p, row, col + 2, acc[i][2], out + 2, bias, y);
+            v.w = lk::gemm_output(p, row, col + 3, acc[i][3], out + 3, bias, y);
+            *reinterpret_cast<float4*>(out) = v;
+        } else {
+            for (int j = 0; j < 4 && col + j < p.n; ++j) out[j] = lk::gemm_output(p, row, col + j, acc[i][j], out + j, bias, y);
+        }
+    }
 }

@@ -6,12 +6,10 @@
 
 namespace lk {
 
-// Writes one output: alpha = 0 ignores A·B (NaN included) and beta = 0 ignores C, as BLAS does;
-// then the epilogue.
-__device__ inline void gemm_store(const lk_gemm_params& p, int64_t row, int64_t col, float acc,
-                                  float* __restrict__ c, const float* __restrict__ bias,
-                                  const float* __restrict__ y) {
-    float* out = c + row * p.ldc + col;
+// The value of one output, whose current value (read when beta ≠ 0) is at `out`: alpha = 0
+// ignores A·B (NaN included) and beta = 0 ignores C, as BLAS does; then the epilogue.
+__device__ inline float gemm_output(const lk_gemm_params& p, int64_t row, int64_t col, float acc, const float* out,
+                                    const float* __restrict__ bias, const float* __restrict__ y) {
     const float ab = p.alpha == 0.0f ? 0.0f : p.alpha * acc;
     float v = p.beta == 0.0f ? ab : ab + p.beta * *out;
     if (p.epilogue == LK_EPI_BIAS_ACT) {
@@ -20,7 +18,15 @@ __device__ inline void gemm_store(const lk_gemm_params& p, int64_t row, int64_t 
     } else if (p.epilogue == LK_EPI_ACT_GRAD) {
         v *= lk::activation_grad_from_output(p.act, y[row * p.ldy + col]);
     }
-    *out = v;
+    return v;
+}
+
+// Writes one output (gemm_output).
+__device__ inline void gemm_store(const lk_gemm_params& p, int64_t row, int64_t col, float acc,
+                                  float* __restrict__ c, const float* __restrict__ bias,
+                                  const float* __restrict__ y) {
+    float* out = c + row * p.ldc + col;
+    *out = gemm_output(p, row, col, acc, out, bias, y);
 }
 
 // The 2 × 2 outputs (row, col), (row, col + 1), (row + 8, col), (row + 8, col + 1) of one

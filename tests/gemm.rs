@@ -359,6 +359,39 @@ parity_test!(db_loop_versions_agree_bitwise, |b| {
     outs
 });
 
+// v23 (short k, stores from registers) in every layout and epilogue, β = 1 included, against the
+// f64 reference: 300×260×20 with 16-byte C rows (float4 stores) and edge tiles both ways,
+// 130×68×33 (two k chunks, the second of one element; float4 stores beside a 4-column edge),
+// 129×70×1 (rows of C not 16-byte aligned: value by value) and 7×129×100 with rows padded by 3
+// (four chunks, element-wise everything).
+parity_test!(shortk_matches_reference_in_every_epilogue, |b| {
+    use latentkit::ops::gemm::{gemm_with, GemmKernel};
+    let mut r = rng(53);
+    let mut outs = Vec::new();
+    let sizes =
+        [(300, 260, 20, Ld::Align8), (130, 68, 33, Ld::Tight), (129, 70, 1, Ld::Tight), (7, 129, 100, Ld::Pad3)];
+    for &(m, n, k, ld) in &sizes {
+        for (ta, tb) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))) {
+            for epi in EPIS {
+                let spec = GemmSpec {
+                    kernel: GemmKernel::SimtShortK,
+                    ..with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld)
+                };
+                let (a0, b0) = operands(&mut r, &spec);
+                let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
+                let name = format!("SimtShortK {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+                let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
+                    gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                };
+                let atol = gemm_atol(k, 1.0, 1.0);
+                let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
+                outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+            }
+        }
+    }
+    outs
+});
+
 /// Leading-dimension modes of the precision tests: tight rows, rows padded by 3 (never 16-byte
 /// aligned: element-wise loads), rows rounded up to 8 elements (16-byte aligned for f32 and 16-bit
 /// types: whole-chunk copies, partial chunks at the edges).

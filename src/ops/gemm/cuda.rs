@@ -129,6 +129,9 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt64Async => simt("gemm_simt64_async_f32", 64, 128),
         GemmKernel::Simt64AsyncSplitKFused => simt("gemm_simt64_async_splitk_fused_f32", 64, 128),
         GemmKernel::Simt128WarpDbSplitKFused => simt("gemm_simt128_warp_db_splitk_fused_f32", 128, 256),
+        GemmKernel::SimtShortK => {
+            Ok(Shape { name: "gemm_simt_shortk_f32", tile: (128, 64), block: (256, 1, 1), smem: 0 })
+        }
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }

@@ -165,6 +165,16 @@ pub enum GemmKernel {
     /// Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks
     /// it.
     Simt128WarpDbSplitKFused,
+    /// v23 (f32): for a short k (a few dozen) and a large output, where the time is that of writing
+    /// C (the dX = dY·W of a 400→20 layer: 8192×400×20, where the k-step kernels ran 0.50–0.65×
+    /// cuBLAS on an H100, 2026-11-27). 128×64 block tiles of 256 threads, 8×4 outputs a thread;
+    /// k in chunks of 32 copied whole into shared memory; the epilogue stores straight from
+    /// registers, a float4 per 4 columns where C's rows are 16-byte aligned (the warp-tiled
+    /// kernels park the tile in shared memory and store one value at a time). Any k works; each
+    /// chunk is one copy and one barrier, so long k are slow. 105 registers a thread on sm_90, no
+    /// spills. Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule
+    /// never picks it.
+    SimtShortK,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -258,7 +268,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 16] = [
+    pub const SIMT: [GemmKernel; 17] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -275,6 +285,7 @@ impl GemmKernel {
         GemmKernel::Simt64Async,
         GemmKernel::Simt64AsyncSplitKFused,
         GemmKernel::Simt128WarpDbSplitKFused,
+        GemmKernel::SimtShortK,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
