@@ -139,7 +139,8 @@ phase_racegemm() {
 # then the tc2 test one version a step (LATENTKIT_TEST_TC2, tests/gemm.rs; RACETC2_VERSIONS
 # overrides the list), so that each step fits STEP_TIMEOUT and a slow or failing version is named.
 if want racegemm && [[ -x $sanitizer && -x $here/tests/gemm ]]; then
-  [[ $wgmma_ok == 1 ]] &&
+  # (Not when the racewgmma phase already took it version by version in this call.)
+  [[ $wgmma_ok == 1 ]] && ! want racewgmma &&
     run_step "racecheck:gemm-wgmma" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
   racecheck gemm --skip grid_stride --skip wgmma --skip tc2_interior
   for v in ${RACETC2_VERSIONS:-TensorCore128x256SwizzledPersistent TensorCore128x256Swizzled TensorCore128x128Swizzled TensorCore128x256Swizzled4Stage}; do
