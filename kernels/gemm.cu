@@ -489,6 +489,39 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
 
 namespace {
 
+// The register-fragment loops (v16, v17, v20) over k-major shared tiles: a thread's IM float4 of A
+// (32 apart) and IN float4 of B (16 apart) of one k step, from offsets at_a and at_b of the stage.
+template <int IM, int IN>
+__device__ __forceinline__ void simt_load_frags(float4 (&fa)[IM], float4 (&fb)[IN], const float* stage, int at_a,
+                                                int at_b) {
+#pragma unroll
+    for (int im = 0; im < IM; ++im) fa[im] = *reinterpret_cast<const float4*>(&stage[at_a + im * 32]);
+#pragma unroll
+    for (int in = 0; in < IN; ++in) fb[in] = *reinterpret_cast<const float4*>(&stage[at_b + in * 16]);
+}
+
+// One k step of a thread of the register-fragment loops (v16, v17, v20): acc[i][j] += a_i · b_j over
+// the IM float4 of A and IN float4 of B it read from shared memory for the step.
+template <int IM, int IN>
+__device__ __forceinline__ void simt_fma_step(float (&acc)[IM * 4][IN * 4], const float4 (&fa)[IM],
+                                              const float4 (&fb)[IN]) {
+    float fav[IM * 4], fbv[IN * 4];
+#pragma unroll
+    for (int im = 0; im < IM; ++im) {
+        fav[im * 4 + 0] = fa[im].x; fav[im * 4 + 1] = fa[im].y;
+        fav[im * 4 + 2] = fa[im].z; fav[im * 4 + 3] = fa[im].w;
+    }
+#pragma unroll
+    for (int in = 0; in < IN; ++in) {
+        fbv[in * 4 + 0] = fb[in].x; fbv[in * 4 + 1] = fb[in].y;
+        fbv[in * 4 + 2] = fb[in].z; fbv[in * 4 + 3] = fb[in].w;
+    }
+#pragma unroll
+    for (int i = 0; i < IM * 4; ++i)
+#pragma unroll
+        for (int j = 0; j < IN * 4; ++j) acc[i][j] += fav[i] * fbv[j];
+}
+
 // BM×BM tiles over WARPS_M × WARPS_N warps (warp w at m offset (w % WARPS_M)·WM, n offset
 // (w / WARPS_M)·WN); the block's threads must number a quarter of a tile's elements per 16 k
 // (two chunks of each operand a thread).
@@ -628,14 +661,7 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
     // Fragments: fa[s] / fb[s] hold step kk's values for s = kk % 2.
     float4 fa[2][IM], fb[2][IN];
     const int frag_a = wm0 + lm * 4, frag_b = BK * S + wn0 + ln * 4;  // offsets in a stage
-    auto load_frags = [&](const float* st, int kk, int s) {
-#pragma unroll
-        for (int im = 0; im < IM; ++im)
-            fa[s][im] = *reinterpret_cast<const float4*>(&st[frag_a + kk * S + im * 32]);
-#pragma unroll
-        for (int in = 0; in < IN; ++in)
-            fb[s][in] = *reinterpret_cast<const float4*>(&st[frag_b + kk * S + in * 16]);
-    };
+    auto load_frags = [&](const float* st, int kk, int s) { simt_load_frags<IM, IN>(fa[s], fb[s], st, frag_a + kk * S, frag_b + kk * S); };
 
     // Tiles of 16 along k, and how many of them are whole (32-bit counters: k < 2^35, since a
     // row of A alone would otherwise exceed any GPU's memory).
@@ -663,21 +689,7 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
                 __syncthreads();
                 load_frags(nxt, 0, s ^ 1);
             }
-            float fav[IM * 4], fbv[IN * 4];
-#pragma unroll
-            for (int im = 0; im < IM; ++im) {
-                fav[im * 4 + 0] = fa[s][im].x; fav[im * 4 + 1] = fa[s][im].y;
-                fav[im * 4 + 2] = fa[s][im].z; fav[im * 4 + 3] = fa[s][im].w;
-            }
-#pragma unroll
-            for (int in = 0; in < IN; ++in) {
-                fbv[in * 4 + 0] = fb[s][in].x; fbv[in * 4 + 1] = fb[s][in].y;
-                fbv[in * 4 + 2] = fb[s][in].z; fbv[in * 4 + 3] = fb[s][in].w;
-            }
-#pragma unroll
-            for (int i = 0; i < IM * 4; ++i)
-#pragma unroll
-                for (int j = 0; j < IN * 4; ++j) acc[i][j] += fav[i] * fbv[j];
+            simt_fma_step<IM, IN>(acc, fa[s], fb[s]);
         }
         rd = STAGE - rd;
     }
@@ -958,14 +970,7 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
         for (int j = 0; j < IN * 4; ++j) acc[i][j] = 0.0f;
     float4 fa[2][IM], fb[2][IN];
     const int frag_a = wm0 + lm * 4, frag_b = BK * S + wn0 + ln * 4;  // offsets in a stage
-    auto load_frags = [&](const float* st, int kk, int s) {
-#pragma unroll
-        for (int im = 0; im < IM; ++im)
-            fa[s][im] = *reinterpret_cast<const float4*>(&st[frag_a + kk * S + im * 32]);
-#pragma unroll
-        for (int in = 0; in < IN; ++in)
-            fb[s][in] = *reinterpret_cast<const float4*>(&st[frag_b + kk * S + in * 16]);
-    };
+    auto load_frags = [&](const float* st, int kk, int s) { simt_load_frags<IM, IN>(fa[s], fb[s], st, frag_a + kk * S, frag_b + kk * S); };
 
     const int tiles = (int)((K + BK - 1) / BK), full_tiles = (int)(K / BK);
     // Tiles 0 .. ST − 2 into stages 0 .. ST − 2 (a commit each, empty past the end).
@@ -993,21 +998,7 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
         for (int kk = 0; kk < BK; ++kk) {
             const int s = kk % 2;
             if (kk < BK - 1) load_frags(cur, kk + 1, s ^ 1);
-            float fav[IM * 4], fbv[IN * 4];
-#pragma unroll
-            for (int im = 0; im < IM; ++im) {
-                fav[im * 4 + 0] = fa[s][im].x; fav[im * 4 + 1] = fa[s][im].y;
-                fav[im * 4 + 2] = fa[s][im].z; fav[im * 4 + 3] = fa[s][im].w;
-            }
-#pragma unroll
-            for (int in = 0; in < IN; ++in) {
-                fbv[in * 4 + 0] = fb[s][in].x; fbv[in * 4 + 1] = fb[s][in].y;
-                fbv[in * 4 + 2] = fb[s][in].z; fbv[in * 4 + 3] = fb[s][in].w;
-            }
-#pragma unroll
-            for (int i = 0; i < IM * 4; ++i)
-#pragma unroll
-                for (int j = 0; j < IN * 4; ++j) acc[i][j] += fav[i] * fbv[j];
+            simt_fma_step<IM, IN>(acc, fa[s], fb[s]);
         }
     }
     cp_async_wait<0>();
