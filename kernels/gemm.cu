@@ -489,6 +489,48 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
 
 namespace {
 
+// The source pointers of a thread's two 4-element chunks of each operand (v16–v22 loops) at k = kb
+// (SPLIT; else 0): m/n-contiguous operand (A [k, m], B [k, n]): k rows r_mn (+ RMN), columns from
+// m0 / n0 + c_mn; k-contiguous (A [m, k], B [n, k]): rows m0 / n0 + r_k (+ RK), k columns c_k..+3.
+// The m / n index is clamped into the matrix (VEC: whole chunks; else the first element, the rest
+// clamped on copy); ia / ib keep it unclamped.
+template <int RMN, int RK, bool SPLIT, bool TA, bool TB, bool VEC>
+__device__ __forceinline__ void simt_chunk_sources(const lk_gemm_params& p, const float* a, const float* b, int64_t m0,
+                                                   int64_t n0, int64_t kb, int r_mn, int c_mn, int r_k, int c_k,
+                                                   const float* (&pa)[2], const float* (&pb)[2], int64_t (&ia)[2],
+                                                   int64_t (&ib)[2]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        if (TA) {
+            const int64_t col = m0 + c_mn;
+            ia[i] = col;
+            const int64_t cl = VEC ? (col < p.m - 4 ? col : p.m - 4) : (col < p.m - 1 ? col : p.m - 1);
+            pa[i] = a + (int64_t)(r_mn + RMN * i) * p.lda + cl;
+        } else {
+            const int64_t row = m0 + r_k + RK * i;
+            ia[i] = row;
+            pa[i] = a + (row < p.m - 1 ? row : p.m - 1) * p.lda + c_k;
+        }
+        if (TB) {
+            const int64_t row = n0 + r_k + RK * i;
+            ib[i] = row;
+            pb[i] = b + (row < p.n - 1 ? row : p.n - 1) * p.ldb + c_k;
+        } else {
+            const int64_t col = n0 + c_mn;
+            ib[i] = col;
+            const int64_t cl = VEC ? (col < p.n - 4 ? col : p.n - 4) : (col < p.n - 1 ? col : p.n - 1);
+            pb[i] = b + (int64_t)(r_mn + RMN * i) * p.ldb + cl;
+        }
+    }
+    if (SPLIT) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            pa[i] += TA ? kb * p.lda : kb;
+            pb[i] += TB ? kb : kb * p.ldb;
+        }
+    }
+}
+
 // The register-fragment loops (v16, v17, v20) over k-major shared tiles: a thread's IM float4 of A
 // (32 apart) and IN float4 of B (16 apart) of one k step, from offsets at_a and at_b of the stage.
 template <int IM, int IN>
@@ -556,42 +598,12 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
     const int r_mn = tid / CPR, c_mn = (tid % CPR) * 4;
     const int r_k = tid / 4, c_k = (tid % 4) * 4;
 
-    // Stored coordinates of each chunk at k = 0, with the m / n index clamped into the matrix.
-    // VEC: the contiguous dimension is a multiple of 4, so a chunk is wholly inside or outside.
+    // Stored coordinates of each chunk at k = kb, with the m / n index clamped into the matrix.
     const float* pa[2];
     const float* pb[2];
     int64_t ia[2], ib[2];  // the m / n index of the chunk (scalar path: per-element clamps)
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        if (TA) {
-            const int64_t col = m0 + c_mn;
-            ia[i] = col;
-            const int64_t cl = VEC ? (col < p.m - 4 ? col : p.m - 4) : (col < p.m - 1 ? col : p.m - 1);
-            pa[i] = a + (int64_t)(r_mn + RMN * i) * p.lda + cl;
-        } else {
-            const int64_t row = m0 + r_k + RK * i;
-            ia[i] = row;
-            pa[i] = a + (row < p.m - 1 ? row : p.m - 1) * p.lda + c_k;
-        }
-        if (TB) {
-            const int64_t row = n0 + r_k + RK * i;
-            ib[i] = row;
-            pb[i] = b + (row < p.n - 1 ? row : p.n - 1) * p.ldb + c_k;
-        } else {
-            const int64_t col = n0 + c_mn;
-            ib[i] = col;
-            const int64_t cl = VEC ? (col < p.n - 4 ? col : p.n - 4) : (col < p.n - 1 ? col : p.n - 1);
-            pb[i] = b + (int64_t)(r_mn + RMN * i) * p.ldb + cl;
-        }
-    }
+    simt_chunk_sources<RMN, RK, SPLIT, TA, TB, VEC>(p, a, b, m0, n0, kb, r_mn, c_mn, r_k, c_k, pa, pb, ia, ib);
     const int64_t step_a = TA ? BK * p.lda : BK, step_b = TB ? BK : BK * p.ldb;
-    if (SPLIT) {
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            pa[i] += TA ? kb * p.lda : kb;
-            pb[i] += TB ? kb : kb * p.ldb;
-        }
-    }
 
     float4 ga[2], gb[2];
     // Chunk i of a stored operand: `kchunk` is the k index of its first element (k-contiguous) or
@@ -899,25 +911,7 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
     const float* pa[2];
     const float* pb[2];
     int64_t ia[2], ib[2];  // the m / n index of each chunk's first element
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        if (TA) {
-            ia[i] = m0 + c_mn;
-            const int64_t cl = VEC ? (ia[i] < p.m - 4 ? ia[i] : p.m - 4) : (ia[i] < p.m - 1 ? ia[i] : p.m - 1);
-            pa[i] = a + (kb + r_mn + RMN * i) * p.lda + cl;
-        } else {
-            ia[i] = m0 + r_k + RK * i;
-            pa[i] = a + (ia[i] < p.m - 1 ? ia[i] : p.m - 1) * p.lda + kb + c_k;
-        }
-        if (TB) {
-            ib[i] = n0 + r_k + RK * i;
-            pb[i] = b + (ib[i] < p.n - 1 ? ib[i] : p.n - 1) * p.ldb + kb + c_k;
-        } else {
-            ib[i] = n0 + c_mn;
-            const int64_t cl = VEC ? (ib[i] < p.n - 4 ? ib[i] : p.n - 4) : (ib[i] < p.n - 1 ? ib[i] : p.n - 1);
-            pb[i] = b + (kb + r_mn + RMN * i) * p.ldb + cl;
-        }
-    }
+    simt_chunk_sources<RMN, RK, SPLIT, TA, TB, VEC>(p, a, b, m0, n0, kb, r_mn, c_mn, r_k, c_k, pa, pb, ia, ib);
     const int64_t step_a = TA ? BK * p.lda : BK, step_b = TB ? BK : BK * p.ldb;
 
     // One chunk into shared memory: `dst` its first element's place, `dstep` the floats between

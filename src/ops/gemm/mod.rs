@@ -145,7 +145,7 @@ pub enum GemmKernel {
     /// 4-stage `cp.async` ring (34 KiB of static shared memory) instead of register double
     /// buffering: three 16-k tiles in flight while one is multiplied, for products that wait on
     /// memory latency more than on FMAs (a short k, or few tiles per SM). k-contiguous operands are
-    /// copied (transposed) with 4-byte `cp.async`, m/n-contiguous ones with 16-byte. sm_80+. 115–127
+    /// copied (transposed) with 4-byte `cp.async`, m/n-contiguous ones with 16-byte. sm_80+. 113–128
     /// registers a thread (launch bound of 4 blocks per SM), no spills. Not yet run on a GPU: not in
     /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
     Simt64Async,
