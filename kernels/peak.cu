@@ -15,8 +15,8 @@
 //   ffma: `sets` sets of 17 floats (m, c[0..16]); thread t (global index, T threads) uses set
 //     t % sets and writes acc[j] to out[j·T + t].
 // Work split: any grid of blocks of 32·warps threads (warps ≤ 16); every warp does the same work.
-// The mma probe needs sm_80+ (bf16 mma); older targets get a trap. Under the CUDA emulator the mma
-// is tools/cuda-emu's model (tc_ptx_emu.cuh), as in gemm_tc.cu.
+// The mma probe needs sm_80+ (bf16 mma); older targets get a trap. Its mma is gemm_tc.cu's
+// (mma_sync.cuh); under the CUDA emulator, tools/cuda-emu's model (tc_ptx_emu.cuh), as there.
 #include "common.cuh"
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
@@ -32,23 +32,9 @@ constexpr int PEAK_SET_HALVES = PEAK_A_TILES * 256 + PEAK_B_TILES * 128;
 constexpr int PEAK_OUT_PER_WARP = PEAK_A_TILES * PEAK_B_TILES * 128;
 constexpr int PEAK_CHAINS = 16;
 
-// The emulator's model of mma_16x8x16 is a template on this type (tc_ptx_emu.cuh).
-enum TcType { TC_BF16, TC_F16, TC_TF32 };
-
+#include "mma_sync.cuh"
 #if defined(LK_CUDA_EMULATOR)
 #include "tc_ptx_emu.cuh"
-#elif LK_PEAK_MMA_SUPPORTED
-// d += a·b for one 16×8×16 tile, bf16 inputs, f32 accumulators (gemm_tc.cu's helper, bf16 only).
-// volatile: the probe's mmas must all issue, in the order written.
-template <TcType T>
-__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    static_assert(T == TC_BF16, "the probe times bf16 only");
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-        "{%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 #endif
 
 // Two adjacent bf16 of a row-major tile as one fragment register (lower index in the low half).
