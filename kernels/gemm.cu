@@ -1059,15 +1059,11 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_splitk_fused_f32(LK_G
 // Each output sums k in ascending order. The epilogue stores straight from registers: a float4
 // per 4 columns when C's rows are 16-byte aligned and all four columns are inside, else one by
 // one; gemm_output gives each value. 25 KiB of static shared memory.
-#define LK_SHORTK_BM 128
-#define LK_SHORTK_BN 64
-#define LK_SHORTK_KC 32
-
 LK_KERNEL void __launch_bounds__(256) gemm_simt_shortk_f32(lk_gemm_params p, const float* __restrict__ a,
                                                            const float* __restrict__ b, float* __restrict__ c,
                                                            const float* __restrict__ bias,
                                                            const float* __restrict__ y) {
-    constexpr int BM = LK_SHORTK_BM, BN = LK_SHORTK_BN, KC = LK_SHORTK_KC, NT = 256;
+    constexpr int BM = 128, BN = 64, KC = 32, NT = 256;
     constexpr int SA = BM + 4, SB = BN + 4;  // padded k rows (16-byte multiples, for the float4 reads)
     __shared__ __align__(16) float as[KC * SA];
     __shared__ __align__(16) float bs[KC * SB];
