@@ -492,8 +492,9 @@ namespace {
 // The source pointers of a thread's two 4-element chunks of each operand (v16–v22 loops) at k = kb
 // (SPLIT; else 0): m/n-contiguous operand (A [k, m], B [k, n]): k rows r_mn (+ RMN), columns from
 // m0 / n0 + c_mn; k-contiguous (A [m, k], B [n, k]): rows m0 / n0 + r_k (+ RK), k columns c_k..+3.
-// The m / n index is clamped into the matrix (VEC: whole chunks; else the first element, the rest
-// clamped on copy); ia / ib keep it unclamped.
+// The m / n index is clamped into the matrix (VEC: the contiguous dimension is a multiple of 4, so a
+// chunk is wholly inside or outside; else the first element, the rest clamped on copy); ia / ib keep
+// it unclamped.
 template <int RMN, int RK, bool SPLIT, bool TA, bool TB, bool VEC>
 __device__ __forceinline__ void simt_chunk_sources(const lk_gemm_params& p, const float* a, const float* b, int64_t m0,
                                                    int64_t n0, int64_t kb, int r_mn, int c_mn, int r_k, int c_k,
@@ -673,7 +674,9 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
     // Fragments: fa[s] / fb[s] hold step kk's values for s = kk % 2.
     float4 fa[2][IM], fb[2][IN];
     const int frag_a = wm0 + lm * 4, frag_b = BK * S + wn0 + ln * 4;  // offsets in a stage
-    auto load_frags = [&](const float* st, int kk, int s) { simt_load_frags<IM, IN>(fa[s], fb[s], st, frag_a + kk * S, frag_b + kk * S); };
+    auto load_frags = [&](const float* st, int kk, int s) {
+        simt_load_frags<IM, IN>(fa[s], fb[s], st, frag_a + kk * S, frag_b + kk * S);
+    };
 
     // Tiles of 16 along k, and how many of them are whole (32-bit counters: k < 2^35, since a
     // row of A alone would otherwise exceed any GPU's memory).
@@ -964,7 +967,9 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
         for (int j = 0; j < IN * 4; ++j) acc[i][j] = 0.0f;
     float4 fa[2][IM], fb[2][IN];
     const int frag_a = wm0 + lm * 4, frag_b = BK * S + wn0 + ln * 4;  // offsets in a stage
-    auto load_frags = [&](const float* st, int kk, int s) { simt_load_frags<IM, IN>(fa[s], fb[s], st, frag_a + kk * S, frag_b + kk * S); };
+    auto load_frags = [&](const float* st, int kk, int s) {
+        simt_load_frags<IM, IN>(fa[s], fb[s], st, frag_a + kk * S, frag_b + kk * S);
+    };
 
     const int tiles = (int)((K + BK - 1) / BK), full_tiles = (int)(K / BK);
     // Tiles 0 .. ST − 2 into stages 0 .. ST − 2 (a commit each, empty past the end).
@@ -1127,7 +1132,8 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt_shortk_f32(lk_gemm_params p, con
             v.w = lk::gemm_output(p, row, col + 3, acc[i][3], out + 3, bias, y);
             *reinterpret_cast<float4*>(out) = v;
         } else {
-            for (int j = 0; j < 4 && col + j < p.n; ++j) out[j] = lk::gemm_output(p, row, col + j, acc[i][j], out + j, bias, y);
+            for (int j = 0; j < 4 && col + j < p.n; ++j)
+                out[j] = lk::gemm_output(p, row, col + j, acc[i][j], out + j, bias, y);
         }
     }
 }

@@ -431,8 +431,8 @@ unsafe fn measure_key<T: DeviceRepr>(
 /// v4, v18: the split kernel writes each k range's raw sums into a slice of the backend's workspace
 /// (grid z = range), then `gemm_splitk_reduce_f32` adds the slices in order and applies α, β·C and
 /// the epilogue. v19, v21, v22 (`splits_k_in_one_launch`): one kernel, whose last block per output
-/// tile does the reduction
-/// (counting arrivals in the workspace's tile counters).
+/// tile does the reduction (counting arrivals in the workspace's tile counters). The range count is
+/// the kernel's own ([`GemmKernel::splitk_ranges`]).
 #[allow(clippy::too_many_arguments)]
 unsafe fn launch_splitk<T: DeviceRepr>(
     be: &CudaBackend,
