@@ -625,4 +625,25 @@ mod tests {
             "the 64-tile kernels fit the default 48 KiB"
         );
     }
+
+    // Every kernel name the launcher can ask for is an entry of the embedded fatbins (build.rs
+    // checked those against the PTX), so a misspelt name fails here, on any machine, rather than on
+    // a GPU; the Hopper kernels included, which the CPU emulator can't run.
+    #[test]
+    fn every_launched_kernel_name_is_built() {
+        use super::{shape, DType, GemmKernel};
+        let built: Vec<&str> =
+            crate::backend::cuda::KERNEL_MODULES.iter().flat_map(|m| m.functions.iter().copied()).collect();
+        let kernels = GemmKernel::SIMT.into_iter().chain(GemmKernel::TENSOR_CORE).chain(GemmKernel::WGMMA);
+        let mut names: Vec<&str> = kernels
+            .flat_map(|k| [DType::F32, DType::BF16, DType::F16].map(|d| shape(k, d)))
+            .filter_map(|s| s.ok().map(|s| s.name))
+            .collect();
+        names.push("gemm_splitk_reduce_f32");
+        // (The sm_90a source is built only when LATENTKIT_CUDA_ARCHS has 90.)
+        let hopper_built = built.iter().any(|f| f.starts_with("gemm_wgmma"));
+        for name in names.into_iter().filter(|n| hopper_built || !n.starts_with("gemm_wgmma")) {
+            assert!(built.contains(&name), "`{name}` is launched but not built");
+        }
+    }
 }
