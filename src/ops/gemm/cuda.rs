@@ -76,12 +76,14 @@ fn tc_smem(bm: usize, bn: usize, (warps_m, warps_n): (usize, usize), e: usize, b
 /// The kernels whose dynamic shared memory exceeds the default 48 KiB, with their needs (read off
 /// the launch shapes): the backend raises each one's limit once, when it loads the modules.
 pub(crate) fn dynamic_smem() -> impl Iterator<Item = (&'static str, u32)> {
+    launch_shapes().filter(|s| s.smem > 48 * 1024).map(|s| (s.name, s.smem))
+}
+
+/// The launch shape of every kernel version in every input type it takes (f32 for the SIMT ones).
+fn launch_shapes() -> impl Iterator<Item = Shape> {
     let simt = GemmKernel::SIMT.into_iter().map(|k| shape(k, DType::F32));
     let tc = GemmKernel::TENSOR_CORE.into_iter().chain(GemmKernel::WGMMA);
-    simt.chain(tc.flat_map(|k| [DType::BF16, DType::F16, DType::F32].map(|d| shape(k, d))))
-        .filter_map(|s| s.ok())
-        .filter(|s| s.smem > 48 * 1024)
-        .map(|s| (s.name, s.smem))
+    simt.chain(tc.flat_map(|k| [DType::BF16, DType::F16, DType::F32].map(|d| shape(k, d)))).filter_map(|s| s.ok())
 }
 
 fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
@@ -631,14 +633,9 @@ mod tests {
     // a GPU; the Hopper kernels included, which the CPU emulator can't run.
     #[test]
     fn every_launched_kernel_name_is_built() {
-        use super::{shape, DType, GemmKernel};
         let built: Vec<&str> =
             crate::backend::cuda::KERNEL_MODULES.iter().flat_map(|m| m.functions.iter().copied()).collect();
-        let kernels = GemmKernel::SIMT.into_iter().chain(GemmKernel::TENSOR_CORE).chain(GemmKernel::WGMMA);
-        let mut names: Vec<&str> = kernels
-            .flat_map(|k| [DType::F32, DType::BF16, DType::F16].map(|d| shape(k, d)))
-            .filter_map(|s| s.ok().map(|s| s.name))
-            .collect();
+        let mut names: Vec<&str> = super::launch_shapes().map(|s| s.name).collect();
         names.push("gemm_splitk_reduce_f32");
         // (The sm_90a source is built only when LATENTKIT_CUDA_ARCHS has 90.)
         let hopper_built = built.iter().any(|f| f.starts_with("gemm_wgmma"));
