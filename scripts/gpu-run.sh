@@ -18,6 +18,9 @@
 # that one call can hold everything in order of importance and still bring its logs back.
 # Seen on an H100 (2026-11-26): `tests bench` 47 s; `sanitize synccheck baselines train` 370 s,
 # of which 150 s were the mining racecheck cut off (now the racemining phase).
+# SANITIZE_JOBS=N runs the sanitizer phases' steps N at a time in the background, one step per
+# test (start_step, sanitize_each below); the default, 1, runs them one after the other, a step
+# per test binary, as before. Not yet tried on a GPU (written 2026-11-27 without one).
 set -u
 phases=" ${*:-tests bench baselines train sanitize} "
 [[ $phases == " quick " ]] && phases=" tests bench baselines train "
@@ -54,32 +57,105 @@ date -u +"date: %Y-%m-%dT%H:%M:%SZ"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: not available"
 
 table=()
-run_step() {
-  local name=$1
-  shift
-  local t0 t1 status limit=$step_timeout left
+# step_gate NAME: whether step NAME may start (SKIP_STEPS, DEADLINE); a step that may not gets its
+# table row here. Sets `limit`, the step's time limit.
+step_gate() {
+  local name=$1 left
+  limit=$step_timeout
   # SKIP_STEPS: step names not to run in this call (e.g. "bench_vae train_vae" when only the GEMM
   # and metric-learning figures are wanted).
-  if [[ " ${SKIP_STEPS:-} " == *" $name "* ]]; then
-    table+=("$(printf '| %-28s | %-9s | %7s   |' "$name" "SKIP" "asked")")
-    return
-  fi
+  # A name also skips the per-test steps under it (synccheck:mining: synccheck:mining:*).
+  local w
+  for w in ${SKIP_STEPS:-}; do
+    if [[ $name == "$w" || $name == "$w":* ]]; then
+      table+=("$(printf '| %-28s | %-9s | %7s   |' "$name" "SKIP" "asked")")
+      return 1
+    fi
+  done
   if ((deadline > 0)); then
     left=$((deadline - SECONDS))
     if ((left < 15)); then
       table+=("$(printf '| %-28s | %-9s | %7s   |' "$name" "SKIP" "deadline")")
-      return
+      return 1
     fi
     ((left < limit)) && limit=$left
   fi
+}
+# step_row NAME STATUS SECONDS: the step's table row, and the end of its log when it failed.
+step_row() {
+  table+=("$(printf '| %-28s | %-9s | %7.1f s |' "$1" "$2" "$3")")
+  if [[ $2 != PASS ]]; then
+    echo "---- $1: $2, last lines of $out/$1.log"
+    tail -n 25 "$out/$1.log"
+  fi
+}
+# run_step NAME COMMAND...: runs COMMAND now (log $out/NAME.log), within the step's limit.
+run_step() {
+  local name=$1 t0 status
+  shift
+  step_gate "$name" || return 0
   t0=$(date +%s.%N)
   if timeout "$limit" "$@" >"$out/$name.log" 2>&1; then status=PASS; else status="FAIL($?)"; fi
-  t1=$(date +%s.%N)
-  table+=("$(printf '| %-28s | %-9s | %7.1f s |' "$name" "$status" "$(awk -v a="$t0" -v b="$t1" "BEGIN{print b-a}")")")
-  if [[ $status != PASS ]]; then
-    echo "---- $name: $status, last lines of $out/$name.log"
-    tail -n 25 "$out/$name.log"
+  step_row "$name" "$status" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
+}
+# Sanitizer steps may run side by side: SANITIZE_JOBS=N (default 1) keeps up to N of them going at
+# once, in the background, each its own process on the one GPU. They are independent test
+# processes; what they cost is mostly the tool's instrumentation and the tests' f64 references on
+# the CPU (16 cores on the device machine), so N of them take about 1/N of the time in a row.
+# Only with the GPU in the Default compute mode (several processes may hold a context); nothing
+# timed runs while they do (collect_steps waits for them before the profile phase).
+sanitize_jobs=${SANITIZE_JOBS:-1}
+if ((sanitize_jobs > 1)); then
+  mode=$(nvidia-smi --query-gpu=compute_mode --format=csv,noheader 2>/dev/null | head -n 1)
+  if [[ $mode != Default ]]; then
+    echo "SANITIZE_JOBS=$sanitize_jobs: the GPU's compute mode is '${mode:-unknown}', not Default: one step at a time"
+    sanitize_jobs=1
   fi
+fi
+pending=()
+# start_step NAME COMMAND...: as run_step, in the background when SANITIZE_JOBS > 1 (its row is
+# added by collect_steps, in the order the steps started).
+start_step() {
+  local name=$1
+  shift
+  if ((sanitize_jobs <= 1)); then
+    run_step "$name" "$@"
+    return
+  fi
+  while (($(jobs -rp | wc -l) >= sanitize_jobs)); do wait -n; done
+  step_gate "$name" || return 0  # (when a slot is free: the limit is what is left then)
+  (
+    t0=$(date +%s.%N)
+    if timeout "$limit" "$@" >"$out/$name.log" 2>&1; then status=PASS; else status="FAIL($?)"; fi
+    echo "$status $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" >"$out/.$name.result"
+  ) &
+  pending+=("$name")
+}
+# collect_steps: waits for the background steps and adds their rows.
+collect_steps() {
+  local name result
+  wait
+  for name in ${pending[@]+"${pending[@]}"}; do
+    result=$(cat "$out/.$name.result" 2>/dev/null || echo "FAIL(lost) 0")
+    step_row "$name" "${result% *}" "${result#* }"
+    rm -f "$out/.$name.result"
+  done
+  pending=()
+}
+# sanitize_each NAME TOOL BINARY [ARGS...]: compute-sanitizer TOOL on the test binary, one step
+# (NAME) for all of its tests; with SANITIZE_JOBS > 1 one step per test (NAME:test), so that the
+# tests of one binary run side by side too. ARGS (filters, --skip) choose the tests either way.
+sanitize_each() {
+  local name=$1 tool=$2 bin=$3 test
+  shift 3
+  local cmd=("$sanitizer" --tool "$tool" --error-exitcode 1 --print-limit 20)
+  if ((sanitize_jobs <= 1)); then
+    start_step "$name" "${cmd[@]}" "$bin" --test-threads 1 "$@"
+    return
+  fi
+  while read -r test; do
+    [[ -n $test ]] && start_step "$name:$test" "${cmd[@]}" "$bin" --test-threads 1 --exact "$test"
+  done < <("$bin" --list "$@" 2>/dev/null | sed -n 's/: test$//p')
 }
 
 # Whether the Hopper GEMM (wgmma) may run in the bench and profile phases: decided by its test
@@ -112,9 +188,6 @@ if want tests; then
 fi
 }
 
-racecheck() {
-  run_step "racecheck:$1" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/$1" --test-threads 1 "${@:2}"
-}
 phase_sanitize() {
 if want sanitize && [[ -x $sanitizer ]]; then
   # SANITIZE_TESTS: the test binaries to check (default all of them; a run after changes to some
@@ -123,11 +196,12 @@ if want sanitize && [[ -x $sanitizer ]]; then
     [[ -x $here/tests/$t ]] || continue
     extra=()
     [[ $t == gemm ]] && extra=("${skip_wgmma[@]}")
-    run_step "memcheck:$t" "$sanitizer" --tool memcheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1 "${extra[@]}"
+    sanitize_each "memcheck:$t" memcheck "$here/tests/$t" "${extra[@]}"
     # grid_stride (one huge launch) is skipped under racecheck; gemm and mining have their own
     # phases (minutes each); gemm_tuning runs the kernels of the gemm tests again (and trains an
     # epoch): memcheck only.
-    [[ $t == gemm || $t == mining || $t == gemm_tuning ]] || racecheck "$t" --skip grid_stride "${extra[@]}"
+    [[ $t == gemm || $t == mining || $t == gemm_tuning ]] ||
+      sanitize_each "racecheck:$t" racecheck "$here/tests/$t" --skip grid_stride "${extra[@]}"
   done
 fi
 }
@@ -141,10 +215,10 @@ phase_racegemm() {
 if want racegemm && [[ -x $sanitizer && -x $here/tests/gemm ]]; then
   # (Not when the racewgmma phase already took it version by version in this call.)
   [[ $wgmma_ok == 1 ]] && ! want racewgmma &&
-    run_step "racecheck:gemm-wgmma" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
-  racecheck gemm --skip grid_stride --skip wgmma --skip tc2_interior
+    start_step "racecheck:gemm-wgmma" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
+  sanitize_each "racecheck:gemm" racecheck "$here/tests/gemm" --skip grid_stride --skip wgmma --skip tc2_interior
   for v in ${RACETC2_VERSIONS:-TensorCore128x256SwizzledPersistent TensorCore128x256Swizzled TensorCore128x128Swizzled TensorCore128x256Swizzled4Stage}; do
-    LATENTKIT_TEST_TC2=$v run_step "racecheck:gemm-tc2-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 tc2_interior
+    LATENTKIT_TEST_TC2=$v start_step "racecheck:gemm-tc2-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 tc2_interior
   done
 fi
 }
@@ -156,7 +230,7 @@ phase_racewgmma() {
 # hazard). RACEWGMMA_VERSIONS overrides the list (GemmKernel names).
 if want racewgmma && [[ -x $sanitizer && -x $here/tests/gemm && $wgmma_ok == 1 ]]; then
   for v in ${RACEWGMMA_VERSIONS:-Wgmma256Persistent Wgmma128PingPong Wgmma256Multicast Wgmma256PersistentMulticast Wgmma256PersistentEarlyRelease Wgmma256 Wgmma128}; do
-    LATENTKIT_TEST_WGMMA=$v run_step "racecheck:gemm-wgmma-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
+    LATENTKIT_TEST_WGMMA=$v start_step "racecheck:gemm-wgmma-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
   done
 fi
 }
@@ -169,7 +243,7 @@ phase_racemining() {
 if want racemining && [[ -x $sanitizer && -x $here/tests/mining ]]; then
   # RACEMINING_ARGS: more test-binary arguments (e.g. --skip NAME) for a call with less time.
   # shellcheck disable=SC2086
-  racecheck mining --skip triplet_bwd_matches_finite_differences ${RACEMINING_ARGS:-}
+  sanitize_each "racecheck:mining" racecheck "$here/tests/mining" --skip triplet_bwd_matches_finite_differences ${RACEMINING_ARGS:-}
 fi
 }
 phase_synccheck() {
@@ -181,7 +255,7 @@ if want synccheck && [[ -x $sanitizer ]]; then
     [[ -x $here/tests/$t ]] || continue
     extra=()
     [[ $t == gemm ]] && extra=("${skip_wgmma[@]}")
-    run_step "synccheck:$t" "$sanitizer" --tool synccheck --error-exitcode 1 --print-limit 20 "$here/tests/$t" --test-threads 1 "${extra[@]}"
+    sanitize_each "synccheck:$t" synccheck "$here/tests/$t" "${extra[@]}"
   done
 fi
 }
@@ -291,7 +365,11 @@ phase_tests
 # The wgmma test only when wgmma may run (wgmma_ok above, set by the tests phase).
 skip_wgmma=()
 [[ $wgmma_ok == 1 ]] || skip_wgmma=(--skip wgmma)
-for p in baselines bench train sanitize synccheck profile racewgmma racegemm racemining; do "phase_$p"; done
+# (The sanitizer steps that went to the background are waited for before the profile phase, which
+# times kernels, and at the end.)
+for p in baselines bench train sanitize synccheck collect_steps profile racewgmma racegemm racemining collect_steps; do
+  if [[ $p == collect_steps ]]; then collect_steps; else "phase_$p"; fi
+done
 
 echo
 for log in bench_kernels bench_gemm_ceilings bench_gemm bench_gemm_all bench_vae bench_metric bench_metric_large train_vae train_siamese; do
