@@ -21,8 +21,10 @@
 # kernels only can leave out steps and binaries (SKIP_STEPS, SANITIZE_TESTS, BASELINES: gpu-run.sh),
 # as the second and third H100 runs of 2026-11-27 did (BENCHMARKS.md; the third, GEMM only, took
 # 414 s: "tests baselines bench sanitize synccheck racegemm"). To find which wgmma version stops
-# under racecheck, "racewgmma" checks them one per step. Helpers working on kernels should not
-# call the device themselves: the 15 minutes are the session's.
+# under racecheck, "racewgmma" checks them one per step. SANITIZE_JOBS=8 runs the sanitizer steps
+# eight at a time, one per test (gpu-run.sh; the device machine has 16 cores), so that memcheck,
+# synccheck and racecheck of the gemm tests can share one call with the tests and benches.
+# Helpers working on kernels should not call the device themselves: the 15 minutes are the session's.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
