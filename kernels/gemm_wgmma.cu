@@ -57,11 +57,22 @@ struct WgConfig {
 static_assert(WgConfig<256>::SMEM_BYTES == 197632 && WgConfig<128>::SMEM_BYTES == 197632,
               "src/ops/gemm/cuda.rs (WGMMA_SMEM) must match");
 
+// The PTX below exists on sm_90a only. The CPU emulator (tools/cuda-emu, LK_CUDA_EMULATOR) compiles
+// the kernels too, with its models of these helpers (wgmma_ptx_emu.cuh) in place of the PTX.
+#if defined(LK_CUDA_EMULATOR) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900)
+#define LK_WGMMA_ARCH 1
+#else
+#define LK_WGMMA_ARCH 0
+#endif
+
+#if defined(LK_CUDA_EMULATOR)
+#include "wgmma_ptx_emu.cuh"
+#else
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if LK_WGMMA_ARCH
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
@@ -80,15 +91,6 @@ __device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
         : "r"(bar), "r"(parity)
         : "memory");
     return done != 0;
-}
-// Waits until the phase with parity `parity` of the barrier has completed. A wait of 2^36 cycles
-// (over 30 s) can only be a pipeline bug: the kernel traps (a launch error) instead of hanging.
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-    if (mbar_try_wait(bar, parity)) return;
-    const long long start = clock64();
-    while (!mbar_try_wait(bar, parity)) {
-        if (clock64() - start > (1ll << 36)) __trap();
-    }
 }
 // 2-D TMA tile copy global → shared at box coordinates (c0 innermost, c1), completing on `bar`.
 __device__ __forceinline__ void tma_load_2d(uint32_t dst, const lk_tma_map* map, uint32_t bar, int c0, int c1) {
@@ -148,16 +150,6 @@ __device__ __forceinline__ void setmaxnreg_inc() {
 template <int R>
 __device__ __forceinline__ void setmaxnreg_dec() {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R));
-}
-// wgmma shared-memory matrix descriptor for the 128-byte swizzle: start address (bits 0–13), leading
-// byte offset (16–29) and stride byte offset (32–45), all in 16-byte units, layout type 1 =
-// SWIZZLE_128B (bits 62–63); base offset 0 (atoms sit on 1024-byte boundaries).
-//   K-major: SBO = 1024 (from one 8-row group to the next); LBO unused (a k16 slice stays inside
-//   the 128-byte row).
-//   MN-major: LBO = distance between 64-element m/n atoms, SBO = 1024 (8 k rows).
-__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
-    return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo & 0x3FFFF) >> 4) << 16) |
-           (static_cast<uint64_t>((sbo & 0x3FFFF) >> 4) << 32) | (1ull << 62);
 }
 // d[0..128) = A(64×16) · B(16×256) + (scale_d ? d : 0) in TYPE ("bf16" or "f16"), both operands
 // read from shared memory through descriptors; TA / TB = 1: that operand is MN-major (transposed).
@@ -236,7 +228,43 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t da, ui
     else LK_WGMMA_M64N128K16("f16");
 }
 #undef LK_WGMMA_M64N128K16
+// The mbarrier initialisations above are visible to the cluster (and the async proxy) before use.
+__device__ __forceinline__ void fence_mbarrier_init() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// Named barrier ID of COUNT threads (warp multiples): bar_sync waits for COUNT arrivals, bar_arrive
+// adds this warp's and goes on.
+template <int ID, int COUNT>
+__device__ __forceinline__ void bar_sync() {
+    asm volatile("bar.sync %0, %1;\n" ::"n"(ID), "n"(COUNT) : "memory");
+}
+template <int ID, int COUNT>
+__device__ __forceinline__ void bar_arrive() {
+    asm volatile("bar.arrive %0, %1;\n" ::"n"(ID), "n"(COUNT) : "memory");
+}
+#endif  // LK_WGMMA_ARCH
+#endif  // LK_CUDA_EMULATOR
 
+#if LK_WGMMA_ARCH
+// Waits until the phase with parity `parity` of the barrier has completed. A wait of 2^36 cycles
+// (over 30 s) can only be a pipeline bug: the kernel traps (a launch error) instead of hanging.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    if (mbar_try_wait(bar, parity)) return;
+    const long long start = clock64();
+    while (!mbar_try_wait(bar, parity)) {
+        if (clock64() - start > (1ll << 36)) __trap();
+    }
+}
+// wgmma shared-memory matrix descriptor for the 128-byte swizzle: start address (bits 0–13), leading
+// byte offset (16–29) and stride byte offset (32–45), all in 16-byte units, layout type 1 =
+// SWIZZLE_128B (bits 62–63); base offset 0 (atoms sit on 1024-byte boundaries).
+//   K-major: SBO = 1024 (from one 8-row group to the next); LBO unused (a k16 slice stays inside
+//   the 128-byte row).
+//   MN-major: LBO = distance between 64-element m/n atoms, SBO = 1024 (8 k rows).
+__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+    return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo & 0x3FFFF) >> 4) << 16) |
+           (static_cast<uint64_t>((sbo & 0x3FFFF) >> 4) << 32) | (1ull << 62);
+}
 template <TcType T, int BN, int A_MN, int B_MN>
 __device__ __forceinline__ void wgmma_k16(float (&d)[BN / 2], uint64_t da, uint64_t db, int sd) {
     if constexpr (BN == 256) wgmma_m64n256k16<T, A_MN, B_MN>(d, da, db, sd);
@@ -269,7 +297,7 @@ __device__ __forceinline__ void wg_init_ring(uint64_t (&full_bar)[S], uint64_t (
             mbar_init(smem_u32(&full_bar[s]), 1);
             mbar_init(smem_u32(&empty_bar[s]), consumers);
         }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        fence_mbarrier_init();
     }
     if constexpr (MC) cluster_sync();
     else __syncthreads();
@@ -302,7 +330,7 @@ struct WgTileCopy {
     // Copies k step k0 of the tile into the stage at `sa` (A; B follows it), completing on `bar`.
     __device__ __forceinline__ void load(const lk_tma_map* tma_a, const lk_tma_map* tma_b, uint32_t sa, uint32_t bar,
                                          int k0) const {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if LK_WGMMA_ARCH
         const uint32_t sb = sa + WgConfig<BN>::A_BYTES;
         if (A_MN) {
             for (int j = 0; j < a_boxes; ++j) tma_load_2d(sa + j * ATOM_BYTES, tma_a, bar, m0 + 64 * j, k0);
@@ -331,7 +359,7 @@ template <TcType T, int BN, int A_MN, int B_MN, bool MC = false>
 __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const lk_tma_map* tma_a,
                                                 const lk_tma_map* tma_b, float* __restrict__ c,
                                                 const float* __restrict__ bias, const float* __restrict__ y) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if LK_WGMMA_ARCH
     using Cfg = WgConfig<BN>;
     constexpr int S = Cfg::STAGES;
     __shared__ alignas(8) uint64_t full_bar[S], empty_bar[S];
@@ -398,7 +426,7 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
 
     // Both consumers are done reading the pipeline (every TMA copy has landed: each was waited
     // for), so its memory can take the accumulators.
-    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    bar_sync<1, 256>();
     constexpr int PS = Cfg::PARK_STRIDE;
     const int lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int r0 = 64 * w + 16 * ((tid / 32) & 3) + g;  // fragment rows r0 and r0 + 8
@@ -408,8 +436,8 @@ __device__ __forceinline__ void gemm_wgmma_body(const lk_gemm_params& p, const l
         *reinterpret_cast<float2*>(park + (r0 + 8) * PS + 8 * j + 2 * t) = make_float2(acc[4 * j + 2], acc[4 * j + 3]);
     }
     // Each warpgroup stores the 64 rows it parked.
-    if (w == 0) asm volatile("bar.sync 2, 128;\n" ::: "memory");
-    else asm volatile("bar.sync 3, 128;\n" ::: "memory");
+    if (w == 0) bar_sync<2, 128>();
+    else bar_sync<3, 128>();
 #pragma unroll 1
     for (int idx = tid % 128; idx < 64 * BN; idx += 128) {
         const int r = 64 * w + idx / BN, cc = idx % BN;
@@ -442,7 +470,7 @@ template <TcType T, int A_MN, int B_MN>
 __device__ __forceinline__ void gemm_wgmma_pingpong_body(const lk_gemm_params& p, const lk_tma_map* tma_a,
                                                          const lk_tma_map* tma_b, float* __restrict__ c,
                                                          const float* __restrict__ bias, const float* __restrict__ y) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if LK_WGMMA_ARCH
     using Cfg = WgConfig<PP_TILE>;
     constexpr int S = Cfg::STAGES;
     __shared__ alignas(8) uint64_t full_bar[S], empty_bar[S];
@@ -488,8 +516,8 @@ __device__ __forceinline__ void gemm_wgmma_pingpong_body(const lk_gemm_params& p
     for (int j = w; j < count; j += 2) {
         // Named barriers 1 (consumer 0 → 1) and 2 (1 → 0): tile j − 1's mainloop is done.
         if (j > 0) {
-            if (w == 1) asm volatile("bar.sync 1, 256;\n" ::: "memory");
-            else asm volatile("bar.sync 2, 256;\n" ::: "memory");
+            if (w == 1) bar_sync<1, 256>();
+            else bar_sync<2, 256>();
         }
         const int tile = bid + j * grid;
         const int64_t m0 = (int64_t)(tile / tiles_n) * PP_TILE, n0 = (int64_t)(tile % tiles_n) * PP_TILE;
@@ -522,8 +550,8 @@ __device__ __forceinline__ void gemm_wgmma_pingpong_body(const lk_gemm_params& p
         fence_accumulators(acc1);
         if (lane == 0) mbar_arrive(empty((j * steps + steps - 1) % S));
         if (j + 1 < count) {  // the other consumer's next tile may start
-            if (w == 0) asm volatile("bar.arrive 1, 256;\n" ::: "memory");
-            else asm volatile("bar.arrive 2, 256;\n" ::: "memory");
+            if (w == 0) bar_arrive<1, 256>();
+            else bar_arrive<2, 256>();
         }
         const int64_t r0 = m0 + 16 * wq + g4, c0 = n0 + 2 * t4;
 #pragma unroll
@@ -570,7 +598,7 @@ template <TcType T, int A_MN, int B_MN, bool EARLY, bool MC>
 __device__ __forceinline__ void gemm_wgmma_persistent_body(const lk_gemm_params& p, const lk_tma_map* tma_a,
                                                            const lk_tma_map* tma_b, float* __restrict__ c,
                                                            const float* __restrict__ bias, const float* __restrict__ y) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if LK_WGMMA_ARCH
     constexpr int BN = 256;
     using Cfg = WgConfig<BN>;
     constexpr int S = Cfg::STAGES;

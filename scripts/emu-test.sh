@@ -2,8 +2,9 @@
 # Runs the test suite's CUDA halves on the CPU: builds the CUDA emulator (tools/cuda-emu, a libcuda.so.1
 # that runs kernels/*.cu compiled for the host, one fiber per CUDA thread) and runs
 # `cargo test --release --features cuda` against it with LATENTKIT_REQUIRE_CUDA=1, so every
-# CPU-vs-CUDA parity test runs its CUDA half (the emulated GPU is an sm_80: the Hopper-only wgmma
-# kernels are not built for it and their tests skip, as on an A100).
+# CPU-vs-CUDA parity test runs its CUDA half. The emulated GPU is an sm_80 (the Hopper-only wgmma
+# kernels do not load on it and their test skips, as on an A100), or with LK_EMU_SM=90 an sm_90 that
+# runs them: `LK_EMU_SM=90 scripts/emu-test.sh --test gemm -- wgmma`.
 #
 # Usage: scripts/emu-test.sh [cargo test arguments, e.g. --test gemm -- some_filter]
 #        scripts/emu-test.sh --ci
@@ -12,9 +13,10 @@
 #   - The dev profile, which CI's `cargo build --features cuda --all-targets` has already built: a
 #     release build costs 5-7 more minutes of compiling, and the emulated kernels (g++ -O2 either
 #     way) run about as fast in dev test binaries.
-#   - Every test of every test binary but the slow ones in CI_SKIP. Every kernel that the whole
-#     suite launches is still launched, so each kernels/*.cu but gemm_wgmma.cu (not emulated) and
-#     timing.cu (a no-op here) runs under at least one parity test.
+#   - Every test of every test binary but the slow ones in CI_SKIP, and the Hopper GEMM test on an
+#     emulated sm_90 (in both of its TMA timings). Every kernel that the whole suite launches is
+#     still launched, so each kernels/*.cu but timing.cu (a no-op here) runs under at least one
+#     parity test.
 #   - One process per test, EMU_JOBS (default nproc) at a time, slowest first: the emulator runs one
 #     launch at a time per process, so more processes are what use more cores.
 #   It prints one line per test, the output of those that fail, and fails if any does.
@@ -101,33 +103,46 @@ for t in "${CI_FIRST[@]}"; do
   for task in "${first[@]}"; do [[ ${task##*$'\t'} == "$t" ]] && ordered+=("$task"); done
 done
 ordered+=("${rest[@]}")
+# The Hopper GEMM test once more on an emulated sm_90 (LK_EMU_SM=90: gemm_wgmma.cu's kernels load only
+# there), twice: TMA copies landing as late as a GPU could land them (a read before the wait sees the
+# old bytes) and as early (a stage refilled while still being read shows up). First: the slowest.
+hopper=()
+for entry in "${bins[@]}"; do
+  [[ ${entry%%$'\t'*} == gemm ]] || continue
+  for env in "LK_EMU_SM=90" "LK_EMU_SM=90 LK_EMU_TMA=early"; do
+    hopper+=("$entry"$'\t'wgmma_matches_reference_on_hopper$'\t'"$env")
+  done
+done
+ordered=(${hopper[@]+"${hopper[@]}"} "${ordered[@]}")
 if ((${#ordered[@]} == 0)); then
   echo "emu-test.sh --ci: no tests listed" >&2
   exit 1
 fi
 
-run_one() { # binary path test: runs one test in its own process; its status goes to $logs
-  local log=$logs/$1.$3 start=$SECONDS rc=0
-  "$2" --exact "$3" >"$log.log" 2>&1 || rc=$?
+run_one() { # binary path test [env]: runs one test in its own process; its status goes to $logs
+  local log=$logs/$1.$3${4:+.${4// /.}} start=$SECONDS rc=0
+  # shellcheck disable=SC2086 # $4: assignments, one word each
+  env $4 "$2" --exact "$3" >"$log.log" 2>&1 || rc=$?
   echo "$rc" >"$log.rc"
-  printf '%-6s %s::%s (%d s)\n' "$( ((rc)) && echo FAILED || echo ok)" "$1" "$3" $((SECONDS - start))
+  printf '%-6s %s::%s%s (%d s)\n' "$( ((rc)) && echo FAILED || echo ok)" "$1" "$3" "${4:+ [$4]}" $((SECONDS - start))
 }
 
 lanes=${EMU_JOBS:-$(nproc)}
 start=$SECONDS
 for task in "${ordered[@]}"; do
   while (($(jobs -rp | wc -l) >= lanes)); do wait -n || true; done
-  IFS=$'\t' read -r name path t <<<"$task"
-  run_one "$name" "$path" "$t" &
+  IFS=$'\t' read -r name path t envs <<<"$task"
+  run_one "$name" "$path" "$t" "$envs" &
 done
 wait
 failed=()
 for task in "${ordered[@]}"; do
-  IFS=$'\t' read -r name path t <<<"$task"
-  [[ $(cat "$logs/$name.$t.rc" 2>/dev/null) == 0 ]] && continue
-  failed+=("$name::$t")
-  printf '\n---- %s::%s ----\n' "$name" "$t"
-  cat "$logs/$name.$t.log" 2>/dev/null || echo "(no log)"
+  IFS=$'\t' read -r name path t envs <<<"$task"
+  log=$logs/$name.$t${envs:+.${envs// /.}}
+  [[ $(cat "$log.rc" 2>/dev/null) == 0 ]] && continue
+  failed+=("$name::$t${envs:+ [$envs]}")
+  printf '\n---- %s::%s%s ----\n' "$name" "$t" "${envs:+ [$envs]}"
+  cat "$log.log" 2>/dev/null || echo "(no log)"
 done
 echo
 if ((${#failed[@]})); then

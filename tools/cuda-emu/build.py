@@ -4,14 +4,16 @@
 Usage: tools/cuda-emu/build.py [OUT_DIR]      (default: target/cuda-emu)
 
 Each kernels/*.cu is compiled by the host C++ compiler ($CXX, default g++) against cuda_emu.h, after
-three mechanical rewrites of a copy of it:
+four mechanical rewrites of a copy of it:
   - `extern __shared__ T name[];` becomes a macro for the launch's dynamic shared memory;
   - each function-scope `__shared__` declaration gets a call that fills it with NaN bytes once per
     block (so a read of shared memory nobody wrote shows up as NaN, as garbage would on a GPU);
-  - every `LK_KERNEL` gets a registrar, so the fake driver finds it by name.
-gemm_tc.cu's inline PTX (ldmatrix, mma.sync, cp.async) comes from the emulator's tc_ptx.cuh. Kernels
-whose PTX has no model here (gemm_wgmma.cu: wgmma, TMA, mbarriers; timing.cu: the global timer) are
-not compiled: their modules still load, and launching one fails with CUDA_ERROR_NOT_FOUND.
+  - every `LK_KERNEL` gets a registrar (with its `__cluster_dims__`), so the fake driver finds it by name;
+  - member functions of a `struct` lose `__device__` (`static` here, for free functions).
+gemm_tc.cu's inline PTX (ldmatrix, mma.sync, cp.async) comes from the emulator's tc_ptx_emu.cuh,
+gemm_wgmma.cu's (mbarriers, TMA, wgmma, clusters) from wgmma_ptx_emu.cuh and hopper.cpp. A kernel
+whose PTX has no model here (timing.cu: the global timer) is not compiled: its module still loads,
+and launching one of its kernels fails with CUDA_ERROR_NOT_FOUND.
 """
 import os
 import re
@@ -23,11 +25,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SKIP = {"gemm_wgmma.cu", "timing.cu"}
+SKIP = {"timing.cu"}
 
 EXTERN_SHARED = re.compile(r"^(\s*)extern __shared__ (?:__align__\(\d+\)\s+)?(.+?)\s+(\w+)\[\];")
 SHARED = re.compile(r"^(\s*)__shared__ (.*);")
-KERNEL = re.compile(r"\bLK_KERNEL\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(")
+KERNEL = re.compile(
+    r"\bLK_KERNEL\s+void\s+(?:__cluster_dims__\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)\s+)?"
+    r"(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(")
 
 
 def shared_names(decl: str) -> list[str]:
@@ -54,9 +58,21 @@ def shared_names(decl: str) -> list[str]:
     return names
 
 
+STRUCT_OPEN = re.compile(r"^(\s*)struct\b[^;]*\{\s*$")
+
+
 def rewrite(text: str) -> tuple[str, list[str]]:
     out = []
+    struct_indent = None  # inside a struct body: its member functions lose `__device__` (static here)
     for line in text.splitlines():
+        if struct_indent is None:
+            m = STRUCT_OPEN.match(line)
+            if m:
+                struct_indent = m.group(1)
+        elif line.startswith(struct_indent + "};"):
+            struct_indent = None
+        else:
+            line = line.replace("__device__ ", "")
         m = EXTERN_SHARED.match(line)
         if m:
             indent, ty, name = m.groups()
@@ -66,6 +82,10 @@ def rewrite(text: str) -> tuple[str, list[str]]:
         if m and "(" not in m.group(2).split("[", 1)[0].replace("__align__(", "").replace("alignas(", ""):
             indent, decl = m.groups()
             poison = " ".join(f"lk_emu_poison_shared(&{n}, sizeof {n});" for n in shared_names(decl))
+            # `static alignas(8) T x` is ill-formed for g++: the alignment goes first.
+            a = re.match(r"(alignas\(\d+\))\s+(.*)", decl)
+            if a:
+                line = f"{indent}{a.group(1)} __shared__ {a.group(2)};"
             out.append(f"{line} {poison}")
             continue
         out.append(line)
@@ -99,11 +119,11 @@ def main() -> int:
         if f.name in SKIP:
             continue
         text, kernels = rewrite(f.read_text())
-        text += "".join(f"LK_EMU_REGISTER({k})\n" for k in kernels)
+        text += "".join(f"LK_EMU_REGISTER({k}, {x or 1}, {y or 1}, {z or 1})\n" for x, y, z, k in kernels)
         dst = src_dir / (f.stem + ".cpp")
         dst.write_text(text)
         units.append(dst)
-    units += [HERE / "timing_emu.cpp", HERE / "runtime.cpp", HERE / "driver.cpp"]
+    units += [HERE / "timing_emu.cpp", HERE / "runtime.cpp", HERE / "hopper.cpp", HERE / "driver.cpp"]
 
     flags = ["-std=c++17", "-O2", "-g1", "-fPIC", "-ffp-contract=off", "-fno-strict-aliasing",
              "-w", f"-I{src_dir}", f"-I{HERE}", f"-I{cuda_home}/include"]
@@ -129,7 +149,7 @@ def main() -> int:
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to("libcuda.so.1")
-    print(f"cuda-emu: built {lib} ({len(units) - 3} kernel sources)")
+    print(f"cuda-emu: built {lib} ({len(units) - 4} kernel sources)")
     return 0
 
 

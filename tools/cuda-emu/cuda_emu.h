@@ -27,6 +27,8 @@
 #define __device__ static
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
+// Clusters: build.py reads the dimensions and registers them with the kernel.
+#define __cluster_dims__(...)
 #define __grid_constant__
 #define __align__(n) __attribute__((aligned(n)))
 // Function-scope `__shared__` arrays: one instance shared by the fibers of the running block.
@@ -242,7 +244,7 @@ inline T atomicCAS(T* p, T cmp, T v) {
 namespace lk_emu {
 using ThreadBody = std::function<void()>;
 using Binder = std::function<ThreadBody(void** params)>;
-void register_kernel(const char* name, Binder binder);
+void register_kernel(const char* name, Binder binder, dim3 cluster);
 
 template <typename... A, size_t... I>
 ThreadBody bind_params(void (*k)(A...), void** p, std::index_sequence<I...>) {
@@ -251,9 +253,10 @@ ThreadBody bind_params(void (*k)(A...), void** p, std::index_sequence<I...>) {
 }
 template <typename... A>
 struct Registrar {
-    Registrar(const char* name, void (*k)(A...)) {
-        register_kernel(name, [k](void** p) { return bind_params(k, p, std::index_sequence_for<A...>{}); });
+    Registrar(const char* name, void (*k)(A...), dim3 cluster) {
+        register_kernel(name, [k](void** p) { return bind_params(k, p, std::index_sequence_for<A...>{}); }, cluster);
     }
 };
 }  // namespace lk_emu
-#define LK_EMU_REGISTER(name) static lk_emu::Registrar lk_emu_registrar_##name(#name, &name);
+// `x, y, z`: the kernel's __cluster_dims__ (1, 1, 1 without).
+#define LK_EMU_REGISTER(name, x, y, z) static lk_emu::Registrar lk_emu_registrar_##name(#name, &name, dim3{x, y, z});

@@ -33,8 +33,21 @@ using namespace lk_emu;
 constexpr size_t PAGE = 4096;
 constexpr unsigned char CANARY = 0xA5;
 constexpr int DEFAULT_DYN_SMEM = 48 * 1024;
-constexpr int OPTIN_SMEM = 166912;  // an A100's opt-in limit per block
-constexpr int SM_COUNT = 108;
+// The emulated GPU: an sm_80 with an A100's limits, or with LK_EMU_SM=90 an sm_90 with an H100's
+// (the Hopper kernels, gemm_wgmma.cu, load only there).
+struct DeviceModel {
+    int major, minor, sms, optin_smem, smem_per_sm, l2_bytes, clock_khz;
+    const char* name;
+};
+const DeviceModel& device() {
+    static const DeviceModel d = [] {
+        const char* v = getenv("LK_EMU_SM");
+        if (v && strcmp(v, "90") == 0)
+            return DeviceModel{9, 0, 132, 232448, 233472, 50 << 20, 1755000, "latentkit CUDA emulator (CPU, sm_90)"};
+        return DeviceModel{8, 0, 108, 166912, 167936, 40 << 20, 1410000, "latentkit CUDA emulator (CPU)"};
+    }();
+    return d;
+}
 constexpr size_t TOTAL_MEM = size_t(16) << 30;
 
 struct Alloc {
@@ -45,6 +58,7 @@ struct Alloc {
 struct Func {
     std::string name;
     const Binder* binder;
+    dim3 cluster;  // compiled-in __cluster_dims__ (1, 1, 1 without)
     int max_dyn_smem = DEFAULT_DYN_SMEM;
 };
 using Op = std::function<CUresult()>;
@@ -163,7 +177,7 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
 }
 
 CUresult launch_now(Func* f, dim3 grid, dim3 block, size_t smem, const ThreadBody& body) {
-    const std::string err = run_grid(f->name.c_str(), body, grid, block, smem);
+    const std::string err = run_grid(f->name.c_str(), body, grid, block, smem, f->cluster);
     if (!err.empty()) return report(CUDA_ERROR_LAUNCH_FAILED, err);
     const std::string canary = check_canaries(f->name.c_str());
     if (!canary.empty()) return report(CUDA_ERROR_ILLEGAL_ADDRESS, canary);
@@ -235,7 +249,7 @@ CUresult cuDeviceGet(CUdevice* d, int ordinal) {
     return CUDA_SUCCESS;
 }
 CUresult cuDeviceGetName(char* name, int len, CUdevice) {
-    snprintf(name, (size_t)len, "latentkit CUDA emulator (CPU)");
+    snprintf(name, (size_t)len, "%s", device().name);
     return CUDA_SUCCESS;
 }
 CUresult cuDeviceTotalMem(size_t* bytes, CUdevice) {
@@ -249,12 +263,12 @@ CUresult cuMemGetInfo(size_t* free_bytes, size_t* total) {
 }
 CUresult cuDeviceGetAttribute(int* v, CUdevice_attribute a, CUdevice) {
     switch (a) {
-        case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *v = 8; break;
-        case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *v = 0; break;
-        case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *v = SM_COUNT; break;
-        case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: *v = OPTIN_SMEM; break;
+        case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *v = device().major; break;
+        case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *v = device().minor; break;
+        case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *v = device().sms; break;
+        case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: *v = device().optin_smem; break;
         case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK: *v = DEFAULT_DYN_SMEM; break;
-        case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR: *v = 167936; break;
+        case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR: *v = device().smem_per_sm; break;
         case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *v = 1024; break;
         case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR: *v = 2048; break;
         case CU_DEVICE_ATTRIBUTE_WARP_SIZE: *v = 32; break;
@@ -264,9 +278,9 @@ CUresult cuDeviceGetAttribute(int* v, CUdevice_attribute a, CUdevice) {
         case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X: *v = 2147483647; break;
         case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y: *v = 65535; break;
         case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z: *v = 65535; break;
-        case CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE: *v = 40 << 20; break;
+        case CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE: *v = device().l2_bytes; break;
         case CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK: *v = 65536; break;
-        case CU_DEVICE_ATTRIBUTE_CLOCK_RATE: *v = 1410000; break;
+        case CU_DEVICE_ATTRIBUTE_CLOCK_RATE: *v = device().clock_khz; break;
         case CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE: *v = 1215000; break;
         case CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH: *v = 5120; break;
         case CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING: *v = 1; break;
@@ -410,7 +424,7 @@ CUresult cuModuleGetFunction(CUfunction* out, CUmodule, const char* name) {
     if (it == functions.end()) {
         // Kernels the emulator does not compile (inline PTX it has no model of) still resolve, so
         // their module loads; launching one fails with CUDA_ERROR_NOT_FOUND.
-        it = functions.emplace(name, new Func{name, find_kernel(name)}).first;
+        it = functions.emplace(name, new Func{name, find_kernel(name), kernel_cluster(name)}).first;
     }
     *out = reinterpret_cast<CUfunction>(it->second);
     return CUDA_SUCCESS;
@@ -418,7 +432,7 @@ CUresult cuModuleGetFunction(CUfunction* out, CUmodule, const char* name) {
 CUresult cuFuncSetAttribute(CUfunction f, CUfunction_attribute a, int v) {
     Func* fn = reinterpret_cast<Func*>(f);
     if (a == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) {
-        if (v < 0 || v > OPTIN_SMEM) return CUDA_ERROR_INVALID_VALUE;
+        if (v < 0 || v > device().optin_smem) return CUDA_ERROR_INVALID_VALUE;
         fn->max_dyn_smem = v;
     }
     return CUDA_SUCCESS;
@@ -434,12 +448,12 @@ CUresult cuFuncGetAttribute(int* v, CUfunction_attribute a, CUfunction f) {
     return CUDA_SUCCESS;
 }
 CUresult cuFuncSetCacheConfig(CUfunction, CUfunc_cache) { return CUDA_SUCCESS; }
-// An A100's limits: 2048 threads, 32 blocks and 164 KiB of shared memory per SM (registers ignored).
+// 2048 threads, 32 blocks and the model's shared memory per SM (registers ignored).
 CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int* blocks, CUfunction, int threads, size_t smem,
                                                               unsigned int) {
     if (threads <= 0) return CUDA_ERROR_INVALID_VALUE;
     int n = std::min(32, 2048 / threads);
-    if (smem) n = std::min<int>(n, (int)(167936 / (smem + 1024)));
+    if (smem) n = std::min<int>(n, (int)(device().smem_per_sm / (smem + 1024)));
     *blocks = n;
     return CUDA_SUCCESS;
 }
@@ -460,6 +474,11 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
                                                     ", " + std::to_string(gy) + ", " + std::to_string(gz) +
                                                     ") × block (" + std::to_string(bx) + ", " + std::to_string(by) +
                                                     ", " + std::to_string(bz) + ")");
+    if (gx % fn->cluster.x || gy % fn->cluster.y || gz % fn->cluster.z)
+        return report(CUDA_ERROR_INVALID_CLUSTER_SIZE, "launch of " + fn->name + ": its cluster (" +
+                                                           std::to_string(fn->cluster.x) + ", " +
+                                                           std::to_string(fn->cluster.y) + ", " +
+                                                           std::to_string(fn->cluster.z) + ") does not divide the grid");
     if ((int)smem > fn->max_dyn_smem)
         return report(CUDA_ERROR_INVALID_VALUE, "launch of " + fn->name + " with " + std::to_string(smem) +
                                                     " B of dynamic shared memory over its limit of " +
@@ -560,10 +579,43 @@ CUresult cuEventElapsedTime(float* ms, CUevent a, CUevent b) {
     return CUDA_SUCCESS;
 }
 
-CUresult cuTensorMapEncodeTiled(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                                CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill) {
-    return report(CUDA_ERROR_NOT_SUPPORTED, "TMA descriptors are not emulated");
+// Checks the driver's rules for what hopper.cpp models (2-byte elements, rank ≤ 2, no interleave,
+// unit element strides) and stores the map's fields in its 128 opaque bytes (TmaMapModel).
+CUresult cuTensorMapEncodeTiled(CUtensorMap* map, CUtensorMapDataType type, cuuint32_t rank, void* base,
+                                const cuuint64_t* dims, const cuuint64_t* strides, const cuuint32_t* box,
+                                const cuuint32_t* element_strides, CUtensorMapInterleave interleave,
+                                CUtensorMapSwizzle swizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill fill) {
+    static_assert(sizeof(TmaMapModel) <= sizeof(CUtensorMap), "the model fits the opaque map");
+    const bool two_bytes = type == CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 || type == CU_TENSOR_MAP_DATA_TYPE_FLOAT16 ||
+                           type == CU_TENSOR_MAP_DATA_TYPE_UINT16;
+    if (!map || !base || !dims || !box || !element_strides || (rank > 1 && !strides))
+        return report(CUDA_ERROR_INVALID_VALUE, "cuTensorMapEncodeTiled: a null argument");
+    if (!two_bytes || rank < 1 || rank > 2 || interleave != CU_TENSOR_MAP_INTERLEAVE_NONE)
+        return report(CUDA_ERROR_NOT_SUPPORTED, "cuTensorMapEncodeTiled: cuda-emu models 2-byte elements, rank 1-2, no interleave");
+    if (reinterpret_cast<uintptr_t>(base) % 16) return report(CUDA_ERROR_INVALID_VALUE, "cuTensorMapEncodeTiled: base not 16-byte aligned");
+    TmaMapModel m{};
+    m.magic = TmaMapModel::MAGIC;
+    m.base = static_cast<const char*>(base);
+    m.rank = rank;
+    m.swizzle_128b = swizzle == CU_TENSOR_MAP_SWIZZLE_128B;
+    m.zero_fill = fill == CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE;
+    if (swizzle != CU_TENSOR_MAP_SWIZZLE_NONE && !m.swizzle_128b)
+        return report(CUDA_ERROR_NOT_SUPPORTED, "cuTensorMapEncodeTiled: cuda-emu models no swizzle or the 128-byte one");
+    if (!m.zero_fill) return report(CUDA_ERROR_NOT_SUPPORTED, "cuTensorMapEncodeTiled: cuda-emu models the zero fill");
+    for (cuuint32_t i = 0; i < 2; ++i) {
+        m.dims[i] = i < rank ? dims[i] : 1;
+        m.box[i] = i < rank ? box[i] : 1;
+        if (i < rank && (dims[i] == 0 || dims[i] > (1ull << 32) || box[i] == 0 || box[i] > 256 || element_strides[i] != 1))
+            return report(CUDA_ERROR_INVALID_VALUE, "cuTensorMapEncodeTiled: a dimension, box or element stride out of range");
+    }
+    m.row_stride = rank > 1 ? strides[0] : m.dims[0] * 2;
+    if (rank > 1 && (strides[0] % 16 || strides[0] >= (1ull << 40)))
+        return report(CUDA_ERROR_INVALID_VALUE, "cuTensorMapEncodeTiled: a stride not a multiple of 16");
+    if ((m.box[0] * 2) % 16 || (m.swizzle_128b && m.box[0] * 2 > 128))
+        return report(CUDA_ERROR_INVALID_VALUE, "cuTensorMapEncodeTiled: the box's inner extent does not suit the swizzle");
+    memset(map, 0, sizeof *map);
+    memcpy(map, &m, sizeof m);
+    return CUDA_SUCCESS;
 }
 
 }  // extern "C"
@@ -575,8 +627,19 @@ std::unordered_map<std::string, Binder>& registry() {
     static std::unordered_map<std::string, Binder> r;
     return r;
 }
+std::unordered_map<std::string, dim3>& clusters() {
+    static std::unordered_map<std::string, dim3> c;
+    return c;
+}
 }  // namespace
-void register_kernel(const char* name, Binder binder) { registry()[name] = std::move(binder); }
+void register_kernel(const char* name, Binder binder, dim3 cluster) {
+    registry()[name] = std::move(binder);
+    clusters()[name] = cluster;
+}
+dim3 kernel_cluster(const std::string& name) {
+    auto it = clusters().find(name);
+    return it == clusters().end() ? dim3{1, 1, 1} : it->second;
+}
 const Binder* find_kernel(const std::string& name) {
     auto it = registry().find(name);
     return it == registry().end() ? nullptr : &it->second;

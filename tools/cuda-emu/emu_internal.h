@@ -1,18 +1,59 @@
-// Between the emulator's scheduler (runtime.cpp) and its driver API (driver.cpp).
+// Between the emulator's scheduler (runtime.cpp), its Hopper models (hopper.cpp) and its driver API
+// (driver.cpp).
 #pragma once
 #include <string>
 
 #include "cuda_emu.h"
 
 namespace lk_emu {
-// Runs every block of the grid; returns "" on success, else the reason it stopped.
-std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3 block, size_t dyn_bytes);
+// Runs every block of the grid, a cluster at a time (`cluster`: its blocks per dimension, 1, 1, 1
+// without clusters); returns "" on success, else the reason it stopped.
+std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3 block, size_t dyn_bytes,
+                     dim3 cluster);
 // The kernel being run ("" between launches), for the fault handler.
 const char* running_kernel();
 // Whether the calling host thread is running a kernel's fibers now (for the fault handler).
 bool in_kernel_on_this_thread();
 // "block (x, y, z) thread (x, y, z)" of the running fiber, into buf (async-signal-safe).
 void describe_current_thread(char* buf, size_t len);
-// The binder of a registered kernel, or nullptr.
+// The binder of a registered kernel, or nullptr; its cluster dimensions (1, 1, 1 when it has none).
 const Binder* find_kernel(const std::string& name);
+dim3 kernel_cluster(const std::string& name);
+
+// For hopper.cpp, about the running thread and its cluster:
+// lets the other threads run; the scheduler calls a pass in which only spinning threads ran and
+// nothing changed (note_progress) a deadlock, naming `what` the thread waited for.
+void spin(const char* what);
+// Lets the other threads run once (not a wait: no deadlock can be called on it).
+void let_others_run();
+void note_progress();
+unsigned current_rank();     // its block's rank in the cluster
+unsigned cluster_blocks();   // blocks in the cluster
+unsigned current_linear_tid();
+size_t block_threads();
+bool thread_done(unsigned rank, unsigned tid);
+bool block_exited(unsigned rank);  // every thread of block `rank` of the cluster has exited
+uint32_t& fiber_wg_issued();  // its wgmma operations issued, and groups committed, in this block
+uint32_t& fiber_wg_group();
+std::string current_where();
+[[noreturn]] void fail_launch(const std::string& why);
+// The shared window (a 32-bit shared-state-space address, as on the GPU): of a host pointer into the
+// running block's shared memory, and the host bytes behind `bytes` at window address `w` of block
+// `rank` of the cluster.
+uint32_t smem_window(const void* p);
+void* smem_host(unsigned rank, uint32_t w, size_t bytes);
+
+// What cuTensorMapEncodeTiled (driver.cpp) keeps in a CUtensorMap's 128 opaque bytes for hopper.cpp's
+// TMA copies: a rank-1 or -2 tensor of 2-byte elements, dims[0] innermost.
+struct TmaMapModel {
+    static constexpr uint64_t MAGIC = 0x6c6b2d746d61ull;  // "lk-tma"
+    uint64_t magic;
+    const char* base;
+    uint64_t dims[2];
+    uint64_t row_stride;  // bytes from one dims[1] index to the next
+    uint32_t box[2];
+    uint32_t rank;
+    bool swizzle_128b;
+    bool zero_fill;
+};
 }  // namespace lk_emu

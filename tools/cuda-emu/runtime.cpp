@@ -48,13 +48,19 @@ lk_emu_switch:
 namespace lk_emu {
 namespace {
 
-enum State { RUNNABLE, AT_BARRIER, AT_WARP, DONE };
+// SPIN: runnable, but its last try (an mbarrier try_wait, a wgmma waiting for its warpgroup) found
+// nothing to do; a pass in which only spinning threads ran and nothing changed is a deadlock.
+enum State { RUNNABLE, AT_BARRIER, AT_WARP, AT_NAMED, AT_CLUSTER, SPIN, DONE };
 
 struct Fiber {
     void* sp = nullptr;
     char* stack = nullptr;  // lowest usable byte (a PROT_NONE page sits below it)
     uint3 tid{};
+    unsigned rank = 0;  // its block's rank in the cluster (0 without clusters)
     State st = RUNNABLE;
+    int named = 0;        // AT_NAMED: the barrier's id
+    const char* spin_on = "";  // SPIN: what it waits for (deadlock reports)
+    uint32_t wg_issued = 0, wg_group = 0;  // wgmma: operations issued and groups committed
     int op = 0, arg = 0, width = 32;
     uint32_t mask = 0;
     uint64_t in = 0, out = 0;
@@ -67,9 +73,20 @@ constexpr size_t STACK_BYTES = 256 * 1024;
 constexpr size_t PAGE = 4096;
 constexpr size_t STACK_POISON_BYTES = 8 * 1024;
 
+// A named barrier (bar.sync / bar.arrive) of one block.
+struct Named {
+    int count = 0, arrived = 0;
+};
+constexpr int MAX_CLUSTER = 8;
+
 struct Scheduler {
     void* sched_sp = nullptr;
-    std::vector<Fiber> fibers;
+    std::vector<Fiber> fibers;  // the cluster's blocks, one after the other (n threads each)
+    size_t n = 0;                // threads per block
+    unsigned blocks = 1;         // blocks in the cluster
+    uint3 block_idx[MAX_CLUSTER]{};
+    Named named[MAX_CLUSTER][16];
+    uint64_t progress = 0;  // counts what can let a waiting thread go on (hopper.cpp adds to it)
     Fiber* cur = nullptr;
     const ThreadBody* body = nullptr;
     const char* kernel = "";
@@ -78,11 +95,24 @@ struct Scheduler {
     pthread_t host_thread{};  // the thread running the fibers
     std::string error;
     uint64_t epoch = 0;
-    std::unordered_map<void*, uint64_t> poisoned;
-    // Dynamic shared memory: the launch's bytes end at a PROT_NONE page.
-    char* dyn_region = nullptr;
-    size_t dyn_region_bytes = 0;
-    char* dyn = nullptr;
+    // Static __shared__ variables (function-scope statics here) by address: the epoch each block
+    // of the cluster last poisoned them in, their shared-window offsets, and with clusters each
+    // block's copy of them (the statics hold the running block's; see switch_to).
+    // (The launch's statics get window offsets when first converted: only the Hopper kernels do.)
+    struct Static {
+        char* p;
+        size_t bytes;
+        uint32_t window;  // 0: none yet
+    };
+    std::unordered_map<void*, uint64_t> poisoned[MAX_CLUSTER];
+    std::vector<Static> statics;  // this launch's
+    uint32_t static_window_end = 0;
+    std::unordered_map<void*, std::vector<char>> static_copy[MAX_CLUSTER];
+    unsigned live = 0;  // whose statics are in place
+    // Dynamic shared memory, per block of the cluster: the launch's bytes end at a PROT_NONE page.
+    char* dyn_region[MAX_CLUSTER]{};
+    size_t dyn_region_bytes[MAX_CLUSTER]{};
+    char* dyn[MAX_CLUSTER]{};
     size_t dyn_bytes = 0;
 };
 Scheduler S;
@@ -131,133 +161,174 @@ void fail(std::string why) {
 
 std::string where(const Fiber& f) {
     char buf[160];
-    snprintf(buf, sizeof buf, "block (%u, %u, %u) thread (%u, %u, %u)", lk_emu_block_idx.x, lk_emu_block_idx.y,
-             lk_emu_block_idx.z, f.tid.x, f.tid.y, f.tid.z);
+    const uint3 b = S.block_idx[f.rank];
+    snprintf(buf, sizeof buf, "block (%u, %u, %u) thread (%u, %u, %u)", b.x, b.y, b.z, f.tid.x, f.tid.y, f.tid.z);
     return buf;
 }
 
 // Releases every warp whose participating lanes have all reached the same collective.
-bool resolve_warps(size_t n) {
+bool resolve_warps() {
     bool released = false;
-    for (size_t w0 = 0; w0 < n; w0 += 32) {
-        const size_t lanes = std::min<size_t>(32, n - w0);
-        Fiber* first = nullptr;
-        for (size_t l = 0; l < lanes; ++l)
-            if (S.fibers[w0 + l].st == AT_WARP) {
-                first = &S.fibers[w0 + l];
-                break;
-            }
-        if (!first) continue;
-        const uint32_t mask = first->mask;
-        bool ready = true;
-        for (size_t l = 0; l < lanes && ready; ++l) {
-            if (!(mask >> l & 1)) continue;
-            const Fiber& f = S.fibers[w0 + l];
-            if (f.st == DONE) continue;  // exited lanes are not waited for
-            if (f.st != AT_WARP) {
-                ready = false;  // still running or at a block barrier
-                continue;
-            }
-            if (f.mask != mask || f.op != first->op) {
-                fail(std::string("warp collective mismatch in ") + S.kernel + ": " + where(f) +
-                     " waits on another collective or mask than lane " + std::to_string(first - &S.fibers[w0]));
-                return false;
-            }
-        }
-        if (!ready) continue;
-        uint32_t part = 0;  // participating lanes
-        for (size_t l = 0; l < lanes; ++l)
-            if ((mask >> l & 1) && S.fibers[w0 + l].st == AT_WARP) part |= 1u << l;
-        uint32_t ballot = 0;
-        for (size_t l = 0; l < lanes; ++l)
-            if ((part >> l & 1) && (S.fibers[w0 + l].in & 1)) ballot |= 1u << l;
-        if (first->op == WARP_GATHER) {
-            for (size_t l = 0; l < lanes; ++l) {
-                if (!(part >> l & 1)) continue;
-                Fiber& f = S.fibers[w0 + l];
-                if (f.blob_bytes != first->blob_bytes) {
-                    fail(std::string("warp gather size mismatch in ") + S.kernel + ": " + where(f));
+    for (unsigned r = 0; r < S.blocks; ++r) {
+        Fiber* blk = S.fibers.data() + r * S.n;
+        for (size_t w0 = 0; w0 < S.n; w0 += 32) {
+            const size_t lanes = std::min<size_t>(32, S.n - w0);
+            Fiber* first = nullptr;
+            for (size_t l = 0; l < lanes; ++l)
+                if (blk[w0 + l].st == AT_WARP) {
+                    first = &blk[w0 + l];
+                    break;
+                }
+            if (!first) continue;
+            const uint32_t mask = first->mask;
+            bool ready = true;
+            for (size_t l = 0; l < lanes && ready; ++l) {
+                if (!(mask >> l & 1)) continue;
+                const Fiber& f = blk[w0 + l];
+                if (f.st == DONE) continue;  // exited lanes are not waited for
+                if (f.st != AT_WARP) {
+                    ready = false;  // still running or at another barrier
+                    continue;
+                }
+                if (f.mask != mask || f.op != first->op) {
+                    fail(std::string("warp collective mismatch in ") + S.kernel + ": " + where(f) +
+                         " waits on another collective or mask than lane " + std::to_string(first - &blk[w0]));
                     return false;
                 }
-                char* out = static_cast<char*>(f.blobs_out);
-                memset(out, 0xFF, 32 * f.blob_bytes);
-                for (size_t s = 0; s < lanes; ++s)
-                    if (part >> s & 1) memcpy(out + s * f.blob_bytes, S.fibers[w0 + s].blob, f.blob_bytes);
             }
-        }
-        for (size_t l = 0; l < lanes; ++l) {
-            if (!(part >> l & 1)) continue;
-            Fiber& f = S.fibers[w0 + l];
-            const int width = f.width, base = (int)l / width * width;
-            int src = (int)l;
-            switch (f.op) {
-                case WARP_SHFL_IDX: src = base + (f.arg & (width - 1)); break;
-                case WARP_SHFL_XOR: src = (int)l ^ f.arg; if (src / width > (int)l / width || src >= 32) src = (int)l; break;
-                case WARP_SHFL_DOWN: src = (int)l + f.arg; if (src >= base + width) src = (int)l; break;
-                case WARP_SHFL_UP: src = (int)l - f.arg; if (src < base) src = (int)l; break;
-                default: break;
+            if (!ready) continue;
+            uint32_t part = 0;  // participating lanes
+            for (size_t l = 0; l < lanes; ++l)
+                if ((mask >> l & 1) && blk[w0 + l].st == AT_WARP) part |= 1u << l;
+            uint32_t ballot = 0;
+            for (size_t l = 0; l < lanes; ++l)
+                if ((part >> l & 1) && (blk[w0 + l].in & 1)) ballot |= 1u << l;
+            if (first->op == WARP_GATHER) {
+                for (size_t l = 0; l < lanes; ++l) {
+                    if (!(part >> l & 1)) continue;
+                    Fiber& f = blk[w0 + l];
+                    if (f.blob_bytes != first->blob_bytes) {
+                        fail(std::string("warp gather size mismatch in ") + S.kernel + ": " + where(f));
+                        return false;
+                    }
+                    char* out = static_cast<char*>(f.blobs_out);
+                    memset(out, 0xFF, 32 * f.blob_bytes);
+                    for (size_t s = 0; s < lanes; ++s)
+                        if (part >> s & 1) memcpy(out + s * f.blob_bytes, blk[w0 + s].blob, f.blob_bytes);
+                }
             }
-            if (f.op == WARP_BALLOT) f.out = ballot;
-            else if (f.op == WARP_SYNC || f.op == WARP_GATHER) f.out = 0;
-            // Reading a lane outside the collective is undefined on the GPU: all-ones bits (a NaN).
-            else f.out = (src < (int)lanes && (part >> src & 1)) ? S.fibers[w0 + src].in : ~uint64_t(0);
+            for (size_t l = 0; l < lanes; ++l) {
+                if (!(part >> l & 1)) continue;
+                Fiber& f = blk[w0 + l];
+                const int width = f.width, base = (int)l / width * width;
+                int src = (int)l;
+                switch (f.op) {
+                    case WARP_SHFL_IDX: src = base + (f.arg & (width - 1)); break;
+                    case WARP_SHFL_XOR: src = (int)l ^ f.arg; if (src / width > (int)l / width || src >= 32) src = (int)l; break;
+                    case WARP_SHFL_DOWN: src = (int)l + f.arg; if (src >= base + width) src = (int)l; break;
+                    case WARP_SHFL_UP: src = (int)l - f.arg; if (src < base) src = (int)l; break;
+                    default: break;
+                }
+                if (f.op == WARP_BALLOT) f.out = ballot;
+                else if (f.op == WARP_SYNC || f.op == WARP_GATHER) f.out = 0;
+                // Reading a lane outside the collective is undefined on the GPU: all-ones bits (a NaN).
+                else f.out = (src < (int)lanes && (part >> src & 1)) ? blk[w0 + src].in : ~uint64_t(0);
+            }
+            for (size_t l = 0; l < lanes; ++l)
+                if (part >> l & 1) blk[w0 + l].st = RUNNABLE;
+            released = true;
         }
-        for (size_t l = 0; l < lanes; ++l)
-            if (part >> l & 1) S.fibers[w0 + l].st = RUNNABLE;
+    }
+    return released;
+}
+
+// Releases a block whose live threads all wait at __syncthreads (or, with `state` AT_CLUSTER, the
+// cluster whose live threads all wait at a cluster barrier).
+bool resolve_barrier(State state) {
+    bool released = false;
+    const size_t group = state == AT_CLUSTER ? S.fibers.size() : S.n;
+    for (size_t g0 = 0; g0 < S.blocks * S.n; g0 += group) {
+        size_t waiting = 0, live = 0;
+        for (size_t i = g0; i < g0 + group; ++i) {
+            if (S.fibers[i].st == DONE) continue;
+            ++live;
+            if (S.fibers[i].st == state) ++waiting;
+        }
+        if (live == 0 || waiting != live) continue;
+        for (size_t i = g0; i < g0 + group; ++i)
+            if (S.fibers[i].st == state) S.fibers[i].st = RUNNABLE;
         released = true;
     }
     return released;
 }
 
-bool resolve_barrier(size_t n) {
-    size_t waiting = 0, live = 0;
-    for (size_t i = 0; i < n; ++i) {
-        if (S.fibers[i].st == DONE) continue;
-        ++live;
-        if (S.fibers[i].st == AT_BARRIER) ++waiting;
+// Puts the statics of block `rank` in place (clusters only: each block has its own copy).
+void switch_statics(unsigned rank) {
+    if (S.live == rank) return;
+    for (const auto& st : S.statics) {
+        std::vector<char>& out = S.static_copy[S.live][st.p];
+        out.assign(st.p, st.p + st.bytes);
+        auto in = S.static_copy[rank].find(st.p);
+        if (in != S.static_copy[rank].end()) memcpy(st.p, in->second.data(), st.bytes);
+        else memset(st.p, 0xFF, st.bytes);
     }
-    if (live == 0 || waiting != live) return false;
-    for (size_t i = 0; i < n; ++i)
-        if (S.fibers[i].st == AT_BARRIER) S.fibers[i].st = RUNNABLE;
-    return true;
+    S.live = rank;
 }
 
-bool run_block(size_t n) {
+bool run_cluster() {
     ++S.epoch;
-    if (S.dyn_bytes) memset(S.dyn, 0xFF, S.dyn_bytes);
+    S.live = 0;
+    for (unsigned r = 0; r < S.blocks; ++r) {
+        if (S.dyn_bytes) memset(S.dyn[r], 0xFF, S.dyn_bytes);
+        S.static_copy[r].clear();
+        for (auto& nb : S.named[r]) nb = Named{};
+    }
     const unsigned bx = lk_emu_block_dim.x, by = lk_emu_block_dim.y;
-    for (size_t i = 0; i < n; ++i) {
+    const size_t total = S.blocks * S.n;
+    for (size_t i = 0; i < total; ++i) {
         Fiber& f = S.fibers[i];
-        f.tid = uint3{(unsigned)(i % bx), (unsigned)(i / bx % by), (unsigned)(i / (bx * by))};
+        const size_t t = i % S.n;
+        f.tid = uint3{(unsigned)(t % bx), (unsigned)(t / bx % by), (unsigned)(t / (bx * by))};
+        f.rank = (unsigned)(i / S.n);
         f.st = RUNNABLE;
+        f.wg_issued = f.wg_group = 0;
         init_stack(f);
     }
     for (;;) {
-        for (size_t j = 0; j < n; ++j) {
+        const uint64_t before = S.progress;
+        bool moved = false;  // a thread ran and ended anywhere but in a spin
+        for (size_t j = 0; j < total; ++j) {
             // LK_EMU_SCHEDULE=reverse runs the highest thread first: a missing barrier between one
             // thread's shared-memory write and another's read shows up in one of the two orders.
-            Fiber& f = S.fibers[S.reverse ? n - 1 - j : j];
-            if (f.st != RUNNABLE) continue;
+            Fiber& f = S.fibers[S.reverse ? total - 1 - j : j];
+            if (f.st != RUNNABLE && f.st != SPIN) continue;
+            f.st = RUNNABLE;
             S.cur = &f;
             lk_emu_thread_idx = f.tid;
+            lk_emu_block_idx = S.block_idx[f.rank];
+            if (S.blocks > 1) switch_statics(f.rank);
             lk_emu_switch(&S.sched_sp, f.sp);
             if (S.failed) return false;
+            moved |= f.st != SPIN;
         }
         size_t done = 0;
-        for (size_t i = 0; i < n; ++i) done += S.fibers[i].st == DONE;
-        if (done == n) return true;
-        if (resolve_warps(n)) continue;
+        for (size_t i = 0; i < total; ++i) done += S.fibers[i].st == DONE;
+        if (done == total) return true;
+        if (resolve_warps()) continue;
         if (S.failed) return false;
-        if (resolve_barrier(n)) continue;
+        if (resolve_barrier(AT_BARRIER) || resolve_barrier(AT_CLUSTER)) continue;
+        if (moved || S.progress != before) continue;
         // Nothing can move: name the first waiting thread of each kind.
         std::string why = std::string("deadlock in ") + S.kernel + ":";
-        for (size_t i = 0; i < n; ++i) {
-            const Fiber& f = S.fibers[i];
-            if (f.st == AT_BARRIER) { why += " " + where(f) + " waits at __syncthreads;"; break; }
-        }
-        for (size_t i = 0; i < n; ++i) {
-            const Fiber& f = S.fibers[i];
-            if (f.st == AT_WARP) { why += " " + where(f) + " waits in a warp collective;"; break; }
+        const char* kinds[] = {"", " waits at __syncthreads;", " waits in a warp collective;",
+                               " waits at a named barrier;", " waits at a cluster barrier;", nullptr};
+        for (State st : {AT_BARRIER, AT_WARP, AT_NAMED, AT_CLUSTER, SPIN}) {
+            for (size_t i = 0; i < total; ++i) {
+                const Fiber& f = S.fibers[i];
+                if (f.st != st) continue;
+                why += " " + where(f) + (st == SPIN ? std::string(" waits for ") + f.spin_on + ";" : kinds[st]);
+                break;
+            }
         }
         fail(why);
         return false;
@@ -266,9 +337,10 @@ bool run_block(size_t n) {
 
 }  // namespace
 
-// Runs a whole grid on the calling host thread (the driver holds its lock); an empty string when
-// every thread finished, else what went wrong.
-std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3 block, size_t dyn_bytes) {
+// Runs a whole grid on the calling host thread (the driver holds its lock), one cluster at a time
+// (a block is a cluster of one); an empty string when every thread finished, else what went wrong.
+std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3 block, size_t dyn_bytes,
+                     dim3 cluster) {
     static const bool reverse = [] {
         const char* v = getenv("LK_EMU_SCHEDULE");
         return v && strcmp(v, "reverse") == 0;
@@ -279,26 +351,40 @@ std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3
     S.body = &body;
     S.failed = false;
     S.error.clear();
-    const size_t n = (size_t)block.x * block.y * block.z;
-    if (S.fibers.size() < n) S.fibers.resize(n);
-    // Dynamic shared memory ends at a PROT_NONE page: reading or writing past it faults.
+    S.statics.clear();
+    S.static_window_end = 0;
+    S.n = (size_t)block.x * block.y * block.z;
+    S.blocks = cluster.x * cluster.y * cluster.z;
+    if (S.blocks == 0 || S.blocks > MAX_CLUSTER || grid.x % cluster.x || grid.y % cluster.y || grid.z % cluster.z) {
+        S.kernel = "";
+        return "cluster of " + std::to_string(S.blocks) + " blocks does not divide the grid (cuda-emu)";
+    }
+    if (S.fibers.size() < S.blocks * S.n) S.fibers.resize(S.blocks * S.n);
+    // Dynamic shared memory ends at a PROT_NONE page: reading or writing past it faults. Every block
+    // of a cluster has the same offset in its pages, so a shared-window offset means the same bytes
+    // in each (DSMEM, multicast).
     const size_t need = (dyn_bytes + PAGE - 1) / PAGE * PAGE + PAGE;
-    if (dyn_bytes && need > S.dyn_region_bytes) {
-        if (S.dyn_region) munmap(S.dyn_region, S.dyn_region_bytes);
-        S.dyn_region = static_cast<char*>(
-            mmap(nullptr, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-        S.dyn_region_bytes = need;
-        mprotect(S.dyn_region + need - PAGE, PAGE, PROT_NONE);
+    for (unsigned r = 0; r < S.blocks; ++r) {
+        if (dyn_bytes && need > S.dyn_region_bytes[r]) {
+            if (S.dyn_region[r]) munmap(S.dyn_region[r], S.dyn_region_bytes[r]);
+            S.dyn_region[r] = static_cast<char*>(
+                mmap(nullptr, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+            S.dyn_region_bytes[r] = need;
+            mprotect(S.dyn_region[r] + need - PAGE, PAGE, PROT_NONE);
+        }
+        S.dyn[r] = dyn_bytes ? S.dyn_region[r] + S.dyn_region_bytes[r] - PAGE - (dyn_bytes + 15) / 16 * 16 : nullptr;
     }
     S.dyn_bytes = dyn_bytes;
-    S.dyn = dyn_bytes ? S.dyn_region + S.dyn_region_bytes - PAGE - (dyn_bytes + 15) / 16 * 16 : nullptr;
     lk_emu_block_dim = block;
     lk_emu_grid_dim = grid;
-    for (unsigned z = 0; z < grid.z; ++z)
-        for (unsigned y = 0; y < grid.y; ++y)
-            for (unsigned x = 0; x < grid.x; ++x) {
-                lk_emu_block_idx = uint3{x, y, z};
-                if (!run_block(n)) {
+    for (unsigned z = 0; z < grid.z; z += cluster.z)
+        for (unsigned y = 0; y < grid.y; y += cluster.y)
+            for (unsigned x = 0; x < grid.x; x += cluster.x) {
+                // Cluster ranks: x fastest.
+                for (unsigned r = 0; r < S.blocks; ++r)
+                    S.block_idx[r] = uint3{x + r % cluster.x, y + r / cluster.x % cluster.y,
+                                           z + r / (cluster.x * cluster.y)};
+                if (!run_cluster()) {
                     S.kernel = "";
                     return S.error;
                 }
@@ -317,6 +403,75 @@ void describe_current_thread(char* buf, size_t len) {
              lk_emu_block_idx.z, t.x, t.y, t.z);
 }
 
+// ---- for hopper.cpp ----
+void spin(const char* what) {
+    S.cur->st = SPIN;
+    S.cur->spin_on = what;
+    yield();
+}
+void let_others_run() { yield(); }
+void note_progress() { ++S.progress; }
+unsigned current_rank() { return S.cur->rank; }
+unsigned cluster_blocks() { return S.blocks; }
+unsigned current_linear_tid() { return (unsigned)((S.cur - S.fibers.data()) % S.n); }
+size_t block_threads() { return S.n; }
+bool thread_done(unsigned rank, unsigned tid) { return S.fibers[rank * S.n + tid].st == DONE; }
+bool block_exited(unsigned rank) {
+    for (size_t i = rank * S.n; i < (rank + 1) * S.n; ++i)
+        if (S.fibers[i].st != DONE) return false;
+    return true;
+}
+uint32_t& fiber_wg_issued() { return S.cur->wg_issued; }
+uint32_t& fiber_wg_group() { return S.cur->wg_group; }
+std::string current_where() { return where(*S.cur); }
+[[noreturn]] void fail_launch(const std::string& why) {
+    fail(why + " in " + S.kernel + " at " + where(*S.cur));
+    yield();
+    __builtin_unreachable();
+}
+
+// The shared window: the block's dynamic shared memory from DYN_WINDOW on (congruent to its host
+// address modulo 1024, so that alignment in the window is alignment on the host), then its static
+// __shared__ variables from STATIC_WINDOW on, under 2^18 (the wgmma descriptors' address field).
+constexpr uint32_t DYN_WINDOW = 0x400, STATIC_WINDOW = 0x3C000, WINDOW_END = 0x40000;
+uint32_t dyn_window_base() { return DYN_WINDOW + (uint32_t)(reinterpret_cast<uintptr_t>(S.dyn[0]) & 1023); }
+uint32_t smem_window(const void* p) {
+    const char* c = static_cast<const char*>(p);
+    const char* d = S.dyn[S.cur->rank];
+    if (d && c >= d && c < d + S.dyn_bytes) return dyn_window_base() + (uint32_t)(c - d);
+    for (auto& st : S.statics) {
+        if (c < st.p || c >= st.p + st.bytes) continue;
+        if (!st.window) {
+            const uint32_t w = STATIC_WINDOW + ((S.static_window_end + 15) & ~15u);
+            if (w + st.bytes > WINDOW_END) fail_launch("static __shared__ variables past the emulated shared window");
+            st.window = w;
+            S.static_window_end = w - STATIC_WINDOW + (uint32_t)st.bytes;
+        }
+        return st.window + (uint32_t)(c - st.p);
+    }
+    fail_launch("a shared-memory address of something not in shared memory");
+}
+void* smem_host(unsigned rank, uint32_t w, size_t bytes) {
+    const uint32_t d0 = dyn_window_base();
+    if (S.dyn[rank] && w >= d0 && w + bytes <= d0 + S.dyn_bytes) return S.dyn[rank] + (w - d0);
+    for (auto& st : S.statics) {
+        char* base = st.p;
+        const size_t size = st.bytes;
+        const uint32_t s0 = st.window;
+        if (s0 && w >= s0 && w + bytes <= s0 + size) {
+            // Another block's statics: its copy (the statics in place are the running block's).
+            if (rank != S.live) {
+                std::vector<char>& copy = S.static_copy[rank][base];
+                if (copy.size() != size) copy.assign(size, (char)0xFF);
+                return copy.data() + (w - s0);
+            }
+            return base + (w - s0);
+        }
+    }
+    fail_launch("shared-window address " + std::to_string(w) + " (" + std::to_string(bytes) +
+                " bytes) is outside the block's shared memory");
+}
+
 }  // namespace lk_emu
 
 using namespace lk_emu;
@@ -328,7 +483,7 @@ extern "C" void lk_emu_syncthreads() {
 
 extern "C" uint64_t lk_emu_warp_collective(int op, uint32_t mask, uint64_t value, int arg, int width) {
     Fiber* f = S.cur;
-    const unsigned lane = (unsigned)(f - S.fibers.data()) % 32;
+    const unsigned lane = current_linear_tid() % 32;
     if (!(mask >> lane & 1)) {
         fail(std::string("warp collective in ") + S.kernel + ": " + where(*f) + " is not in its own mask");
         yield();
@@ -358,20 +513,44 @@ extern "C" void lk_emu_warp_gather(uint32_t mask, const void* in, size_t bytes, 
 
 extern "C" uint64_t lk_emu_block_epoch() { return S.epoch; }
 
-extern "C" unsigned lk_emu_linear_tid() { return (unsigned)(S.cur - S.fibers.data()); }
+extern "C" unsigned lk_emu_linear_tid() { return current_linear_tid(); }
 
-extern "C" [[noreturn]] void lk_emu_trap(const char* why) {
-    fail(std::string(why) + " in " + S.kernel + " at " + where(*S.cur));
-    yield();
-    __builtin_unreachable();
-}
+extern "C" [[noreturn]] void lk_emu_trap(const char* why) { fail_launch(why); }
 
-extern "C" void* lk_emu_dynamic_smem() { return S.dyn; }
+extern "C" void* lk_emu_dynamic_smem() { return S.dyn[S.cur->rank]; }
 
 extern "C" void lk_emu_poison_shared(void* p, size_t bytes) {
-    uint64_t& e = S.poisoned[p];
+    uint64_t& e = S.poisoned[S.cur->rank][p];
     if (e != S.epoch) {
         e = S.epoch;
         memset(p, 0xFF, bytes);
     }
+    for (const auto& st : S.statics)
+        if (st.p == p) return;
+    S.statics.push_back({static_cast<char*>(p), bytes, 0});
+}
+
+// bar.sync (wait = 1) and bar.arrive (wait = 0) on named barrier `id` of `count` threads.
+extern "C" void lk_emu_named_barrier(int id, int count, int wait) {
+    Fiber* f = S.cur;
+    if (id < 0 || id > 15 || count <= 0 || count % 32) fail_launch("named barrier with a bad id or thread count");
+    Named& nb = S.named[f->rank][id];
+    if (nb.arrived > 0 && nb.count != count) fail_launch("named barrier " + std::to_string(id) + " used with two thread counts");
+    nb.count = count;
+    ++S.progress;
+    if (++nb.arrived == count) {
+        nb.arrived = 0;
+        for (size_t i = f->rank * S.n; i < (f->rank + 1) * S.n; ++i)
+            if (S.fibers[i].st == AT_NAMED && S.fibers[i].named == id) S.fibers[i].st = RUNNABLE;
+        return;
+    }
+    if (!wait) return;
+    f->st = AT_NAMED;
+    f->named = id;
+    yield();
+}
+
+extern "C" void lk_emu_cluster_sync() {
+    S.cur->st = AT_CLUSTER;
+    yield();
 }

@@ -4,4 +4,4 @@
 #include "cuda_emu.h"
 
 extern "C" void spin_ns_u64(uint64_t) {}
-LK_EMU_REGISTER(spin_ns_u64)
+LK_EMU_REGISTER(spin_ns_u64, 1, 1, 1)
