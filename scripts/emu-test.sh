@@ -14,7 +14,7 @@
 #     release build costs 5-7 more minutes of compiling, and the emulated kernels (g++ -O2 either
 #     way) run about as fast in dev test binaries.
 #   - Every test of every test binary but the slow ones in CI_SKIP, and the Hopper GEMM test on an
-#     emulated sm_90 (in both of its TMA timings). Every kernel that the whole suite launches is
+#     emulated sm_90 (twice: TMA copies landing late; landing early, threads run in reverse). Every kernel that the whole suite launches is
 #     still launched, so each kernels/*.cu but timing.cu (a no-op here) runs under at least one
 #     parity test.
 #   - One process per test, EMU_JOBS (default nproc) at a time, slowest first: the emulator runs one
@@ -104,12 +104,13 @@ for t in "${CI_FIRST[@]}"; do
 done
 ordered+=("${rest[@]}")
 # The Hopper GEMM test once more on an emulated sm_90 (LK_EMU_SM=90: gemm_wgmma.cu's kernels load only
-# there), twice: TMA copies landing as late as a GPU could land them (a read before the wait sees the
-# old bytes) and as early (a stage refilled while still being read shows up). First: the slowest.
+# there), twice: with TMA copies landing as late as a GPU could land them (a read before the wait
+# sees the old bytes), then as early, with the threads run highest first (a stage refilled while a
+# wgmma still has to read it, a consumer running ahead of its turn, show up). First: the slowest.
 hopper=()
 for entry in "${bins[@]}"; do
   [[ ${entry%%$'\t'*} == gemm ]] || continue
-  for env in "LK_EMU_SM=90" "LK_EMU_SM=90 LK_EMU_TMA=early"; do
+  for env in "LK_EMU_SM=90" "LK_EMU_SM=90 LK_EMU_TMA=early LK_EMU_SCHEDULE=reverse"; do
     hopper+=("$entry"$'\t'wgmma_matches_reference_on_hopper$'\t'"$env")
   done
 done

@@ -809,6 +809,18 @@ fn wgmma_matches_reference_on_hopper() {
             }
         }
     }
+    // v8 hands the stage ring from one consumer to the other tile by tile. Over more tiles than a
+    // Hopper GPU has SMs (140 of 128×128 on 132), so that blocks take two, and with k steps that
+    // wrap the 6-stage ring inside each tile (7), a consumer that started its tile before the other
+    // one had waited for its last stage would wait on a phase a round ahead and read unlanded data.
+    if selected(GemmKernel::Wgmma128PingPong) {
+        let (m, n, k) = (1200, 1700, 390);
+        eprintln!("{NAME}: Wgmma128PingPong {m}×{n}×{k} NoYes");
+        let mut spec = with_ld(GemmSpec::contiguous(Transpose::No, Transpose::Yes, m, n, k, 0.75, 0.0), Ld::Align8);
+        spec.kernel = GemmKernel::Wgmma128PingPong;
+        let (a0, b0) = operands(&mut r, &spec);
+        check_half_case::<_, half::bf16>(&b, &spec, EPIS[0], (&a0, &b0), &mut r);
+    }
     // v8 and v9 sum each output in v6's k order: the same bits.
     for (ta, tb) in [(Transpose::No, Transpose::Yes), (Transpose::Yes, Transpose::No)] {
         let spec = with_ld(GemmSpec::contiguous(ta, tb, 300, 260, 500, 1.0, 0.0), Ld::Align8);
