@@ -92,6 +92,8 @@ struct Scheduler {
     const char* kernel = "";
     bool failed = false;
     bool reverse = false;
+    uint64_t random = 0;  // LK_EMU_SCHEDULE=random[:seed]: the xorshift state, 0 when off
+    std::vector<uint32_t> order;
     pthread_t host_thread{};  // the thread running the fibers
     std::string error;
     uint64_t epoch = 0;
@@ -297,10 +299,27 @@ bool run_cluster() {
     for (;;) {
         const uint64_t before = S.progress;
         bool moved = false;  // a thread ran and ended anywhere but in a spin
+        if (S.random) {  // a fresh order of the warps each pass, lanes in order (Fisher-Yates, xorshift64)
+            const size_t warps_per_block = (S.n + 31) / 32, warps = S.blocks * warps_per_block;
+            std::vector<uint32_t> w(warps);
+            for (size_t i = 0; i < warps; ++i) w[i] = (uint32_t)i;
+            for (size_t i = warps - 1; i > 0; --i) {
+                S.random ^= S.random << 13;
+                S.random ^= S.random >> 7;
+                S.random ^= S.random << 17;
+                std::swap(w[i], w[S.random % (i + 1)]);
+            }
+            S.order.clear();
+            for (uint32_t x : w) {
+                const size_t r = x / warps_per_block, first = r * S.n + (x % warps_per_block) * 32;
+                for (size_t i = first; i < std::min(first + 32, (r + 1) * S.n); ++i) S.order.push_back((uint32_t)i);
+            }
+        }
         for (size_t j = 0; j < total; ++j) {
             // LK_EMU_SCHEDULE=reverse runs the highest thread first: a missing barrier between one
-            // thread's shared-memory write and another's read shows up in one of the two orders.
-            Fiber& f = S.fibers[S.reverse ? total - 1 - j : j];
+            // thread's shared-memory write and another's read shows up in one of the two orders;
+            // random:SEED runs them in a new order each pass.
+            Fiber& f = S.fibers[S.random ? S.order[j] : S.reverse ? total - 1 - j : j];
             if (f.st != RUNNABLE && f.st != SPIN) continue;
             f.st = RUNNABLE;
             S.cur = &f;
@@ -345,7 +364,15 @@ std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3
         const char* v = getenv("LK_EMU_SCHEDULE");
         return v && strcmp(v, "reverse") == 0;
     }();
+    static uint64_t seed = [] {
+        const char* v = getenv("LK_EMU_SCHEDULE");
+        if (!v || strncmp(v, "random", 6) != 0) return uint64_t(0);
+        const uint64_t s = v[6] == ':' ? strtoull(v + 7, nullptr, 10) : 1;
+        return uint64_t(s * 0x9E3779B97F4A7C15ull | 1);  // never 0
+    }();
     S.reverse = reverse;
+    S.random = seed;
+    if (seed) seed = (seed * 6364136223846793005ull + 1442695040888963407ull) | 1;  // the next launch's
     S.host_thread = pthread_self();
     S.kernel = kernel;
     S.body = &body;
