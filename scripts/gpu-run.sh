@@ -57,6 +57,15 @@ date -u +"date: %Y-%m-%dT%H:%M:%SZ"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: not available"
 
 table=()
+# Whether SKIP_STEPS names step NAME; a name also skips the per-test steps under it
+# (synccheck:mining: synccheck:mining:*).
+step_asked_off() {
+  local w
+  for w in ${SKIP_STEPS:-}; do
+    [[ $1 == "$w" || $1 == "$w":* ]] && return 0
+  done
+  return 1
+}
 # step_gate NAME: whether step NAME may start (SKIP_STEPS, DEADLINE); a step that may not gets its
 # table row here. Sets `limit`, the step's time limit.
 step_gate() {
@@ -64,22 +73,19 @@ step_gate() {
   limit=$step_timeout
   # SKIP_STEPS: step names not to run in this call (e.g. "bench_vae train_vae" when only the GEMM
   # and metric-learning figures are wanted).
-  # A name also skips the per-test steps under it (synccheck:mining: synccheck:mining:*).
-  local w
-  for w in ${SKIP_STEPS:-}; do
-    if [[ $name == "$w" || $name == "$w":* ]]; then
-      table+=("$(printf '| %-28s | %-9s | %7s   |' "$name" "SKIP" "asked")")
-      return 1
-    fi
-  done
+  if step_asked_off "$name"; then
+    table+=("$(printf '| %-28s | %-9s | %7s   |' "$name" "SKIP" "asked")")
+    return 1
+  fi
   if ((deadline > 0)); then
     left=$((deadline - SECONDS))
     if ((left < 15)); then
       table+=("$(printf '| %-28s | %-9s | %7s   |' "$name" "SKIP" "deadline")")
       return 1
     fi
-    ((left < limit)) && limit=$left
+    if ((left < limit)); then limit=$left; fi
   fi
+  return 0
 }
 # step_row NAME STATUS SECONDS: the step's table row, and the end of its log when it failed.
 step_row() {
@@ -122,8 +128,11 @@ start_step() {
     run_step "$name" "$@"
     return
   fi
+  # (A step SKIP_STEPS names is passed over at once; the others wait for a free slot, and their
+  # limit is what is left before DEADLINE then.)
+  step_asked_off "$name" && { step_gate "$name"; return 0; }
   while (($(jobs -rp | wc -l) >= sanitize_jobs)); do wait -n; done
-  step_gate "$name" || return 0  # (when a slot is free: the limit is what is left then)
+  step_gate "$name" || return 0
   (
     t0=$(date +%s.%N)
     if timeout "$limit" "$@" >"$out/$name.log" 2>&1; then status=PASS; else status="FAIL($?)"; fi
@@ -153,9 +162,15 @@ sanitize_each() {
     start_step "$name" "${cmd[@]}" "$bin" --test-threads 1 "$@"
     return
   fi
+  local tests
+  # (A binary that can't list its tests, or lists none, is a failed step, not a silent pass.)
+  if ! tests=$("$bin" --list "$@" 2>"$out/$name.log" | sed -n 's/: test$//p') || [[ -z $tests ]]; then
+    step_row "$name" "FAIL(list)" 0
+    return
+  fi
   while read -r test; do
-    [[ -n $test ]] && start_step "$name:$test" "${cmd[@]}" "$bin" --test-threads 1 --exact "$test"
-  done < <("$bin" --list "$@" 2>/dev/null | sed -n 's/: test$//p')
+    start_step "$name:$test" "${cmd[@]}" "$bin" --test-threads 1 --exact "$test"
+  done <<<"$tests"
 }
 
 # Whether the Hopper GEMM (wgmma) may run in the bench and profile phases: decided by its test

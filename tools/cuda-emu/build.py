@@ -30,8 +30,8 @@ SKIP = {"timing.cu"}
 EXTERN_SHARED = re.compile(r"^(\s*)extern __shared__ (?:__align__\(\d+\)\s+)?(.+?)\s+(\w+)\[\];")
 SHARED = re.compile(r"^(\s*)__shared__ (.*);")
 KERNEL = re.compile(
-    r"\bLK_KERNEL\s+void\s+(?:__cluster_dims__\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)\s+)?"
-    r"(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(")
+    r"\bLK_KERNEL\s+void\s+((?:(?:__cluster_dims__|__launch_bounds__)\([^)]*\)\s+)*)(\w+)\s*\(")
+CLUSTER = re.compile(r"__cluster_dims__\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)")
 
 
 def shared_names(decl: str) -> list[str]:
@@ -61,7 +61,7 @@ def shared_names(decl: str) -> list[str]:
 STRUCT_OPEN = re.compile(r"^(\s*)struct\b[^;]*\{\s*$")
 
 
-def rewrite(text: str) -> tuple[str, list[str]]:
+def rewrite(text: str) -> tuple[str, list[tuple[str, str, str, str]]]:
     out = []
     struct_indent = None  # inside a struct body: its member functions lose `__device__` (static here)
     for line in text.splitlines():
@@ -89,7 +89,10 @@ def rewrite(text: str) -> tuple[str, list[str]]:
             out.append(f"{line} {poison}")
             continue
         out.append(line)
-    kernels = KERNEL.findall(text)
+    kernels = []
+    for attrs, name in KERNEL.findall(text):
+        c = CLUSTER.search(attrs)
+        kernels.append((*(c.groups() if c else ("1", "1", "1")), name))
     return "\n".join(out) + "\n", kernels
 
 
@@ -119,7 +122,7 @@ def main() -> int:
         if f.name in SKIP:
             continue
         text, kernels = rewrite(f.read_text())
-        text += "".join(f"LK_EMU_REGISTER({k}, {x or 1}, {y or 1}, {z or 1})\n" for x, y, z, k in kernels)
+        text += "".join(f"LK_EMU_REGISTER({k}, {x}, {y}, {z})\n" for x, y, z, k in kernels)
         dst = src_dir / (f.stem + ".cpp")
         dst.write_text(text)
         units.append(dst)

@@ -18,9 +18,10 @@ struct Pending {
     std::vector<Copy> open;                 // issued since the last commit
     std::vector<std::vector<Copy>> groups;  // committed, oldest first
 };
+extern "C" uint32_t lk_emu_cluster_rank();
 inline Pending& pending() {
-    static Pending per_thread[1024];
-    Pending& p = per_thread[lk_emu_linear_tid()];
+    static Pending per_thread[8 * 1024];  // by (block rank in the cluster, thread)
+    Pending& p = per_thread[lk_emu_cluster_rank() * 1024 + lk_emu_linear_tid()];
     if (p.epoch != lk_emu_block_epoch()) {  // a new block: copies left by the last one died with it
         p.epoch = lk_emu_block_epoch();
         p.open.clear();

@@ -1,8 +1,10 @@
 // The emulator's models of the Hopper PTX that kernels/gemm_wgmma.cu uses (the helpers' side is
 // wgmma_ptx_emu.cuh): mbarriers, TMA tile copies, wgmma, clusters. What each models, and when an
-// asynchronous operation takes effect, is said above its function; what a GPU would leave undefined
-// (a wait on a barrier nobody initialised, more arrivals than expected, a warpgroup whose threads
-// issue different wgmma operands) fails the launch with the thread named.
+// asynchronous operation takes effect, is said above its function; some of what a GPU would leave
+// undefined (a wait on a barrier nobody initialised, an arrival on a phase whose arrivals are all
+// in while its transaction bytes are not, a warpgroup whose threads issue different wgmma operands)
+// fails the launch with the thread named. (An extra arrival after a phase completed counts toward
+// the next one, as on the GPU: a protocol that over-arrives shows up as a deadlock or wrong data.)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +200,7 @@ extern "C" void lk_emu_mbar_arrive(uint32_t bar, int rank, uint32_t tx_bytes) {
         fail_launch("an mbarrier arrival on block rank " + std::to_string(r) + " of the cluster, which has exited");
     Mbar& b = mbar(r, bar, "mbarrier.arrive");
     if (b.pending == 0)
-        fail_launch("mbarrier.arrive on a barrier whose arrivals of this phase are all in (more arrivals than its count)");
+        fail_launch("mbarrier.arrive on a phase whose arrivals are all in, waiting for its transaction bytes (more arrivals than its count)");
     b.tx += tx_bytes;
     --b.pending;
     complete_if_done(b);

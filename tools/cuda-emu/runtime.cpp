@@ -1,5 +1,5 @@
-// The emulator's fiber scheduler: runs a grid block by block, one fiber per CUDA thread, and
-// resolves __syncthreads and warp collectives. x86-64 only (a six-register context switch; no
+// The emulator's fiber scheduler: runs a grid block by block (cluster by cluster), one fiber per CUDA
+// thread, and resolves __syncthreads, warp collectives, named and cluster barriers. x86-64 only (a six-register context switch; no
 // signal-mask syscalls as ucontext would make on every switch).
 #include <pthread.h>
 #include <signal.h>
@@ -99,7 +99,7 @@ struct Scheduler {
     uint64_t epoch = 0;
     // Static __shared__ variables (function-scope statics here) by address: the epoch each block
     // of the cluster last poisoned them in, their shared-window offsets, and with clusters each
-    // block's copy of them (the statics hold the running block's; see switch_to).
+    // block's copy of them (the statics hold the running block's; see switch_statics).
     // (The launch's statics get window offsets when first converted: only the Hopper kernels do.)
     struct Static {
         char* p;
@@ -248,7 +248,7 @@ bool resolve_warps() {
 // cluster whose live threads all wait at a cluster barrier).
 bool resolve_barrier(State state) {
     bool released = false;
-    const size_t group = state == AT_CLUSTER ? S.fibers.size() : S.n;
+    const size_t group = state == AT_CLUSTER ? S.blocks * S.n : S.n;
     for (size_t g0 = 0; g0 < S.blocks * S.n; g0 += group) {
         size_t waiting = 0, live = 0;
         for (size_t i = g0; i < g0 + group; ++i) {
@@ -382,9 +382,14 @@ std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3
     S.static_window_end = 0;
     S.n = (size_t)block.x * block.y * block.z;
     S.blocks = cluster.x * cluster.y * cluster.z;
-    if (S.blocks == 0 || S.blocks > MAX_CLUSTER || grid.x % cluster.x || grid.y % cluster.y || grid.z % cluster.z) {
+    if (S.blocks == 0 || S.blocks > MAX_CLUSTER) {
         S.kernel = "";
-        return "cluster of " + std::to_string(S.blocks) + " blocks does not divide the grid (cuda-emu)";
+        return "a cluster of " + std::to_string(S.blocks) + " blocks (cuda-emu runs clusters of 1 to " +
+               std::to_string(MAX_CLUSTER) + ")";
+    }
+    if (grid.x % cluster.x || grid.y % cluster.y || grid.z % cluster.z) {
+        S.kernel = "";
+        return "a cluster of " + std::to_string(S.blocks) + " blocks that does not divide the grid";
     }
     if (S.fibers.size() < S.blocks * S.n) S.fibers.resize(S.blocks * S.n);
     // Dynamic shared memory ends at a PROT_NONE page: reading or writing past it faults. Every block
