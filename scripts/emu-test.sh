@@ -13,8 +13,8 @@
 #   - The dev profile, which CI's `cargo build --features cuda --all-targets` has already built: a
 #     release build costs 5-7 more minutes of compiling, and the emulated kernels (g++ -O2 either
 #     way) run about as fast in dev test binaries.
-#   - Every test of every test binary but the slow ones in CI_SKIP, and the Hopper GEMM test on an
-#     emulated sm_90 (twice: TMA copies landing late; landing early, threads run in reverse). Every kernel that the whole suite launches is
+#   - Every test of every test binary but the slow ones in CI_SKIP; the gemm tests again on an
+#     emulated sm_90, and its Hopper test a third time (TMA copies landing early, threads in reverse). Every kernel that the whole suite launches is
 #     still launched, so each kernels/*.cu but timing.cu (a no-op here) runs under at least one
 #     parity test.
 #   - One process per test, EMU_JOBS (default nproc) at a time, slowest first: the emulator runs one
@@ -103,18 +103,24 @@ for t in "${CI_FIRST[@]}"; do
   for task in "${first[@]}"; do [[ ${task##*$'\t'} == "$t" ]] && ordered+=("$task"); done
 done
 ordered+=("${rest[@]}")
-# The Hopper GEMM test once more on an emulated sm_90 (LK_EMU_SM=90: gemm_wgmma.cu's kernels load only
-# there), twice: with TMA copies landing as late as a GPU could land them (a read before the wait
-# sees the old bytes), then as early, with the threads run highest first (a stage refilled while a
-# wgmma still has to read it, a consumer running ahead of its turn, show up). First: the slowest.
-hopper=()
+# The gemm tests once more on an emulated sm_90 (LK_EMU_SM=90: 132 SMs, so the H100 launch choices;
+# gemm_wgmma.cu's kernels load only there), with TMA copies landing as late as a GPU could land them
+# (a read before the wait sees the old bytes); and the Hopper test a third time with them landing as
+# early, the threads run highest first (a stage refilled while a wgmma still has to read it, a
+# consumer running ahead of its turn, show up). The two Hopper runs first: the slowest.
+hopper=() sm90=()
 for entry in "${bins[@]}"; do
   [[ ${entry%%$'\t'*} == gemm ]] || continue
   for env in "LK_EMU_SM=90" "LK_EMU_SM=90 LK_EMU_TMA=early LK_EMU_SCHEDULE=reverse"; do
     hopper+=("$entry"$'\t'wgmma_matches_reference_on_hopper$'\t'"$env")
   done
+  while IFS= read -r line; do
+    t=${line%: test}
+    [[ $line == *": test" && $t != wgmma_matches_reference_on_hopper && " ${CI_SKIP[*]} " != *" $t "* ]] &&
+      sm90+=("$entry"$'\t'"$t"$'\t'"LK_EMU_SM=90")
+  done < <("${entry#*$'\t'}" --list --format terse)
 done
-ordered=(${hopper[@]+"${hopper[@]}"} "${ordered[@]}")
+ordered=(${hopper[@]+"${hopper[@]}"} "${ordered[@]}" ${sm90[@]+"${sm90[@]}"})
 if ((${#ordered[@]} == 0)); then
   echo "emu-test.sh --ci: no tests listed" >&2
   exit 1
