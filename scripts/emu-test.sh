@@ -14,9 +14,9 @@
 #     release build costs 5-7 more minutes of compiling, and the emulated kernels (g++ -O2 either
 #     way) run about as fast in dev test binaries.
 #   - Every test of every test binary but the slow ones in CI_SKIP; the gemm tests again on an
-#     emulated sm_90, and its Hopper test a third time (TMA copies landing early, threads in reverse). Every kernel that the whole suite launches is
-#     still launched, so each kernels/*.cu but timing.cu (a no-op here) runs under at least one
-#     parity test.
+#     emulated sm_90, and its Hopper test a third time (TMA copies landing early, threads in
+#     reverse). Every kernel that the whole suite launches is still launched, so each
+#     kernels/*.cu but timing.cu (a no-op here) runs under at least one parity test.
 #   - One process per test, EMU_JOBS (default nproc) at a time, slowest first: the emulator runs one
 #     launch at a time per process, so more processes are what use more cores.
 #   It prints one line per test, the output of those that fail, and fails if any does.
@@ -83,8 +83,13 @@ for line in sys.stdin:
         print(m["target"]["name"], m["executable"], sep="\t")
 ' <"$logs/artifacts.json")
 
-# Their tests, as "binary<TAB>path<TAB>test", CI_FIRST's first.
-first=() rest=()
+# Their tests, as "binary<TAB>path<TAB>test[<TAB>env]", CI_FIRST's first. The gemm tests once more
+# on an emulated sm_90 (LK_EMU_SM=90: 132 SMs, so the H100 launch choices; gemm_wgmma.cu's kernels
+# load only there), with TMA copies landing as late as a GPU could land them (a read before the wait
+# sees the old bytes); and the Hopper test a third time with them landing as early, the threads run
+# highest first (a stage refilled while a wgmma still has to read it, a consumer running ahead of
+# its turn, show up). The two Hopper runs first: the slowest.
+first=() rest=() hopper=() sm90=()
 for entry in "${bins[@]}"; do
   listed=$("${entry#*$'\t'}" --list --format terse)
   while IFS= read -r line; do
@@ -96,31 +101,21 @@ for entry in "${bins[@]}"; do
     else
       rest+=("$entry"$'\t'"$t")
     fi
+    [[ ${entry%%$'\t'*} == gemm ]] || continue
+    if [[ $t == wgmma_matches_reference_on_hopper ]]; then
+      for env in "LK_EMU_SM=90" "LK_EMU_SM=90 LK_EMU_TMA=early LK_EMU_SCHEDULE=reverse"; do
+        hopper+=("$entry"$'\t'"$t"$'\t'"$env")
+      done
+    else
+      sm90+=("$entry"$'\t'"$t"$'\t'"LK_EMU_SM=90")
+    fi
   done <<<"$listed"
 done
-ordered=()
+ordered=(${hopper[@]+"${hopper[@]}"})
 for t in "${CI_FIRST[@]}"; do
   for task in "${first[@]}"; do [[ ${task##*$'\t'} == "$t" ]] && ordered+=("$task"); done
 done
-ordered+=("${rest[@]}")
-# The gemm tests once more on an emulated sm_90 (LK_EMU_SM=90: 132 SMs, so the H100 launch choices;
-# gemm_wgmma.cu's kernels load only there), with TMA copies landing as late as a GPU could land them
-# (a read before the wait sees the old bytes); and the Hopper test a third time with them landing as
-# early, the threads run highest first (a stage refilled while a wgmma still has to read it, a
-# consumer running ahead of its turn, show up). The two Hopper runs first: the slowest.
-hopper=() sm90=()
-for entry in "${bins[@]}"; do
-  [[ ${entry%%$'\t'*} == gemm ]] || continue
-  for env in "LK_EMU_SM=90" "LK_EMU_SM=90 LK_EMU_TMA=early LK_EMU_SCHEDULE=reverse"; do
-    hopper+=("$entry"$'\t'wgmma_matches_reference_on_hopper$'\t'"$env")
-  done
-  while IFS= read -r line; do
-    t=${line%: test}
-    [[ $line == *": test" && $t != wgmma_matches_reference_on_hopper && " ${CI_SKIP[*]} " != *" $t "* ]] &&
-      sm90+=("$entry"$'\t'"$t"$'\t'"LK_EMU_SM=90")
-  done < <("${entry#*$'\t'}" --list --format terse)
-done
-ordered=(${hopper[@]+"${hopper[@]}"} "${ordered[@]}" ${sm90[@]+"${sm90[@]}"})
+ordered+=("${rest[@]}" ${sm90[@]+"${sm90[@]}"})
 if ((${#ordered[@]} == 0)); then
   echo "emu-test.sh --ci: no tests listed" >&2
   exit 1

@@ -20,7 +20,7 @@ struct Pending {
 };
 extern "C" uint32_t lk_emu_cluster_rank();
 inline Pending& pending() {
-    static Pending per_thread[8 * 1024];  // by (block rank in the cluster, thread)
+    static Pending per_thread[lk_emu::MAX_CLUSTER * 1024];  // by (block rank in the cluster, thread)
     Pending& p = per_thread[lk_emu_cluster_rank() * 1024 + lk_emu_linear_tid()];
     if (p.epoch != lk_emu_block_epoch()) {  // a new block: copies left by the last one died with it
         p.epoch = lk_emu_block_epoch();

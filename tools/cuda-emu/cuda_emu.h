@@ -60,6 +60,8 @@ inline float2 make_float2(float x, float y) { return float2{x, y}; }
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
 
 namespace lk_emu {
+// The most blocks a cluster may have here (the driver refuses larger ones).
+constexpr unsigned MAX_CLUSTER = 8;
 // Exchange kinds of a warp collective (runtime.cpp resolves them when the lanes have all arrived).
 enum WarpOp : int { WARP_SYNC, WARP_SHFL_IDX, WARP_SHFL_XOR, WARP_SHFL_DOWN, WARP_SHFL_UP, WARP_BALLOT, WARP_GATHER };
 }  // namespace lk_emu
@@ -159,6 +161,14 @@ inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline size_t __cvta_generic_to_shared(const void* p) { return reinterpret_cast<size_t>(p); }
 inline unsigned int __float_as_uint(float x) { return lk_emu_from_bits<unsigned int>(lk_emu_bits(x)); }
 inline float __uint_as_float(unsigned int x) { return lk_emu_from_bits<float>(lk_emu_bits(x)); }
+// A bfloat16 (bf16) or IEEE half's bits as a float (exact): the tensor-core models' operand reads.
+inline float lk_emu_half_to_f32(uint16_t h, bool bf16) {
+    if (bf16) return __uint_as_float((uint32_t)h << 16);
+    const uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0x1f) return __uint_as_float(sign | 0x7f800000u | (man << 13));
+    if (exp == 0) return (sign ? -1.0f : 1.0f) * ldexpf((float)man, -24);  // zero and subnormals
+    return __uint_as_float(sign | ((exp + 112) << 23) | (man << 13));
+}
 inline int __float_as_int(float x) { return lk_emu_from_bits<int>(lk_emu_bits(x)); }
 inline float __int_as_float(int x) { return lk_emu_from_bits<float>(lk_emu_bits(x)); }
 inline int __double2loint(double d) { return (int)(uint32_t)lk_emu_bits(d); }
@@ -244,6 +254,11 @@ inline T atomicCAS(T* p, T cmp, T v) {
 namespace lk_emu {
 using ThreadBody = std::function<void()>;
 using Binder = std::function<ThreadBody(void** params)>;
+// A kernel as its registrar recorded it: how to bind its parameters, and its __cluster_dims__.
+struct Registered {
+    Binder binder;
+    dim3 cluster;
+};
 void register_kernel(const char* name, Binder binder, dim3 cluster);
 
 template <typename... A, size_t... I>

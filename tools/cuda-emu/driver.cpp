@@ -424,7 +424,8 @@ CUresult cuModuleGetFunction(CUfunction* out, CUmodule, const char* name) {
     if (it == functions.end()) {
         // Kernels the emulator does not compile (inline PTX it has no model of) still resolve, so
         // their module loads; launching one fails with CUDA_ERROR_NOT_FOUND.
-        it = functions.emplace(name, new Func{name, find_kernel(name), kernel_cluster(name)}).first;
+        const Registered* r = find_kernel(name);
+        it = functions.emplace(name, new Func{name, r ? &r->binder : nullptr, r ? r->cluster : dim3{1, 1, 1}}).first;
     }
     *out = reinterpret_cast<CUfunction>(it->second);
     return CUDA_SUCCESS;
@@ -474,11 +475,13 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
                                                     ", " + std::to_string(gy) + ", " + std::to_string(gz) +
                                                     ") × block (" + std::to_string(bx) + ", " + std::to_string(by) +
                                                     ", " + std::to_string(bz) + ")");
-    if (gx % fn->cluster.x || gy % fn->cluster.y || gz % fn->cluster.z)
-        return report(CUDA_ERROR_INVALID_CLUSTER_SIZE, "launch of " + fn->name + ": its cluster (" +
-                                                           std::to_string(fn->cluster.x) + ", " +
-                                                           std::to_string(fn->cluster.y) + ", " +
-                                                           std::to_string(fn->cluster.z) + ") does not divide the grid");
+    const dim3 c = fn->cluster;
+    const unsigned cluster_blocks = c.x * c.y * c.z;
+    if (cluster_blocks == 0 || cluster_blocks > MAX_CLUSTER || gx % c.x || gy % c.y || gz % c.z)
+        return report(CUDA_ERROR_INVALID_CLUSTER_SIZE,
+                      "launch of " + fn->name + ": its cluster (" + std::to_string(c.x) + ", " + std::to_string(c.y) +
+                          ", " + std::to_string(c.z) + ") does not divide the grid or has over " +
+                          std::to_string(MAX_CLUSTER) + " blocks (cuda-emu)");
     if ((int)smem > fn->max_dyn_smem)
         return report(CUDA_ERROR_INVALID_VALUE, "launch of " + fn->name + " with " + std::to_string(smem) +
                                                     " B of dynamic shared memory over its limit of " +
@@ -623,24 +626,13 @@ CUresult cuTensorMapEncodeTiled(CUtensorMap* map, CUtensorMapDataType type, cuui
 // ---- kernel registry (filled by the kernels' static registrars) ----
 namespace lk_emu {
 namespace {
-std::unordered_map<std::string, Binder>& registry() {
-    static std::unordered_map<std::string, Binder> r;
+std::unordered_map<std::string, Registered>& registry() {
+    static std::unordered_map<std::string, Registered> r;
     return r;
 }
-std::unordered_map<std::string, dim3>& clusters() {
-    static std::unordered_map<std::string, dim3> c;
-    return c;
-}
 }  // namespace
-void register_kernel(const char* name, Binder binder, dim3 cluster) {
-    registry()[name] = std::move(binder);
-    clusters()[name] = cluster;
-}
-dim3 kernel_cluster(const std::string& name) {
-    auto it = clusters().find(name);
-    return it == clusters().end() ? dim3{1, 1, 1} : it->second;
-}
-const Binder* find_kernel(const std::string& name) {
+void register_kernel(const char* name, Binder binder, dim3 cluster) { registry()[name] = {std::move(binder), cluster}; }
+const Registered* find_kernel(const std::string& name) {
     auto it = registry().find(name);
     return it == registry().end() ? nullptr : &it->second;
 }

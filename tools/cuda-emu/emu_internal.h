@@ -7,7 +7,8 @@
 
 namespace lk_emu {
 // Runs every block of the grid, a cluster at a time (`cluster`: its blocks per dimension, 1, 1, 1
-// without clusters); returns "" on success, else the reason it stopped.
+// without clusters; the driver checked that it divides the grid and has at most MAX_CLUSTER
+// blocks); returns "" on success, else the reason it stopped.
 std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3 block, size_t dyn_bytes,
                      dim3 cluster);
 // The kernel being run ("" between launches), for the fault handler.
@@ -16,9 +17,8 @@ const char* running_kernel();
 bool in_kernel_on_this_thread();
 // "block (x, y, z) thread (x, y, z)" of the running fiber, into buf (async-signal-safe).
 void describe_current_thread(char* buf, size_t len);
-// The binder of a registered kernel, or nullptr; its cluster dimensions (1, 1, 1 when it has none).
-const Binder* find_kernel(const std::string& name);
-dim3 kernel_cluster(const std::string& name);
+// A registered kernel, or nullptr.
+const Registered* find_kernel(const std::string& name);
 
 // For hopper.cpp, about the running thread and its cluster:
 // lets the other threads run; the scheduler calls a pass in which only spinning threads ran and
@@ -35,7 +35,6 @@ bool thread_done(unsigned rank, unsigned tid);
 bool block_exited(unsigned rank);  // every thread of block `rank` of the cluster has exited
 uint32_t& fiber_wg_issued();  // its wgmma operations issued, and groups committed, in this block
 uint32_t& fiber_wg_group();
-std::string current_where();
 [[noreturn]] void fail_launch(const std::string& why);
 // The shared window (a 32-bit shared-state-space address, as on the GPU): of a host pointer into the
 // running block's shared memory, and the host bytes behind `bytes` at window address `w` of block

@@ -120,14 +120,6 @@ Warpgroup& warpgroup() {
     return g;
 }
 
-float half_to_f32(uint16_t h, int type) {
-    if (type == 0) return __uint_as_float((uint32_t)h << 16);  // bf16
-    const uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f) return __uint_as_float(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) return (sign ? -1.0f : 1.0f) * ldexpf((float)man, -24);
-    return __uint_as_float(sign | ((exp + 112) << 23) | (man << 13));
-}
-
 // Element (mn, k) of an operand through its descriptor (start address, LBO and SBO in 16-byte units
 // at bits 0, 16 and 32; layout 1 = 128-byte swizzle at bits 62–63). K-major: 128-byte rows of 64 k
 // values, 8-row groups SBO apart. MN-major: 128-byte rows of 64 m (n) values, one per k, 8-k groups
@@ -140,7 +132,7 @@ float operand(uint64_t desc, bool mn_major, int mn, int k, int type) {
     w ^= ((w >> 7) & 7) << 4;
     uint16_t h;
     memcpy(&h, smem_host(current_rank(), w, 2), 2);
-    return half_to_f32(h, type);
+    return lk_emu_half_to_f32(h, type == 0);
 }
 
 // D (64 × n) = A (64 × 16) · B (16 × n) + (scale_d ? D : 0), the 16 products of each output summed

@@ -77,7 +77,6 @@ constexpr size_t STACK_POISON_BYTES = 8 * 1024;
 struct Named {
     int count = 0, arrived = 0;
 };
-constexpr int MAX_CLUSTER = 8;
 
 struct Scheduler {
     void* sched_sp = nullptr;
@@ -277,6 +276,18 @@ void switch_statics(unsigned rank) {
     S.live = rank;
 }
 
+// What a waiting thread waits for, for deadlock reports.
+std::string waits_for(const Fiber& f) {
+    switch (f.st) {
+        case AT_BARRIER: return "at __syncthreads";
+        case AT_WARP: return "in a warp collective";
+        case AT_NAMED: return "at named barrier " + std::to_string(f.named);
+        case AT_CLUSTER: return "at a cluster barrier";
+        case SPIN: return std::string("for ") + f.spin_on;
+        default: return "";
+    }
+}
+
 bool run_cluster() {
     ++S.epoch;
     S.live = 0;
@@ -339,13 +350,11 @@ bool run_cluster() {
         if (moved || S.progress != before) continue;
         // Nothing can move: name the first waiting thread of each kind.
         std::string why = std::string("deadlock in ") + S.kernel + ":";
-        const char* kinds[] = {"", " waits at __syncthreads;", " waits in a warp collective;",
-                               " waits at a named barrier;", " waits at a cluster barrier;", nullptr};
         for (State st : {AT_BARRIER, AT_WARP, AT_NAMED, AT_CLUSTER, SPIN}) {
             for (size_t i = 0; i < total; ++i) {
                 const Fiber& f = S.fibers[i];
                 if (f.st != st) continue;
-                why += " " + where(f) + (st == SPIN ? std::string(" waits for ") + f.spin_on + ";" : kinds[st]);
+                why += " " + where(f) + " waits " + waits_for(f) + ";";
                 break;
             }
         }
@@ -360,16 +369,13 @@ bool run_cluster() {
 // (a block is a cluster of one); an empty string when every thread finished, else what went wrong.
 std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3 block, size_t dyn_bytes,
                      dim3 cluster) {
-    static const bool reverse = [] {
-        const char* v = getenv("LK_EMU_SCHEDULE");
-        return v && strcmp(v, "reverse") == 0;
-    }();
-    static uint64_t seed = [] {
-        const char* v = getenv("LK_EMU_SCHEDULE");
-        if (!v || strncmp(v, "random", 6) != 0) return uint64_t(0);
-        const uint64_t s = v[6] == ':' ? strtoull(v + 7, nullptr, 10) : 1;
-        return uint64_t(s * 0x9E3779B97F4A7C15ull | 1);  // never 0
-    }();
+    // LK_EMU_SCHEDULE: "reverse", or "random[:SEED]" (the seed then never 0, and a new one each launch).
+    static const char* const schedule = getenv("LK_EMU_SCHEDULE");
+    static const bool reverse = schedule && strcmp(schedule, "reverse") == 0;
+    static uint64_t seed =
+        schedule && strncmp(schedule, "random", 6) == 0
+            ? (schedule[6] == ':' ? strtoull(schedule + 7, nullptr, 10) : 1) * 0x9E3779B97F4A7C15ull | 1
+            : 0;
     S.reverse = reverse;
     S.random = seed;
     if (seed) seed = (seed * 6364136223846793005ull + 1442695040888963407ull) | 1;  // the next launch's
@@ -382,15 +388,6 @@ std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3
     S.static_window_end = 0;
     S.n = (size_t)block.x * block.y * block.z;
     S.blocks = cluster.x * cluster.y * cluster.z;
-    if (S.blocks == 0 || S.blocks > MAX_CLUSTER) {
-        S.kernel = "";
-        return "a cluster of " + std::to_string(S.blocks) + " blocks (cuda-emu runs clusters of 1 to " +
-               std::to_string(MAX_CLUSTER) + ")";
-    }
-    if (grid.x % cluster.x || grid.y % cluster.y || grid.z % cluster.z) {
-        S.kernel = "";
-        return "a cluster of " + std::to_string(S.blocks) + " blocks that does not divide the grid";
-    }
     if (S.fibers.size() < S.blocks * S.n) S.fibers.resize(S.blocks * S.n);
     // Dynamic shared memory ends at a PROT_NONE page: reading or writing past it faults. Every block
     // of a cluster has the same offset in its pages, so a shared-window offset means the same bytes
@@ -455,7 +452,6 @@ bool block_exited(unsigned rank) {
 }
 uint32_t& fiber_wg_issued() { return S.cur->wg_issued; }
 uint32_t& fiber_wg_group() { return S.cur->wg_group; }
-std::string current_where() { return where(*S.cur); }
 [[noreturn]] void fail_launch(const std::string& why) {
     fail(why + " in " + S.kernel + " at " + where(*S.cur));
     yield();

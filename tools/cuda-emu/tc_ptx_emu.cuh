@@ -15,13 +15,6 @@ inline unsigned lane() { return lk_emu_linear_tid() % 32; }
 inline void require_aligned(const void* p, const char* what) {
     if (reinterpret_cast<uintptr_t>(p) % 16) lk_emu_trap(what);
 }
-inline float bf16_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
-inline float f16_to_f32(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f) return __uint_as_float(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) return (sign ? -1.0f : 1.0f) * ldexpf((float)man, -24);  // zero and subnormals
-    return __uint_as_float(sign | ((exp + 112) << 23) | (man << 13));
-}
 
 // d[i] += row · column of this lane's four accumulator elements (rows g, g + 8; columns 2q, 2q + 1
 // for lane 4g + q), the products summed in double.
@@ -71,7 +64,7 @@ __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4
     lk_emu_warp_gather(0xffffffffu, &mine, sizeof mine, all);
     auto val = [](uint32_t reg, int half) {
         const uint16_t h = (uint16_t)(reg >> (16 * half));
-        return T == TC_BF16 ? lk_emu_tc::bf16_to_f32(h) : lk_emu_tc::f16_to_f32(h);
+        return lk_emu_half_to_f32(h, T == TC_BF16);
     };
     float A[16][16], B[16][8];
     for (int s = 0; s < 32; ++s) {
