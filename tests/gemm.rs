@@ -888,26 +888,41 @@ fn round_tf32_is_nearest_ties_away() {
 
 #[test]
 fn auto_kernel_picks_by_shape() {
-    use latentkit::ops::gemm::{auto_kernel, GemmKernel::*};
+    use latentkit::ops::gemm::{auto_kernel, AutoFamily::*, GemmKernel::*};
     let sms = 132; // H100 SXM
-    assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128WarpDb);
-    assert_eq!(auto_kernel(8192, 400, 784, false, sms), Simt128WarpDb);
-    assert_eq!(auto_kernel(1024, 400, 784, false, sms), Simt64SlicedK4, "112 64-tiles: k sliced");
-    assert_eq!(auto_kernel(1024, 784, 400, false, sms), Simt64Warp, "208 64-tiles fill the GPU");
-    assert_eq!(auto_kernel(400, 784, 128, false, sms), Simt64SlicedK4);
-    assert_eq!(auto_kernel(128, 400, 784, false, sms), Simt32SlicedK);
-    assert_eq!(auto_kernel(128, 20, 400, false, sms), Simt32SlicedK);
-    assert_eq!(auto_kernel(128, 20, 16, false, sms), Tiled16, "too short a k to slice");
-    assert_eq!(auto_kernel(128, 400, 20, false, sms), Tiled16, "fastest on an H100 (BENCHMARKS.md)");
-    assert_eq!(auto_kernel(1024, 400, 20, false, sms), Simt64Warp);
-    assert_eq!(auto_kernel(20, 400, 128, false, sms), Simt32SlicedK);
-    // Long k below one 128-tile block per SM: split-k (the dW products of a large batch).
-    assert_eq!(auto_kernel(20, 400, 8192, false, sms), Simt64SplitK);
-    assert_eq!(auto_kernel(400, 784, 1024, false, sms), Simt64SlicedK4, "k ≤ 2048: sliced, not split");
-    assert_eq!(auto_kernel(400, 784, 8192, false, sms), Simt64SplitK);
-    assert_eq!(auto_kernel(4096, 4096, 4096, false, sms), Simt128WarpDb, "fills the GPU: no split");
-    assert_eq!(auto_kernel(4096, 4096, 4096, true, sms), TensorCore128);
-    assert_eq!(auto_kernel(128, 400, 784, true, sms), TensorCore64);
+    // f32: each choice below was the fastest (or within a few percent) on an H100 (2026-11-27,
+    // fourth run; BENCHMARKS.md).
+    assert_eq!(auto_kernel(4096, 4096, 4096, Simt, sms), Simt128WarpDb);
+    assert_eq!(auto_kernel(8192, 8192, 8192, Simt, sms), Simt128WarpDb);
+    assert_eq!(auto_kernel(8192, 784, 400, Simt, sms), Simt64WarpDb, "a side under 1024: 64-tiles");
+    assert_eq!(auto_kernel(8192, 400, 784, Simt, sms), Simt64WarpDb);
+    assert_eq!(auto_kernel(1024, 400, 784, Simt, sms), Simt64WarpDb, "112 64-tiles");
+    assert_eq!(auto_kernel(1024, 784, 400, Simt, sms), Simt64WarpDb);
+    assert_eq!(auto_kernel(400, 784, 128, Simt, sms), Simt64WarpDb);
+    assert_eq!(auto_kernel(8192, 400, 20, Simt, sms), Simt64WarpDb);
+    assert_eq!(auto_kernel(1024, 400, 20, Simt, sms), Simt64WarpDb);
+    assert_eq!(auto_kernel(128, 400, 784, Simt, sms), Simt64WarpDbSplitK, "14 64-tiles, k = 784 splits");
+    assert_eq!(auto_kernel(128, 784, 400, Simt, sms), Simt32SlicedK, "k = 400: sliced, not split");
+    assert_eq!(auto_kernel(128, 20, 400, Simt, sms), Simt32SlicedK);
+    assert_eq!(auto_kernel(8192, 20, 400, Simt, sms), Simt32SlicedK, "n = 20: skinny, 32-tiles");
+    assert_eq!(auto_kernel(20, 400, 128, Simt, sms), Simt32SlicedK);
+    assert_eq!(auto_kernel(128, 20, 16, Simt, sms), Tiled16, "too short a k to slice");
+    assert_eq!(auto_kernel(128, 400, 20, Simt, sms), Tiled16);
+    // A long k below one 128-tile block per SM: split-k (the dW products of a large batch).
+    assert_eq!(auto_kernel(20, 400, 8192, Simt, sms), Simt64WarpDbSplitK);
+    assert_eq!(auto_kernel(20, 400, 1024, Simt, sms), Simt64WarpDbSplitK);
+    assert_eq!(auto_kernel(400, 784, 1024, Simt, sms), Simt64WarpDbSplitK);
+    assert_eq!(auto_kernel(400, 784, 8192, Simt, sms), Simt64WarpDbSplitK);
+    // Enough tiles for the GPU: no split, however long k.
+    assert_eq!(auto_kernel(8192, 520, 8192, Simt, sms), Simt64WarpDb);
+    // Tensor cores.
+    assert_eq!(auto_kernel(4096, 4096, 4096, MmaSync, sms), TensorCore128);
+    assert_eq!(auto_kernel(128, 400, 784, MmaSync, sms), TensorCore64);
+    assert_eq!(auto_kernel(4096, 4096, 4096, Wgmma, sms), Wgmma256Persistent);
+    assert_eq!(auto_kernel(8192, 400, 784, Wgmma, sms), Wgmma256Persistent);
+    assert_eq!(auto_kernel(400, 784, 8192, Wgmma, sms), Wgmma128, "few tiles, long k");
+    assert_eq!(auto_kernel(1024, 784, 400, Wgmma, sms), TensorCore64);
+    assert_eq!(auto_kernel(128, 400, 20, Wgmma, sms), TensorCore64);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 
 use super::tune::{is_ineligible, measure_fastest, tune_candidates};
 use super::{
-    auto_kernel, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuneRecord, GemmTuning, HalfFloat,
+    auto_kernel, AutoFamily, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuneRecord, GemmTuning, HalfFloat,
     SPLITK_TILE_COUNTS, SPLITK_WORKSPACE_FLOATS,
 };
 use crate::backend::cuda::{abi, launch, CudaBackend};
@@ -303,7 +303,20 @@ unsafe fn resolve_auto<T: DeviceRepr>(
     a: &CudaSlice<T>,
     b: &CudaSlice<T>,
 ) -> Result<GemmKernel> {
-    let fixed = auto_kernel(spec.m, spec.n, spec.k, tensor_cores, be.sm_count());
+    // The wgmma kernels, where the GPU has them and the operands suit TMA (also for a stored choice:
+    // one measured on aligned operands may meet a view that is not).
+    let wgmma = tensor_cores && dtype != DType::F32 && be.supports_wgmma() && {
+        let stream = be.stream();
+        let (pa, _ga) = a.device_ptr(stream);
+        let (pb, _gb) = b.device_ptr(stream);
+        check_wgmma_operands(GemmKernel::Wgmma256Persistent, spec, pa, pb).is_ok()
+    };
+    let family = match (tensor_cores, wgmma) {
+        (false, _) => AutoFamily::Simt,
+        (true, false) => AutoFamily::MmaSync,
+        (true, true) => AutoFamily::Wgmma,
+    };
+    let fixed = auto_kernel(spec.m, spec.n, spec.k, family, be.sm_count());
     let key = GemmTuneKey {
         m: spec.m,
         n: spec.n,
@@ -315,7 +328,7 @@ unsafe fn resolve_auto<T: DeviceRepr>(
         dtype,
         tensor_cores,
     };
-    let loaded = |k: GemmKernel| shape(k, dtype).is_ok_and(|s| be.has_function(s.name));
+    let loaded = |k: GemmKernel| shape(k, dtype).is_ok_and(|s| be.has_function(s.name)) && (wgmma || !k.is_wgmma());
     let cached = |be: &CudaBackend| {
         let st = be.tune_state();
         (st.mode, st.choice(&key, fixed).filter(|&k| loaded(k)))
@@ -532,6 +545,25 @@ fn tma_map(dtype: DType, ptr: u64, rows: usize, cols: usize, ld: usize, box_rows
     Ok(map)
 }
 
+/// Whether the wgmma kernels can take operands at device addresses `pa`, `pb` (TMA: 16-byte aligned
+/// base addresses and rows, extents under 2^31).
+fn check_wgmma_operands(kernel: GemmKernel, spec: &GemmSpec, pa: u64, pb: u64) -> Result<()> {
+    let limit = i32::MAX as usize;
+    if spec.m > limit || spec.n > limit || spec.k > limit {
+        return Err(Error::invalid("gemm", format!("{kernel:?} takes m, n, k < 2^31")));
+    }
+    if pa % 16 != 0 || pb % 16 != 0 || spec.lda % 8 != 0 || spec.ldb % 8 != 0 {
+        return Err(Error::invalid(
+            "gemm",
+            format!(
+                "{kernel:?} loads with TMA, which needs 16-byte aligned base addresses and rows: lda = {} and ldb = {} must be multiples of 8",
+                spec.lda, spec.ldb
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// v6 (Hopper): encodes the TMA maps of A and B as stored (K-major operands in boxes of 64 k × the
 /// tile's rows, MN-major ones in 64 × 64 boxes, as kernels/gemm_wgmma.cu loads them) and launches.
 #[allow(clippy::too_many_arguments)]
@@ -558,22 +590,10 @@ unsafe fn launch_wgmma<T: DeviceRepr>(
             ),
         ));
     }
-    let limit = i32::MAX as usize;
-    if spec.m > limit || spec.n > limit || spec.k > limit {
-        return Err(Error::invalid("gemm", format!("{kernel:?} takes m, n, k < 2^31")));
-    }
     let stream = be.stream();
     let (pa, _ga) = a.device_ptr(stream);
     let (pb, _gb) = b.device_ptr(stream);
-    if pa % 16 != 0 || pb % 16 != 0 || spec.lda % 8 != 0 || spec.ldb % 8 != 0 {
-        return Err(Error::invalid(
-            "gemm",
-            format!(
-                "{kernel:?} loads with TMA, which needs 16-byte aligned rows: lda = {} and ldb = {} must be multiples of 8",
-                spec.lda, spec.ldb
-            ),
-        ));
-    }
+    check_wgmma_operands(kernel, spec, pa, pb)?;
     let (ar, ac) = spec.stored_a();
     let (br, bc) = spec.stored_b();
     // K-major A ([m, k]) comes in one box of the tile's 128 rows; MN-major ([k, m]) in two 64 × 64.

@@ -84,15 +84,17 @@ pub enum GemmKernel {
     /// into a workspace slice, then a second kernel adding the slices in order and applying the
     /// epilogue ([`splitk_splits`] ranges). For outputs too small to fill the GPU with a long k,
     /// like the dW = dYᵀX products of a large batch (20×400×8192). m·n must fit
-    /// [`SPLITK_WORKSPACE_FLOATS`].
+    /// [`SPLITK_WORKSPACE_FLOATS`]. The fixed rule now takes v18 ([`GemmKernel::Simt64WarpDbSplitK`])
+    /// for these products.
     Simt64SplitK,
     /// v5 (f32): the 64×64 tiles of v3 with the block's k steps sliced over 4 groups of 4 warps
     /// (512 threads, 68 KiB of dynamic shared memory), added in a fixed group order: 16 warps per
     /// SM where v3 runs 4, for outputs of about one 64-tile per SM with a medium k (the 784↔400
     /// products of a batch of 1024). On an H100 (2026-11-27) 34.8 µs at 1024×400×784 where
     /// [`GemmKernel::Simt64Warp`] takes 40.2 (cuBLAS 25.8); slower where the 64-tiles alone fill the
-    /// GPU. The fixed rule picks it for 64-tiles between half and all of the SMs and 128 ≤ k ≤ 2048
-    /// ([`auto_kernel`]).
+    /// GPU. The fixed rule picked it for 64-tiles between half and all of the SMs and
+    /// 128 ≤ k ≤ 2048 until v17 and v18 took those products (fourth H100 run: 1024×400×784 33.1 µs
+    /// with v17 against its 34.8); measured tuning and the shipped table may still pick it.
     Simt64SlicedK4,
     /// v3 (f32): 128×128 block tiles over 4 warps with 64×64 warp tiles (128 threads, 128 outputs a
     /// thread: more FMAs per shared-memory read than [`GemmKernel::Simt128Warp`]'s 64, and two
@@ -120,8 +122,10 @@ pub enum GemmKernel {
     /// only the last, partial k tile checks bounds, and the element-wise load copy for operands
     /// without 16-byte rows or with a contiguous dimension that is not a multiple of 4. 128
     /// registers a thread on sm_90 (126–127 on sm_80–sm_89), no spills. Written for the outputs of
-    /// one or two 64-tiles per SM (the 784↔400 products of a batch of 1024 or 8192). Not yet run on
-    /// a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    /// one or two 64-tiles per SM (the 784↔400 products of a batch of 1024 or 8192). The fixed rule's
+    /// kernel for outputs of at least half an SM's worth of 64-tiles ([`auto_kernel`]): on an H100
+    /// (2026-11-27, fourth run) 28.7 µs at 1024×784×400 against [`GemmKernel::Simt64Warp`]'s 35.3
+    /// (cuBLAS 23.0) and 168 at 8192×784×400 against [`GemmKernel::Simt128WarpDb`]'s 184.
     Simt64WarpDb,
     /// v18 (f32): [`GemmKernel::Simt64WarpDb`]'s 64-tiles and main loop with
     /// [`GemmKernel::Simt64SplitK`]'s split-k: each block sums one k range of its tile into a slice of
@@ -129,8 +133,9 @@ pub enum GemmKernel {
     /// epilogue ([`splitk_splits`] ranges; m·n must fit [`SPLITK_WORKSPACE_FLOATS`]). For the long-k
     /// products whose output is a few dozen 64-tiles (the dW = dYᵀX of a batch of 8192, 400×784×8192:
     /// 91 tiles, where [`GemmKernel::Simt64SplitK`] ran 0.60× cuBLAS on an H100, 2026-11-27). 128
-    /// registers a thread on sm_90, no spills. Not yet run on a GPU: not in
-    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    /// registers a thread on sm_90, no spills. The fixed rule's kernel for a long k that splits: on an
+    /// H100 (2026-11-27, fourth run) 207 µs at 400×784×8192 (v4 254, cuBLAS 158), and 14.5 µs at
+    /// 128×400×784 (cuBLAS 17.7; v3's k-sliced 32-tiles 18.5).
     Simt64WarpDbSplitK,
     /// v19 (f32): [`GemmKernel::Simt64WarpDbSplitK`] in one launch instead of two: each block writes
     /// its k range's sums to the workspace and counts itself in on its output tile; the tile's last
@@ -138,22 +143,27 @@ pub enum GemmKernel {
     /// epilogue and resets the count. For the small products whose k is what splits (128×400×784 at
     /// a batch of 128: 14 tiles), where [`GemmKernel::Simt64SplitK`] pays a second launch. The
     /// output's 64-tiles must number at most [`SPLITK_TILE_COUNTS`]. 128 registers a thread on sm_90
-    /// (launch bound of 4 blocks per SM), no spills. Not yet run on a GPU: not in
-    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    /// (launch bound of 4 blocks per SM), no spills. Slower than v18 on every product measured on an
+    /// H100 (2026-11-27, fourth run): 30.0 µs at 128×400×784 against 14.5, 213 at 400×784×8192
+    /// against 207; why (the last block's reduction, the counters' fences) is not profiled yet. The
+    /// fixed rule never picks it.
     Simt64WarpDbSplitKFused,
     /// v20 (f32): [`GemmKernel::Simt64WarpDb`]'s 64-tiles, lane layout and fragment loop fed by a
     /// 4-stage `cp.async` ring (34 KiB of static shared memory) instead of register double
     /// buffering: three 16-k tiles in flight while one is multiplied, for products that wait on
     /// memory latency more than on FMAs (a short k, or few tiles per SM). k-contiguous operands are
     /// copied (transposed) with 4-byte `cp.async`, m/n-contiguous ones with 16-byte. sm_80+. 113–128
-    /// registers a thread (launch bound of 4 blocks per SM), no spills. Not yet run on a GPU: not in
-    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    /// registers a thread (launch bound of 4 blocks per SM), no spills. On an H100 (2026-11-27, fourth
+    /// run) the fastest on the dW products of a batch of 128 and 1024 (400×784×128 9.9 µs, v17 10.0;
+    /// 400×784×1024 36.7, v18 37.4) and slow where k is the long side of a small output
+    /// (128×400×784 54.4). The fixed rule never picks it; measured tuning and the shipped table do.
     Simt64Async,
     /// v21 (f32): [`GemmKernel::Simt64Async`] with [`GemmKernel::Simt64WarpDbSplitKFused`]'s split-k
     /// and last-block reduction, in one launch: for the small products whose k splits into short
     /// ranges (128×400×784 at a batch of 128), where each range is then a few tiles all in flight
-    /// at once. Same k ranges and order as [`GemmKernel::Simt64WarpDbSplitK`]. Not yet run on a
-    /// GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    /// at once. Same k ranges and order as [`GemmKernel::Simt64WarpDbSplitK`]. On an H100 (2026-11-27,
+    /// fourth run) the fastest at 400×784×8192 (196 µs, v18 207) but 106 at 20×400×8192 (v18 23.0).
+    /// The fixed rule never picks it; measured tuning and the shipped table do.
     Simt64AsyncSplitKFused,
     /// v22 (f32): [`GemmKernel::Simt128WarpDb`]'s 128-tiles and main loop (256 threads, one block per
     /// SM) with [`GemmKernel::Simt64WarpDbSplitKFused`]'s one-launch split-k: each block sums one k
@@ -162,8 +172,8 @@ pub enum GemmKernel {
     /// ([`splitk_splits_waves`]). For the long-k products whose output is a few dozen 128-tiles
     /// (the dW = dYᵀX of a batch of 1024 or 8192, 400×784: 28 tiles, 9 ranges at k = 8192 on 132
     /// SMs), so that they run v16's loop on every SM. 189 registers a thread on sm_90, no spills.
-    /// Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks
-    /// it.
+    /// On an H100 (2026-11-27, fourth run) 208 µs at 400×784×8192 (v18 207) and 45.8 at 400×784×1024
+    /// (v18 37.4). The fixed rule never picks it.
     Simt128WarpDbSplitKFused,
     /// v23 (f32): for a short k (a few dozen) and a large output, where the time is that of writing
     /// C (the dX = dY·W of a 400→20 layer: 8192×400×20, where the k-step kernels ran 0.50–0.65×
@@ -172,8 +182,8 @@ pub enum GemmKernel {
     /// registers, a float4 per 4 columns where C's rows are 16-byte aligned (the warp-tiled
     /// kernels park the tile in shared memory and store one value at a time). Any k works; each
     /// chunk is one copy and one barrier, so long k are slow. 105 registers a thread on sm_90, no
-    /// spills. Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule
-    /// never picks it.
+    /// spills. On an H100 (2026-11-27, fourth run) 19.4 µs at 8192×400×20, no faster than v17 (19.3)
+    /// or v3 (19.4); cuBLAS 11.3. The fixed rule never picks it.
     SimtShortK,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
@@ -214,16 +224,17 @@ pub enum GemmKernel {
     /// (v7 parks it in shared memory and stores it value by value, and each new block starts with
     /// an empty pipeline). Same k order as v7: bit-identical results. On an H100 (2026-11-27, third
     /// run, measured candidates) 356 µs at 4096³ bf16 against v7's 379 (0.52× cuBLAS), but 2695 at
-    /// 8192³ against v7's 2440. Not yet racechecked: only [`GemmTuning::MeasureAll`] and explicit
-    /// requests run it; the fixed rule never picks it.
+    /// 8192³ against v7's 2440 (fourth run: 350 and 2624 µs). The fixed rule never picks it.
     TensorCore128x256SwizzledPersistent,
     /// v6, Hopper tensor cores (bf16 / f16 only, compute capability 9.0: H100, H200; built for
     /// sm_90a): `wgmma` reading both operands from shared memory, filled by TMA through a 4-stage
     /// mbarrier pipeline; one producer and two consumer warpgroups per 128×256 block tile. TMA needs
     /// 16-byte aligned bases and leading dimensions that are multiples of 8. The fixed rule never
-    /// picks it; measured tuning and the shipped H100 table do (BENCHMARKS.md: 0.75× cuBLAS at 4096³).
+    /// picks it; measured tuning and the shipped H100 table may (BENCHMARKS.md: 0.75× cuBLAS at 4096³).
     Wgmma256,
     /// v6 with 128×128 block tiles and 6 stages (outputs too small to fill the GPU with 128×256).
+    /// The fixed rule's Hopper kernel for outputs below one 128-tile per SM with a k ≥ 1024: on an
+    /// H100 (2026-11-27, fourth run) 63.8 µs at 400×784×8192 bf16 against `mma.sync` 64-tiles' 91.8.
     Wgmma128,
     /// v8, Hopper (as v6): persistent ping-pong over 128×128 tiles. One block per SM walks its
     /// share of the output tiles; the two consumer warpgroups take turns, one multiplying a tile
@@ -231,15 +242,13 @@ pub enum GemmKernel {
     /// the tensor work (v6 stores each tile while its SM's tensor cores idle). Same k order as
     /// [`GemmKernel::Wgmma128`]: bit-identical results. On an H100 (2026-11-27) 525–548 TFLOP/s at
     /// 4096³ bf16 (v6 128-wide: 463–478, v6 256-wide: 535–591) and the fastest of all on five of
-    /// the six 784↔400 products of a batch of 8192. Not yet racechecked on a GPU: only
-    /// [`GemmTuning::MeasureAll`] and explicit requests run it.
+    /// the six 784↔400 products of a batch of 8192.
     Wgmma128PingPong,
     /// v9, Hopper (as v6): [`GemmKernel::Wgmma256`]'s tiles in clusters of two blocks (adjacent
     /// along m) that share their B tile: each copies one half with TMA multicast into both, so a
     /// block reads a third less from L2 per k step. Same k order as [`GemmKernel::Wgmma256`]:
     /// bit-identical results. On an H100 (2026-11-27) 498 TFLOP/s at 4096³ and 563 at 8192³ bf16,
-    /// below v6 (535–567 / 613). Not yet racechecked on a GPU: only [`GemmTuning::MeasureAll`] and
-    /// explicit requests run it.
+    /// below v6 (535–567 / 613).
     Wgmma256Multicast,
     /// v12, Hopper (as v6): [`GemmKernel::Wgmma256`]'s 128×256 tiles, stage ring and wgmma
     /// sequence in a persistent kernel. One block per SM walks its share of the output tiles, both
@@ -247,22 +256,22 @@ pub enum GemmKernel {
     /// the consumers store the current one straight from their registers (v6 parks it in shared
     /// memory, and each new block starts with an empty ring). Same k order as
     /// [`GemmKernel::Wgmma256`]: bit-identical results. On an H100 (2026-11-27, third run) 640
-    /// TFLOP/s at 4096³ bf16 (0.86× cuBLAS; v6 572 in the same call) and 581 at 8192³. Not yet
-    /// racechecked (see [`GemmKernel::CHECKED_ON_GPU`]): only [`GemmTuning::MeasureAll`] and explicit
-    /// requests run it.
+    /// TFLOP/s at 4096³ bf16 (0.86× cuBLAS; v6 572 in the same call) and 581 at 8192³. The fixed
+    /// rule's Hopper kernel for outputs that fill the GPU in 128-tiles ([`auto_kernel`]; fourth run:
+    /// 208 µs at 4096³, `mma.sync` 128-tiles 745).
     Wgmma256Persistent,
     /// v13: [`GemmKernel::Wgmma256Persistent`] releasing each stage as soon as the warpgroup's own
     /// wgmma group on it is done (wait_group 0; v6 and v12 release it one step later), so the
     /// producer may run three stages ahead instead of two while the other warpgroup's products keep
     /// the tensor cores busy. Bit-identical to [`GemmKernel::Wgmma256`]. On an H100 (2026-11-27,
-    /// third run) 616–670 TFLOP/s at 4096³ bf16 (v12 640 in the same call); not yet racechecked.
+    /// third run) 616–670 TFLOP/s at 4096³ bf16 (v12 640 in the same call).
     Wgmma256PersistentEarlyRelease,
     /// v14: [`GemmKernel::Wgmma256Persistent`] in clusters of two blocks that take vertically
     /// adjacent tiles and share each k step's B tile through TMA multicast (as v9 does for v6), so
     /// a block reads a third less from L2 per k step. A stage is released by one thread per
     /// consumer warpgroup in each block of the cluster (v9: every consumer warp, half of them
     /// across the cluster). Bit-identical to [`GemmKernel::Wgmma256`]. On an H100 (2026-11-27, third
-    /// run) 604 TFLOP/s at 4096³ and 587 at 8192³ bf16 (v12: 640 and 581); not yet racechecked.
+    /// run) 604 TFLOP/s at 4096³ and 587 at 8192³ bf16 (v12: 640 and 581).
     Wgmma256PersistentMulticast,
 }
 
@@ -353,12 +362,11 @@ impl GemmKernel {
     /// The versions that have passed their parity tests and compute-sanitizer (memcheck, racecheck,
     /// synccheck) on a GPU (an H100: the first seven on 2026-11-26, the next five on 2026-11-27 at
     /// commit 0a9a4f2, five more on 2026-11-27 at commit 56302fc, v16 on 2026-11-27 at commit
-    /// 29b6b6d; BENCHMARKS.md); [`GemmTuning::Measure`] chooses only among these. A version joins
-    /// the list when a GPU run has checked it. (v8, v9 and v12–v15 passed their tests, memcheck and
-    /// synccheck on an H100; racecheck has not passed on them: on 2026-11-27 (29b6b6d) the wgmma
-    /// test stopped under racecheck with a launch failure and no hazard reported, and the racecheck
-    /// of the tc2 test, v15's, ran out of its 150 s.)
-    pub const CHECKED_ON_GPU: [GemmKernel; 18] = [
+    /// 29b6b6d, and the rest, v8, v9, v12–v15 and v17–v23, on 2026-11-27 at commit a059967, the
+    /// wgmma and the `mma.sync` 128×256 versions under racecheck one version a process;
+    /// BENCHMARKS.md); [`GemmTuning::Measure`] chooses only among these. A version joins the list
+    /// when a GPU run has checked it; a new version stays out until then.
+    pub const CHECKED_ON_GPU: [GemmKernel; 31] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -377,6 +385,19 @@ impl GemmKernel {
         GemmKernel::TensorCore128x128Swizzled,
         GemmKernel::TensorCore128x256Swizzled4Stage,
         GemmKernel::Simt128WarpDb,
+        GemmKernel::Wgmma128PingPong,
+        GemmKernel::Wgmma256Multicast,
+        GemmKernel::Wgmma256Persistent,
+        GemmKernel::Wgmma256PersistentEarlyRelease,
+        GemmKernel::Wgmma256PersistentMulticast,
+        GemmKernel::TensorCore128x256SwizzledPersistent,
+        GemmKernel::Simt64WarpDb,
+        GemmKernel::Simt64WarpDbSplitK,
+        GemmKernel::Simt64WarpDbSplitKFused,
+        GemmKernel::Simt64Async,
+        GemmKernel::Simt64AsyncSplitKFused,
+        GemmKernel::Simt128WarpDbSplitKFused,
+        GemmKernel::SimtShortK,
     ];
 
     /// Whether this kernel runs on tensor cores.
@@ -455,36 +476,67 @@ pub fn splitk_splits_waves(m: usize, n: usize, k: usize, sms: usize, tile: usize
     (1..=most).min_by_key(|&s| (cost(s), s)).unwrap_or(1)
 }
 
+/// The kernels [`auto_kernel`] chooses among, set by the input type, the math and what the GPU
+/// and the operands allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoFamily {
+    /// f32 inputs with f32 math: the SIMT kernels.
+    Simt,
+    /// Tensor cores through `mma.sync`: TF32, or bf16 / f16 where the wgmma kernels can't take
+    /// the call.
+    MmaSync,
+    /// bf16 / f16 on a GPU that loaded the Hopper kernels, with operands they can take (TMA:
+    /// 16-byte aligned rows and base addresses).
+    Wgmma,
+}
+
 /// Picks the CUDA kernel of [`GemmKernel::Auto`] for an m×n×k product on a GPU with `sms`
-/// multiprocessors: tensor-core tiles of 128 when they fill the GPU, else 64; for f32 SIMT, 128-tiles
-/// when they fill the GPU (v16; on an H100, 2026-11-27, third run, faster than v3 on every bench
-/// product that fills the GPU in 128-tiles: 4096³ 3043 against 3628 µs, 8192×400×784 159 against
-/// 184), 64-tiles when those fill half of it, and for the remaining (skinny)
-/// outputs the k-sliced 32-tiles when k is long enough to slice (≥ 64), else the 16×16 tiles (v1):
-/// on an H100 (2026-11-26, `bench_gemm --all`) 128×400×20 took 4.2 µs with v1, 4.8 µs k-sliced and
-/// 6.9 µs with 64-tiles. Below one 128-tile block per SM, a k of 1024 or more goes to split-k (v4):
-/// on that H100 those products (the dW of a batch ≥ 1024) ran at 0.18–0.75× cuBLAS with v3. Where
-/// the 64-tiles fill half the GPU but not all of it and 128 ≤ k ≤ 2048, the k-sliced 64-tiles (v5)
-/// come first: on an H100 (2026-11-27, second run, the measured candidates in BENCHMARKS.md's logs)
-/// 1024×400×784 took 34.5 µs with v5 against 40.3 with v3, 400×784×1024 37.8 against split-k's 41.1
-/// and 400×784×128 10.6 against 11.4; at k = 8192 split-k stays ahead (247 against 264 µs).
+/// multiprocessors. Every branch is the kernel measured fastest (or within a few percent of it) on
+/// the bench products in one run on an H100 (2026-11-27, fourth run, `bench_gemm --measure-all`,
+/// every version checked in that run; BENCHMARKS.md, logs in bench/results/2026-11-27-h100-run4).
+///
+/// f32 (SIMT):
+/// - outputs that fill the GPU in 128-tiles with both sides ≥ 1024: v16's 128-tiles (4096³ 3040 µs
+///   against v17's 3629; 8192³ 23742 against 28334);
+/// - a long k (≥ 1024) that splits (output of few 64-tiles, [`splitk_splits`] ≥ 2): v18's split-k
+///   (400×784×8192 207 µs, v4 254; 20×400×8192 23.0, v4 24.8; 400×784×1024 37.4, v5 38.6);
+/// - outputs of at least half an SM's worth of 64-tiles, both sides ≥ 64: v17's 64-tiles
+///   (1024×784×400 28.7 µs, v3 35.3; 8192×784×400 168, v16 184; 8192×400×20 19.3, v16 24.7;
+///   8192×400×784 161, v16 159: the one product where it is slower);
+/// - smaller outputs with a k ≥ 512 that splits: v18 (128×400×784 12.7–14.5 µs, v3's k-sliced
+///   32-tiles 15.5–18.5);
+/// - the rest (skinny or small outputs): the k-sliced 32-tiles (128×784×400 10.4 µs,
+///   8192×20×400 14.5), or v1's 16×16 tiles for a k under 64 (128×400×20 3.1).
+///
+/// Tensor cores: `mma.sync` in 128-tiles when they fill the GPU, else 64-tiles. Where wgmma can
+/// take the call: the persistent 128×256 wgmma kernel (v12) when the 128-tiles fill the GPU (4096³
+/// 208 µs against `mma.sync` 128-tiles' 745; 8192×400×784 21 against 38), v6's 128×128 wgmma
+/// tiles for a k ≥ 1024 (400×784×8192 64 µs against 92), else `mma.sync` 64-tiles.
 ///
 /// Every kernel sums k in a fixed order, so results are bitwise reproducible on one GPU model; the
 /// kernels differ in that order, so two GPUs with different SM counts may pick different kernels and
 /// differ in the last bits (within the f32 bound). Name a kernel in the spec to pin it.
-pub fn auto_kernel(m: usize, n: usize, k: usize, tensor_cores: bool, sms: usize) -> GemmKernel {
+pub fn auto_kernel(m: usize, n: usize, k: usize, family: AutoFamily, sms: usize) -> GemmKernel {
     let tiles = |t: usize| m.div_ceil(t) * n.div_ceil(t);
-    if tensor_cores {
-        return if tiles(128) >= sms { GemmKernel::TensorCore128 } else { GemmKernel::TensorCore64 };
+    let fills = tiles(128) >= sms;
+    match family {
+        AutoFamily::Wgmma if fills => return GemmKernel::Wgmma256Persistent,
+        AutoFamily::Wgmma if k >= 1024 => return GemmKernel::Wgmma128,
+        AutoFamily::Wgmma => return GemmKernel::TensorCore64,
+        AutoFamily::MmaSync if fills => return GemmKernel::TensorCore128,
+        AutoFamily::MmaSync => return GemmKernel::TensorCore64,
+        AutoFamily::Simt => {}
     }
-    if tiles(128) >= sms {
+    let skinny = m.min(n) < 64;
+    let splits = splitk_splits(m, n, k, sms) >= 2;
+    if fills && m.min(n) >= 1024 {
         GemmKernel::Simt128WarpDb
-    } else if tiles(64) >= sms / 2 && tiles(64) < sms && (128..=2048).contains(&k) {
-        GemmKernel::Simt64SlicedK4
-    } else if k >= 1024 && splitk_splits(m, n, k, sms) >= 2 {
-        GemmKernel::Simt64SplitK
-    } else if tiles(64) >= sms / 2 {
-        GemmKernel::Simt64Warp
+    } else if k >= 1024 && splits {
+        GemmKernel::Simt64WarpDbSplitK
+    } else if !skinny && tiles(64) >= sms / 2 {
+        GemmKernel::Simt64WarpDb
+    } else if !skinny && k >= 512 && splits {
+        GemmKernel::Simt64WarpDbSplitK
     } else if k < 64 {
         GemmKernel::Tiled16
     } else {
