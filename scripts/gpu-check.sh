@@ -23,7 +23,10 @@
 # 414 s: "tests baselines bench sanitize synccheck racegemm"). To find which wgmma version stops
 # under racecheck, "racewgmma" checks them one per step. SANITIZE_JOBS=8 runs the sanitizer steps
 # eight at a time, one per test (gpu-run.sh; the device machine has 16 cores), so that memcheck,
-# synccheck and racecheck of the gemm tests can share one call with the tests and benches.
+# synccheck and racecheck of the gemm tests can share one call with the tests and benches (the
+# fourth H100 run of 2026-11-27, 403 s: SANITIZE_JOBS=8 STEP_TIMEOUT=240 DEADLINE=560
+# SANITIZE_TESTS=gemm SKIP_STEPS=... BASELINES="ceil,gemm" ... tests baselines bench sanitize
+# synccheck racewgmma racegemm; BENCHMARKS.md).
 # Helpers working on kernels should not call the device themselves: the 15 minutes are the session's.
 set -euo pipefail
 

@@ -363,7 +363,7 @@ impl GemmKernel {
     /// synccheck) on a GPU (an H100: the first seven on 2026-11-26, the next five on 2026-11-27 at
     /// commit 0a9a4f2, five more on 2026-11-27 at commit 56302fc, v16 on 2026-11-27 at commit
     /// 29b6b6d, and the rest, v8, v9, v12–v15 and v17–v23, on 2026-11-27 at commit a059967, the
-    /// wgmma and the `mma.sync` 128×256 versions under racecheck one version a process;
+    /// wgmma and the swizzled `mma.sync` versions under racecheck one version a process;
     /// BENCHMARKS.md); [`GemmTuning::Measure`] chooses only among these. A version joins the list
     /// when a GPU run has checked it; a new version stays out until then.
     pub const CHECKED_ON_GPU: [GemmKernel; 31] = [
