@@ -45,7 +45,7 @@ mod gpu {
     use latentkit::bench::median_secs;
     use latentkit::bench::peak::{peak_reference, PeakGrid, PeakInstr, PeakProbe};
     use latentkit::ops::gemm::{
-        auto_kernel, gemm, gemm_half, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuning, Transpose,
+        auto_kernel, gemm, gemm_half, AutoFamily, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuning, Transpose,
         SPLITK_WORKSPACE_FLOATS,
     };
     use latentkit::rng::{seeded, uniform_vec};
@@ -209,24 +209,28 @@ mod gpu {
                     continue;
                 }
                 let tc = precision != Precision::F32;
-                let auto = auto_kernel(m, n, k, tc, be.sm_count());
+                // The Hopper kernels (bf16 only here) load with TMA: rows must be 16-byte aligned.
+                let aligned = spec0.lda % 8 == 0 && spec0.ldb % 8 == 0;
+                let hopper = wgmma && precision == Precision::Bf16 && be.supports_wgmma() && aligned;
+                let family = match precision {
+                    Precision::F32 => AutoFamily::Simt,
+                    Precision::Bf16 if hopper => AutoFamily::Wgmma,
+                    _ => AutoFamily::MmaSync,
+                };
+                let auto = auto_kernel(m, n, k, family, be.sm_count());
+                // The split-k workspace holds SPLITK_WORKSPACE_FLOATS partial sums.
+                let fits = |k: &GemmKernel| !k.is_split_k() || m * n <= SPLITK_WORKSPACE_FLOATS;
                 let mut kernels: Vec<GemmKernel> = match (all, tc) {
                     (false, _) => vec![auto],
-                    (true, false) => GemmKernel::SIMT
-                        .into_iter()
-                        // The split-k workspace holds SPLITK_WORKSPACE_FLOATS partial sums.
-                        .filter(|&k| !k.is_split_k() || m * n <= SPLITK_WORKSPACE_FLOATS)
-                        .collect(),
+                    (true, false) => GemmKernel::SIMT.into_iter().filter(fits).collect(),
                     // (The half-only versions have no TF32 form.)
                     (true, true) => GemmKernel::TENSOR_CORE
                         .into_iter()
-                        .filter(|k| precision == Precision::Bf16 || !k.half_only())
+                        .filter(|k| fits(k) && (precision == Precision::Bf16 || !k.half_only()))
                         .collect(),
                 };
-                // The Hopper kernels (bf16 only here) load with TMA: rows must be 16-byte aligned.
-                let aligned = spec0.lda % 8 == 0 && spec0.ldb % 8 == 0;
-                if wgmma && precision == Precision::Bf16 && be.supports_wgmma() && aligned {
-                    kernels.extend(GemmKernel::WGMMA);
+                if hopper {
+                    kernels.extend(GemmKernel::WGMMA.into_iter().filter(|&k| k != auto));
                 }
                 let (dtype, compute) = match precision {
                     Precision::F32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F),

@@ -6,6 +6,8 @@
 //     as the row index).
 //   gemm_tc2_128x256_bf16 / _f16 (v7, its own section at the end of this file): 128×256 tiles with
 //     swizzled unpadded shared memory, hoisted addressing and double-buffered fragments.
+//   gemm_tc64_splitk_bf16 / _f16 / _tf32 (v24): the 64×64 tiles summing one k range each into the
+//     split-k workspace (gemm_splitk_reduce_f32 in gemm.cu adds the ranges).
 //   gemm_tc{128,64,128x256}_tf32: A and B in f32, rounded to TF32 (cvt.rna: nearest, ties away from zero,
 //     10 mantissa bits) as fragments are read, mma.sync.m16n8k8. Only on explicit request
 //     (GemmMath::Tf32): f32 GEMMs are otherwise exact-f32 SIMT (gemm.cu).
@@ -130,7 +132,9 @@ __device__ __forceinline__ void tc_load_tile(E* __restrict__ s, const E* __restr
 // epilogue code. 64-wide warp tiles go in two halves of 32 columns, so the parking space stays that
 // of a 32-wide tile (the 128×256 kernel then fits the 99 KiB of sm_86 / sm_89). The caller has
 // finished with the pipeline's shared memory (barrier); (row0, col0) is the warp tile's origin in C.
-template <int MT, int NT8, int WM, int WN>
+// SPLIT (v24): the raw sums go to slice blockIdx.z of the [splits, m, n] workspace (c) instead,
+// which gemm_splitk_reduce_f32 (gemm.cu) adds up and applies the epilogue to.
+template <int MT, int NT8, int WM, int WN, bool SPLIT>
 __device__ __forceinline__ void tc_park_and_store(const float (&acc)[MT][NT8][4], const lk_gemm_params& p, int warp,
                                                   int lane, int64_t row0, int64_t col0, float* __restrict__ c,
                                                   const float* __restrict__ bias, const float* __restrict__ y) {
@@ -153,12 +157,14 @@ __device__ __forceinline__ void tc_park_and_store(const float (&acc)[MT][NT8][4]
         for (int idx = lane; idx < WM * PW; idx += 32) {
             const int r = idx / PW, cc = idx % PW;
             const int64_t row = row0 + r, col = col0 + part * PW + cc;
-            if (row < p.m && col < p.n) lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
+            if (row >= p.m || col >= p.n) continue;
+            if (SPLIT) c[(int64_t)blockIdx.z * p.m * p.n + row * p.n + col] = park[r * SC + cc];
+            else lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
         }
     }
 }
 
-template <TcType T, int BM, int BN, int WARPS_M, int WARPS_N, bool TA, bool TB>
+template <TcType T, int BM, int BN, int WARPS_M, int WARPS_N, bool SPLIT, bool TA, bool TB>
 __device__ __forceinline__ void gemm_tc_body(const lk_gemm_params& p, const typename TcElem<T>::type* __restrict__ a,
                                              const typename TcElem<T>::type* __restrict__ b, float* __restrict__ c,
                                              const float* __restrict__ bias, const float* __restrict__ y) {
@@ -183,6 +189,11 @@ __device__ __forceinline__ void gemm_tc_body(const lk_gemm_params& p, const type
     const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
     const bool vec_a = lk::rows_16b_aligned(a, p.lda, sizeof(E));
     const bool vec_b = lk::rows_16b_aligned(b, p.ldb, sizeof(E));
+    // SPLIT (v24): this block sums k in [kb, ke) only, range z = blockIdx.z of p.k_split elements (a
+    // multiple of 16, so a range may start half-way into a 32-wide bf16 step; chunks stay 16-byte
+    // aligned); the loads treat ke as the end of k, so they read zeros past it.
+    const int64_t kb = SPLIT ? (int64_t)blockIdx.z * p.k_split : 0;
+    const int64_t ke = SPLIT ? (kb + p.k_split < p.k ? kb + p.k_split : p.k) : p.k;
 
     float acc[MT][NT8][4];
 #pragma unroll
@@ -195,16 +206,16 @@ __device__ __forceinline__ void gemm_tc_body(const lk_gemm_params& p, const type
     auto load_stage = [&](int stage, int64_t step) {
         E* sa = smem + stage * STAGE;
         E* sb = sa + A_ELEMS;
-        const int64_t k0 = step * BK;
-        if (TA) tc_load_tile<E, BK, BM, SA, NT>(sa, a, p.lda, p.k, p.m, k0, m0, vec_a, tid);
-        else tc_load_tile<E, BM, BK, SA, NT>(sa, a, p.lda, p.m, p.k, m0, k0, vec_a, tid);
-        if (TB) tc_load_tile<E, BN, BK, SB, NT>(sb, b, p.ldb, p.n, p.k, n0, k0, vec_b, tid);
-        else tc_load_tile<E, BK, BN, SB, NT>(sb, b, p.ldb, p.k, p.n, k0, n0, vec_b, tid);
+        const int64_t k0 = kb + step * BK;
+        if (TA) tc_load_tile<E, BK, BM, SA, NT>(sa, a, p.lda, ke, p.m, k0, m0, vec_a, tid);
+        else tc_load_tile<E, BM, BK, SA, NT>(sa, a, p.lda, p.m, ke, m0, k0, vec_a, tid);
+        if (TB) tc_load_tile<E, BN, BK, SB, NT>(sb, b, p.ldb, p.n, ke, n0, k0, vec_b, tid);
+        else tc_load_tile<E, BK, BN, SB, NT>(sb, b, p.ldb, ke, p.n, k0, n0, vec_b, tid);
     };
 
     // Pipeline: group s holds step s's copies; a commit per step (empty past the end) keeps the
     // group count uniform, so waiting until ≤ STAGES − 2 groups are pending means step kt landed.
-    const int64_t steps = (p.k + BK - 1) / BK;
+    const int64_t steps = (ke - kb + BK - 1) / BK;
 #pragma unroll
     for (int s = 0; s < TC_STAGES - 1; ++s) {
         if (s < steps) load_stage(s, s);
@@ -290,22 +301,22 @@ __device__ __forceinline__ void gemm_tc_body(const lk_gemm_params& p, const type
     cp_async_wait<0>();
     __syncthreads();  // every warp is done with the pipeline's shared memory
 
-    tc_park_and_store<MT, NT8, WM, WN>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
+    tc_park_and_store<MT, NT8, WM, WN, SPLIT>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
 #else
     __trap();
 #endif
 }
 
-template <TcType T, int BM, int BN, int WARPS_M, int WARPS_N>
+template <TcType T, int BM, int BN, int WARPS_M, int WARPS_N, bool SPLIT = false>
 __device__ __forceinline__ void gemm_tc(const lk_gemm_params& p, const typename TcElem<T>::type* a,
                                         const typename TcElem<T>::type* b, float* c, const float* bias,
                                         const float* y) {
     if (p.trans_a) {
-        if (p.trans_b) gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, true, true>(p, a, b, c, bias, y);
-        else gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, true, false>(p, a, b, c, bias, y);
+        if (p.trans_b) gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, SPLIT, true, true>(p, a, b, c, bias, y);
+        else gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, SPLIT, true, false>(p, a, b, c, bias, y);
     } else {
-        if (p.trans_b) gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, false, true>(p, a, b, c, bias, y);
-        else gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, false, false>(p, a, b, c, bias, y);
+        if (p.trans_b) gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, SPLIT, false, true>(p, a, b, c, bias, y);
+        else gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, SPLIT, false, false>(p, a, b, c, bias, y);
     }
 }
 
@@ -357,6 +368,30 @@ LK_KERNEL void __launch_bounds__(256) gemm_tc128x256_tf32(lk_gemm_params p, cons
                                                          const float* __restrict__ b, float* __restrict__ c,
                                                          const float* __restrict__ bias, const float* __restrict__ y) {
     gemm_tc<TC_TF32, 128, 256, 2, 4>(p, a, b, c, bias, y);
+}
+
+// v24 gemm_tc64_splitk_{bf16,f16,tf32} (+ gemm_splitk_reduce_f32): the 64×64 tensor-core tiles
+// with v4's split-k, for outputs of a few 64-tiles with a long k (the dW = dYᵀX of a large batch:
+// 20×400×8192 is 7 tiles, which one k loop each ran at 0.07× cuBLAS bf16 on an H100, 2026-11-27).
+// Block (x, y, z) sums k in [z·k_split, (z + 1)·k_split) of tile (y, x) into slice z of the
+// workspace (c); the reduce kernel adds the slices in order and applies α, β·C and the epilogue.
+LK_KERNEL void __launch_bounds__(128) gemm_tc64_splitk_bf16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                            const uint16_t* __restrict__ b, float* __restrict__ ws,
+                                                            const float* __restrict__ bias,
+                                                            const float* __restrict__ y) {
+    gemm_tc<TC_BF16, 64, 64, 2, 2, true>(p, a, b, ws, bias, y);
+}
+LK_KERNEL void __launch_bounds__(128) gemm_tc64_splitk_f16(lk_gemm_params p, const uint16_t* __restrict__ a,
+                                                           const uint16_t* __restrict__ b, float* __restrict__ ws,
+                                                           const float* __restrict__ bias,
+                                                           const float* __restrict__ y) {
+    gemm_tc<TC_F16, 64, 64, 2, 2, true>(p, a, b, ws, bias, y);
+}
+LK_KERNEL void __launch_bounds__(128) gemm_tc64_splitk_tf32(lk_gemm_params p, const float* __restrict__ a,
+                                                            const float* __restrict__ b, float* __restrict__ ws,
+                                                            const float* __restrict__ bias,
+                                                            const float* __restrict__ y) {
+    gemm_tc<TC_TF32, 64, 64, 2, 2, true>(p, a, b, ws, bias, y);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -661,7 +696,7 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
                     lk::gemm_store_quad(p, plain, pairs, r0 + 16 * mi, c0 + 8 * ni, acc[mi][ni], c, bias, y);
             zero_acc();
         } else {
-            tc_park_and_store<MT, NT8, WM, WN>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
+            tc_park_and_store<MT, NT8, WM, WN, false>(acc, p, warp, lane, m0 + wm0, n0 + wn0, c, bias, y);
         }
     }
 #else

@@ -8,8 +8,8 @@ use common::*;
 use latentkit::backend::Backend;
 use latentkit::ops::gemm::tune::tune_candidates;
 use latentkit::ops::gemm::{
-    auto_kernel, cpu::gemm_ref, f32_error_bound, gemm, gemm_half_with, gemm_with, tf32_error_bound, GemmEpilogue,
-    GemmKernel, GemmMath, GemmSpec, GemmTuneRecord, GemmTuning, Transpose,
+    auto_kernel, cpu::gemm_ref, f32_error_bound, gemm, gemm_half_with, gemm_with, tf32_error_bound, AutoFamily,
+    GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneRecord, GemmTuning, Transpose,
 };
 use latentkit::ops::Activation;
 use latentkit::{DType, Tensor};
@@ -84,12 +84,14 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
         assert_eq!(report.len(), i + 1, "one record per shape, made on the first call");
         let rec = &report[i];
         assert_eq!((rec.key.m, rec.key.n, rec.key.k, rec.key.tensor_cores), (m, n, k, math == GemmMath::Tf32));
-        let fixed = auto_kernel(m, n, k, math == GemmMath::Tf32, b.sm_count());
+        let family = if math == GemmMath::Tf32 { AutoFamily::MmaSync } else { AutoFamily::Simt };
+        let fixed = auto_kernel(m, n, k, family, b.sm_count());
         check_record(rec, &tune_candidates(DType::F32, math, b.supports_wgmma(), false, fixed), fixed);
         eprintln!("{NAME}: {m}×{n}×{k} {math:?}: {:?} of {:?}", rec.chosen, rec.times);
     }
 
-    // bf16 (the Hopper kernels are not among the candidates until a GPU run has checked them).
+    // bf16 (on Hopper the wgmma kernels are candidates too, and the fixed rule's family: the
+    // operands are fresh allocations with rows of 512 elements, which TMA takes).
     let spec = GemmSpec::contiguous(Transpose::No, Transpose::Yes, 256, 264, 512, 1.0, 0.0);
     let a0 = rand_vec(&mut r, 256 * 512, -1.0, 1.0);
     let b0 = rand_vec(&mut r, 264 * 512, -1.0, 1.0);
@@ -106,7 +108,8 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     assert_close("bf16", &host(&b, &c), &want, 4.0 * f32_error_bound(512, 1.0, 1.0) + 1e-6, 1e-5);
     let rec = b.gemm_tuning_report().pop().unwrap();
     assert_eq!(rec.key.dtype, DType::BF16);
-    let bf16_fixed = auto_kernel(256, 264, 512, true, b.sm_count());
+    let family = if b.supports_wgmma() { AutoFamily::Wgmma } else { AutoFamily::MmaSync };
+    let bf16_fixed = auto_kernel(256, 264, 512, family, b.sm_count());
     check_record(&rec, &tune_candidates(DType::BF16, GemmMath::F32, b.supports_wgmma(), false, bf16_fixed), bf16_fixed);
     eprintln!("{NAME}: bf16 256×264×512: {:?} of {:?}", rec.chosen, rec.times);
 

@@ -19,8 +19,8 @@ use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 
 use super::tune::{is_ineligible, measure_fastest, tune_candidates};
 use super::{
-    auto_kernel, AutoFamily, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuneRecord, GemmTuning, HalfFloat,
-    SPLITK_TILE_COUNTS, SPLITK_WORKSPACE_FLOATS,
+    auto_kernel, AutoFamily, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuneRecord, GemmTuning,
+    HalfFloat, SPLITK_TILE_COUNTS, SPLITK_WORKSPACE_FLOATS,
 };
 use crate::backend::cuda::{abi, launch, CudaBackend};
 use crate::backend::DType;
@@ -139,6 +139,9 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         }
         GemmKernel::TensorCore128 => tc(["gemm_tc128_bf16", "gemm_tc128_f16", "gemm_tc128_tf32"], (128, 128), (2, 4)),
         GemmKernel::TensorCore64 => tc(["gemm_tc64_bf16", "gemm_tc64_f16", "gemm_tc64_tf32"], (64, 64), (2, 2)),
+        GemmKernel::TensorCore64SplitK => {
+            tc(["gemm_tc64_splitk_bf16", "gemm_tc64_splitk_f16", "gemm_tc64_splitk_tf32"], (64, 64), (2, 2))
+        }
         GemmKernel::TensorCore128x256 => {
             tc(["gemm_tc128x256_bf16", "gemm_tc128x256_f16", "gemm_tc128x256_tf32"], (128, 256), (2, 4))
         }
@@ -260,7 +263,7 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         }
     }
     if kernel.is_split_k() {
-        return launch_splitk(be, spec, p, (kernel, name), (gx as u32, gy as u32), block, a, b, c, bias, y);
+        return launch_splitk(be, spec, p, (kernel, name), (gx as u32, gy as u32), (block, smem), a, b, c, bias, y);
     }
     // The persistent kernels run one block per SM (at most one per tile); each walks its tiles.
     let grid = if kernel.is_persistent() {
@@ -443,7 +446,7 @@ unsafe fn measure_key<T: DeviceRepr>(
     })
 }
 
-/// v4, v18: the split kernel writes each k range's raw sums into a slice of the backend's workspace
+/// v4, v18, v24: the split kernel writes each k range's raw sums into a slice of the backend's workspace
 /// (grid z = range), then `gemm_splitk_reduce_f32` adds the slices in order and applies α, β·C and
 /// the epilogue. v19, v21, v22 (`splits_k_in_one_launch`): one kernel, whose last block per output
 /// tile does the reduction (counting arrivals in the workspace's tile counters). The range count is
@@ -455,7 +458,7 @@ unsafe fn launch_splitk<T: DeviceRepr>(
     mut p: abi::lk_gemm_params,
     (kernel, name): (GemmKernel, &'static str),
     (gx, gy): (u32, u32),
-    block: (u32, u32, u32),
+    (block, smem): ((u32, u32, u32), u32),
     a: &CudaSlice<T>,
     b: &CudaSlice<T>,
     c: &mut CudaSlice<f32>,
@@ -483,7 +486,7 @@ unsafe fn launch_splitk<T: DeviceRepr>(
     p.k_split = i32::try_from(k_split).map_err(|_| Error::invalid("gemm", format!("k = {} too long", spec.k)))?;
     let mut ws = be.splitk_workspace()?;
     let ws = &mut *ws;
-    let cfg = LaunchConfig { grid_dim: (gx, gy, splits as u32), block_dim: block, shared_mem_bytes: 0 };
+    let cfg = LaunchConfig { grid_dim: (gx, gy, splits as u32), block_dim: block, shared_mem_bytes: smem };
     if fused {
         return launch!(be, name, cfg, [&p, a, b, c, bias, y, &mut ws.partials, &mut ws.tile_counts]);
     }

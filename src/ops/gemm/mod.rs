@@ -190,6 +190,15 @@ pub enum GemmKernel {
     TensorCore128,
     /// Tensor cores, 64×64 block tiles.
     TensorCore64,
+    /// v24 (bf16, f16, TF32): [`GemmKernel::TensorCore64`]'s tiles and pipeline with
+    /// [`GemmKernel::Simt64SplitK`]'s split-k: each block sums one k range of its tile into a slice
+    /// of the backend's workspace, then the reduce kernel adds the slices in order and applies the
+    /// epilogue ([`splitk_splits`] ranges; m·n must fit [`SPLITK_WORKSPACE_FLOATS`]). For the long-k
+    /// products whose output is a few 64-tiles: the dW = dYᵀX of a batch of 8192 (20×400×8192: 7
+    /// tiles, where [`GemmKernel::TensorCore64`] ran 185 µs bf16 against cuBLAS's 12.6 on an H100,
+    /// 2026-11-27, fourth run; 400×784×8192: 92 against 22). Not yet run on a GPU: not in
+    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    TensorCore64SplitK,
     /// Tensor cores, 128×256 block tiles: 8 warps with 64×64 warp tiles, so each k16 step loads 8
     /// fragments per 32 mma (TensorCore128: 6 per 16) and shared memory carries a third less per
     /// FLOP. One block per SM (232 registers a thread, 90 KiB of shared memory). The fixed rule
@@ -298,9 +307,10 @@ impl GemmKernel {
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
-    pub const TENSOR_CORE: [GemmKernel; 7] = [
+    pub const TENSOR_CORE: [GemmKernel; 8] = [
         GemmKernel::TensorCore128,
         GemmKernel::TensorCore64,
+        GemmKernel::TensorCore64SplitK,
         GemmKernel::TensorCore128x256,
         GemmKernel::TensorCore128x256Swizzled,
         GemmKernel::TensorCore128x128Swizzled,
@@ -319,10 +329,11 @@ impl GemmKernel {
         GemmKernel::Wgmma256PersistentMulticast,
     ];
 
-    /// The split-k versions (v4, v18, v19, v21, v22): they sum k ranges in the backend's workspace, so
-    /// the output must fit [`SPLITK_WORKSPACE_FLOATS`].
+    /// The split-k versions (v4, v18, v19, v21, v22, v24): they sum k ranges in the backend's
+    /// workspace, so the output must fit [`SPLITK_WORKSPACE_FLOATS`].
     pub fn is_split_k(self) -> bool {
-        matches!(self, GemmKernel::Simt64SplitK | GemmKernel::Simt64WarpDbSplitK) || self.splits_k_in_one_launch()
+        matches!(self, GemmKernel::Simt64SplitK | GemmKernel::Simt64WarpDbSplitK | GemmKernel::TensorCore64SplitK)
+            || self.splits_k_in_one_launch()
     }
 
     /// The split-k versions whose last block per output tile adds the k ranges (v19, v21, v22),
@@ -445,7 +456,7 @@ pub const SPLITK_TILE_COUNTS: usize = 1 << 16;
 
 /// How many k ranges the split-k kernels ([`GemmKernel::Simt64SplitK`],
 /// [`GemmKernel::Simt64WarpDbSplitK`], [`GemmKernel::Simt64WarpDbSplitKFused`],
-/// [`GemmKernel::Simt64AsyncSplitKFused`]) split an m×n×k product into on a GPU with `sms`
+/// [`GemmKernel::Simt64AsyncSplitKFused`], [`GemmKernel::TensorCore64SplitK`]) split an m×n×k product into on a GPU with `sms`
 /// multiprocessors: enough 64×64-tile blocks for about 4 per SM (16 warps), each range at least 4
 /// steps of 16 along k, and `splits·m·n` within [`SPLITK_WORKSPACE_FLOATS`]. 1 when the output
 /// alone fills the GPU or k is short (the kernel then runs one range: the workspace and the
