@@ -889,9 +889,9 @@ fn round_tf32_is_nearest_ties_away() {
 #[test]
 fn auto_kernel_picks_by_shape() {
     use latentkit::ops::gemm::{auto_kernel, AutoFamily::*, GemmKernel::*};
-    let sms = 132; // H100 SXM
-    // f32: each choice below was the fastest (or within a few percent) on an H100 (2026-11-27,
-    // fourth run; BENCHMARKS.md).
+    // The SM count of an H100 SXM. f32: each choice below was the fastest (or within a few percent)
+    // on an H100 (2026-11-27, fourth run; BENCHMARKS.md).
+    let sms = 132;
     assert_eq!(auto_kernel(4096, 4096, 4096, Simt, sms), Simt128WarpDb);
     assert_eq!(auto_kernel(8192, 8192, 8192, Simt, sms), Simt128WarpDb);
     assert_eq!(auto_kernel(8192, 784, 400, Simt, sms), Simt64WarpDb, "a side under 1024: 64-tiles");
