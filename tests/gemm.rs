@@ -856,6 +856,33 @@ fn wgmma_matches_reference_on_hopper() {
             }
         }
     }
+    // Auto's fixed rule on Hopper (auto_kernel, AutoFamily::Wgmma): v12 where the 128-tiles fill
+    // the GPU (1536² is 144 of them), v6 128-wide for few tiles and k ≥ 1024, and mma.sync
+    // 64-tiles where TMA can't take the rows (ld not a multiple of 8; Auto taking a wgmma kernel
+    // there would fail with the error below): Auto's bits are the named kernel's. (The emulator's
+    // wgmma and mma.sync sums agree bit for bit on these sizes, so there this shows that Auto runs
+    // and falls back, not which kernel it took; auto_kernel_picks_by_shape checks the rule.)
+    if selected(GemmKernel::Wgmma256Persistent) && selected(GemmKernel::Wgmma128) {
+        let cases = [
+            ((1536, 1536, 64), Ld::Align8, GemmKernel::Wgmma256Persistent),
+            ((64, 72, 1024), Ld::Align8, GemmKernel::Wgmma128),
+            ((64, 72, 1024), Ld::Pad3, GemmKernel::TensorCore64),
+        ];
+        for ((m, n, k), ld, named) in cases {
+            eprintln!("{NAME}: Auto {m}×{n}×{k} {ld:?} = {named:?}");
+            let spec = with_ld(GemmSpec::contiguous(Transpose::No, Transpose::Yes, m, n, k, 1.0, 0.0), ld);
+            let (a0, b0) = operands(&mut r, &spec);
+            let to_bf16 = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
+            let at = Tensor::from_slice(&b, &[a0.len()], &to_bf16(&a0)).unwrap();
+            let bt = Tensor::from_slice(&b, &[b0.len()], &to_bf16(&b0)).unwrap();
+            let run = |kernel| {
+                let mut c = poisoned(&b, &[spec.m * spec.ldc]);
+                gemm_half(&b, &GemmSpec { kernel, ..spec }, at.buf(), bt.buf(), c.buf_mut()).unwrap();
+                host(&b, &c).into_iter().map(f32::to_bits).collect::<Vec<_>>()
+            };
+            assert_eq!(run(GemmKernel::Auto), run(named), "Auto {m}×{n}×{k} {ld:?}: {named:?}'s bits");
+        }
+    }
     // Rows that TMA can't address (ld not a multiple of 8) are an error, not a launch.
     let mut spec = with_ld(GemmSpec::contiguous(Transpose::No, Transpose::No, 7, 33, 129, 1.0, 0.0), Ld::Pad3);
     spec.kernel = GemmKernel::Wgmma256;
