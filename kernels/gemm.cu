@@ -483,7 +483,7 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
 //   / 613 (v3 64: 705 / 698 / 734). The same per-thread global and shared traffic as v16 for half
 //   the FMAs, hence the lower FFMA share. 128 registers on sm_90 (sm_80: 126, sm_86/89: 127; v3
 //   64: 113 / 113 / 117), no spills: 4 blocks (16 warps) per SM, as v3 64. H100 (2026-11-27,
-//   fourth run): 28.7 µs at 1024×784×400 (v3 64: 35.3; cuBLAS 23.2).
+//   fourth run): 28.7 µs at 1024×784×400 (v3 64: 35.3; cuBLAS 23.0).
 #define LK_SDB_BK 16
 // One stage of BM-wide tiles (floats): the A tile, then the B tile, k-major, rows padded by 4.
 #define LK_SDB_STAGE(BM) (LK_SDB_BK * 2 * ((BM) + 4))
