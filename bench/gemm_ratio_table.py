@@ -86,13 +86,11 @@ def main(path):
         wg = min(((t, kn) for kn, t in bf16c.items() if kn.startswith("Wgmma")), default=None)
         name = lambda s: s.split(" (")[0]
         wg_cell = f"{wg[1]} {wg[0]:.1f}, {2 * m * n * k / wg[0] / 1e6:.0f}" if wg else "—"
+        wg_ratio = f"{cublas_bf16 / wg[0]:.2f}" if wg else "—"
         print(f"| {label} | {mnk} | {name(auto[1])} {auto[2]:.1f} / {auto[3]:.1f} | {auto[4]:.2f} "
               f"| {rule} {rule_t:.1f}, {auto[3] / rule_t:.2f} | {name(meas[1])} {meas[4]:.2f} | {tf32:.2f} "
               f"| {mma[1]} {mma[0]:.1f} | {wg_cell} | {cublas_bf16:.1f} | {cublas_bf16 / mma[0]:.2f} "
-              f"| {cublas_bf16 / wg[0]:.2f} |" if wg else
-              f"| {label} | {mnk} | {name(auto[1])} {auto[2]:.1f} / {auto[3]:.1f} | {auto[4]:.2f} "
-              f"| {rule} {rule_t:.1f}, {auto[3] / rule_t:.2f} | {name(meas[1])} {meas[4]:.2f} | {tf32:.2f} "
-              f"| {mma[1]} {mma[0]:.1f} | — | {cublas_bf16:.1f} | {cublas_bf16 / mma[0]:.2f} | — |")
+              f"| {wg_ratio} |")
 
 
 if __name__ == "__main__":

@@ -212,12 +212,7 @@ mod gpu {
                 // The Hopper kernels (bf16 only here) load with TMA: rows must be 16-byte aligned.
                 let aligned = spec0.lda % 8 == 0 && spec0.ldb % 8 == 0;
                 let hopper = wgmma && precision == Precision::Bf16 && be.supports_wgmma() && aligned;
-                let family = match precision {
-                    Precision::F32 => AutoFamily::Simt,
-                    Precision::Bf16 if hopper => AutoFamily::Wgmma,
-                    _ => AutoFamily::MmaSync,
-                };
-                let auto = auto_kernel(m, n, k, family, be.sm_count());
+                let auto = auto_kernel(m, n, k, AutoFamily::new(tc, hopper), be.sm_count());
                 // The split-k workspace holds SPLITK_WORKSPACE_FLOATS partial sums.
                 let fits = |k: &GemmKernel| !k.is_split_k() || m * n <= SPLITK_WORKSPACE_FLOATS;
                 let mut kernels: Vec<GemmKernel> = match (all, tc) {

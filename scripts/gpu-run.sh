@@ -111,15 +111,23 @@ step_row() {
     tail -n 25 "$out/$1.log"
   fi
 }
-# run_step NAME COMMAND...: runs COMMAND now (log $out/NAME.log), within the step's limit.
-run_step() {
-  local name=$1 t0 status
+# run_timed NAME COMMAND...: runs COMMAND within the step's limit (log $out/NAME.log) and prints
+# "STATUS SECONDS".
+run_timed() {
+  local name=$1 t0 rc
   shift
-  step_gate "$name" || return 0
   t0=$(date +%s.%N)
   timeout "$limit" "$@" >"$out/$name.log" 2>&1
-  status=$(step_status $? "$out/$name.log")
-  step_row "$name" "$status" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
+  rc=$?
+  echo "$(step_status $rc "$out/$name.log") $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
+}
+# run_step NAME COMMAND...: runs COMMAND now (log $out/NAME.log), within the step's limit.
+run_step() {
+  local name=$1 result
+  shift
+  step_gate "$name" || return 0
+  result=$(run_timed "$name" "$@")
+  step_row "$name" "${result% *}" "${result#* }"
 }
 # Sanitizer steps may run side by side: SANITIZE_JOBS=N (default 1) keeps up to N of them going at
 # once, in the background, each its own process on the one GPU. They are independent test
@@ -150,12 +158,7 @@ start_step() {
   step_asked_off "$name" && { step_gate "$name"; return 0; }
   while (($(jobs -rp | wc -l) >= sanitize_jobs)); do wait -n; done
   step_gate "$name" || return 0
-  (
-    t0=$(date +%s.%N)
-    timeout "$limit" "$@" >"$out/$name.log" 2>&1
-    status=$(step_status $? "$out/$name.log")
-    echo "$status $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" >"$out/.$name.result"
-  ) &
+  run_timed "$name" "$@" >"$out/.$name.result" &
   pending+=("$name")
 }
 # collect_steps: waits for the background steps and adds their rows.

@@ -547,6 +547,24 @@ parity_test!(tf32_matches_reference_at_tf32_bound, |b| {
     outs
 });
 
+/// `spec` on the bf16 roundings of `a0` and `b0` (uploaded once), as a function of the kernel that
+/// runs it, returning the output's bits: versions that share a k order compare bit for bit.
+fn bf16_bits_by_kernel<'a, B: latentkit::Backend>(
+    b: &'a B,
+    spec: GemmSpec,
+    a0: &[f32],
+    b0: &[f32],
+) -> impl Fn(latentkit::ops::gemm::GemmKernel) -> Vec<u32> + 'a {
+    let to_bf16 = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
+    let at = Tensor::from_slice(b, &[a0.len()], &to_bf16(a0)).unwrap();
+    let bt = Tensor::from_slice(b, &[b0.len()], &to_bf16(b0)).unwrap();
+    move |kernel| {
+        let mut c = poisoned(b, &[spec.m * spec.ldc]);
+        latentkit::ops::gemm::gemm_half(b, &GemmSpec { kernel, ..spec }, at.buf(), bt.buf(), c.buf_mut()).unwrap();
+        host(b, &c).into_iter().map(f32::to_bits).collect()
+    }
+}
+
 /// One half-precision case: rounds the f32 operands to `H`, multiplies them with the spec and the
 /// epilogue, and checks the output against the f64 reference of the rounded values. The products are
 /// exact in f32, so the bound is f32's on the half values (×4 for the tensor cores' accumulation).
@@ -825,15 +843,7 @@ fn wgmma_matches_reference_on_hopper() {
     for (ta, tb) in [(Transpose::No, Transpose::Yes), (Transpose::Yes, Transpose::No)] {
         let spec = with_ld(GemmSpec::contiguous(ta, tb, 300, 260, 500, 1.0, 0.0), Ld::Align8);
         let (a0, b0) = operands(&mut r, &spec);
-        let to_bf16 = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
-        let (ah, bh) = (to_bf16(&a0), to_bf16(&b0));
-        let at = Tensor::from_slice(&b, &[ah.len()], &ah).unwrap();
-        let bt = Tensor::from_slice(&b, &[bh.len()], &bh).unwrap();
-        let run = |kernel| {
-            let mut c = poisoned(&b, &[spec.m * spec.ldc]);
-            gemm_half(&b, &GemmSpec { kernel, ..spec }, at.buf(), bt.buf(), c.buf_mut()).unwrap();
-            host(&b, &c).into_iter().map(f32::to_bits).collect::<Vec<_>>()
-        };
+        let run = bf16_bits_by_kernel(&b, spec, &a0, &b0);
         // Each v6 tile width against the versions that share its k order (v6 itself run once).
         let groups = [
             (GemmKernel::Wgmma128, &[(GemmKernel::Wgmma128PingPong, "v8")][..]),
@@ -872,14 +882,7 @@ fn wgmma_matches_reference_on_hopper() {
             eprintln!("{NAME}: Auto {m}×{n}×{k} {ld:?} = {named:?}");
             let spec = with_ld(GemmSpec::contiguous(Transpose::No, Transpose::Yes, m, n, k, 1.0, 0.0), ld);
             let (a0, b0) = operands(&mut r, &spec);
-            let to_bf16 = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
-            let at = Tensor::from_slice(&b, &[a0.len()], &to_bf16(&a0)).unwrap();
-            let bt = Tensor::from_slice(&b, &[b0.len()], &to_bf16(&b0)).unwrap();
-            let run = |kernel| {
-                let mut c = poisoned(&b, &[spec.m * spec.ldc]);
-                gemm_half(&b, &GemmSpec { kernel, ..spec }, at.buf(), bt.buf(), c.buf_mut()).unwrap();
-                host(&b, &c).into_iter().map(f32::to_bits).collect::<Vec<_>>()
-            };
+            let run = bf16_bits_by_kernel(&b, spec, &a0, &b0);
             assert_eq!(run(GemmKernel::Auto), run(named), "Auto {m}×{n}×{k} {ld:?}: {named:?}'s bits");
         }
     }

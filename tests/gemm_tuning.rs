@@ -84,8 +84,7 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
         assert_eq!(report.len(), i + 1, "one record per shape, made on the first call");
         let rec = &report[i];
         assert_eq!((rec.key.m, rec.key.n, rec.key.k, rec.key.tensor_cores), (m, n, k, math == GemmMath::Tf32));
-        let family = if math == GemmMath::Tf32 { AutoFamily::MmaSync } else { AutoFamily::Simt };
-        let fixed = auto_kernel(m, n, k, family, b.sm_count());
+        let fixed = auto_kernel(m, n, k, AutoFamily::new(math == GemmMath::Tf32, false), b.sm_count());
         check_record(rec, &tune_candidates(DType::F32, math, b.supports_wgmma(), false, fixed), fixed);
         eprintln!("{NAME}: {m}×{n}×{k} {math:?}: {:?} of {:?}", rec.chosen, rec.times);
     }
@@ -108,8 +107,7 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     assert_close("bf16", &host(&b, &c), &want, 4.0 * f32_error_bound(512, 1.0, 1.0) + 1e-6, 1e-5);
     let rec = b.gemm_tuning_report().pop().unwrap();
     assert_eq!(rec.key.dtype, DType::BF16);
-    let family = if b.supports_wgmma() { AutoFamily::Wgmma } else { AutoFamily::MmaSync };
-    let bf16_fixed = auto_kernel(256, 264, 512, family, b.sm_count());
+    let bf16_fixed = auto_kernel(256, 264, 512, AutoFamily::new(true, b.supports_wgmma()), b.sm_count());
     check_record(&rec, &tune_candidates(DType::BF16, GemmMath::F32, b.supports_wgmma(), false, bf16_fixed), bf16_fixed);
     eprintln!("{NAME}: bf16 256×264×512: {:?} of {:?}", rec.chosen, rec.times);
 

@@ -314,12 +314,7 @@ unsafe fn resolve_auto<T: DeviceRepr>(
         let (pb, _gb) = b.device_ptr(stream);
         check_wgmma_operands(GemmKernel::Wgmma256Persistent, spec, pa, pb).is_ok()
     };
-    let family = match (tensor_cores, wgmma) {
-        (false, _) => AutoFamily::Simt,
-        (true, false) => AutoFamily::MmaSync,
-        (true, true) => AutoFamily::Wgmma,
-    };
-    let fixed = auto_kernel(spec.m, spec.n, spec.k, family, be.sm_count());
+    let fixed = auto_kernel(spec.m, spec.n, spec.k, AutoFamily::new(tensor_cores, wgmma), be.sm_count());
     let key = GemmTuneKey {
         m: spec.m,
         n: spec.n,

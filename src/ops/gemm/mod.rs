@@ -501,6 +501,18 @@ pub enum AutoFamily {
     Wgmma,
 }
 
+impl AutoFamily {
+    /// The family of a call: SIMT without tensor cores; with them, the wgmma kernels where `wgmma`
+    /// (a bf16 / f16 call the Hopper kernels can take), else `mma.sync`.
+    pub fn new(tensor_cores: bool, wgmma: bool) -> Self {
+        match (tensor_cores, wgmma) {
+            (false, _) => AutoFamily::Simt,
+            (true, false) => AutoFamily::MmaSync,
+            (true, true) => AutoFamily::Wgmma,
+        }
+    }
+}
+
 /// Picks the CUDA kernel of [`GemmKernel::Auto`] for an m×n×k product on a GPU with `sms`
 /// multiprocessors. Every branch is the kernel measured fastest (or within a few percent of it) on
 /// the bench products in one run on an H100 (2026-11-27, fourth run, `bench_gemm --measure-all`,

@@ -425,14 +425,11 @@ mod tests {
         // Without `unchecked`: the versions that passed on a GPU and always the fixed rule's own
         // choice.
         for (dtype, math) in [(DType::F32, GemmMath::F32), (DType::F32, GemmMath::Tf32), (DType::BF16, GemmMath::F32)] {
-            use crate::ops::gemm::AutoFamily;
-            let families: &[AutoFamily] = match (dtype, math) {
-                (DType::F32, GemmMath::F32) => &[AutoFamily::Simt],
-                (DType::F32, _) => &[AutoFamily::MmaSync],
-                _ => &[AutoFamily::MmaSync, AutoFamily::Wgmma],
-            };
+            let tc = math == GemmMath::Tf32 || dtype != DType::F32;
+            // (The wgmma family only for bf16 / f16.)
+            let families = [false, dtype != DType::F32].map(|wgmma| crate::ops::gemm::AutoFamily::new(tc, wgmma));
             let shapes = [(4096, 4096, 4096), (128, 400, 784), (20, 400, 8192), (400, 784, 4096), (128, 400, 20)];
-            for (&family, (m, n, k)) in families.iter().flat_map(|f| shapes.map(|s| (f, s))) {
+            for (family, (m, n, k)) in families.into_iter().flat_map(|f| shapes.map(|s| (f, s))) {
                 let fixed = crate::ops::gemm::auto_kernel(m, n, k, family, 132);
                 let cands = tune_candidates(dtype, math, true, false, fixed);
                 assert!(cands.contains(&fixed), "{m}×{n}×{k} {dtype:?}: {fixed:?} missing from {cands:?}");
