@@ -16,8 +16,9 @@
 // gemm_simt64_splitk_f32 (+ gemm_splitk_reduce_f32), v5 gemm_simt64_slicedk4_f32, v16
 // gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32, v19
 // gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32, v21
-// gemm_simt64_async_splitk_fused_f32, v22 gemm_simt128_warp_db_splitk_fused_f32 and v23
-// gemm_simt_shortk_f32 are described where they are defined.
+// gemm_simt64_async_splitk_fused_f32, v22 gemm_simt128_warp_db_splitk_fused_f32, v23
+// gemm_simt_shortk_f32 and v25 gemm_simt_shortk_persistent_f32 are described where they are
+// defined.
 #include "cp_async.cuh"
 #include "gemm.cuh"
 
@@ -1051,6 +1052,78 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_splitk_fused_f32(LK_G
     splitk_last_block_adds<64, 128>(p, c, bias, y, ws, tile_counts, smem);
 }
 
+namespace {
+
+// v23 and v25: the 128×64 tile's 8×4 outputs of thread (tx, ty) = (tid % 16, tid / 16) (rows
+// 8·ty .. + 7, columns 4·tx .. + 3) over `kn` k steps of a chunk held k-major in shared memory:
+// `as` [k][128 + 4], `bs` [k][64 + 4]. Per k step two float4 reads of A (broadcast across the 16
+// lanes of a row group) and one of B feed 32 FMAs; k ascending.
+__device__ __forceinline__ void shortk_multiply(float (&acc)[8][4], const float* as, const float* bs, int kn, int tx,
+                                                int ty) {
+    constexpr int SA = 128 + 4, SB = 64 + 4;
+#pragma unroll 4
+    for (int kk = 0; kk < kn; ++kk) {
+        const float4 a0 = *reinterpret_cast<const float4*>(&as[kk * SA + 8 * ty]);
+        const float4 a1 = *reinterpret_cast<const float4*>(&as[kk * SA + 8 * ty + 4]);
+        const float4 bv = *reinterpret_cast<const float4*>(&bs[kk * SB + 4 * tx]);
+        const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+        const float bw[4] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bw[j], acc[i][j]);
+    }
+}
+
+// v23 and v25: one row's four outputs (row, col .. col + 3) through gemm_output: a float4 when C's
+// rows are 16-byte aligned (`vec`) and all four columns are inside, else one by one. Out of line,
+// so that the unrolled store loop below holds one copy of the epilogue code.
+__device__ LK_GEMM_OUT_OF_LINE void shortk_store_row_slow(const lk_gemm_params& p, bool vec, int64_t row, int64_t col,
+                                                          float v0, float v1, float v2, float v3,
+                                                          float* __restrict__ c, const float* __restrict__ bias,
+                                                          const float* __restrict__ y) {
+    float* out = c + row * p.ldc + col;
+    const float v[4] = {v0, v1, v2, v3};
+    if (vec && col + 3 < p.n) {
+        float4 o;
+        o.x = lk::gemm_output(p, row, col, v[0], out, bias, y);
+        o.y = lk::gemm_output(p, row, col + 1, v[1], out + 1, bias, y);
+        o.z = lk::gemm_output(p, row, col + 2, v[2], out + 2, bias, y);
+        o.w = lk::gemm_output(p, row, col + 3, v[3], out + 3, bias, y);
+        *reinterpret_cast<float4*>(out) = o;
+    } else {
+        for (int j = 0; j < 4 && col + j < p.n; ++j) out[j] = lk::gemm_output(p, row, col + j, v[j], out + j, bias, y);
+    }
+}
+
+// v23 and v25: stores those outputs of the tile at (m0, n0) straight from registers: for the plain
+// product (no epilogue, beta = 0) a float4 per row (alpha · acc, as gemm_output gives it) when C's
+// rows are 16-byte aligned (`vec`) and all four columns are inside, else shortk_store_row_slow. A
+// warp's stores cover two rows of 64 consecutive columns. Unrolled, so that the accumulators stay
+// in registers (a loop indexing them would copy them to local memory).
+__device__ __forceinline__ void shortk_store(const lk_gemm_params& p, const float (&acc)[8][4], bool vec, int64_t m0,
+                                             int64_t n0, int tx, int ty, float* __restrict__ c,
+                                             const float* __restrict__ bias, const float* __restrict__ y) {
+    const int64_t col = n0 + 4 * tx;
+    if (col >= p.n) return;
+    const bool fast = vec && col + 3 < p.n && p.epilogue == LK_EPI_NONE && p.beta == 0.0f;
+    const float al = p.alpha;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        const int64_t row = m0 + 8 * ty + i;
+        if (row >= p.m) break;
+        if (fast) {
+            const float4 o = make_float4(al == 0.0f ? 0.0f : al * acc[i][0], al == 0.0f ? 0.0f : al * acc[i][1],
+                                         al == 0.0f ? 0.0f : al * acc[i][2], al == 0.0f ? 0.0f : al * acc[i][3]);
+            *reinterpret_cast<float4*>(c + row * p.ldc + col) = o;
+        } else {
+            shortk_store_row_slow(p, vec, row, col, acc[i][0], acc[i][1], acc[i][2], acc[i][3], c, bias, y);
+        }
+    }
+}
+
+}  // namespace
+
 // v23 gemm_simt_shortk_f32: for products whose k is a few dozen and whose output is large (the
 // dX = dY·W of a 400→20 layer: 8192×400×20, where the output is 13 MB and A and B together 0.7 MB),
 // so the time is that of writing C, which the warp-tiled kernels do one scalar store per output
@@ -1062,9 +1135,9 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_splitk_fused_f32(LK_G
 // (32×64) into shared memory, k-major, element by element in the order of each operand's
 // contiguous dimension (coalesced for either transpose; zero past m, n and k), and each thread
 // multiplies from float4 reads (two of A, broadcast across the 16 lanes of a row group, one of B).
-// Each output sums k in ascending order. The epilogue stores straight from registers: a float4
-// per 4 columns when C's rows are 16-byte aligned and all four columns are inside, else one by
-// one; gemm_output gives each value. 25 KiB of static shared memory.
+// Each output sums k in ascending order. The epilogue stores straight from registers
+// (shortk_store): a float4 per 4 columns when C's rows are 16-byte aligned and all four columns
+// are inside, else one by one. 25 KiB of static shared memory.
 LK_KERNEL void __launch_bounds__(256) gemm_simt_shortk_f32(lk_gemm_params p, const float* __restrict__ a,
                                                            const float* __restrict__ b, float* __restrict__ c,
                                                            const float* __restrict__ bias,
@@ -1102,39 +1175,146 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt_shortk_f32(lk_gemm_params p, con
             bs[kk * SB + nn] = v;
         }
         __syncthreads();
-        const int kn = p.k - k0 < KC ? (int)(p.k - k0) : KC;
-#pragma unroll 4
-        for (int kk = 0; kk < kn; ++kk) {
-            const float4 a0 = *reinterpret_cast<const float4*>(&as[kk * SA + 8 * ty]);
-            const float4 a1 = *reinterpret_cast<const float4*>(&as[kk * SA + 8 * ty + 4]);
-            const float4 bv = *reinterpret_cast<const float4*>(&bs[kk * SB + 4 * tx]);
-            const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-            const float bw[4] = {bv.x, bv.y, bv.z, bv.w};
+        shortk_multiply(acc, as, bs, p.k - k0 < KC ? (int)(p.k - k0) : KC, tx, ty);
+    }
+    shortk_store(p, acc, lk::rows_16b_aligned(c, p.ldc, 4), m0, n0, tx, ty, c, bias, y);
+}
+
+// v25 gemm_simt_shortk_persistent_f32: v23's tiles, thread layout, multiply and register-stored
+// epilogue, rebuilt so that a tile's copies, multiply and stores overlap those of the next one.
+// v23 ran 19.4 µs at 8192×400×20 on an H100 (2026-11-27, fourth run; cuBLAS 11.3): each block
+// copies its operands with scalar loads a few at a time, then multiplies, then stores, and its
+// 448 tiles run as 1.7 waves of 2 blocks per SM, so every block waits on its own loads.
+//   C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), as every kernel here.
+// Work split: persistent blocks of 256 threads, at most 2 per SM (the launcher: min(tiles, 2·SMs));
+// block b walks the 128×64 tiles b, b + gridDim.x, ... (row-major over the tile grid), and each
+// (tile, 32-k chunk) is one work item. Items pass through two shared-memory stages: item w + 1's
+// copy is issued (cp.async) before item w is multiplied and, at a tile's last chunk, stored, so
+// the next tile's operands arrive while this one's outputs leave. One wait and two barriers per
+// item (the second: every warp is done with the stage that item w + 2 refills).
+// Copies, into v23's k-major stages ([k][128 + 4] of A, [k][64 + 4] of B): an m/n-contiguous
+// operand (A transposed, B not) 16 bytes a cp.async, a warp per 128 or two per 64 columns of a k
+// row, when its rows are 16-byte aligned and m (n) a multiple of 4 (`VEC`), else 4 bytes; a
+// k-contiguous operand 4 bytes a cp.async, consecutive lanes on consecutive rows (so that the
+// transposed writes hit 32 banks). m / n edges are clamped (rows past them feed only outputs that
+// are not stored); k past the chunk's end is neither copied nor read. Each output sums k in
+// ascending order: v23's results, bit for bit. Dynamic shared memory: 2 × 32 × (132 + 68) floats
+// = 50 KiB. sm_80+.
+namespace {
+
+constexpr int LK_SKP_STAGE = 32 * (128 + 4 + 64 + 4);  // floats in one v25 stage
+
+// One operand's part of a v25 work item: the ROWS × kn slice at (mn0, k0) into `dst` ([kn][ROWS + 4]).
+// K_CONTIG: stored [mn][k] (element at src[mn · ld + k]); else [k][mn] (src[k · ld + mn]).
+template <int ROWS, bool K_CONTIG, bool VEC>
+__device__ __forceinline__ void shortk_copy_async(float* dst, const float* __restrict__ src, int64_t ld, int64_t mn0,
+                                                  int64_t mn_end, int64_t k0, int kn) {
+#if LK_CP_ASYNC_SUPPORTED
+    constexpr int S = ROWS + 4, NT = 256;
+    if (K_CONTIG || !VEC) {
+        // a lane per row (or column), NT / ROWS k rows per pass
+        const int r = threadIdx.x % ROWS;
+        const int64_t mn = mn0 + r < mn_end ? mn0 + r : mn_end - 1;
+        const float* s = K_CONTIG ? src + mn * ld + k0 : src + k0 * ld + mn;
+        const int64_t kstep = K_CONTIG ? 1 : ld;
+        for (int kk = threadIdx.x / ROWS; kk < kn; kk += NT / ROWS) cp_async_4(&dst[kk * S + r], s + kk * kstep, 4);
+    } else {
+        // 16-byte chunks: ROWS / 4 lanes a k row; mn_end is a multiple of 4, so a chunk is wholly
+        // inside or wholly past the edge (then clamped to the last one inside)
+        constexpr int CPR = ROWS / 4;
+        const int c4 = (threadIdx.x % CPR) * 4;
+        const int64_t mn = mn0 + c4 < mn_end ? mn0 + c4 : mn_end - 4;
+        const float* s = src + k0 * ld + mn;
+        for (int kk = threadIdx.x / CPR; kk < kn; kk += NT / CPR) cp_async_16(&dst[kk * S + c4], s + kk * ld, 16);
+    }
+#endif
+}
+
+template <bool TA, bool TB, bool VEC>
+__device__ __forceinline__ void gemm_simt_shortk_persistent_body(const lk_gemm_params& p, const float* __restrict__ a,
+                                                                 const float* __restrict__ b, float* __restrict__ c,
+                                                                 const float* __restrict__ bias,
+                                                                 const float* __restrict__ y, float* smem) {
+#if LK_CP_ASYNC_SUPPORTED
+    constexpr int BM = 128, BN = 64, KC = 32;
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int64_t tiles_n = (p.n + BN - 1) / BN, tiles = (p.m + BM - 1) / BM * tiles_n;
+    const int64_t chunks = (p.k + KC - 1) / KC;
+    const bool vec_c = lk::rows_16b_aligned(c, p.ldc, 4);
+    auto chunk_len = [&](int64_t chunk) { return p.k - chunk * KC < KC ? (int)(p.k - chunk * KC) : KC; };
+    // Two cursors over this block's items, advanced without dividing: the copy's (tile ct, chunk
+    // cc), one item ahead, and the multiply's (tile t, chunk ck).
+    int64_t ct = blockIdx.x, cc = 0;
+    auto copy_next = [&](float* st) {
+        const int64_t m0 = ct / tiles_n * BM, n0 = ct % tiles_n * BN, k0 = cc * KC;
+        const int kn = chunk_len(cc);
+        shortk_copy_async<BM, !TA, VEC>(st, a, p.lda, m0, p.m, k0, kn);
+        shortk_copy_async<BN, TB, VEC>(st + KC * (BM + 4), b, p.ldb, n0, p.n, k0, kn);
+        if (++cc == chunks) {
+            cc = 0;
+            ct += gridDim.x;
+        }
+    };
+
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
+    if (ct < tiles) copy_next(smem);
+    cp_async_commit();
+    int stage = 0;
+    for (int64_t t = blockIdx.x, ck = 0; t < tiles;) {
+        const float* cur = smem + stage * LK_SKP_STAGE;
+        if (ct < tiles) copy_next(smem + (stage ^ 1) * LK_SKP_STAGE);
+        cp_async_commit();  // (empty after the last item: the wait count stays uniform)
+        cp_async_wait<1>();
+        __syncthreads();  // this item is in for every thread
+        shortk_multiply(acc, cur, cur + KC * (BM + 4), chunk_len(ck), tx, ty);
+        if (++ck == chunks) {
+            shortk_store(p, acc, vec_c, t / tiles_n * BM, t % tiles_n * BN, tx, ty, c, bias, y);
 #pragma unroll
             for (int i = 0; i < 8; ++i)
 #pragma unroll
-                for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bw[j], acc[i][j]);
+                for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
+            ck = 0;
+            t += gridDim.x;
         }
+        __syncthreads();  // every warp is done with this stage before the item after next is copied into it
+        stage ^= 1;
     }
+    cp_async_wait<0>();
+#else
+    __trap();
+#endif
+}
 
-    const bool vec = lk::rows_16b_aligned(c, p.ldc, 4);
-    const int64_t col = n0 + 4 * tx;
-    if (col >= p.n) return;
-#pragma unroll 1
-    for (int i = 0; i < 8; ++i) {
-        const int64_t row = m0 + 8 * ty + i;
-        if (row >= p.m) break;
-        float* out = c + row * p.ldc + col;
-        if (vec && col + 3 < p.n) {
-            float4 v;
-            v.x = lk::gemm_output(p, row, col, acc[i][0], out, bias, y);
-            v.y = lk::gemm_output(p, row, col + 1, acc[i][1], out + 1, bias, y);
-            v.z = lk::gemm_output(p, row, col + 2, acc[i][2], out + 2, bias, y);
-            v.w = lk::gemm_output(p, row, col + 3, acc[i][3], out + 3, bias, y);
-            *reinterpret_cast<float4*>(out) = v;
+}  // namespace
+
+LK_KERNEL void __launch_bounds__(256, 2) gemm_simt_shortk_persistent_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                                        const float* __restrict__ b,
+                                                                        float* __restrict__ c,
+                                                                        const float* __restrict__ bias,
+                                                                        const float* __restrict__ y) {
+    // VEC: each m/n-contiguous operand has 16-byte rows and an m (n) that is a multiple of 4.
+    const bool vec = (!p.trans_a || (lk::rows_16b_aligned(a, p.lda, 4) && p.m % 4 == 0)) &&
+                     (p.trans_b || (lk::rows_16b_aligned(b, p.ldb, 4) && p.n % 4 == 0));
+    float* smem = lk_simt_dyn_smem;
+    if (p.trans_a) {
+        if (p.trans_b) {
+            if (vec) gemm_simt_shortk_persistent_body<true, true, true>(p, a, b, c, bias, y, smem);
+            else gemm_simt_shortk_persistent_body<true, true, false>(p, a, b, c, bias, y, smem);
         } else {
-            for (int j = 0; j < 4 && col + j < p.n; ++j)
-                out[j] = lk::gemm_output(p, row, col + j, acc[i][j], out + j, bias, y);
+            if (vec) gemm_simt_shortk_persistent_body<true, false, true>(p, a, b, c, bias, y, smem);
+            else gemm_simt_shortk_persistent_body<true, false, false>(p, a, b, c, bias, y, smem);
+        }
+    } else {
+        if (p.trans_b) {
+            if (vec) gemm_simt_shortk_persistent_body<false, true, true>(p, a, b, c, bias, y, smem);
+            else gemm_simt_shortk_persistent_body<false, true, false>(p, a, b, c, bias, y, smem);
+        } else {
+            if (vec) gemm_simt_shortk_persistent_body<false, false, true>(p, a, b, c, bias, y, smem);
+            else gemm_simt_shortk_persistent_body<false, false, false>(p, a, b, c, bias, y, smem);
         }
     }
 }

@@ -359,33 +359,55 @@ parity_test!(db_loop_versions_agree_bitwise, |b| {
     outs
 });
 
-// v23 (short k, stores from registers) in every layout and epilogue, β = 1 included, against the
-// f64 reference: 300×260×20 with 16-byte C rows (float4 stores) and edge tiles both ways,
-// 130×68×33 (two k chunks, the second of one element; float4 stores beside a 4-column edge),
-// 129×70×1 (rows of C not 16-byte aligned: value by value) and 7×129×100 with rows padded by 3
-// (four chunks, element-wise everything).
+// v23 (short k, stores from registers) and v25 (its persistent, cp.async form) in every layout and
+// epilogue, β = 1 included, against the f64 reference, and v25 against v23 bit for bit (same k
+// order, same epilogue): 300×260×20 with 16-byte C rows (float4 stores; v25: whole-chunk copies of
+// the m/n-contiguous operand, edge chunks clamped) and edge tiles both ways, 130×68×33 (two k
+// chunks, the second of one element; float4 stores beside a 4-column edge), 129×70×1 (rows of C
+// not 16-byte aligned: value by value; m and n not multiples of 4: element-wise copies) and
+// 7×129×100 with rows padded by 3 (four chunks, element-wise everything). 2200×900×36 (none of
+// the epilogues, NN and TT only) gives v25's blocks several tiles each (270 tiles of 128×64 on
+// at most 2 · 132 blocks) and two chunks a tile, so stages alternate across tiles.
 parity_test!(shortk_matches_reference_in_every_epilogue, |b| {
     use latentkit::ops::gemm::{gemm_with, GemmKernel};
     let mut r = rng(53);
     let mut outs = Vec::new();
-    let sizes =
-        [(300, 260, 20, Ld::Align8), (130, 68, 33, Ld::Tight), (129, 70, 1, Ld::Tight), (7, 129, 100, Ld::Pad3)];
+    let sizes = [
+        (300, 260, 20, Ld::Align8),
+        (130, 68, 33, Ld::Tight),
+        (129, 70, 1, Ld::Tight),
+        (7, 129, 100, Ld::Pad3),
+        (2200, 900, 36, Ld::Tight),
+    ];
     for &(m, n, k, ld) in &sizes {
+        let large = m * n > 1 << 20;
         for (ta, tb) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))) {
-            for epi in EPIS {
-                let spec = GemmSpec {
-                    kernel: GemmKernel::SimtShortK,
-                    ..with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld)
-                };
+            if large && ta != tb {
+                continue;
+            }
+            for epi in EPIS.into_iter().filter(|&e| !large || matches!(e, Epi::None)) {
+                let spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
                 let (a0, b0) = operands(&mut r, &spec);
                 let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
-                let name = format!("SimtShortK {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
-                let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
-                    gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                };
                 let atol = gemm_atol(k, 1.0, 1.0);
-                let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
-                outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                // Both versions see the same C, bias and y (the same generator state).
+                let r0 = r.clone();
+                let mut by_kernel = Vec::new();
+                for kernel in [GemmKernel::SimtShortK, GemmKernel::SimtShortKPersistent] {
+                    r = r0.clone();
+                    let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+                    let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
+                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                    };
+                    let spec = GemmSpec { kernel, ..spec };
+                    let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
+                    by_kernel.push(got.iter().map(|v| v.to_bits()).collect::<Vec<u32>>());
+                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                }
+                assert!(
+                    by_kernel[0] == by_kernel[1],
+                    "v25 differs from v23 at {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}"
+                );
             }
         }
     }

@@ -44,6 +44,10 @@ const WGMMA_SMEM: u32 = 197_632;
 /// 16 × (64 + 4) floats for each operand (`LK_S3_GROUP_SMEM` in kernels/gemm.cu).
 const SIMT_SLICEDK4_SMEM: u32 = 4 * 2 * 16 * (68 + 68) * 4;
 
+/// Dynamic shared memory of v25 (`gemm_simt_shortk_persistent_f32`): two stages of a 32-k chunk,
+/// A as [32][128 + 4] and B as [32][64 + 4] floats (`LK_SKP_STAGE` in kernels/gemm.cu).
+const SIMT_SHORTK_PERSISTENT_SMEM: u32 = 2 * 32 * (132 + 68) * 4;
+
 /// Dynamic shared memory of the swizzled `mma.sync` kernels v7, v10 and v11 (`Tc2Tile::SMEM_BYTES`
 /// in kernels/gemm_tc.cu, which asserts the same values): `stages` stages of a 128×64 A and a
 /// `bn`×64 B tile of 16-bit elements, unpadded (swizzled); the epilogue parks its accumulators in
@@ -134,6 +138,12 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::SimtShortK => {
             Ok(Shape { name: "gemm_simt_shortk_f32", tile: (128, 64), block: (256, 1, 1), smem: 0 })
         }
+        GemmKernel::SimtShortKPersistent => Ok(Shape {
+            name: "gemm_simt_shortk_persistent_f32",
+            tile: (128, 64),
+            block: (256, 1, 1),
+            smem: SIMT_SHORTK_PERSISTENT_SMEM,
+        }),
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }
@@ -265,14 +275,15 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     if kernel.is_split_k() {
         return launch_splitk(be, spec, p, (kernel, name), (gx as u32, gy as u32), (block, smem), a, b, c, bias, y);
     }
-    // The persistent kernels run one block per SM (at most one per tile); each walks its tiles.
+    // The persistent kernels run one or two blocks per SM (at most one per tile); each walks its
+    // tiles.
     let grid = if kernel.is_persistent() {
         // v14 walks pairs of vertically adjacent tiles, one cluster of two blocks per pair
         // (compiled in: __cluster_dims__(2, 1, 1)); H100 SMs come in pairs (TPCs), so SMs / 2
         // clusters fit at once.
         let pairs = kernel == GemmKernel::Wgmma256PersistentMulticast;
         let items = if pairs { gx * gy.div_ceil(2) } else { gx * gy };
-        let slots = if pairs { be.sm_count() / 2 } else { be.sm_count() };
+        let slots = if pairs { be.sm_count() / 2 } else { be.sm_count() * kernel.persistent_blocks_per_sm() };
         let blocks = items.min(slots.max(1));
         // The kernels count tiles, and the wgmma ones k steps over a block's tiles (j·steps + kt),
         // in 32 bits.

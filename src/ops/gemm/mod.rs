@@ -185,6 +185,17 @@ pub enum GemmKernel {
     /// spills. On an H100 (2026-11-27, fourth run) 19.4 µs at 8192×400×20, no faster than v17 (19.3)
     /// or v3 (19.4); cuBLAS 11.3. The fixed rule never picks it.
     SimtShortK,
+    /// v25 (f32): [`GemmKernel::SimtShortK`]'s 128×64 tiles, 8×4 outputs a thread, 32-k chunks and
+    /// register-stored epilogue in persistent blocks (at most two per SM, 256 threads) that walk
+    /// the output tiles, with the next tile's operands copied by `cp.async` into a second
+    /// shared-memory stage while the current one is multiplied and stored: each block waits on its
+    /// loads once, not once per tile, and a tile's stores overlap the next tile's copies. Written
+    /// for the store-bound dX = dY·W of a 400→20 layer at a large batch (8192×400×20, where every
+    /// f32 kernel ran 19.3 µs or more against cuBLAS's 11.3 on an H100, 2026-11-27, fourth run).
+    /// 50 KiB of dynamic shared memory, sm_80+. Same sums as [`GemmKernel::SimtShortK`], bit for
+    /// bit. Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never
+    /// picks it.
+    SimtShortKPersistent,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -286,7 +297,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 17] = [
+    pub const SIMT: [GemmKernel; 18] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -304,6 +315,7 @@ impl GemmKernel {
         GemmKernel::Simt64AsyncSplitKFused,
         GemmKernel::Simt128WarpDbSplitKFused,
         GemmKernel::SimtShortK,
+        GemmKernel::SimtShortKPersistent,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
@@ -358,16 +370,28 @@ impl GemmKernel {
         }
     }
 
-    /// The persistent versions: one block per SM (at most one per tile) walks the output tiles.
+    /// The persistent versions: [`GemmKernel::persistent_blocks_per_sm`] blocks per SM (at most one
+    /// per tile) walk the output tiles.
     pub fn is_persistent(self) -> bool {
         matches!(
             self,
-            GemmKernel::Wgmma128PingPong
+            GemmKernel::SimtShortKPersistent
+                | GemmKernel::Wgmma128PingPong
                 | GemmKernel::TensorCore128x256SwizzledPersistent
                 | GemmKernel::Wgmma256Persistent
                 | GemmKernel::Wgmma256PersistentEarlyRelease
                 | GemmKernel::Wgmma256PersistentMulticast
         )
+    }
+
+    /// How many blocks of a persistent version ([`GemmKernel::is_persistent`]) the launcher starts
+    /// per SM: two of v25 (256 threads, 50 KiB of shared memory each), one of the others.
+    pub fn persistent_blocks_per_sm(self) -> usize {
+        if self == GemmKernel::SimtShortKPersistent {
+            2
+        } else {
+            1
+        }
     }
 
     /// The versions that have passed their parity tests and compute-sanitizer (memcheck, racecheck,
