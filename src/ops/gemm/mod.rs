@@ -181,9 +181,10 @@ pub enum GemmKernel {
     /// k in chunks of 32 copied whole into shared memory; the epilogue stores straight from
     /// registers, a float4 per 4 columns where C's rows are 16-byte aligned (the warp-tiled
     /// kernels park the tile in shared memory and store one value at a time). Any k works; each
-    /// chunk is one copy and one barrier, so long k are slow. 105 registers a thread on sm_90, no
-    /// spills. On an H100 (2026-11-27, fourth run) 19.4 µs at 8192×400×20, no faster than v17 (19.3)
-    /// or v3 (19.4); cuBLAS 11.3. The fixed rule never picks it.
+    /// chunk is one copy and one barrier, so long k are slow. 80 registers a thread on sm_90, no
+    /// spills (105 in the build measured below; since v25 the epilogue is shared with it, unrolled).
+    /// On an H100 (2026-11-27, fourth run) 19.4 µs at 8192×400×20, no faster than v17 (19.3) or v3
+    /// (19.4); cuBLAS 11.3. The fixed rule never picks it.
     SimtShortK,
     /// v25 (f32): [`GemmKernel::SimtShortK`]'s 128×64 tiles, 8×4 outputs a thread, 32-k chunks and
     /// register-stored epilogue in persistent blocks (at most two per SM, 256 threads) that walk
