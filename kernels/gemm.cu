@@ -17,8 +17,8 @@
 // gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32, v19
 // gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32, v21
 // gemm_simt64_async_splitk_fused_f32, v22 gemm_simt128_warp_db_splitk_fused_f32, v23
-// gemm_simt_shortk_f32 and v25 gemm_simt_shortk_persistent_f32 are described where they are
-// defined.
+// gemm_simt_shortk_f32, v25 gemm_simt_shortk_persistent_f32 and v26 gemm_simt_small_m_splitk_f32
+// are described where they are defined.
 #include "cp_async.cuh"
 #include "gemm.cuh"
 
@@ -1316,5 +1316,132 @@ LK_KERNEL void __launch_bounds__(256, 2) gemm_simt_shortk_persistent_f32(lk_gemm
             if (vec) gemm_simt_shortk_persistent_body<false, false, true>(p, a, b, c, bias, y, smem);
             else gemm_simt_shortk_persistent_body<false, false, false>(p, a, b, c, bias, y, smem);
         }
+    }
+}
+
+// v26 gemm_simt_small_m_splitk_f32 (+ gemm_splitk_reduce_f32): split-k for outputs of a few rows
+// and a long k, the dW = dYᵀX of a narrow layer at a large batch (20×400×8192), where the 64-row
+// tiles of v4 and v18 compute 64 rows for 20 (v18 23.0 µs against cuBLAS 20.4 on an H100,
+// 2026-11-27, fourth run).
+//   C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), as every kernel here.
+// Work split: block (x, y, z), 128 threads, sums k in [z·k_split, (z + 1)·k_split) of the 32×128
+// tile (y, x) and writes the raw sums to slice z of the [splits, m, n] workspace, which the reduce
+// kernel adds in order z = 0, 1, ... and applies the epilogue to (v4's scheme). Thread t owns column
+// 128·x + t and the tile's rows in groups of 4, of which only those with a row below m are
+// computed (m = 20: 5 groups, no row wasted). k runs in chunks of 64: the block copies each chunk's
+// A (64 × 32, zero past m and past the range, k-major [k][32 + 4]) into shared memory with 4-byte
+// cp.async, into two stages so that the next chunk's copy runs under this chunk's multiply (one
+// wait and two barriers a chunk); each thread reads its column of B from global memory 8 k ahead
+// of the multiply (coalesced when B is stored [k, n]: the dW case). Per k and row group, one
+// float4 of A (the same address for the whole block: a broadcast) and 4 FMAs. Columns past n are clamped (their sums are
+// not stored) and a warp whose columns are all past n skips the multiply. Each output sums its
+// range in k order (the padding past the range adds zeros). 18 KiB of static shared memory. sm_80+.
+#define LK_SMS_KC 64  // v26's k chunk
+
+namespace {
+
+template <bool TA, bool TB>
+__device__ __forceinline__ void gemm_simt_small_m_splitk_body(const lk_gemm_params& p, const float* __restrict__ a,
+                                                              const float* __restrict__ b, float* __restrict__ ws,
+                                                              float* as) {
+#if LK_CP_ASYNC_SUPPORTED
+    constexpr int BM = 32, BN = 128, KC = LK_SMS_KC, SA = BM + 4, U = 8, NT = 128;
+    const int tid = threadIdx.x;
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+    const int64_t kb = (int64_t)blockIdx.z * p.k_split;
+    const int64_t K = kb + p.k_split < p.k ? p.k_split : p.k - kb;
+    const int groups = (int)(((p.m - m0 < BM ? p.m - m0 : BM) + 3) / 4);
+    const int64_t col = n0 + tid < p.n ? n0 + tid : p.n - 1;
+    const bool warp_inside = n0 + (tid & ~31) < p.n;  // some lane of this warp owns a column inside
+    const int chunks = (int)((K + KC - 1) / KC);
+    auto chunk_len = [&](int ch) { return K - (int64_t)ch * KC < KC ? (int)(K - (int64_t)ch * KC) : KC; };
+    // Chunk ch of A into stage `st`: A(m0 + r, kb + 64·ch + kk) at st[kk][r]; zero past m and for
+    // the padding kn ≤ kk < kpad (a multiple of U).
+    auto copy_chunk = [&](int ch, float* st) {
+        const int kn = chunk_len(ch), kpad = (kn + U - 1) / U * U;
+        for (int e = tid; e < kpad * BM; e += NT) {
+            const int r = e % BM, kk = e / BM;
+            const int64_t row = m0 + r, kg = kb + (int64_t)ch * KC + kk;
+            const bool in = row < p.m && kk < kn;
+            cp_async_4(&st[kk * SA + r], in ? (TA ? a + kg * p.lda + row : a + row * p.lda + kg) : a, in ? 4 : 0);
+        }
+    };
+    float acc[8][4];
+#pragma unroll
+    for (int g = 0; g < 8; ++g)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[g][i] = 0.0f;
+
+    copy_chunk(0, as);
+    cp_async_commit();
+    for (int ch = 0; ch < chunks; ++ch) {
+        const float* cur = as + (ch & 1) * KC * SA;
+        if (ch + 1 < chunks) copy_chunk(ch + 1, as + ((ch + 1) & 1) * KC * SA);
+        cp_async_commit();  // (empty after the last chunk: the wait count stays uniform)
+        cp_async_wait<1>();
+        __syncthreads();  // chunk ch is in for every thread
+        if (warp_inside) {
+            const int kn = chunk_len(ch), kpad = (kn + U - 1) / U * U;
+            // B(kb + 64·ch + kk, col), U at a time, the next U loaded while these are multiplied
+            const int64_t k0 = kb + (int64_t)ch * KC;
+            const float* bp = TB ? b + col * p.ldb + k0 : b + k0 * p.ldb + col;
+            const int64_t bstep = TB ? 1 : p.ldb;
+            float x[U];
+#pragma unroll
+            for (int u = 0; u < U; ++u) x[u] = u < kn ? bp[u * bstep] : 0.0f;
+#pragma unroll 1
+            for (int kk = 0; kk < kpad; kk += U) {
+                float xn[U];
+#pragma unroll
+                for (int u = 0; u < U; ++u) xn[u] = kk + U + u < kn ? bp[(kk + U + u) * bstep] : 0.0f;
+#pragma unroll
+                for (int g = 0; g < 8; ++g) {
+                    if (g >= groups) break;
+#pragma unroll
+                    for (int u = 0; u < U; ++u) {
+                        const float4 av = *reinterpret_cast<const float4*>(&cur[(kk + u) * SA + 4 * g]);
+                        acc[g][0] = fmaf(av.x, x[u], acc[g][0]);
+                        acc[g][1] = fmaf(av.y, x[u], acc[g][1]);
+                        acc[g][2] = fmaf(av.z, x[u], acc[g][2]);
+                        acc[g][3] = fmaf(av.w, x[u], acc[g][3]);
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < U; ++u) x[u] = xn[u];
+            }
+        }
+        __syncthreads();  // every warp is done with this stage before chunk ch + 2 is copied into it
+    }
+    cp_async_wait<0>();
+
+    if (n0 + tid >= p.n) return;
+    float* out = ws + (int64_t)blockIdx.z * p.m * p.n + col;
+#pragma unroll
+    for (int g = 0; g < 8; ++g)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int64_t row = m0 + 4 * g + i;
+            if (g < groups && row < p.m) out[row * p.n] = acc[g][i];
+        }
+#else
+    __trap();
+#endif
+}
+
+}  // namespace
+
+LK_KERNEL void __launch_bounds__(128) gemm_simt_small_m_splitk_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                                  const float* __restrict__ b, float* __restrict__ ws,
+                                                                  const float* __restrict__ bias,
+                                                                  const float* __restrict__ y) {
+    (void)bias;
+    (void)y;  // the reduce kernel applies the epilogue
+    __shared__ __align__(16) float as[2 * LK_SMS_KC * (32 + 4)];
+    if (p.trans_a) {
+        if (p.trans_b) gemm_simt_small_m_splitk_body<true, true>(p, a, b, ws, as);
+        else gemm_simt_small_m_splitk_body<true, false>(p, a, b, ws, as);
+    } else {
+        if (p.trans_b) gemm_simt_small_m_splitk_body<false, true>(p, a, b, ws, as);
+        else gemm_simt_small_m_splitk_body<false, false>(p, a, b, ws, as);
     }
 }

@@ -144,6 +144,9 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
             block: (256, 1, 1),
             smem: SIMT_SHORTK_PERSISTENT_SMEM,
         }),
+        GemmKernel::SimtSmallMSplitK => {
+            Ok(Shape { name: "gemm_simt_small_m_splitk_f32", tile: (32, 128), block: (128, 1, 1), smem: 0 })
+        }
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }

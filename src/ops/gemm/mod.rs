@@ -197,6 +197,15 @@ pub enum GemmKernel {
     /// bit. Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never
     /// picks it.
     SimtShortKPersistent,
+    /// v26 (f32): split-k through the workspace and reduce kernel of [`GemmKernel::Simt64SplitK`],
+    /// on 32×128 tiles whose rows are computed only where they exist (in groups of 4): for outputs
+    /// of a few rows with a long k, the dW = dYᵀX of a narrow layer (20×400×8192, where the 64-row
+    /// tiles of v4 and v18 compute 64 rows for 20: v18 23.0 µs against cuBLAS 20.4 on an H100,
+    /// 2026-11-27, fourth run). 128 threads, a column each; the block's A chunk in shared memory
+    /// (broadcast float4 reads), B read from global memory 8 k ahead. [`splitk_splits_small_m`]
+    /// ranges; m·n must fit [`SPLITK_WORKSPACE_FLOATS`]. sm_80+. Not yet run on a GPU: not in
+    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    SimtSmallMSplitK,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -298,7 +307,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 18] = [
+    pub const SIMT: [GemmKernel; 19] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -317,6 +326,7 @@ impl GemmKernel {
         GemmKernel::Simt128WarpDbSplitKFused,
         GemmKernel::SimtShortK,
         GemmKernel::SimtShortKPersistent,
+        GemmKernel::SimtSmallMSplitK,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
@@ -342,11 +352,16 @@ impl GemmKernel {
         GemmKernel::Wgmma256PersistentMulticast,
     ];
 
-    /// The split-k versions (v4, v18, v19, v21, v22, v24): they sum k ranges in the backend's
+    /// The split-k versions (v4, v18, v19, v21, v22, v24, v26): they sum k ranges in the backend's
     /// workspace, so the output must fit [`SPLITK_WORKSPACE_FLOATS`].
     pub fn is_split_k(self) -> bool {
-        matches!(self, GemmKernel::Simt64SplitK | GemmKernel::Simt64WarpDbSplitK | GemmKernel::TensorCore64SplitK)
-            || self.splits_k_in_one_launch()
+        matches!(
+            self,
+            GemmKernel::Simt64SplitK
+                | GemmKernel::Simt64WarpDbSplitK
+                | GemmKernel::TensorCore64SplitK
+                | GemmKernel::SimtSmallMSplitK
+        ) || self.splits_k_in_one_launch()
     }
 
     /// The split-k versions whose last block per output tile adds the k ranges (v19, v21, v22),
@@ -362,10 +377,12 @@ impl GemmKernel {
 
     /// How many k ranges a split-k version ([`GemmKernel::is_split_k`]) splits an m×n×k product
     /// into on a GPU with `sms` multiprocessors: [`splitk_splits_waves`] for v22's 128-tiles,
-    /// [`splitk_splits`] for the 64-tile ones; 1 for every other version.
+    /// [`splitk_splits_small_m`] for v26's 32×128 tiles, [`splitk_splits`] for the 64-tile ones; 1
+    /// for every other version.
     pub fn splitk_ranges(self, m: usize, n: usize, k: usize, sms: usize) -> usize {
         match self {
             GemmKernel::Simt128WarpDbSplitKFused => splitk_splits_waves(m, n, k, sms, 128),
+            GemmKernel::SimtSmallMSplitK => splitk_splits_small_m(m, n, k, sms),
             kernel if kernel.is_split_k() => splitk_splits(m, n, k, sms),
             _ => 1,
         }
@@ -490,6 +507,20 @@ pub fn splitk_splits(m: usize, n: usize, k: usize, sms: usize) -> usize {
     let tiles = m.div_ceil(64) * n.div_ceil(64);
     let steps = k.div_ceil(16);
     let want = (4 * sms).div_ceil(tiles.max(1));
+    let fit = SPLITK_WORKSPACE_FLOATS / (m * n).max(1);
+    want.min(steps / 4).min(fit).max(1)
+}
+
+/// How many k ranges v26 ([`GemmKernel::SimtSmallMSplitK`]: 32×128 tiles of 128 threads) splits an
+/// m×n×k product into on a GPU with `sms` multiprocessors: enough blocks for about 2 per SM (8
+/// warps; more ranges would make the reduce kernel, which reads every range's m·n sums, the longer
+/// part), each range at least 4 steps of 16 along k, and `splits·m·n` within
+/// [`SPLITK_WORKSPACE_FLOATS`]. On 132 SMs: 20×400×8192 64 ranges of 128 (256 blocks), 20×400×1024
+/// 16 of 64.
+pub fn splitk_splits_small_m(m: usize, n: usize, k: usize, sms: usize) -> usize {
+    let tiles = m.div_ceil(32) * n.div_ceil(128);
+    let steps = k.div_ceil(16);
+    let want = (2 * sms).div_ceil(tiles.max(1));
     let fit = SPLITK_WORKSPACE_FLOATS / (m * n).max(1);
     want.min(steps / 4).min(fit).max(1)
 }
