@@ -17,8 +17,8 @@
 // gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32, v19
 // gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32, v21
 // gemm_simt64_async_splitk_fused_f32, v22 gemm_simt128_warp_db_splitk_fused_f32, v23
-// gemm_simt_shortk_f32, v25 gemm_simt_shortk_persistent_f32 and v26 gemm_simt_small_m_splitk_f32
-// are described where they are defined.
+// gemm_simt_shortk_f32, v25 gemm_simt_shortk_persistent_f32, v26 gemm_simt_small_m_splitk_f32 and
+// v27 gemm_simt_small_n_splitk_f32 are described where they are defined.
 #include "cp_async.cuh"
 #include "gemm.cuh"
 
@@ -1319,51 +1319,101 @@ LK_KERNEL void __launch_bounds__(256, 2) gemm_simt_shortk_persistent_f32(lk_gemm
     }
 }
 
-// v26 gemm_simt_small_m_splitk_f32 (+ gemm_splitk_reduce_f32): split-k for outputs of a few rows
-// and a long k, the dW = dYᵀX of a narrow layer at a large batch (20×400×8192), where the 64-row
-// tiles of v4 and v18 compute 64 rows for 20 (v18 23.0 µs against cuBLAS 20.4 on an H100,
-// 2026-11-27, fourth run).
+// v26 gemm_simt_small_m_splitk_f32 and v27 gemm_simt_small_n_splitk_f32 (+ gemm_splitk_reduce_f32):
+// split-k for outputs with one short side and a long k.
+//   v26, a few rows: the dW = dYᵀX of a narrow layer at a large batch (20×400×8192), where the
+//   64-row tiles of v4 and v18 compute 64 rows for 20 (v18 23.0 µs against cuBLAS 20.4 on an H100,
+//   2026-11-27, fourth run).
+//   v27, a few columns: Y = XWᵀ into a narrow layer (8192×20×400; v3's k-sliced 32-tiles 14.5 µs
+//   against cuBLAS 13.8 there), v26 with the roles of the operands swapped.
 //   C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), as every kernel here.
-// Work split: block (x, y, z), 128 threads, sums k in [z·k_split, (z + 1)·k_split) of the 32×128
-// tile (y, x) and writes the raw sums to slice z of the [splits, m, n] workspace, which the reduce
-// kernel adds in order z = 0, 1, ... and applies the epilogue to (v4's scheme). Thread t owns column
-// 128·x + t and the tile's rows in groups of 4, of which only those with a row below m are
-// computed (m = 20: 5 groups, no row wasted). k runs in chunks of 64: the block copies each chunk's
-// A (64 × 32, zero past m and past the range, k-major [k][32 + 4]) into shared memory with 4-byte
-// cp.async, into two stages so that the next chunk's copy runs under this chunk's multiply (one
-// wait and two barriers a chunk); each thread reads its column of B from global memory 8 k ahead
-// of the multiply (coalesced when B is stored [k, n]: the dW case). Per k and row group, one
-// float4 of A (the same address for the whole block: a broadcast) and 4 FMAs. Columns past n are clamped (their sums are
-// not stored) and a warp whose columns are all past n skips the multiply. Each output sums its
-// range in k order (the padding past the range adds zeros). 18 KiB of static shared memory. sm_80+.
-#define LK_SMS_KC 64  // v26's k chunk
+// Work split: block (x, y, z), 128 threads, sums k in [z·k_split, (z + 1)·k_split) of one output
+// tile, 32 along the short side (v26: rows; v27: columns) by 128 along the other, and writes the
+// raw sums to slice z of the [splits, m, n] workspace, which the reduce kernel adds in order
+// z = 0, 1, ... and applies the epilogue to (v4's scheme). Thread t owns line t of the long side
+// and the tile's short side in groups of 4, of which only those that exist are computed (20:
+// 5 groups, nothing wasted). The short side's operand S (v26: A, v27: B) is staged in shared
+// memory, k-major [k][32 + 4], zero past the edge and past the range, with 4-byte cp.async, in
+// chunks copied into two stages so that the next chunk's copy runs under this chunk's multiply
+// (one wait and two barriers a chunk). The other operand T (v26: B, v27: A), one line per thread:
+//   - contiguous along the long side (B of the dW case, [k, n]): read from global memory, 8 k
+//     ahead of the multiply, coalesced across the warp; chunks of 64 k;
+//   - contiguous along k (A of Y = XWᵀ, [m, k]): its 128 lines are staged too, [line][32 + 4],
+//     copied coalesced (16 bytes a cp.async where its rows are 16-byte aligned, else 4), and each
+//     thread reads its line with float4 reads; chunks of 32 k (a lane per line reading global
+//     memory would touch 32 lines per load).
+// Per k and group, one float4 of S (the same address for the whole block: a broadcast) and 4
+// FMAs. Lines past the long side are clamped (their sums are not stored), and a warp whose lines
+// are all past it skips the multiply. Each output sums its range in k order (the padding past the
+// range adds zeros). 45 KiB of static shared memory. sm_80+.
+// Shared memory of v26 and v27: two stages of the larger chunk layout (T_KC below: 32 × (32 + 4)
+// floats of S and 128 × (32 + 4) of T).
+#define LK_SMS_SMEM_FLOATS (2 * (32 * 36 + 128 * 36))
 
 namespace {
 
-template <bool TA, bool TB>
-__device__ __forceinline__ void gemm_simt_small_m_splitk_body(const lk_gemm_params& p, const float* __restrict__ a,
-                                                              const float* __restrict__ b, float* __restrict__ ws,
-                                                              float* as) {
+template <bool TA, bool TB, bool SMALL_N>
+__device__ __forceinline__ void gemm_simt_small_side_splitk_body(const lk_gemm_params& p, const float* __restrict__ a,
+                                                                 const float* __restrict__ b, float* __restrict__ ws,
+                                                                 float* ss) {
 #if LK_CP_ASYNC_SUPPORTED
-    constexpr int BM = 32, BN = 128, KC = LK_SMS_KC, SA = BM + 4, U = 8, NT = 128;
+    // T_KC: T is stored contiguous along k, so its lines are staged in shared memory too (copied
+    // coalesced, 16 bytes at a time where its rows allow), in chunks of 32 k instead of 64.
+    constexpr bool T_KC = SMALL_N ? !TA : TB;
+    constexpr int BS = 32, BT = 128, KC = T_KC ? 32 : 64, SS = BS + 4, ST = KC + 4, U = 8, NT = 128;
+    constexpr int STAGE = KC * SS + (T_KC ? BT * ST : 0);
+    static_assert(2 * STAGE <= LK_SMS_SMEM_FLOATS, "two stages fit the kernel's shared memory");
     const int tid = threadIdx.x;
-    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+    // The short side (s: v26 rows, v27 columns) and the long one (t), their lengths and origins.
+    const int64_t s_len = SMALL_N ? p.n : p.m, t_len = SMALL_N ? p.m : p.n;
+    const int64_t s0 = (int64_t)(SMALL_N ? blockIdx.x : blockIdx.y) * BS;
+    const int64_t t0 = (int64_t)(SMALL_N ? blockIdx.y : blockIdx.x) * BT;
     const int64_t kb = (int64_t)blockIdx.z * p.k_split;
     const int64_t K = kb + p.k_split < p.k ? p.k_split : p.k - kb;
-    const int groups = (int)(((p.m - m0 < BM ? p.m - m0 : BM) + 3) / 4);
-    const int64_t col = n0 + tid < p.n ? n0 + tid : p.n - 1;
-    const bool warp_inside = n0 + (tid & ~31) < p.n;  // some lane of this warp owns a column inside
+    const int groups = (int)(((s_len - s0 < BS ? s_len - s0 : BS) + 3) / 4);
+    const int64_t line = t0 + tid < t_len ? t0 + tid : t_len - 1;
+    const bool warp_inside = t0 + (tid & ~31) < t_len;  // some lane of this warp owns a line inside
     const int chunks = (int)((K + KC - 1) / KC);
     auto chunk_len = [&](int ch) { return K - (int64_t)ch * KC < KC ? (int)(K - (int64_t)ch * KC) : KC; };
-    // Chunk ch of A into stage `st`: A(m0 + r, kb + 64·ch + kk) at st[kk][r]; zero past m and for
-    // the padding kn ≤ kk < kpad (a multiple of U).
+    // Element (short index si, k) of S: A(si, k) for v26, B(k, si) for v27.
+    auto s_elem = [&](int64_t si, int64_t kg) {
+        return SMALL_N ? (TB ? b + si * p.ldb + kg : b + kg * p.ldb + si)
+                       : (TA ? a + kg * p.lda + si : a + si * p.lda + kg);
+    };
+    // T_KC: T as stored, line by line (line l, k at t_mat[l · t_ld + k]).
+    const float* t_mat = SMALL_N ? a : b;
+    const int64_t t_ld = SMALL_N ? p.lda : p.ldb;
+    const bool t_vec = T_KC && lk::rows_16b_aligned(t_mat, t_ld, 4);
+    // Chunk ch into stage `st`: S(s0 + r, kb + KC·ch + kk) at st[kk][r], zero past the short side
+    // and for the padding kn ≤ kk < kpad (a multiple of U); T_KC: T(t0 + l, kb + KC·ch + kk) at
+    // st[KC · SS + l · ST + kk], lines past the long side clamped, zero for kk ≥ kn.
     auto copy_chunk = [&](int ch, float* st) {
         const int kn = chunk_len(ch), kpad = (kn + U - 1) / U * U;
-        for (int e = tid; e < kpad * BM; e += NT) {
-            const int r = e % BM, kk = e / BM;
-            const int64_t row = m0 + r, kg = kb + (int64_t)ch * KC + kk;
-            const bool in = row < p.m && kk < kn;
-            cp_async_4(&st[kk * SA + r], in ? (TA ? a + kg * p.lda + row : a + row * p.lda + kg) : a, in ? 4 : 0);
+        const int64_t k0 = kb + (int64_t)ch * KC;
+        for (int e = tid; e < kpad * BS; e += NT) {
+            const int r = e % BS, kk = e / BS;
+            const int64_t si = s0 + r;
+            const bool in = si < s_len && kk < kn;
+            cp_async_4(&st[kk * SS + r], in ? s_elem(si, k0 + kk) : a, in ? 4 : 0);
+        }
+        if constexpr (T_KC) {
+            float* tt = st + KC * SS;
+            if (t_vec) {
+                // k0 is a multiple of 16 and the rows 16-byte aligned: whole 16-byte pieces, the
+                // one across kn zero-filled past it
+                for (int e = tid; e < BT * (KC / 4); e += NT) {
+                    const int l = e / (KC / 4), kk = e % (KC / 4) * 4;
+                    const int64_t ln = t0 + l < t_len ? t0 + l : t_len - 1;
+                    const int bytes = kn - kk >= 4 ? 16 : (kn > kk ? 4 * (kn - kk) : 0);
+                    cp_async_16(&tt[l * ST + kk], bytes > 0 ? t_mat + ln * t_ld + k0 + kk : t_mat, bytes);
+                }
+            } else {
+                for (int e = tid; e < BT * KC; e += NT) {
+                    const int l = e / KC, kk = e % KC;
+                    const int64_t ln = t0 + l < t_len ? t0 + l : t_len - 1;
+                    cp_async_4(&tt[l * ST + kk], kk < kn ? t_mat + ln * t_ld + k0 + kk : t_mat, kk < kn ? 4 : 0);
+                }
+            }
         }
     };
     float acc[8][4];
@@ -1372,76 +1422,104 @@ __device__ __forceinline__ void gemm_simt_small_m_splitk_body(const lk_gemm_para
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[g][i] = 0.0f;
 
-    copy_chunk(0, as);
+    copy_chunk(0, ss);
     cp_async_commit();
     for (int ch = 0; ch < chunks; ++ch) {
-        const float* cur = as + (ch & 1) * KC * SA;
-        if (ch + 1 < chunks) copy_chunk(ch + 1, as + ((ch + 1) & 1) * KC * SA);
+        const float* cur = ss + (ch & 1) * STAGE;
+        if (ch + 1 < chunks) copy_chunk(ch + 1, ss + ((ch + 1) & 1) * STAGE);
         cp_async_commit();  // (empty after the last chunk: the wait count stays uniform)
         cp_async_wait<1>();
         __syncthreads();  // chunk ch is in for every thread
         if (warp_inside) {
             const int kn = chunk_len(ch), kpad = (kn + U - 1) / U * U;
-            // B(kb + 64·ch + kk, col), U at a time, the next U loaded while these are multiplied
+            // T(line, kb + KC·ch + kk): B(k, line) for v26, A(line, k) for v27; U at a time. T_KC:
+            // from this thread's staged line; else from global memory, the next U loaded while
+            // these are multiplied.
             const int64_t k0 = kb + (int64_t)ch * KC;
-            const float* bp = TB ? b + col * p.ldb + k0 : b + k0 * p.ldb + col;
-            const int64_t bstep = TB ? 1 : p.ldb;
+            const float* tp = T_KC ? cur + KC * SS + tid * ST
+                                   : (SMALL_N ? a + k0 * p.lda + line : b + k0 * p.ldb + line);
+            const int64_t tstep = T_KC ? 1 : (SMALL_N ? p.lda : p.ldb);
             float x[U];
+            if constexpr (!T_KC) {
 #pragma unroll
-            for (int u = 0; u < U; ++u) x[u] = u < kn ? bp[u * bstep] : 0.0f;
+                for (int u = 0; u < U; ++u) x[u] = u < kn ? tp[u * tstep] : 0.0f;
+            }
 #pragma unroll 1
             for (int kk = 0; kk < kpad; kk += U) {
                 float xn[U];
+                if constexpr (T_KC) {
+                    const float4 lo = *reinterpret_cast<const float4*>(&tp[kk]);
+                    const float4 hi = *reinterpret_cast<const float4*>(&tp[kk + 4]);
+                    const float staged[U] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
 #pragma unroll
-                for (int u = 0; u < U; ++u) xn[u] = kk + U + u < kn ? bp[(kk + U + u) * bstep] : 0.0f;
+                    for (int u = 0; u < U; ++u) x[u] = staged[u];
+                } else {
+#pragma unroll
+                    for (int u = 0; u < U; ++u) xn[u] = kk + U + u < kn ? tp[(kk + U + u) * tstep] : 0.0f;
+                }
 #pragma unroll
                 for (int g = 0; g < 8; ++g) {
                     if (g >= groups) break;
 #pragma unroll
                     for (int u = 0; u < U; ++u) {
-                        const float4 av = *reinterpret_cast<const float4*>(&cur[(kk + u) * SA + 4 * g]);
-                        acc[g][0] = fmaf(av.x, x[u], acc[g][0]);
-                        acc[g][1] = fmaf(av.y, x[u], acc[g][1]);
-                        acc[g][2] = fmaf(av.z, x[u], acc[g][2]);
-                        acc[g][3] = fmaf(av.w, x[u], acc[g][3]);
+                        const float4 sv = *reinterpret_cast<const float4*>(&cur[(kk + u) * SS + 4 * g]);
+                        acc[g][0] = fmaf(sv.x, x[u], acc[g][0]);
+                        acc[g][1] = fmaf(sv.y, x[u], acc[g][1]);
+                        acc[g][2] = fmaf(sv.z, x[u], acc[g][2]);
+                        acc[g][3] = fmaf(sv.w, x[u], acc[g][3]);
                     }
                 }
+                if constexpr (!T_KC) {
 #pragma unroll
-                for (int u = 0; u < U; ++u) x[u] = xn[u];
+                    for (int u = 0; u < U; ++u) x[u] = xn[u];
+                }
             }
         }
         __syncthreads();  // every warp is done with this stage before chunk ch + 2 is copied into it
     }
     cp_async_wait<0>();
 
-    if (n0 + tid >= p.n) return;
-    float* out = ws + (int64_t)blockIdx.z * p.m * p.n + col;
+    if (t0 + tid >= t_len) return;
+    float* out = ws + (int64_t)blockIdx.z * p.m * p.n;
 #pragma unroll
     for (int g = 0; g < 8; ++g)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            const int64_t row = m0 + 4 * g + i;
-            if (g < groups && row < p.m) out[row * p.n] = acc[g][i];
+            const int64_t si = s0 + 4 * g + i;
+            if (g < groups && si < s_len) out[SMALL_N ? line * p.n + si : si * p.n + line] = acc[g][i];
         }
 #else
     __trap();
 #endif
 }
 
+template <bool SMALL_N>
+__device__ __forceinline__ void gemm_simt_small_side_splitk(const lk_gemm_params& p, const float* a, const float* b,
+                                                            float* ws, float* ss) {
+    if (p.trans_a) {
+        if (p.trans_b) gemm_simt_small_side_splitk_body<true, true, SMALL_N>(p, a, b, ws, ss);
+        else gemm_simt_small_side_splitk_body<true, false, SMALL_N>(p, a, b, ws, ss);
+    } else {
+        if (p.trans_b) gemm_simt_small_side_splitk_body<false, true, SMALL_N>(p, a, b, ws, ss);
+        else gemm_simt_small_side_splitk_body<false, false, SMALL_N>(p, a, b, ws, ss);
+    }
+}
+
 }  // namespace
 
+// (bias and y are the reduce kernel's: it applies the epilogue.)
 LK_KERNEL void __launch_bounds__(128) gemm_simt_small_m_splitk_f32(lk_gemm_params p, const float* __restrict__ a,
                                                                   const float* __restrict__ b, float* __restrict__ ws,
                                                                   const float* __restrict__ bias,
                                                                   const float* __restrict__ y) {
-    (void)bias;
-    (void)y;  // the reduce kernel applies the epilogue
-    __shared__ __align__(16) float as[2 * LK_SMS_KC * (32 + 4)];
-    if (p.trans_a) {
-        if (p.trans_b) gemm_simt_small_m_splitk_body<true, true>(p, a, b, ws, as);
-        else gemm_simt_small_m_splitk_body<true, false>(p, a, b, ws, as);
-    } else {
-        if (p.trans_b) gemm_simt_small_m_splitk_body<false, true>(p, a, b, ws, as);
-        else gemm_simt_small_m_splitk_body<false, false>(p, a, b, ws, as);
-    }
+    __shared__ __align__(16) float ss[LK_SMS_SMEM_FLOATS];
+    gemm_simt_small_side_splitk<false>(p, a, b, ws, ss);
+}
+
+LK_KERNEL void __launch_bounds__(128) gemm_simt_small_n_splitk_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                                  const float* __restrict__ b, float* __restrict__ ws,
+                                                                  const float* __restrict__ bias,
+                                                                  const float* __restrict__ y) {
+    __shared__ __align__(16) float ss[LK_SMS_SMEM_FLOATS];
+    gemm_simt_small_side_splitk<true>(p, a, b, ws, ss);
 }

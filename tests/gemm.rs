@@ -414,34 +414,37 @@ parity_test!(shortk_matches_reference_in_every_epilogue, |b| {
     outs
 });
 
-// v26 (split-k for outputs of few rows) in every layout and epilogue, β = 1 included, against the
-// f64 reference: 20×400×1024 (the dW of a 400→20 layer at a batch of 1024: many ranges, one k chunk
-// each, rows in 5 whole groups), 37×130×1000 with rows padded by 3 (two row tiles, the second of 5
-// rows: a partial group; a column tile of 2 columns, whose warps past n skip the multiply), 5×9×70
-// with 16-byte rows (one range of two chunks, the second of 6 k padded to 8) and 33×300×3000 (ranges
-// of two chunks each, so the block's chunk loop and its barrier run).
-parity_test!(small_m_splitk_matches_reference_in_every_epilogue, |b| {
+// v26 (split-k for outputs of few rows) and v27 (its mirror, few columns, on the transposed sizes)
+// in every layout and epilogue, β = 1 included, against the f64 reference. v26: 20×400×1024 (the
+// dW of a 400→20 layer at a batch of 1024: many ranges, one k chunk each, rows in 5 whole groups),
+// 37×130×1000 with rows padded by 3 (two row tiles, the second of 5 rows: a partial group; a
+// column tile of 2 columns, whose warps past n skip the multiply; element-wise copies of a staged
+// B), 5×9×70 with 16-byte rows (one range of two or three chunks, the last of 6 k padded to 8; a
+// 16-byte piece of a staged B cut at k) and 33×300×3000 (ranges of several chunks, so the block's
+// chunk loop and its barrier run). v27: 400×20×1024 and so on; its staged operand is A when A is
+// stored [m, k] (NN, NT).
+parity_test!(small_side_splitk_matches_reference_in_every_epilogue, |b| {
     use latentkit::ops::gemm::{gemm_with, GemmKernel};
     let mut r = rng(54);
     let mut outs = Vec::new();
     let sizes =
         [(20, 400, 1024, Ld::Tight), (37, 130, 1000, Ld::Pad3), (5, 9, 70, Ld::Align8), (33, 300, 3000, Ld::Tight)];
-    for &(m, n, k, ld) in &sizes {
-        for (ta, tb) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))) {
-            for epi in EPIS {
-                let spec = GemmSpec {
-                    kernel: GemmKernel::SimtSmallMSplitK,
-                    ..with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld)
-                };
-                let (a0, b0) = operands(&mut r, &spec);
-                let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
-                let name = format!("SimtSmallMSplitK {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
-                let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
-                    gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                };
-                let atol = gemm_atol(k, 1.0, 1.0);
-                let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
-                outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+    for kernel in [GemmKernel::SimtSmallMSplitK, GemmKernel::SimtSmallNSplitK] {
+        for &(m, n, k, ld) in &sizes {
+            let (m, n) = if kernel == GemmKernel::SimtSmallNSplitK { (n, m) } else { (m, n) };
+            for (ta, tb) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))) {
+                for epi in EPIS {
+                    let spec = GemmSpec { kernel, ..with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld) };
+                    let (a0, b0) = operands(&mut r, &spec);
+                    let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
+                    let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+                    let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
+                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                    };
+                    let atol = gemm_atol(k, 1.0, 1.0);
+                    let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
+                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                }
             }
         }
     }
@@ -1038,6 +1041,10 @@ fn small_m_splitk_ranges_fill_the_gpu_within_the_workspace() {
     // 4 tiles of 32×128 → ⌈264 / 4⌉ = 66 ranges (launched as 64 ranges of 8 steps).
     assert_eq!(splitk_splits_small_m(20, 400, 8192, sms), 66);
     assert_eq!(GemmKernel::SimtSmallMSplitK.splitk_ranges(20, 400, 8192, sms), 66);
+    // v27 counts the transposed output's tiles: 8192×20 is 64 tiles of 128×32 → 5 ranges (k = 400
+    // has 25 steps, so at most 6).
+    assert_eq!(GemmKernel::SimtSmallNSplitK.splitk_ranges(8192, 20, 400, sms), 5);
+    assert_eq!(GemmKernel::SimtSmallNSplitK.splitk_ranges(400, 20, 8192, sms), 66);
     // k = 1024: 64 steps, so at most 16 ranges.
     assert_eq!(splitk_splits_small_m(20, 400, 1024, sms), 16);
     assert_eq!(splitk_splits_small_m(20, 400, 63, sms), 1);

@@ -147,6 +147,9 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::SimtSmallMSplitK => {
             Ok(Shape { name: "gemm_simt_small_m_splitk_f32", tile: (32, 128), block: (128, 1, 1), smem: 0 })
         }
+        GemmKernel::SimtSmallNSplitK => {
+            Ok(Shape { name: "gemm_simt_small_n_splitk_f32", tile: (128, 32), block: (128, 1, 1), smem: 0 })
+        }
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }

@@ -201,11 +201,20 @@ pub enum GemmKernel {
     /// on 32×128 tiles whose rows are computed only where they exist (in groups of 4): for outputs
     /// of a few rows with a long k, the dW = dYᵀX of a narrow layer (20×400×8192, where the 64-row
     /// tiles of v4 and v18 compute 64 rows for 20: v18 23.0 µs against cuBLAS 20.4 on an H100,
-    /// 2026-11-27, fourth run). 128 threads, a column each; the block's A chunk in shared memory
-    /// (broadcast float4 reads), B read from global memory 8 k ahead. [`splitk_splits_small_m`]
-    /// ranges; m·n must fit [`SPLITK_WORKSPACE_FLOATS`]. sm_80+. Not yet run on a GPU: not in
+    /// 2026-11-27, fourth run). 128 threads, a column each; the block's A chunks in shared memory
+    /// (broadcast float4 reads); B read from global memory 8 k ahead, or staged in shared memory
+    /// too when it is stored [n, k]. [`splitk_splits_small_m`] ranges; m·n must fit
+    /// [`SPLITK_WORKSPACE_FLOATS`]. sm_80+. Not yet run on a GPU: not in
     /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
     SimtSmallMSplitK,
+    /// v27 (f32): [`GemmKernel::SimtSmallMSplitK`] with the roles of the operands swapped: 128×32
+    /// tiles, a row a thread, the columns computed only where they exist; for Y = XWᵀ into a
+    /// narrow layer (8192×20×400, where v3's k-sliced 32-tiles ran 14.5 µs against cuBLAS 13.8 on an
+    /// H100, 2026-11-27, fourth run). A stored [m, k] (the usual X) is staged in shared memory,
+    /// copied coalesced. [`splitk_splits_small_m`] of the transposed output (n, m); m·n must fit
+    /// [`SPLITK_WORKSPACE_FLOATS`]. sm_80+. Not yet run on a GPU: not in
+    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    SimtSmallNSplitK,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -307,7 +316,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 19] = [
+    pub const SIMT: [GemmKernel; 20] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -327,6 +336,7 @@ impl GemmKernel {
         GemmKernel::SimtShortK,
         GemmKernel::SimtShortKPersistent,
         GemmKernel::SimtSmallMSplitK,
+        GemmKernel::SimtSmallNSplitK,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
@@ -352,8 +362,8 @@ impl GemmKernel {
         GemmKernel::Wgmma256PersistentMulticast,
     ];
 
-    /// The split-k versions (v4, v18, v19, v21, v22, v24, v26): they sum k ranges in the backend's
-    /// workspace, so the output must fit [`SPLITK_WORKSPACE_FLOATS`].
+    /// The split-k versions (v4, v18, v19, v21, v22, v24, v26, v27): they sum k ranges in the
+    /// backend's workspace, so the output must fit [`SPLITK_WORKSPACE_FLOATS`].
     pub fn is_split_k(self) -> bool {
         matches!(
             self,
@@ -361,6 +371,7 @@ impl GemmKernel {
                 | GemmKernel::Simt64WarpDbSplitK
                 | GemmKernel::TensorCore64SplitK
                 | GemmKernel::SimtSmallMSplitK
+                | GemmKernel::SimtSmallNSplitK
         ) || self.splits_k_in_one_launch()
     }
 
@@ -377,12 +388,13 @@ impl GemmKernel {
 
     /// How many k ranges a split-k version ([`GemmKernel::is_split_k`]) splits an m×n×k product
     /// into on a GPU with `sms` multiprocessors: [`splitk_splits_waves`] for v22's 128-tiles,
-    /// [`splitk_splits_small_m`] for v26's 32×128 tiles, [`splitk_splits`] for the 64-tile ones; 1
-    /// for every other version.
+    /// [`splitk_splits_small_m`] for v26's 32×128 tiles (and, transposed, v27's 128×32),
+    /// [`splitk_splits`] for the 64-tile ones; 1 for every other version.
     pub fn splitk_ranges(self, m: usize, n: usize, k: usize, sms: usize) -> usize {
         match self {
             GemmKernel::Simt128WarpDbSplitKFused => splitk_splits_waves(m, n, k, sms, 128),
             GemmKernel::SimtSmallMSplitK => splitk_splits_small_m(m, n, k, sms),
+            GemmKernel::SimtSmallNSplitK => splitk_splits_small_m(n, m, k, sms),
             kernel if kernel.is_split_k() => splitk_splits(m, n, k, sms),
             _ => 1,
         }
