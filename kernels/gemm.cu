@@ -1194,7 +1194,7 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt_shortk_f32(lk_gemm_params p, con
 // item (the second: every warp is done with the stage that item w + 2 refills).
 // Copies, into v23's k-major stages ([k][128 + 4] of A, [k][64 + 4] of B): an m/n-contiguous
 // operand (A transposed, B not) 16 bytes a cp.async, a warp per 128 or two per 64 columns of a k
-// row, when its rows are 16-byte aligned and m (n) a multiple of 4 (`VEC`), else 4 bytes; a
+// row, when its rows are 16-byte aligned and m (n) a multiple of 4, else 4 bytes; a
 // k-contiguous operand 4 bytes a cp.async, consecutive lanes on consecutive rows (so that the
 // transposed writes hit 32 banks). m / n edges are clamped (rows past them feed only outputs that
 // are not stored); k past the chunk's end is neither copied nor read. Each output sums k in
@@ -1205,13 +1205,14 @@ namespace {
 constexpr int LK_SKP_STAGE = 32 * (128 + 4 + 64 + 4);  // floats in one v25 stage
 
 // One operand's part of a v25 work item: the ROWS × kn slice at (mn0, k0) into `dst` ([kn][ROWS + 4]).
-// K_CONTIG: stored [mn][k] (element at src[mn · ld + k]); else [k][mn] (src[k · ld + mn]).
-template <int ROWS, bool K_CONTIG, bool VEC>
+// K_CONTIG: stored [mn][k] (element at src[mn · ld + k]); else [k][mn] (src[k · ld + mn]), copied 16
+// bytes at a time when `vec` (16-byte rows and mn_end a multiple of 4).
+template <int ROWS, bool K_CONTIG>
 __device__ __forceinline__ void shortk_copy_async(float* dst, const float* __restrict__ src, int64_t ld, int64_t mn0,
-                                                  int64_t mn_end, int64_t k0, int kn) {
+                                                  int64_t mn_end, int64_t k0, int kn, bool vec) {
 #if LK_CP_ASYNC_SUPPORTED
     constexpr int S = ROWS + 4, NT = 256;
-    if (K_CONTIG || !VEC) {
+    if (K_CONTIG || !vec) {
         // a lane per row (or column), NT / ROWS k rows per pass
         const int r = threadIdx.x % ROWS;
         const int64_t mn = mn0 + r < mn_end ? mn0 + r : mn_end - 1;
@@ -1230,7 +1231,7 @@ __device__ __forceinline__ void shortk_copy_async(float* dst, const float* __res
 #endif
 }
 
-template <bool TA, bool TB, bool VEC>
+template <bool TA, bool TB>
 __device__ __forceinline__ void gemm_simt_shortk_persistent_body(const lk_gemm_params& p, const float* __restrict__ a,
                                                                  const float* __restrict__ b, float* __restrict__ c,
                                                                  const float* __restrict__ bias,
@@ -1241,6 +1242,10 @@ __device__ __forceinline__ void gemm_simt_shortk_persistent_body(const lk_gemm_p
     const int64_t tiles_n = (p.n + BN - 1) / BN, tiles = (p.m + BM - 1) / BM * tiles_n;
     const int64_t chunks = (p.k + KC - 1) / KC;
     const bool vec_c = lk::rows_16b_aligned(c, p.ldc, 4);
+    // 16-byte copies of each m/n-contiguous operand whose rows are 16-byte aligned and whose m (n)
+    // is a multiple of 4
+    const bool vec_a = TA && lk::rows_16b_aligned(a, p.lda, 4) && p.m % 4 == 0;
+    const bool vec_b = !TB && lk::rows_16b_aligned(b, p.ldb, 4) && p.n % 4 == 0;
     auto chunk_len = [&](int64_t chunk) { return p.k - chunk * KC < KC ? (int)(p.k - chunk * KC) : KC; };
     // Two cursors over this block's items, advanced without dividing: the copy's (tile ct, chunk
     // cc), one item ahead, and the multiply's (tile t, chunk ck).
@@ -1248,8 +1253,8 @@ __device__ __forceinline__ void gemm_simt_shortk_persistent_body(const lk_gemm_p
     auto copy_next = [&](float* st) {
         const int64_t m0 = ct / tiles_n * BM, n0 = ct % tiles_n * BN, k0 = cc * KC;
         const int kn = chunk_len(cc);
-        shortk_copy_async<BM, !TA, VEC>(st, a, p.lda, m0, p.m, k0, kn);
-        shortk_copy_async<BN, TB, VEC>(st + KC * (BM + 4), b, p.ldb, n0, p.n, k0, kn);
+        shortk_copy_async<BM, !TA>(st, a, p.lda, m0, p.m, k0, kn, vec_a);
+        shortk_copy_async<BN, TB>(st + KC * (BM + 4), b, p.ldb, n0, p.n, k0, kn, vec_b);
         if (++cc == chunks) {
             cc = 0;
             ct += gridDim.x;
@@ -1296,26 +1301,13 @@ LK_KERNEL void __launch_bounds__(256, 2) gemm_simt_shortk_persistent_f32(lk_gemm
                                                                         float* __restrict__ c,
                                                                         const float* __restrict__ bias,
                                                                         const float* __restrict__ y) {
-    // VEC: each m/n-contiguous operand has 16-byte rows and an m (n) that is a multiple of 4.
-    const bool vec = (!p.trans_a || (lk::rows_16b_aligned(a, p.lda, 4) && p.m % 4 == 0)) &&
-                     (p.trans_b || (lk::rows_16b_aligned(b, p.ldb, 4) && p.n % 4 == 0));
     float* smem = lk_simt_dyn_smem;
     if (p.trans_a) {
-        if (p.trans_b) {
-            if (vec) gemm_simt_shortk_persistent_body<true, true, true>(p, a, b, c, bias, y, smem);
-            else gemm_simt_shortk_persistent_body<true, true, false>(p, a, b, c, bias, y, smem);
-        } else {
-            if (vec) gemm_simt_shortk_persistent_body<true, false, true>(p, a, b, c, bias, y, smem);
-            else gemm_simt_shortk_persistent_body<true, false, false>(p, a, b, c, bias, y, smem);
-        }
+        if (p.trans_b) gemm_simt_shortk_persistent_body<true, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_shortk_persistent_body<true, false>(p, a, b, c, bias, y, smem);
     } else {
-        if (p.trans_b) {
-            if (vec) gemm_simt_shortk_persistent_body<false, true, true>(p, a, b, c, bias, y, smem);
-            else gemm_simt_shortk_persistent_body<false, true, false>(p, a, b, c, bias, y, smem);
-        } else {
-            if (vec) gemm_simt_shortk_persistent_body<false, false, true>(p, a, b, c, bias, y, smem);
-            else gemm_simt_shortk_persistent_body<false, false, false>(p, a, b, c, bias, y, smem);
-        }
+        if (p.trans_b) gemm_simt_shortk_persistent_body<false, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_shortk_persistent_body<false, false>(p, a, b, c, bias, y, smem);
     }
 }
 
