@@ -416,7 +416,8 @@ parity_test!(shortk_matches_reference_in_every_epilogue, |b| {
 
 // v26 (split-k for outputs of few rows) and v27 (its mirror, few columns, on the transposed sizes)
 // in every layout and epilogue, β = 1 included, against the f64 reference. v26: 20×400×1024 (the
-// dW of a 400→20 layer at a batch of 1024: many ranges, one k chunk each, rows in 5 whole groups),
+// dW of a 400→20 layer at a batch of 1024: many ranges of 64, one k chunk each, two where B is
+// staged, rows in 5 whole groups),
 // 37×130×1000 with rows padded by 3 (two row tiles, the second of 5 rows: a partial group; a
 // column tile of 2 columns, whose warps past n skip the multiply; element-wise copies of a staged
 // B), 5×9×70 with 16-byte rows (one range of two or three chunks, the last of 6 k padded to 8; a
