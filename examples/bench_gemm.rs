@@ -171,6 +171,14 @@ mod gpu {
     pub fn run(o: &super::Opts) -> Result<()> {
         let super::Opts { samples, all, quick, wgmma, .. } = *o;
         let be = CudaBackend::new(0)?;
+        // cudarc panics on its first cuBLAS call when the library is missing (the CUDA emulator
+        // has a driver but no cuBLAS): say so instead.
+        // SAFETY: only tries to dlopen libcublas; no cuBLAS call is made.
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(Error::CudaUnavailable(
+                "cuBLAS (libcublas.so) could not be loaded: bench_gemm compares with it".into(),
+            ));
+        }
         let blas = CudaBlas::new(be.stream().clone()).map_err(blas_err)?;
         if o.ceilings {
             return ceilings(&be, &blas, samples);
