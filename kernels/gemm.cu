@@ -182,7 +182,7 @@ __device__ __forceinline__ void simt_park_and_store(const float (&acc)[IM * 4][I
             const int r = idx / WN, cc = idx % WN;
             const int64_t row = row0 + im * 32 + r, col = col0 + cc;
             if (row < p.m && col < p.n) {
-                if (SPLIT) c[(int64_t)blockIdx.z * p.m * p.n + row * p.n + col] = park[r * SP + cc];
+                if (SPLIT) lk::splitk_store_raw(p, row, col, park[r * SP + cc], c);
                 else gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
             }
         }
@@ -1472,13 +1472,15 @@ __device__ __forceinline__ void gemm_simt_small_side_splitk_body(const lk_gemm_p
     cp_async_wait<0>();
 
     if (t0 + tid >= t_len) return;
-    float* out = ws + (int64_t)blockIdx.z * p.m * p.n;
 #pragma unroll
     for (int g = 0; g < 8; ++g)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const int64_t si = s0 + 4 * g + i;
-            if (g < groups && si < s_len) out[SMALL_N ? line * p.n + si : si * p.n + line] = acc[g][i];
+            if (g < groups && si < s_len) {
+                if (SMALL_N) lk::splitk_store_raw(p, line, si, acc[g][i], ws);
+                else lk::splitk_store_raw(p, si, line, acc[g][i], ws);
+            }
         }
 #else
     __trap();

@@ -29,6 +29,14 @@ __device__ inline void gemm_store(const lk_gemm_params& p, int64_t row, int64_t 
     *out = gemm_output(p, row, col, acc, out, bias, y);
 }
 
+// Writes a split-k block's raw sum for output (row, col): slice blockIdx.z (the block's k range) of
+// the [splits, m, n] workspace, which gemm_splitk_reduce_f32 (or the tile's last block) adds up in
+// slice order and applies the epilogue to.
+__device__ inline void splitk_store_raw(const lk_gemm_params& p, int64_t row, int64_t col, float v,
+                                        float* __restrict__ ws) {
+    ws[(int64_t)blockIdx.z * p.m * p.n + row * p.n + col] = v;
+}
+
 // The 2 × 2 outputs (row, col), (row, col + 1), (row + 8, col), (row + 8, col + 1) of one
 // accumulator fragment column (the layout of mma.m16n8 and wgmma.m64nN tiles), one by one through
 // gemm_store; out of line, to keep the unrolled epilogues that call it small.

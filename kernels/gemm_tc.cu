@@ -158,7 +158,7 @@ __device__ __forceinline__ void tc_park_and_store(const float (&acc)[MT][NT8][4]
             const int r = idx / PW, cc = idx % PW;
             const int64_t row = row0 + r, col = col0 + part * PW + cc;
             if (row >= p.m || col >= p.n) continue;
-            if (SPLIT) c[(int64_t)blockIdx.z * p.m * p.n + row * p.n + col] = park[r * SC + cc];
+            if (SPLIT) lk::splitk_store_raw(p, row, col, park[r * SC + cc], c);
             else lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
         }
     }

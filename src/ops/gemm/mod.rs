@@ -516,9 +516,16 @@ pub const SPLITK_TILE_COUNTS: usize = 1 << 16;
 /// alone fills the GPU or k is short (the kernel then runs one range: the workspace and the
 /// reduction add nothing but a copy).
 pub fn splitk_splits(m: usize, n: usize, k: usize, sms: usize) -> usize {
-    let tiles = m.div_ceil(64) * n.div_ceil(64);
+    splitk_splits_filling(m, n, k, (64, 64), 4 * sms)
+}
+
+/// The range count of [`splitk_splits`] and [`splitk_splits_small_m`]: enough ranges for `blocks`
+/// blocks of `tile` (rows × columns) output tiles, each range at least 4 steps of 16 along k, and
+/// `splits·m·n` within [`SPLITK_WORKSPACE_FLOATS`]; at least 1.
+fn splitk_splits_filling(m: usize, n: usize, k: usize, tile: (usize, usize), blocks: usize) -> usize {
+    let tiles = m.div_ceil(tile.0) * n.div_ceil(tile.1);
     let steps = k.div_ceil(16);
-    let want = (4 * sms).div_ceil(tiles.max(1));
+    let want = blocks.div_ceil(tiles.max(1));
     let fit = SPLITK_WORKSPACE_FLOATS / (m * n).max(1);
     want.min(steps / 4).min(fit).max(1)
 }
@@ -530,11 +537,7 @@ pub fn splitk_splits(m: usize, n: usize, k: usize, sms: usize) -> usize {
 /// [`SPLITK_WORKSPACE_FLOATS`]. On 132 SMs: 20×400×8192 64 ranges of 128 (256 blocks), 20×400×1024
 /// 16 of 64.
 pub fn splitk_splits_small_m(m: usize, n: usize, k: usize, sms: usize) -> usize {
-    let tiles = m.div_ceil(32) * n.div_ceil(128);
-    let steps = k.div_ceil(16);
-    let want = (2 * sms).div_ceil(tiles.max(1));
-    let fit = SPLITK_WORKSPACE_FLOATS / (m * n).max(1);
-    want.min(steps / 4).min(fit).max(1)
+    splitk_splits_filling(m, n, k, (32, 128), 2 * sms)
 }
 
 /// How many k ranges v22 ([`GemmKernel::Simt128WarpDbSplitKFused`]: `tile`×`tile` blocks, one per
