@@ -17,8 +17,9 @@
 // gemm_simt128_warp_db_f32, v17 gemm_simt64_warp_db_f32, v18 gemm_simt64_warp_db_splitk_f32, v19
 // gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32, v21
 // gemm_simt64_async_splitk_fused_f32, v22 gemm_simt128_warp_db_splitk_fused_f32, v23
-// gemm_simt_shortk_f32, v25 gemm_simt_shortk_persistent_f32, v26 gemm_simt_small_m_splitk_f32 and
-// v27 gemm_simt_small_n_splitk_f32 are described where they are defined.
+// gemm_simt_shortk_f32, v25 gemm_simt_shortk_persistent_f32, v26 gemm_simt_small_m_splitk_f32, v27
+// gemm_simt_small_n_splitk_f32, v28 gemm_simt128_warp_db_streamk_f32 and v29
+// gemm_simt64_warp_db_streamk_f32 are described where they are defined.
 #include "cp_async.cuh"
 #include "gemm.cuh"
 
@@ -567,33 +568,39 @@ __device__ __forceinline__ void simt_fma_step(float (&acc)[IM * 4][IN * 4], cons
         for (int j = 0; j < IN * 4; ++j) acc[i][j] += fav[i] * fbv[j];
 }
 
-// BM×BM tiles over WARPS_M × WARPS_N warps (warp w at m offset (w % WARPS_M)·WM, n offset
-// (w / WARPS_M)·WN); the block's threads must number a quarter of a tile's elements per 16 k
-// (two chunks of each operand a thread).
+// The tiles of the v16-family loop: BM×BM over WARPS_M × WARPS_N warps (warp w at m offset
+// (w % WARPS_M)·WM, n offset (w / WARPS_M)·WN), NT threads, each IM × IN float4 fragments of A and B
+// a k step ((IM·4) × (IN·4) outputs).
+template <int BM, int WARPS_M, int WARPS_N>
+struct SimtDbTile {
+    static constexpr int BN = BM, NT = WARPS_M * WARPS_N * 32;
+    static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N, IM = WM / 32, IN = WN / 16;
+    static_assert(WM % 32 == 0 && WN % 16 == 0, "warp tile must be a multiple of 32×16");
+    static_assert(WARPS_M * WARPS_N * 32 * (WN + 1) <= 2 * LK_SDB_STAGE(BM),
+                  "the epilogue's parking space must fit the stages");
+};
+
+// The main loop of v16-family blocks: the raw sums over k in [kb, kb + K) of the BM×BM tile at
+// (m0, n0) into acc (the block's threads must number a quarter of a tile's elements per 16 k: two
+// chunks of each operand a thread). SPLIT: kb may be nonzero (the pointers start there and k
+// counts from there); else kb is 0. Ends with a barrier: the stages are free for the epilogue.
 template <int BM, int WARPS_M, int WARPS_N, bool SPLIT, bool TA, bool TB, bool VEC>
-__device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const float* __restrict__ a,
-                                                  const float* __restrict__ b, float* __restrict__ c,
-                                                  const float* __restrict__ bias, const float* __restrict__ y,
-                                                  float* smem) {
-    constexpr int BN = BM, BK = LK_SDB_BK, S = BM + 4, STAGE = LK_SDB_STAGE(BM);
-    constexpr int NT = WARPS_M * WARPS_N * 32;  // threads
-    constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N, IM = WM / 32, IN = WN / 16;
+__device__ __forceinline__ void simt_db_mainloop(
+    const lk_gemm_params& p, const float* __restrict__ a, const float* __restrict__ b, int64_t m0, int64_t n0,
+    int64_t kb, int64_t K,
+    float (&acc)[SimtDbTile<BM, WARPS_M, WARPS_N>::IM * 4][SimtDbTile<BM, WARPS_M, WARPS_N>::IN * 4], float* smem) {
+    using Tile = SimtDbTile<BM, WARPS_M, WARPS_N>;
+    constexpr int BK = LK_SDB_BK, S = BM + 4, STAGE = LK_SDB_STAGE(BM);
+    constexpr int NT = Tile::NT, WM = Tile::WM, WN = Tile::WN, IM = Tile::IM, IN = Tile::IN;
     // Chunks of 4 elements: BM / 4 to a k row of an m/n-contiguous operand, BK / 4 to a row of a
     // k-contiguous one; RMN, RK: the rows between a thread's two chunks in each case.
     constexpr int CPR = BM / 4, RMN = NT / CPR, RK = NT / (BK / 4);
-    static_assert(WM % 32 == 0 && WN % 16 == 0, "warp tile must be a multiple of 32×16");
     static_assert(2 * NT * 4 == BM * BK && NT % CPR == 0, "two chunks of each operand a thread");
-    static_assert(WARPS_M * WARPS_N * 32 * (WN + 1) <= 2 * STAGE, "the epilogue's parking space must fit the stages");
 
     const int tid = threadIdx.x;
     const int warp = tid / 32, lane = tid % 32;
     const int wm0 = (warp % WARPS_M) * WM, wn0 = (warp / WARPS_M) * WN;
     const int lm = lane / 4, ln = lane % 4;
-    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
-    // SPLIT (v18): this block sums k in [kb, kb + K) only, range z = blockIdx.z of p.k_split
-    // elements (a multiple of BK); its pointers start at kb, and k counts from there.
-    const int64_t kb = SPLIT ? (int64_t)blockIdx.z * p.k_split : 0;
-    const int64_t K = SPLIT ? (kb + p.k_split < p.k ? p.k_split : p.k - kb) : p.k;
 
     // This thread's chunks of 4 elements (e = tid and tid + NT of the tile's 2·NT):
     // - operand stored with m (n) contiguous (A [k, m], B [k, n]): k row r_mn (+ RMN), columns c_mn..+3;
@@ -667,7 +674,6 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
         }
     };
 
-    float acc[IM * 4][IN * 4];
 #pragma unroll
     for (int i = 0; i < IM * 4; ++i)
 #pragma unroll
@@ -711,34 +717,77 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
         rd = STAGE - rd;
     }
     __syncthreads();  // every warp is done reading the stages: the epilogue parks in them
-
-    // Epilogue as v3's (SPLIT: the raw sums into workspace slice blockIdx.z).
-    simt_park_and_store<IM, IN, WN, SPLIT>(acc, smem + warp * 32 * (WN + 1), p, lane, lm, ln, m0 + wm0, n0 + wn0, c, bias, y);
 }
 
+// The epilogue of v16-family blocks, as v3's: the tile at (m0, n0) parked warp by warp in the
+// stages and stored (SPLIT: the raw sums into workspace slice blockIdx.z).
+template <int BM, int WARPS_M, int WARPS_N, bool SPLIT>
+__device__ __forceinline__ void simt_db_store(
+    const lk_gemm_params& p,
+    const float (&acc)[SimtDbTile<BM, WARPS_M, WARPS_N>::IM * 4][SimtDbTile<BM, WARPS_M, WARPS_N>::IN * 4],
+    int64_t m0, int64_t n0, float* __restrict__ c, const float* __restrict__ bias, const float* __restrict__ y,
+    float* smem) {
+    using Tile = SimtDbTile<BM, WARPS_M, WARPS_N>;
+    const int tid = threadIdx.x;
+    const int warp = tid / 32, lane = tid % 32;
+    const int wm0 = (warp % WARPS_M) * Tile::WM, wn0 = (warp / WARPS_M) * Tile::WN;
+    const int lm = lane / 4, ln = lane % 4;
+    simt_park_and_store<Tile::IM, Tile::IN, Tile::WN, SPLIT>(acc, smem + warp * 32 * (Tile::WN + 1), p, lane, lm, ln,
+                                                             m0 + wm0, n0 + wn0, c, bias, y);
+}
+
+// One v16-family block: the tile at blockIdx (y, x); SPLIT (v18, v19, v22): k in [kb, kb + K) only,
+// range z = blockIdx.z of p.k_split elements (a multiple of BK), raw sums to the workspace.
+template <int BM, int WARPS_M, int WARPS_N, bool SPLIT, bool TA, bool TB, bool VEC>
+__device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const float* __restrict__ a,
+                                                  const float* __restrict__ b, float* __restrict__ c,
+                                                  const float* __restrict__ bias, const float* __restrict__ y,
+                                                  float* smem) {
+    using Tile = SimtDbTile<BM, WARPS_M, WARPS_N>;
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BM;
+    const int64_t kb = SPLIT ? (int64_t)blockIdx.z * p.k_split : 0;
+    const int64_t K = SPLIT ? (kb + p.k_split < p.k ? p.k_split : p.k - kb) : p.k;
+    float acc[Tile::IM * 4][Tile::IN * 4];
+    simt_db_mainloop<BM, WARPS_M, WARPS_N, SPLIT, TA, TB, VEC>(p, a, b, m0, n0, kb, K, acc, smem);
+    simt_db_store<BM, WARPS_M, WARPS_N, SPLIT>(p, acc, m0, n0, c, bias, y, smem);
+}
+
+// A compile-time flag passed as a value (the layout dispatch below hands one per template flag).
+template <bool V>
+struct SimtFlag {
+    static constexpr bool value = V;
+};
+
+// Calls body(TA, TB, VEC), each a SimtFlag, for the layout of p's operands: TA / TB the transposes,
 // VEC when both operands' rows are 16-byte aligned and each one's contiguous dimension (A: m if
-// stored [k, m], else k; B: k if stored [n, k], else n) is a multiple of 4.
-template <int BM, int WARPS_M, int WARPS_N, bool SPLIT, bool TA, bool TB>
-__device__ __forceinline__ void gemm_simt_db_vec(const lk_gemm_params& p, const float* a, const float* b, float* c,
-                                                 const float* bias, const float* y, float* smem) {
-    const bool vec = lk::rows_16b_aligned(a, p.lda, 4) && lk::rows_16b_aligned(b, p.ldb, 4) &&
-                     (TA ? p.m : p.k) % 4 == 0 && (TB ? p.k : p.n) % 4 == 0;
-    if (vec) gemm_simt_db_body<BM, WARPS_M, WARPS_N, SPLIT, TA, TB, true>(p, a, b, c, bias, y, smem);
-    else gemm_simt_db_body<BM, WARPS_M, WARPS_N, SPLIT, TA, TB, false>(p, a, b, c, bias, y, smem);
+// stored [k, m], else k; B: k if stored [n, k], else n) is a multiple of 4. One kernel per tile
+// configuration; the transposes are a runtime choice among four instances (eight with the
+// element-wise loads).
+template <typename Body>
+__device__ __forceinline__ void simt_db_layouts(const lk_gemm_params& p, const float* a, const float* b, Body&& body) {
+    auto with_vec = [&](auto ta, auto tb) {
+        const bool vec = lk::rows_16b_aligned(a, p.lda, 4) && lk::rows_16b_aligned(b, p.ldb, 4) &&
+                         (decltype(ta)::value ? p.m : p.k) % 4 == 0 && (decltype(tb)::value ? p.k : p.n) % 4 == 0;
+        if (vec) body(ta, tb, SimtFlag<true>{});
+        else body(ta, tb, SimtFlag<false>{});
+    };
+    if (p.trans_a) {
+        if (p.trans_b) with_vec(SimtFlag<true>{}, SimtFlag<true>{});
+        else with_vec(SimtFlag<true>{}, SimtFlag<false>{});
+    } else {
+        if (p.trans_b) with_vec(SimtFlag<false>{}, SimtFlag<true>{});
+        else with_vec(SimtFlag<false>{}, SimtFlag<false>{});
+    }
 }
 
-// One kernel per tile configuration; the transposes are a runtime choice among four instances
-// (eight with the element-wise loads).
+// A v16-family kernel's blocks, one tile each (gemm_simt_db_body).
 template <int BM, int WARPS_M, int WARPS_N, bool SPLIT = false>
 __device__ __forceinline__ void gemm_simt_db(const lk_gemm_params& p, const float* a, const float* b, float* c,
                                              const float* bias, const float* y, float* smem) {
-    if (p.trans_a) {
-        if (p.trans_b) gemm_simt_db_vec<BM, WARPS_M, WARPS_N, SPLIT, true, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_db_vec<BM, WARPS_M, WARPS_N, SPLIT, true, false>(p, a, b, c, bias, y, smem);
-    } else {
-        if (p.trans_b) gemm_simt_db_vec<BM, WARPS_M, WARPS_N, SPLIT, false, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_db_vec<BM, WARPS_M, WARPS_N, SPLIT, false, false>(p, a, b, c, bias, y, smem);
-    }
+    simt_db_layouts(p, a, b, [&](auto ta, auto tb, auto vec) {
+        gemm_simt_db_body<BM, WARPS_M, WARPS_N, SPLIT, decltype(ta)::value, decltype(tb)::value, decltype(vec)::value>(
+            p, a, b, c, bias, y, smem);
+    });
 }
 
 }  // namespace
@@ -863,6 +912,162 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_db_splitk_fused_f32(LK_G
     __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(128)];
     gemm_simt_db<128, 2, 4, true>(p, a, b, ws, bias, y, smem);
     splitk_last_block_adds<128, 256>(p, c, bias, y, ws, tile_counts, smem);
+}
+
+// v28 gemm_simt128_warp_db_streamk_f32 and v29 gemm_simt64_warp_db_streamk_f32: stream-K (Osama et
+// al., 2023) over the main loop of v16 (128-tiles, 256 threads, one block per SM) and v17
+// (64-tiles, 128 threads, four per SM), for outputs whose tiles don't come in whole waves: the
+// 784↔400 products of a batch of 1024 (1024×400×784: 32 128-tiles on 132 SMs, so v16 runs on a
+// quarter of them and v17's 112 64-tiles on 85%) and 8192×784×400 (448 128-tiles: 3.4 waves).
+//   C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), as every kernel here.
+// Work split: the grid is the GPU's resident blocks (ops::gemm::streamk_blocks). The product's
+// units, (tile, 16-k step) pairs numbered tile by tile (tiles row-major, steps ascending), are
+// dealt out in equal contiguous ranges, one per block: each block does the same number of FMAs
+// whatever the tile count. A block walks its range from the top down, one tile segment at a time
+// (one v16/v17 main loop each):
+// - a whole tile: stored with the epilogue, as v16 / v17 do;
+// - a segment that stops short of its tile's last step (at most one a block: the top of its range,
+//   which it does first): its raw sums go to the block's slot of the workspace (BM² floats, each
+//   thread's accumulators as float4, coalesced) and the block raises its flag;
+// - a segment that holds the tile's last step but not its first (at most one: the bottom of its
+//   range, which it does last): the block waits for the flags of the lower blocks that hold the
+//   tile's earlier steps (those did them first, so the wait is short), adds their slots to its
+//   registers, from the block below down, then stores with the epilogue and lowers the flags.
+// A block only waits on blocks with lower tickets (an atomic counter each block takes on start,
+// as CUB's decoupled look-back takes its tile ids), which started before it and wait on none above
+// them: no deadlock even if fewer blocks fit than were launched. Each output's sum order is fixed
+// by (m, n, k and the grid), so results are reproducible run to run. Flags: the backend's tile
+// counters, [0] the ticket counter (the last ticket resets it), [1 + j] block j's slot is full;
+// all zero between launches. The spin traps after 2^38 clocks (minutes), a hang made an error.
+namespace {
+
+// Block g's segment that ends at unit `end`, and the numbers it derives from (units in 32 bits: the
+// launcher refuses products of 2^31 units or more).
+struct StreamkSegment {
+    int units;          // of the product
+    int per;            // a block's
+    int lo;             // the block's first
+    int steps;          // a tile's (16-k steps)
+    int tile, tile_lo;  // the tile, and its first unit
+    int start;          // the segment: units [start, end)
+    int64_t m0, n0;     // the tile's first row and column
+};
+template <int BM>
+__device__ __forceinline__ StreamkSegment streamk_segment(const lk_gemm_params& p, int g, int end) {
+    StreamkSegment s;
+    const int tiles_n = (int)((p.n + BM - 1) / BM);
+    s.steps = (int)((p.k + LK_SDB_BK - 1) / LK_SDB_BK);
+    s.units = (int)((p.m + BM - 1) / BM) * tiles_n * s.steps;
+    s.per = (s.units + (int)gridDim.x - 1) / (int)gridDim.x;
+    s.lo = g * s.per;
+    s.tile = (end - 1) / s.steps;
+    s.tile_lo = s.tile * s.steps;
+    s.start = s.lo > s.tile_lo ? s.lo : s.tile_lo;
+    s.m0 = (int64_t)(s.tile / tiles_n) * BM;
+    s.n0 = (int64_t)(s.tile % tiles_n) * BM;
+    return s;
+}
+
+template <int BM, int WARPS_M, int WARPS_N, bool TA, bool TB, bool VEC>
+__device__ __forceinline__ void gemm_simt_db_streamk_body(const lk_gemm_params& p, const float* __restrict__ a,
+                                                          const float* __restrict__ b, float* __restrict__ c,
+                                                          const float* __restrict__ bias,
+                                                          const float* __restrict__ y, float* __restrict__ ws,
+                                                          uint32_t* __restrict__ flags, float* smem) {
+    using Tile = SimtDbTile<BM, WARPS_M, WARPS_N>;
+    constexpr int NT = Tile::NT, IN = Tile::IN, Q = Tile::IM * 4 * Tile::IN;  // Q: float4 of sums a thread
+    // The block's ticket, and the end of its segment `it` at [it % 2] (thread 0 writes the next one
+    // while the others may still read this one). A segment's numbers are recomputed from these
+    // after the main loop rather than held in registers across it (v29 would spill at 128).
+    __shared__ int ticket, seg_end[2];
+    const auto shared_int = [](const int& v) { return *reinterpret_cast<const volatile int*>(&v); };
+    if (threadIdx.x == 0) {
+        const uint32_t t = atomicAdd(&flags[0], 1u);
+        if (t == gridDim.x - 1) atomicExch(&flags[0], 0u);  // every block holds its ticket
+        ticket = (int)t;
+        const StreamkSegment s = streamk_segment<BM>(p, (int)t, 1);
+        seg_end[0] = s.lo + s.per < s.units ? s.lo + s.per : s.units;
+    }
+    __syncthreads();
+    float4* const slots = reinterpret_cast<float4*>(ws);
+    for (int it = 0;; ++it) {
+        if (it > 0) __syncthreads();  // seg_end[it % 2] is written; the last epilogue is done with the stages
+        float acc[Tile::IM * 4][IN * 4];
+        {
+            const int end = shared_int(seg_end[it & 1]);
+            const StreamkSegment s = streamk_segment<BM>(p, shared_int(ticket), end);
+            if (end <= s.lo) break;
+            const int64_t kb = (int64_t)(s.start - s.tile_lo) * LK_SDB_BK;
+            const int64_t ke = (int64_t)(end - s.tile_lo) * LK_SDB_BK;
+            simt_db_mainloop<BM, WARPS_M, WARPS_N, true, TA, TB, VEC>(p, a, b, s.m0, s.n0, kb,
+                                                                      (ke < p.k ? ke : p.k) - kb, acc, smem);
+        }
+        const int g = shared_int(ticket), end = shared_int(seg_end[it & 1]);
+        const StreamkSegment s = streamk_segment<BM>(p, g, end);
+        if (threadIdx.x == 0) seg_end[(it + 1) & 1] = s.start;
+        if (end - s.tile_lo < s.steps) {
+            // The tile's later steps are another block's: park the raw sums in this block's slot.
+            float4* slot = slots + (int64_t)g * (Q * NT) + threadIdx.x;
+#pragma unroll
+            for (int q = 0; q < Q; ++q) {
+                const float* r = &acc[q / IN][(q % IN) * 4];
+                slot[q * NT] = make_float4(r[0], r[1], r[2], r[3]);
+            }
+            __threadfence();  // this thread's sums are visible GPU-wide before the flag
+            __syncthreads();
+            if (threadIdx.x == 0) atomicExch(&flags[1 + g], 1u);
+            continue;
+        }
+        if (s.start > s.tile_lo) {
+            // The tile's earlier steps are in the slots of blocks j0 .. g - 1.
+            const int j0 = s.tile_lo / s.per;
+            if (threadIdx.x == 0) {
+                const long long t0 = clock64();
+                for (int j = j0; j < g; ++j) {
+                    while (*reinterpret_cast<volatile uint32_t*>(&flags[1 + j]) == 0u) {
+                        __nanosleep(64);
+                        if (clock64() - t0 > (1ll << 38)) __trap();
+                    }
+                    flags[1 + j] = 0u;
+                }
+                __threadfence();  // the slots are read after the flags
+            }
+            __syncthreads();
+            for (int j = g - 1; j >= j0; --j) {
+                const float4* slot = slots + (int64_t)j * (Q * NT) + threadIdx.x;
+#pragma unroll
+                for (int q = 0; q < Q; ++q) {
+                    const float4 v = __ldcg(slot + q * NT);
+                    float* r = &acc[q / IN][(q % IN) * 4];
+                    r[0] += v.x;
+                    r[1] += v.y;
+                    r[2] += v.z;
+                    r[3] += v.w;
+                }
+            }
+        }
+        simt_db_store<BM, WARPS_M, WARPS_N, false>(p, acc, s.m0, s.n0, c, bias, y, smem);
+    }
+}
+
+template <int BM, int WARPS_M, int WARPS_N>
+__device__ __forceinline__ void gemm_simt_db_streamk(LK_GEMM_SPLITK_FUSED_PARAMS, float* smem) {
+    simt_db_layouts(p, a, b, [&](auto ta, auto tb, auto vec) {
+        gemm_simt_db_streamk_body<BM, WARPS_M, WARPS_N, decltype(ta)::value, decltype(tb)::value, decltype(vec)::value>(
+            p, a, b, c, bias, y, ws, tile_counts, smem);
+    });
+}
+
+}  // namespace
+
+LK_KERNEL void __launch_bounds__(256, 1) gemm_simt128_warp_db_streamk_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
+    __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(128)];
+    gemm_simt_db_streamk<128, 2, 4>(p, a, b, c, bias, y, ws, tile_counts, smem);
+}
+
+LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_streamk_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
+    __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
+    gemm_simt_db_streamk<64, 2, 2>(p, a, b, c, bias, y, ws, tile_counts, smem);
 }
 
 // v20 gemm_simt64_async_f32 and v21 gemm_simt64_async_splitk_fused_f32: v17's 64×64 tiles, warp

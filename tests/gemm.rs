@@ -452,6 +452,60 @@ parity_test!(small_side_splitk_matches_reference_in_every_epilogue, |b| {
     outs
 });
 
+// v28 and v29 (stream-K over v16's and v17's loops) in every layout and epilogue, β = 1 included,
+// against the f64 reference; each case runs twice and must repeat itself bit for bit (the sum
+// order is fixed by the shape and grid; a ticket counter or flag left raised by the first run
+// would also show in the second). Blocks on the emulator's 108 SMs (132 on sm_90): v28 one per
+// SM, v29 four. 300×260×100 with 16-byte rows: 63 units (v29 175), fewer than blocks, one step a
+// block, so every tile is summed from 7 slots. 200×300×528 with rows padded by 3 (element-wise
+// loads): 33 steps a tile, 2 units a block, so ranges straddle tile ends. 130×70×1000: a partial
+// last step, 63 a tile. 5×9×3: one partial step, whole tiles only. 1800×1800×40 (none of the
+// epilogues, NN and TT only): 225 128-tiles (v29 841 64-tiles) of 3 steps, 5–7 units a block on
+// the two emulated GPUs: blocks with a whole tile between a parked top and a finished bottom.
+parity_test!(streamk_matches_reference_in_every_epilogue, |b| {
+    use latentkit::ops::gemm::{gemm_with, GemmKernel};
+    let mut r = rng(55);
+    let mut outs = Vec::new();
+    let sizes = [
+        (300, 260, 100, Ld::Align8),
+        (200, 300, 528, Ld::Pad3),
+        (130, 70, 1000, Ld::Tight),
+        (5, 9, 3, Ld::Tight),
+        (1800, 1800, 40, Ld::Tight),
+    ];
+    for kernel in [GemmKernel::Simt128WarpDbStreamK, GemmKernel::Simt64WarpDbStreamK] {
+        for &(m, n, k, ld) in &sizes {
+            let large = m * n > 1 << 20;
+            for (ta, tb) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))) {
+                if large && ta != tb {
+                    continue;
+                }
+                for epi in EPIS.into_iter().filter(|&e| !large || matches!(e, Epi::None)) {
+                    let spec = GemmSpec { kernel, ..with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld) };
+                    let (a0, b0) = operands(&mut r, &spec);
+                    let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
+                    let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+                    let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
+                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                    };
+                    let atol = gemm_atol(k, 1.0, 1.0);
+                    // Both runs see the same C, bias and y (the same generator state).
+                    let r0 = r.clone();
+                    let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
+                    r = r0;
+                    let again = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
+                    assert!(
+                        got.iter().map(|v| v.to_bits()).eq(again.iter().map(|v| v.to_bits())),
+                        "{name}: a second run differs from the first"
+                    );
+                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                }
+            }
+        }
+    }
+    outs
+});
+
 /// Leading-dimension modes of the precision tests: tight rows, rows padded by 3 (never 16-byte
 /// aligned: element-wise loads), rows rounded up to 8 elements (16-byte aligned for f32 and 16-bit
 /// types: whole-chunk copies, partial chunks at the edges).
@@ -1051,6 +1105,23 @@ fn small_m_splitk_ranges_fill_the_gpu_within_the_workspace() {
     assert_eq!(splitk_splits_small_m(20, 400, 63, sms), 1);
     let (m, n) = (30, 100_000);
     assert_eq!(splitk_splits_small_m(m, n, 1 << 20, sms), SPLITK_WORKSPACE_FLOATS / (m * n));
+}
+
+// v28 / v29's grid: one or four blocks per SM, at most one per (tile, 16-k step) unit, within the
+// workspace's slots and the flags.
+#[test]
+fn streamk_blocks_fill_the_gpu_within_the_workspace() {
+    use latentkit::ops::gemm::{streamk_blocks, GemmKernel::*, SPLITK_TILE_COUNTS, SPLITK_WORKSPACE_FLOATS};
+    assert_eq!(streamk_blocks(Simt128WarpDbStreamK, 1024, 400, 784, 132), 132);
+    assert_eq!(streamk_blocks(Simt64WarpDbStreamK, 1024, 400, 784, 132), 528);
+    // 3×3 tiles of 7 steps; 1 unit.
+    assert_eq!(streamk_blocks(Simt128WarpDbStreamK, 300, 260, 100, 108), 63);
+    assert_eq!(streamk_blocks(Simt64WarpDbStreamK, 5, 9, 3, 132), 1);
+    // A slot of 128² (64²) floats a block.
+    assert_eq!(streamk_blocks(Simt128WarpDbStreamK, 8192, 8192, 8192, 1000), SPLITK_WORKSPACE_FLOATS / (128 * 128));
+    assert_eq!(streamk_blocks(Simt64WarpDbStreamK, 8192, 8192, 8192, 1000), SPLITK_WORKSPACE_FLOATS / (64 * 64));
+    assert!(SPLITK_WORKSPACE_FLOATS / (64 * 64) < SPLITK_TILE_COUNTS);
+    assert_eq!(streamk_blocks(Simt128WarpDb, 1024, 400, 784, 132), 0);
 }
 
 // v22's range count: the shapes its documentation names, then the bounds on random shapes (each

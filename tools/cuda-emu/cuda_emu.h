@@ -75,6 +75,7 @@ extern dim3 lk_emu_grid_dim;
 void lk_emu_syncthreads();
 uint64_t lk_emu_warp_collective(int op, uint32_t mask, uint64_t value, int arg, int width);
 [[noreturn]] void lk_emu_trap(const char* why);
+long long lk_emu_clock64();  // a counter: one tick a call
 void* lk_emu_dynamic_smem();
 // Warp collective that hands every participating lane all 32 lanes' `bytes`-byte blobs (lane order;
 // lanes outside the collective read as NaN bytes): the exchange that ldmatrix and mma.sync need.
@@ -97,6 +98,7 @@ inline void __syncwarp(uint32_t mask = 0xffffffffu) { lk_emu_warp_collective(lk_
 inline void __threadfence() {}
 inline void __threadfence_block() {}
 inline void __nanosleep(unsigned) {}
+inline long long clock64() { return lk_emu_clock64(); }
 [[noreturn]] inline void __trap() { lk_emu_trap("__trap() called"); }
 
 template <typename T>

@@ -27,11 +27,9 @@ void lk_emu_named_barrier(int id, int count, int wait);
 void lk_emu_wgmma(float* d, uint64_t da, uint64_t db, int scale_d, int n, int tnsp_a, int tnsp_b, int type);
 void lk_emu_wgmma_commit();
 void lk_emu_wgmma_wait(int pending);
-long long lk_emu_clock64();
 }
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return lk_emu_smem_window(p); }
-__device__ __forceinline__ long long clock64() { return lk_emu_clock64(); }
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) { lk_emu_mbar_init(bar, count); }
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) { lk_emu_mbar_arrive(bar, -1, bytes); }
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) { lk_emu_mbar_arrive(bar, -1, 0); }

@@ -215,6 +215,27 @@ pub enum GemmKernel {
     /// [`SPLITK_WORKSPACE_FLOATS`]. sm_80+. Not yet run on a GPU: not in
     /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
     SimtSmallNSplitK,
+    /// v28 (f32): stream-K over [`GemmKernel::Simt128WarpDb`]'s 128-tiles and main loop (256
+    /// threads, one block per SM): the product's (tile, 16-k step) units are dealt out in equal
+    /// contiguous ranges to [`streamk_blocks`] blocks, so every SM does the same number of FMAs
+    /// whatever the tile count. A block that holds the start of a tile but not its last step parks
+    /// its raw sums in the backend's workspace (one 64 KiB slot a block) and raises a flag; the
+    /// block holding the tile's last step adds the lower blocks' slots and stores with the
+    /// epilogue. Blocks wait only on blocks that took an earlier ticket (an atomic counter), so no
+    /// deadlock even if fewer fit at once than were launched. Each output's sum order is fixed by
+    /// the shape and the grid: reproducible run to run, not bitwise
+    /// [`GemmKernel::Simt128WarpDb`]'s. Written for the tile counts that don't fill whole waves:
+    /// 1024×400×784 (32 tiles on 132 SMs: v16's loop on a quarter of them; the fastest f32 kernel,
+    /// v17, ran 31.6 µs against cuBLAS 26.5 on an H100, 2026-11-27, fourth run) and 8192×784×400
+    /// (448 tiles: 3.4 waves; v17 168 µs, cuBLAS 134). 225 registers on sm_90, no spills. Not yet
+    /// run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    Simt128WarpDbStreamK,
+    /// v29 (f32): [`GemmKernel::Simt128WarpDbStreamK`]'s stream-K over
+    /// [`GemmKernel::Simt64WarpDb`]'s 64-tiles and main loop (128 threads, four blocks per SM; 16 KiB
+    /// slots). 128 registers and 64 bytes of spills on sm_90 (one local load a 16-k step).
+    /// Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks
+    /// it.
+    Simt64WarpDbStreamK,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -316,7 +337,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 20] = [
+    pub const SIMT: [GemmKernel; 22] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -337,6 +358,8 @@ impl GemmKernel {
         GemmKernel::SimtShortKPersistent,
         GemmKernel::SimtSmallMSplitK,
         GemmKernel::SimtSmallNSplitK,
+        GemmKernel::Simt128WarpDbStreamK,
+        GemmKernel::Simt64WarpDbStreamK,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
@@ -398,6 +421,12 @@ impl GemmKernel {
             kernel if kernel.is_split_k() => splitk_splits(m, n, k, sms),
             _ => 1,
         }
+    }
+
+    /// The stream-K versions (v28, v29): [`streamk_blocks`] blocks share the product's k steps
+    /// evenly, through slots of the backend's workspace.
+    pub fn is_stream_k(self) -> bool {
+        matches!(self, GemmKernel::Simt128WarpDbStreamK | GemmKernel::Simt64WarpDbStreamK)
     }
 
     /// The persistent versions: [`GemmKernel::persistent_blocks_per_sm`] blocks per SM (at most one
@@ -507,6 +536,21 @@ pub const SPLITK_WORKSPACE_FLOATS: usize = 1 << 22;
 /// can count arrivals on: the backend's counters (256 KiB), enough for every output the workspace
 /// holds (m·n ≤ 2²² makes at most 2¹⁶ 64-tiles).
 pub const SPLITK_TILE_COUNTS: usize = 1 << 16;
+
+/// How many blocks a stream-K version ([`GemmKernel::is_stream_k`]: v28 on 128-tiles, one block
+/// per SM; v29 on 64-tiles, four per SM) launches for an m×n×k product on a GPU with `sms`
+/// multiprocessors: as many as fit the GPU at once, at most one per (tile, 16-k step) unit, and no
+/// more than have a workspace slot (one tile of floats each within [`SPLITK_WORKSPACE_FLOATS`]) and
+/// a flag (after the ticket counter, within [`SPLITK_TILE_COUNTS`]); 0 for every other version.
+pub fn streamk_blocks(kernel: GemmKernel, m: usize, n: usize, k: usize, sms: usize) -> usize {
+    let (tile, per_sm) = match kernel {
+        GemmKernel::Simt128WarpDbStreamK => (128, 1),
+        GemmKernel::Simt64WarpDbStreamK => (64, 4),
+        _ => return 0,
+    };
+    let units = m.div_ceil(tile) * n.div_ceil(tile) * k.div_ceil(16);
+    (sms * per_sm).min(units).min(SPLITK_WORKSPACE_FLOATS / (tile * tile)).clamp(1, SPLITK_TILE_COUNTS - 1)
+}
 
 /// How many k ranges the split-k kernels ([`GemmKernel::Simt64SplitK`],
 /// [`GemmKernel::Simt64WarpDbSplitK`], [`GemmKernel::Simt64WarpDbSplitKFused`],
