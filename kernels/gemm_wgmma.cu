@@ -246,13 +246,16 @@ __device__ __forceinline__ void bar_arrive() {
 #endif  // LK_CUDA_EMULATOR
 
 #if LK_WGMMA_ARCH
-// Waits until the phase with parity `parity` of the barrier has completed. A wait of 2^36 cycles
-// (over 30 s) can only be a pipeline bug: the kernel traps (a launch error) instead of hanging.
+// Waits until the phase with parity `parity` of the barrier has completed. A wait of 2^39 cycles
+// (over 4 minutes) can only be a pipeline bug: the kernel traps (a launch error) instead of
+// hanging. (2^36, about 35 s, until 2026-11-28: compute-sanitizer's racecheck, which slows warps by
+// orders of magnitude, may have run into it in the third H100 run's one-process racecheck of the
+// whole wgmma test, a launch failure not reproduced since; a guess, not checked.)
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
     if (mbar_try_wait(bar, parity)) return;
     const long long start = clock64();
     while (!mbar_try_wait(bar, parity)) {
-        if (clock64() - start > (1ll << 36)) __trap();
+        if (clock64() - start > (1ll << 39)) __trap();
     }
 }
 // wgmma shared-memory matrix descriptor for the 128-byte swizzle: start address (bits 0–13), leading
