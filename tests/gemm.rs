@@ -380,35 +380,26 @@ parity_test!(shortk_matches_reference_in_every_epilogue, |b| {
         (2200, 900, 36, Ld::Tight),
     ];
     for &(m, n, k, ld) in &sizes {
-        let large = m * n > 1 << 20;
-        for (ta, tb) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))) {
-            if large && ta != tb {
-                continue;
+        for (ta, tb, epi) in layout_epi_cases(m, n) {
+            let spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
+            let (a0, b0) = operands(&mut r, &spec);
+            let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
+            let atol = gemm_atol(k, 1.0, 1.0);
+            // Both versions see the same C, bias and y (the same generator state).
+            let r0 = r.clone();
+            let mut by_kernel = Vec::new();
+            for kernel in [GemmKernel::SimtShortK, GemmKernel::SimtShortKPersistent] {
+                r = r0.clone();
+                let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+                let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
+                    gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                };
+                let spec = GemmSpec { kernel, ..spec };
+                let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
+                by_kernel.push(got.iter().map(|v| v.to_bits()).collect::<Vec<u32>>());
+                outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
             }
-            for epi in EPIS.into_iter().filter(|&e| !large || matches!(e, Epi::None)) {
-                let spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
-                let (a0, b0) = operands(&mut r, &spec);
-                let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
-                let atol = gemm_atol(k, 1.0, 1.0);
-                // Both versions see the same C, bias and y (the same generator state).
-                let r0 = r.clone();
-                let mut by_kernel = Vec::new();
-                for kernel in [GemmKernel::SimtShortK, GemmKernel::SimtShortKPersistent] {
-                    r = r0.clone();
-                    let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
-                    let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
-                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                    };
-                    let spec = GemmSpec { kernel, ..spec };
-                    let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
-                    by_kernel.push(got.iter().map(|v| v.to_bits()).collect::<Vec<u32>>());
-                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
-                }
-                assert!(
-                    by_kernel[0] == by_kernel[1],
-                    "v25 differs from v23 at {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}"
-                );
-            }
+            assert!(by_kernel[0] == by_kernel[1], "v25 differs from v23 at {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
         }
     }
     outs
@@ -475,31 +466,25 @@ parity_test!(streamk_matches_reference_in_every_epilogue, |b| {
     ];
     for kernel in [GemmKernel::Simt128WarpDbStreamK, GemmKernel::Simt64WarpDbStreamK] {
         for &(m, n, k, ld) in &sizes {
-            let large = m * n > 1 << 20;
-            for (ta, tb) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))) {
-                if large && ta != tb {
-                    continue;
-                }
-                for epi in EPIS.into_iter().filter(|&e| !large || matches!(e, Epi::None)) {
-                    let spec = GemmSpec { kernel, ..with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld) };
-                    let (a0, b0) = operands(&mut r, &spec);
-                    let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
-                    let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
-                    let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
-                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                    };
-                    let atol = gemm_atol(k, 1.0, 1.0);
-                    // Both runs see the same C, bias and y (the same generator state).
-                    let r0 = r.clone();
-                    let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
-                    r = r0;
-                    let again = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
-                    assert!(
-                        got.iter().map(|v| v.to_bits()).eq(again.iter().map(|v| v.to_bits())),
-                        "{name}: a second run differs from the first"
-                    );
-                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
-                }
+            for (ta, tb, epi) in layout_epi_cases(m, n) {
+                let spec = GemmSpec { kernel, ..with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld) };
+                let (a0, b0) = operands(&mut r, &spec);
+                let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
+                let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+                let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
+                    gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                };
+                let atol = gemm_atol(k, 1.0, 1.0);
+                // Both runs see the same C, bias and y (the same generator state).
+                let r0 = r.clone();
+                let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
+                r = r0;
+                let again = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
+                assert!(
+                    got.iter().map(|v| v.to_bits()).eq(again.iter().map(|v| v.to_bits())),
+                    "{name}: a second run differs from the first"
+                );
+                outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
             }
         }
     }
@@ -538,6 +523,16 @@ enum Epi {
 
 /// The epilogues the precision tests rotate through.
 const EPIS: [Epi; 3] = [Epi::None, Epi::BiasTanh, Epi::SigmoidGradBeta1];
+
+/// The (A transpose, B transpose, epilogue) cases a version test runs at an m×n output: every one,
+/// or for outputs over 2^20 elements (slow on the CPU emulator) NN and TT without an epilogue.
+fn layout_epi_cases(m: usize, n: usize) -> Vec<(Transpose, Transpose, Epi)> {
+    let large = m * n > 1 << 20;
+    let layouts = T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))).filter(|&(ta, tb)| !large || ta == tb);
+    let epis =
+        move |(ta, tb)| EPIS.into_iter().filter(move |&e| !large || matches!(e, Epi::None)).map(move |e| (ta, tb, e));
+    layouts.flat_map(epis).collect()
+}
 
 fn reference_epilogue(epi: Epi, v: f32, bias: f32, y: f32) -> f32 {
     let v = f64::from(v);
@@ -1111,7 +1106,7 @@ fn small_m_splitk_ranges_fill_the_gpu_within_the_workspace() {
 // workspace's slots and the flags.
 #[test]
 fn streamk_blocks_fill_the_gpu_within_the_workspace() {
-    use latentkit::ops::gemm::{streamk_blocks, GemmKernel::*, SPLITK_TILE_COUNTS, SPLITK_WORKSPACE_FLOATS};
+    use latentkit::ops::gemm::{streamk_blocks, GemmKernel::*, SPLITK_WORKSPACE_FLOATS};
     assert_eq!(streamk_blocks(Simt128WarpDbStreamK, 1024, 400, 784, 132), 132);
     assert_eq!(streamk_blocks(Simt64WarpDbStreamK, 1024, 400, 784, 132), 528);
     // 3×3 tiles of 7 steps; 1 unit.
@@ -1120,7 +1115,6 @@ fn streamk_blocks_fill_the_gpu_within_the_workspace() {
     // A slot of 128² (64²) floats a block.
     assert_eq!(streamk_blocks(Simt128WarpDbStreamK, 8192, 8192, 8192, 1000), SPLITK_WORKSPACE_FLOATS / (128 * 128));
     assert_eq!(streamk_blocks(Simt64WarpDbStreamK, 8192, 8192, 8192, 1000), SPLITK_WORKSPACE_FLOATS / (64 * 64));
-    assert!(SPLITK_WORKSPACE_FLOATS / (64 * 64) < SPLITK_TILE_COUNTS);
     assert_eq!(streamk_blocks(Simt128WarpDb, 1024, 400, 784, 132), 0);
 }
 

@@ -281,7 +281,18 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         }
     }
     if kernel.is_stream_k() {
-        return launch_streamk(be, spec, p, (kernel, name), tile.0, (block, smem), a, b, c, bias, y);
+        // v28, v29 (kernels/gemm.cu has the scheme): `streamk_blocks` blocks, each with a slot of the
+        // split-k workspace and a flag among its tile counters (the first is the ticket counter).
+        // The kernel numbers (tile, 16-k step) units in 32 bits.
+        let units = gx.checked_mul(gy).and_then(|t| t.checked_mul(spec.k.div_ceil(16)));
+        if units.is_none_or(|u| u > i32::MAX as usize) {
+            return Err(Error::invalid("gemm", format!("{kernel:?}: {}×{}×{} is too large", spec.m, spec.n, spec.k)));
+        }
+        let blocks = super::streamk_blocks(kernel, spec.m, spec.n, spec.k, be.sm_count());
+        let mut ws = be.splitk_workspace()?;
+        let ws = &mut *ws;
+        let cfg = LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: block, shared_mem_bytes: smem };
+        return launch!(be, name, cfg, [&p, a, b, c, bias, y, &mut ws.partials, &mut ws.tile_counts]);
     }
     if kernel.is_split_k() {
         return launch_splitk(be, spec, p, (kernel, name), (gx as u32, gy as u32), (block, smem), a, b, c, bias, y);
@@ -510,36 +521,6 @@ unsafe fn launch_splitk<T: DeviceRepr>(
     launch!(be, name, cfg, [&p, a, b, &mut ws.partials, bias, y])?;
     let cfg = crate::backend::cuda::grid_1d(mn);
     launch!(be, "gemm_splitk_reduce_f32", cfg, [&p, &ws.partials, &(splits as i32), c, bias, y])
-}
-
-/// Launches a stream-K version (v28, v29; kernels/gemm.cu has the scheme): [`streamk_blocks`]
-/// blocks, each with a slot of the backend's split-k workspace and a flag among its tile counters
-/// (the first counter is the blocks' ticket counter).
-#[allow(clippy::too_many_arguments)]
-unsafe fn launch_streamk<T: DeviceRepr>(
-    be: &CudaBackend,
-    spec: &GemmSpec,
-    p: abi::lk_gemm_params,
-    (kernel, name): (GemmKernel, &'static str),
-    tile: usize,
-    (block, smem): ((u32, u32, u32), u32),
-    a: &CudaSlice<T>,
-    b: &CudaSlice<T>,
-    c: &mut CudaSlice<f32>,
-    bias: &CudaSlice<f32>,
-    y: &CudaSlice<f32>,
-) -> Result<()> {
-    // The kernel numbers (tile, 16-k step) units in 32 bits.
-    let units =
-        spec.m.div_ceil(tile).checked_mul(spec.n.div_ceil(tile)).and_then(|t| t.checked_mul(spec.k.div_ceil(16)));
-    if units.is_none_or(|u| u > i32::MAX as usize) {
-        return Err(Error::invalid("gemm", format!("{kernel:?}: {}×{}×{} is too large", spec.m, spec.n, spec.k)));
-    }
-    let blocks = super::streamk_blocks(kernel, spec.m, spec.n, spec.k, be.sm_count());
-    let mut ws = be.splitk_workspace()?;
-    let ws = &mut *ws;
-    let cfg = LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: block, shared_mem_bytes: smem };
-    launch!(be, name, cfg, [&p, a, b, c, bias, y, &mut ws.partials, &mut ws.tile_counts])
 }
 
 /// The driver's TMA descriptor, passed by value as a kernel parameter (`lk_tma_map` in
