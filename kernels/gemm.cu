@@ -931,8 +931,8 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_db_splitk_fused_f32(LK_G
 //   thread's accumulators as float4, coalesced) and the block raises its flag;
 // - a segment that holds the tile's last step but not its first (at most one: the bottom of its
 //   range, which it does last): the block waits for the flags of the lower blocks that hold the
-//   tile's earlier steps (those did them first, so the wait is short), adds their slots to its
-//   registers, from the block below down, then stores with the epilogue and lowers the flags.
+//   tile's earlier steps (those did them first, so the wait is short) and lowers them, adds their
+//   slots to its registers, from the block below down, then stores with the epilogue.
 // A block only waits on blocks with lower tickets (an atomic counter each block takes on start,
 // as CUB's decoupled look-back takes its tile ids), which started before it and wait on none above
 // them: no deadlock even if fewer blocks fit than were launched. Each output's sum order is fixed
@@ -985,7 +985,7 @@ __device__ __forceinline__ void gemm_simt_db_streamk_body(const lk_gemm_params& 
         const uint32_t t = atomicAdd(&flags[0], 1u);
         if (t == gridDim.x - 1) atomicExch(&flags[0], 0u);  // every block holds its ticket
         ticket = (int)t;
-        const StreamkSegment s = streamk_segment<BM>(p, (int)t, 1);
+        const StreamkSegment s = streamk_segment<BM>(p, (int)t, 1);  // (any end: only lo, per, units)
         seg_end[0] = s.lo + s.per < s.units ? s.lo + s.per : s.units;
     }
     __syncthreads();

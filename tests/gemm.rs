@@ -346,10 +346,10 @@ parity_test!(db_loop_versions_agree_bitwise, |b| {
                         gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
                     };
                     let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut rc, atol, &run);
-                    let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                    let got_bits = bits(&got);
                     match &first {
-                        None => first = Some(bits),
-                        Some(f) => assert!(*f == bits, "{name}: bits = {:?}'s", group[0]),
+                        None => first = Some(got_bits),
+                        Some(f) => assert!(*f == got_bits, "{name}: bits = {:?}'s", group[0]),
                     }
                     outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
                 }
@@ -369,7 +369,7 @@ parity_test!(db_loop_versions_agree_bitwise, |b| {
 // the epilogues, NN and TT only) gives v25's blocks several tiles each (270 tiles of 128×64 on
 // at most 2 · 132 blocks) and two chunks a tile, so stages alternate across tiles.
 parity_test!(shortk_matches_reference_in_every_epilogue, |b| {
-    use latentkit::ops::gemm::{gemm_with, GemmKernel};
+    use latentkit::ops::gemm::GemmKernel;
     let mut r = rng(53);
     let mut outs = Vec::new();
     let sizes = [
@@ -381,25 +381,10 @@ parity_test!(shortk_matches_reference_in_every_epilogue, |b| {
     ];
     for &(m, n, k, ld) in &sizes {
         for (ta, tb, epi) in layout_epi_cases(m, n) {
-            let spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
-            let (a0, b0) = operands(&mut r, &spec);
-            let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
-            let atol = gemm_atol(k, 1.0, 1.0);
-            // Both versions see the same C, bias and y (the same generator state).
-            let r0 = r.clone();
-            let mut by_kernel = Vec::new();
-            for kernel in [GemmKernel::SimtShortK, GemmKernel::SimtShortKPersistent] {
-                r = r0.clone();
-                let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
-                let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
-                    gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                };
-                let spec = GemmSpec { kernel, ..spec };
-                let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
-                by_kernel.push(got.iter().map(|v| v.to_bits()).collect::<Vec<u32>>());
-                outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
-            }
-            assert!(by_kernel[0] == by_kernel[1], "v25 differs from v23 at {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+            let kernels = [GemmKernel::SimtShortK, GemmKernel::SimtShortKPersistent];
+            let (runs, atol) = run_version_case(b, &mut r, &kernels, (m, n, k), ld, (ta, tb, epi));
+            assert!(bits(&runs[0].1) == bits(&runs[1].1), "v25 differs from v23 at {}", runs[1].0);
+            outs.extend(runs.into_iter().map(|(name, got)| Out::new(name, got).tol(2.0 * atol, 1e-5)));
         }
     }
     outs
@@ -416,7 +401,7 @@ parity_test!(shortk_matches_reference_in_every_epilogue, |b| {
 // chunk loop and its barrier run). v27: 400×20×1024 and so on; its staged operand is A when A is
 // stored [m, k] (NN, NT).
 parity_test!(small_side_splitk_matches_reference_in_every_epilogue, |b| {
-    use latentkit::ops::gemm::{gemm_with, GemmKernel};
+    use latentkit::ops::gemm::GemmKernel;
     let mut r = rng(54);
     let mut outs = Vec::new();
     let sizes =
@@ -426,16 +411,8 @@ parity_test!(small_side_splitk_matches_reference_in_every_epilogue, |b| {
             let (m, n) = if kernel == GemmKernel::SimtSmallNSplitK { (n, m) } else { (m, n) };
             for (ta, tb) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))) {
                 for epi in EPIS {
-                    let spec = GemmSpec { kernel, ..with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld) };
-                    let (a0, b0) = operands(&mut r, &spec);
-                    let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
-                    let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
-                    let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
-                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                    };
-                    let atol = gemm_atol(k, 1.0, 1.0);
-                    let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
-                    outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
+                    let (runs, atol) = run_version_case(b, &mut r, &[kernel], (m, n, k), ld, (ta, tb, epi));
+                    outs.extend(runs.into_iter().map(|(name, got)| Out::new(name, got).tol(2.0 * atol, 1e-5)));
                 }
             }
         }
@@ -454,7 +431,7 @@ parity_test!(small_side_splitk_matches_reference_in_every_epilogue, |b| {
 // epilogues, NN and TT only): 225 128-tiles (v29 841 64-tiles) of 3 steps, 5–7 units a block on
 // the two emulated GPUs: blocks with a whole tile between a parked top and a finished bottom.
 parity_test!(streamk_matches_reference_in_every_epilogue, |b| {
-    use latentkit::ops::gemm::{gemm_with, GemmKernel};
+    use latentkit::ops::gemm::GemmKernel;
     let mut r = rng(55);
     let mut outs = Vec::new();
     let sizes = [
@@ -467,29 +444,53 @@ parity_test!(streamk_matches_reference_in_every_epilogue, |b| {
     for kernel in [GemmKernel::Simt128WarpDbStreamK, GemmKernel::Simt64WarpDbStreamK] {
         for &(m, n, k, ld) in &sizes {
             for (ta, tb, epi) in layout_epi_cases(m, n) {
-                let spec = GemmSpec { kernel, ..with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld) };
-                let (a0, b0) = operands(&mut r, &spec);
-                let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
-                let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
-                let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
-                    gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
-                };
-                let atol = gemm_atol(k, 1.0, 1.0);
-                // Both runs see the same C, bias and y (the same generator state).
-                let r0 = r.clone();
-                let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
-                r = r0;
-                let again = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut r, atol, &run);
-                assert!(
-                    got.iter().map(|v| v.to_bits()).eq(again.iter().map(|v| v.to_bits())),
-                    "{name}: a second run differs from the first"
-                );
+                let (runs, atol) = run_version_case(b, &mut r, &[kernel, kernel], (m, n, k), ld, (ta, tb, epi));
+                assert!(bits(&runs[0].1) == bits(&runs[1].1), "{}: a second run differs from the first", runs[0].0);
+                let (name, got) = runs.into_iter().next().unwrap();
                 outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
             }
         }
     }
     outs
 });
+
+/// One case of the version tests: the m×n×k product in layout (ta, tb) with rows `ld` and α = 0.75
+/// on fresh operands, run by each of `kernels` in turn with the same C, bias and y draws and
+/// epilogue `epi` (β = 1 with [`Epi::SigmoidGradBeta1`]), each checked against the f64 reference
+/// (check_precision_case). Returns each run's name and output, and the tolerance.
+fn run_version_case<B: latentkit::Backend>(
+    b: &B,
+    r: &mut latentkit::rng::LkRng,
+    kernels: &[latentkit::ops::gemm::GemmKernel],
+    (m, n, k): (usize, usize, usize),
+    ld: Ld,
+    (ta, tb, epi): (Transpose, Transpose, Epi),
+) -> (Vec<(String, Vec<f32>)>, f32) {
+    use latentkit::ops::gemm::{gemm_with, GemmEpilogue};
+    let spec = with_ld(GemmSpec::contiguous(ta, tb, m, n, k, 0.75, 0.0), ld);
+    let (a0, b0) = operands(r, &spec);
+    let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
+    let atol = gemm_atol(k, 1.0, 1.0);
+    let run = |s: &GemmSpec, e: &GemmEpilogue<'_, B>, c: &mut Tensor<B>| {
+        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+    };
+    let r0 = r.clone();
+    let runs = kernels
+        .iter()
+        .map(|&kernel| {
+            *r = r0.clone();
+            let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
+            let got = check_precision_case(b, &name, &GemmSpec { kernel, ..spec }, epi, &a0, &b0, r, atol, &run);
+            (name, got)
+        })
+        .collect();
+    (runs, atol)
+}
+
+/// The bit patterns of an output, for bit-for-bit comparisons.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
 
 /// Leading-dimension modes of the precision tests: tight rows, rows padded by 3 (never 16-byte
 /// aligned: element-wise loads), rows rounded up to 8 elements (16-byte aligned for f32 and 16-bit
@@ -783,15 +784,14 @@ parity_test!(tc2_interior_and_edge_tiles_match_reference, |b| {
                 let mut rk = rng(1000 + 4 * si as u64 + ti as u64);
                 let ob = check_half_case::<_, half::bf16>(b, &spec, epi, (&a0, &b0), &mut rk);
                 let oh = check_half_case::<_, half::f16>(b, &spec, epi, (&a0, &b0), &mut rk);
-                let bits = |o: &Out| o.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 // (Where Auto stood in for a refused kernel, there is nothing of its own to compare.)
                 let ran = !refuses_for_shared_memory(b, kernel);
                 match &first {
                     _ if !ran => {}
-                    None => first = Some((bits(&ob), bits(&oh))),
+                    None => first = Some((bits(&ob.data), bits(&oh.data))),
                     Some((fb, fh)) => {
                         assert!(
-                            *fb == bits(&ob) && *fh == bits(&oh),
+                            *fb == bits(&ob.data) && *fh == bits(&oh.data),
                             "{kernel:?} {m}x{n}x{k} {ta:?}{tb:?}: bits = v7's"
                         )
                     }
