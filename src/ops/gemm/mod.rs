@@ -227,8 +227,9 @@ pub enum GemmKernel {
     /// [`GemmKernel::Simt128WarpDb`]'s. Written for the tile counts that don't fill whole waves:
     /// 1024×400×784 (32 tiles on 132 SMs: v16's loop on a quarter of them; the fastest f32 kernel,
     /// v17, ran 31.6 µs against cuBLAS 26.5 on an H100, 2026-11-27, fourth run) and 8192×784×400
-    /// (448 tiles: 3.4 waves; v17 168 µs, cuBLAS 134). 225 registers on sm_90, no spills. Not yet
-    /// run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    /// (448 tiles: 3.4 waves; v17 168 µs, cuBLAS 134 in the same run). 225 registers on sm_90, no
+    /// spills. Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule
+    /// never picks it.
     Simt128WarpDbStreamK,
     /// v29 (f32): [`GemmKernel::Simt128WarpDbStreamK`]'s stream-K over
     /// [`GemmKernel::Simt64WarpDb`]'s 64-tiles and main loop (128 threads, four blocks per SM; 16 KiB
