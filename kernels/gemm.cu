@@ -18,8 +18,9 @@
 // gemm_simt64_warp_db_splitk_fused_f32, v20 gemm_simt64_async_f32, v21
 // gemm_simt64_async_splitk_fused_f32, v22 gemm_simt128_warp_db_splitk_fused_f32, v23
 // gemm_simt_shortk_f32, v25 gemm_simt_shortk_persistent_f32, v26 gemm_simt_small_m_splitk_f32, v27
-// gemm_simt_small_n_splitk_f32, v28 gemm_simt128_warp_db_streamk_f32 and v29
-// gemm_simt64_warp_db_streamk_f32 are described where they are defined.
+// gemm_simt_small_n_splitk_f32, v28 gemm_simt128_warp_db_streamk_f32, v29
+// gemm_simt64_warp_db_streamk_f32 and v30 gemm_simt128x200_warp_db_f32 are described where they are
+// defined.
 #include "cp_async.cuh"
 #include "gemm.cuh"
 
@@ -535,6 +536,33 @@ __device__ __forceinline__ void simt_chunk_sources(const lk_gemm_params& p, cons
     }
 }
 
+// One chunk of 4 elements of a stored operand for the v16-family loaders (v16–v22, v28–v30), at
+// `ptr`: `kchunk` is the k index of its first element (k-contiguous) or of its row
+// (m/n-contiguous); elements at k ≥ K read as zero (checked only when !full). VEC: one 16-byte
+// load. Else k-contiguous: ptr is at the chunk's first k of the clamped row; m/n-contiguous: ptr is
+// at the clamped first column (unclamped: mn, of mn_end) and the others clamp one by one.
+template <bool VEC>
+__device__ __forceinline__ float4 simt_load_chunk(const float* ptr, int64_t mn, int64_t mn_end, bool k_contig,
+                                                  int64_t kchunk, int64_t K, bool full) {
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (VEC) {
+        if (full || kchunk < K) v = *reinterpret_cast<const float4*>(ptr);
+    } else if (k_contig) {
+        if (full || kchunk + 0 < K) v.x = ptr[0];
+        if (full || kchunk + 1 < K) v.y = ptr[1];
+        if (full || kchunk + 2 < K) v.z = ptr[2];
+        if (full || kchunk + 3 < K) v.w = ptr[3];
+    } else if (full || kchunk < K) {
+        const int64_t base = mn < mn_end - 1 ? mn : mn_end - 1;
+        const float* row = ptr - base;
+        v.x = row[base];
+        v.y = row[mn + 1 < mn_end ? mn + 1 : mn_end - 1];
+        v.z = row[mn + 2 < mn_end ? mn + 2 : mn_end - 1];
+        v.w = row[mn + 3 < mn_end ? mn + 3 : mn_end - 1];
+    }
+    return v;
+}
+
 // The register-fragment loops (v16, v17, v20) over k-major shared tiles: a thread's IM float4 of A
 // (32 apart) and IN float4 of B (16 apart) of one k step, from offsets at_a and at_b of the stage.
 template <int IM, int IN>
@@ -616,35 +644,12 @@ __device__ __forceinline__ void simt_db_mainloop(
     const int64_t step_a = TA ? BK * p.lda : BK, step_b = TB ? BK : BK * p.ldb;
 
     float4 ga[2], gb[2];
-    // Chunk i of a stored operand: `kchunk` is the k index of its first element (k-contiguous) or
-    // of its row (m/n-contiguous); elements at k ≥ K read as zero (only when !full).
-    auto load_chunk = [&](const float* ptr, int64_t mn, int64_t mn_end, bool k_contig, int64_t kchunk, bool full) {
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (VEC) {
-            if (full || kchunk < K) v = *reinterpret_cast<const float4*>(ptr);
-        } else if (k_contig) {
-            // ptr is at the chunk's first k of the clamped row
-            if (full || kchunk + 0 < K) v.x = ptr[0];
-            if (full || kchunk + 1 < K) v.y = ptr[1];
-            if (full || kchunk + 2 < K) v.z = ptr[2];
-            if (full || kchunk + 3 < K) v.w = ptr[3];
-        } else if (full || kchunk < K) {
-            // ptr is at the clamped first column; the others clamp one by one
-            const int64_t base = mn < mn_end - 1 ? mn : mn_end - 1;
-            const float* row = ptr - base;
-            v.x = row[base];
-            v.y = row[mn + 1 < mn_end ? mn + 1 : mn_end - 1];
-            v.z = row[mn + 2 < mn_end ? mn + 2 : mn_end - 1];
-            v.w = row[mn + 3 < mn_end ? mn + 3 : mn_end - 1];
-        }
-        return v;
-    };
     // Loads the tile at k0 into ga / gb and advances the pointers to the next tile.
     auto load_global = [&](int64_t k0, bool full) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
-            ga[i] = load_chunk(pa[i], ia[i], p.m, !TA, TA ? k0 + r_mn + RMN * i : k0 + c_k, full);
-            gb[i] = load_chunk(pb[i], ib[i], p.n, TB, TB ? k0 + c_k : k0 + r_mn + RMN * i, full);
+            ga[i] = simt_load_chunk<VEC>(pa[i], ia[i], p.m, !TA, TA ? k0 + r_mn + RMN * i : k0 + c_k, K, full);
+            gb[i] = simt_load_chunk<VEC>(pb[i], ib[i], p.n, TB, TB ? k0 + c_k : k0 + r_mn + RMN * i, K, full);
             pa[i] += step_a;
             pb[i] += step_b;
         }
@@ -1721,4 +1726,231 @@ LK_KERNEL void __launch_bounds__(128) gemm_simt_small_n_splitk_f32(lk_gemm_param
                                                                   const float* __restrict__ y) {
     __shared__ __align__(16) float ss[LK_SMS_SMEM_FLOATS];
     gemm_simt_small_side_splitk<true>(p, a, b, ws, ss);
+}
+
+// v30 gemm_simt128x200_warp_db_f32: v16's main loop on 128×200 tiles, for outputs 400 (or 784 ≈
+// 4·200) columns wide with many rows, where v16's square tiles pad the columns and leave the last
+// wave part-empty:
+//   8192×400×784 (Y = XWᵀ into 400 features, and dX of a 400→784 layer, at a batch of 8192):
+//   64×2 = 128 tiles, one wave on 132 SMs, 25600 outputs an SM; v16 pads 400 to 512 and makes 256
+//   128-tiles, two waves, 32768 outputs an SM (H100, 2026-11-27, fourth run: v16 158.5 µs, cuBLAS
+//   134.6). 8192×784×400: 64×4 = 256 tiles (784 padded to 800), two an SM (51200 outputs) against
+//   v16's 448 (3.4 waves: 65536).
+//   C[m,n] = epilogue(alpha · op(A)[m,k] · op(B)[k,n] + beta · C), as every kernel here.
+// Work split: block (x, y) computes the tile at rows 128·y, columns 200·x, with 320 threads: 10
+// warps of 64×40 as 2 (m) × 5 (n). Lane (lm, ln) = (lane / 4, lane % 4) owns 8 rows (lm·4 + 0..3 and
+// 32 + lm·4 + 0..3 of its warp tile) × 10 columns (ln·4 + 0..3, 16 + ln·4 + 0..3, 32 + ln·2 + 0..1):
+// a k step reads 2 float4 of A and 2 float4 + 1 float2 of B from shared memory for 80 FMAs (v16: 4
+// float4 for 64), each a broadcast to the lanes that share it, without bank conflicts. The loop is
+// v16's (BK = 16, two stages, fragments double-buffered in registers, one barrier per 16 k, no
+// bounds checks on the hot path: rows past m / n are clamped, only the last partial tile checks k).
+// A 16-k tile is 512 chunks of 4 elements of A and 800 of B: chunk tid + 320·i goes to slot i of the
+// thread (A: 2 slots, the second held by the first 6 warps; B: 3, the third by the first 5), so a
+// slot is held or not by whole warps. Shared memory: two stages of A [16][132] and B [16][204], 42
+// KiB; the epilogue parks each warp's tile 16 rows at a time (16 × 41 floats a warp) and stores it
+// row by row, as v16 does 32 rows at a time. Each output's k order is ascending k, as in v16:
+// the same sums, bit for bit.
+namespace {
+
+constexpr int kWideBM = 128, kWideBN = 200, kWideWarpsM = 2, kWideNT = 320, kWideWN = 40;
+// One stage (floats): the A tile, then the B tile, k-major, rows padded by 4.
+constexpr int kWideStage = LK_SDB_BK * (kWideBM + 4 + kWideBN + 4);
+
+// One v30 operand's part of a 16-k tile: W (128 rows of A, 200 of B) × 16 elements as C chunks of 4,
+// chunk tid + NT·i in slot i of thread tid. K_CONTIG: stored with k contiguous (A [m, k], B [n, k]):
+// chunk e is row e / 4, k columns (e % 4)·4..+3; else stored with m / n contiguous ([k, m], [k, n]):
+// k row e / (W / 4), columns (e % (W / 4))·4..+3. Rows past the matrix clamp to its last one, as in
+// v16. Shared tile: k-major, rows of W + 4 floats.
+template <int W, bool K_CONTIG, bool VEC>
+struct SimtWideOperand {
+    static constexpr int BK = LK_SDB_BK, S = W + 4, C = W * BK / 4, NT = kWideNT, SLOTS = (C + NT - 1) / NT;
+    static_assert(C % NT % 32 == 0, "a slot is held by whole warps");
+    const float* ptr[SLOTS];
+    int64_t mn[SLOTS];  // the chunk's unclamped m / n index (element-wise loads)
+    int sm[SLOTS];      // its offset in the shared tile
+    int kof[SLOTS];     // the k offset in a 16-k tile of its first element (k-contiguous) or row
+    float4 v[SLOTS];
+    int64_t step;  // elements from one 16-k tile to the next
+
+    static __device__ __forceinline__ bool held(int i) { return i < C / NT || (int)threadIdx.x < C % NT; }
+
+    // g: the stored operand, ld its row stride, extent its m (n) and mn0 the tile's first row (column).
+    __device__ __forceinline__ SimtWideOperand(const float* g, int64_t ld, int64_t extent, int64_t mn0) {
+#pragma unroll
+        for (int i = 0; i < SLOTS; ++i) {
+            const int e = held(i) ? (int)threadIdx.x + NT * i : 0;
+            if (K_CONTIG) {
+                const int r = e / 4, kc = (e % 4) * 4;
+                mn[i] = mn0 + r;
+                ptr[i] = g + (mn[i] < extent - 1 ? mn[i] : extent - 1) * ld + kc;
+                sm[i] = kc * S + r;
+                kof[i] = kc;
+            } else {
+                const int kr = e / (W / 4), col = (e % (W / 4)) * 4;
+                mn[i] = mn0 + col;
+                // VEC: the extent is a multiple of 4, so a chunk is wholly inside or outside.
+                const int64_t last = VEC ? extent - 4 : extent - 1;
+                ptr[i] = g + kr * ld + (mn[i] < last ? mn[i] : last);
+                sm[i] = kr * S + col;
+                kof[i] = kr;
+            }
+        }
+        step = K_CONTIG ? BK : BK * ld;
+    }
+    // Loads the 16-k tile at k0 into v (elements at k ≥ K as zero unless `full`) and moves on to the
+    // next tile.
+    __device__ __forceinline__ void load(int64_t k0, int64_t K, int64_t extent, bool full) {
+#pragma unroll
+        for (int i = 0; i < SLOTS; ++i) {
+            if (held(i)) v[i] = simt_load_chunk<VEC>(ptr[i], mn[i], extent, K_CONTIG, k0 + kof[i], K, full);
+            ptr[i] += step;
+        }
+    }
+    // Stores v into the operand's shared tile.
+    __device__ __forceinline__ void store(float* tile) const {
+#pragma unroll
+        for (int i = 0; i < SLOTS; ++i) {
+            if (!held(i)) continue;
+            if (K_CONTIG) {
+                tile[sm[i] + 0 * S] = v[i].x;
+                tile[sm[i] + 1 * S] = v[i].y;
+                tile[sm[i] + 2 * S] = v[i].z;
+                tile[sm[i] + 3 * S] = v[i].w;
+            } else {
+                *reinterpret_cast<float4*>(&tile[sm[i]]) = v[i];
+            }
+        }
+    }
+};
+
+// The column in its warp tile of a v30 thread's output column j (0..9), for lane column ln.
+__device__ __forceinline__ int simt_wide_col(int j, int ln) { return j < 8 ? (j / 4) * 16 + ln * 4 + j % 4 : 32 + ln * 2 + (j - 8); }
+
+// v30's main loop: the raw sums of the tile at (m0, n0) over the whole k into acc (v16's loop with
+// 10 columns a thread). Ends with a barrier: the stages are free for the epilogue.
+template <bool TA, bool TB, bool VEC>
+__device__ __forceinline__ void simt_wide_mainloop(const lk_gemm_params& p, const float* __restrict__ a,
+                                                   const float* __restrict__ b, int64_t m0, int64_t n0,
+                                                   float (&acc)[8][10], float* smem) {
+    constexpr int BK = LK_SDB_BK, SA = kWideBM + 4, SB = kWideBN + 4, STAGE = kWideStage;
+    SimtWideOperand<kWideBM, !TA, VEC> opa(a, p.lda, p.m, m0);
+    SimtWideOperand<kWideBN, TB, VEC> opb(b, p.ldb, p.n, n0);
+    const int64_t K = p.k;
+    auto load_global = [&](int64_t k0, bool full) {
+        opa.load(k0, K, p.m, full);
+        opb.load(k0, K, p.n, full);
+    };
+    auto store_shared = [&](float* st) {
+        opa.store(st);
+        opb.store(st + BK * SA);
+    };
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int wm0 = (warp % kWideWarpsM) * 64, wn0 = (warp / kWideWarpsM) * kWideWN;
+    const int lm = lane / 4, ln = lane % 4;
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 10; ++j) acc[i][j] = 0.0f;
+
+    // Fragments: fa[s] / fb[s] / ft[s] hold step kk's values for s = kk % 2.
+    float4 fa[2][2], fb[2][2];
+    float2 ft[2];
+    const int frag_a = wm0 + lm * 4, frag_b = BK * SA + wn0 + ln * 4, frag_t = BK * SA + wn0 + 32 + ln * 2;
+    auto load_frags = [&](const float* st, int kk, int s) {
+        fa[s][0] = *reinterpret_cast<const float4*>(&st[frag_a + kk * SA]);
+        fa[s][1] = *reinterpret_cast<const float4*>(&st[frag_a + kk * SA + 32]);
+        fb[s][0] = *reinterpret_cast<const float4*>(&st[frag_b + kk * SB]);
+        fb[s][1] = *reinterpret_cast<const float4*>(&st[frag_b + kk * SB + 16]);
+        ft[s] = *reinterpret_cast<const float2*>(&st[frag_t + kk * SB]);
+    };
+    auto fma_step = [&](int s) {
+        const float fav[8] = {fa[s][0].x, fa[s][0].y, fa[s][0].z, fa[s][0].w,
+                              fa[s][1].x, fa[s][1].y, fa[s][1].z, fa[s][1].w};
+        const float fbv[10] = {fb[s][0].x, fb[s][0].y, fb[s][0].z, fb[s][0].w, fb[s][1].x,
+                               fb[s][1].y, fb[s][1].z, fb[s][1].w, ft[s].x,    ft[s].y};
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int j = 0; j < 10; ++j) acc[i][j] += fav[i] * fbv[j];
+    };
+
+    // As v16: 32-bit tile counters (k < 2^35).
+    const int tiles = (int)((K + BK - 1) / BK), full_tiles = (int)(K / BK);
+    load_global(0, full_tiles > 0);
+    store_shared(smem);
+    __syncthreads();
+    int rd = 0;  // float offset of the stage being read: 0 or STAGE
+    load_frags(smem, 0, 0);
+    for (int t = 0; t < tiles; ++t) {
+        const bool more = t + 1 < tiles;
+        if (t + 1 < full_tiles) load_global((int64_t)(t + 1) * BK, true);
+        else if (more) load_global((int64_t)(t + 1) * BK, false);
+        const float* cur = smem + rd;
+        float* nxt = smem + (STAGE - rd);
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            const int s = kk % 2;
+            if (kk < BK - 1) {
+                load_frags(cur, kk + 1, s ^ 1);
+            } else if (more) {
+                store_shared(nxt);
+                __syncthreads();
+                load_frags(nxt, 0, s ^ 1);
+            }
+            fma_step(s);
+        }
+        rd = STAGE - rd;
+    }
+    __syncthreads();
+}
+
+// v30's epilogue: each warp's 64×40 tile parked 16 rows at a time (16 × 41 floats a warp; 32 rows
+// of 10 warps would not fit the stages) and stored row by row through one non-unrolled copy of
+// the epilogue code, as simt_park_and_store does.
+__device__ __forceinline__ void simt_wide_store(const lk_gemm_params& p, const float (&acc)[8][10], int64_t m0,
+                                                int64_t n0, float* __restrict__ c, const float* __restrict__ bias,
+                                                const float* __restrict__ y, float* smem) {
+    constexpr int WN = kWideWN, SP = WN + 1;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int lm = lane / 4, ln = lane % 4;
+    const int64_t row0 = m0 + (warp % kWideWarpsM) * 64, col0 = n0 + (warp / kWideWarpsM) * WN;
+    float* park = smem + warp * 16 * SP;
+#pragma unroll
+    for (int im = 0; im < 2; ++im) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            __syncwarp();  // the previous rows' reads are done
+            if (lm / 4 == h) {
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+#pragma unroll
+                    for (int j = 0; j < 10; ++j) park[((lm % 4) * 4 + i) * SP + simt_wide_col(j, ln)] = acc[im * 4 + i][j];
+            }
+            __syncwarp();
+#pragma unroll 1
+            for (int idx = lane; idx < 16 * WN; idx += 32) {
+                const int r = idx / WN, cc = idx % WN;
+                const int64_t row = row0 + im * 32 + h * 16 + r, col = col0 + cc;
+                if (row < p.m && col < p.n) gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+LK_KERNEL void __launch_bounds__(320, 1) gemm_simt128x200_warp_db_f32(lk_gemm_params p, const float* __restrict__ a,
+                                                                      const float* __restrict__ b,
+                                                                      float* __restrict__ c,
+                                                                      const float* __restrict__ bias,
+                                                                      const float* __restrict__ y) {
+    __shared__ __align__(16) float smem[2 * kWideStage];
+    static_assert(kWideNT * 16 * (kWideWN + 1) / 32 <= 2 * kWideStage, "the epilogue's parking space fits the stages");
+    const int64_t m0 = (int64_t)blockIdx.y * kWideBM, n0 = (int64_t)blockIdx.x * kWideBN;
+    simt_db_layouts(p, a, b, [&](auto ta, auto tb, auto vec) {
+        float acc[8][10];
+        simt_wide_mainloop<decltype(ta)::value, decltype(tb)::value, decltype(vec)::value>(p, a, b, m0, n0, acc, smem);
+        simt_wide_store(p, acc, m0, n0, c, bias, y, smem);
+    });
 }

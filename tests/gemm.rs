@@ -454,6 +454,35 @@ parity_test!(streamk_matches_reference_in_every_epilogue, |b| {
     outs
 });
 
+// v30 (v16's loop on 128×200 tiles, 10 columns a thread) in every layout and epilogue, β = 1
+// included, against the f64 reference and against v16 bit for bit (the same sums in the same k
+// order). 300×430×100 with 16-byte rows: edge tiles of 44 rows and 30 columns, a partial last k step;
+// 130×210×37 with rows padded by 3 (element-wise loads), a 10-column edge tile; 260×400×64: the
+// two whole 200-column tiles of a 400-wide layer (whole-chunk loads in every layout), k in whole
+// steps; 129×401×200: a 1-column edge tile, m and n not multiples of 4; 8×12×4: one partial step
+// in one tile.
+parity_test!(wide_tile_matches_v16_bitwise_in_every_epilogue, |b| {
+    use latentkit::ops::gemm::GemmKernel;
+    let mut r = rng(56);
+    let mut outs = Vec::new();
+    let sizes = [
+        (300, 430, 100, Ld::Align8),
+        (130, 210, 37, Ld::Pad3),
+        (260, 400, 64, Ld::Tight),
+        (129, 401, 200, Ld::Tight),
+        (8, 12, 4, Ld::Tight),
+    ];
+    for &(m, n, k, ld) in &sizes {
+        for (ta, tb, epi) in layout_epi_cases(m, n) {
+            let kernels = [GemmKernel::Simt128WarpDb, GemmKernel::Simt128x200WarpDb];
+            let (runs, atol) = run_version_case(b, &mut r, &kernels, (m, n, k), ld, (ta, tb, epi));
+            assert!(bits(&runs[0].1) == bits(&runs[1].1), "v30 differs from v16 at {}", runs[1].0);
+            outs.extend(runs.into_iter().map(|(name, got)| Out::new(name, got).tol(2.0 * atol, 1e-5)));
+        }
+    }
+    outs
+});
+
 /// One case of the version tests: the m×n×k product in layout (ta, tb) with rows `ld` and α = 0.75
 /// on fresh operands, run by each of `kernels` in turn with the same C, bias and y draws and
 /// epilogue `epi` (β = 1 with [`Epi::SigmoidGradBeta1`]), each checked against the f64 reference

@@ -152,6 +152,9 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         }
         GemmKernel::Simt128WarpDbStreamK => simt("gemm_simt128_warp_db_streamk_f32", 128, 256),
         GemmKernel::Simt64WarpDbStreamK => simt("gemm_simt64_warp_db_streamk_f32", 64, 128),
+        GemmKernel::Simt128x200WarpDb => {
+            Ok(Shape { name: "gemm_simt128x200_warp_db_f32", tile: (128, 200), block: (320, 1, 1), smem: 0 })
+        }
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }

@@ -237,6 +237,17 @@ pub enum GemmKernel {
     /// Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks
     /// it.
     Simt64WarpDbStreamK,
+    /// v30 (f32): [`GemmKernel::Simt128WarpDb`]'s main loop on 128×200 tiles (320 threads, 10 warps
+    /// of 64×40, 8×10 outputs a thread; 42 KiB of static shared memory), for outputs about 400 (or
+    /// 800) columns wide with many rows: 8192×400×784 is 128 tiles, one wave on 132 SMs, where
+    /// v16's square tiles pad 400 columns to 512 and make 256 (two waves; v16 158.5 µs against
+    /// cuBLAS 134.6 on an H100, 2026-11-27, fourth run), and 8192×784×400 256 tiles, two waves,
+    /// against v16's 448. The same sums in the same k order as [`GemmKernel::Simt128WarpDb`]: bit
+    /// for bit its results. 168 registers on sm_90 (the most 10 warps get: three share an SM
+    /// quarter's 16 K registers) with 184 bytes of stack, of which about 10 loads a 16-k step in the
+    /// 16-byte-row loops (1280 FFMAs). Not yet run on a GPU: not in
+    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    Simt128x200WarpDb,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -338,7 +349,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 22] = [
+    pub const SIMT: [GemmKernel; 23] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -361,6 +372,7 @@ impl GemmKernel {
         GemmKernel::SimtSmallNSplitK,
         GemmKernel::Simt128WarpDbStreamK,
         GemmKernel::Simt64WarpDbStreamK,
+        GemmKernel::Simt128x200WarpDb,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
