@@ -28,6 +28,9 @@
 //! at the end (tuning/README.md). Without a GPU (or without the `cuda` feature) it says so and
 //! exits with status 1.
 //!
+//! `--list-simt` prints the names of the f32 SIMT versions, one a line, and exits (no GPU needed;
+//! scripts/gpu-run.sh takes the every-version test one version at a time under racecheck).
+//!
 //! `--ceilings` prints, instead of the table, the issue-rate ceilings of the two instructions our
 //! GEMMs are built on (`latentkit::bench::peak`, kernels/peak.cu): `mma.sync` m16n8k16 bf16 with
 //! f32 accumulators, and FFMA f32, each the best TFLOP/s over a few grids of SM count × 1, 2 or 4
@@ -486,6 +489,12 @@ fn main() {
             "--no-wgmma" => o.wgmma = false,
             "--measure-all" => o.measure_all = true,
             "--ceilings" => o.ceilings = true,
+            "--list-simt" => {
+                for k in latentkit::ops::gemm::GemmKernel::SIMT {
+                    println!("{k:?}");
+                }
+                return;
+            }
             "--shape" | "--precision" | "--gemm-tuning-file" => {
                 let Some(v) = args.next() else {
                     eprintln!("error: {a} needs a value");

@@ -252,7 +252,16 @@ if want racegemm && [[ -x $sanitizer && -x $here/tests/gemm ]]; then
   # (Not when the racewgmma phase already took it version by version in this call.)
   [[ $wgmma_ok == 1 ]] && ! want racewgmma &&
     start_step "racecheck:gemm-wgmma" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
-  sanitize_each "racecheck:gemm" racecheck "$here/tests/gemm" --skip grid_stride --skip wgmma --skip tc2_interior
+  sanitize_each "racecheck:gemm" racecheck "$here/tests/gemm" --skip grid_stride --skip wgmma --skip tc2_interior --skip every_gemm_kernel_version
+  # The every-version test one SIMT version a step (LATENTKIT_TEST_SIMT): whole, it took 218 s of
+  # a 240 s step with 17 versions on 2026-11-27; there are 23 now.
+  if simt_versions=$("$here/bin/bench_gemm" --list-simt 2>"$out/racecheck:gemm-simt.log") && [[ -n $simt_versions ]]; then
+    for v in $simt_versions; do
+      LATENTKIT_TEST_SIMT=$v start_step "racecheck:gemm-simt-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 --exact every_gemm_kernel_version_matches_reference
+    done
+  else
+    step_row "racecheck:gemm-simt" "FAIL(list)" 0
+  fi
   for v in ${RACETC2_VERSIONS:-TensorCore128x256SwizzledPersistent TensorCore128x256Swizzled TensorCore128x128Swizzled TensorCore128x256Swizzled4Stage}; do
     LATENTKIT_TEST_TC2=$v start_step "racecheck:gemm-tc2-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 tc2_interior
   done
