@@ -19,8 +19,8 @@
 // gemm_simt64_async_splitk_fused_f32, v22 gemm_simt128_warp_db_splitk_fused_f32, v23
 // gemm_simt_shortk_f32, v25 gemm_simt_shortk_persistent_f32, v26 gemm_simt_small_m_splitk_f32, v27
 // gemm_simt_small_n_splitk_f32, v28 gemm_simt128_warp_db_streamk_f32, v29
-// gemm_simt64_warp_db_streamk_f32 and v30 gemm_simt128x200_warp_db_f32 are described where they are
-// defined.
+// gemm_simt64_warp_db_streamk_f32, v30 gemm_simt128x200_warp_db_f32 and v31
+// gemm_simt128x200_warp_db_splitk_fused_f32 are described where they are defined.
 #include "cp_async.cuh"
 #include "gemm.cuh"
 
@@ -836,22 +836,24 @@ LK_KERNEL void __launch_bounds__(128) gemm_simt64_warp_db_splitk_f32(lk_gemm_par
 
 namespace {
 
-// v19, v21, v22: after the block's raw sums went to slice blockIdx.z of the workspace (SPLIT
-// epilogue), counts the block in on its BM×BM output tile; the tile's last block adds the slices in
+// v19, v21, v22, v31: after the block's raw sums went to slice blockIdx.z of the workspace (SPLIT
+// epilogue), counts the block in on its BM×BN output tile; the tile's last block adds the slices in
 // order z = 0, 1, ..., applies the epilogue and zeroes the count (the pattern of the CUDA samples'
 // threadFenceReduction: each thread's workspace stores are fenced before the count, and the last
 // block reads the slices from L2, past its own L1). NT threads; `smem`: 32·NT floats, free (the
 // epilogue's last barrier is behind).
-template <int BM, int NT>
+template <int BM, int BN, int NT>
 __device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, float* __restrict__ c,
                                                        const float* __restrict__ bias, const float* __restrict__ y,
                                                        const float* __restrict__ ws, uint32_t* __restrict__ tile_counts,
                                                        float* smem) {
     // Thread t sums outputs t + NT·i of the tile (row-major, so each i reads coalesced), slice by
-    // slice, 32 outputs at a time: 32 independent loads in flight per thread, one L2 round trip per
-    // slice and chunk.
-    constexpr int RS = NT / BM, CHUNKS = BM * BM / NT / 32;  // rows between a thread's outputs; chunks of 32
-    static_assert(NT % BM == 0 && BM * BM % (NT * 32) == 0, "whole chunks of 32 outputs a thread");
+    // slice, CH outputs at a time: CH independent loads in flight per thread, one L2 round trip per
+    // slice and chunk. When NT is a multiple of BN each thread keeps one column: rows RS apart.
+    constexpr int PER = BM * BN / NT, CH = PER % 32 == 0 ? 32 : 16, CHUNKS = PER / CH;
+    constexpr bool ONE_COL = NT % BN == 0;
+    constexpr int RS = ONE_COL ? NT / BN : 0;  // ONE_COL: the rows between a thread's outputs
+    static_assert(BM * BN % NT == 0 && PER % CH == 0, "whole chunks of outputs a thread");
     __shared__ bool last;
     __threadfence();  // this thread's slice stores are visible GPU-wide before the block counts
     __syncthreads();
@@ -860,31 +862,52 @@ __device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, 
     __syncthreads();
     if (!last) return;
     __threadfence();  // the other blocks' slices, counted before ours, are read after the count
-    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BM, mn = p.m * p.n;
-    const int r0 = threadIdx.x / BM, cc = threadIdx.x % BM;  // output t: row r0 (+ RS per i), column cc
-    const int64_t col = n0 + cc < p.n ? n0 + cc : p.n - 1;    // clamped: out-of-range outputs are not stored
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN, mn = p.m * p.n;
 #pragma unroll 1
     for (int h = 0; h < CHUNKS; ++h) {
-        const int64_t rh = m0 + r0 + RS * 32 * h;
-        float acc[32];
+        // The thread's outputs i of this chunk: tile rows row[i] - m0, columns col[i] - n0 (clamped
+        // into the product: out-of-range outputs are read but not stored; `inside` says which are in).
+        int64_t row[CH], col[CH];
+        if constexpr (ONE_COL) {
+            const int64_t rh = m0 + threadIdx.x / BN + RS * CH * h, cc = n0 + threadIdx.x % BN;
 #pragma unroll
-        for (int i = 0; i < 32; ++i) acc[i] = 0.0f;
+            for (int i = 0; i < CH; ++i) {
+                row[i] = rh + RS * i;
+                col[i] = cc;
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < CH; ++i) {
+                const int e = (int)threadIdx.x + NT * (CH * h + i);
+                row[i] = m0 + e / BN;
+                col[i] = n0 + e % BN;
+            }
+        }
+        float acc[CH];
+#pragma unroll
+        for (int i = 0; i < CH; ++i) acc[i] = 0.0f;
         for (uint32_t z = 0; z < gridDim.z; ++z) {
             const float* slice = ws + z * mn;
 #pragma unroll
-            for (int i = 0; i < 32; ++i) {
-                const int64_t row = rh + RS * i;
-                acc[i] += __ldcg(slice + (row < p.m ? row : p.m - 1) * p.n + col);
-            }
+            for (int i = 0; i < CH; ++i)
+                acc[i] += __ldcg(slice + (row[i] < p.m ? row[i] : p.m - 1) * p.n + (col[i] < p.n ? col[i] : p.n - 1));
         }
         // Through shared memory (each thread reads back only its own outputs, so no barrier), so
         // that one non-unrolled copy of the epilogue code stores them.
 #pragma unroll
-        for (int i = 0; i < 32; ++i) smem[threadIdx.x + NT * i] = acc[i];
+        for (int i = 0; i < CH; ++i) smem[threadIdx.x + NT * i] = acc[i];
 #pragma unroll 1
-        for (int i = 0; i < 32; ++i) {
-            const int64_t row = rh + RS * i;
-            if (row < p.m && n0 + cc < p.n) gemm_store(p, row, n0 + cc, smem[threadIdx.x + NT * i], c, bias, y);
+        for (int i = 0; i < CH; ++i) {
+            int64_t r, cc;
+            if constexpr (ONE_COL) {
+                r = m0 + threadIdx.x / BN + RS * (CH * h + i);
+                cc = n0 + threadIdx.x % BN;
+            } else {
+                const int e = (int)threadIdx.x + NT * (CH * h + i);
+                r = m0 + e / BN;
+                cc = n0 + e % BN;
+            }
+            if (r < p.m && cc < p.n) gemm_store(p, r, cc, smem[threadIdx.x + NT * i], c, bias, y);
         }
     }
     if (threadIdx.x == 0) tile_counts[tile] = 0;
@@ -904,7 +927,7 @@ __device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, 
 LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
     __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(64)];
     gemm_simt_db<64, 2, 2, true>(p, a, b, ws, bias, y, smem);
-    splitk_last_block_adds<64, 128>(p, c, bias, y, ws, tile_counts, smem);
+    splitk_last_block_adds<64, 64, 128>(p, c, bias, y, ws, tile_counts, smem);
 }
 
 // v22 gemm_simt128_warp_db_splitk_fused_f32: v16's 128-tiles and main loop (256 threads, one block
@@ -916,7 +939,7 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_warp_db_splitk_fused_f32(LK
 LK_KERNEL void __launch_bounds__(256) gemm_simt128_warp_db_splitk_fused_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
     __shared__ __align__(16) float smem[2 * LK_SDB_STAGE(128)];
     gemm_simt_db<128, 2, 4, true>(p, a, b, ws, bias, y, smem);
-    splitk_last_block_adds<128, 256>(p, c, bias, y, ws, tile_counts, smem);
+    splitk_last_block_adds<128, 128, 256>(p, c, bias, y, ws, tile_counts, smem);
 }
 
 // v28 gemm_simt128_warp_db_streamk_f32 and v29 gemm_simt64_warp_db_streamk_f32: stream-K (Osama et
@@ -1259,7 +1282,7 @@ LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_f32(lk_gemm_params p,
 LK_KERNEL void __launch_bounds__(128, 4) gemm_simt64_async_splitk_fused_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
     __shared__ __align__(16) float smem[LK_SAS_STAGES * LK_SDB_STAGE(64)];
     gemm_simt_async<true>(p, a, b, ws, bias, y, smem);
-    splitk_last_block_adds<64, 128>(p, c, bias, y, ws, tile_counts, smem);
+    splitk_last_block_adds<64, 64, 128>(p, c, bias, y, ws, tile_counts, smem);
 }
 
 namespace {
@@ -1753,6 +1776,8 @@ LK_KERNEL void __launch_bounds__(128) gemm_simt_small_n_splitk_f32(lk_gemm_param
 namespace {
 
 constexpr int kWideBM = 128, kWideBN = 200, kWideWarpsM = 2, kWideNT = 320, kWideWN = 40;
+static_assert(kWideNT * 16 * (kWideWN + 1) / 32 <= 2 * LK_SDB_BK * (kWideBM + 4 + kWideBN + 4),
+              "the epilogue's parking space fits the stages");
 // One stage (floats): the A tile, then the B tile, k-major, rows padded by 4.
 constexpr int kWideStage = LK_SDB_BK * (kWideBM + 4 + kWideBN + 4);
 
@@ -1774,15 +1799,16 @@ struct SimtWideOperand {
 
     static __device__ __forceinline__ bool held(int i) { return i < C / NT || (int)threadIdx.x < C % NT; }
 
-    // g: the stored operand, ld its row stride, extent its m (n) and mn0 the tile's first row (column).
-    __device__ __forceinline__ SimtWideOperand(const float* g, int64_t ld, int64_t extent, int64_t mn0) {
+    // g: the stored operand, ld its row stride, extent its m (n), mn0 the tile's first row (column)
+    // and kb the first k.
+    __device__ __forceinline__ SimtWideOperand(const float* g, int64_t ld, int64_t extent, int64_t mn0, int64_t kb) {
 #pragma unroll
         for (int i = 0; i < SLOTS; ++i) {
             const int e = held(i) ? (int)threadIdx.x + NT * i : 0;
             if (K_CONTIG) {
                 const int r = e / 4, kc = (e % 4) * 4;
                 mn[i] = mn0 + r;
-                ptr[i] = g + (mn[i] < extent - 1 ? mn[i] : extent - 1) * ld + kc;
+                ptr[i] = g + (mn[i] < extent - 1 ? mn[i] : extent - 1) * ld + kb + kc;
                 sm[i] = kc * S + r;
                 kof[i] = kc;
             } else {
@@ -1790,7 +1816,7 @@ struct SimtWideOperand {
                 mn[i] = mn0 + col;
                 // VEC: the extent is a multiple of 4, so a chunk is wholly inside or outside.
                 const int64_t last = VEC ? extent - 4 : extent - 1;
-                ptr[i] = g + kr * ld + (mn[i] < last ? mn[i] : last);
+                ptr[i] = g + (kb + kr) * ld + (mn[i] < last ? mn[i] : last);
                 sm[i] = kr * S + col;
                 kof[i] = kr;
             }
@@ -1826,16 +1852,16 @@ struct SimtWideOperand {
 // The column in its warp tile of a v30 thread's output column j (0..9), for lane column ln.
 __device__ __forceinline__ int simt_wide_col(int j, int ln) { return j < 8 ? (j / 4) * 16 + ln * 4 + j % 4 : 32 + ln * 2 + (j - 8); }
 
-// v30's main loop: the raw sums of the tile at (m0, n0) over the whole k into acc (v16's loop with
-// 10 columns a thread). Ends with a barrier: the stages are free for the epilogue.
+// The main loop of v30 / v31: the raw sums of the tile at (m0, n0) over k in [kb, kb + K) into acc
+// (v16's loop with 10 columns a thread; k counts from kb). Ends with a barrier: the stages are
+// free for the epilogue.
 template <bool TA, bool TB, bool VEC>
 __device__ __forceinline__ void simt_wide_mainloop(const lk_gemm_params& p, const float* __restrict__ a,
-                                                   const float* __restrict__ b, int64_t m0, int64_t n0,
-                                                   float (&acc)[8][10], float* smem) {
+                                                   const float* __restrict__ b, int64_t m0, int64_t n0, int64_t kb,
+                                                   int64_t K, float (&acc)[8][10], float* smem) {
     constexpr int BK = LK_SDB_BK, SA = kWideBM + 4, SB = kWideBN + 4, STAGE = kWideStage;
-    SimtWideOperand<kWideBM, !TA, VEC> opa(a, p.lda, p.m, m0);
-    SimtWideOperand<kWideBN, TB, VEC> opb(b, p.ldb, p.n, n0);
-    const int64_t K = p.k;
+    SimtWideOperand<kWideBM, !TA, VEC> opa(a, p.lda, p.m, m0, kb);
+    SimtWideOperand<kWideBN, TB, VEC> opb(b, p.ldb, p.n, n0, kb);
     auto load_global = [&](int64_t k0, bool full) {
         opa.load(k0, K, p.m, full);
         opb.load(k0, K, p.n, full);
@@ -1905,9 +1931,11 @@ __device__ __forceinline__ void simt_wide_mainloop(const lk_gemm_params& p, cons
     __syncthreads();
 }
 
-// v30's epilogue: each warp's 64×40 tile parked 16 rows at a time (16 × 41 floats a warp; 32 rows
-// of 10 warps would not fit the stages) and stored row by row through one non-unrolled copy of
-// the epilogue code, as simt_park_and_store does.
+// The epilogue of v30 / v31: each warp's 64×40 tile parked 16 rows at a time (16 × 41 floats a warp;
+// 32 rows of 10 warps would not fit the stages) and stored row by row through one non-unrolled copy
+// of the epilogue code, as simt_park_and_store does (SPLIT, v31: the raw sums into workspace slice
+// blockIdx.z, c).
+template <bool SPLIT>
 __device__ __forceinline__ void simt_wide_store(const lk_gemm_params& p, const float (&acc)[8][10], int64_t m0,
                                                 int64_t n0, float* __restrict__ c, const float* __restrict__ bias,
                                                 const float* __restrict__ y, float* smem) {
@@ -1932,10 +1960,29 @@ __device__ __forceinline__ void simt_wide_store(const lk_gemm_params& p, const f
             for (int idx = lane; idx < 16 * WN; idx += 32) {
                 const int r = idx / WN, cc = idx % WN;
                 const int64_t row = row0 + im * 32 + h * 16 + r, col = col0 + cc;
-                if (row < p.m && col < p.n) gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+                if (row < p.m && col < p.n) {
+                    if (SPLIT) lk::splitk_store_raw(p, row, col, park[r * SP + cc], c);
+                    else gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+                }
             }
         }
     }
+}
+
+// A v30 / v31 block: the tile at blockIdx (y, x); SPLIT (v31): k range z = blockIdx.z of p.k_split
+// elements (a multiple of 16), raw sums to the workspace (c).
+template <bool SPLIT>
+__device__ __forceinline__ void gemm_simt_wide(const lk_gemm_params& p, const float* a, const float* b, float* c,
+                                               const float* bias, const float* y, float* smem) {
+    const int64_t m0 = (int64_t)blockIdx.y * kWideBM, n0 = (int64_t)blockIdx.x * kWideBN;
+    const int64_t kb = SPLIT ? (int64_t)blockIdx.z * p.k_split : 0;
+    const int64_t K = SPLIT ? (kb + p.k_split < p.k ? p.k_split : p.k - kb) : p.k;
+    simt_db_layouts(p, a, b, [&](auto ta, auto tb, auto vec) {
+        float acc[8][10];
+        simt_wide_mainloop<decltype(ta)::value, decltype(tb)::value, decltype(vec)::value>(p, a, b, m0, n0, kb, K, acc,
+                                                                                         smem);
+        simt_wide_store<SPLIT>(p, acc, m0, n0, c, bias, y, smem);
+    });
 }
 
 }  // namespace
@@ -1946,11 +1993,17 @@ LK_KERNEL void __launch_bounds__(320, 1) gemm_simt128x200_warp_db_f32(lk_gemm_pa
                                                                       const float* __restrict__ bias,
                                                                       const float* __restrict__ y) {
     __shared__ __align__(16) float smem[2 * kWideStage];
-    static_assert(kWideNT * 16 * (kWideWN + 1) / 32 <= 2 * kWideStage, "the epilogue's parking space fits the stages");
-    const int64_t m0 = (int64_t)blockIdx.y * kWideBM, n0 = (int64_t)blockIdx.x * kWideBN;
-    simt_db_layouts(p, a, b, [&](auto ta, auto tb, auto vec) {
-        float acc[8][10];
-        simt_wide_mainloop<decltype(ta)::value, decltype(tb)::value, decltype(vec)::value>(p, a, b, m0, n0, acc, smem);
-        simt_wide_store(p, acc, m0, n0, c, bias, y, smem);
-    });
+    gemm_simt_wide<false>(p, a, b, c, bias, y, smem);
+}
+
+// v31 gemm_simt128x200_warp_db_splitk_fused_f32: v30's 128×200 tiles and main loop with v22's
+// one-launch split-k (each block sums one k range of its tile into workspace slice z; the tile's
+// last block adds the slices in order z = 0, 1, ... and stores with the epilogue), the range count
+// filling whole waves of one block per SM (ops::gemm::splitk_splits_waves). For the dW = dYᵀX of a
+// large batch: 784×400×8192 is 7×2 = 14 tiles of 128×200, 87.5% of their outputs inside the
+// product (v22's 7×4 128-tiles: 78%); 400×784×8192 16 tiles, 77% (v22: 68%).
+LK_KERNEL void __launch_bounds__(320, 1) gemm_simt128x200_warp_db_splitk_fused_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
+    __shared__ __align__(16) float smem[2 * kWideStage];
+    gemm_simt_wide<true>(p, a, b, ws, bias, y, smem);
+    splitk_last_block_adds<kWideBM, kWideBN, kWideNT>(p, c, bias, y, ws, tile_counts, smem);
 }

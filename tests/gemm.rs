@@ -460,14 +460,14 @@ parity_test!(streamk_matches_reference_in_every_epilogue, |b| {
     outs
 });
 
-// v30 (v16's loop on 128×200 tiles, 10 columns a thread) in every layout and epilogue, β = 1
-// included, against the f64 reference and against v16 bit for bit (the same sums in the same k
-// order). 300×430×100 with 16-byte rows: edge tiles of 44 rows and 30 columns, a partial last k step;
-// 130×210×37 with rows padded by 3 (element-wise loads), a 10-column edge tile; 260×400×64: the
-// two whole 200-column tiles of a 400-wide layer (whole-chunk loads in every layout), k in whole
-// steps; 129×401×200: a 1-column edge tile, m and n not multiples of 4; 8×12×4: one partial step
-// in one tile.
-parity_test!(wide_tile_matches_v16_bitwise_in_every_epilogue, |b| {
+// v30 (v16's loop on 128×200 tiles, 10 columns a thread) and v31 (v30 with one-launch split-k) in
+// every layout and epilogue, β = 1 included, against the f64 reference; v30 also against v16 bit
+// for bit (the same sums in the same k order). v30: 300×430×100 with 16-byte rows: edge tiles of
+// 44 rows and 30 columns, a partial last k step; 130×210×37 with rows padded by 3 (element-wise
+// loads), a 10-column edge tile; 260×400×64: the two whole 200-column tiles of a 400-wide layer
+// (whole-chunk loads in every layout), k in whole steps; 129×401×200: a 1-column edge tile, m and
+// n not multiples of 4; 8×12×4: one partial step in one tile.
+parity_test!(wide_tile_versions_match_reference_in_every_epilogue, |b| {
     use latentkit::ops::gemm::GemmKernel;
     let mut r = rng(56);
     let mut outs = Vec::new();
@@ -484,6 +484,20 @@ parity_test!(wide_tile_matches_v16_bitwise_in_every_epilogue, |b| {
             let (runs, atol) = run_version_case(b, &mut r, &kernels, (m, n, k), ld, (ta, tb, epi));
             assert!(bits(&runs[0].1) == bits(&runs[1].1), "v30 differs from v16 at {}", runs[1].0);
             outs.extend(runs.into_iter().map(|(name, got)| Out::new(name, got).tol(2.0 * atol, 1e-5)));
+        }
+    }
+    // v31 (v30's tiles with one-launch split-k) on long k's, run twice: the same bits both times
+    // (which also checks that the tile counters are left at zero). On the emulator's 108 SMs
+    // (132 on sm_90): 300×430×1000, 9 tiles, 9 ranges of 112 (the last 104: a partial step);
+    // 130×210×777 with rows padded by 3, 4 tiles, 10 ranges of 80 (the last 57); 129×401×1000, a
+    // 1-column edge tile.
+    for &(m, n, k, ld) in &[(300, 430, 1000, Ld::Align8), (130, 210, 777, Ld::Pad3), (129, 401, 1000, Ld::Tight)] {
+        for (ta, tb, epi) in layout_epi_cases(m, n) {
+            let kernels = [GemmKernel::Simt128x200WarpDbSplitKFused; 2];
+            let (runs, atol) = run_version_case(b, &mut r, &kernels, (m, n, k), ld, (ta, tb, epi));
+            assert!(bits(&runs[0].1) == bits(&runs[1].1), "{}: a second run differs from the first", runs[0].0);
+            let (name, got) = runs.into_iter().next().unwrap();
+            outs.push(Out::new(name, got).tol(2.0 * atol, 1e-5));
         }
     }
     outs
@@ -1153,32 +1167,36 @@ fn streamk_blocks_fill_the_gpu_within_the_workspace() {
     assert_eq!(streamk_blocks(Simt128WarpDb, 1024, 400, 784, 132), 0);
 }
 
-// v22's range count: the shapes its documentation names, then the bounds on random shapes (each
-// range at least 4 steps of 16, the workspace holds every range, at least one range) and the model
+// v22's and v31's range count: the shapes its documentation names, then the bounds on random
+// shapes (each range at least 4 steps of 16, the workspace holds every range, at least one range) and the model
 // it minimises, recomputed here by brute force.
 #[test]
 fn splitk_waves_ranges_follow_their_model_within_the_workspace() {
     use latentkit::ops::gemm::{splitk_splits_waves, GemmKernel, SPLITK_WORKSPACE_FLOATS};
     use rand::Rng;
     let sms = 132;
-    assert_eq!(splitk_splits_waves(400, 784, 8192, sms, 128), 9);
-    assert_eq!(splitk_splits_waves(400, 784, 1024, sms, 128), 4);
-    assert_eq!(splitk_splits_waves(1024, 400, 784, sms, 128), 4);
-    assert_eq!(splitk_splits_waves(1024, 784, 400, sms, 128), 2);
-    assert_eq!(splitk_splits_waves(8192, 400, 784, sms, 128), 1);
+    assert_eq!(splitk_splits_waves(400, 784, 8192, sms, (128, 128)), 9);
+    assert_eq!(splitk_splits_waves(400, 784, 1024, sms, (128, 128)), 4);
+    assert_eq!(splitk_splits_waves(1024, 400, 784, sms, (128, 128)), 4);
+    assert_eq!(splitk_splits_waves(1024, 784, 400, sms, (128, 128)), 2);
+    assert_eq!(splitk_splits_waves(8192, 400, 784, sms, (128, 128)), 1);
+    assert_eq!(splitk_splits_waves(784, 400, 8192, sms, (128, 200)), 9);
+    assert_eq!(splitk_splits_waves(400, 784, 8192, sms, (128, 200)), 8);
     assert_eq!(GemmKernel::Simt128WarpDbSplitKFused.splitk_ranges(400, 784, 8192, sms), 9);
+    assert_eq!(GemmKernel::Simt128x200WarpDbSplitKFused.splitk_ranges(784, 400, 8192, sms), 9);
     assert_eq!(GemmKernel::Simt128WarpDb.splitk_ranges(400, 784, 8192, sms), 1);
     let mut r = rng(61);
     for _ in 0..2000 {
         let (m, n, k) = (r.random_range(1..3000usize), r.random_range(1..3000usize), r.random_range(1..20000usize));
         let sms = r.random_range(1..200usize);
-        let s = splitk_splits_waves(m, n, k, sms, 128);
+        let tile = if r.random_bool(0.5) { (128, 128) } else { (128, 200) };
+        let s = splitk_splits_waves(m, n, k, sms, tile);
         let steps = k.div_ceil(16);
         assert!(s >= 1, "{m}×{n}×{k}");
         if s > 1 {
             assert!(steps / s >= 4 && s * m * n <= SPLITK_WORKSPACE_FLOATS, "{m}×{n}×{k} on {sms} SMs: {s}");
         }
-        let tiles = m.div_ceil(128) * n.div_ceil(128);
+        let tiles = m.div_ceil(tile.0) * n.div_ceil(tile.1);
         let cost = |s: usize| 2 * (tiles * s).div_ceil(sms) * (steps.div_ceil(s) + 4) + s;
         let most = (steps / 4).min(SPLITK_WORKSPACE_FLOATS / (m * n)).max(1);
         assert!((1..=most).all(|t| cost(t) >= cost(s)), "{m}×{n}×{k} on {sms} SMs: {s} is not the model's minimum");

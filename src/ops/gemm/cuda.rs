@@ -155,6 +155,12 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Simt128x200WarpDb => {
             Ok(Shape { name: "gemm_simt128x200_warp_db_f32", tile: (128, 200), block: (320, 1, 1), smem: 0 })
         }
+        GemmKernel::Simt128x200WarpDbSplitKFused => Ok(Shape {
+            name: "gemm_simt128x200_warp_db_splitk_fused_f32",
+            tile: (128, 200),
+            block: (320, 1, 1),
+            smem: 0,
+        }),
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }

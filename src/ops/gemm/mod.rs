@@ -248,6 +248,18 @@ pub enum GemmKernel {
     /// 16-byte-row loops (1280 FFMAs). Not yet run on a GPU: not in
     /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
     Simt128x200WarpDb,
+    /// v31 (f32): [`GemmKernel::Simt128x200WarpDb`]'s 128×200 tiles and main loop with
+    /// [`GemmKernel::Simt128WarpDbSplitKFused`]'s one-launch split-k (each block sums one k range
+    /// of its tile into a slice of the workspace; the tile's last block adds the slices in order
+    /// and stores with the epilogue), the range count from [`splitk_splits_waves`]. For the dW =
+    /// dYᵀX of a large batch, where v22's 128-tiles lose a fifth or a third of their outputs to
+    /// padding: 784×400×8192 is 14 tiles of 128×200 (87.5% of their outputs inside the product; v22
+    /// 78%), 9 ranges, one wave of 126 blocks on 132 SMs; 400×784×8192 16 tiles (77%; v22 68%), 8
+    /// ranges. On an H100 (2026-11-27, fourth run) 400×784×8192 took v22 207.9 µs, the fastest
+    /// version ([`GemmKernel::Simt64AsyncSplitKFused`]) 196.3 and cuBLAS 158.2. 168 registers on
+    /// sm_90, as v30. Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed
+    /// rule never picks it.
+    Simt128x200WarpDbSplitKFused,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -349,7 +361,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 23] = [
+    pub const SIMT: [GemmKernel; 24] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -373,6 +385,7 @@ impl GemmKernel {
         GemmKernel::Simt128WarpDbStreamK,
         GemmKernel::Simt64WarpDbStreamK,
         GemmKernel::Simt128x200WarpDb,
+        GemmKernel::Simt128x200WarpDbSplitKFused,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
@@ -411,14 +424,15 @@ impl GemmKernel {
         ) || self.splits_k_in_one_launch()
     }
 
-    /// The split-k versions whose last block per output tile adds the k ranges (v19, v21, v22),
-    /// instead of a second kernel.
+    /// The split-k versions whose last block per output tile adds the k ranges (v19, v21, v22,
+    /// v31), instead of a second kernel.
     pub fn splits_k_in_one_launch(self) -> bool {
         matches!(
             self,
             GemmKernel::Simt64WarpDbSplitKFused
                 | GemmKernel::Simt64AsyncSplitKFused
                 | GemmKernel::Simt128WarpDbSplitKFused
+                | GemmKernel::Simt128x200WarpDbSplitKFused
         )
     }
 
@@ -428,7 +442,8 @@ impl GemmKernel {
     /// [`splitk_splits`] for the 64-tile ones; 1 for every other version.
     pub fn splitk_ranges(self, m: usize, n: usize, k: usize, sms: usize) -> usize {
         match self {
-            GemmKernel::Simt128WarpDbSplitKFused => splitk_splits_waves(m, n, k, sms, 128),
+            GemmKernel::Simt128WarpDbSplitKFused => splitk_splits_waves(m, n, k, sms, (128, 128)),
+            GemmKernel::Simt128x200WarpDbSplitKFused => splitk_splits_waves(m, n, k, sms, (128, 200)),
             GemmKernel::SimtSmallMSplitK => splitk_splits_small_m(m, n, k, sms),
             GemmKernel::SimtSmallNSplitK => splitk_splits_small_m(n, m, k, sms),
             kernel if kernel.is_split_k() => splitk_splits(m, n, k, sms),
@@ -597,16 +612,19 @@ pub fn splitk_splits_small_m(m: usize, n: usize, k: usize, sms: usize) -> usize 
     splitk_splits_filling(m, n, k, (32, 128), 2 * sms)
 }
 
-/// How many k ranges v22 ([`GemmKernel::Simt128WarpDbSplitKFused`]: `tile`×`tile` blocks, one per
-/// SM) splits an m×n×k product into on a GPU with `sms` multiprocessors. The count s minimises a
+/// How many k ranges v22 ([`GemmKernel::Simt128WarpDbSplitKFused`]) and v31
+/// ([`GemmKernel::Simt128x200WarpDbSplitKFused`]), with `tile` (rows, columns) blocks one per SM,
+/// split an m×n×k product into on a GPU with `sms` multiprocessors. The count s minimises a
 /// simple model of the time, in 16-k steps of one block: waves · (steps per range + 4) + s / 2,
 /// where waves = ⌈tiles · s / sms⌉, the 4 steps stand for a block's pipeline fill and epilogue and
 /// s / 2 for the last block's reading of the s slices; ties go to the smaller s. Each range has at
 /// least 4 steps and `s·m·n` fits [`SPLITK_WORKSPACE_FLOATS`]. A model to be checked by measuring
-/// (its constants are not measured): on 132 SMs it gives 400×784×8192 9 ranges (252 blocks, two
-/// waves), 400×784×1024 and 1024×400×784 4, 1024×784×400 2, and 8192×400×784 (256 tiles) 1.
-pub fn splitk_splits_waves(m: usize, n: usize, k: usize, sms: usize, tile: usize) -> usize {
-    let tiles = m.div_ceil(tile) * n.div_ceil(tile);
+/// (its constants are not measured): on 132 SMs it gives, for 128×128 tiles, 400×784×8192 9 ranges
+/// (252 blocks, two waves), 400×784×1024 and 1024×400×784 4, 1024×784×400 2, and 8192×400×784 (256
+/// tiles) 1; for 128×200 tiles, 784×400×8192 9 ranges (126 blocks, one wave) and 400×784×8192 8
+/// (128 blocks).
+pub fn splitk_splits_waves(m: usize, n: usize, k: usize, sms: usize, tile: (usize, usize)) -> usize {
+    let tiles = m.div_ceil(tile.0) * n.div_ceil(tile.1);
     let steps = k.div_ceil(16);
     let fit = SPLITK_WORKSPACE_FLOATS / (m * n).max(1);
     let most = (steps / 4).min(fit).max(1);
