@@ -596,6 +596,54 @@ __device__ __forceinline__ void simt_fma_step(float (&acc)[IM * 4][IN * 4], cons
         for (int j = 0; j < IN * 4; ++j) acc[i][j] += fav[i] * fbv[j];
 }
 
+// The k loop of the v16-family main loops (v16–v22, v28–v31) over k in [0, K) (relative to the
+// operands' start), two shared stages of STAGE floats at smem: load_global(k0, full) loads the
+// 16-k tile at k0 into registers and moves on (full: no k check), store_shared(stage) stores them,
+// load_frags(stage, kk, s) reads step kk's fragments into set s, fma_step(s) multiplies set s.
+// - Fragments double-buffered in registers: step kk + 1's are read while step kk's FMAs run (and
+//   the next tile's step 0 right after its barrier, while the tile's last step runs).
+// - Global → shared double buffering with one __syncthreads per 16 k: the next tile is loaded into
+//   registers at the start of a tile and stored into the other stage before its last step; the
+//   barrier there both publishes it and retires the stage read in the tile before.
+// Ends with a barrier: every warp is done reading the stages, so the epilogue may park in them.
+template <int STAGE, typename LoadGlobal, typename StoreShared, typename LoadFrags, typename FmaStep>
+__device__ __forceinline__ void simt_db_kloop(int64_t K, float* smem, LoadGlobal&& load_global,
+                                              StoreShared&& store_shared, LoadFrags&& load_frags,
+                                              FmaStep&& fma_step) {
+    constexpr int BK = LK_SDB_BK;
+    // Tiles of 16 along k, and how many of them are whole (32-bit counters: k < 2^35, since a
+    // row of A alone would otherwise exceed any GPU's memory).
+    const int tiles = (int)((K + BK - 1) / BK), full_tiles = (int)(K / BK);
+    load_global(0, full_tiles > 0);
+    store_shared(smem);
+    __syncthreads();
+    int rd = 0;  // float offset of the stage being read: 0 or STAGE
+    load_frags(smem, 0, 0);
+    for (int t = 0; t < tiles; ++t) {
+        const bool more = t + 1 < tiles;
+        // Two call sites, so that the whole tiles' loads are inlined without any k check.
+        if (t + 1 < full_tiles) load_global((int64_t)(t + 1) * BK, true);
+        else if (more) load_global((int64_t)(t + 1) * BK, false);
+        const float* cur = smem + rd;
+        float* nxt = smem + (STAGE - rd);
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            const int s = kk % 2;
+            if (kk < BK - 1) {
+                load_frags(cur, kk + 1, s ^ 1);
+            } else if (more) {
+                // The other stage was last read before the previous tile's barrier.
+                store_shared(nxt);
+                __syncthreads();
+                load_frags(nxt, 0, s ^ 1);
+            }
+            fma_step(s);
+        }
+        rd = STAGE - rd;
+    }
+    __syncthreads();
+}
+
 // The tiles of the v16-family loop: BM×BM over WARPS_M × WARPS_N warps (warp w at m offset
 // (w % WARPS_M)·WM, n offset (w / WARPS_M)·WN), NT threads, each IM × IN float4 fragments of A and B
 // a k step ((IM·4) × (IN·4) outputs).
@@ -691,37 +739,8 @@ __device__ __forceinline__ void simt_db_mainloop(
         simt_load_frags<IM, IN>(fa[s], fb[s], st, frag_a + kk * S, frag_b + kk * S);
     };
 
-    // Tiles of 16 along k, and how many of them are whole (32-bit counters: k < 2^35, since a
-    // row of A alone would otherwise exceed any GPU's memory).
-    const int tiles = (int)((K + BK - 1) / BK), full_tiles = (int)(K / BK);
-    load_global(0, full_tiles > 0);
-    store_shared(smem);
-    __syncthreads();
-    int rd = 0;  // float offset of the stage being read: 0 or STAGE
-    load_frags(smem, 0, 0);
-    for (int t = 0; t < tiles; ++t) {
-        const bool more = t + 1 < tiles;
-        // Two call sites, so that the whole tiles' loads are inlined without any k check.
-        if (t + 1 < full_tiles) load_global((int64_t)(t + 1) * BK, true);
-        else if (more) load_global((int64_t)(t + 1) * BK, false);
-        const float* cur = smem + rd;
-        float* nxt = smem + (STAGE - rd);
-#pragma unroll
-        for (int kk = 0; kk < BK; ++kk) {
-            const int s = kk % 2;
-            if (kk < BK - 1) {
-                load_frags(cur, kk + 1, s ^ 1);
-            } else if (more) {
-                // The other stage was last read before the previous tile's barrier.
-                store_shared(nxt);
-                __syncthreads();
-                load_frags(nxt, 0, s ^ 1);
-            }
-            simt_fma_step<IM, IN>(acc, fa[s], fb[s]);
-        }
-        rd = STAGE - rd;
-    }
-    __syncthreads();  // every warp is done reading the stages: the epilogue parks in them
+    simt_db_kloop<STAGE>(K, smem, load_global, store_shared, load_frags,
+                         [&](int s) { simt_fma_step<IM, IN>(acc, fa[s], fb[s]); });
 }
 
 // The epilogue of v16-family blocks, as v3's: the tile at (m0, n0) parked warp by warp in the
@@ -840,8 +859,8 @@ namespace {
 // epilogue), counts the block in on its BM×BN output tile; the tile's last block adds the slices in
 // order z = 0, 1, ..., applies the epilogue and zeroes the count (the pattern of the CUDA samples'
 // threadFenceReduction: each thread's workspace stores are fenced before the count, and the last
-// block reads the slices from L2, past its own L1). NT threads; `smem`: 32·NT floats, free (the
-// epilogue's last barrier is behind).
+// block reads the slices from L2, past its own L1). NT threads; `smem`: 32·NT floats (16·NT when a
+// thread's share of the tile is not a multiple of 32), free (the epilogue's last barrier is behind).
 template <int BM, int BN, int NT>
 __device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, float* __restrict__ c,
                                                        const float* __restrict__ bias, const float* __restrict__ y,
@@ -865,8 +884,8 @@ __device__ __forceinline__ void splitk_last_block_adds(const lk_gemm_params& p, 
     const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN, mn = p.m * p.n;
 #pragma unroll 1
     for (int h = 0; h < CHUNKS; ++h) {
-        // The thread's outputs i of this chunk: tile rows row[i] - m0, columns col[i] - n0 (clamped
-        // into the product: out-of-range outputs are read but not stored; `inside` says which are in).
+        // The thread's outputs i of this chunk, rows row[i] and columns col[i] of C (those outside
+        // C are read clamped to its last row / column, and not stored).
         int64_t row[CH], col[CH];
         if constexpr (ONE_COL) {
             const int64_t rh = m0 + threadIdx.x / BN + RS * CH * h, cc = n0 + threadIdx.x % BN;
@@ -1776,10 +1795,10 @@ LK_KERNEL void __launch_bounds__(128) gemm_simt_small_n_splitk_f32(lk_gemm_param
 namespace {
 
 constexpr int kWideBM = 128, kWideBN = 200, kWideWarpsM = 2, kWideNT = 320, kWideWN = 40;
-static_assert(kWideNT * 16 * (kWideWN + 1) / 32 <= 2 * LK_SDB_BK * (kWideBM + 4 + kWideBN + 4),
-              "the epilogue's parking space fits the stages");
 // One stage (floats): the A tile, then the B tile, k-major, rows padded by 4.
 constexpr int kWideStage = LK_SDB_BK * (kWideBM + 4 + kWideBN + 4);
+static_assert(kWideNT / 32 * 16 * (kWideWN + 1) <= 2 * kWideStage && 16 * kWideNT <= 2 * kWideStage,
+              "the epilogue's parking space and v31's fix-up fit the stages");
 
 // One v30 operand's part of a 16-k tile: W (128 rows of A, 200 of B) × 16 elements as C chunks of 4,
 // chunk tid + NT·i in slot i of thread tid. K_CONTIG: stored with k contiguous (A [m, k], B [n, k]):
@@ -1850,7 +1869,9 @@ struct SimtWideOperand {
 };
 
 // The column in its warp tile of a v30 thread's output column j (0..9), for lane column ln.
-__device__ __forceinline__ int simt_wide_col(int j, int ln) { return j < 8 ? (j / 4) * 16 + ln * 4 + j % 4 : 32 + ln * 2 + (j - 8); }
+__device__ __forceinline__ int simt_wide_col(int j, int ln) {
+    return j < 8 ? (j / 4) * 16 + ln * 4 + j % 4 : 32 + ln * 2 + (j - 8);
+}
 
 // The main loop of v30 / v31: the raw sums of the tile at (m0, n0) over k in [kb, kb + K) into acc
 // (v16's loop with 10 columns a thread; k counts from kb). Ends with a barrier: the stages are
@@ -1901,34 +1922,7 @@ __device__ __forceinline__ void simt_wide_mainloop(const lk_gemm_params& p, cons
             for (int j = 0; j < 10; ++j) acc[i][j] += fav[i] * fbv[j];
     };
 
-    // As v16: 32-bit tile counters (k < 2^35).
-    const int tiles = (int)((K + BK - 1) / BK), full_tiles = (int)(K / BK);
-    load_global(0, full_tiles > 0);
-    store_shared(smem);
-    __syncthreads();
-    int rd = 0;  // float offset of the stage being read: 0 or STAGE
-    load_frags(smem, 0, 0);
-    for (int t = 0; t < tiles; ++t) {
-        const bool more = t + 1 < tiles;
-        if (t + 1 < full_tiles) load_global((int64_t)(t + 1) * BK, true);
-        else if (more) load_global((int64_t)(t + 1) * BK, false);
-        const float* cur = smem + rd;
-        float* nxt = smem + (STAGE - rd);
-#pragma unroll
-        for (int kk = 0; kk < BK; ++kk) {
-            const int s = kk % 2;
-            if (kk < BK - 1) {
-                load_frags(cur, kk + 1, s ^ 1);
-            } else if (more) {
-                store_shared(nxt);
-                __syncthreads();
-                load_frags(nxt, 0, s ^ 1);
-            }
-            fma_step(s);
-        }
-        rd = STAGE - rd;
-    }
-    __syncthreads();
+    simt_db_kloop<STAGE>(K, smem, load_global, store_shared, load_frags, fma_step);
 }
 
 // The epilogue of v30 / v31: each warp's 64×40 tile parked 16 rows at a time (16 × 41 floats a warp;
@@ -1953,7 +1947,8 @@ __device__ __forceinline__ void simt_wide_store(const lk_gemm_params& p, const f
 #pragma unroll
                 for (int i = 0; i < 4; ++i)
 #pragma unroll
-                    for (int j = 0; j < 10; ++j) park[((lm % 4) * 4 + i) * SP + simt_wide_col(j, ln)] = acc[im * 4 + i][j];
+                    for (int j = 0; j < 10; ++j)
+                        park[((lm % 4) * 4 + i) * SP + simt_wide_col(j, ln)] = acc[im * 4 + i][j];
             }
             __syncwarp();
 #pragma unroll 1
