@@ -19,8 +19,9 @@
 // gemm_simt64_async_splitk_fused_f32, v22 gemm_simt128_warp_db_splitk_fused_f32, v23
 // gemm_simt_shortk_f32, v25 gemm_simt_shortk_persistent_f32, v26 gemm_simt_small_m_splitk_f32, v27
 // gemm_simt_small_n_splitk_f32, v28 gemm_simt128_warp_db_streamk_f32, v29
-// gemm_simt64_warp_db_streamk_f32, v30 gemm_simt128x200_warp_db_f32 and v31
-// gemm_simt128x200_warp_db_splitk_fused_f32 are described where they are defined.
+// gemm_simt64_warp_db_streamk_f32, v30 gemm_simt128x200_warp_db_f32, v31
+// gemm_simt128x200_warp_db_splitk_fused_f32 and v32 gemm_simt200x128_warp_db_splitk_fused_f32 are
+// described where they are defined.
 #include "cp_async.cuh"
 #include "gemm.cuh"
 
@@ -1925,11 +1926,12 @@ __device__ __forceinline__ void simt_wide_mainloop(const lk_gemm_params& p, cons
     simt_db_kloop<STAGE>(K, smem, load_global, store_shared, load_frags, fma_step);
 }
 
-// The epilogue of v30 / v31: each warp's 64×40 tile parked 16 rows at a time (16 × 41 floats a warp;
+// The epilogue of v30–v32: each warp's 64×40 tile parked 16 rows at a time (16 × 41 floats a warp;
 // 32 rows of 10 warps would not fit the stages) and stored row by row through one non-unrolled copy
-// of the epilogue code, as simt_park_and_store does (SPLIT, v31: the raw sums into workspace slice
-// blockIdx.z, c).
-template <bool SPLIT>
+// of the epilogue code, as simt_park_and_store does (SPLIT, v31 / v32: the raw sums into workspace
+// slice blockIdx.z, c). SWAP (v32): the tile at (m0, n0) is of Cᵀ (p is C's product): its output
+// (i, j) goes to C's (j, i), and the 16 parked rows are stored 16 consecutive C columns at a time.
+template <bool SPLIT, bool SWAP>
 __device__ __forceinline__ void simt_wide_store(const lk_gemm_params& p, const float (&acc)[8][10], int64_t m0,
                                                 int64_t n0, float* __restrict__ c, const float* __restrict__ bias,
                                                 const float* __restrict__ y, float* smem) {
@@ -1953,8 +1955,9 @@ __device__ __forceinline__ void simt_wide_store(const lk_gemm_params& p, const f
             __syncwarp();
 #pragma unroll 1
             for (int idx = lane; idx < 16 * WN; idx += 32) {
-                const int r = idx / WN, cc = idx % WN;
-                const int64_t row = row0 + im * 32 + h * 16 + r, col = col0 + cc;
+                const int r = SWAP ? idx % 16 : idx / WN, cc = SWAP ? idx / 16 : idx % WN;
+                const int64_t tr = row0 + im * 32 + h * 16 + r, tc = col0 + cc;  // in the tile's matrix
+                const int64_t row = SWAP ? tc : tr, col = SWAP ? tr : tc;          // in C
                 if (row < p.m && col < p.n) {
                     if (SPLIT) lk::splitk_store_raw(p, row, col, park[r * SP + cc], c);
                     else gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
@@ -1964,19 +1967,33 @@ __device__ __forceinline__ void simt_wide_store(const lk_gemm_params& p, const f
     }
 }
 
-// A v30 / v31 block: the tile at blockIdx (y, x); SPLIT (v31): k range z = blockIdx.z of p.k_split
-// elements (a multiple of 16), raw sums to the workspace (c).
-template <bool SPLIT>
+// A v30–v32 block: the 128×200 tile at blockIdx (y, x); SPLIT (v31, v32): k range z = blockIdx.z of
+// p.k_split elements (a multiple of 16), raw sums to the workspace (c). SWAP (v32): the block
+// computes the tile of Cᵀ = op(B)ᵀ·op(A)ᵀ at rows 128·x, columns 200·y, i.e. C's 200×128 tile at
+// blockIdx (y, x): the same main loop on the swapped product q.
+template <bool SPLIT, bool SWAP>
 __device__ __forceinline__ void gemm_simt_wide(const lk_gemm_params& p, const float* a, const float* b, float* c,
                                                const float* bias, const float* y, float* smem) {
-    const int64_t m0 = (int64_t)blockIdx.y * kWideBM, n0 = (int64_t)blockIdx.x * kWideBN;
+    lk_gemm_params q = p;
+    if (SWAP) {
+        q.m = p.n;
+        q.n = p.m;
+        q.lda = p.ldb;
+        q.ldb = p.lda;
+        q.trans_a = !p.trans_b;
+        q.trans_b = !p.trans_a;
+    }
+    const float* qa = SWAP ? b : a;
+    const float* qb = SWAP ? a : b;
+    const int64_t m0 = (int64_t)(SWAP ? blockIdx.x : blockIdx.y) * kWideBM;
+    const int64_t n0 = (int64_t)(SWAP ? blockIdx.y : blockIdx.x) * kWideBN;
     const int64_t kb = SPLIT ? (int64_t)blockIdx.z * p.k_split : 0;
     const int64_t K = SPLIT ? (kb + p.k_split < p.k ? p.k_split : p.k - kb) : p.k;
-    simt_db_layouts(p, a, b, [&](auto ta, auto tb, auto vec) {
+    simt_db_layouts(q, qa, qb, [&](auto ta, auto tb, auto vec) {
         float acc[8][10];
-        simt_wide_mainloop<decltype(ta)::value, decltype(tb)::value, decltype(vec)::value>(p, a, b, m0, n0, kb, K, acc,
-                                                                                         smem);
-        simt_wide_store<SPLIT>(p, acc, m0, n0, c, bias, y, smem);
+        simt_wide_mainloop<decltype(ta)::value, decltype(tb)::value, decltype(vec)::value>(q, qa, qb, m0, n0, kb, K,
+                                                                                         acc, smem);
+        simt_wide_store<SPLIT, SWAP>(p, acc, m0, n0, c, bias, y, smem);
     });
 }
 
@@ -1988,7 +2005,7 @@ LK_KERNEL void __launch_bounds__(320, 1) gemm_simt128x200_warp_db_f32(lk_gemm_pa
                                                                       const float* __restrict__ bias,
                                                                       const float* __restrict__ y) {
     __shared__ __align__(16) float smem[2 * kWideStage];
-    gemm_simt_wide<false>(p, a, b, c, bias, y, smem);
+    gemm_simt_wide<false, false>(p, a, b, c, bias, y, smem);
 }
 
 // v31 gemm_simt128x200_warp_db_splitk_fused_f32: v30's 128×200 tiles and main loop with v22's
@@ -1999,6 +2016,19 @@ LK_KERNEL void __launch_bounds__(320, 1) gemm_simt128x200_warp_db_f32(lk_gemm_pa
 // product (v22's 7×4 128-tiles: 78%); 400×784×8192 16 tiles, 77% (v22: 68%).
 LK_KERNEL void __launch_bounds__(320, 1) gemm_simt128x200_warp_db_splitk_fused_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
     __shared__ __align__(16) float smem[2 * kWideStage];
-    gemm_simt_wide<true>(p, a, b, ws, bias, y, smem);
+    gemm_simt_wide<true, false>(p, a, b, ws, bias, y, smem);
     splitk_last_block_adds<kWideBM, kWideBN, kWideNT>(p, c, bias, y, ws, tile_counts, smem);
+}
+
+// v32 gemm_simt200x128_warp_db_splitk_fused_f32: v31 on the transposed product, so C's tiles are
+// 200×128: each block computes its tile of Cᵀ = op(B)ᵀ·op(A)ᵀ with v30's main loop (A and B swap
+// roles, their transposes flipped) and stores it transposed (16 consecutive C columns at a time),
+// then the tile's last block adds the slices as in v31. For outputs 400 rows tall: the dW of a
+// 784→400 layer (400×784×8192 is 2×7 = 14 tiles of 200×128, 87.5% of their outputs inside the
+// product, against v31's 16 tiles of 128×200 at 77% and v22's 28 128-tiles at 68%; 9 ranges, one
+// wave of 126 blocks on 132 SMs).
+LK_KERNEL void __launch_bounds__(320, 1) gemm_simt200x128_warp_db_splitk_fused_f32(LK_GEMM_SPLITK_FUSED_PARAMS) {
+    __shared__ __align__(16) float smem[2 * kWideStage];
+    gemm_simt_wide<true, true>(p, a, b, ws, bias, y, smem);
+    splitk_last_block_adds<kWideBN, kWideBM, kWideNT>(p, c, bias, y, ws, tile_counts, smem);
 }

@@ -354,7 +354,7 @@ if want profile; then
     }
     # The products that miss their targets in the fourth H100 run (BENCHMARKS.md), each on the
     # kernel the fixed rule or measured tuning runs there, the versions written for them since
-    # (v24–v31), and the questions that run raised: why v19 (one launch) takes twice v18's
+    # (v24–v32), and the questions that run raised: why v19 (one launch) takes twice v18's
     # time at 128×400×784, and why v23 (short k) is no faster than v17 at 8192×400×20. Most
     # wanted first, since the deadline may cut the list (earlier profiles:
     # bench/results/2026-11-27-h100/ncu-*.log).
@@ -364,6 +364,7 @@ if want profile; then
     profile gemm-f32-8192x784x400-v28 '^gemm_simt128_warp_db_streamk_f32$' 3 1 "${gemm[@]}" --all --shape 'dX=dY·W B=8192 784→400' --precision f32
     profile gemm-f32-8192x400x784-v30 '^gemm_simt128x200_warp_db_f32$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=8192 784→400' --precision f32
     profile gemm-f32-784x400x8192-v31 '^gemm_simt128x200_warp_db_splitk_fused_f32$' 3 1 "${gemm[@]}" --all --shape 'dW=dYᵀX B=8192 400→784' --precision f32
+    profile gemm-f32-400x784x8192-v32 '^gemm_simt200x128_warp_db_splitk_fused_f32$' 3 1 "${gemm[@]}" --all --shape 'dW=dYᵀX B=8192 784→400' --precision f32
     profile gemm-f32-8192x400x20-v25 '^gemm_simt_shortk_persistent_f32$' 3 1 "${gemm[@]}" --all --shape 'dX=dY·W B=8192 400→20' --precision f32
     profile gemm-f32-20x400x8192-v26 '^gemm_simt_small_m_splitk_f32$' 3 1 "${gemm[@]}" --all --shape 'dW=dYᵀX B=8192 400→20' --precision f32
     profile gemm-f32-8192x20x400-v27 '^gemm_simt_small_n_splitk_f32$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=8192 400→20' --precision f32

@@ -460,8 +460,8 @@ parity_test!(streamk_matches_reference_in_every_epilogue, |b| {
     outs
 });
 
-// v30 (v16's loop on 128×200 tiles, 10 columns a thread) and v31 (v30 with one-launch split-k) in
-// every layout and epilogue, β = 1 included, against the f64 reference; v30 also against v16 bit
+// v30 (v16's loop on 128×200 tiles, 10 columns a thread), v31 (v30 with one-launch split-k) and v32
+// (v31 on the transposed product) in every layout and epilogue, β = 1 included, against the f64 reference; v30 also against v16 bit
 // for bit (the same sums in the same k order). v30: 300×430×100 with 16-byte rows: edge tiles of
 // 44 rows and 30 columns, a partial last k step; 130×210×37 with rows padded by 3 (element-wise
 // loads), a 10-column edge tile; 260×400×64: the two whole 200-column tiles of a 400-wide layer
@@ -486,14 +486,19 @@ parity_test!(wide_tile_versions_match_reference_in_every_epilogue, |b| {
             outs.extend(runs.into_iter().map(|(name, got)| Out::new(name, got).tol(2.0 * atol, 1e-5)));
         }
     }
-    // v31 (v30's tiles with one-launch split-k) on long k's, run twice: the same bits both times
-    // (which also checks that the tile counters are left at zero). On the emulator's 108 SMs
-    // (132 on sm_90): 300×430×1000, 9 tiles, 9 ranges of 112 (the last 104: a partial step);
-    // 130×210×777 with rows padded by 3, 4 tiles, 10 ranges of 80 (the last 57); 129×401×1000, a
-    // 1-column edge tile.
-    for &(m, n, k, ld) in &[(300, 430, 1000, Ld::Align8), (130, 210, 777, Ld::Pad3), (129, 401, 1000, Ld::Tight)] {
+    // v31 (v30's tiles with one-launch split-k) and v32 (v31 on the transposed product: 200×128
+    // tiles of C, on the mirrored sizes) on long k's, run twice: the same bits both times (which
+    // also checks that the tile counters are left at zero). On the emulator's 108 SMs (132 on
+    // sm_90): 300×430×1000, 9 tiles, 9 ranges of 112 (the last 104: a partial step); 130×210×777
+    // with rows padded by 3, 4 tiles, 10 ranges of 80 (the last 57); 129×401×1000, a 1-column (v32:
+    // 1-row) edge tile.
+    let split = [GemmKernel::Simt128x200WarpDbSplitKFused, GemmKernel::Simt200x128WarpDbSplitKFused];
+    let sizes = [(300, 430, 1000, Ld::Align8), (130, 210, 777, Ld::Pad3), (129, 401, 1000, Ld::Tight)];
+    for (kernel, &(m, n, k, ld)) in split.into_iter().flat_map(|kernel| sizes.iter().map(move |s| (kernel, s))) {
+        // v32's tiles are v31's transposed: the mirrored sizes give it the same edges.
+        let (m, n) = if kernel == GemmKernel::Simt200x128WarpDbSplitKFused { (n, m) } else { (m, n) };
         for (ta, tb, epi) in layout_epi_cases(m, n) {
-            let kernels = [GemmKernel::Simt128x200WarpDbSplitKFused; 2];
+            let kernels = [kernel; 2];
             let (runs, atol) = run_version_case(b, &mut r, &kernels, (m, n, k), ld, (ta, tb, epi));
             assert!(bits(&runs[0].1) == bits(&runs[1].1), "{}: a second run differs from the first", runs[0].0);
             let (name, got) = runs.into_iter().next().unwrap();
@@ -1184,12 +1189,13 @@ fn splitk_waves_ranges_follow_their_model_within_the_workspace() {
     assert_eq!(splitk_splits_waves(400, 784, 8192, sms, (128, 200)), 8);
     assert_eq!(GemmKernel::Simt128WarpDbSplitKFused.splitk_ranges(400, 784, 8192, sms), 9);
     assert_eq!(GemmKernel::Simt128x200WarpDbSplitKFused.splitk_ranges(784, 400, 8192, sms), 9);
+    assert_eq!(GemmKernel::Simt200x128WarpDbSplitKFused.splitk_ranges(400, 784, 8192, sms), 9);
     assert_eq!(GemmKernel::Simt128WarpDb.splitk_ranges(400, 784, 8192, sms), 1);
     let mut r = rng(61);
     for _ in 0..2000 {
         let (m, n, k) = (r.random_range(1..3000usize), r.random_range(1..3000usize), r.random_range(1..20000usize));
         let sms = r.random_range(1..200usize);
-        let tile = if r.random_bool(0.5) { (128, 128) } else { (128, 200) };
+        let tile = [(128, 128), (128, 200), (200, 128)][r.random_range(0..3usize)];
         let s = splitk_splits_waves(m, n, k, sms, tile);
         let steps = k.div_ceil(16);
         assert!(s >= 1, "{m}×{n}×{k}");

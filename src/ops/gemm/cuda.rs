@@ -92,8 +92,8 @@ fn launch_shapes() -> impl Iterator<Item = Shape> {
 
 fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
     let simt = |name, tile, threads| Ok(Shape { name, tile: (tile, tile), block: (threads, 1, 1), smem: 0 });
-    // v30, v31: 128×200 tiles, 320 threads.
-    let wide = |name| Ok(Shape { name, tile: (128, 200), block: (320, 1, 1), smem: 0 });
+    // v30–v32: 128×200 tiles of C (v32: 200×128), 320 threads.
+    let wide = |name, tile| Ok(Shape { name, tile, block: (320, 1, 1), smem: 0 });
     let tc = |names: [&'static str; 3], (bm, bn): (usize, usize), warps: (usize, usize)| {
         let (name, e, bk) = match dtype {
             DType::BF16 => (names[0], 2, 32),
@@ -154,8 +154,9 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         }
         GemmKernel::Simt128WarpDbStreamK => simt("gemm_simt128_warp_db_streamk_f32", 128, 256),
         GemmKernel::Simt64WarpDbStreamK => simt("gemm_simt64_warp_db_streamk_f32", 64, 128),
-        GemmKernel::Simt128x200WarpDb => wide("gemm_simt128x200_warp_db_f32"),
-        GemmKernel::Simt128x200WarpDbSplitKFused => wide("gemm_simt128x200_warp_db_splitk_fused_f32"),
+        GemmKernel::Simt128x200WarpDb => wide("gemm_simt128x200_warp_db_f32", (128, 200)),
+        GemmKernel::Simt128x200WarpDbSplitKFused => wide("gemm_simt128x200_warp_db_splitk_fused_f32", (128, 200)),
+        GemmKernel::Simt200x128WarpDbSplitKFused => wide("gemm_simt200x128_warp_db_splitk_fused_f32", (200, 128)),
         GemmKernel::Simt64SlicedK4 => {
             Ok(Shape { name: "gemm_simt64_slicedk4_f32", tile: (64, 64), block: (512, 1, 1), smem: SIMT_SLICEDK4_SMEM })
         }

@@ -260,6 +260,14 @@ pub enum GemmKernel {
     /// sm_90, as v30. Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed
     /// rule never picks it.
     Simt128x200WarpDbSplitKFused,
+    /// v32 (f32): [`GemmKernel::Simt128x200WarpDbSplitKFused`] on the transposed product, so that
+    /// C's tiles are 200×128: each block computes its tile of Cᵀ = op(B)ᵀ·op(A)ᵀ with v30's main
+    /// loop and stores it transposed; the tile's last block adds the k ranges as in v31. For
+    /// outputs 400 rows tall: 400×784×8192 (the dW of a 784→400 layer at a batch of 8192) is 14
+    /// tiles, 87.5% of their outputs inside the product (v31: 16 tiles, 77%), 9 ranges, one wave on
+    /// 132 SMs. Not yet run on a GPU: not in [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule
+    /// never picks it.
+    Simt200x128WarpDbSplitKFused,
     /// Tensor cores (bf16, f16, or f32 with [`GemmMath::Tf32`]): `mma.sync` with `ldmatrix` and a
     /// 3-stage `cp.async` pipeline, 128×128 block tiles.
     TensorCore128,
@@ -361,7 +369,7 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every f32 SIMT version, oldest first (tests and benchmarks run each of them).
-    pub const SIMT: [GemmKernel; 24] = [
+    pub const SIMT: [GemmKernel; 25] = [
         GemmKernel::Tiled16,
         GemmKernel::Simt128,
         GemmKernel::Simt128Warp,
@@ -386,6 +394,7 @@ impl GemmKernel {
         GemmKernel::Simt64WarpDbStreamK,
         GemmKernel::Simt128x200WarpDb,
         GemmKernel::Simt128x200WarpDbSplitKFused,
+        GemmKernel::Simt200x128WarpDbSplitKFused,
     ];
     /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
@@ -425,7 +434,7 @@ impl GemmKernel {
     }
 
     /// The split-k versions whose last block per output tile adds the k ranges (v19, v21, v22,
-    /// v31), instead of a second kernel.
+    /// v31, v32), instead of a second kernel.
     pub fn splits_k_in_one_launch(self) -> bool {
         matches!(
             self,
@@ -433,6 +442,7 @@ impl GemmKernel {
                 | GemmKernel::Simt64AsyncSplitKFused
                 | GemmKernel::Simt128WarpDbSplitKFused
                 | GemmKernel::Simt128x200WarpDbSplitKFused
+                | GemmKernel::Simt200x128WarpDbSplitKFused
         )
     }
 
@@ -444,6 +454,7 @@ impl GemmKernel {
         match self {
             GemmKernel::Simt128WarpDbSplitKFused => splitk_splits_waves(m, n, k, sms, (128, 128)),
             GemmKernel::Simt128x200WarpDbSplitKFused => splitk_splits_waves(m, n, k, sms, (128, 200)),
+            GemmKernel::Simt200x128WarpDbSplitKFused => splitk_splits_waves(m, n, k, sms, (200, 128)),
             GemmKernel::SimtSmallMSplitK => splitk_splits_small_m(m, n, k, sms),
             GemmKernel::SimtSmallNSplitK => splitk_splits_small_m(n, m, k, sms),
             kernel if kernel.is_split_k() => splitk_splits(m, n, k, sms),
@@ -612,8 +623,8 @@ pub fn splitk_splits_small_m(m: usize, n: usize, k: usize, sms: usize) -> usize 
     splitk_splits_filling(m, n, k, (32, 128), 2 * sms)
 }
 
-/// How many k ranges v22 ([`GemmKernel::Simt128WarpDbSplitKFused`]) and v31
-/// ([`GemmKernel::Simt128x200WarpDbSplitKFused`]), with `tile` (rows, columns) blocks one per SM,
+/// How many k ranges v22 ([`GemmKernel::Simt128WarpDbSplitKFused`]), v31
+/// ([`GemmKernel::Simt128x200WarpDbSplitKFused`]) and v32, with `tile` (rows, columns) blocks one per SM,
 /// split an m×n×k product into on a GPU with `sms` multiprocessors. The count s minimises a
 /// simple model of the time, in 16-k steps of one block: waves · (steps per range + 4) + s / 2,
 /// where waves = ⌈tiles · s / sms⌉, the 4 steps stand for a block's pipeline fill and epilogue and
@@ -622,7 +633,7 @@ pub fn splitk_splits_small_m(m: usize, n: usize, k: usize, sms: usize) -> usize 
 /// (its constants are not measured): on 132 SMs it gives, for 128×128 tiles, 400×784×8192 9 ranges
 /// (252 blocks, two waves), 400×784×1024 and 1024×400×784 4, 1024×784×400 2, and 8192×400×784 (256
 /// tiles) 1; for 128×200 tiles, 784×400×8192 9 ranges (126 blocks, one wave) and 400×784×8192 8
-/// (128 blocks).
+/// (128 blocks); for 200×128 tiles, 400×784×8192 9 (126 blocks).
 pub fn splitk_splits_waves(m: usize, n: usize, k: usize, sms: usize, tile: (usize, usize)) -> usize {
     let tiles = m.div_ceil(tile.0) * n.div_ceil(tile.1);
     let steps = k.div_ceil(16);
