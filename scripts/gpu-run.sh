@@ -254,7 +254,7 @@ if want racegemm && [[ -x $sanitizer && -x $here/tests/gemm ]]; then
     start_step "racecheck:gemm-wgmma" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
   sanitize_each "racecheck:gemm" racecheck "$here/tests/gemm" --skip grid_stride --skip wgmma --skip tc2_interior --skip every_gemm_kernel_version
   # The every-version test one SIMT version a step (LATENTKIT_TEST_SIMT): whole, it took 218 s of
-  # a 240 s step with 17 versions on 2026-11-27; there are 23 now.
+  # a 240 s step with 17 versions on 2026-11-27; there are 25 now.
   if simt_versions=$("$here/bin/bench_gemm" --list-simt 2>"$out/racecheck:gemm-simt.log") && [[ -n $simt_versions ]]; then
     for v in $simt_versions; do
       LATENTKIT_TEST_SIMT=$v start_step "racecheck:gemm-simt-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 --exact every_gemm_kernel_version_matches_reference

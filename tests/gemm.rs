@@ -460,13 +460,14 @@ parity_test!(streamk_matches_reference_in_every_epilogue, |b| {
     outs
 });
 
-// v30 (v16's loop on 128×200 tiles, 10 columns a thread), v31 (v30 with one-launch split-k) and v32
-// (v31 on the transposed product) in every layout and epilogue, β = 1 included, against the f64 reference; v30 also against v16 bit
-// for bit (the same sums in the same k order). v30: 300×430×100 with 16-byte rows: edge tiles of
-// 44 rows and 30 columns, a partial last k step; 130×210×37 with rows padded by 3 (element-wise
-// loads), a 10-column edge tile; 260×400×64: the two whole 200-column tiles of a 400-wide layer
-// (whole-chunk loads in every layout), k in whole steps; 129×401×200: a 1-column edge tile, m and
-// n not multiples of 4; 8×12×4: one partial step in one tile.
+// v30 (v16's loop on 128×200 tiles, 10 columns a thread), v31 (v30 with one-launch split-k) and
+// v32 (v31 on the transposed product) in every layout and epilogue, β = 1 included, against the
+// f64 reference; v30 also against v16 bit for bit (the same sums in the same k order).
+// v30: 300×430×100 with 16-byte rows: edge tiles of 44 rows and 30 columns, a partial last k
+// step; 130×210×37 with rows padded by 3 (element-wise loads), a 10-column edge tile; 260×400×64:
+// the two whole 200-column tiles of a 400-wide layer (whole-chunk loads in every layout), k in
+// whole steps; 129×401×200: a 1-column edge tile, m and n not multiples of 4; 8×12×4: one partial
+// step in one tile.
 parity_test!(wide_tile_versions_match_reference_in_every_epilogue, |b| {
     use latentkit::ops::gemm::GemmKernel;
     let mut r = rng(56);
@@ -1172,9 +1173,9 @@ fn streamk_blocks_fill_the_gpu_within_the_workspace() {
     assert_eq!(streamk_blocks(Simt128WarpDb, 1024, 400, 784, 132), 0);
 }
 
-// v22's and v31's range count: the shapes its documentation names, then the bounds on random
-// shapes (each range at least 4 steps of 16, the workspace holds every range, at least one range) and the model
-// it minimises, recomputed here by brute force.
+// The range count of v22, v31 and v32: the shapes its documentation names, then the bounds on
+// random shapes (each range at least 4 steps of 16, the workspace holds every range, at least one
+// range) and the model it minimises, recomputed here by brute force.
 #[test]
 fn splitk_waves_ranges_follow_their_model_within_the_workspace() {
     use latentkit::ops::gemm::{splitk_splits_waves, GemmKernel, SPLITK_WORKSPACE_FLOATS};

@@ -624,7 +624,8 @@ pub fn splitk_splits_small_m(m: usize, n: usize, k: usize, sms: usize) -> usize 
 }
 
 /// How many k ranges v22 ([`GemmKernel::Simt128WarpDbSplitKFused`]), v31
-/// ([`GemmKernel::Simt128x200WarpDbSplitKFused`]) and v32, with `tile` (rows, columns) blocks one per SM,
+/// ([`GemmKernel::Simt128x200WarpDbSplitKFused`]) and v32
+/// ([`GemmKernel::Simt200x128WarpDbSplitKFused`]), with `tile` (rows, columns) blocks one per SM,
 /// split an m×n×k product into on a GPU with `sms` multiprocessors. The count s minimises a
 /// simple model of the time, in 16-k steps of one block: waves · (steps per range + 4) + s / 2,
 /// where waves = ⌈tiles · s / sms⌉, the 4 steps stand for a block's pipeline fill and epilogue and
