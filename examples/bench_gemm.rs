@@ -236,7 +236,7 @@ mod gpu {
                         .collect(),
                 };
                 if hopper {
-                    kernels.extend(GemmKernel::WGMMA.into_iter().filter(|&k| k != auto));
+                    kernels.extend(GemmKernel::HOPPER.into_iter().filter(|&k| k != auto));
                 }
                 let (dtype, compute) = match precision {
                     Precision::F32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F),

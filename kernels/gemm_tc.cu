@@ -467,16 +467,7 @@ __device__ __forceinline__ void cp_async_16s(SAddr dst, const void* src, int src
 __device__ __forceinline__ void cp_async_16s_full(SAddr dst, const void* src) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
 }
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], SAddr p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(p));
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], SAddr p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(p));
-}
+// (ldsm_x4 / ldsm_x4_trans on these addresses: mma_sync.cuh.)
 #endif
 
 #if LK_TC_SUPPORTED

@@ -37,7 +37,8 @@ extern __shared__ uint8_t lk_wgmma_smem[];
 
 namespace {
 
-enum TcType { TC_BF16, TC_F16 };
+// TcType, and v33's ldmatrix and mma.sync (sm_80+ PTX: no sm_90a feature).
+#include "mma_sync.cuh"
 
 constexpr int WG_BM = 128, WG_BK = 64;  // and 384 threads (the entry points' launch bounds)
 // A 64-wide (128-byte) swizzle atom of 64 rows: an MN-major box, or 64 K-major rows.
@@ -66,6 +67,7 @@ static_assert(WgConfig<256>::SMEM_BYTES == 197632 && WgConfig<128>::SMEM_BYTES =
 #endif
 
 #if defined(LK_CUDA_EMULATOR)
+#include "tc_ptx_emu.cuh"
 #include "wgmma_ptx_emu.cuh"
 #else
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
@@ -581,6 +583,54 @@ __device__ __forceinline__ void gemm_wgmma_pingpong(const lk_gemm_params& p, con
     }
 }
 
+// The tiles of a block of the persistent 128×256 kernels (v12–v14, v33): one block per SM (grid =
+// min(items, SMs)); block b takes the items b, b + grid, ... (n-tile fastest). An item is a tile, or
+// (MC, v14) a pair of vertically adjacent tiles, one per block of a cluster of two.
+template <bool MC>
+struct WgPersistentTiles {
+    int tiles_n, count, grid, bid;
+    uint32_t rank;  // MC: this block's rank in its cluster
+    __device__ __forceinline__ WgPersistentTiles(const lk_gemm_params& p, uint32_t rank_) : rank(rank_) {
+        tiles_n = static_cast<int>((p.n + 255) / 256);
+        const int tiles_m = static_cast<int>((p.m + WG_BM - 1) / WG_BM);
+        const int items = tiles_n * (MC ? (tiles_m + 1) / 2 : tiles_m);
+        grid = static_cast<int>(gridDim.x) / (MC ? 2 : 1);
+        bid = static_cast<int>(blockIdx.x) / (MC ? 2 : 1);
+        count = bid < items ? (items - 1 - bid) / grid + 1 : 0;  // this block's tiles
+    }
+    // Origin of this block's j-th tile.
+    __device__ __forceinline__ void origin(int j, int64_t& m0, int64_t& n0) const {
+        const int item = bid + j * grid;
+        const int tm = MC ? 2 * (item / tiles_n) + static_cast<int>(rank) : item / tiles_n;
+        m0 = static_cast<int64_t>(tm) * WG_BM;
+        n0 = static_cast<int64_t>(item % tiles_n) * 256;
+    }
+};
+
+#if LK_WGMMA_ARCH
+// The producer thread of the persistent 128×256 kernels (v12–v14, v33): copies the k steps of all
+// of the block's tiles through the ring (global step g = j·steps + kt, stage g % S, phase g / S),
+// each once the consumers have released the stage's previous round (MC: those of both blocks).
+template <int A_MN, int B_MN, bool MC, int S>
+__device__ __forceinline__ void wg_persistent_produce(const lk_gemm_params& p, const lk_tma_map* tma_a,
+                                                      const lk_tma_map* tma_b, uint32_t base, uint64_t (&full_bar)[S],
+                                                      uint64_t (&empty_bar)[S], const WgPersistentTiles<MC>& tiles,
+                                                      int steps) {
+    for (int j = 0; j < tiles.count; ++j) {
+        int64_t m0, n0;
+        tiles.origin(j, m0, n0);
+        // MC: the second tile of the last pair may lie wholly past m: that block copies no A.
+        const WgTileCopy<256, A_MN, B_MN, MC> copy(p, static_cast<int>(m0), static_cast<int>(n0), tiles.rank);
+        for (int kt = 0; kt < steps; ++kt) {
+            const int g = j * steps + kt, s = g % S, round = g / S;
+            if (round > 0) mbar_wait(smem_u32(&empty_bar[s]), (round - 1) & 1);
+            mbar_arrive_expect_tx(smem_u32(&full_bar[s]), copy.bytes());
+            copy.load(tma_a, tma_b, base + s * WgConfig<256>::STAGE_BYTES, smem_u32(&full_bar[s]), kt * WG_BK);
+        }
+    }
+}
+#endif
+
 // ---- v12 / v13, gemm_wgmma256p{,e}_{bf16,f16}: persistent cooperative 128×256 tiles ----
 // v6's 128×256 tile, stage ring (4 stages of a 128×64 A and a 256×64 B tile, 192 KiB), TMA maps and
 // wgmma sequence, made persistent so that a block's tiles follow one another without a gap:
@@ -611,20 +661,8 @@ __device__ __forceinline__ void gemm_wgmma_persistent_body(const lk_gemm_params&
     const int tid = threadIdx.x, wg = tid / 128;
     const int steps = static_cast<int>((p.k + WG_BK - 1) / WG_BK);
     if (steps == 0) return;  // k ≥ 1 is validated; kept so no accumulator is read unset
-    const int tiles_n = static_cast<int>((p.n + BN - 1) / BN);
-    const int tiles_m = static_cast<int>((p.m + WG_BM - 1) / WG_BM);
-    // MC: the work items are pairs of vertically adjacent tiles, one per block of a cluster.
-    const int items = tiles_n * (MC ? (tiles_m + 1) / 2 : tiles_m);
     const uint32_t rank = MC ? cluster_ctarank() : 0u, peer = rank ^ 1u;
-    const int grid = static_cast<int>(gridDim.x) / (MC ? 2 : 1), bid = static_cast<int>(blockIdx.x) / (MC ? 2 : 1);
-    const int count = bid < items ? (items - 1 - bid) / grid + 1 : 0;  // this block's tiles
-    // The j-th tile of this block: item bid + j·grid, n-tile fastest.
-    auto tile_origin = [&](int j, int64_t& m0, int64_t& n0) {
-        const int item = bid + j * grid;
-        const int tm = MC ? 2 * (item / tiles_n) + static_cast<int>(rank) : item / tiles_n;
-        m0 = static_cast<int64_t>(tm) * WG_BM;
-        n0 = static_cast<int64_t>(item % tiles_n) * BN;
-    };
+    const WgPersistentTiles<MC> tiles(p, rank);
     auto full = [&](int s) { return smem_u32(&full_bar[s]); };
     auto empty = [&](int s) { return smem_u32(&empty_bar[s]); };
 
@@ -634,21 +672,7 @@ __device__ __forceinline__ void gemm_wgmma_persistent_body(const lk_gemm_params&
 
     if (wg == 0) {
         setmaxnreg_dec<40>();
-        if (tid == 0) {
-            for (int j = 0; j < count; ++j) {
-                int64_t m0, n0;
-                tile_origin(j, m0, n0);
-                // MC: the second tile of the last pair may lie wholly past m: that block copies no A.
-                const WgTileCopy<BN, A_MN, B_MN, MC> copy(p, static_cast<int>(m0), static_cast<int>(n0), rank);
-                for (int kt = 0; kt < steps; ++kt) {
-                    const int g = j * steps + kt, s = g % S, round = g / S;
-                    // Its previous round was read (MC: by the consumers of both blocks).
-                    if (round > 0) mbar_wait(empty(s), (round - 1) & 1);
-                    mbar_arrive_expect_tx(full(s), copy.bytes());
-                    copy.load(tma_a, tma_b, base + s * Cfg::STAGE_BYTES, full(s), kt * WG_BK);
-                }
-            }
-        }
+        if (tid == 0) wg_persistent_produce<A_MN, B_MN, MC>(p, tma_a, tma_b, base, full_bar, empty_bar, tiles, steps);
         // MC: the other block's consumers arrive on this block's barriers until their last step.
         if constexpr (MC) cluster_sync();
         return;
@@ -669,9 +693,9 @@ __device__ __forceinline__ void gemm_wgmma_persistent_body(const lk_gemm_params&
         mbar_arrive(empty(s));
         if constexpr (MC) mbar_arrive_cluster(empty(s), peer);
     };
-    for (int j = 0; j < count; ++j) {
+    for (int j = 0; j < tiles.count; ++j) {
         int64_t m0, n0;
-        tile_origin(j, m0, n0);
+        tiles.origin(j, m0, n0);
         for (int kt = 0; kt < steps; ++kt) {
             const int g = j * steps + kt, s = g % S;
             mbar_wait(full(s), (g / S) & 1);
@@ -714,6 +738,146 @@ __device__ __forceinline__ void gemm_wgmma_persistent(const lk_gemm_params& p, c
     } else {
         if (p.trans_b) gemm_wgmma_persistent_body<T, 0, 0, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
         else gemm_wgmma_persistent_body<T, 0, 1, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
+    }
+}
+
+// ---- v33, gemm_tma_mma256p_{bf16,f16}: v12's TMA ring feeding mma.sync consumer warps ----
+// The same product, TMA maps, producer and 4-stage ring (128×64 A and 256×64 B tiles with the
+// 128-byte swizzle) and persistent tile walk as v12, with the multiplication of v7 / v15
+// (gemm_tc.cu): each of the 8 consumer warps (warpgroups 1 and 2) computes a 64×64 warp tile of
+// 4 × 8 mma.sync.m16n8k16 tiles (128 f32 accumulators a thread), rows 64·(w % 2), columns
+// 64·(w / 2) of the 128×256 tile, its fragments read by ldmatrix straight from the swizzled TMA
+// stage (whose 128-byte rows, 8-row atoms and chunk ^ (row % 8) layout are v7's for BK = 64; an
+// MN-major operand's 64-wide atoms sit 8 KiB apart, so a warp's base moves by 64 rows' bytes either
+// way). Why: v7 / v15 reach 0.61 of the mma.sync issue rate on an H100 (fourth run) with every
+// thread issuing cp.async and a block-wide barrier per k step, so the 8 warps load their fragments
+// in lockstep after each barrier. Here one thread copies, and each warp waits on its stage's
+// mbarrier alone and releases the stage (one arrival) once the mma of its last slice has issued
+// (those mma read the registers its last ldmatrix of the stage filled), so warps drift apart
+// and no k step costs a barrier. A guess to measure, not a measured result.
+// Fragments of k16 slice s + 1 load while the mma of slice s issue, as in v7 (within a tile: the
+// first slice of the next stage after waiting for it). Each output sums its k16 slices in v7's
+// order through the same mma: bit-identical to gemm_tc2_128x256 (v7) and v15.
+// Boxes TMA does not copy (wholly past m or n) leave old bytes in the stage: they only feed rows or
+// columns of the warp tile that the epilogue never stores, as in v12.
+template <TcType T, int A_MN, int B_MN>
+__device__ __forceinline__ void gemm_tma_mma_persistent_body(const lk_gemm_params& p, const lk_tma_map* tma_a,
+                                                             const lk_tma_map* tma_b, float* __restrict__ c,
+                                                             const float* __restrict__ bias, const float* __restrict__ y) {
+#if LK_WGMMA_ARCH
+    using Cfg = WgConfig<256>;
+    constexpr int S = Cfg::STAGES, MT = 4, NT8 = 8, ROW = 128;  // ROW: bytes of a swizzled row
+    __shared__ alignas(8) uint64_t full_bar[S], empty_bar[S];
+    const uint32_t raw = smem_u32(lk_wgmma_smem);
+    const uint32_t base = (raw + 1023u) & ~1023u;
+    const int tid = threadIdx.x;
+    const int steps = static_cast<int>((p.k + WG_BK - 1) / WG_BK);
+    if (steps == 0) return;  // k ≥ 1 is validated
+    const WgPersistentTiles<false> tiles(p, 0u);
+    auto full = [&](int s) { return smem_u32(&full_bar[s]); };
+    auto empty = [&](int s) { return smem_u32(&empty_bar[s]); };
+    wg_init_ring<S, false>(full_bar, empty_bar, 8);  // one arrival per consumer warp
+
+    if (tid < 128) {
+        setmaxnreg_dec<40>();
+        if (tid == 0) wg_persistent_produce<A_MN, B_MN, false>(p, tma_a, tma_b, base, full_bar, empty_bar, tiles, steps);
+        return;
+    }
+
+    setmaxnreg_inc<232>();
+    const int lane = tid & 31, cw = tid / 32 - 4;  // consumer warp 0..7
+    const int wm0 = (cw % 2) * 64, wn0 = (cw / 2) * 64;
+    // ldmatrix addresses (bytes from a stage's start): lane base + compile-time offset, XOR-ed with
+    // the slice's chunk (K-major) or the mma tile's (MN-major); v7's (gemm_tc2_body) with 128-byte
+    // rows. Register order as there: A's (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15),
+    // (m 8-15, k 8-15); B per 16 columns: b0 / b1 of 8-column tile 2j, then 2j + 1.
+    const int i8 = lane >> 3, r8 = lane & 7;
+    // K-major A: row wm0 + (lane & 15), chunk 2·slice + lane / 16. MN-major A (.trans): k row
+    // (i8 / 2)·8 + r8 of atom wm0 / 64, chunk 2·mi + i8 % 2.
+    const int a_x = A_MN ? ((i8 & 1) ^ r8) : ((lane >> 4) ^ r8);
+    const uint32_t a_base = (A_MN ? wm0 + (i8 >> 1) * 8 + r8 : wm0 + (lane & 15)) * ROW;
+    // K-major B: n row wn0 + (i8 / 2)·8 + r8, chunk 2·slice + i8 % 2. MN-major B (.trans): k row
+    // (i8 % 2)·8 + r8 of atom wn0 / 64, chunk 2·nj + i8 / 2.
+    const int b_x = B_MN ? ((i8 >> 1) ^ r8) : ((i8 & 1) ^ r8);
+    const uint32_t b_base = Cfg::A_BYTES + (B_MN ? wn0 + (i8 & 1) * 8 + r8 : wn0 + (i8 >> 1) * 8 + r8) * ROW;
+
+    uint32_t fa[2][MT][4], fb[2][NT8][2];
+    // Fragments of k16 slice ks of the stage at st into buffer buf.
+    auto load_frags = [&](int buf, uint32_t st, int ks) {
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi) {
+            if (A_MN) ldsm_x4_trans(fa[buf][mi], st + a_base + ks * 16 * ROW + ((2 * mi ^ a_x) << 4));
+            else ldsm_x4(fa[buf][mi], st + a_base + mi * 16 * ROW + ((2 * ks ^ a_x) << 4));
+        }
+#pragma unroll
+        for (int nj = 0; nj < NT8 / 2; ++nj) {
+            uint32_t r[4];
+            if (B_MN) ldsm_x4_trans(r, st + b_base + ks * 16 * ROW + ((2 * nj ^ b_x) << 4));
+            else ldsm_x4(r, st + b_base + nj * 16 * ROW + ((2 * ks ^ b_x) << 4));
+            fb[buf][2 * nj][0] = r[0];
+            fb[buf][2 * nj][1] = r[1];
+            fb[buf][2 * nj + 1][0] = r[2];
+            fb[buf][2 * nj + 1][1] = r[3];
+        }
+    };
+    auto stage = [&](int g) { return base + static_cast<uint32_t>(g % S) * Cfg::STAGE_BYTES; };
+
+    const bool plain = p.epilogue == LK_EPI_NONE && p.beta == 0.0f;
+    const bool pairs = lk::gemm_store_pairs_ok(c, p.ldc);
+    float acc[MT][NT8][4];
+    int g = 0;  // this block's global k step: stage g % S, phase g / S (the producer's numbering)
+    for (int j = 0; j < tiles.count; ++j) {
+        int64_t m0, n0;
+        tiles.origin(j, m0, n0);
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+            for (int ni = 0; ni < NT8; ++ni)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) acc[mi][ni][q] = 0.0f;
+        mbar_wait(full(g % S), (g / S) & 1);
+        load_frags(0, stage(g), 0);
+        for (int kt = 0; kt < steps; ++kt, ++g) {
+#pragma unroll
+            for (int ks = 0; ks < WG_BK / 16; ++ks) {
+                if (ks + 1 < WG_BK / 16) {
+                    load_frags((ks + 1) & 1, stage(g), ks + 1);
+                } else if (kt + 1 < steps) {
+                    mbar_wait(full((g + 1) % S), ((g + 1) / S) & 1);
+                    load_frags(0, stage(g + 1), 0);
+                }
+#pragma unroll
+                for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+                    for (int ni = 0; ni < NT8; ++ni)
+                        mma_16x8x16<T>(acc[mi][ni], fa[ks & 1][mi], fb[ks & 1][ni][0], fb[ks & 1][ni][1]);
+            }
+            // The last slice's mma have issued, so this warp's ldmatrix reads of the stage are done.
+            __syncwarp();
+            if (lane == 0) mbar_arrive(empty(g % S));
+        }
+        const int64_t r0 = m0 + wm0 + (lane >> 2), c0 = n0 + wn0 + 2 * (lane & 3);
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+            for (int ni = 0; ni < NT8; ++ni)
+                lk::gemm_store_quad(p, plain, pairs, r0 + 16 * mi, c0 + 8 * ni, acc[mi][ni], c, bias, y);
+    }
+#else
+    __trap();
+#endif
+}
+
+template <TcType T>
+__device__ __forceinline__ void gemm_tma_mma_persistent(const lk_gemm_params& p, const lk_tma_map* tma_a,
+                                                        const lk_tma_map* tma_b, float* c, const float* bias,
+                                                        const float* y) {
+    if (p.trans_a) {
+        if (p.trans_b) gemm_tma_mma_persistent_body<T, 1, 0>(p, tma_a, tma_b, c, bias, y);
+        else gemm_tma_mma_persistent_body<T, 1, 1>(p, tma_a, tma_b, c, bias, y);
+    } else {
+        if (p.trans_b) gemm_tma_mma_persistent_body<T, 0, 0>(p, tma_a, tma_b, c, bias, y);
+        else gemm_tma_mma_persistent_body<T, 0, 1>(p, tma_a, tma_b, c, bias, y);
     }
 }
 
@@ -827,4 +991,21 @@ LK_KERNEL void __cluster_dims__(2, 1, 1) __launch_bounds__(384, 1) gemm_wgmma256
                          const __grid_constant__ lk_tma_map tma_b, float* __restrict__ c, const float* __restrict__ bias,
                          const float* __restrict__ y) {
     gemm_wgmma_persistent<TC_F16, false, true>(p, &tma_a, &tma_b, c, bias, y);
+}
+
+// v33: v12's producer and ring feeding 8 mma.sync consumer warps, grid = min(tiles, SMs)
+// (src/ops/gemm/cuda.rs).
+LK_KERNEL void __launch_bounds__(384, 1) gemm_tma_mma256p_bf16(const __grid_constant__ lk_gemm_params p,
+                                                               const __grid_constant__ lk_tma_map tma_a,
+                                                               const __grid_constant__ lk_tma_map tma_b,
+                                                               float* __restrict__ c, const float* __restrict__ bias,
+                                                               const float* __restrict__ y) {
+    gemm_tma_mma_persistent<TC_BF16>(p, &tma_a, &tma_b, c, bias, y);
+}
+LK_KERNEL void __launch_bounds__(384, 1) gemm_tma_mma256p_f16(const __grid_constant__ lk_gemm_params p,
+                                                              const __grid_constant__ lk_tma_map tma_a,
+                                                              const __grid_constant__ lk_tma_map tma_b,
+                                                              float* __restrict__ c, const float* __restrict__ bias,
+                                                              const float* __restrict__ y) {
+    gemm_tma_mma_persistent<TC_F16>(p, &tma_a, &tma_b, c, bias, y);
 }

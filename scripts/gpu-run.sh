@@ -274,7 +274,7 @@ phase_racewgmma() {
 # tool is named (on 2026-11-27 the whole test stopped under racecheck with a launch failure and no
 # hazard). RACEWGMMA_VERSIONS overrides the list (GemmKernel names).
 if want racewgmma && [[ -x $sanitizer && -x $here/tests/gemm && $wgmma_ok == 1 ]]; then
-  for v in ${RACEWGMMA_VERSIONS:-Wgmma256Persistent Wgmma128PingPong Wgmma256Multicast Wgmma256PersistentMulticast Wgmma256PersistentEarlyRelease Wgmma256 Wgmma128}; do
+  for v in ${RACEWGMMA_VERSIONS:-Wgmma256Persistent Wgmma128PingPong Wgmma256Multicast Wgmma256PersistentMulticast Wgmma256PersistentEarlyRelease Wgmma256 Wgmma128 TensorCore128x256TmaPersistent}; do
     LATENTKIT_TEST_WGMMA=$v start_step "racecheck:gemm-wgmma-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
   done
 fi
@@ -354,7 +354,7 @@ if want profile; then
     }
     # The products that miss their targets in the fourth H100 run (BENCHMARKS.md), each on the
     # kernel the fixed rule or measured tuning runs there, the versions written for them since
-    # (v24–v32), and the questions that run raised: why v19 (one launch) takes twice v18's
+    # (v24–v33), and the questions that run raised: why v19 (one launch) takes twice v18's
     # time at 128×400×784, and why v23 (short k) is no faster than v17 at 8192×400×20. Most
     # wanted first, since the deadline may cut the list (earlier profiles:
     # bench/results/2026-11-27-h100/ncu-*.log).
@@ -374,6 +374,8 @@ if want profile; then
     profile gemm-f32-128x400x784-v19 '^gemm_simt64_warp_db_splitk_fused_f32$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=128 784→400' --precision f32
     profile gemm-bf16-20x400x8192-v24 '^gemm_tc64_splitk_bf16$' 3 1 "${gemm[@]}" --all --shape 'dW=dYᵀX B=8192 400→20' --precision bf16
     if [[ $wgmma_ok == 1 ]]; then
+      # v33 (mma.sync fed by TMA, Hopper-only) beside v15's profile above.
+      profile gemm-bf16-4096-v33 '^gemm_tma_mma256p_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --all --shape 4096³ --precision bf16
       profile gemm-bf16-4096-wgmma256p '^gemm_wgmma256p_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --shape 4096³ --precision bf16
     fi
     # (The mining kernels met their targets on 2026-11-27; their profile steps, and the durations

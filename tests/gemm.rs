@@ -935,7 +935,8 @@ fn kernel_and_math_must_suit_the_input_type() {
     assert_eq!(c, vec![3.0; 4]);
 }
 
-/// v6, v8, v9 and v12–v14 (Hopper: wgmma with TMA loads) on bf16 and f16: every transpose pair of
+/// v6, v8, v9, v12–v14 and v33 (Hopper: wgmma, or v33's mma.sync, with TMA loads) on bf16 and
+/// f16: every transpose pair of
 /// the precision sizes and a few multi-tile ones (several k steps around the stage ring, partial
 /// 128×256 tiles), the epilogues, leading dimensions rounded up to multiples of 8 (TMA needs
 /// 16-byte aligned rows); against the f64 reference at the tensor-core bound of the other
@@ -953,7 +954,7 @@ fn wgmma_matches_reference_on_hopper() {
         gemm_half(&b, &spec, x.buf(), x.buf(), c.buf_mut())
     };
     if !b.supports_wgmma() {
-        for kernel in GemmKernel::WGMMA {
+        for kernel in GemmKernel::HOPPER {
             let err = probe(kernel).unwrap_err();
             assert!(err.to_string().contains("compute capability 9.0"), "{err}");
         }
@@ -973,7 +974,7 @@ fn wgmma_matches_reference_on_hopper() {
     let mut r = rng(50);
     for (si, (m, n, k)) in sizes.chain(persistent).enumerate() {
         for (ti, (ta, tb)) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))).enumerate() {
-            for (ki, kernel) in GemmKernel::WGMMA.into_iter().enumerate() {
+            for (ki, kernel) in GemmKernel::HOPPER.into_iter().enumerate() {
                 if !selected(kernel) || (persistent.contains(&(m, n, k)) && !kernel.is_persistent()) {
                     continue; // (v6 and v9 run one tile per block: the sizes above cover them)
                 }
@@ -1003,7 +1004,7 @@ fn wgmma_matches_reference_on_hopper() {
         let (a0, b0) = operands(&mut r, &spec);
         check_half_case::<_, half::bf16>(&b, &spec, EPIS[0], (&a0, &b0), &mut r);
     }
-    // v8 and v9 sum each output in v6's k order: the same bits.
+    // v8 and v9, v12–v14 sum each output in v6's k order, v33 in v7's (mma.sync): the same bits.
     for (ta, tb) in [(Transpose::No, Transpose::Yes), (Transpose::Yes, Transpose::No)] {
         let spec = with_ld(GemmSpec::contiguous(ta, tb, 300, 260, 500, 1.0, 0.0), Ld::Align8);
         let (a0, b0) = operands(&mut r, &spec);
@@ -1020,13 +1021,14 @@ fn wgmma_matches_reference_on_hopper() {
                     (GemmKernel::Wgmma256PersistentMulticast, "v14"),
                 ][..],
             ),
+            (GemmKernel::TensorCore128x256Swizzled, &[(GemmKernel::TensorCore128x256TmaPersistent, "v33")][..]),
         ];
         for (base, versions) in groups {
-            let mut v6 = None;
+            let mut base_bits = None;
             for &(version, label) in versions.iter().filter(|&&(v, _)| selected(v)) {
                 eprintln!("{NAME}: {version:?} bits {ta:?}{tb:?}");
-                let v6 = v6.get_or_insert_with(|| run(base));
-                assert_eq!(*v6, run(version), "{ta:?}{tb:?}: {label} bits = v6's");
+                let base_bits = base_bits.get_or_insert_with(|| run(base));
+                assert_eq!(*base_bits, run(version), "{ta:?}{tb:?}: {label} bits = {base:?}'s");
             }
         }
     }

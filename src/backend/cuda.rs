@@ -298,7 +298,7 @@ impl CudaBackend {
         self.inner.functions.contains_key(name)
     }
 
-    /// Whether the Hopper GEMM kernels ([`crate::ops::gemm::GemmKernel::WGMMA`]) run here: a
+    /// Whether the Hopper GEMM kernels ([`crate::ops::gemm::GemmKernel::HOPPER`]) run here: a
     /// compute capability 9.0 GPU and a build whose LATENTKIT_CUDA_ARCHS has 90.
     pub fn supports_wgmma(&self) -> bool {
         gemm::wgmma_loaded(self)

@@ -168,6 +168,8 @@ void perform(WgOp& op) {
 using namespace lk_emu;
 
 extern "C" uint32_t lk_emu_smem_window(const void* p) { return smem_window(p); }
+// The host bytes behind an ldmatrix row address (16 bytes at window address w of the running block).
+extern "C" void* lk_emu_smem_ptr(uint32_t w) { return smem_host(current_rank(), w, 16); }
 
 extern "C" long long lk_emu_clock64() {
     static long long t = 0;

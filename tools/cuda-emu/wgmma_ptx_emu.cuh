@@ -12,6 +12,7 @@
 //     128-byte-swizzle descriptors): a warpgroup-wide operation performed at wgmma.wait_group,
 //     products summed in double;
 //   - named barriers, cluster barriers and cluster ranks, DSMEM arrivals (mapa);
+//   - ldmatrix at a shared-window address (v33's mma.sync consumers): tc_ptx_emu.cuh's model;
 //   - setmaxnreg, wgmma.fence and fence.mbarrier_init: nothing to model.
 #pragma once
 
@@ -27,6 +28,7 @@ void lk_emu_named_barrier(int id, int count, int wait);
 void lk_emu_wgmma(float* d, uint64_t da, uint64_t db, int scale_d, int n, int tnsp_a, int tnsp_b, int type);
 void lk_emu_wgmma_commit();
 void lk_emu_wgmma_wait(int pending);
+void* lk_emu_smem_ptr(uint32_t w);
 }
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return lk_emu_smem_window(p); }
@@ -68,6 +70,10 @@ template <TcType T, int TA, int TB>
 __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t da, uint64_t db, int scale_d) {
     lk_emu_wgmma(d, da, db, scale_d, 128, TA, TB, T == TC_BF16 ? 0 : 1);
 }
+// ldmatrix (v33) at a shared-window address: tc_ptx_emu.cuh's model (included before this file) on
+// the bytes behind it.
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t p) { ldmatrix_x4(r, lk_emu_smem_ptr(p)); }
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], uint32_t p) { ldmatrix_x4_trans(r, lk_emu_smem_ptr(p)); }
 __device__ __forceinline__ void fence_mbarrier_init() {}
 template <int ID, int COUNT>
 __device__ __forceinline__ void bar_sync() {

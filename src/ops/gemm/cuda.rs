@@ -86,7 +86,7 @@ pub(crate) fn dynamic_smem() -> impl Iterator<Item = (&'static str, u32)> {
 /// The launch shape of every kernel version in every input type it takes (f32 for the SIMT ones).
 fn launch_shapes() -> impl Iterator<Item = Shape> {
     let simt = GemmKernel::SIMT.into_iter().map(|k| shape(k, DType::F32));
-    let tc = GemmKernel::TENSOR_CORE.into_iter().chain(GemmKernel::WGMMA);
+    let tc = GemmKernel::TENSOR_CORE.into_iter().chain(GemmKernel::HOPPER);
     simt.chain(tc.flat_map(|k| [DType::BF16, DType::F16, DType::F32].map(|d| shape(k, d)))).filter_map(|s| s.ok())
 }
 
@@ -183,6 +183,7 @@ fn shape(kernel: GemmKernel, dtype: DType) -> Result<Shape> {
         GemmKernel::Wgmma256Persistent => wgmma(["gemm_wgmma256p_bf16", "gemm_wgmma256p_f16"], 256),
         GemmKernel::Wgmma256PersistentEarlyRelease => wgmma(["gemm_wgmma256pe_bf16", "gemm_wgmma256pe_f16"], 256),
         GemmKernel::Wgmma256PersistentMulticast => wgmma(["gemm_wgmma256pmc_bf16", "gemm_wgmma256pmc_f16"], 256),
+        GemmKernel::TensorCore128x256TmaPersistent => wgmma(["gemm_tma_mma256p_bf16", "gemm_tma_mma256p_f16"], 256),
         GemmKernel::Auto => Err(Error::invalid("gemm", "internal: Auto must be resolved before launch")),
     }
 }
@@ -325,7 +326,7 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         (gx as u32, gy as u32, 1)
     };
     let cfg = LaunchConfig { grid_dim: grid, block_dim: block, shared_mem_bytes: smem };
-    if kernel.is_wgmma() {
+    if kernel.is_hopper() {
         return launch_wgmma(be, spec, p, (kernel, name), dtype, tile.1, cfg, a, b, c, bias, y);
     }
     launch!(be, name, cfg, [&p, a, b, c, bias, y])
@@ -364,7 +365,7 @@ unsafe fn resolve_auto<T: DeviceRepr>(
         dtype,
         tensor_cores,
     };
-    let loaded = |k: GemmKernel| shape(k, dtype).is_ok_and(|s| be.has_function(s.name)) && (wgmma || !k.is_wgmma());
+    let loaded = |k: GemmKernel| shape(k, dtype).is_ok_and(|s| be.has_function(s.name)) && (wgmma || !k.is_hopper());
     let cached = |be: &CudaBackend| {
         let st = be.tune_state();
         (st.mode, st.choice(&key, fixed).filter(|&k| loaded(k)))
@@ -680,6 +681,8 @@ mod tests {
                 ("gemm_wgmma256pe_f16", 197_632),
                 ("gemm_wgmma256pmc_bf16", 197_632),
                 ("gemm_wgmma256pmc_f16", 197_632),
+                ("gemm_tma_mma256p_bf16", 197_632),
+                ("gemm_tma_mma256p_f16", 197_632),
             ],
             "the other kernels fit the default 48 KiB"
         );
@@ -695,8 +698,9 @@ mod tests {
         let mut names: Vec<&str> = super::launch_shapes().map(|s| s.name).collect();
         names.push("gemm_splitk_reduce_f32");
         // (The sm_90a source is built only when LATENTKIT_CUDA_ARCHS has 90.)
-        let hopper_built = built.iter().any(|f| f.starts_with("gemm_wgmma"));
-        for name in names.into_iter().filter(|n| hopper_built || !n.starts_with("gemm_wgmma")) {
+        let hopper = |n: &str| n.starts_with("gemm_wgmma") || n.starts_with("gemm_tma_");
+        let hopper_built = built.iter().any(|f| hopper(f));
+        for name in names.into_iter().filter(|n| hopper_built || !hopper(n)) {
             assert!(built.contains(&name), "`{name}` is launched but not built");
         }
     }

@@ -365,6 +365,18 @@ pub enum GemmKernel {
     /// across the cluster). Bit-identical to [`GemmKernel::Wgmma256`]. On an H100 (2026-11-27, third
     /// run) 604 TFLOP/s at 4096³ and 587 at 8192³ bf16 (v12: 640 and 581).
     Wgmma256PersistentMulticast,
+    /// v33, Hopper (compute capability 9.0, built for sm_90a; bf16 / f16 only): `mma.sync` fed by
+    /// TMA. [`GemmKernel::Wgmma256Persistent`]'s producer, 4-stage TMA ring and persistent walk
+    /// over 128×256 tiles, with the multiplication of [`GemmKernel::TensorCore128x256Swizzled`]:
+    /// 8 consumer warps of 64×64 warp tiles read their fragments with `ldmatrix` straight from the
+    /// swizzled stages and multiply with `mma.sync`. Each warp waits on its stage's mbarrier and
+    /// releases the stage alone, so no k step costs a block-wide barrier and only one thread issues
+    /// copies (v7 / v15: every thread issues `cp.async`, then all 8 warps meet at a barrier per k
+    /// step). Same k order as v7: bit-identical results. Operands as [`GemmKernel::Wgmma256`]'s
+    /// (TMA: 16-byte aligned bases, leading dimensions multiples of 8). Written for the `mma.sync`
+    /// target at 4096³ (v15: 0.54× cuBLAS on an H100, fourth run); not yet run on a GPU: not in
+    /// [`GemmKernel::CHECKED_ON_GPU`], and the fixed rule never picks it.
+    TensorCore128x256TmaPersistent,
 }
 
 impl GemmKernel {
@@ -396,7 +408,7 @@ impl GemmKernel {
         GemmKernel::Simt128x200WarpDbSplitKFused,
         GemmKernel::Simt200x128WarpDbSplitKFused,
     ];
-    /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::WGMMA`]).
+    /// Every `mma.sync` tensor-core version (sm_80+; the Hopper ones are [`GemmKernel::HOPPER`]).
     /// (v7, v10 and v11, the `Swizzled` ones, take bf16 / f16 only: [`GemmKernel::half_only`].)
     pub const TENSOR_CORE: [GemmKernel; 8] = [
         GemmKernel::TensorCore128,
@@ -409,8 +421,9 @@ impl GemmKernel {
         GemmKernel::TensorCore128x256SwizzledPersistent,
     ];
 
-    /// The Hopper-only versions (bf16 / f16 inputs, compute capability 9.0).
-    pub const WGMMA: [GemmKernel; 7] = [
+    /// The Hopper-only versions (bf16 / f16 inputs, compute capability 9.0, TMA-fed): the `wgmma`
+    /// ones and v33, which multiplies with `mma.sync`.
+    pub const HOPPER: [GemmKernel; 8] = [
         GemmKernel::Wgmma256,
         GemmKernel::Wgmma128,
         GemmKernel::Wgmma128PingPong,
@@ -418,6 +431,7 @@ impl GemmKernel {
         GemmKernel::Wgmma256Persistent,
         GemmKernel::Wgmma256PersistentEarlyRelease,
         GemmKernel::Wgmma256PersistentMulticast,
+        GemmKernel::TensorCore128x256TmaPersistent,
     ];
 
     /// The split-k versions (v4, v18, v19, v21, v22, v24, v26, v27): they sum k ranges in the
@@ -479,6 +493,7 @@ impl GemmKernel {
                 | GemmKernel::Wgmma256Persistent
                 | GemmKernel::Wgmma256PersistentEarlyRelease
                 | GemmKernel::Wgmma256PersistentMulticast
+                | GemmKernel::TensorCore128x256TmaPersistent
         )
     }
 
@@ -535,17 +550,17 @@ impl GemmKernel {
 
     /// Whether this kernel runs on tensor cores.
     pub fn is_tensor_core(self) -> bool {
-        Self::TENSOR_CORE.contains(&self) || self.is_wgmma()
+        Self::TENSOR_CORE.contains(&self) || self.is_hopper()
     }
 
-    /// Whether this is a Hopper `wgmma` kernel.
-    pub fn is_wgmma(self) -> bool {
-        Self::WGMMA.contains(&self)
+    /// Whether this is a Hopper-only kernel ([`GemmKernel::HOPPER`]: TMA operands, sm_90a).
+    pub fn is_hopper(self) -> bool {
+        Self::HOPPER.contains(&self)
     }
 
     /// Whether this kernel takes bf16 / f16 inputs only (no TF32 version).
     pub fn half_only(self) -> bool {
-        self.is_wgmma()
+        self.is_hopper()
             || matches!(
                 self,
                 GemmKernel::TensorCore128x256Swizzled

@@ -124,7 +124,7 @@ pub fn tune_candidates(
     let all: Vec<GemmKernel> = match (dtype, math) {
         (DType::F32, GemmMath::F32) => GemmKernel::SIMT.to_vec(),
         (DType::F32, GemmMath::Tf32) => GemmKernel::TENSOR_CORE.into_iter().filter(|k| !k.half_only()).collect(),
-        _ if wgmma => GemmKernel::TENSOR_CORE.into_iter().chain(GemmKernel::WGMMA).collect(),
+        _ if wgmma => GemmKernel::TENSOR_CORE.into_iter().chain(GemmKernel::HOPPER).collect(),
         _ => GemmKernel::TENSOR_CORE.to_vec(),
     };
     all.into_iter().filter(|&k| unchecked || allowed_unmeasured(k, fixed)).collect()
@@ -192,7 +192,7 @@ impl std::str::FromStr for GemmKernel {
         GemmKernel::SIMT
             .into_iter()
             .chain(GemmKernel::TENSOR_CORE)
-            .chain(GemmKernel::WGMMA)
+            .chain(GemmKernel::HOPPER)
             .find(|k| format!("{k:?}") == s)
             .ok_or_else(|| Error::invalid("GemmKernel", format!("{s:?} is not a kernel version")))
     }
@@ -420,7 +420,7 @@ mod tests {
         assert!(left_out.iter().all(|k| !GemmKernel::CHECKED_ON_GPU.contains(k)), "{left_out:?}");
         assert_eq!(checked.len() + left_out.len(), bf16.len());
         assert!(bf16.contains(&GemmKernel::Wgmma256) && bf16.contains(&GemmKernel::TensorCore128));
-        assert!(!tune_candidates(DType::F16, GemmMath::F32, false, true, any).iter().any(|k| k.is_wgmma()));
+        assert!(!tune_candidates(DType::F16, GemmMath::F32, false, true, any).iter().any(|k| k.is_hopper()));
         assert!(!bf16.contains(&GemmKernel::Auto));
         // Without `unchecked`: the versions that passed on a GPU and always the fixed rule's own
         // choice.
@@ -571,7 +571,7 @@ mod tests {
         // A loaded choice of a version not checked on a GPU: only MeasureAll runs it (or Measure,
         // where it is the fixed rule's own choice). While every version is checked, Measure runs
         // any loaded choice.
-        let every = GemmKernel::SIMT.into_iter().chain(GemmKernel::TENSOR_CORE).chain(GemmKernel::WGMMA);
+        let every = GemmKernel::SIMT.into_iter().chain(GemmKernel::TENSOR_CORE).chain(GemmKernel::HOPPER);
         match every.clone().find(|k| !GemmKernel::CHECKED_ON_GPU.contains(k)) {
             Some(unchecked) => {
                 st.insert(GemmTuneRecord { key: key(), chosen: unchecked, times: vec![] });
