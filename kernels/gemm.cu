@@ -342,13 +342,10 @@ __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, con
 template <int BM, int BN, int WARPS_M, int WARPS_N, int KS, bool SPLIT = false>
 __device__ __forceinline__ void gemm_simt_warp(const lk_gemm_params& p, const float* a, const float* b,
                                                float* c, const float* bias, const float* y, float* smem) {
-    if (p.trans_a) {
-        if (p.trans_b) gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, SPLIT, true, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, SPLIT, true, false>(p, a, b, c, bias, y, smem);
-    } else {
-        if (p.trans_b) gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, SPLIT, false, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, SPLIT, false, false>(p, a, b, c, bias, y, smem);
-    }
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        gemm_simt_warp_body<BM, BN, WARPS_M, WARPS_N, KS, SPLIT, decltype(ta)::value, decltype(tb)::value>(
+            p, a, b, c, bias, y, smem);
+    });
 }
 
 }  // namespace
@@ -777,32 +774,19 @@ __device__ __forceinline__ void gemm_simt_db_body(const lk_gemm_params& p, const
     simt_db_store<BM, WARPS_M, WARPS_N, SPLIT>(p, acc, m0, n0, c, bias, y, smem);
 }
 
-// A compile-time flag passed as a value (the layout dispatch below hands one per template flag).
-template <bool V>
-struct SimtFlag {
-    static constexpr bool value = V;
-};
-
-// Calls body(TA, TB, VEC), each a SimtFlag, for the layout of p's operands: TA / TB the transposes,
+// Calls body(TA, TB, VEC), each an lk::Flag, for the layout of p's operands: TA / TB the transposes,
 // VEC when both operands' rows are 16-byte aligned and each one's contiguous dimension (A: m if
 // stored [k, m], else k; B: k if stored [n, k], else n) is a multiple of 4. One kernel per tile
 // configuration; the transposes are a runtime choice among four instances (eight with the
 // element-wise loads).
 template <typename Body>
 __device__ __forceinline__ void simt_db_layouts(const lk_gemm_params& p, const float* a, const float* b, Body&& body) {
-    auto with_vec = [&](auto ta, auto tb) {
+    lk::with_transposes(p, [&](auto ta, auto tb) {
         const bool vec = lk::rows_16b_aligned(a, p.lda, 4) && lk::rows_16b_aligned(b, p.ldb, 4) &&
                          (decltype(ta)::value ? p.m : p.k) % 4 == 0 && (decltype(tb)::value ? p.k : p.n) % 4 == 0;
-        if (vec) body(ta, tb, SimtFlag<true>{});
-        else body(ta, tb, SimtFlag<false>{});
-    };
-    if (p.trans_a) {
-        if (p.trans_b) with_vec(SimtFlag<true>{}, SimtFlag<true>{});
-        else with_vec(SimtFlag<true>{}, SimtFlag<false>{});
-    } else {
-        if (p.trans_b) with_vec(SimtFlag<false>{}, SimtFlag<true>{});
-        else with_vec(SimtFlag<false>{}, SimtFlag<false>{});
-    }
+        if (vec) body(ta, tb, lk::Flag<true>{});
+        else body(ta, tb, lk::Flag<false>{});
+    });
 }
 
 // A v16-family kernel's blocks, one tile each (gemm_simt_db_body).
@@ -1267,26 +1251,15 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
 template <bool SPLIT>
 __device__ __forceinline__ void gemm_simt_async(const lk_gemm_params& p, const float* a, const float* b, float* c,
                                                 const float* bias, const float* y, float* smem) {
-    // VEC as in v17: 16-byte rows and contiguous dimensions that are multiples of 4.
+    // VEC as in v17, decided once before the layout dispatch (simt_db_layouts decides it per layout,
+    // which costs this kernel two registers on sm_80).
     const bool vec = lk::rows_16b_aligned(a, p.lda, 4) && lk::rows_16b_aligned(b, p.ldb, 4) &&
                      (p.trans_a ? p.m : p.k) % 4 == 0 && (p.trans_b ? p.k : p.n) % 4 == 0;
-    if (p.trans_a) {
-        if (p.trans_b) {
-            if (vec) gemm_simt_async_body<SPLIT, true, true, true>(p, a, b, c, bias, y, smem);
-            else gemm_simt_async_body<SPLIT, true, true, false>(p, a, b, c, bias, y, smem);
-        } else {
-            if (vec) gemm_simt_async_body<SPLIT, true, false, true>(p, a, b, c, bias, y, smem);
-            else gemm_simt_async_body<SPLIT, true, false, false>(p, a, b, c, bias, y, smem);
-        }
-    } else {
-        if (p.trans_b) {
-            if (vec) gemm_simt_async_body<SPLIT, false, true, true>(p, a, b, c, bias, y, smem);
-            else gemm_simt_async_body<SPLIT, false, true, false>(p, a, b, c, bias, y, smem);
-        } else {
-            if (vec) gemm_simt_async_body<SPLIT, false, false, true>(p, a, b, c, bias, y, smem);
-            else gemm_simt_async_body<SPLIT, false, false, false>(p, a, b, c, bias, y, smem);
-        }
-    }
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        constexpr bool TA = decltype(ta)::value, TB = decltype(tb)::value;
+        if (vec) gemm_simt_async_body<SPLIT, TA, TB, true>(p, a, b, c, bias, y, smem);
+        else gemm_simt_async_body<SPLIT, TA, TB, false>(p, a, b, c, bias, y, smem);
+    });
 }
 
 }  // namespace
@@ -1555,13 +1528,9 @@ LK_KERNEL void __launch_bounds__(256, 2) gemm_simt_shortk_persistent_f32(lk_gemm
                                                                         const float* __restrict__ bias,
                                                                         const float* __restrict__ y) {
     float* smem = lk_simt_dyn_smem;
-    if (p.trans_a) {
-        if (p.trans_b) gemm_simt_shortk_persistent_body<true, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_shortk_persistent_body<true, false>(p, a, b, c, bias, y, smem);
-    } else {
-        if (p.trans_b) gemm_simt_shortk_persistent_body<false, true>(p, a, b, c, bias, y, smem);
-        else gemm_simt_shortk_persistent_body<false, false>(p, a, b, c, bias, y, smem);
-    }
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        gemm_simt_shortk_persistent_body<decltype(ta)::value, decltype(tb)::value>(p, a, b, c, bias, y, smem);
+    });
 }
 
 // v26 gemm_simt_small_m_splitk_f32 and v27 gemm_simt_small_n_splitk_f32 (+ gemm_splitk_reduce_f32):
@@ -1743,13 +1712,9 @@ __device__ __forceinline__ void gemm_simt_small_side_splitk_body(const lk_gemm_p
 template <bool SMALL_N>
 __device__ __forceinline__ void gemm_simt_small_side_splitk(const lk_gemm_params& p, const float* a, const float* b,
                                                             float* ws, float* ss) {
-    if (p.trans_a) {
-        if (p.trans_b) gemm_simt_small_side_splitk_body<true, true, SMALL_N>(p, a, b, ws, ss);
-        else gemm_simt_small_side_splitk_body<true, false, SMALL_N>(p, a, b, ws, ss);
-    } else {
-        if (p.trans_b) gemm_simt_small_side_splitk_body<false, true, SMALL_N>(p, a, b, ws, ss);
-        else gemm_simt_small_side_splitk_body<false, false, SMALL_N>(p, a, b, ws, ss);
-    }
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        gemm_simt_small_side_splitk_body<decltype(ta)::value, decltype(tb)::value, SMALL_N>(p, a, b, ws, ss);
+    });
 }
 
 }  // namespace

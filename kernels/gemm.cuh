@@ -1,10 +1,30 @@
 // Shared pieces of the GEMM kernels (gemm.cu: fp32 SIMT; gemm_tc.cu, gemm_wgmma.cu: tensor cores):
-// the output stores with their epilogue, and the bounds-checked, zero-padded tile loaders.
+// the layout dispatch, the output stores with their epilogue, and the bounds-checked, zero-padded
+// tile loaders.
 #pragma once
 
 #include "common.cuh"
 
 namespace lk {
+
+// A compile-time flag passed as a value: the dispatchers hand one per template flag of a body.
+template <bool V>
+struct Flag {
+    static constexpr bool value = V;
+};
+
+// Calls body(TA, TB), each an lk::Flag, with p's transposes: one kernel per tile configuration,
+// the transposes a runtime choice among the body's four template instances.
+template <typename Body>
+__device__ __forceinline__ void with_transposes(const lk_gemm_params& p, Body&& body) {
+    if (p.trans_a) {
+        if (p.trans_b) body(Flag<true>{}, Flag<true>{});
+        else body(Flag<true>{}, Flag<false>{});
+    } else {
+        if (p.trans_b) body(Flag<false>{}, Flag<true>{});
+        else body(Flag<false>{}, Flag<false>{});
+    }
+}
 
 // The value of one output, whose current value (read when beta ≠ 0) is at `out`: alpha = 0
 // ignores A·B (NaN included) and beta = 0 ignores C, as BLAS does; then the epilogue.

@@ -311,13 +311,9 @@ template <TcType T, int BM, int BN, int WARPS_M, int WARPS_N, bool SPLIT = false
 __device__ __forceinline__ void gemm_tc(const lk_gemm_params& p, const typename TcElem<T>::type* a,
                                         const typename TcElem<T>::type* b, float* c, const float* bias,
                                         const float* y) {
-    if (p.trans_a) {
-        if (p.trans_b) gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, SPLIT, true, true>(p, a, b, c, bias, y);
-        else gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, SPLIT, true, false>(p, a, b, c, bias, y);
-    } else {
-        if (p.trans_b) gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, SPLIT, false, true>(p, a, b, c, bias, y);
-        else gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, SPLIT, false, false>(p, a, b, c, bias, y);
-    }
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        gemm_tc_body<T, BM, BN, WARPS_M, WARPS_N, SPLIT, decltype(ta)::value, decltype(tb)::value>(p, a, b, c, bias, y);
+    });
 }
 
 }  // namespace
@@ -698,13 +694,9 @@ __device__ __forceinline__ void gemm_tc2_body(const lk_gemm_params& p, const uin
 template <class Tile, TcType T, bool PERSISTENT = false>
 __device__ __forceinline__ void gemm_tc2(const lk_gemm_params& p, const uint16_t* a, const uint16_t* b, float* c,
                                          const float* bias, const float* y) {
-    if (p.trans_a) {
-        if (p.trans_b) gemm_tc2_body<Tile, T, true, true, PERSISTENT>(p, a, b, c, bias, y);
-        else gemm_tc2_body<Tile, T, true, false, PERSISTENT>(p, a, b, c, bias, y);
-    } else {
-        if (p.trans_b) gemm_tc2_body<Tile, T, false, true, PERSISTENT>(p, a, b, c, bias, y);
-        else gemm_tc2_body<Tile, T, false, false, PERSISTENT>(p, a, b, c, bias, y);
-    }
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        gemm_tc2_body<Tile, T, decltype(ta)::value, decltype(tb)::value, PERSISTENT>(p, a, b, c, bias, y);
+    });
 }
 
 }  // namespace

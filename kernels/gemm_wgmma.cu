@@ -574,13 +574,10 @@ template <TcType T>
 __device__ __forceinline__ void gemm_wgmma_pingpong(const lk_gemm_params& p, const lk_tma_map* tma_a,
                                                     const lk_tma_map* tma_b, float* c, const float* bias,
                                                     const float* y) {
-    if (p.trans_a) {
-        if (p.trans_b) gemm_wgmma_pingpong_body<T, 1, 0>(p, tma_a, tma_b, c, bias, y);
-        else gemm_wgmma_pingpong_body<T, 1, 1>(p, tma_a, tma_b, c, bias, y);
-    } else {
-        if (p.trans_b) gemm_wgmma_pingpong_body<T, 0, 0>(p, tma_a, tma_b, c, bias, y);
-        else gemm_wgmma_pingpong_body<T, 0, 1>(p, tma_a, tma_b, c, bias, y);
-    }
+    // A_MN = trans_a (A stored [k, m]), B_MN = !trans_b (B stored [k, n]).
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        gemm_wgmma_pingpong_body<T, decltype(ta)::value, !decltype(tb)::value>(p, tma_a, tma_b, c, bias, y);
+    });
 }
 
 // The tiles of a block of the persistent 128×256 kernels (v12–v14, v33): one block per SM (grid =
@@ -732,13 +729,10 @@ template <TcType T, bool EARLY, bool MC = false>
 __device__ __forceinline__ void gemm_wgmma_persistent(const lk_gemm_params& p, const lk_tma_map* tma_a,
                                                       const lk_tma_map* tma_b, float* c, const float* bias,
                                                       const float* y) {
-    if (p.trans_a) {
-        if (p.trans_b) gemm_wgmma_persistent_body<T, 1, 0, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
-        else gemm_wgmma_persistent_body<T, 1, 1, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
-    } else {
-        if (p.trans_b) gemm_wgmma_persistent_body<T, 0, 0, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
-        else gemm_wgmma_persistent_body<T, 0, 1, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
-    }
+    // A_MN = trans_a (A stored [k, m]), B_MN = !trans_b (B stored [k, n]).
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        gemm_wgmma_persistent_body<T, decltype(ta)::value, !decltype(tb)::value, EARLY, MC>(p, tma_a, tma_b, c, bias, y);
+    });
 }
 
 // ---- v33, gemm_tma_mma256p_{bf16,f16}: v12's TMA ring feeding mma.sync consumer warps ----
@@ -872,25 +866,19 @@ template <TcType T>
 __device__ __forceinline__ void gemm_tma_mma_persistent(const lk_gemm_params& p, const lk_tma_map* tma_a,
                                                         const lk_tma_map* tma_b, float* c, const float* bias,
                                                         const float* y) {
-    if (p.trans_a) {
-        if (p.trans_b) gemm_tma_mma_persistent_body<T, 1, 0>(p, tma_a, tma_b, c, bias, y);
-        else gemm_tma_mma_persistent_body<T, 1, 1>(p, tma_a, tma_b, c, bias, y);
-    } else {
-        if (p.trans_b) gemm_tma_mma_persistent_body<T, 0, 0>(p, tma_a, tma_b, c, bias, y);
-        else gemm_tma_mma_persistent_body<T, 0, 1>(p, tma_a, tma_b, c, bias, y);
-    }
+    // A_MN = trans_a (A stored [k, m]), B_MN = !trans_b (B stored [k, n]).
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        gemm_tma_mma_persistent_body<T, decltype(ta)::value, !decltype(tb)::value>(p, tma_a, tma_b, c, bias, y);
+    });
 }
 
 template <TcType T, int BN, bool MC = false>
 __device__ __forceinline__ void gemm_wgmma(const lk_gemm_params& p, const lk_tma_map* tma_a, const lk_tma_map* tma_b,
                                            float* c, const float* bias, const float* y) {
-    if (p.trans_a) {
-        if (p.trans_b) gemm_wgmma_body<T, BN, 1, 0, MC>(p, tma_a, tma_b, c, bias, y);
-        else gemm_wgmma_body<T, BN, 1, 1, MC>(p, tma_a, tma_b, c, bias, y);
-    } else {
-        if (p.trans_b) gemm_wgmma_body<T, BN, 0, 0, MC>(p, tma_a, tma_b, c, bias, y);
-        else gemm_wgmma_body<T, BN, 0, 1, MC>(p, tma_a, tma_b, c, bias, y);
-    }
+    // A_MN = trans_a (A stored [k, m]), B_MN = !trans_b (B stored [k, n]).
+    lk::with_transposes(p, [&](auto ta, auto tb) {
+        gemm_wgmma_body<T, BN, decltype(ta)::value, !decltype(tb)::value, MC>(p, tma_a, tma_b, c, bias, y);
+    });
 }
 
 }  // namespace
