@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """Builds the CUDA emulator: a libcuda.so.1 that runs latentkit's kernels on the CPU.
 
-Usage: tools/cuda-emu/build.py [OUT_DIR]      (default: target/cuda-emu)
+Usage: tools/cuda-emu/build.py [--racecheck] [OUT_DIR]
+       (default OUT_DIR: target/cuda-emu, with --racecheck target/cuda-emu-race)
+
+--racecheck builds the race checker in (racecheck.cpp): the kernels are compiled with g++'s
+-fsanitize=thread instrumentation, whose hooks (every load and store) racecheck.cpp serves in place
+of ThreadSanitizer's runtime, checking each shared-memory access against the order the kernel's
+barriers give. The same kernels, 1.5 to 4 times slower.
 
 Each kernels/*.cu is compiled by the host C++ compiler ($CXX, default g++) against cuda_emu.h, after
 four mechanical rewrites of a copy of it:
@@ -97,7 +103,10 @@ def rewrite(text: str) -> tuple[str, list[tuple[str, str, str, str]]]:
 
 
 def main() -> int:
-    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "target" / "cuda-emu"
+    args = sys.argv[1:]
+    racecheck = "--racecheck" in args
+    args = [a for a in args if a != "--racecheck"]
+    out_dir = Path(args[0]) if args else REPO / "target" / ("cuda-emu-race" if racecheck else "cuda-emu")
     src_dir = out_dir / "src"
     obj_dir = out_dir / "obj"
     shutil.rmtree(src_dir, ignore_errors=True)
@@ -126,14 +135,20 @@ def main() -> int:
         dst = src_dir / (f.stem + ".cpp")
         dst.write_text(text)
         units.append(dst)
-    units += [HERE / "timing_emu.cpp", HERE / "runtime.cpp", HERE / "hopper.cpp", HERE / "driver.cpp"]
+    emulator = ["timing_emu.cpp", "runtime.cpp", "hopper.cpp", "driver.cpp", "racecheck.cpp"]
+    units += [HERE / f for f in emulator]
 
     flags = ["-std=c++17", "-O2", "-g1", "-fPIC", "-ffp-contract=off", "-fno-strict-aliasing",
              "-w", f"-I{src_dir}", f"-I{HERE}", f"-I{cuda_home}/include"]
+    if racecheck:
+        flags.append("-DLK_EMU_RACECHECK=1")
 
     def compile_one(src: Path) -> tuple[Path, str]:
         obj = obj_dir / (src.stem + ".o")
-        inc = [] if src.parent == HERE else ["-include", str(HERE / "cuda_emu.h")]
+        kernel = src.parent != HERE
+        inc = ["-include", str(HERE / "cuda_emu.h")] if kernel else []
+        if kernel and racecheck:  # every load and store calls racecheck.cpp's __tsan_* hooks
+            inc += ["-fsanitize=thread", "--param", "tsan-instrument-func-entry-exit=0"]
         cmd = [cxx, *flags, *inc, "-c", str(src), "-o", str(obj)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         return obj, (r.stderr if r.returncode else "")
@@ -152,7 +167,8 @@ def main() -> int:
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to("libcuda.so.1")
-    print(f"cuda-emu: built {lib} ({len(units) - 4} kernel sources)")
+    print(f"cuda-emu: built {lib} ({len(units) - len(emulator)} kernel sources"
+          f"{', race checker on' if racecheck else ''})")
     return 0
 
 

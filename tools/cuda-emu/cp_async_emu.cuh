@@ -39,12 +39,14 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_
     lk_emu_tc::require_aligned_to(dst, 16, "cp.async: shared destination not 16-byte aligned");
     if (src_bytes > 0) lk_emu_tc::require_aligned_to(src, 16, "cp.async: global source not 16-byte aligned");
     if (src_bytes < 0 || src_bytes > 16) lk_emu_trap("cp.async: source size outside [0, 16]");
+    lk_emu_race_async_issue(dst, 16);
     lk_emu_tc::pending().open.push_back({dst, src, src_bytes, 16});
 }
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src, int src_bytes) {
     lk_emu_tc::require_aligned_to(dst, 4, "cp.async: shared destination not 4-byte aligned");
     if (src_bytes > 0) lk_emu_tc::require_aligned_to(src, 4, "cp.async: global source not 4-byte aligned");
     if (src_bytes < 0 || src_bytes > 4) lk_emu_trap("cp.async: source size outside [0, 4]");
+    lk_emu_race_async_issue(dst, 4);
     lk_emu_tc::pending().open.push_back({dst, src, src_bytes, 4});
 }
 __device__ __forceinline__ void cp_async_commit() {
@@ -57,6 +59,7 @@ __device__ __forceinline__ void cp_async_wait() {
     lk_emu_tc::Pending& p = lk_emu_tc::pending();
     while (p.groups.size() > (size_t)N) {
         for (const lk_emu_tc::Copy& c : p.groups.front()) {
+            lk_emu_race_async_done(c.dst, (size_t)c.size);
             if (c.bytes) memcpy(c.dst, c.src, (size_t)c.bytes);
             memset(static_cast<char*>(c.dst) + c.bytes, 0, (size_t)(c.size - c.bytes));
         }

@@ -86,6 +86,11 @@ uint64_t lk_emu_block_epoch();
 unsigned lk_emu_linear_tid();
 // Fills a shared array with NaN bytes the first time a block reaches its declaration.
 void lk_emu_poison_shared(void* p, size_t bytes);
+// The race checker's hooks (no-ops unless built with it): an asynchronous copy's destination is
+// written from its issue to its wait (cp.async); accesses while suspended are not checked (atomics).
+void lk_emu_race_async_issue(const void* dst, size_t bytes);
+void lk_emu_race_async_done(const void* dst, size_t bytes);
+void lk_emu_race_suspend(int on);
 }
 
 #define threadIdx lk_emu_thread_idx
@@ -222,12 +227,14 @@ inline auto max(A a, B b) -> typename std::common_type<A, B>::type {
 }
 
 // Atomics: fibers of one launch run on one host thread and switch only at collectives, so a plain
-// read-modify-write is atomic.
+// read-modify-write is atomic. The race checker does not check them (against each other, as on a GPU).
 #define LK_EMU_ATOMIC(name, update)  \
     template <typename T>             \
     inline T name(T* p, T v) {        \
+        lk_emu_race_suspend(1);       \
         T old = *p;                   \
         *p = (update);                \
+        lk_emu_race_suspend(0);       \
         return old;                   \
     }
 LK_EMU_ATOMIC(atomicAdd, old + v)
@@ -240,8 +247,10 @@ LK_EMU_ATOMIC(atomicAnd, old & v)
 #undef LK_EMU_ATOMIC
 template <typename T>
 inline T atomicCAS(T* p, T cmp, T v) {
+    lk_emu_race_suspend(1);
     T old = *p;
     if (old == cmp) *p = v;
+    lk_emu_race_suspend(0);
     return old;
 }
 

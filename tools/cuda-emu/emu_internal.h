@@ -42,6 +42,41 @@ uint32_t& fiber_wg_group();
 uint32_t smem_window(const void* p);
 void* smem_host(unsigned rank, uint32_t w, size_t bytes);
 
+// The running fiber's index in its cluster (rank · threads per block + thread).
+size_t current_fiber();
+
+// The shared-memory race checker (racecheck.cpp; live in builds made with `build.py --racecheck`,
+// no-ops otherwise). Threads are cluster indices (current_fiber); clocks are vector clocks.
+namespace race {
+bool enabled();
+void start_launch(char* const* dyn, size_t dyn_bytes, unsigned blocks);
+void start_cluster(size_t threads, size_t per_block, dim3 block);
+void add_static(void* p, size_t bytes);
+// Each of the n threads gets the join of their clocks (a barrier among them); `whole_blocks`: every
+// thread of their blocks takes part (__syncthreads, cluster barriers).
+void barrier(const size_t* ts, size_t n, bool whole_blocks);
+// Thread t's clock into sync object `key` (an arrival), or the object's into t's (a wait).
+void release(uint64_t key, size_t t);
+void acquire(uint64_t key, size_t t);
+void move_clock(uint64_t from, uint64_t to);
+void clear_clock(uint64_t key);
+void access(const void* p, size_t n, bool write);
+void suspend(bool on);
+void async_write_issue(const void* p, size_t n, size_t t, unsigned rank);
+void async_write_done(const void* p, size_t n, size_t t, uint32_t clk, unsigned rank, bool at_wait);
+uint32_t clock_of(size_t t);
+int wg_issue(void* const* ps, size_t n, size_t t, unsigned rank);
+void wg_performed(int id);
+void wg_retire(int id, size_t t);
+// Sync-object keys: a named barrier of a block, an mbarrier's arrivals in progress, and the clock of
+// its last completed phase of each parity.
+inline uint64_t named_key(unsigned rank, int id) { return 1ull << 60 | (uint64_t)rank << 32 | (uint32_t)id; }
+inline uint64_t mbar_key(unsigned rank, uint32_t w) { return 2ull << 60 | (uint64_t)rank << 32 | w; }
+inline uint64_t mbar_done_key(unsigned rank, uint32_t w, uint32_t parity) {
+    return (3ull + (parity & 1)) << 60 | (uint64_t)rank << 32 | w;
+}
+}  // namespace race
+
 // What cuTensorMapEncodeTiled (driver.cpp) keeps in a CUtensorMap's 128 opaque bytes for hopper.cpp's
 // TMA copies: a rank-1 or -2 tensor of 2-byte elements, dims[0] innermost.
 struct TmaMapModel {

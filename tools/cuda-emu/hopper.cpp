@@ -38,8 +38,10 @@ Mbar& mbar(unsigned rank, uint32_t w, const char* op) {
                     std::to_string(rank) + ", which no mbarrier.init of this block set up");
     return it->second;
 }
-void complete_if_done(Mbar& b) {
+// (rank, w): the barrier's place, for the race checker's clocks of its phases.
+void complete_if_done(Mbar& b, unsigned rank, uint32_t w) {
     if (b.pending == 0 && b.tx == 0) {
+        race::move_clock(race::mbar_key(rank, w), race::mbar_done_key(rank, w, b.phase));
         ++b.phase;
         b.pending = b.expected;
     }
@@ -58,6 +60,8 @@ struct TmaOp {
     TmaMapModel map;
     int c0, c1;
     bool done;
+    size_t issuer;        // the race checker's: the issuing thread, and its clock at the issue
+    uint32_t issue_clock;
 };
 std::vector<TmaOp> tma_queue;
 
@@ -87,9 +91,11 @@ void perform(TmaOp& op) {
             memcpy(smem_host(op.rank, w, 2), &v, 2);
         }
     op.done = true;
+    race::async_write_done(smem_host(op.rank, op.dst, (size_t)row_bytes * m.box[1]), (size_t)row_bytes * m.box[1],
+                           op.issuer, op.issue_clock, op.rank, false);
     Mbar& b = mbar(op.rank, op.bar, "a TMA copy's complete_tx");
     b.tx -= (int64_t)row_bytes * m.box[1];
-    complete_if_done(b);
+    complete_if_done(b, op.rank, op.bar);
 }
 
 // ---- wgmma ----
@@ -103,6 +109,8 @@ struct WgOp {
     float* d[128];
     uint32_t arrived;
     bool done;
+    int race_id;  // the race checker's record of its operand reads, and the threads that retired it
+    bool retired[128];
 };
 struct Warpgroup {
     uint64_t epoch = 0;
@@ -124,14 +132,16 @@ Warpgroup& warpgroup() {
 // at bits 0, 16 and 32; layout 1 = 128-byte swizzle at bits 62–63). K-major: 128-byte rows of 64 k
 // values, 8-row groups SBO apart. MN-major: 128-byte rows of 64 m (n) values, one per k, 8-k groups
 // SBO apart, 64-wide m (n) atoms LBO apart. Then the swizzle, as TMA wrote it.
-float operand(uint64_t desc, bool mn_major, int mn, int k, int type) {
+uint32_t operand_address(uint64_t desc, bool mn_major, int mn, int k) {
     const uint32_t start = (uint32_t)(desc & 0x3FFF) << 4, lbo = (uint32_t)(desc >> 16 & 0x3FFF) << 4,
                    sbo = (uint32_t)(desc >> 32 & 0x3FFF) << 4;
-    uint32_t w = mn_major ? start + (mn / 64) * lbo + (k / 8) * sbo + (k % 8) * 128 + (mn % 64) * 2
-                          : start + (mn / 8) * sbo + (mn % 8) * 128 + k * 2;
-    w ^= ((w >> 7) & 7) << 4;
+    const uint32_t w = mn_major ? start + (mn / 64) * lbo + (k / 8) * sbo + (k % 8) * 128 + (mn % 64) * 2
+                                : start + (mn / 8) * sbo + (mn % 8) * 128 + k * 2;
+    return w ^ ((w >> 7) & 7) << 4;
+}
+float operand(uint64_t desc, bool mn_major, int mn, int k, int type) {
     uint16_t h;
-    memcpy(&h, smem_host(current_rank(), w, 2), 2);
+    memcpy(&h, smem_host(current_rank(), operand_address(desc, mn_major, mn, k), 2), 2);
     return lk_emu_half_to_f32(h, type == 0);
 }
 
@@ -159,7 +169,23 @@ void perform(WgOp& op) {
             }
     }
     op.done = true;
+    race::wg_performed(op.race_id);
     note_progress();
+}
+
+// The race checker's view of a wgmma issued now: the bytes its operands read.
+int race_wg_issue(uint64_t da, uint64_t db, int n, int tnsp_a, int tnsp_b) {
+    if (!race::enabled()) return -1;
+    std::vector<void*> ps;
+    const unsigned rank = current_rank();
+    auto add = [&](uint64_t desc, bool mn_major, int mn, int k) {
+        ps.push_back(smem_host(rank, operand_address(desc, mn_major, mn, k), 2));
+    };
+    for (int m = 0; m < 64; ++m)
+        for (int k = 0; k < 16; ++k) add(da, tnsp_a, m, k);
+    for (int k = 0; k < 16; ++k)
+        for (int c = 0; c < n; ++c) add(db, tnsp_b, c, k);
+    return race::wg_issue(ps.data(), ps.size(), current_fiber(), rank);
 }
 
 }  // namespace
@@ -182,6 +208,9 @@ extern "C" void lk_emu_mbar_init(uint32_t bar, uint32_t count) {
     if (count == 0 || count >= (1u << 20)) fail_launch("mbarrier.init with an arrival count outside 1 .. 2^20 - 1");
     Mbar& b = mbars[key(current_rank(), bar)];
     b = Mbar{lk_emu_block_epoch(), count, count, 0, 0};
+    for (uint64_t k : {race::mbar_key(current_rank(), bar), race::mbar_done_key(current_rank(), bar, 0),
+                       race::mbar_done_key(current_rank(), bar, 1)})
+        race::clear_clock(k);
     note_progress();
 }
 
@@ -197,7 +226,8 @@ extern "C" void lk_emu_mbar_arrive(uint32_t bar, int rank, uint32_t tx_bytes) {
         fail_launch("mbarrier.arrive on a phase whose arrivals are all in, waiting for its transaction bytes (more arrivals than its count)");
     b.tx += tx_bytes;
     --b.pending;
-    complete_if_done(b);
+    race::release(race::mbar_key(r, bar), current_fiber());
+    complete_if_done(b, r, bar);
 }
 
 extern "C" bool lk_emu_mbar_try_wait(uint32_t bar, uint32_t parity) {
@@ -207,7 +237,10 @@ extern "C" bool lk_emu_mbar_try_wait(uint32_t bar, uint32_t parity) {
         TmaOp& op = tma_queue[i];
         if (!op.done && op.epoch == epoch && op.rank == rank && op.bar == bar) perform(op);
     }
-    if (((mbar(rank, bar, "mbarrier.try_wait").phase & 1) != (parity & 1))) return true;
+    if (((mbar(rank, bar, "mbarrier.try_wait").phase & 1) != (parity & 1))) {
+        race::acquire(race::mbar_done_key(rank, bar, parity), current_fiber());
+        return true;
+    }
     spin("an mbarrier phase (mbarrier.try_wait)");
     return false;
 }
@@ -233,8 +266,15 @@ extern "C" void lk_emu_tma_load_2d(uint32_t dst, const void* map, uint32_t bar, 
         if (r != current_rank() && block_exited(r))
             fail_launch("a TMA multicast into block rank " + std::to_string(r) + " of the cluster, which has exited");
         mbar(r, bar, "a TMA copy");
-        smem_host(r, dst, (size_t)m.box[0] * 2 * m.box[1]);  // the whole box lies in shared memory
-        tma_queue.push_back(TmaOp{lk_emu_block_epoch(), r, dst, bar, m, c0, c1, false});
+        const size_t bytes = (size_t)m.box[0] * 2 * m.box[1];
+        void* host = smem_host(r, dst, bytes);  // the whole box lies in shared memory
+        // Race checker: the box is written from now until it lands, after what the issuer did so far
+        // (its clock goes to the barrier the copy completes on).
+        const size_t t = current_fiber();
+        const uint32_t clk = race::clock_of(t);
+        race::async_write_issue(host, bytes, t, r);
+        race::release(race::mbar_key(r, bar), t);
+        tma_queue.push_back(TmaOp{lk_emu_block_epoch(), r, dst, bar, m, c0, c1, false, t, clk});
         if (tma_early()) perform(tma_queue.back());
     }
     note_progress();
@@ -246,7 +286,8 @@ extern "C" void lk_emu_wgmma(float* d, uint64_t da, uint64_t db, int scale_d, in
     Warpgroup& g = warpgroup();
     const uint32_t k = fiber_wg_issued()++;
     if (k == g.ops.size()) {
-        g.ops.push_back(WgOp{da, db, scale_d, n, tnsp_a, tnsp_b, type, fiber_wg_group(), {}, 0, false});
+        g.ops.push_back(WgOp{da, db, scale_d, n, tnsp_a, tnsp_b, type, fiber_wg_group(), {}, 0, false,
+                             race_wg_issue(da, db, n, tnsp_a, tnsp_b), {}});
     } else {
         const WgOp& o = g.ops[k];
         if (o.da != da || o.db != db || o.scale_d != scale_d || o.n != n || o.tnsp_a != tnsp_a || o.tnsp_b != tnsp_b ||
@@ -285,5 +326,13 @@ extern "C" void lk_emu_wgmma_wait(int pending) {
             spin("the rest of its warpgroup's wgmma");
         }
         if (!g.ops[k].done) perform(g.ops[k]);
+    }
+    // Race checker: what this wait retired, the thread has seen read.
+    const unsigned lane = current_linear_tid() % 128;
+    for (uint32_t k = 0; k < issued; ++k) {
+        WgOp& op = g.ops[k];
+        if (op.group + (uint32_t)pending >= groups || op.retired[lane]) continue;
+        op.retired[lane] = true;
+        race::wg_retire(op.race_id, current_fiber());
     }
 }

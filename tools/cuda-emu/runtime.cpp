@@ -237,6 +237,13 @@ bool resolve_warps() {
             }
             for (size_t l = 0; l < lanes; ++l)
                 if (part >> l & 1) blk[w0 + l].st = RUNNABLE;
+            if (first->op == WARP_SYNC && race::enabled()) {  // __syncwarp orders its lanes' memory
+                size_t ts[32], k = 0;
+                for (size_t l = 0; l < lanes; ++l)
+                    if ((part >> l & 1) || ((mask >> l & 1) && blk[w0 + l].st == DONE))
+                        ts[k++] = (size_t)(&blk[w0 + l] - S.fibers.data());
+                race::barrier(ts, k, false);
+            }
             released = true;
         }
     }
@@ -258,6 +265,11 @@ bool resolve_barrier(State state) {
         if (live == 0 || waiting != live) continue;
         for (size_t i = g0; i < g0 + group; ++i)
             if (S.fibers[i].st == state) S.fibers[i].st = RUNNABLE;
+        if (race::enabled()) {  // the exited threads' accesses are before the barrier too
+            std::vector<size_t> ts(group);
+            for (size_t i = 0; i < group; ++i) ts[i] = g0 + i;
+            race::barrier(ts.data(), group, true);
+        }
         released = true;
     }
     return released;
@@ -291,6 +303,7 @@ std::string waits_for(const Fiber& f) {
 bool run_cluster() {
     ++S.epoch;
     S.live = 0;
+    race::start_cluster(S.blocks * S.n, S.n, lk_emu_block_dim);
     for (unsigned r = 0; r < S.blocks; ++r) {
         if (S.dyn_bytes) memset(S.dyn[r], 0xFF, S.dyn_bytes);
         S.static_copy[r].clear();
@@ -404,6 +417,7 @@ std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3
         S.dyn[r] = dyn_bytes ? S.dyn_region[r] + S.dyn_region_bytes[r] - PAGE - (dyn_bytes + 15) / 16 * 16 : nullptr;
     }
     S.dyn_bytes = dyn_bytes;
+    race::start_launch(S.dyn, dyn_bytes, S.blocks);
     lk_emu_block_dim = block;
     lk_emu_grid_dim = grid;
     for (unsigned z = 0; z < grid.z; z += cluster.z)
@@ -443,6 +457,7 @@ void note_progress() { ++S.progress; }
 unsigned current_rank() { return S.cur->rank; }
 unsigned cluster_blocks() { return S.blocks; }
 unsigned current_linear_tid() { return (unsigned)((S.cur - S.fibers.data()) % S.n); }
+size_t current_fiber() { return (size_t)(S.cur - S.fibers.data()); }
 size_t block_threads() { return S.n; }
 bool thread_done(unsigned rank, unsigned tid) { return S.fibers[rank * S.n + tid].st == DONE; }
 bool block_exited(unsigned rank) {
@@ -553,6 +568,7 @@ extern "C" void lk_emu_poison_shared(void* p, size_t bytes) {
         e = S.epoch;
         memset(p, 0xFF, bytes);
     }
+    race::add_static(p, bytes);
     for (const auto& st : S.statics)
         if (st.p == p) return;
     S.statics.push_back({static_cast<char*>(p), bytes, 0});
@@ -566,10 +582,17 @@ extern "C" void lk_emu_named_barrier(int id, int count, int wait) {
     if (nb.arrived > 0 && nb.count != count) fail_launch("named barrier " + std::to_string(id) + " used with two thread counts");
     nb.count = count;
     ++S.progress;
+    const uint64_t key = race::named_key(f->rank, id);
+    race::release(key, current_fiber());
     if (++nb.arrived == count) {
         nb.arrived = 0;
         for (size_t i = f->rank * S.n; i < (f->rank + 1) * S.n; ++i)
-            if (S.fibers[i].st == AT_NAMED && S.fibers[i].named == id) S.fibers[i].st = RUNNABLE;
+            if (S.fibers[i].st == AT_NAMED && S.fibers[i].named == id) {
+                S.fibers[i].st = RUNNABLE;
+                race::acquire(key, i);
+            }
+        if (wait) race::acquire(key, current_fiber());
+        race::clear_clock(key);
         return;
     }
     if (!wait) return;
@@ -577,6 +600,16 @@ extern "C" void lk_emu_named_barrier(int id, int count, int wait) {
     f->named = id;
     yield();
 }
+
+// The race checker's hooks for the emulator's headers (cp.async, atomics).
+extern "C" void lk_emu_race_async_issue(const void* dst, size_t bytes) {
+    race::async_write_issue(dst, bytes, current_fiber(), current_rank());
+}
+extern "C" void lk_emu_race_async_done(const void* dst, size_t bytes) {
+    const size_t t = current_fiber();
+    race::async_write_done(dst, bytes, t, race::clock_of(t), current_rank(), true);
+}
+extern "C" void lk_emu_race_suspend(int on) { race::suspend(on != 0); }
 
 extern "C" void lk_emu_cluster_sync() {
     S.cur->st = AT_CLUSTER;
