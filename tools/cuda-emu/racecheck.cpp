@@ -308,8 +308,6 @@ void add_static(void* p, size_t bytes) {
     if (!C.hi || c + bytes > C.hi) C.hi = c + bytes;
 }
 
-void end_launch() { C.on = false; }
-
 // Every thread of `ts` (cluster indices) gets the join of their clocks, then ticks its own.
 void barrier(const size_t* ts, size_t n, bool whole_blocks) {
     if (!C.on || n == 0) return;
