@@ -7,7 +7,9 @@ Usage: tools/cuda-emu/build.py [--racecheck] [OUT_DIR]
 --racecheck builds the race checker in (racecheck.cpp): the kernels are compiled with g++'s
 -fsanitize=thread instrumentation, whose hooks (every load and store) racecheck.cpp serves in place
 of ThreadSanitizer's runtime, checking each shared-memory access against the order the kernel's
-barriers give. The same kernels, 1.5 to 4 times slower.
+barriers give. The same kernels, 1.5 to 4 times slower. The same hooks feed the shared-memory bank
+profile (banks.cpp, on with LK_EMU_BANKS=1 at run time), whose wavefront counts banks_test.cpp
+checks right after the link.
 
 Each kernels/*.cu is compiled by the host C++ compiler ($CXX, default g++) against cuda_emu.h, after
 four mechanical rewrites of a copy of it:
@@ -135,7 +137,7 @@ def main() -> int:
         dst = src_dir / (f.stem + ".cpp")
         dst.write_text(text)
         units.append(dst)
-    emulator = ["timing_emu.cpp", "runtime.cpp", "hopper.cpp", "driver.cpp", "racecheck.cpp"]
+    emulator = ["timing_emu.cpp", "runtime.cpp", "hopper.cpp", "driver.cpp", "racecheck.cpp", "banks.cpp"]
     units += [HERE / f for f in emulator]
 
     flags = ["-std=c++17", "-O2", "-g1", "-fPIC", "-ffp-contract=off", "-fno-strict-aliasing",
@@ -148,7 +150,8 @@ def main() -> int:
         kernel = src.parent != HERE
         inc = ["-include", str(HERE / "cuda_emu.h")] if kernel else []
         if kernel and racecheck:  # every load and store calls racecheck.cpp's __tsan_* hooks
-            inc += ["-fsanitize=thread", "--param", "tsan-instrument-func-entry-exit=0"]
+            # -fno-tree-sra keeps a float4 load one 16-byte access (the bank profile's widths).
+            inc += ["-fsanitize=thread", "--param", "tsan-instrument-func-entry-exit=0", "-fno-tree-sra"]
         cmd = [cxx, *flags, *inc, "-c", str(src), "-o", str(obj)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         return obj, (r.stderr if r.returncode else "")
@@ -161,7 +164,7 @@ def main() -> int:
     if failed:
         return 1
     lib = out_dir / "libcuda.so.1"
-    cmd = [cxx, "-shared", "-Wl,-soname,libcuda.so.1", "-o", str(lib), *[str(o) for o, _ in results], "-lpthread"]
+    cmd = [cxx, "-shared", "-Wl,-soname,libcuda.so.1", "-o", str(lib), *[str(o) for o, _ in results], "-lpthread", "-ldl"]
     subprocess.run(cmd, check=True)
     link = out_dir / "libcuda.so"
     if link.is_symlink() or link.exists():
@@ -169,6 +172,12 @@ def main() -> int:
     link.symlink_to("libcuda.so.1")
     print(f"cuda-emu: built {lib} ({len(units) - len(emulator)} kernel sources"
           f"{', race checker on' if racecheck else ''})")
+    if racecheck:  # the bank profile's wavefront counts on known requests (banks_test.cpp)
+        test = out_dir / "banks_test"
+        subprocess.run([cxx, *flags, str(HERE / "banks_test.cpp"), "-o", str(test), str(lib),
+                        f"-Wl,-rpath,{out_dir.resolve()}"], check=True)
+        if subprocess.run([str(test)]).returncode:
+            return 1
     return 0
 
 

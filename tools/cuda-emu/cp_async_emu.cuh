@@ -57,6 +57,7 @@ __device__ __forceinline__ void cp_async_commit() {
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
     lk_emu_tc::Pending& p = lk_emu_tc::pending();
+    lk_emu_banks_quiet(1);  // the copies' bytes land: counted as requests at their issue
     while (p.groups.size() > (size_t)N) {
         for (const lk_emu_tc::Copy& c : p.groups.front()) {
             lk_emu_race_async_done(c.dst, (size_t)c.size);
@@ -65,5 +66,6 @@ __device__ __forceinline__ void cp_async_wait() {
         }
         p.groups.erase(p.groups.begin());
     }
+    lk_emu_banks_quiet(0);
 }
 

@@ -91,6 +91,10 @@ void lk_emu_poison_shared(void* p, size_t bytes);
 void lk_emu_race_async_issue(const void* dst, size_t bytes);
 void lk_emu_race_async_done(const void* dst, size_t bytes);
 void lk_emu_race_suspend(int on);
+// The bank profile's hooks (banks.cpp): a lane's ldmatrix row address, and a span whose shared-memory
+// accesses are a model's own, not the kernel's requests.
+void lk_emu_banks_ldmatrix(const void* row);
+void lk_emu_banks_quiet(int on);
 }
 
 #define threadIdx lk_emu_thread_idx

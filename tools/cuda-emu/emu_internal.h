@@ -60,7 +60,8 @@ void release(uint64_t key, size_t t);
 void acquire(uint64_t key, size_t t);
 void move_clock(uint64_t from, uint64_t to);
 void clear_clock(uint64_t key);
-void access(const void* p, size_t n, bool write);
+// A load or store of n bytes at p by the running thread, from the call site pc.
+void access(const void* p, size_t n, bool write, const void* pc);
 void suspend(bool on);
 void async_write_issue(const void* p, size_t n, size_t t, unsigned rank);
 void async_write_done(const void* p, size_t n, size_t t, uint32_t clk, unsigned rank, bool at_wait);
@@ -76,6 +77,23 @@ inline uint64_t mbar_done_key(unsigned rank, uint32_t w, uint32_t parity) {
     return (3ull + (parity & 1)) << 60 | (uint64_t)rank << 32 | w;
 }
 }  // namespace race
+
+// The shared-memory bank profile (banks.cpp; on with LK_EMU_BANKS in builds made with
+// `build.py --racecheck`): warp requests put back together from the threads' accesses, counted in
+// wavefronts at the process's exit.
+namespace banks {
+enum Kind { LOAD, STORE, LDMATRIX, CP_ASYNC };
+bool on();
+// Thread t (cluster index) accesses n bytes of shared memory at p, from call site pc.
+void record(size_t t, const void* p, size_t n, int kind, const void* pc);
+// A barrier of whole blocks: the requests of these threads' warps are complete.
+void close_warps(const size_t* ts, size_t n);
+void start_cluster(size_t per_block);
+void quiet(bool on);
+// Wavefronts of one request (lanes: mask of the lanes in it), and the fewest it could take (*ideal).
+uint64_t wavefronts(int kind, uint32_t lanes, const uintptr_t* addr, const uint32_t* bytes, uint64_t* ideal);
+void report();
+}  // namespace banks
 
 // What cuTensorMapEncodeTiled (driver.cpp) keeps in a CUtensorMap's 128 opaque bytes for hopper.cpp's
 // TMA copies: a rank-1 or -2 tensor of 2-byte elements, dims[0] innermost.

@@ -350,12 +350,13 @@ void clear_clock(uint64_t key) {
     std::fill(o.begin(), o.end(), 0u);
 }
 
-void access(const void* p, size_t n, bool write) {
+void access(const void* p, size_t n, bool write, const void* pc) {
     const char* c = static_cast<const char*>(p);
     if (!C.on || c < C.lo || c >= C.hi || C.suspended) return;
     Region* reg = region_of(c);
     if (!reg) return;
     const size_t t = current_fiber();
+    if (banks::on()) banks::record(t, p, n, write ? banks::STORE : banks::LOAD, pc);
     const unsigned rank = current_rank();
     words_in(*reg, c, n, [&](Region& r, size_t off, uint8_t mask) {
         if (write) check_write(r, rank, off, mask, t, "writes");
@@ -429,9 +430,8 @@ void wg_retire(int id, size_t t) {
 #ifdef LK_EMU_RACECHECK
 // ThreadSanitizer's instrumentation entry points (g++ -fsanitize=thread), served by the checker.
 using lk_emu::race::access;
-namespace {
-inline void hook(const void* p, size_t n, bool write) { access(p, n, write); }
-}  // namespace
+// The call site of the instrumented access (for the bank profile) is the hook's return address.
+#define hook(p, n, write) access(p, n, write, __builtin_return_address(0))
 extern "C" {
 #define LK_TSAN_RW(N)                                                            \
     void __tsan_read##N(void* p) { hook(p, N, false); }                          \
@@ -450,6 +450,7 @@ LK_TSAN_RW(16)
 #undef LK_TSAN_RW
 void __tsan_read_range(void* p, size_t n) { hook(p, n, false); }
 void __tsan_write_range(void* p, size_t n) { hook(p, n, true); }
+#undef hook
 void __tsan_init() {}
 void __tsan_func_entry(void*) {}
 void __tsan_func_exit() {}

@@ -269,6 +269,7 @@ bool resolve_barrier(State state) {
             std::vector<size_t> ts(group);
             for (size_t i = 0; i < group; ++i) ts[i] = g0 + i;
             race::barrier(ts.data(), group, true);
+            banks::close_warps(ts.data(), group);
         }
         released = true;
     }
@@ -304,6 +305,7 @@ bool run_cluster() {
     ++S.epoch;
     S.live = 0;
     race::start_cluster(S.blocks * S.n, S.n, lk_emu_block_dim);
+    banks::start_cluster(S.n);
     for (unsigned r = 0; r < S.blocks; ++r) {
         if (S.dyn_bytes) memset(S.dyn[r], 0xFF, S.dyn_bytes);
         S.static_copy[r].clear();
@@ -603,6 +605,7 @@ extern "C" void lk_emu_named_barrier(int id, int count, int wait) {
 
 // The race checker's hooks for the emulator's headers (cp.async, atomics).
 extern "C" void lk_emu_race_async_issue(const void* dst, size_t bytes) {
+    if (banks::on()) banks::record(current_fiber(), dst, bytes, banks::CP_ASYNC, __builtin_return_address(0));
     race::async_write_issue(dst, bytes, current_fiber(), current_rank());
 }
 extern "C" void lk_emu_race_async_done(const void* dst, size_t bytes) {

@@ -36,9 +36,11 @@ inline void accumulate(float (&d)[4], const float (&A)[16][K], const float (&B)[
 template <bool TRANS>
 __device__ __forceinline__ void ldmatrix_x4_model(uint32_t (&r)[4], const void* p) {
     lk_emu_tc::require_aligned(p, "ldmatrix: row address not 16-byte aligned");
+    lk_emu_banks_ldmatrix(p);
     const void* rows[32];
     lk_emu_warp_gather(0xffffffffu, &p, sizeof p, rows);
     const unsigned t = lk_emu_tc::lane();
+    lk_emu_banks_quiet(1);  // the other lanes' rows: one request, recorded above
     for (int i = 0; i < 4; ++i) {
         if (!TRANS) {
             const uint16_t* row = static_cast<const uint16_t*>(rows[8 * i + t / 4]);
@@ -49,6 +51,7 @@ __device__ __forceinline__ void ldmatrix_x4_model(uint32_t (&r)[4], const void* 
             r[i] = (uint32_t)r0[t / 4] | (uint32_t)r1[t / 4] << 16;
         }
     }
+    lk_emu_banks_quiet(0);
 }
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) { ldmatrix_x4_model<false>(r, p); }
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) { ldmatrix_x4_model<true>(r, p); }
