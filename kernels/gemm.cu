@@ -145,7 +145,8 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_f32(lk_gemm_params p, const f
 // Per step of BK = 16 along k, each thread group stages op(A) [BM×16] and op(B) [16×BN] in shared
 // memory as float4 chunks read along the operand's contiguous dimension (one 16-byte load when the
 // rows are 16-byte aligned and the chunk is inside the matrix; else bounds-checked scalar loads,
-// zero-padded), stored k-major (As[k][m], Bs[k][n], rows padded by 4 floats). Double buffering:
+// zero-padded), stored k-major (As[k][m], Bs[k][n], rows padded by 4 floats, chunks swizzled by
+// sdb_swizzle). Double buffering:
 // the next step's chunks are loaded into registers while the current step is computed, then
 // written to the other buffer; one __syncthreads per step. Warp tiling: warp (wm, wn) owns a WM×WN
 // sub-tile; its 32 lanes form 8 (m) × 4 (n) and each lane computes 4×4 outputs per WM/32 × WN/16
@@ -159,13 +160,24 @@ LK_KERNEL void __launch_bounds__(256) gemm_simt128_f32(lk_gemm_params p, const f
 
 namespace {
 
+// The stage swizzle of the warp-tiled loops (v3-v5, v16-v22, v28-v29): element (k, m) of a k-major
+// 16-k tile sits at k·S + (m ^ sdb_swizzle(k)), so the second 8 k rows have their 4-element chunks
+// swapped in pairs of pairs (chunk q ↔ q ^ 2). A warp's transposing stores (8 m × 4 k chunks, the k
+// rows 4 apart: 4·S ≡ 16 banks apart for S ≡ 4 mod 32) then fill 32 banks instead of 16 twice,
+// and a thread's float4 fragments stay whole and conflict-free. Same values, same sums.
+__device__ __forceinline__ int sdb_swizzle(int k) { return k & 8; }
+
 // Epilogue of the warp-tiled kernels (v3-v5, v16-v22) through shared memory, 32 rows of the warp
 // tile at a time: the warp parks its accumulators at `park` (32 rows of WN + 1 floats), then stores
 // rows of WN consecutive columns (coalesced) through one non-unrolled copy of the epilogue code
 // (inlining it for every output made ptxas take minutes). Output (i, j) of the thread: row
-// row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4. SPLIT (v4, v18, v19, v21, v22): the
+// row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4, parked at column
+// park_column(col) of its row: each 16-column group transposed as 4×4, so that the 32 lanes' stores
+// of one (i, j) land in 32 banks (lm·4 + ln, rows WN + 1 ≡ 1 apart), where the columns as they are
+// put 4 lanes in each bank (4 wavefronts a 4-byte store: tools/cuda-emu's bank profile). SPLIT (v4, v18, v19, v21, v22): the
 // raw sum of the block's k range goes to slice blockIdx.z of the [splits, m, n] workspace (c), which
 // gemm_splitk_reduce_f32 (v19, v21, v22: the tile's last block) adds up and applies the epilogue to.
+__device__ __forceinline__ int park_column(int col) { return (col & ~15) | (col & 3) << 2 | (col >> 2 & 3); }
 template <int IM, int IN, int WN, bool SPLIT>
 __device__ __forceinline__ void simt_park_and_store(const float (&acc)[IM * 4][IN * 4], float* park,
                                                     const lk_gemm_params& p, int lane, int lm, int ln, int64_t row0,
@@ -178,15 +190,16 @@ __device__ __forceinline__ void simt_park_and_store(const float (&acc)[IM * 4][I
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
-            for (int j = 0; j < IN * 4; ++j) park[(lm * 4 + i) * SP + (j / 4) * 16 + ln * 4 + j % 4] = acc[im * 4 + i][j];
+            for (int j = 0; j < IN * 4; ++j) park[(lm * 4 + i) * SP + (j / 4) * 16 + (j % 4) * 4 + ln] = acc[im * 4 + i][j];
         __syncwarp();
 #pragma unroll 1
         for (int idx = lane; idx < 32 * WN; idx += 32) {
             const int r = idx / WN, cc = idx % WN;
             const int64_t row = row0 + im * 32 + r, col = col0 + cc;
             if (row < p.m && col < p.n) {
-                if (SPLIT) lk::splitk_store_raw(p, row, col, park[r * SP + cc], c);
-                else gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+                const float v = park[r * SP + park_column(cc)];
+                if (SPLIT) lk::splitk_store_raw(p, row, col, v, c);
+                else gemm_store(p, row, col, v, c, bias, y);
             }
         }
     }
@@ -250,26 +263,28 @@ __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, con
         for (int i = 0; i < LA; ++i) {
             const int e = gt + i * GT;
             if (TA) {
-                *reinterpret_cast<float4*>(&as[(e / (BM / 4)) * SA + (e % (BM / 4)) * 4]) = ra[i];
+                const int k = e / (BM / 4);
+                *reinterpret_cast<float4*>(&as[k * SA + (((e % (BM / 4)) * 4) ^ sdb_swizzle(k))]) = ra[i];
             } else {
-                const int row = e / (BK / 4), kq = (e % (BK / 4)) * 4;
-                as[(kq + 0) * SA + row] = ra[i].x;
-                as[(kq + 1) * SA + row] = ra[i].y;
-                as[(kq + 2) * SA + row] = ra[i].z;
-                as[(kq + 3) * SA + row] = ra[i].w;
+                const int row = e / (BK / 4), kq = (e % (BK / 4)) * 4, at = kq * SA + (row ^ sdb_swizzle(kq));
+                as[at + 0 * SA] = ra[i].x;
+                as[at + 1 * SA] = ra[i].y;
+                as[at + 2 * SA] = ra[i].z;
+                as[at + 3 * SA] = ra[i].w;
             }
         }
 #pragma unroll
         for (int i = 0; i < LB; ++i) {
             const int e = gt + i * GT;
             if (TB) {
-                const int col = e / (BK / 4), kq = (e % (BK / 4)) * 4;
-                bs[(kq + 0) * SB + col] = rb[i].x;
-                bs[(kq + 1) * SB + col] = rb[i].y;
-                bs[(kq + 2) * SB + col] = rb[i].z;
-                bs[(kq + 3) * SB + col] = rb[i].w;
+                const int col = e / (BK / 4), kq = (e % (BK / 4)) * 4, at = kq * SB + (col ^ sdb_swizzle(kq));
+                bs[at + 0 * SB] = rb[i].x;
+                bs[at + 1 * SB] = rb[i].y;
+                bs[at + 2 * SB] = rb[i].z;
+                bs[at + 3 * SB] = rb[i].w;
             } else {
-                *reinterpret_cast<float4*>(&bs[(e / (BN / 4)) * SB + (e % (BN / 4)) * 4]) = rb[i];
+                const int k = e / (BN / 4);
+                *reinterpret_cast<float4*>(&bs[k * SB + (((e % (BN / 4)) * 4) ^ sdb_swizzle(k))]) = rb[i];
             }
         }
     };
@@ -292,12 +307,14 @@ __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, con
             float fa[IM * 4], fb[IN * 4];
 #pragma unroll
             for (int im = 0; im < IM; ++im) {
-                const float4 v = *reinterpret_cast<const float4*>(&as[kk * SA + wm0 + im * 32 + lm * 4]);
+                const float4 v =
+                    *reinterpret_cast<const float4*>(&as[kk * SA + ((wm0 + lm * 4) ^ sdb_swizzle(kk)) + im * 32]);
                 fa[im * 4 + 0] = v.x; fa[im * 4 + 1] = v.y; fa[im * 4 + 2] = v.z; fa[im * 4 + 3] = v.w;
             }
 #pragma unroll
             for (int in = 0; in < IN; ++in) {
-                const float4 v = *reinterpret_cast<const float4*>(&bs[kk * SB + wn0 + in * 16 + ln * 4]);
+                const float4 v =
+                    *reinterpret_cast<const float4*>(&bs[kk * SB + ((wn0 + ln * 4) ^ sdb_swizzle(kk)) + in * 16]);
                 fb[in * 4 + 0] = v.x; fb[in * 4 + 1] = v.y; fb[in * 4 + 2] = v.z; fb[in * 4 + 3] = v.w;
             }
 #pragma unroll
@@ -312,24 +329,33 @@ __device__ __forceinline__ void gemm_simt_warp_body(const lk_gemm_params& p, con
     // Output (i, j) of this thread: row wm0 + (i/4)·32 + lm·4 + i%4, col wn0 + (j/4)·16 + ln·4 + j%4.
     if (KS > 1) {
         // Groups 1..KS-1 park their partial sums in shared memory (the staging buffers are free
-        // after the loop's last barrier); group 0 adds them in group order.
+        // after the loop's last barrier); group 0 adds them in group order. Only the thread of the
+        // same index gt in group 0 reads a thread's partials: outputs (i, 4q..4q+3) of every thread
+        // of a group sit as float4 number (i·IN + q)·GT + gt, consecutive across a warp's lanes (no
+        // bank conflict; the tile's own layout put 8 lanes in each bank).
         if (group > 0) {
-            float* part = smem + (group - 1) * BM * BN;
+            float4* part = reinterpret_cast<float4*>(smem + (group - 1) * BM * BN) + gt;
 #pragma unroll
             for (int i = 0; i < IM * 4; ++i)
 #pragma unroll
-                for (int j = 0; j < IN * 4; ++j)
-                    part[(wm0 + (i / 4) * 32 + lm * 4 + i % 4) * BN + wn0 + (j / 4) * 16 + ln * 4 + j % 4] = acc[i][j];
+                for (int q = 0; q < IN; ++q)
+                    part[(i * IN + q) * GT] = make_float4(acc[i][4 * q], acc[i][4 * q + 1], acc[i][4 * q + 2],
+                                                          acc[i][4 * q + 3]);
         }
         __syncthreads();
         if (group > 0) return;
         for (int g = 1; g < KS; ++g) {
-            const float* part = smem + (g - 1) * BM * BN;
+            const float4* part = reinterpret_cast<const float4*>(smem + (g - 1) * BM * BN) + gt;
 #pragma unroll
             for (int i = 0; i < IM * 4; ++i)
 #pragma unroll
-                for (int j = 0; j < IN * 4; ++j)
-                    acc[i][j] += part[(wm0 + (i / 4) * 32 + lm * 4 + i % 4) * BN + wn0 + (j / 4) * 16 + ln * 4 + j % 4];
+                for (int q = 0; q < IN; ++q) {
+                    const float4 v = part[(i * IN + q) * GT];
+                    acc[i][4 * q] += v.x;
+                    acc[i][4 * q + 1] += v.y;
+                    acc[i][4 * q + 2] += v.z;
+                    acc[i][4 * q + 3] += v.w;
+                }
         }
     }
     // The staging buffers are free (last loop barrier); with KS > 1 the parking space follows the
@@ -490,6 +516,7 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
 #define LK_SDB_STAGE(BM) (LK_SDB_BK * 2 * ((BM) + 4))
 
 namespace {
+
 
 // The source pointers of a thread's two 4-element chunks of each operand (v16–v22 loops) at k = kb
 // (SPLIT; else 0): m/n-contiguous operand (A [k, m], B [k, n]): k rows r_mn (+ RMN), columns from
@@ -681,6 +708,7 @@ __device__ __forceinline__ void simt_db_mainloop(
     // - operand stored with k contiguous (A [m, k], B [n, k]): row r_k (+ RK), k columns c_k..+3.
     const int r_mn = tid / CPR, c_mn = (tid % CPR) * 4;
     const int r_k = tid / 4, c_k = (tid % 4) * 4;
+    // Stages swizzled by sdb_swizzle (the chunk's k row, or its 4 k rows, lie in one half of the tile).
 
     // Stored coordinates of each chunk at k = kb, with the m / n index clamped into the matrix.
     const float* pa[2];
@@ -706,21 +734,23 @@ __device__ __forceinline__ void simt_db_mainloop(
         float* bs = st + BK * S;
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
+            const int mn_at = (r_mn + RMN * i) * S + (c_mn ^ sdb_swizzle(r_mn + RMN * i));
+            const int k_at = c_k * S + ((r_k + RK * i) ^ sdb_swizzle(c_k));
             if (TA) {
-                *reinterpret_cast<float4*>(&as[(r_mn + RMN * i) * S + c_mn]) = ga[i];
+                *reinterpret_cast<float4*>(&as[mn_at]) = ga[i];
             } else {
-                as[(c_k + 0) * S + r_k + RK * i] = ga[i].x;
-                as[(c_k + 1) * S + r_k + RK * i] = ga[i].y;
-                as[(c_k + 2) * S + r_k + RK * i] = ga[i].z;
-                as[(c_k + 3) * S + r_k + RK * i] = ga[i].w;
+                as[k_at + 0 * S] = ga[i].x;
+                as[k_at + 1 * S] = ga[i].y;
+                as[k_at + 2 * S] = ga[i].z;
+                as[k_at + 3 * S] = ga[i].w;
             }
             if (TB) {
-                bs[(c_k + 0) * S + r_k + RK * i] = gb[i].x;
-                bs[(c_k + 1) * S + r_k + RK * i] = gb[i].y;
-                bs[(c_k + 2) * S + r_k + RK * i] = gb[i].z;
-                bs[(c_k + 3) * S + r_k + RK * i] = gb[i].w;
+                bs[k_at + 0 * S] = gb[i].x;
+                bs[k_at + 1 * S] = gb[i].y;
+                bs[k_at + 2 * S] = gb[i].z;
+                bs[k_at + 3 * S] = gb[i].w;
             } else {
-                *reinterpret_cast<float4*>(&bs[(r_mn + RMN * i) * S + c_mn]) = gb[i];
+                *reinterpret_cast<float4*>(&bs[mn_at]) = gb[i];
             }
         }
     };
@@ -732,9 +762,10 @@ __device__ __forceinline__ void simt_db_mainloop(
 
     // Fragments: fa[s] / fb[s] hold step kk's values for s = kk % 2.
     float4 fa[2][IM], fb[2][IN];
-    const int frag_a = wm0 + lm * 4, frag_b = BK * S + wn0 + ln * 4;  // offsets in a stage
+    const int frag_a = wm0 + lm * 4, frag_b = wn0 + ln * 4;  // columns in a k row of the tiles
     auto load_frags = [&](const float* st, int kk, int s) {
-        simt_load_frags<IM, IN>(fa[s], fb[s], st, frag_a + kk * S, frag_b + kk * S);
+        simt_load_frags<IM, IN>(fa[s], fb[s], st, kk * S + (frag_a ^ sdb_swizzle(kk)),
+                                BK * S + kk * S + (frag_b ^ sdb_swizzle(kk)));
     };
 
     simt_db_kloop<STAGE>(K, smem, load_global, store_shared, load_frags,
@@ -1150,6 +1181,7 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
     // m / n clamped (VEC: whole chunks; else the chunk's first element, the rest clamped on copy).
     const int r_mn = tid / CPR, c_mn = (tid % CPR) * 4;
     const int r_k = tid / 4, c_k = (tid % 4) * 4;
+    // Stages swizzled by sdb_swizzle (the chunk's k row, or its 4 k rows, lie in one half of the tile).
     const float* pa[2];
     const float* pb[2];
     int64_t ia[2], ib[2];  // the m / n index of each chunk's first element
@@ -1190,10 +1222,12 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
         float* bs = st + BK * S;
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
-            if (TA) copy_chunk(&as[(r_mn + RMN * i) * S + c_mn], 1, pa[i], a, ia[i], p.m, false, k0 + r_mn + RMN * i, full);
-            else copy_chunk(&as[c_k * S + r_k + RK * i], S, pa[i], a, ia[i], p.m, true, k0 + c_k, full);
-            if (TB) copy_chunk(&bs[c_k * S + r_k + RK * i], S, pb[i], b, ib[i], p.n, true, k0 + c_k, full);
-            else copy_chunk(&bs[(r_mn + RMN * i) * S + c_mn], 1, pb[i], b, ib[i], p.n, false, k0 + r_mn + RMN * i, full);
+            const int mn_at = (r_mn + RMN * i) * S + (c_mn ^ sdb_swizzle(r_mn + RMN * i));
+            const int k_at = c_k * S + ((r_k + RK * i) ^ sdb_swizzle(c_k));
+            if (TA) copy_chunk(&as[mn_at], 1, pa[i], a, ia[i], p.m, false, k0 + r_mn + RMN * i, full);
+            else copy_chunk(&as[k_at], S, pa[i], a, ia[i], p.m, true, k0 + c_k, full);
+            if (TB) copy_chunk(&bs[k_at], S, pb[i], b, ib[i], p.n, true, k0 + c_k, full);
+            else copy_chunk(&bs[mn_at], 1, pb[i], b, ib[i], p.n, false, k0 + r_mn + RMN * i, full);
             pa[i] += step_a;
             pb[i] += step_b;
         }
@@ -1205,9 +1239,10 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
 #pragma unroll
         for (int j = 0; j < IN * 4; ++j) acc[i][j] = 0.0f;
     float4 fa[2][IM], fb[2][IN];
-    const int frag_a = wm0 + lm * 4, frag_b = BK * S + wn0 + ln * 4;  // offsets in a stage
+    const int frag_a = wm0 + lm * 4, frag_b = wn0 + ln * 4;  // columns in a k row of the tiles
     auto load_frags = [&](const float* st, int kk, int s) {
-        simt_load_frags<IM, IN>(fa[s], fb[s], st, frag_a + kk * S, frag_b + kk * S);
+        simt_load_frags<IM, IN>(fa[s], fb[s], st, kk * S + (frag_a ^ sdb_swizzle(kk)),
+                                BK * S + kk * S + (frag_b ^ sdb_swizzle(kk)));
     };
 
     const int tiles = (int)((K + BK - 1) / BK), full_tiles = (int)(K / BK);
@@ -1766,6 +1801,14 @@ constexpr int kWideStage = LK_SDB_BK * (kWideBM + 4 + kWideBN + 4);
 static_assert(kWideNT / 32 * 16 * (kWideWN + 1) <= 2 * kWideStage && 16 * kWideNT <= 2 * kWideStage,
               "the epilogue's parking space and v31's fix-up fit the stages");
 
+// Column `col` of k row `k` of a v30 operand's W-wide shared tile sits at simt_wide_swizzle<W>(k, col):
+// v16's stage swizzle (sdb_swizzle), but for the last W % 16 columns of a 200-wide tile, which it
+// would move past the row; their warp's transposing stores stay 2-way conflicted.
+template <int W>
+__device__ __forceinline__ int simt_wide_swizzle(int k, int col) {
+    return col < W / 16 * 16 ? col ^ sdb_swizzle(k) : col;
+}
+
 // One v30 operand's part of a 16-k tile: W (128 rows of A, 200 of B) × 16 elements as C chunks of 4,
 // chunk tid + NT·i in slot i of thread tid. K_CONTIG: stored with k contiguous (A [m, k], B [n, k]):
 // chunk e is row e / 4, k columns (e % 4)·4..+3; else stored with m / n contiguous ([k, m], [k, n]):
@@ -1794,7 +1837,7 @@ struct SimtWideOperand {
                 const int r = e / 4, kc = (e % 4) * 4;
                 mn[i] = mn0 + r;
                 ptr[i] = g + (mn[i] < extent - 1 ? mn[i] : extent - 1) * ld + kb + kc;
-                sm[i] = kc * S + r;
+                sm[i] = kc * S + simt_wide_swizzle<W>(kc, r);  // its 4 k rows lie in one half
                 kof[i] = kc;
             } else {
                 const int kr = e / (W / 4), col = (e % (W / 4)) * 4;
@@ -1802,7 +1845,7 @@ struct SimtWideOperand {
                 // VEC: the extent is a multiple of 4, so a chunk is wholly inside or outside.
                 const int64_t last = VEC ? extent - 4 : extent - 1;
                 ptr[i] = g + (kb + kr) * ld + (mn[i] < last ? mn[i] : last);
-                sm[i] = kr * S + col;
+                sm[i] = kr * S + simt_wide_swizzle<W>(kr, col);
                 kof[i] = kr;
             }
         }
@@ -1839,6 +1882,13 @@ __device__ __forceinline__ int simt_wide_col(int j, int ln) {
     return j < 8 ? (j / 4) * 16 + ln * 4 + j % 4 : 32 + ln * 2 + (j - 8);
 }
 
+// Where the v30 epilogue parks column col (0..39) of a warp tile's row: park_column's 4×4
+// transposes for the first 32, and the last 8 as 2×4 (ln·2 + t at t·4 + ln), so that the 16 lanes
+// parking one (i, j) write 16 banks (rows 41 ≡ 9 apart).
+__device__ __forceinline__ int simt_wide_park_column(int col) {
+    return col < 32 ? park_column(col) : 32 + ((col - 32) & 1) * 4 + ((col - 32) >> 1);
+}
+
 // The main loop of v30 / v31: the raw sums of the tile at (m0, n0) over k in [kb, kb + K) into acc
 // (v16's loop with 10 columns a thread; k counts from kb). Ends with a barrier: the stages are
 // free for the epilogue.
@@ -1869,13 +1919,17 @@ __device__ __forceinline__ void simt_wide_mainloop(const lk_gemm_params& p, cons
     // Fragments: fa[s] / fb[s] / ft[s] hold step kk's values for s = kk % 2.
     float4 fa[2][2], fb[2][2];
     float2 ft[2];
-    const int frag_a = wm0 + lm * 4, frag_b = BK * SA + wn0 + ln * 4, frag_t = BK * SA + wn0 + 32 + ln * 2;
+    // Columns in a k row of the tiles (swizzled per k half: simt_wide_swizzle; the +32 and +16
+    // fragments stay inside their 16-column groups, so they follow their first's swizzle).
+    const int frag_a = wm0 + lm * 4, frag_b = wn0 + ln * 4, frag_t = wn0 + 32 + ln * 2;
     auto load_frags = [&](const float* st, int kk, int s) {
-        fa[s][0] = *reinterpret_cast<const float4*>(&st[frag_a + kk * SA]);
-        fa[s][1] = *reinterpret_cast<const float4*>(&st[frag_a + kk * SA + 32]);
-        fb[s][0] = *reinterpret_cast<const float4*>(&st[frag_b + kk * SB]);
-        fb[s][1] = *reinterpret_cast<const float4*>(&st[frag_b + kk * SB + 16]);
-        ft[s] = *reinterpret_cast<const float2*>(&st[frag_t + kk * SB]);
+        const int at_a = kk * SA + simt_wide_swizzle<kWideBM>(kk, frag_a);
+        const int at_b = BK * SA + kk * SB + simt_wide_swizzle<kWideBN>(kk, frag_b);
+        fa[s][0] = *reinterpret_cast<const float4*>(&st[at_a]);
+        fa[s][1] = *reinterpret_cast<const float4*>(&st[at_a + 32]);
+        fb[s][0] = *reinterpret_cast<const float4*>(&st[at_b]);
+        fb[s][1] = *reinterpret_cast<const float4*>(&st[at_b + 16]);
+        ft[s] = *reinterpret_cast<const float2*>(&st[BK * SA + kk * SB + simt_wide_swizzle<kWideBN>(kk, frag_t)]);
     };
     auto fma_step = [&](int s) {
         const float fav[8] = {fa[s][0].x, fa[s][0].y, fa[s][0].z, fa[s][0].w,
@@ -1915,7 +1969,8 @@ __device__ __forceinline__ void simt_wide_store(const lk_gemm_params& p, const f
                 for (int i = 0; i < 4; ++i)
 #pragma unroll
                     for (int j = 0; j < 10; ++j)
-                        park[((lm % 4) * 4 + i) * SP + simt_wide_col(j, ln)] = acc[im * 4 + i][j];
+                        park[((lm % 4) * 4 + i) * SP + simt_wide_park_column(simt_wide_col(j, ln))] =
+                            acc[im * 4 + i][j];
             }
             __syncwarp();
 #pragma unroll 1
@@ -1924,8 +1979,9 @@ __device__ __forceinline__ void simt_wide_store(const lk_gemm_params& p, const f
                 const int64_t tr = row0 + im * 32 + h * 16 + r, tc = col0 + cc;  // in the tile's matrix
                 const int64_t row = SWAP ? tc : tr, col = SWAP ? tr : tc;          // in C
                 if (row < p.m && col < p.n) {
-                    if (SPLIT) lk::splitk_store_raw(p, row, col, park[r * SP + cc], c);
-                    else gemm_store(p, row, col, park[r * SP + cc], c, bias, y);
+                    const float v = park[r * SP + simt_wide_park_column(cc)];
+                    if (SPLIT) lk::splitk_store_raw(p, row, col, v, c);
+                    else gemm_store(p, row, col, v, c, bias, y);
                 }
             }
         }
