@@ -399,7 +399,7 @@ LK_KERNEL void __launch_bounds__(128) gemm_simt128_warp4_f32(lk_gemm_params p, c
 }
 
 // The same 128×128 configuration capped at 128 registers so that two blocks share an SM (16 warps
-// instead of 8; the uncapped kernel takes 173 registers on sm_90, one block per SM). ptxas then
+// instead of 8; the uncapped kernel takes 171 registers on sm_90, one block per SM). ptxas then
 // spills ~370 bytes a thread (sm_80–sm_90); which of the two wins is a measurement
 // (GemmTuning::Measure, bench_gemm --all), not a guess.
 LK_KERNEL void __launch_bounds__(256, 2) gemm_simt128_warp_2cta_f32(lk_gemm_params p, const float* __restrict__ a,
@@ -501,7 +501,8 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
 // transposed:
 //   v16: 1139 instructions, of which 1024 FFMA (89.9%), 64 LDS.128 and 51 others (4 LDG.128, 8
 //   STS + 2 STS.128, 1 BAR); v3 128 issues 1243 (82.4% FFMA: 64 LDS.128 and 155 others, its
-//   bounds checks and index arithmetic). 187 registers (sm_80: 175), no spills, one block per SM;
+//   bounds checks and index arithmetic). 187 registers (sm_80: 175), no spills, one block per SM
+//   (with the stage swizzle, sdb_swizzle: 191, sm_80 192, and 0.3-1.6% more instructions a tile);
 //   capped at 128 for two blocks per SM it spills ~2.6 KB a thread. H100 (2026-11-27): 44.9
 //   TFLOP/s at 4096³, 0.89× cuBLAS.
 //   v17: 614 instructions, of which 512 FFMA (83.4%), 48 LDS.128 and 54 others (4 LDG.128, 8
@@ -509,7 +510,8 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
 //   control); v3 64 issues 740 (69.2% FFMA: 48 LDS.128 and 180 others). NT / TN / TT: 614 / 604
 //   / 613 (v3 64: 705 / 698 / 734). The same per-thread global and shared traffic as v16 for half
 //   the FMAs, hence the lower FFMA share. 128 registers on sm_90 (sm_80: 126, sm_86/89: 127; v3
-//   64: 113 / 113 / 117), no spills: 4 blocks (16 warps) per SM, as v3 64. H100 (2026-11-27,
+//   64: 113 / 113 / 117; with the stage swizzle 125 / 128 / 127, v3 64 123 / 127 / 123), no
+//   spills: 4 blocks (16 warps) per SM, as v3 64. Counts above are before the swizzle. H100 (2026-11-27,
 //   fourth run): 28.7 µs at 1024×784×400 (v3 64: 35.3; cuBLAS 23.0).
 #define LK_SDB_BK 16
 // One stage of BM-wide tiles (floats): the A tile, then the B tile, k-major, rows padded by 4.
