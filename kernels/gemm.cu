@@ -174,9 +174,10 @@ __device__ __forceinline__ int sdb_swizzle(int k) { return k & 8; }
 // row0 + (i/4)·32 + lm·4 + i%4, col col0 + (j/4)·16 + ln·4 + j%4, parked at column
 // park_column(col) of its row: each 16-column group transposed as 4×4, so that the 32 lanes' stores
 // of one (i, j) land in 32 banks (lm·4 + ln, rows WN + 1 ≡ 1 apart), where the columns as they are
-// put 4 lanes in each bank (4 wavefronts a 4-byte store: tools/cuda-emu's bank profile). SPLIT (v4, v18, v19, v21, v22): the
-// raw sum of the block's k range goes to slice blockIdx.z of the [splits, m, n] workspace (c), which
-// gemm_splitk_reduce_f32 (v19, v21, v22: the tile's last block) adds up and applies the epilogue to.
+// put 4 lanes in each bank (4 wavefronts a 4-byte store: tools/cuda-emu's bank profile).
+// SPLIT (v4, v18, v19, v21, v22): the raw sum of the block's k range goes to slice blockIdx.z of
+// the [splits, m, n] workspace (c), which gemm_splitk_reduce_f32 (v19, v21, v22: the tile's last
+// block) adds up and applies the epilogue to.
 __device__ __forceinline__ int park_column(int col) { return (col & ~15) | (col & 3) << 2 | (col >> 2 & 3); }
 template <int IM, int IN, int WN, bool SPLIT>
 __device__ __forceinline__ void simt_park_and_store(const float (&acc)[IM * 4][IN * 4], float* park,
@@ -519,7 +520,6 @@ LK_KERNEL void gemm_splitk_reduce_f32(lk_gemm_params p, const float* __restrict_
 
 namespace {
 
-
 // The source pointers of a thread's two 4-element chunks of each operand (v16–v22 loops) at k = kb
 // (SPLIT; else 0): m/n-contiguous operand (A [k, m], B [k, n]): k rows r_mn (+ RMN), columns from
 // m0 / n0 + c_mn; k-contiguous (A [m, k], B [n, k]): rows m0 / n0 + r_k (+ RK), k columns c_k..+3.
@@ -710,7 +710,8 @@ __device__ __forceinline__ void simt_db_mainloop(
     // - operand stored with k contiguous (A [m, k], B [n, k]): row r_k (+ RK), k columns c_k..+3.
     const int r_mn = tid / CPR, c_mn = (tid % CPR) * 4;
     const int r_k = tid / 4, c_k = (tid % 4) * 4;
-    // Stages swizzled by sdb_swizzle (the chunk's k row, or its 4 k rows, lie in one half of the tile).
+    // The stages are swizzled (sdb_swizzle): a chunk's k row, or its 4 k rows, lie in one half of
+    // a 16-k tile, so one XOR places the whole chunk.
 
     // Stored coordinates of each chunk at k = kb, with the m / n index clamped into the matrix.
     const float* pa[2];
@@ -1183,7 +1184,8 @@ __device__ __forceinline__ void gemm_simt_async_body(const lk_gemm_params& p, co
     // m / n clamped (VEC: whole chunks; else the chunk's first element, the rest clamped on copy).
     const int r_mn = tid / CPR, c_mn = (tid % CPR) * 4;
     const int r_k = tid / 4, c_k = (tid % 4) * 4;
-    // Stages swizzled by sdb_swizzle (the chunk's k row, or its 4 k rows, lie in one half of the tile).
+    // The stages are swizzled (sdb_swizzle): a chunk's k row, or its 4 k rows, lie in one half of
+    // a 16-k tile, so one XOR places the whole chunk.
     const float* pa[2];
     const float* pb[2];
     int64_t ia[2], ib[2];  // the m / n index of each chunk's first element
