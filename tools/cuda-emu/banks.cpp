@@ -15,14 +15,15 @@
 // less, a half-warp for 8, a quarter-warp for 16; ldmatrix one 8×8 matrix (8 rows of 16 bytes) per
 // phase; a cp.async destination as a store of its width. A load whose lanes go in pairs on one
 // address (Tn and Tn^1, or Tn and Tn^2, for every active lane) packs two lanes' registers in a
-// pass: phases of twice the lanes (NVIDIA's forum, "Unexpected shared memory bank conflict",
-// 2019; it reproduces ncu's count on an H100 below). A phase takes as many wavefronts as the most
+// pass: phases of twice the lanes (NVIDIA developer forum, "Unexpected shared memory bank
+// conflict"; with it, the count below matches ncu's on an H100). A phase takes as many wavefronts as the most
 // distinct 4-byte words any one bank holds (lanes reading or writing one word share it); its ideal
 // is one per 128 distinct bytes.
 //
 // Checked against ncu on an H100 (bench/results/2026-11-27-h100/ncu-gemm-f32-1024x400x784.log,
 // gemm_simt64_warp_f32 at 1024×400×784, A·Bᵀ): 4278272 shared wavefronts, 387072 excessive; this
-// profile of the same launch: 4285440 and 394240 (the excess of one epilogue store differs).
+// profile of the same launch: 4285440 and 394240 (the difference: the epilogue's park store, which
+// nvcc had made STS.64 / STS.128 and g++ four 4-byte stores).
 //
 // Not modelled: the g++ build's loads are those of the C++ (float4 as one 16-byte access: the
 // profile build compiles with -fno-tree-sra), not nvcc's SASS, so a load that nvcc vectorises and
@@ -36,6 +37,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -59,7 +61,7 @@ struct KeyHash {
 
 // One warp request as its lanes make it.
 struct Request {
-    const char* kernel;
+    const char* kernel;  // the driver's name of the launch's function (alive until end_launch)
     uint32_t lanes = 0;  // mask of the lanes that made it
     uintptr_t addr[32];
     uint32_t bytes[32];
@@ -191,8 +193,16 @@ void start_cluster(size_t per_block) {
     P.per_block = per_block;
 }
 
+void end_launch() {
+    if (!on()) return;
+    for (Warp& w : P.warps) close_warp(w);
+    P.per_block = 0;
+}
+
 namespace {
-// "file:line" of each site, from the line tables of the library holding it (addr2line).
+// "file:line" of each site, from the line tables of the library holding it (addr2line -i: of an
+// access inlined from a header, the innermost frame in a kernel source, build.py's src/NAME.cpp,
+// which is kernels/NAME.cu line for line).
 std::map<const void*, std::string> source_lines(const std::vector<const void*>& pcs) {
     std::map<std::string, std::vector<const void*>> by_lib;
     std::map<const void*, uintptr_t> offset;
@@ -205,25 +215,39 @@ std::map<const void*, std::string> source_lines(const std::vector<const void*>& 
     }
     std::map<const void*, std::string> out;
     for (auto& [lib, list] : by_lib) {
-        std::string cmd = "addr2line -e '" + lib + "'";
-        for (const void* pc : list) cmd += " 0x" + [&] { char b[32]; snprintf(b, sizeof b, "%lx", (unsigned long)offset[pc]); return std::string(b); }();
+        std::string cmd = "addr2line -a -i -e '" + lib + "'";
+        std::map<uintptr_t, const void*> pc_of;
+        for (const void* pc : list) {
+            char b[32];
+            snprintf(b, sizeof b, " 0x%lx", (unsigned long)offset[pc]);
+            cmd += b;
+            pc_of[offset[pc]] = pc;
+        }
         FILE* f = popen(cmd.c_str(), "r");
         if (!f) continue;
         char line[4096];
-        for (const void* pc : list) {
-            if (!fgets(line, sizeof line, f)) break;
+        const void* cur = nullptr;
+        bool in_kernel = false;  // cur's line is already a kernel source's
+        while (fgets(line, sizeof line, f)) {
             std::string s(line);
             while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-            // build.py's copies: src/NAME.cpp is kernels/NAME.cu line for line.
-            const size_t src = s.rfind("/src/");
-            if (src != std::string::npos) {
-                s = "kernels/" + s.substr(src + 5);
-                const size_t cpp = s.find(".cpp:");
-                if (cpp != std::string::npos) s.replace(cpp, 4, ".cu");
-            } else if (s.find("/tools/cuda-emu/") != std::string::npos) {
-                s = s.substr(s.find("/tools/cuda-emu/") + 1);
+            const size_t note = s.find(" (discriminator");
+            if (note != std::string::npos) s.erase(note);
+            if (s.rfind("0x", 0) == 0) {  // -a: the address before its frames
+                auto it = pc_of.find((uintptr_t)strtoull(s.c_str(), nullptr, 16));
+                cur = it == pc_of.end() ? nullptr : it->second;
+                in_kernel = false;
+                continue;
             }
-            out[pc] = s;
+            if (!cur || in_kernel) continue;
+            const size_t src = s.rfind("/src/");
+            const size_t cpp = s.find(".cpp:", src == std::string::npos ? 0 : src);
+            if (src != std::string::npos && cpp != std::string::npos) {
+                out[cur] = "kernels/" + s.substr(src + 5, cpp - src - 5) + ".cu" + s.substr(cpp + 4);
+                in_kernel = true;
+            } else if (!out.count(cur)) {
+                out[cur] = src != std::string::npos ? "tools/cuda-emu/" + s.substr(src + 5) : s;
+            }
         }
         pclose(f);
     }
@@ -242,9 +266,8 @@ const char* kind_name(int kind) {
 }  // namespace
 
 void report() {
-    if (!on() || P.on == 2) return;
-    for (Warp& w : P.warps) close_warp(w);
-    P.on = 2;  // reported (this process)
+    if (!on()) return;
+    P.on = 2;  // reported: later launches are not counted
     FILE* f = P.out ? fopen(P.out, "a") : stderr;
     if (!f) return;
     std::vector<const void*> pcs;

@@ -89,6 +89,8 @@ void record(size_t t, const void* p, size_t n, int kind, const void* pc);
 // A barrier of whole blocks: the requests of these threads' warps are complete.
 void close_warps(const size_t* ts, size_t n);
 void start_cluster(size_t per_block);
+// The launch is over: its last requests are counted (while its kernel's name is alive).
+void end_launch();
 void quiet(bool on);
 // Wavefronts of one request (lanes: mask of the lanes in it), and the fewest it could take (*ideal).
 uint64_t wavefronts(int kind, uint32_t lanes, const uintptr_t* addr, const uint32_t* bytes, uint64_t* ideal);

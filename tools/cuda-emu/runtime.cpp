@@ -430,10 +430,12 @@ std::string run_grid(const char* kernel, const ThreadBody& body, dim3 grid, dim3
                     S.block_idx[r] = uint3{x + r % cluster.x, y + r / cluster.x % cluster.y,
                                            z + r / (cluster.x * cluster.y)};
                 if (!run_cluster()) {
+                    banks::end_launch();
                     S.kernel = "";
                     return S.error;
                 }
             }
+    banks::end_launch();
     S.kernel = "";
     return {};
 }
