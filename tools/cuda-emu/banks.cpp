@@ -82,7 +82,7 @@ struct Profile {
     int quiet = 0;
     size_t per_block = 0;
     std::vector<Warp> warps;  // of the running cluster, by cluster thread / 32 (rounded per block)
-    // (kernel, site, kind) → totals. Kernel names are the driver's registered names (stable).
+    // (kernel name, site, kind) → totals.
     std::map<std::tuple<std::string, const void*, int>, Site> sites;
 };
 Profile P;
