@@ -187,17 +187,14 @@ void close_warps(const size_t* ts, size_t n) {
     }
 }
 
+// Counts every warp's open requests; per_block: the threads of a block from now on (0: no launch).
 void start_cluster(size_t per_block) {
     if (!on()) return;
     for (Warp& w : P.warps) close_warp(w);
     P.per_block = per_block;
 }
 
-void end_launch() {
-    if (!on()) return;
-    for (Warp& w : P.warps) close_warp(w);
-    P.per_block = 0;
-}
+void end_launch() { start_cluster(0); }
 
 namespace {
 // "file:line" of each site, from the line tables of the library holding it (addr2line -i: of an
