@@ -24,9 +24,8 @@
 // is fixed for a given kernel, so results are deterministic.
 // Dynamic shared memory: the larger of the pipeline (3 stages: 60 KiB for 128-tiles, 30 KiB for
 // 64-tiles, 90 KiB for 128×256, every type) and the epilogue's parking space for the accumulators
-// (72 KiB, 18 KiB, 72 KiB: 32 columns of each warp tile at a time); the backend raises the 48 KiB
-// default limit of the larger kernels when it loads them
-// (src/ops/gemm/cuda.rs). Needs sm_80+ (ldmatrix, cp.async,
+// (64 KiB, 16 KiB, 64 KiB: 32 columns of each warp tile at a time); the backend raises the 48 KiB
+// default limit of the larger kernels when it loads them (src/ops/gemm/cuda.rs). Needs sm_80+ (ldmatrix, cp.async,
 // bf16 mma); older targets get a trap.
 #include "cp_async.cuh"  // cp_async_16, commit, wait
 #include "gemm.cuh"
@@ -102,17 +101,28 @@ struct TcStride {
 
 // Copies the R×C tile at (r0, c0) of a rows × cols matrix (row stride ld) into shared memory
 // (row stride S), zero outside the matrix.
+// A warp copies 32 consecutive chunks. Where a row has fewer than 8 (the k-contiguous tiles: 4
+// chunks of 64 bytes, rows 80 bytes apart), its lanes go down the warp's rows first, chunk column
+// by column: a quarter-warp (one shared-memory wavefront of 16-byte stores) then writes one column
+// of 8 rows, which the 80-byte row stride spreads over the 8 16-byte bank groups, where row-first
+// order put its lanes 0 and 7 in one group (2-way). The warp still reads the same whole 64-byte
+// row segments from global memory.
 template <typename E, int R, int C, int S, int NT>
 __device__ __forceinline__ void tc_load_tile(E* __restrict__ s, const E* __restrict__ g, int64_t ld, int64_t rows,
                                              int64_t cols, int64_t r0, int64_t c0, bool vec, int tid) {
 #if LK_TC_SUPPORTED
     constexpr int EPC = 16 / (int)sizeof(E);  // elements per 16-byte chunk
-    constexpr int CHUNKS = R * (C / EPC);
+    constexpr int CPR = C / EPC;               // chunks per row
+    constexpr int CHUNKS = R * CPR;
     static_assert(CHUNKS % NT == 0, "chunks must divide evenly over the threads");
+    static_assert(CPR >= 8 || (32 % CPR == 0 && CHUNKS % 32 == 0), "a warp's 32 chunks are whole rows");
+    constexpr int WARP_ROWS = CPR >= 8 ? 1 : 32 / CPR;  // rows one warp's 32 chunks cover
 #pragma unroll
     for (int i = 0; i < CHUNKS / NT; ++i) {
         const int e = tid + i * NT;
-        const int r = e / (C / EPC), cc = (e % (C / EPC)) * EPC;
+        const int w = e & 31;
+        const int r = CPR >= 8 ? e / CPR : (e >> 5) * WARP_ROWS + w % WARP_ROWS;
+        const int cc = (CPR >= 8 ? e % CPR : w / WARP_ROWS) * EPC;
         const int64_t gr = r0 + r, gc = c0 + cc;
         const int valid = lk::chunk_valid(rows, cols, gr, gc, EPC);
         E* dst = s + r * S + cc;
@@ -134,14 +144,22 @@ __device__ __forceinline__ void tc_load_tile(E* __restrict__ s, const E* __restr
 // finished with the pipeline's shared memory (barrier); (row0, col0) is the warp tile's origin in C.
 // SPLIT (v24): the raw sums go to slice blockIdx.z of the [splits, m, n] workspace (c) instead,
 // which gemm_splitk_reduce_f32 (gemm.cu) adds up and applies the epilogue to.
+// Parking layout: rows of 32 floats, unpadded, each row's columns permuted by XOR with
+// park_key(row) = 8·(row & 3). A fragment pair (d0, d1 or d2, d3: row g (+8), columns 2t, 2t + 1 of
+// an 8-column tile) goes as one 8-byte store; a half-warp's (rows g = 0..3 or 4..7) then covers
+// the 32 banks once, where the former +4 padding put two of its lanes on one bank pair (2-way).
+// The store loop reads 32 consecutive columns of one row: a permutation of the 32 banks.
+__device__ __forceinline__ int park_key(int row) { return (row & 3) << 3; }
+
 template <int MT, int NT8, int WM, int WN, bool SPLIT>
 __device__ __forceinline__ void tc_park_and_store(const float (&acc)[MT][NT8][4], const lk_gemm_params& p, int warp,
                                                   int lane, int64_t row0, int64_t col0, float* __restrict__ c,
                                                   const float* __restrict__ bias, const float* __restrict__ y) {
     const int g = lane >> 2, t = lane & 3;
     constexpr int PARTS = WN >= 64 ? 2 : 1, PW = WN / PARTS, P8 = NT8 / PARTS;
-    constexpr int SC = PW + 4;  // row stride: the fragment writes of a warp hit distinct banks
-    float* const park = reinterpret_cast<float*>(lk_tc_smem) + warp * WM * SC;
+    static_assert(PW == 32, "park rows are 32 columns (the key permutes within 32 banks)");
+    float* const park = reinterpret_cast<float*>(lk_tc_smem) + warp * WM * PW;
+    const int key = park_key(g);  // = park_key of rows mi·16 + g (+ 8) too
 #pragma unroll
     for (int part = 0; part < PARTS; ++part) {
         if (part > 0) __syncwarp();  // the previous part's stores have read the parking space
@@ -150,16 +168,20 @@ __device__ __forceinline__ void tc_park_and_store(const float (&acc)[MT][NT8][4]
 #pragma unroll
             for (int ni = 0; ni < P8; ++ni)
 #pragma unroll
-                for (int q = 0; q < 4; ++q)
-                    park[(mi * 16 + g + (q >> 1) * 8) * SC + ni * 8 + 2 * t + (q & 1)] = acc[mi][part * P8 + ni][q];
+                for (int h = 0; h < 2; ++h) {
+                    const float (&d)[4] = acc[mi][part * P8 + ni];
+                    *reinterpret_cast<float2*>(&park[(mi * 16 + g + h * 8) * PW + ((ni * 8 + 2 * t) ^ key)]) =
+                        make_float2(d[2 * h], d[2 * h + 1]);
+                }
         __syncwarp();
 #pragma unroll 1
         for (int idx = lane; idx < WM * PW; idx += 32) {
             const int r = idx / PW, cc = idx % PW;
             const int64_t row = row0 + r, col = col0 + part * PW + cc;
             if (row >= p.m || col >= p.n) continue;
-            if (SPLIT) lk::splitk_store_raw(p, row, col, park[r * SC + cc], c);
-            else lk::gemm_store(p, row, col, park[r * SC + cc], c, bias, y);
+            const float v = park[r * PW + (cc ^ park_key(r))];
+            if (SPLIT) lk::splitk_store_raw(p, row, col, v, c);
+            else lk::gemm_store(p, row, col, v, c, bias, y);
         }
     }
 }
@@ -430,12 +452,12 @@ struct Tc2Tile {
     static constexpr int BM = BM_, BN = BN_, WARPS_M = WARPS_M_, WARPS_N = WARPS_N_, STAGES = STAGES_;
     static constexpr int BK = 64, THREADS = 32 * WARPS_M * WARPS_N;
     // Bytes of one stage (A and B tiles, 2-byte elements) and of the dynamic shared memory: the
-    // pipeline, which is larger than the epilogue's parking space (a warp's 64 rows × 36 floats).
+    // pipeline, which is larger than the epilogue's parking space (a warp's 64 rows × 32 floats).
     static constexpr int STAGE_BYTES = (BM + BN) * BK * 2;
     static constexpr int SMEM_BYTES = STAGES * STAGE_BYTES;
     static_assert(BM == 64 * WARPS_M && BN == 64 * WARPS_N, "64×64 warp tiles");
     static_assert(STAGES >= 2, "the ring needs a stage in flight");
-    static_assert(SMEM_BYTES >= WARPS_M * WARPS_N * 64 * 36 * 4, "the epilogue parks in the pipeline's memory");
+    static_assert(SMEM_BYTES >= WARPS_M * WARPS_N * 64 * 32 * 4, "the epilogue parks in the pipeline's memory");
 };
 // src/ops/gemm/cuda.rs (tc2_smem) launches them with these byte counts.
 using Tc2V7 = Tc2Tile<128, 256, 2, 4, 3>;

@@ -62,7 +62,7 @@ const fn tc2_smem(bn: u32, stages: u32) -> u32 {
 /// - the pipeline: 3 stages of an A and a B tile whose rows are padded by one 16-byte chunk (two for
 ///   f32 tiles contiguous along m/n), each operand in the larger of its two layouts;
 /// - the epilogue's parking space: each warp's WM×WN accumulators, at most 32 columns at a time
-///   (rows padded by 4).
+///   (rows unpadded: `tc_park_and_store` permutes their columns instead).
 fn tc_smem(bm: usize, bn: usize, (warps_m, warps_n): (usize, usize), e: usize, bk: usize) -> u32 {
     let chunk = 16 / e;
     let operand = |rows: usize| {
@@ -73,7 +73,7 @@ fn tc_smem(bm: usize, bn: usize, (warps_m, warps_n): (usize, usize), e: usize, b
     let pipeline = 3 * (operand(bm) + operand(bn)) * e;
     let (wm, wn) = (bm / warps_m, bn / warps_n);
     let park_cols = if wn >= 64 { wn / 2 } else { wn };
-    let park = warps_m * warps_n * wm * (park_cols + 4) * 4;
+    let park = warps_m * warps_n * wm * park_cols * 4;
     pipeline.max(park) as u32
 }
 
