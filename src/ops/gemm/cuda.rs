@@ -653,9 +653,9 @@ mod tests {
             [
                 ("gemm_simt64_slicedk4_f32", 69_632),
                 ("gemm_simt_shortk_persistent_f32", 51_200),
-                ("gemm_tc128_bf16", 73_728),
-                ("gemm_tc128_f16", 73_728),
-                ("gemm_tc128_tf32", 73_728),
+                ("gemm_tc128_bf16", 65_536),
+                ("gemm_tc128_f16", 65_536),
+                ("gemm_tc128_tf32", 65_536),
                 ("gemm_tc128x256_bf16", 92_160),
                 ("gemm_tc128x256_f16", 92_160),
                 ("gemm_tc128x256_tf32", 92_160),
