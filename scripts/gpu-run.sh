@@ -373,6 +373,9 @@ if want profile; then
     profile gemm-f32-8192x400x20-v23 '^gemm_simt_shortk_f32$' 3 1 "${gemm[@]}" --all --shape 'dX=dY·W B=8192 400→20' --precision f32
     profile gemm-f32-128x400x784-v19 '^gemm_simt64_warp_db_splitk_fused_f32$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=128 784→400' --precision f32
     profile gemm-bf16-20x400x8192-v24 '^gemm_tc64_splitk_bf16$' 3 1 "${gemm[@]}" --all --shape 'dW=dYᵀX B=8192 400→20' --precision bf16
+    # Whether ncu, too, sees no bank conflicts in TensorCore64 (the emulator's profile since 95bfc49;
+    # 26.3% excess in A·Bᵀ before) on the bf16 training shape where it is the fastest `mma.sync` kernel.
+    profile gemm-bf16-1024x400x784-tc64 '^gemm_tc64_bf16$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=1024 784→400' --precision bf16
     if [[ $wgmma_ok == 1 ]]; then
       # v33 (mma.sync fed by TMA, Hopper-only) beside v15's profile above.
       profile gemm-bf16-4096-v33 '^gemm_tma_mma256p_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --all --shape 4096³ --precision bf16
