@@ -25,8 +25,8 @@
 // Dynamic shared memory: the larger of the pipeline (3 stages: 60 KiB for 128-tiles, 30 KiB for
 // 64-tiles, 90 KiB for 128×256, every type) and the epilogue's parking space for the accumulators
 // (64 KiB, 16 KiB, 64 KiB: 32 columns of each warp tile at a time); the backend raises the 48 KiB
-// default limit of the larger kernels when it loads them (src/ops/gemm/cuda.rs). Needs sm_80+ (ldmatrix, cp.async,
-// bf16 mma); older targets get a trap.
+// default limit of the larger kernels when it loads them (src/ops/gemm/cuda.rs). Needs sm_80+
+// (ldmatrix, cp.async, bf16 mma); older targets get a trap.
 #include "cp_async.cuh"  // cp_async_16, commit, wait
 #include "gemm.cuh"
 
