@@ -15,21 +15,26 @@
 //!
 //!     cargo run --release --features cuda --example bench_gemm -- [--samples N] [--all] [--quick]
 //!         [--no-wgmma] [--shape LABEL-PART] [--precision f32,tf32,bf16] [--measure-all]
-//!         [--gemm-tuning-file FILE]
+//!         [--gemm-tuning-file FILE] [--gemm-exclude VERSION,...]
 //!     cargo run --release --features cuda --example bench_gemm -- --ceilings [--samples N]
 //!
-//! `--no-wgmma` leaves the Hopper kernels out (scripts/gpu-run.sh passes it when their test failed).
-//! `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. `--shape` keeps the
+//! `--no-wgmma` leaves the Hopper kernels out of every row (scripts/gpu-run.sh passes it when their
+//! test failed). `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. `--shape` keeps the
 //! shapes whose label contains the text (`4096³`, `B=1024 784→400`), `--precision` the listed
 //! precisions (to profile one kernel with ncu); it fails when they match nothing. The measured
 //! rows weigh the versions checked on a GPU (`GemmTuning::Measure`), or with `--measure-all` every
 //! version (`MeasureAll`: after their tests passed in the same run, as scripts/gpu-run.sh does).
 //! `--gemm-tuning-file` loads earlier choices first (when the file exists) and saves every choice
-//! at the end (tuning/README.md). Without a GPU (or without the `cuda` feature) it says so and
-//! exits with status 1.
+//! at the end (tuning/README.md). `--gemm-exclude` leaves versions out of the measured rows and of
+//! `--all` (`CudaBackend::exclude_gemm_kernels`; scripts/gpu-run.sh passes the versions whose tests
+//! failed in the same call). Without a GPU (or without the `cuda` feature) it says so and exits
+//! with status 1.
 //!
 //! `--list-simt` prints the names of the f32 SIMT versions, one a line, and exits (no GPU needed;
-//! scripts/gpu-run.sh takes the every-version test one version at a time under racecheck).
+//! scripts/gpu-run.sh takes the every-version test one version at a time under racecheck);
+//! `--list-versions` prints every GEMM version, one a line as `NAME<tab>FAMILY<tab>CHECKED` (simt,
+//! tensor-core or hopper; checked or unchecked: whether `GemmKernel::CHECKED_ON_GPU` holds it), so
+//! that gpu-run.sh can test the versions not yet checked one at a time when the gemm tests fail.
 //!
 //! `--ceilings` prints, instead of the table, the issue-rate ceilings of the two instructions our
 //! GEMMs are built on (`latentkit::bench::peak`, kernels/peak.cu): `mma.sync` m16n8k16 bf16 with
@@ -189,6 +194,14 @@ mod gpu {
         if let Some(f) = &o.tuning_file {
             println!("loaded {} GEMM choices from {}", be.load_gemm_tuning_if_present(f)?, f.display());
         }
+        let mut excluded = o.exclude.clone();
+        if !wgmma {
+            excluded.extend(GemmKernel::HOPPER);
+        }
+        be.exclude_gemm_kernels(&excluded);
+        if !o.exclude.is_empty() {
+            println!("left out of the measured rows and of --all: {:?}", o.exclude);
+        }
         println!(
             "device: {} (sm {:?}, {} SMs); median of {samples} samples; ratio = cuBLAS time / ours (> 1: ours faster)",
             be.name()?,
@@ -238,6 +251,9 @@ mod gpu {
                 if hopper {
                     kernels.extend(GemmKernel::HOPPER.into_iter().filter(|&k| k != auto));
                 }
+                if all {
+                    kernels.retain(|k| !o.exclude.contains(k));
+                }
                 let (dtype, compute) = match precision {
                     Precision::F32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F),
                     Precision::Tf32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F_FAST_TF32),
@@ -255,9 +271,8 @@ mod gpu {
                     })
                 };
                 // Without --all, also `Auto` with measured choices (GemmTuning::Measure, or with
-                // --measure-all MeasureAll); not for bf16 with --no-wgmma and --measure-all, whose
-                // candidates would include the Hopper kernels.
-                let measured = !all && (wgmma || !o.measure_all || precision != Precision::Bf16);
+                // --measure-all MeasureAll), among the versions not excluded (run()).
+                let measured = !all;
                 let tuning = if o.measure_all { GemmTuning::MeasureAll } else { GemmTuning::Measure };
                 let runs = kernels.into_iter().map(|k| (k, false)).chain(measured.then_some((GemmKernel::Auto, true)));
                 for (kernel, tuned) in runs {
@@ -458,6 +473,8 @@ struct Opts {
     measure_all: bool,
     /// `--gemm-tuning-file`: choices loaded first (when it exists) and every choice saved at the end.
     tuning_file: Option<std::path::PathBuf>,
+    /// `--gemm-exclude`: versions left out of the measured rows and of `--all`.
+    exclude: Vec<latentkit::ops::gemm::GemmKernel>,
     /// `--ceilings`: the instruction probes and cuBLAS at 4096³ instead of the table.
     ceilings: bool,
 }
@@ -472,6 +489,7 @@ fn main() {
         precisions: None,
         measure_all: false,
         tuning_file: None,
+        exclude: Vec::new(),
         ceilings: false,
     };
     let mut args = std::env::args().skip(1);
@@ -495,7 +513,18 @@ fn main() {
                 }
                 return;
             }
-            "--shape" | "--precision" | "--gemm-tuning-file" => {
+            "--list-versions" => {
+                use latentkit::ops::gemm::GemmKernel;
+                let families = [("simt", &GemmKernel::SIMT[..]), ("tensor-core", &GemmKernel::TENSOR_CORE[..])];
+                for (family, kernels) in families.into_iter().chain([("hopper", &GemmKernel::HOPPER[..])]) {
+                    for k in kernels {
+                        let checked = if GemmKernel::CHECKED_ON_GPU.contains(k) { "checked" } else { "unchecked" };
+                        println!("{k:?}\t{family}\t{checked}");
+                    }
+                }
+                return;
+            }
+            "--shape" | "--precision" | "--gemm-tuning-file" | "--gemm-exclude" => {
                 let Some(v) = args.next() else {
                     eprintln!("error: {a} needs a value");
                     std::process::exit(2);
@@ -510,6 +539,13 @@ fn main() {
                         }
                         o.precisions = Some(list);
                     }
+                    "--gemm-exclude" => match latentkit::ops::gemm::parse_kernel_list(&v) {
+                        Ok(list) => o.exclude = list,
+                        Err(e) => {
+                            eprintln!("error: --gemm-exclude: {e}");
+                            std::process::exit(2);
+                        }
+                    },
                     _ => o.tuning_file = Some(v.into()),
                 }
             }
@@ -526,7 +562,8 @@ fn main() {
     }
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = (o.samples, o.all, o.quick, o.wgmma, o.shape, o.precisions, o.measure_all, o.tuning_file, o.ceilings);
+        let _ = (o.samples, o.all, o.quick, o.wgmma, o.shape, o.precisions, o.measure_all, o.tuning_file, o.exclude);
+        let _ = o.ceilings;
         eprintln!("bench_gemm compares CUDA kernels with cuBLAS: build with --features cuda and run on a GPU");
         std::process::exit(1);
     }

@@ -9,7 +9,8 @@
 //! `--only latent,steps,epoch` runs those sections (default all; e.g. one, to profile it with ncu).
 //! `--measure-all`: the measured steps weigh every GEMM version (`GemmTuning::MeasureAll`), not only
 //! those checked on a GPU. `--gemm-tuning-file FILE`: their choices are loaded from FILE first (when
-//! it exists) and saved to it after (tuning/README.md).
+//! it exists) and saved to it after (tuning/README.md). `--gemm-exclude VERSION,...`: versions the
+//! measured steps leave out (`CudaBackend::exclude_gemm_kernels`: those whose tests failed).
 //!
 //! PyTorch's figures for the same workloads come from ../shared/bench/torch_baselines.py
 //! (`--only latent,vae`), run earlier in the same call on the same machine (see
@@ -168,6 +169,8 @@ struct Opts {
     tuning: GemmTuning,
     /// `--gemm-tuning-file`: choices loaded before the measured steps and saved after them.
     tuning_file: Option<PathBuf>,
+    /// `--gemm-exclude`: versions the measured steps leave out.
+    exclude: Vec<latentkit::ops::gemm::GemmKernel>,
     /// `--baselines`: torch_baselines.py's JSON files of this run.
     baselines: Baselines,
 }
@@ -241,6 +244,7 @@ fn steps<B: Backend>(b: &B, o: &Opts, samples: usize, tuning: GemmTuning) -> Res
             println!("loaded {} GEMM choices from {}", cuda.load_gemm_tuning_if_present(f)?, f.display());
         }
         cuda.set_gemm_tuning(tuning);
+        cuda.exclude_gemm_kernels(&o.exclude);
         for batch in [128, 4096] {
             step_bench(b, samples, batch, &format!(" (GEMM choices: {tuning:?})"))?;
         }
@@ -273,6 +277,7 @@ fn main() {
         only: SECTIONS.iter().map(|s| s.to_string()).collect(),
         tuning: GemmTuning::Measure,
         tuning_file: None,
+        exclude: Vec::new(),
         baselines: Baselines::default(),
     };
     let mut baseline_files: Vec<PathBuf> = Vec::new();
@@ -300,6 +305,9 @@ fn main() {
                         o.tuning_file = Some(v.into());
                         Ok(())
                     }
+                    ("--gemm-exclude", Some(v)) => latentkit::ops::gemm::parse_kernel_list(&v)
+                        .map(|l| o.exclude = l)
+                        .map_err(|e| format!("--gemm-exclude: {e}")),
                     ("--baselines", Some(v)) => {
                         baseline_files.push(v.into());
                         Ok(())
@@ -322,8 +330,10 @@ fn main() {
     }
     let res = match device {
         Device::Cpu => {
-            if o.tuning != GemmTuning::Measure || o.tuning_file.is_some() {
-                eprintln!("note: --measure-all and --gemm-tuning-file choose CUDA kernels; ignored on the CPU");
+            if o.tuning != GemmTuning::Measure || o.tuning_file.is_some() || !o.exclude.is_empty() {
+                eprintln!(
+                    "note: --measure-all, --gemm-tuning-file and --gemm-exclude choose CUDA kernels; ignored on the CPU"
+                );
             }
             run(&CpuBackend, &o)
         }

@@ -20,6 +20,8 @@
 //!          GemmKernel::Auto picks each layer's GEMM kernel; see latentkit::ops::gemm::tune)
 //!          --gemm-tuning-file FILE (CUDA: measured choices loaded from FILE when it exists and
 //!          saved to it at the end; tuning/README.md)
+//!          --gemm-exclude VERSION,... (CUDA: GEMM versions that measuring leaves out, e.g. those
+//!          whose tests failed on this machine)
 //!
 //! Writes into --out: metrics.csv (per epoch: loss, active fraction, mean d_ap / d_an, collapse
 //! fraction, precision@1, R-precision, MAP@R of test queries against train references, pair
@@ -52,6 +54,8 @@ struct Args {
     gemm_tuning: Option<GemmTuning>,
     /// `--gemm-tuning-file`: measured choices loaded before and saved after training.
     gemm_tuning_file: Option<PathBuf>,
+    /// `--gemm-exclude`: versions that measuring leaves out.
+    gemm_exclude: Vec<latentkit::ops::gemm::GemmKernel>,
 }
 
 /// The `--loss` choice before the loss-specific flags are folded in.
@@ -70,6 +74,7 @@ fn parse_args() -> Result<Args, String> {
         out: PathBuf::from("runs/siamese"),
         gemm_tuning: None,
         gemm_tuning_file: None,
+        gemm_exclude: Vec::new(),
     };
     let mut lr_decay = true;
     let mut loss = LossFlag::Triplet;
@@ -101,6 +106,7 @@ fn parse_args() -> Result<Args, String> {
             "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
             "--gemm-tuning" => a.gemm_tuning = Some(v.parse().map_err(|e: Error| bad(&e))?),
             "--gemm-tuning-file" => a.gemm_tuning_file = Some(PathBuf::from(&v)),
+            "--gemm-exclude" => a.gemm_exclude = latentkit::ops::gemm::parse_kernel_list(&v).map_err(|e| bad(&e))?,
             "--epochs" => a.epochs = int()?,
             "--margin" => triplet.margin = float()?,
             "--contrastive-margin" => contrastive_margin = float()?,
@@ -280,14 +286,16 @@ fn main() {
     };
     let res = match args.device {
         Device::Cpu => {
-            if args.gemm_tuning.is_some() || args.gemm_tuning_file.is_some() {
-                eprintln!("note: --gemm-tuning and --gemm-tuning-file choose CUDA kernels; ignored on the CPU");
+            if args.gemm_tuning.is_some() || args.gemm_tuning_file.is_some() || !args.gemm_exclude.is_empty() {
+                eprintln!(
+                    "note: --gemm-tuning, --gemm-tuning-file and --gemm-exclude choose CUDA kernels; ignored on the CPU"
+                );
             }
             run(&CpuBackend, &args)
         }
         Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
             let file = args.gemm_tuning_file.as_deref();
-            let loaded = b.begin_gemm_tuning(args.gemm_tuning, file)?;
+            let loaded = b.begin_gemm_tuning(args.gemm_tuning, file, &args.gemm_exclude)?;
             if let Some(f) = file {
                 println!("GEMM choices: {loaded} loaded from {}", f.display());
             }

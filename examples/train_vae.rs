@@ -17,6 +17,8 @@
 //!          --gemm-tuning-file FILE (CUDA: measure (unless measure-all), loading FILE's choices
 //!          first when it exists and saving every choice to it at the end, so that later runs use
 //!          the same kernels; tuning/README.md)
+//!          --gemm-exclude VERSION,... (CUDA: GEMM versions that measuring leaves out, e.g. those
+//!          whose tests failed on this machine)
 //!
 //! Writes into --out: metrics.csv, loss_curve.png, reconstructions.png (test digits over their
 //! reconstructions), prior_samples.png (decoded z ~ N(0, I)), model.safetensors (PyTorch names and
@@ -53,6 +55,8 @@ struct Args {
     gemm_tuning: Option<GemmTuning>,
     /// `--gemm-tuning-file`: measured choices loaded before and saved after training.
     gemm_tuning_file: Option<PathBuf>,
+    /// `--gemm-exclude`: versions that measuring leaves out.
+    gemm_exclude: Vec<latentkit::ops::gemm::GemmKernel>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -68,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
         mode: None,
         gemm_tuning: None,
         gemm_tuning_file: None,
+        gemm_exclude: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -88,6 +93,7 @@ fn parse_args() -> Result<Args, String> {
             "--device" => a.device = v.parse().map_err(|e: Error| bad(&e))?,
             "--gemm-tuning" => a.gemm_tuning = Some(v.parse().map_err(|e: Error| bad(&e))?),
             "--gemm-tuning-file" => a.gemm_tuning_file = Some(PathBuf::from(&v)),
+            "--gemm-exclude" => a.gemm_exclude = latentkit::ops::gemm::parse_kernel_list(&v).map_err(|e| bad(&e))?,
             "--epochs" => a.epochs = int()?,
             "--batch" => a.train.batch = int()?,
             "--lr" => a.train.adam = AdamConfig { lr: float()?, ..AdamConfig::default() },
@@ -284,14 +290,16 @@ fn main() {
     };
     let res = match args.device {
         Device::Cpu => {
-            if args.gemm_tuning.is_some() || args.gemm_tuning_file.is_some() {
-                eprintln!("note: --gemm-tuning and --gemm-tuning-file choose CUDA kernels; ignored on the CPU");
+            if args.gemm_tuning.is_some() || args.gemm_tuning_file.is_some() || !args.gemm_exclude.is_empty() {
+                eprintln!(
+                    "note: --gemm-tuning, --gemm-tuning-file and --gemm-exclude choose CUDA kernels; ignored on the CPU"
+                );
             }
             run(&CpuBackend, &args)
         }
         Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
             let file = args.gemm_tuning_file.as_deref();
-            let loaded = b.begin_gemm_tuning(args.gemm_tuning, file)?;
+            let loaded = b.begin_gemm_tuning(args.gemm_tuning, file, &args.gemm_exclude)?;
             if let Some(f) = file {
                 println!("GEMM choices: {loaded} loaded from {}", f.display());
             }

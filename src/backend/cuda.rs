@@ -18,7 +18,7 @@ use super::{AdamSlot, Backend, ReplayGraph, Scalar};
 use crate::device::Device;
 use crate::error::{check_len, Error, Result};
 use crate::ops::gemm::tune::TuneState;
-use crate::ops::gemm::{GemmEpilogue, GemmTuneKey, GemmTuneRecord, GemmTuning};
+use crate::ops::gemm::{GemmEpilogue, GemmKernel, GemmTuneKey, GemmTuneRecord, GemmTuning};
 use crate::ops::latent::LatentKernel;
 use crate::ops::{batch::cuda as batch, latent::cuda as latent, rng::cuda as rng};
 use crate::ops::{elementwise::cuda as ew, gemm::cuda as gemm, loss::cuda as loss, optim::cuda as optim};
@@ -317,13 +317,30 @@ impl CudaBackend {
         self.tune_state().mode
     }
 
+    /// Versions that measuring ([`GemmTuning::Measure`], [`GemmTuning::MeasureAll`]) neither
+    /// times nor keeps from now on, for every clone of this backend, replacing the earlier list:
+    /// those that failed their tests on this machine (scripts/gpu-run.sh passes them to the
+    /// benches as `--gemm-exclude`), so that one broken version does not keep the others from
+    /// being measured. A loaded or measured choice of an excluded version is measured again. The
+    /// fixed rule and the shipped tables are not affected: they pick versions checked on a GPU.
+    pub fn exclude_gemm_kernels(&self, kernels: &[GemmKernel]) {
+        self.tune_state().excluded = kernels.to_vec();
+    }
+
     /// For command-line tools: sets the mode to `mode`, or with only a `file` to
-    /// [`GemmTuning::Measure`] (else the default), and loads `file`'s choices when it exists
+    /// [`GemmTuning::Measure`] (else the default), leaves `exclude` out of measuring
+    /// ([`CudaBackend::exclude_gemm_kernels`]) and loads `file`'s choices when it exists
     /// ([`CudaBackend::load_gemm_tuning_if_present`]); returns how many were loaded. Save them
     /// back with [`CudaBackend::save_gemm_tuning`] when done.
-    pub fn begin_gemm_tuning(&self, mode: Option<GemmTuning>, file: Option<&std::path::Path>) -> Result<usize> {
+    pub fn begin_gemm_tuning(
+        &self,
+        mode: Option<GemmTuning>,
+        file: Option<&std::path::Path>,
+        exclude: &[GemmKernel],
+    ) -> Result<usize> {
         let default = if file.is_some() { GemmTuning::Measure } else { GemmTuning::Heuristic };
         self.set_gemm_tuning(mode.unwrap_or(default));
+        self.exclude_gemm_kernels(exclude);
         file.map_or(Ok(0), |f| self.load_gemm_tuning_if_present(f))
     }
 

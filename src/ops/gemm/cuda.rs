@@ -17,7 +17,7 @@ use cudarc::driver::sys::{
 };
 use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig};
 
-use super::tune::{is_ineligible, measure_fastest, tune_candidates};
+use super::tune::{is_ineligible, measure_fastest};
 use super::{
     auto_kernel, AutoFamily, GemmEpilogue, GemmKernel, GemmMath, GemmSpec, GemmTuneKey, GemmTuneRecord, GemmTuning,
     HalfFloat, SPLITK_TILE_COUNTS, SPLITK_WORKSPACE_FLOATS,
@@ -382,15 +382,16 @@ unsafe fn resolve_auto<T: DeviceRepr>(
     }
     // One measurement at a time (they share the stream); another thread may have just made this one.
     let _measuring = be.measure_lock();
-    let mode = match cached(be) {
+    match cached(be) {
         (_, Some(chosen)) => return Ok(chosen),
         (GemmTuning::Heuristic, None) => return Ok(fixed),
-        (mode, None) => mode,
-    };
+        _ => {}
+    }
     // Out of memory for the scratch output: the fixed rule, not recorded.
     let Ok(mut scratch) = be.stream().alloc_zeros::<f32>(spec.m * spec.n) else { return Ok(fixed) };
     let math = if dtype == DType::F32 && tensor_cores { GemmMath::Tf32 } else { GemmMath::F32 };
-    let candidates = tune_candidates(dtype, math, be.supports_wgmma(), mode == GemmTuning::MeasureAll, fixed);
+    let has_wgmma = be.supports_wgmma();
+    let candidates = be.tune_state().candidates(dtype, math, has_wgmma, fixed);
     let launches_before = be.launches();
     let rec = measure_key(be, spec, key, fixed, &candidates, dtype, tensor_cores, a, b, &mut scratch);
     // The measurement's launches are not the caller's, whatever it returned.
@@ -448,9 +449,10 @@ unsafe fn measure_key<T: DeviceRepr>(
         }
         Ok(f64::from(start.elapsed_ms(&end).map_err(event_err)?) * 1e-3 / n as f64)
     };
-    // Warm the GPU (clocks, caches, first-launch costs) on the fixed rule's kernel for about 3 ms;
-    // if even it can't take the call, the candidates say so below.
-    probe.kernel = fixed;
+    // Warm the GPU (clocks, caches, first-launch costs) on the fixed rule's kernel for about 3 ms
+    // (on the first candidate if the fixed rule's is excluded); if even it can't take the call,
+    // the candidates say so below.
+    probe.kernel = if candidates.contains(&fixed) || candidates.is_empty() { fixed } else { candidates[0] };
     match batch(&probe, scratch, 1) {
         Ok(once) => {
             batch(&probe, scratch, ((3e-3 / once.max(1e-7)).ceil() as usize).clamp(1, 64))?;

@@ -36,7 +36,7 @@ pub mod cpu;
 pub(crate) mod cuda;
 pub mod tune;
 
-pub use tune::{GemmTuneKey, GemmTuneRecord, GemmTuning};
+pub use tune::{parse_kernel_list, GemmTuneKey, GemmTuneRecord, GemmTuning};
 
 use super::on_device;
 use crate::backend::{Backend, DType, Scalar};

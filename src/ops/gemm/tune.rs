@@ -198,6 +198,12 @@ impl std::str::FromStr for GemmKernel {
     }
 }
 
+/// Kernel versions by their `Debug` names, comma-separated (`Simt128x200WarpDb,Wgmma128`; spaces
+/// around a name and empty items are ignored): the `--gemm-exclude` option of the examples.
+pub fn parse_kernel_list(s: &str) -> Result<Vec<GemmKernel>> {
+    s.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::parse).collect()
+}
+
 fn dtype_name(d: DType) -> &'static str {
     match d {
         DType::F32 => "f32",
@@ -353,6 +359,8 @@ pub(crate) struct TuneState {
     /// The shipped table of this GPU model ([`builtin_table`]), used in Heuristic mode.
     pub builtin: HashMap<GemmTuneKey, GemmKernel>,
     pub builtin_name: Option<&'static str>,
+    /// Versions that measuring neither runs nor keeps (`CudaBackend::exclude_gemm_kernels`).
+    pub excluded: Vec<GemmKernel>,
 }
 
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
@@ -369,14 +377,23 @@ impl TuneState {
 
     /// The kernel `Auto` runs for `key` without measuring: a measured or loaded choice when
     /// measuring (under [`GemmTuning::Measure`] only one it may run: checked on a GPU or the fixed
-    /// rule's own, `fixed`), else (Heuristic) the shipped table's, else `None` (the fixed rule, or
-    /// measure).
+    /// rule's own, `fixed`; never an excluded one), else (Heuristic) the shipped table's, else
+    /// `None` (the fixed rule, or measure).
     pub fn choice(&self, key: &GemmTuneKey, fixed: GemmKernel) -> Option<GemmKernel> {
+        let measured = self.records.get(key).map(|r| r.chosen).filter(|k| !self.excluded.contains(k));
         match self.mode {
             GemmTuning::Heuristic => self.builtin.get(key).copied(),
-            GemmTuning::Measure => self.records.get(key).map(|r| r.chosen).filter(|&k| allowed_unmeasured(k, fixed)),
-            GemmTuning::MeasureAll => self.records.get(key).map(|r| r.chosen),
+            GemmTuning::Measure => measured.filter(|&k| allowed_unmeasured(k, fixed)),
+            GemmTuning::MeasureAll => measured,
         }
+    }
+
+    /// What measuring times for a key: [`tune_candidates`] less the excluded versions.
+    pub fn candidates(&self, dtype: DType, math: GemmMath, wgmma: bool, fixed: GemmKernel) -> Vec<GemmKernel> {
+        let unchecked = self.mode == GemmTuning::MeasureAll;
+        let mut all = tune_candidates(dtype, math, wgmma, unchecked, fixed);
+        all.retain(|k| !self.excluded.contains(k));
+        all
     }
 }
 
@@ -590,6 +607,34 @@ mod tests {
         }
         st.mode = GemmTuning::Heuristic;
         assert_eq!(st.choice(&key(), fixed), Some(GemmKernel::Simt64Warp));
+    }
+
+    #[test]
+    fn excluded_versions_are_neither_measured_nor_kept() {
+        let fixed = GemmKernel::Simt64WarpDb;
+        let gone = [GemmKernel::Simt128x200WarpDb, GemmKernel::Simt64WarpDb, GemmKernel::Wgmma128];
+        let mut st = TuneState { mode: GemmTuning::MeasureAll, ..TuneState::default() };
+        st.insert(GemmTuneRecord { key: key(), chosen: GemmKernel::Simt128x200WarpDb, times: vec![] });
+        assert_eq!(st.choice(&key(), fixed), Some(GemmKernel::Simt128x200WarpDb));
+        let all_f32 = st.candidates(DType::F32, GemmMath::F32, true, fixed);
+        assert_eq!(all_f32, GemmKernel::SIMT.to_vec());
+        st.excluded = gone.to_vec();
+        // The stored choice is measured again, among the others.
+        assert_eq!(st.choice(&key(), fixed), None);
+        for (dtype, math) in [(DType::F32, GemmMath::F32), (DType::BF16, GemmMath::F32)] {
+            for mode in [GemmTuning::Measure, GemmTuning::MeasureAll] {
+                st.mode = mode;
+                let kept = st.candidates(dtype, math, true, fixed);
+                let before = tune_candidates(dtype, math, true, mode == GemmTuning::MeasureAll, fixed);
+                assert!(!kept.is_empty() && kept.iter().all(|k| !gone.contains(k)), "{mode:?}: {kept:?}");
+                assert_eq!(kept, before.into_iter().filter(|k| !gone.contains(k)).collect::<Vec<_>>());
+            }
+        }
+        // The list parser of `--gemm-exclude`.
+        assert_eq!(parse_kernel_list(" Simt128x200WarpDb, Simt64WarpDb,,Wgmma128 ").unwrap(), gone.to_vec());
+        assert_eq!(parse_kernel_list("").unwrap(), vec![]);
+        let e = parse_kernel_list("Simt64WarpDb,Simt65").unwrap_err().to_string();
+        assert!(e.contains("\"Simt65\" is not a kernel version"), "{e}");
     }
 
     #[test]
