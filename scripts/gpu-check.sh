@@ -27,6 +27,10 @@
 # fourth H100 run of 2026-11-27, 403 s: SANITIZE_JOBS=8 STEP_TIMEOUT=240 DEADLINE=560
 # SANITIZE_TESTS=gemm SKIP_STEPS=... BASELINES="ceil,gemm" ... tests baselines bench sanitize
 # synccheck racewgmma racegemm; BENCHMARKS.md).
+# When the gemm tests fail there, run.sh tests the versions checked on a GPU together and each
+# unchecked one alone, and the benches measure every version but the unchecked ones that failed
+# (--gemm-exclude; the step table names them): one broken candidate costs a few seconds of the
+# call, not the measurement of all the others.
 # Helpers working on kernels should not call the device themselves: the 15 minutes are the session's.
 set -euo pipefail
 
