@@ -25,9 +25,9 @@
 //! rows weigh the versions checked on a GPU (`GemmTuning::Measure`), or with `--measure-all` every
 //! version (`MeasureAll`: after their tests passed in the same run, as scripts/gpu-run.sh does).
 //! `--gemm-tuning-file` loads earlier choices first (when the file exists) and saves every choice
-//! at the end (tuning/README.md). `--gemm-exclude` leaves versions out of the measured rows and of
-//! `--all` (`CudaBackend::exclude_gemm_kernels`; scripts/gpu-run.sh passes the versions whose tests
-//! failed in the same call). Without a GPU (or without the `cuda` feature) it says so and exits
+//! at the end (tuning/README.md). `--gemm-exclude` leaves versions out of their own rows (`--all`,
+//! the Hopper rows) and out of the measured rows (`CudaBackend::exclude_gemm_kernels`;
+//! scripts/gpu-run.sh passes the versions whose tests failed in the same call). Without a GPU (or without the `cuda` feature) it says so and exits
 //! with status 1.
 //!
 //! `--list-simt` prints the names of the f32 SIMT versions, one a line, and exits (no GPU needed;
@@ -200,7 +200,7 @@ mod gpu {
         }
         be.exclude_gemm_kernels(&excluded);
         if !o.exclude.is_empty() {
-            println!("left out of the measured rows and of --all: {:?}", o.exclude);
+            println!("left out (--gemm-exclude): {:?}", o.exclude);
         }
         println!(
             "device: {} (sm {:?}, {} SMs); median of {samples} samples; ratio = cuBLAS time / ours (> 1: ours faster)",
@@ -251,9 +251,8 @@ mod gpu {
                 if hopper {
                     kernels.extend(GemmKernel::HOPPER.into_iter().filter(|&k| k != auto));
                 }
-                if all {
-                    kernels.retain(|k| !o.exclude.contains(k));
-                }
+                // (The Auto row's kernel stays: a version the fixed rule picks was checked on a GPU.)
+                kernels.retain(|k| *k == auto || !o.exclude.contains(k));
                 let (dtype, compute) = match precision {
                     Precision::F32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F),
                     Precision::Tf32 => (cudaDataType_t::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F_FAST_TF32),
@@ -473,7 +472,7 @@ struct Opts {
     measure_all: bool,
     /// `--gemm-tuning-file`: choices loaded first (when it exists) and every choice saved at the end.
     tuning_file: Option<std::path::PathBuf>,
-    /// `--gemm-exclude`: versions left out of the measured rows and of `--all`.
+    /// `--gemm-exclude`: versions left out of their own rows and of the measured rows.
     exclude: Vec<latentkit::ops::gemm::GemmKernel>,
     /// `--ceilings`: the instruction probes and cuBLAS at 4096³ instead of the table.
     ceilings: bool,

@@ -29,8 +29,9 @@
 # synccheck racewgmma racegemm; BENCHMARKS.md).
 # When the gemm tests fail there, run.sh tests the versions checked on a GPU together and each
 # unchecked one alone, and the benches measure every version but the unchecked ones that failed
-# (--gemm-exclude; the step table names them): one broken candidate costs a few seconds of the
-# call, not the measurement of all the others.
+# (--gemm-exclude; the step table names them): one broken candidate costs about ten short runs of
+# the gemm tests (each with one version's cases and the tests of Auto), not the measurement of all
+# the others.
 # Helpers working on kernels should not call the device themselves: the 15 minutes are the session's.
 set -euo pipefail
 

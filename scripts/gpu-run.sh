@@ -239,17 +239,17 @@ if want tests; then
     run_step "test:gemm(wgmma)" "$here/tests/gemm" wgmma --test-threads 1
     if [[ ${table[-1]} != *PASS* ]]; then
       wgmma_ok=0
-      isolate_versions "test:gemm(wgmma)" hopper wgmma --test-threads 1 && wgmma_ok=1
+      [[ ${table[-1]} == *FAIL* ]] && isolate_versions "test:gemm(wgmma)" hopper wgmma --test-threads 1 && wgmma_ok=1
     fi
     step_timeout=$step_timeout_saved
   fi
   for t in "$here"/tests/*; do
     if [[ $(basename "$t") == gemm ]]; then
       run_step "test:gemm" "$t" --skip wgmma
-      if [[ ${table[-1]} == *PASS* ]] || isolate_versions "test:gemm" "simt|tensor-core" --skip wgmma; then
+      if [[ ${table[-1]} == *PASS* ]] ||
+        { [[ ${table[-1]} == *FAIL* ]] && isolate_versions "test:gemm" "simt|tensor-core" --skip wgmma; }; then
         gemm_ok=1
       fi
-      ((${#gemm_exclude[@]} > 0)) && echo "GEMM versions that failed their own tests, left out of the benches: ${gemm_exclude[*]}"
     else
       run_step "test:$(basename "$t")" "$t"
     fi
@@ -290,12 +290,14 @@ if want racegemm && [[ -x $sanitizer && -x $here/tests/gemm ]]; then
   # a 240 s step with 17 versions on 2026-11-27; there are 25 now.
   if simt_versions=$("$here/bin/bench_gemm" --list-simt 2>"$out/racecheck:gemm-simt.log") && [[ -n $simt_versions ]]; then
     for v in $simt_versions; do
+      excluded "$v" && continue
       LATENTKIT_TEST_SIMT=$v start_step "racecheck:gemm-simt-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 --exact every_gemm_kernel_version_matches_reference
     done
   else
     step_row "racecheck:gemm-simt" "FAIL(list)" 0
   fi
   for v in ${RACETC2_VERSIONS:-TensorCore128x256SwizzledPersistent TensorCore128x256Swizzled TensorCore128x128Swizzled TensorCore128x256Swizzled4Stage}; do
+    excluded "$v" && continue
     LATENTKIT_TEST_TC2=$v start_step "racecheck:gemm-tc2-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 tc2_interior
   done
 fi
@@ -308,6 +310,7 @@ phase_racewgmma() {
 # hazard). RACEWGMMA_VERSIONS overrides the list (GemmKernel names).
 if want racewgmma && [[ -x $sanitizer && -x $here/tests/gemm && $wgmma_ok == 1 ]]; then
   for v in ${RACEWGMMA_VERSIONS:-Wgmma256Persistent Wgmma128PingPong Wgmma256Multicast Wgmma256PersistentMulticast Wgmma256PersistentEarlyRelease Wgmma256 Wgmma128 TensorCore128x256TmaPersistent}; do
+    excluded "$v" && continue
     LATENTKIT_TEST_WGMMA=$v start_step "racecheck:gemm-wgmma-$v" "$sanitizer" --tool racecheck --error-exitcode 1 --print-limit 20 "$here/tests/gemm" --test-threads 1 wgmma
   done
 fi
@@ -348,8 +351,6 @@ no_wgmma=()
 [[ $wgmma_ok == 1 ]] || no_wgmma=(--no-wgmma)
 measure_all=()
 [[ $gemm_ok == 1 ]] && measure_all=(--measure-all)
-exclude=()
-((${#gemm_exclude[@]} > 0)) && exclude=(--gemm-exclude "$(IFS=,; echo "${gemm_exclude[*]}")")
 # One tuning file shared by the benches and the trainers: each loads the choices made before it,
 # measures the shapes it meets first and saves the union (tuning/README.md: how a shipped table is
 # made from it).
@@ -360,9 +361,9 @@ for f in "$out"/baselines*.json; do [[ -f $f ]] && baselines+=(--baselines "$f")
 # The issue-rate ceilings of mma.sync bf16 and FFMA f32 (kernels/peak.cu) beside cuBLAS at 4096³:
 # what the GEMM targets can be held against (12 probe grids of millisecond launches, then cuBLAS).
 run_step "bench_gemm_ceilings" "$here/bin/bench_gemm" --ceilings --samples 20
-run_step "bench_gemm" "$here/bin/bench_gemm" --samples 20 "${no_wgmma[@]}" "${measure_all[@]}" "${exclude[@]}" "${tuning[@]}"
-run_step "bench_gemm_all" "$here/bin/bench_gemm" --samples 20 --all --quick "${no_wgmma[@]}" "${exclude[@]}"
-run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full" "${measure_all[@]}" "${exclude[@]}" "${tuning[@]}" ${baselines[@]+"${baselines[@]}"}
+run_step "bench_gemm" "$here/bin/bench_gemm" --samples 20 "${no_wgmma[@]}" "${measure_all[@]}" ${exclude[@]+"${exclude[@]}"} "${tuning[@]}"
+run_step "bench_gemm_all" "$here/bin/bench_gemm" --samples 20 --all --quick "${no_wgmma[@]}" ${exclude[@]+"${exclude[@]}"}
+run_step "bench_vae" "$here/bin/bench_vae" --device cuda --samples 25 --data "$here/data/mnist-full" "${measure_all[@]}" ${exclude[@]+"${exclude[@]}"} "${tuning[@]}" ${baselines[@]+"${baselines[@]}"}
 # Metric learning: mining, distance and the triplet step in one step; the N = 262,144 batch-hard
 # run in its own step, so that a slow or timed-out large run keeps the rest (it skips itself when
 # its projection from an N = 16,384 call exceeds --large-budget, 100 s, well inside the timeout).
@@ -393,7 +394,7 @@ if want profile; then
     # time at 128×400×784, and why v23 (short k) is no faster than v17 at 8192×400×20. Most
     # wanted first, since the deadline may cut the list (earlier profiles:
     # bench/results/2026-11-27-h100/ncu-*.log).
-    gemm=("$here/bin/bench_gemm" --samples 1 --no-wgmma)
+    gemm=("$here/bin/bench_gemm" --samples 1 --no-wgmma ${exclude[@]+"${exclude[@]}"})
     profile gemm-f32-1024x400x784-v17 '^gemm_simt64_warp_db_f32$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=1024 784→400' --precision f32
     profile gemm-f32-1024x400x784-v28 '^gemm_simt128_warp_db_streamk_f32$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=1024 784→400' --precision f32
     profile gemm-f32-8192x784x400-v28 '^gemm_simt128_warp_db_streamk_f32$' 3 1 "${gemm[@]}" --all --shape 'dX=dY·W B=8192 784→400' --precision f32
@@ -413,7 +414,8 @@ if want profile; then
     profile gemm-bf16-1024x400x784-tc64 '^gemm_tc64_bf16$' 3 1 "${gemm[@]}" --all --shape 'Y=XWᵀ B=1024 784→400' --precision bf16
     if [[ $wgmma_ok == 1 ]]; then
       # v33 (mma.sync fed by TMA, Hopper-only) beside v15's profile above.
-      profile gemm-bf16-4096-v33 '^gemm_tma_mma256p_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --all --shape 4096³ --precision bf16
+      excluded TensorCore128x256TmaPersistent ||
+        profile gemm-bf16-4096-v33 '^gemm_tma_mma256p_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --all --shape 4096³ --precision bf16 ${exclude[@]+"${exclude[@]}"}
       profile gemm-bf16-4096-wgmma256p '^gemm_wgmma256p_bf16$' 3 1 "$here/bin/bench_gemm" --samples 1 --shape 4096³ --precision bf16
     fi
     # (The mining kernels met their targets on 2026-11-27; their profile steps, and the durations
@@ -452,7 +454,7 @@ if want train; then
 baselines=()
 for f in "$out"/baselines*.json; do [[ -f $f ]] && baselines+=(--baselines "$f"); done
   [[ $gemm_ok == 1 && ${#train_tuning[@]} -gt 0 ]] && train_tuning+=(--gemm-tuning measure-all)
-  ((${#gemm_exclude[@]} > 0)) && train_tuning+=(--gemm-exclude "$(IFS=,; echo "${gemm_exclude[*]}")")
+  train_tuning+=(${exclude[@]+"${exclude[@]}"})
   run_step "train_vae" "$here/bin/train_vae" --device cuda --data "$here/data/mnist-full" --epochs 10 --iwae-k 100 --out "$out/vae-gpu" "${train_tuning[@]}"
   # The metric-learning issue's run: triplet + semi-hard, 5 epochs, precision@1 per epoch.
   [[ -x $here/bin/train_siamese ]] &&
@@ -467,6 +469,24 @@ phase_tests
 # The wgmma test only when wgmma may run (wgmma_ok above, set by the tests phase).
 skip_wgmma=()
 [[ $wgmma_ok == 1 ]] || skip_wgmma=(--skip wgmma)
+# What the later steps leave out: the versions that failed their own tests in this call, and the
+# Hopper ones where wgmma may not run. The benches and trainers get them as --gemm-exclude; the
+# sanitizer and racecheck steps run the gemm tests on every other version (LATENTKIT_TEST_VERSIONS),
+# since the tests phase has shown where the failed ones fail.
+if [[ $wgmma_ok != 1 ]] && versions=$("$here/bin/bench_gemm" --list-versions 2>/dev/null); then
+  gemm_exclude+=($(awk -F'\t' '$2 == "hopper" { print $1 }' <<<"$versions"))
+fi
+exclude=()
+if ((${#gemm_exclude[@]} > 0)); then
+  exclude=(--gemm-exclude "$(IFS=,; echo "${gemm_exclude[*]}")")
+  echo "GEMM versions left out of the benches and later tests: ${gemm_exclude[*]}"
+  if versions=$("$here/bin/bench_gemm" --list-versions 2>/dev/null); then
+    LATENTKIT_TEST_VERSIONS=$(awk -F'\t' -v gone=" ${gemm_exclude[*]} " 'index(gone, " " $1 " ") == 0 { printf "%s%s", sep, $1; sep = "," }' <<<"$versions")
+    export LATENTKIT_TEST_VERSIONS
+  fi
+fi
+# excluded NAME: whether version NAME is left out (the per-version racecheck steps pass it over).
+excluded() { [[ " ${gemm_exclude[*]} " == *" $1 "* ]]; }
 # (The sanitizer steps that went to the background are waited for before the profile phase, which
 # times kernels, and at the end.)
 for p in baselines bench train sanitize synccheck collect_steps profile racewgmma racegemm racemining collect_steps; do

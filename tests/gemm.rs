@@ -387,7 +387,7 @@ parity_test!(shortk_matches_reference_in_every_epilogue, |b| {
     ];
     for &(m, n, k, ld) in &sizes {
         for (ta, tb, epi) in layout_epi_cases(m, n) {
-            let kernels = [GemmKernel::SimtShortK, GemmKernel::SimtShortKPersistent];
+            let kernels = with_reference(GemmKernel::SimtShortK, GemmKernel::SimtShortKPersistent);
             let (runs, atol) = run_version_case(b, &mut r, &kernels, (m, n, k), ld, (ta, tb, epi));
             if let [v23, v25] = &runs[..] {
                 assert!(bits(&v23.1) == bits(&v25.1), "v25 differs from v23 at {}", v25.0);
@@ -414,7 +414,9 @@ parity_test!(small_side_splitk_matches_reference_in_every_epilogue, |b| {
     let mut outs = Vec::new();
     let sizes =
         [(20, 400, 1024, Ld::Tight), (37, 130, 1000, Ld::Pad3), (5, 9, 70, Ld::Align8), (33, 300, 3000, Ld::Tight)];
-    for kernel in [GemmKernel::SimtSmallMSplitK, GemmKernel::SimtSmallNSplitK] {
+    for kernel in
+        [GemmKernel::SimtSmallMSplitK, GemmKernel::SimtSmallNSplitK].into_iter().filter(|&k| version_wanted(k))
+    {
         for &(m, n, k, ld) in &sizes {
             let (m, n) = if kernel == GemmKernel::SimtSmallNSplitK { (n, m) } else { (m, n) };
             for (ta, tb) in T.into_iter().flat_map(|ta| T.map(|tb| (ta, tb))) {
@@ -449,7 +451,9 @@ parity_test!(streamk_matches_reference_in_every_epilogue, |b| {
         (5, 9, 3, Ld::Tight),
         (1800, 1800, 40, Ld::Tight),
     ];
-    for kernel in [GemmKernel::Simt128WarpDbStreamK, GemmKernel::Simt64WarpDbStreamK] {
+    for kernel in
+        [GemmKernel::Simt128WarpDbStreamK, GemmKernel::Simt64WarpDbStreamK].into_iter().filter(|&k| version_wanted(k))
+    {
         for &(m, n, k, ld) in &sizes {
             for (ta, tb, epi) in layout_epi_cases(m, n) {
                 let (runs, atol) = run_version_case(b, &mut r, &[kernel, kernel], (m, n, k), ld, (ta, tb, epi));
@@ -484,7 +488,7 @@ parity_test!(wide_tile_versions_match_reference_in_every_epilogue, |b| {
     ];
     for &(m, n, k, ld) in &sizes {
         for (ta, tb, epi) in layout_epi_cases(m, n) {
-            let kernels = [GemmKernel::Simt128WarpDb, GemmKernel::Simt128x200WarpDb];
+            let kernels = with_reference(GemmKernel::Simt128WarpDb, GemmKernel::Simt128x200WarpDb);
             let (runs, atol) = run_version_case(b, &mut r, &kernels, (m, n, k), ld, (ta, tb, epi));
             if let [v16, v30] = &runs[..] {
                 assert!(bits(&v16.1) == bits(&v30.1), "v30 differs from v16 at {}", v30.0);
@@ -500,7 +504,8 @@ parity_test!(wide_tile_versions_match_reference_in_every_epilogue, |b| {
     // 1-row) edge tile.
     let split = [GemmKernel::Simt128x200WarpDbSplitKFused, GemmKernel::Simt200x128WarpDbSplitKFused];
     let sizes = [(300, 430, 1000, Ld::Align8), (130, 210, 777, Ld::Pad3), (129, 401, 1000, Ld::Tight)];
-    for (kernel, &(m, n, k, ld)) in split.into_iter().flat_map(|kernel| sizes.iter().map(move |s| (kernel, s))) {
+    let split = split.into_iter().filter(|&k| version_wanted(k));
+    for (kernel, &(m, n, k, ld)) in split.flat_map(|kernel| sizes.iter().map(move |s| (kernel, s))) {
         // v32's tiles are v31's transposed: the mirrored sizes give it the same edges.
         let (m, n) = if kernel == GemmKernel::Simt200x128WarpDbSplitKFused { (n, m) } else { (m, n) };
         for (ta, tb, epi) in layout_epi_cases(m, n) {
@@ -536,10 +541,8 @@ fn run_version_case<B: latentkit::Backend>(
         gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
     };
     let r0 = r.clone();
-    // (Only the versions LATENTKIT_TEST_VERSIONS lets run: version_wanted.)
     let runs = kernels
         .iter()
-        .filter(|&&kernel| version_wanted(kernel))
         .map(|&kernel| {
             *r = r0.clone();
             let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} {ld:?} {epi:?}");
@@ -802,6 +805,20 @@ parity_test!(f16_matches_reference, |b| { half_parity::<_, half::f16>(b, 48) });
 fn versions_from_env(var: &str) -> impl Fn(latentkit::ops::gemm::GemmKernel) -> bool {
     let only = std::env::var(var).ok();
     move |k| only.as_deref().is_none_or(|l| l.split(',').any(|v| v.trim() == format!("{k:?}"))) && version_wanted(k)
+}
+
+/// `reference` and `version` for a bit-for-bit comparison where `version` runs (the reference, a
+/// version checked on a GPU, is its yardstick even where LATENTKIT_TEST_VERSIONS leaves it out),
+/// else `reference` alone where it runs.
+fn with_reference(
+    reference: latentkit::ops::gemm::GemmKernel,
+    version: latentkit::ops::gemm::GemmKernel,
+) -> Vec<latentkit::ops::gemm::GemmKernel> {
+    match (version_wanted(reference), version_wanted(version)) {
+        (_, true) => vec![reference, version],
+        (true, false) => vec![reference],
+        (false, false) => vec![],
+    }
 }
 
 /// Whether the version tests run `kernel`: `LATENTKIT_TEST_VERSIONS` (comma-separated `GemmKernel`

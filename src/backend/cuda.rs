@@ -322,7 +322,10 @@ impl CudaBackend {
     /// those that failed their tests on this machine (scripts/gpu-run.sh passes them to the
     /// benches as `--gemm-exclude`), so that one broken version does not keep the others from
     /// being measured. A loaded or measured choice of an excluded version is measured again. The
-    /// fixed rule and the shipped tables are not affected: they pick versions checked on a GPU.
+    /// fixed rule and the shipped tables are not affected (they pick versions checked on a GPU), so
+    /// its choice still runs where nothing is measured: in [`GemmTuning::Heuristic`], inside a
+    /// stream capture, when the scratch output can't be allocated or no candidate can take the
+    /// call.
     pub fn exclude_gemm_kernels(&self, kernels: &[GemmKernel]) {
         self.tune_state().excluded = kernels.to_vec();
     }
