@@ -19,16 +19,17 @@
 //!     cargo run --release --features cuda --example bench_gemm -- --ceilings [--samples N]
 //!
 //! `--no-wgmma` leaves the Hopper kernels out of every row (scripts/gpu-run.sh passes it when their
-//! test failed). `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192. `--shape` keeps the
-//! shapes whose label contains the text (`4096³`, `B=1024 784→400`), `--precision` the listed
-//! precisions (to profile one kernel with ncu); it fails when they match nothing. The measured
-//! rows weigh the versions checked on a GPU (`GemmTuning::Measure`), or with `--measure-all` every
-//! version (`MeasureAll`: after their tests passed in the same run, as scripts/gpu-run.sh does).
+//! test failed). `--quick` keeps 4096³, B = 128 and the two long-k dW products of B = 8192.
+//! `--shape` keeps the shapes whose label contains the text (`4096³`, `B=1024 784→400`),
+//! `--precision` the listed precisions (to profile one kernel with ncu); it fails when they match
+//! nothing. The measured rows weigh the versions checked on a GPU (`GemmTuning::Measure`), or with
+//! `--measure-all` every version (`MeasureAll`: after their tests passed in the same run, as
+//! scripts/gpu-run.sh does).
 //! `--gemm-tuning-file` loads earlier choices first (when the file exists) and saves every choice
 //! at the end (tuning/README.md). `--gemm-exclude` leaves versions out of their own rows (`--all`,
 //! the Hopper rows) and out of the measured rows (`CudaBackend::exclude_gemm_kernels`;
-//! scripts/gpu-run.sh passes the versions whose tests failed in the same call). Without a GPU (or without the `cuda` feature) it says so and exits
-//! with status 1.
+//! scripts/gpu-run.sh passes the versions whose tests failed in the same call). Without a GPU (or
+//! without the `cuda` feature) it says so and exits with status 1.
 //!
 //! `--list-simt` prints the names of the f32 SIMT versions, one a line, and exits (no GPU needed;
 //! scripts/gpu-run.sh takes the every-version test one version at a time under racecheck);

@@ -205,20 +205,21 @@ gemm_ok=0
 # Versions whose own tests failed in this call (isolate_versions), left out of every step that
 # measures or runs every version (--gemm-exclude).
 gemm_exclude=()
+# Every GEMM version, one a line: NAME, family (simt, tensor-core, hopper), checked or unchecked.
+versions=$("$here/bin/bench_gemm" --list-versions 2>/dev/null) || versions=
 # isolate_versions STEP FAMILIES ARGS...: after step STEP of the gemm test binary (ARGS: its test
 # filter) failed, the same tests again, once for the versions of FAMILIES (an awk pattern over
-# `bench_gemm --list-versions`: simt, tensor-core, hopper) checked on an earlier GPU run (step
+# the families of `versions`) checked on an earlier GPU run (step
 # STEP-checked) and once for each one not checked yet (STEP-NAME), each in its own process
 # (LATENTKIT_TEST_VERSIONS, tests/gemm.rs), so that a kernel that faults can't take the others
 # down with it. Succeeds when the checked versions pass; the unchecked ones that fail join
 # gemm_exclude, and the benches measure the rest (one broken candidate must not keep the others
 # out of a GPU run's measurements).
 isolate_versions() {
-  local step=$1 families=$2 list checked unchecked v
+  local step=$1 families=$2 checked unchecked v
   shift 2
-  list=$("$here/bin/bench_gemm" --list-versions 2>/dev/null) || return 1
-  checked=$(awk -F'\t' -v f="^($families)\$" '$2 ~ f && $3 == "checked" { printf "%s%s", sep, $1; sep = "," }' <<<"$list")
-  unchecked=$(awk -F'\t' -v f="^($families)\$" '$2 ~ f && $3 == "unchecked" { print $1 }' <<<"$list")
+  checked=$(awk -F'\t' -v f="^($families)\$" '$2 ~ f && $3 == "checked" { printf "%s%s", sep, $1; sep = "," }' <<<"$versions")
+  unchecked=$(awk -F'\t' -v f="^($families)\$" '$2 ~ f && $3 == "unchecked" { print $1 }' <<<"$versions")
   # (Nothing unchecked: the failure is in a checked version or a test of Auto, and stands.)
   [[ -n $unchecked ]] || return 1
   LATENTKIT_TEST_VERSIONS=$checked run_step "$step-checked" "$here/tests/gemm" "$@"
@@ -473,14 +474,14 @@ skip_wgmma=()
 # Hopper ones where wgmma may not run. The benches and trainers get them as --gemm-exclude; the
 # sanitizer and racecheck steps run the gemm tests on every other version (LATENTKIT_TEST_VERSIONS),
 # since the tests phase has shown where the failed ones fail.
-if [[ $wgmma_ok != 1 ]] && versions=$("$here/bin/bench_gemm" --list-versions 2>/dev/null); then
+if [[ $wgmma_ok != 1 ]]; then
   gemm_exclude+=($(awk -F'\t' '$2 == "hopper" { print $1 }' <<<"$versions"))
 fi
 exclude=()
 if ((${#gemm_exclude[@]} > 0)); then
   exclude=(--gemm-exclude "$(IFS=,; echo "${gemm_exclude[*]}")")
   echo "GEMM versions left out of the benches and later tests: ${gemm_exclude[*]}"
-  if versions=$("$here/bin/bench_gemm" --list-versions 2>/dev/null); then
+  if [[ -n $versions ]]; then
     LATENTKIT_TEST_VERSIONS=$(awk -F'\t' -v gone=" ${gemm_exclude[*]} " 'index(gone, " " $1 " ") == 0 { printf "%s%s", sep, $1; sep = "," }' <<<"$versions")
     export LATENTKIT_TEST_VERSIONS
   fi

@@ -804,7 +804,12 @@ parity_test!(f16_matches_reference, |b| { half_parity::<_, half::f16>(b, 48) });
 /// so that a version the tool stops on, or that takes it long, is named.
 fn versions_from_env(var: &str) -> impl Fn(latentkit::ops::gemm::GemmKernel) -> bool {
     let only = std::env::var(var).ok();
-    move |k| only.as_deref().is_none_or(|l| l.split(',').any(|v| v.trim() == format!("{k:?}"))) && version_wanted(k)
+    move |k| only.as_deref().is_none_or(|l| lists(l, k)) && version_wanted(k)
+}
+
+/// Whether `list` (comma-separated `GemmKernel` names) names `kernel`.
+fn lists(list: &str, kernel: latentkit::ops::gemm::GemmKernel) -> bool {
+    list.split(',').any(|v| v.trim() == format!("{kernel:?}"))
 }
 
 /// `reference` and `version` for a bit-for-bit comparison where `version` runs (the reference, a
@@ -828,8 +833,8 @@ fn with_reference(
 /// own process (a kernel that faults can't take the others down with it), so that one broken
 /// version does not keep the others out of the measured benches.
 fn version_wanted(kernel: latentkit::ops::gemm::GemmKernel) -> bool {
-    let listed = |l: String| l.split(',').any(|v| v.trim() == format!("{kernel:?}"));
-    kernel == latentkit::ops::gemm::GemmKernel::Auto || std::env::var("LATENTKIT_TEST_VERSIONS").map_or(true, listed)
+    kernel == latentkit::ops::gemm::GemmKernel::Auto
+        || std::env::var("LATENTKIT_TEST_VERSIONS").map_or(true, |l| lists(&l, kernel))
 }
 
 // v7, v10, v11, v15 (TensorCore128x256Swizzled, TensorCore128x128Swizzled,
