@@ -24,9 +24,9 @@
 //! reconstructions), prior_samples.png (decoded z ~ N(0, I)), model.safetensors (PyTorch names and
 //! [out, in] layout: `model.load_state_dict(safetensors.torch.load_file(...))` works on the classic
 //! example's `VAE`; with several hidden layers the names are encoder.{i}, fc21, fc22, decoder.{i},
-//! fc4, see src/nn/vae.rs) and trainer.safetensors (to resume; it records the sizes). Checkpoints
-//! are written atomically after every epoch; a non-finite loss stops training and leaves the last
-//! good checkpoint as it was.
+//! fc4, see src/nn/vae.rs) and trainer.safetensors (to resume: the weights again, the optimizer
+//! state and the sizes). Checkpoints and metrics.csv are written atomically after every epoch; a
+//! non-finite loss or weight stops training and leaves the last good checkpoint as it was.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ use latentkit::io::{save_image_grid, save_line_plot, Series};
 use latentkit::nn::{Likelihood, VaeConfig};
 use latentkit::ops::gemm::GemmTuning;
 use latentkit::ops::AdamConfig;
-use latentkit::train::{EpochRecord, StepMode, VaeTrainConfig, VaeTrainer, MODEL_FILE};
+use latentkit::train::{EpochRecord, StepMode, VaeTrainConfig, VaeTrainer, TRAINER_FILE};
 use latentkit::{Backend, CpuBackend, CudaBackend, Device, Error, Tensor};
 
 struct Args {
@@ -147,7 +147,7 @@ fn write_metrics(path: &std::path::Path, history: &[EpochRecord]) -> latentkit::
             r.seconds
         );
     }
-    std::fs::write(path, text).map_err(io_err(path))
+    latentkit::io::write_file_atomic(path, text.as_bytes())
 }
 
 /// Earlier epochs' records, when resuming.
@@ -181,7 +181,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     let (mut trainer, mut history) = if args.resume {
         let t = VaeTrainer::resume(b, &args.out, args.train)?;
         let h: Vec<_> = read_metrics(&metrics_path).into_iter().filter(|r| r.epoch <= t.epoch).collect();
-        println!("resumed from {} at epoch {}, step {}", args.out.join(MODEL_FILE).display(), t.epoch, t.step);
+        println!("resumed from {} at epoch {}, step {}", args.out.join(TRAINER_FILE).display(), t.epoch, t.step);
         (t, h)
     } else {
         (VaeTrainer::new(b, args.model.clone(), args.train)?, Vec::new())

@@ -55,6 +55,11 @@ pub enum Error {
     /// Training produced a non-finite loss; the last good checkpoint is left untouched.
     #[error("non-finite loss ({value}) at step {step}; training stopped")]
     NonFiniteLoss { step: u64, value: f32 },
+
+    /// An update left a non-finite value in a parameter; the last good checkpoint is left
+    /// untouched.
+    #[error("non-finite value ({value}) in parameter {name} after step {step}; training stopped")]
+    NonFiniteParameter { step: u64, name: String, value: f32 },
 }
 
 /// Shorthand used throughout the crate.

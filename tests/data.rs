@@ -110,3 +110,54 @@ fn missing_files_are_io_errors() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// Gzipped files load like plain ones; what a header promises bounds what is decompressed, so
+/// extra data is an error at its offset and a header promising more than the reader takes is
+/// refused before anything is inflated.
+#[test]
+fn gzipped_files_are_read_within_what_the_header_promises() {
+    let dir = temp_dir("gz");
+    let mut images = header(0x0000_0803, &[2, 2, 2]);
+    images.extend([0, 64, 128, 255, 1, 2, 3, 4]);
+    let mut labels = header(0x0000_0801, &[2]);
+    labels.extend([3, 9]);
+    let write = |images: &[u8]| {
+        for prefix in ["train", "t10k"] {
+            std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte.gz")), gzip(images)).unwrap();
+            std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), gzip(&labels)).unwrap();
+        }
+    };
+    write(&images);
+    let m = Mnist::load(&dir).unwrap();
+    assert_eq!((m.train.len(), m.train.dim(), m.test.labels.clone()), (2, 4, vec![3, 9]));
+    assert_eq!(m.train.images[3], 1.0);
+
+    // A megabyte past the 8 promised data bytes.
+    let mut long = images.clone();
+    long.extend(vec![7u8; 1 << 20]);
+    write(&long);
+    match Mnist::load(&dir) {
+        Err(Error::Format { path, offset, msg }) => {
+            assert!(path.ends_with("train-images-idx3-ubyte.gz"), "{path:?}");
+            assert_eq!(offset, 16 + 8);
+            assert!(msg.contains("trailing"), "{msg}");
+        }
+        other => panic!("expected a format error, got {other:?}"),
+    }
+
+    // 2^32 · 2^16 · 2^16 bytes promised.
+    let mut huge = header(0x0000_0803, &[u32::MAX, 65_535, 65_535]);
+    huge.extend([1, 2, 3, 4]);
+    write(&huge);
+    match Mnist::load(&dir) {
+        Err(Error::Format { offset, msg, .. }) => assert!(offset == 4 && msg.contains("promises"), "{msg}"),
+        other => panic!("expected a format error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -139,6 +139,29 @@ parity_test!(gemm_alpha_zero_ignores_a_and_b, |b| {
     vec![Out::new("α = 0", got)]
 });
 
+parity_test!(auto_takes_outputs_taller_than_the_fixed_rules_grid, |b| {
+    // A skinny product of 1.1 M rows: the fixed rule's 16-row tiles (Tiled16) would need 68750
+    // rows of blocks, past the grid's 65535; Auto must run another kernel, not refuse the call.
+    let (m, n, k) = (1_100_000, 3, 2);
+    let mut r = rng(44);
+    let (av, bv, c0) =
+        (rand_vec(&mut r, m * k, -1.0, 1.0), rand_vec(&mut r, k * n, -1.0, 1.0), rand_vec(&mut r, m * n, -1.0, 1.0));
+    let (a, bm) = (tensor(b, &[m, k], &av), tensor(b, &[k, n], &bv));
+    let mut c = tensor(b, &[m, n], &c0);
+    matmul(b, Transpose::No, Transpose::No, 1.5, &a, &bm, 0.5, &mut c).unwrap();
+    let want: Vec<f32> = (0..m * n)
+        .map(|i| {
+            let (row, col) = (i / n, i % n);
+            let dot: f64 = (0..k).map(|p| f64::from(av[row * k + p]) * f64::from(bv[p * n + col])).sum();
+            (1.5 * dot + 0.5 * f64::from(c0[i])) as f32
+        })
+        .collect();
+    let got = host(b, &c);
+    // |α·a·b| ≤ 3 and |β·c| ≤ 0.5 summed in a few roundings: 8 ulps of 4.
+    assert_close("1.1 M rows", &got, &want, 8.0 * 4.0 * f32::EPSILON, 0.0);
+    vec![Out::new("1.1 M rows", got)]
+});
+
 parity_test!(gemm_epilogues_match_reference, |b| {
     use latentkit::ops::gemm::{matmul_with, TensorEpilogue};
     use latentkit::ops::Activation;

@@ -162,6 +162,25 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     gemm(&b, &spec, at.buf(), bt.buf(), c.buf_mut()).unwrap();
     assert_close("heuristic", &host(&b, &c), &want_65x100, f32_error_bound(47, 1.0, 1.0) + 1e-6, 1e-5);
     assert_eq!(b.gemm_tuning_report().len(), before);
+
+    // A loaded choice that can't take its shape (split-k on an output past the workspace) gives
+    // way to the fixed rule's kernel instead of failing every call of that shape.
+    let (m, n) = (2100, 2100);
+    assert!(m * n > latentkit::ops::gemm::SPLITK_WORKSPACE_FLOATS);
+    let header = text.lines().next().unwrap();
+    std::fs::write(&file, format!("{header}\n{gpu_line}\n{m}\t{n}\t1\tN\tN\t1\t{n}\tf32\t0\tSimt64SplitK\n")).unwrap();
+    b.set_gemm_tuning(GemmTuning::Measure);
+    b.clear_gemm_tuning();
+    assert_eq!(b.load_gemm_tuning(&file).unwrap(), 1);
+    let spec = GemmSpec::contiguous(Transpose::No, Transpose::No, m, n, 1, 1.0, 0.0);
+    let (a0, b0) = (rand_vec(&mut r, m, -1.0, 1.0), rand_vec(&mut r, n, -1.0, 1.0));
+    let mut want = vec![0.0; m * n];
+    gemm_ref(&spec, &a0, &b0, &mut want).unwrap();
+    let mut c = poisoned(&b, &[m * n]);
+    gemm(&b, &spec, tensor(&b, &[m], &a0).buf(), tensor(&b, &[n], &b0).buf(), c.buf_mut()).unwrap();
+    assert_close("ineligible loaded choice", &host(&b, &c), &want, 0.0, 0.0);
+    let _ = std::fs::remove_file(&file);
+    b.set_gemm_tuning(GemmTuning::Heuristic);
 }
 
 /// The VAE trainer's resident mode captures its step in a CUDA graph on the first step; with

@@ -140,3 +140,44 @@ fn pair_metrics_are_deterministic() {
     assert!((scores[0] - (s + c)).abs() < 1e-4, "a pair with itself has cos 1: {scores:?}");
     assert!(scores[1] <= s + c + 1e-4 && scores[1] >= c - s - 1e-4, "{scores:?}");
 }
+
+/// run_epoch takes the split whose labels built the sampler, and at least one P×K batch of it;
+/// the sampler takes any label values.
+#[test]
+fn run_epoch_checks_its_split_against_the_sampler() {
+    let b = latentkit::CpuBackend;
+    let data = Mnist::committed_subset().unwrap();
+    let labels: Vec<u32> = data.train.labels.iter().map(|&l| u32::from(l)).collect();
+    let mut t = MetricTrainer::new(&b, MetricTrainConfig::default(), &labels).unwrap();
+    let mut smaller = data.train.clone();
+    smaller.truncate(data.train.len() - 1);
+    let e = t.run_epoch(&b, &smaller, &data.test, |_, _, _| {}).unwrap_err();
+    assert!(matches!(e, latentkit::Error::Shape { .. }), "{e}");
+    // The same size with other labels.
+    let mut relabelled = data.train.clone();
+    let other = relabelled.labels.iter().position(|&l| l != relabelled.labels[0]).unwrap();
+    relabelled.labels.swap(0, other);
+    let e = t.run_epoch(&b, &relabelled, &data.test, |_, _, _| {}).unwrap_err();
+    assert!(matches!(e, latentkit::Error::Shape { .. }), "{e}");
+    assert_eq!((t.epoch, t.step), (0, 0));
+
+    // Fewer examples than one P×K batch: an error, not an empty epoch that counts.
+    let cfg = MetricTrainConfig::default();
+    let mut few = data.train.clone();
+    few.truncate(cfg.p * cfg.k - 1);
+    let few_labels: Vec<u32> = few.labels.iter().map(|&l| u32::from(l)).collect();
+    let mut t = MetricTrainer::new(&b, cfg, &few_labels).unwrap();
+    let e = t.run_epoch(&b, &few, &data.test, |_, _, _| {}).unwrap_err();
+    assert!(matches!(e, latentkit::Error::InvalidArgument { .. }), "{e}");
+    assert_eq!(t.epoch, 0);
+
+    // Label values up to u32::MAX group by value (no table as long as the largest).
+    let sparse: Vec<u32> = (0..64u32).map(|i| if i % 2 == 0 { u32::MAX } else { i % 3 }).collect();
+    let mut sampler = latentkit::data::PkSampler::new(&sparse, 2, 4, 1).unwrap();
+    let batch = sampler.next_batch();
+    assert_eq!(batch.len(), 8);
+    for class in batch.chunks(4) {
+        assert!(class.iter().all(|&i| sparse[i] == sparse[class[0]]), "{batch:?}");
+    }
+    assert!(latentkit::data::PkSampler::new(&sparse, 2, usize::MAX, 1).is_err(), "P·K overflows");
+}

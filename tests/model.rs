@@ -9,7 +9,7 @@ use latentkit::nn::{Autoencoder, Likelihood, Mlp, MlpSpec};
 use latentkit::ops::{elementwise, loss, Activation, AdamConfig};
 use latentkit::rng::seeded;
 use latentkit::train::Adam;
-use latentkit::{Backend, CpuBackend, Tensor};
+use latentkit::{Backend, CpuBackend, Error, Tensor};
 
 /// L(θ) = Σ_r Σ_c (MLP(x)[r,c] − t[r,c])² for the current parameters.
 fn mlp_loss<B: Backend>(b: &B, net: &mut Mlp<B>, x: &Tensor<B>, t: &Tensor<B>, rows: usize) -> f64 {
@@ -140,4 +140,28 @@ fn gaussian_autoencoder_trains_too() {
     let mut total = Tensor::zeros(&b, &[1]).unwrap();
     elementwise::sum(&b, &x, &mut total).unwrap();
     assert!(total.to_vec(&b).unwrap()[0] > 0.0);
+}
+
+/// A non-finite loss is an error before the update: parameters and optimizer untouched.
+#[test]
+fn autoencoder_stops_on_a_non_finite_loss_before_updating() {
+    let b = CpuBackend;
+    let dim = 12;
+    let mut model = Autoencoder::new(&b, &[dim, 7, 3], Likelihood::Gaussian, &mut seeded(2)).unwrap();
+    let mut opt = Adam::new(&b, &model.params_mut(), AdamConfig::default()).unwrap();
+    let mut pixels = rand_vec(&mut rng(3), 5 * dim, 0.0, 1.0);
+    let x = Tensor::from_slice(&b, &[5, dim], &pixels).unwrap();
+    model.train_step(&b, &x, &mut opt).unwrap();
+    let values = |m: &mut Autoencoder<CpuBackend>| -> Vec<Vec<u32>> {
+        m.params_mut().iter().map(|p| p.value.to_vec(&b).unwrap().iter().map(|v| v.to_bits()).collect()).collect()
+    };
+    let before = values(&mut model);
+    pixels[7] = f32::NAN;
+    let x = Tensor::from_slice(&b, &[5, dim], &pixels).unwrap();
+    match model.train_step(&b, &x, &mut opt) {
+        Err(Error::NonFiniteLoss { step: 1, value }) => assert!(value.is_nan(), "{value}"),
+        other => panic!("expected NonFiniteLoss at step 1, got {other:?}"),
+    }
+    assert!(values(&mut model) == before, "the failed step changed the parameters");
+    assert_eq!(opt.steps(&b).unwrap(), 1);
 }

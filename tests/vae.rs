@@ -781,7 +781,7 @@ fn bad_input_is_an_error() {
 
     let empty = TempDir::new("resume_empty");
     match VaeTrainer::<CpuBackend>::resume(&b, empty.path(), VaeTrainConfig::default()) {
-        Err(Error::Io { path, .. }) => assert_eq!(path, empty.path().join(MODEL_FILE)),
+        Err(Error::Io { path, .. }) => assert_eq!(path, empty.path().join(TRAINER_FILE)),
         Err(e) => panic!("expected an I/O error, got {e}"),
         Ok(_) => panic!("resumed from an empty directory"),
     }
@@ -984,30 +984,122 @@ fn load_rejects_another_depth_or_size() {
     let e = m.load_state_dict(&b, &bad).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }) && e.to_string().contains("fc4.bias"), "{e}");
 
-    // A trainer checkpoint whose model file holds another depth than its recorded sizes.
+    // A trainer checkpoint whose recorded sizes are not those of its weights: a shape error naming
+    // both, before the recorded sizes allocate anything (a huge input size must not abort).
     let data = subset(256, 100);
-    let (dir2, dir1) = (TempDir::new("mismatch_two"), TempDir::new("mismatch_one"));
-    for (dir, hidden) in [(&dir2, vec![48, 24]), (&dir1, vec![48])] {
-        let mut t =
-            VaeTrainer::new(&b, VaeConfig { hidden, ..VaeConfig::default() }, VaeTrainConfig::default()).unwrap();
-        train_epochs(&b, &mut t, &data, 1);
-        t.save(&b, dir.path()).unwrap();
-    }
-    std::fs::copy(dir1.path().join(MODEL_FILE), dir2.path().join(MODEL_FILE)).unwrap();
-    match VaeTrainer::<CpuBackend>::resume(&b, dir2.path(), VaeTrainConfig::default()) {
-        Err(e @ Error::Shape { .. }) => assert!(e.to_string().contains("784-48-20"), "{e}"),
-        Err(e) => panic!("expected a shape error, got {e}"),
-        Ok(_) => panic!("resumed a 784-48-24-20 trainer from 784-48-20 weights"),
-    }
-    // Unreadable recorded sizes are a format error naming the file.
+    let dir1 = TempDir::new("mismatch_one");
+    let mut t =
+        VaeTrainer::new(&b, VaeConfig { hidden: vec![48], ..VaeConfig::default() }, VaeTrainConfig::default()).unwrap();
+    train_epochs(&b, &mut t, &data, 1);
+    t.save(&b, dir1.path()).unwrap();
     let trainer_path = dir1.path().join(TRAINER_FILE);
-    let (state, mut meta) = load_checkpoint(&trainer_path).unwrap();
-    meta.insert("hidden".into(), "48,,24".into());
-    save_checkpoint(&trainer_path, &state, &meta).unwrap();
-    match VaeTrainer::<CpuBackend>::resume(&b, dir1.path(), VaeTrainConfig::default()) {
-        Err(Error::Format { path, msg, .. }) => assert!(path == trainer_path && msg.contains("hidden"), "{msg}"),
-        Err(e) => panic!("expected a format error, got {e}"),
-        Ok(_) => panic!("resumed with unreadable hidden sizes"),
+    let (state, meta) = load_checkpoint(&trainer_path).unwrap();
+    let resume_with = |key: &str, value: &str| {
+        let mut m = meta.clone();
+        m.insert(key.into(), value.into());
+        save_checkpoint(&trainer_path, &state, &m).unwrap();
+        VaeTrainer::<CpuBackend>::resume(&b, dir1.path(), VaeTrainConfig::default()).map(|_| ())
+    };
+    for (key, value, recorded) in
+        [("hidden", "48,24", "784-48-24-20"), ("input", "1000000000000", "1000000000000-48-20")]
+    {
+        match resume_with(key, value) {
+            Err(e @ Error::Shape { .. }) => {
+                assert!(e.to_string().contains("784-48-20") && e.to_string().contains(recorded), "{e}")
+            }
+            other => panic!("{key} = {value}: expected a shape error, got {other:?}"),
+        }
+    }
+    // Unreadable recorded sizes or likelihood are a format error naming the file.
+    for (key, value) in [("hidden", "48,,24"), ("likelihood", "gausian")] {
+        match resume_with(key, value) {
+            Err(Error::Format { path, msg, .. }) => assert!(path == trainer_path && msg.contains(key), "{msg}"),
+            other => panic!("{key} = {value}: expected a format error, got {other:?}"),
+        }
+    }
+}
+
+/// `trainer.safetensors` alone resumes: a save cut off between its two files (the new trainer
+/// file beside the previous model file) resumes the new state exactly, and a checkpoint of the
+/// older layout (weights only in the model file) resumes when both files are of the same save.
+#[test]
+fn resume_reads_the_trainer_file_alone() {
+    let b = CpuBackend;
+    let data = subset(1280, 200);
+    let dir = TempDir::new("trainer_alone");
+    let cfg = VaeTrainConfig { seed: 5, ..VaeTrainConfig::default() };
+    let mut t = VaeTrainer::new(&b, VaeConfig::default(), cfg).unwrap();
+    train_epochs(&b, &mut t, &data, 1);
+    t.save(&b, dir.path()).unwrap();
+    let old_model = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
+    train_epochs(&b, &mut t, &data, 1);
+    t.save(&b, dir.path()).unwrap();
+    std::fs::write(dir.path().join(MODEL_FILE), &old_model).unwrap();
+
+    // The shuffle seed comes from the checkpoint, whatever cfg says.
+    let mut resumed = VaeTrainer::resume(&b, dir.path(), VaeTrainConfig::default()).unwrap();
+    assert_eq!((resumed.epoch, resumed.step, resumed.cfg().seed), (2, 20, 5));
+    assert!(param_bits(&b, resumed.vae()) == param_bits(&b, t.vae()), "weights differ from the last save");
+    let a = t.run_epoch(&b, &data.train, &data.test, StepMode::Checked, no_progress).unwrap();
+    let r = resumed.run_epoch(&b, &data.train, &data.test, StepMode::Checked, no_progress).unwrap();
+    assert_eq!(stats_bits(&a), stats_bits(&r), "{a:?} vs {r:?}");
+    assert!(param_bits(&b, resumed.vae()) == param_bits(&b, t.vae()), "weights differ after one more epoch");
+
+    // The older layout: the trainer file without the weights.
+    t.save(&b, dir.path()).unwrap();
+    let trainer_path = dir.path().join(TRAINER_FILE);
+    let (state, meta) = load_checkpoint(&trainer_path).unwrap();
+    let without: Vec<NamedTensor> = state.into_iter().filter(|t| !t.name.starts_with("model.")).collect();
+    save_checkpoint(&trainer_path, &without, &meta).unwrap();
+    let back = VaeTrainer::resume(&b, dir.path(), VaeTrainConfig::default()).unwrap();
+    assert_eq!((back.epoch, back.step), (3, 30));
+    assert!(param_bits(&b, back.vae()) == param_bits(&b, t.vae()), "weights differ in the older layout");
+    // ... and refused, naming the model file, when the two files come from different saves.
+    std::fs::write(dir.path().join(MODEL_FILE), &old_model).unwrap();
+    match VaeTrainer::<CpuBackend>::resume(&b, dir.path(), VaeTrainConfig::default()) {
+        Err(Error::Format { path, msg, .. }) => {
+            assert!(path == dir.path().join(MODEL_FILE) && msg.contains("epoch"), "{msg}")
+        }
+        other => panic!("expected a format error, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// The epoch's last update is checked too: a learning rate that blows the weights up in the
+/// epoch's only step (whose loss, computed before the update, is finite) stops the epoch before
+/// it counts, so the caller never saves it.
+#[test]
+fn a_diverging_last_update_stops_the_epoch() {
+    let b = CpuBackend;
+    let data = subset(256, 100);
+    for mode in [StepMode::Checked, StepMode::Resident] {
+        let adam = AdamConfig { lr: 1e30, ..AdamConfig::default() };
+        let cfg = VaeTrainConfig { batch: 256, adam, ..VaeTrainConfig::default() };
+        let mut t = VaeTrainer::new(&b, VaeConfig::default(), cfg).unwrap();
+        match t.run_epoch(&b, &data.train, &data.test, mode, no_progress) {
+            Err(Error::NonFiniteLoss { step: 1, .. } | Error::NonFiniteParameter { step: 1, .. }) => {}
+            other => panic!("{mode:?}: expected a non-finite stop after step 1, got {other:?}"),
+        }
+        assert_eq!((t.epoch, t.step), (0, 1), "{mode:?}");
+    }
+}
+
+/// The batch size can change between epochs (through cfg_mut): the batch buffers follow it, and
+/// 0 is an error rather than a panic.
+#[test]
+fn batch_size_changes_between_epochs() {
+    let b = CpuBackend;
+    let data = subset(1280, 200);
+    let mut t = VaeTrainer::new(&b, VaeConfig::default(), VaeTrainConfig::default()).unwrap();
+    t.cfg_mut().batch = 0;
+    let e = t.run_epoch(&b, &data.train, &data.test, StepMode::Checked, no_progress).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+    for (batch, mode, steps) in
+        [(256, StepMode::Checked, 5), (640, StepMode::Resident, 7), (100, StepMode::Checked, 19)]
+    {
+        t.cfg_mut().batch = batch;
+        let rec = t.run_epoch(&b, &data.train, &data.test, mode, no_progress).unwrap();
+        assert_eq!(rec.step, steps, "batch {batch}");
+        assert!(rec.train.first_non_finite().is_none() && rec.test.first_non_finite().is_none());
     }
 }
 

@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
+/// The largest decompressed IDX file read (8 GiB; MNIST's training images are 47 MB).
+const MAX_IDX_BYTES: u64 = 8 << 30;
 
 /// One split: `images` is [n, rows·cols] scaled to [0, 1], `labels` is [n].
 #[derive(Clone, Debug)]
@@ -127,8 +129,37 @@ fn read_maybe_gz(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>)> {
         let e = std::io::Error::new(e.kind(), format!("{e} (looked for {} and {})", raw.display(), gz.display()));
         io(&gz, 0, e)
     })?;
+    // The IDX header (the magic number, whose low byte counts the dimensions, then the
+    // dimensions) bounds what is decompressed: one byte past what it promises is enough for
+    // parse_idx to report trailing data, and a gzip bomb can't make the reader allocate more.
+    let mut dec = flate2::read::GzDecoder::new(file);
     let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file).read_to_end(&mut bytes).map_err(|e| io(&gz, bytes.len() as u64, e))?;
+    let mut read = |bytes: &mut Vec<u8>, n: u64| {
+        let at = bytes.len() as u64;
+        (&mut dec).take(n).read_to_end(bytes).map_err(|e| io(&gz, at, e))
+    };
+    read(&mut bytes, 4)?;
+    let ndims = bytes.get(3).map_or(0, |&d| u64::from(d));
+    read(&mut bytes, 4 * ndims)?;
+    let promised = (0..ndims as usize)
+        .map(|d| be_u32(&bytes, 4 + 4 * d).map(u64::from))
+        .try_fold(1u64, |a, d| d.and_then(|d| a.checked_mul(d)))
+        .and_then(|n| n.checked_add(4 + 4 * ndims));
+    match promised {
+        Some(n) if n <= MAX_IDX_BYTES => {
+            let rest = n + 1 - bytes.len() as u64;
+            read(&mut bytes, rest)?
+        }
+        Some(n) => {
+            return Err(Error::Format {
+                path: gz,
+                offset: 4,
+                msg: format!("the header promises {n} bytes, more than the {MAX_IDX_BYTES} this reader takes"),
+            })
+        }
+        // A header cut short or overflowing: parse_idx says which.
+        None => 0,
+    };
     Ok((gz, bytes))
 }
 

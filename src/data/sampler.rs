@@ -3,6 +3,8 @@
 //! without replacement within a batch; examples within a class without replacement while the
 //! class has at least K, with replacement otherwise. Seeded: the same seed gives the same batches.
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Result};
 use crate::rng::{permutation, seeded, LkRng};
 use rand::Rng;
@@ -20,12 +22,15 @@ impl PkSampler {
         if p < 2 || k < 2 {
             return Err(Error::invalid("PkSampler", format!("P ≥ 2 classes and K ≥ 2 examples per class are needed for positives and negatives, got P = {p}, K = {k}")));
         }
-        let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
-        let mut by_class = vec![Vec::new(); classes];
-        for (i, &l) in labels.iter().enumerate() {
-            by_class[l as usize].push(i);
+        if p.checked_mul(k).is_none() {
+            return Err(Error::invalid("PkSampler", format!("P·K = {p}·{k} overflows usize")));
         }
-        by_class.retain(|c| !c.is_empty());
+        // Grouped through a map: a label's value can be anything up to u32::MAX.
+        let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, &l) in labels.iter().enumerate() {
+            groups.entry(l).or_default().push(i);
+        }
+        let by_class: Vec<Vec<usize>> = groups.into_values().collect();
         if by_class.len() < p {
             return Err(Error::invalid(
                 "PkSampler",
@@ -55,9 +60,24 @@ impl PkSampler {
         out
     }
 
-    /// The batches of one epoch: ⌊examples / (P·K)⌋ of them.
+    /// The number of examples the labels hold.
+    pub fn examples(&self) -> usize {
+        self.by_class.iter().map(Vec::len).sum()
+    }
+
+    /// Whether `label(i)` groups the examples as the labels the sampler was built on did (the
+    /// same examples in each class, distinct classes apart).
+    pub fn same_classes(&self, label: impl Fn(usize) -> u32) -> bool {
+        let mut seen = std::collections::BTreeSet::new();
+        self.by_class.iter().all(|members| {
+            let l = label(members[0]);
+            seen.insert(l) && members.iter().all(|&i| label(i) == l)
+        })
+    }
+
+    /// The batches of one epoch: ⌊examples / (P·K)⌋ of them (none when there are fewer than
+    /// P·K examples).
     pub fn epoch(&mut self) -> Vec<Vec<usize>> {
-        let n: usize = self.by_class.iter().map(Vec::len).sum();
-        (0..n / self.batch_size()).map(|_| self.next_batch()).collect()
+        (0..self.examples() / self.batch_size()).map(|_| self.next_batch()).collect()
     }
 }

@@ -96,6 +96,8 @@ impl<B: Backend> Autoencoder<B> {
     }
 
     /// One optimisation step on the batch x; returns the batch's mean loss before the update.
+    /// A non-finite loss returns [`Error::NonFiniteLoss`] (step = the optimizer's step count)
+    /// before the update: the parameters and the optimizer are left as they were.
     pub fn train_step(&mut self, b: &B, x: &Tensor<B>, opt: &mut Adam<B>) -> Result<f32> {
         let (batch, _) = x.dims2("Autoencoder::train_step")?;
         let mut bufs = self.loss_buffers(b, batch)?;
@@ -106,6 +108,9 @@ impl<B: Backend> Autoencoder<B> {
 
     fn step_with(&mut self, b: &B, x: &Tensor<B>, opt: &mut Adam<B>, bufs: &mut LossBuffers<B>) -> Result<f32> {
         let value = self.forward_loss(b, x, bufs)?;
+        if !value.is_finite() {
+            return Err(Error::NonFiniteLoss { step: opt.steps(b)?, value });
+        }
         // d(mean over the batch)/d(output): scale 1/B.
         let scale = 1.0 / bufs.batch as f32;
         let out = self.decoder.output()?;

@@ -26,8 +26,11 @@ impl<B: Backend> Linear<B> {
                 format!("{name}: sizes must be ≥ 1, got {in_features}→{out_features}"),
             ));
         }
+        let numel = in_features.checked_mul(out_features).ok_or_else(|| {
+            Error::invalid("Linear::new", format!("{name}: {in_features}×{out_features} weights overflow usize"))
+        })?;
         let bound = 1.0 / (in_features as f32).sqrt();
-        let w = uniform_vec(rng, in_features * out_features, -bound, bound);
+        let w = uniform_vec(rng, numel, -bound, bound);
         let bias = uniform_vec(rng, out_features, -bound, bound);
         let param = |suffix: &str, shape: &[usize], data: &[f32]| -> Result<Param<B>> {
             Ok(Param {

@@ -134,13 +134,13 @@ fn layer_names(depth: usize, classic: &str, list: &str) -> Vec<String> {
     }
 }
 
-fn sizes_label(sizes: &[usize]) -> String {
+pub(crate) fn sizes_label(sizes: &[usize]) -> String {
     sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-")
 }
 
 /// The encoder widths `[input, hidden…, latent]` a checkpoint's weights describe, under either
 /// naming scheme; `None` when they do not form a VAE of this layout.
-fn checkpoint_sizes(tensors: &[NamedTensor]) -> Option<Vec<usize>> {
+pub(crate) fn checkpoint_sizes(tensors: &[NamedTensor]) -> Option<Vec<usize>> {
     let shape = |name: &str| -> Option<&[usize]> {
         tensors.iter().find(|t| t.name == name).map(|t| t.shape.as_slice()).filter(|s| s.len() == 2)
     };
@@ -586,7 +586,8 @@ impl<B: Backend> Vae<B> {
         }
         self.with_buffers(b, x, |vae, s| {
             let (batch, l) = (s.batch, vae.cfg.latent);
-            let mut log_w = vec![Vec::with_capacity(k); batch];
+            // (Grown as drawn: a huge k fails on memory as it goes, not on one reservation.)
+            let mut log_w = vec![Vec::with_capacity(k.min(4096)); batch];
             for _ in 0..k {
                 let offset = vae.noise_offset(b)?;
                 vae.forward(b, x, s, true, false)?;

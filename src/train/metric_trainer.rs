@@ -401,7 +401,7 @@ impl<B: Backend> MetricTrainer<B> {
         let spec = MlpSpec::new(&cfg.sizes, Activation::Relu, Activation::None);
         let mut net = Mlp::new(b, &spec, "embed.", &mut seeded(cfg.seed))?;
         let sampler = PkSampler::new(train_labels, cfg.p, cfg.k, cfg.seed ^ 0x5eed)?;
-        let n = cfg.p * cfg.k;
+        let n = sampler.batch_size();
         let (din, dout) = (net.in_features(), net.out_features());
         let mut head = Vec::new();
         let state = match cfg.loss {
@@ -572,6 +572,26 @@ impl<B: Backend> MetricTrainer<B> {
                 format!("images have {} pixels, the net takes {}", train.dim(), self.net.in_features()),
             ));
         }
+        // The sampler draws indices into the labels `new` was given: they must be this split's.
+        if train.len() != self.sampler.examples()
+            || !self.sampler.same_classes(|i| u32::from(train.labels.get(i).copied().unwrap_or(u8::MAX)))
+        {
+            return Err(Error::shape(
+                "MetricTrainer::run_epoch",
+                format!(
+                    "{} training examples whose labels are not the {} the sampler was built on",
+                    train.len(),
+                    self.sampler.examples()
+                ),
+            ));
+        }
+        let batch = self.sampler.batch_size();
+        if train.len() < batch {
+            return Err(Error::invalid(
+                "MetricTrainer::run_epoch",
+                format!("a P×K batch of {batch} exceeds the {} training examples", train.len()),
+            ));
+        }
         let t0 = Instant::now();
         let batches = self.sampler.epoch();
         let steps = batches.len();
@@ -591,6 +611,13 @@ impl<B: Backend> MetricTrainer<B> {
                 *acc += f64::from(v);
             }
             on_step(s, steps, &st);
+        }
+        // Each step's loss was checked before its update; the epoch's last update is checked
+        // here, before the epoch counts.
+        for p in self.net.params().into_iter().chain(self.head.iter()) {
+            if let Some(&value) = p.value.to_vec(b)?.iter().find(|v| !v.is_finite()) {
+                return Err(Error::NonFiniteParameter { step: self.step, name: p.name.clone(), value });
+            }
         }
         let ev = self.evaluate(b, train, test)?;
         self.epoch += 1;

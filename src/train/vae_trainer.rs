@@ -1,7 +1,7 @@
 //! The VAE training loop: epochs over a dataset in shuffled batches, evaluation on a test split,
-//! and checkpoints that resume exactly (model weights under PyTorch's names in `model.safetensors`,
-//! optimizer moments, step counters and noise offset in `trainer.safetensors`, each written
-//! atomically).
+//! and checkpoints that resume exactly (`trainer.safetensors`: weights, optimizer moments, step
+//! counters, noise offset and seeds, written atomically; `model.safetensors`: the weights under
+//! PyTorch's names, for export).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,14 +11,32 @@ use super::Adam;
 use crate::backend::{Backend, ReplayGraph};
 use crate::data::MnistSplit;
 use crate::error::{Error, Result};
-use crate::io::checkpoint::{load_checkpoint, save_checkpoint};
-use crate::nn::{KlSchedule, Likelihood, StepStats, Vae, VaeConfig};
+use crate::io::checkpoint::{load_checkpoint, save_checkpoint, NamedTensor};
+use crate::nn::{checkpoint_sizes, sizes_label, KlSchedule, Likelihood, StepStats, Vae, VaeConfig};
 use crate::ops::AdamConfig;
 use crate::rng::{permutation, seeded};
 use crate::tensor::Tensor;
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const TRAINER_FILE: &str = "trainer.safetensors";
+/// The prefix of the weights' names in `trainer.safetensors`.
+const WEIGHTS_PREFIX: &str = "model.";
+
+/// An empty split has no mean: an error rather than a 0 that reads as a result.
+fn non_empty(op: &'static str, split: &MnistSplit) -> Result<()> {
+    if split.is_empty() {
+        return Err(Error::invalid(op, "the split holds no images"));
+    }
+    Ok(())
+}
+
+/// A likelihood as the checkpoints record it.
+fn likelihood_label(l: Likelihood) -> &'static str {
+    match l {
+        Likelihood::Bernoulli => "bernoulli",
+        Likelihood::Gaussian => "gaussian",
+    }
+}
 
 /// Optimisation settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -155,12 +173,21 @@ impl<B: Backend> VaeTrainer<B> {
             ));
         }
         let batch = self.cfg.batch;
+        if batch == 0 {
+            return Err(Error::invalid("VaeTrainer::run_epoch", "batch must be ≥ 1"));
+        }
         let steps = train.len() / batch;
         if steps == 0 {
             return Err(Error::invalid(
                 "VaeTrainer::run_epoch",
                 format!("batch {batch} exceeds the {} training images", train.len()),
             ));
+        }
+        if self.x.shape()[0] != batch {
+            // The batch size changed through cfg_mut (which dropped the graph): new batch buffers.
+            self.graph = None;
+            self.x = Tensor::zeros(b, &[batch, dim])?;
+            self.host_batch = vec![0.0; batch * dim];
         }
         let t0 = Instant::now();
         // Seeded by epoch, so a resumed run sees the same order as an uninterrupted one.
@@ -198,7 +225,18 @@ impl<B: Backend> VaeTrainer<B> {
         if let Some(bad) = train_stats.first_non_finite() {
             return Err(Error::NonFiniteLoss { step: self.step, value: bad });
         }
+        // The losses above were computed before their updates: the epoch's last update is
+        // checked here, on the weights and on the test loss, before the epoch counts (and is
+        // saved).
+        for p in self.vae.params() {
+            if let Some(&value) = p.value.to_vec(b)?.iter().find(|v| !v.is_finite()) {
+                return Err(Error::NonFiniteParameter { step: self.step, name: p.name.clone(), value });
+            }
+        }
         let test_stats = self.evaluate(b, test)?;
+        if let Some(bad) = test_stats.first_non_finite() {
+            return Err(Error::NonFiniteLoss { step: self.step, value: bad });
+        }
         self.epoch += 1;
         Ok(EpochRecord {
             epoch: self.epoch,
@@ -271,6 +309,7 @@ impl<B: Backend> VaeTrainer<B> {
     /// One-sample −ELBO terms averaged over a split (batches of up to 500; the last may be
     /// smaller).
     pub fn evaluate(&mut self, b: &B, split: &MnistSplit) -> Result<StepStats> {
+        non_empty("VaeTrainer::evaluate", split)?;
         let (mut recon, mut kl) = (0.0f64, 0.0f64);
         for (n, pixels) in split.image_chunks(500) {
             let x = Tensor::from_slice(b, &[n, split.dim()], pixels)?;
@@ -278,7 +317,7 @@ impl<B: Backend> VaeTrainer<B> {
             recon += f64::from(st.recon) * n as f64;
             kl += f64::from(st.kl) * n as f64;
         }
-        let n = split.len().max(1) as f64;
+        let n = split.len() as f64;
         let (recon, kl) = ((recon / n) as f32, (kl / n) as f32);
         Ok(StepStats { loss: recon + kl, recon, kl })
     }
@@ -286,17 +325,21 @@ impl<B: Backend> VaeTrainer<B> {
     /// Mean importance-weighted bound on log p(x) over a split (nats per example; negate for the
     /// bound on −log p(x)).
     pub fn iwae(&mut self, b: &B, split: &MnistSplit, k: usize) -> Result<f64> {
+        non_empty("VaeTrainer::iwae", split)?;
         let mut total = 0.0f64;
         for (n, pixels) in split.image_chunks(500) {
             let x = Tensor::from_slice(b, &[n, split.dim()], pixels)?;
             total += self.vae.iwae_bound(b, &x, k)?.iter().sum::<f64>();
         }
-        Ok(total / split.len().max(1) as f64)
+        Ok(total / split.len() as f64)
     }
 
-    /// Writes `model.safetensors` (the weights only, PyTorch names and layout, loadable by the
-    /// classic PyTorch VAE) and `trainer.safetensors` (everything needed to resume) into `dir`,
-    /// each atomically: a crash mid-write leaves the previous checkpoint intact.
+    /// Writes `trainer.safetensors` (everything needed to resume: the weights under `model.`,
+    /// the optimizer moments, counters, noise offset, seed and sizes) and then `model.safetensors`
+    /// (the weights only, PyTorch names and layout, loadable by the classic PyTorch VAE) into
+    /// `dir`, each atomically. [`VaeTrainer::resume`] reads the trainer file alone, so a crash at
+    /// any point leaves a consistent checkpoint to resume from: the previous one, or the new one
+    /// with `model.safetensors` one save behind.
     pub fn save(&self, b: &B, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), offset: 0, source: e })?;
         let c = self.vae.config();
@@ -306,46 +349,72 @@ impl<B: Backend> VaeTrainer<B> {
         // "400" for the classic model, "512,256" for two hidden layers.
         meta.insert("hidden".into(), c.hidden_label());
         meta.insert("latent".into(), c.latent.to_string());
-        meta.insert("likelihood".into(), format!("{:?}", c.likelihood).to_lowercase());
+        meta.insert("likelihood".into(), likelihood_label(c.likelihood).into());
         meta.insert("epoch".into(), self.epoch.to_string());
-        save_checkpoint(&dir.join(MODEL_FILE), &self.vae.state_dict(b)?, &meta)?;
-        let state = self.opt.state_dict(b, &self.vae.params())?;
-        let offset = self.vae.noise_offset(b)?;
         meta.insert("step".into(), self.step.to_string());
-        meta.insert("noise_offset".into(), offset.to_string());
-        meta.insert("noise_seed".into(), c.noise_seed.to_string());
-        meta.insert("seed".into(), self.cfg.seed.to_string());
-        save_checkpoint(&dir.join(TRAINER_FILE), &state, &meta)
+        let weights = self.vae.state_dict(b)?;
+        let mut state: Vec<NamedTensor> =
+            weights.iter().map(|t| NamedTensor { name: format!("{WEIGHTS_PREFIX}{}", t.name), ..t.clone() }).collect();
+        state.extend(self.opt.state_dict(b, &self.vae.params())?);
+        let mut trainer_meta = meta.clone();
+        trainer_meta.insert("noise_offset".into(), self.vae.noise_offset(b)?.to_string());
+        trainer_meta.insert("noise_seed".into(), c.noise_seed.to_string());
+        trainer_meta.insert("seed".into(), self.cfg.seed.to_string());
+        save_checkpoint(&dir.join(TRAINER_FILE), &state, &trainer_meta)?;
+        save_checkpoint(&dir.join(MODEL_FILE), &weights, &meta)
     }
 
-    /// Restores a trainer saved by [`VaeTrainer::save`]; the model's sizes (the hidden layers
-    /// included), likelihood and noise seed come from the checkpoint, the optimisation settings
-    /// from `cfg`. Weights that do not fit those sizes are an error.
+    /// Restores a trainer saved by [`VaeTrainer::save`] from `trainer.safetensors`. The model's
+    /// sizes (the hidden layers included), likelihood and noise seed, and the shuffle seed, come
+    /// from the checkpoint; the other optimisation settings from `cfg`. The recorded sizes must
+    /// be those of the saved weights (checked before anything is allocated). Checkpoints written
+    /// before the trainer file held the weights take them from `model.safetensors`, which must
+    /// then record the same epoch and step.
     pub fn resume(b: &B, dir: &Path, cfg: VaeTrainConfig) -> Result<Self> {
-        let (weights, _) = load_checkpoint(&dir.join(MODEL_FILE))?;
         let trainer_path = dir.join(TRAINER_FILE);
         let (state, meta) = load_checkpoint(&trainer_path)?;
+        let format = |path: &Path, msg: String| Error::Format { path: path.to_path_buf(), offset: 0, msg };
         let get = |key: &str| -> Result<u64> {
-            meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| Error::Format {
-                path: trainer_path.clone(),
-                offset: 0,
-                msg: format!("metadata field {key:?} missing or not a number"),
-            })
+            meta.get(key)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format(&trainer_path, format!("metadata field {key:?} missing or not a number")))
+        };
+        let (weights, state): (Vec<NamedTensor>, Vec<NamedTensor>) =
+            state.into_iter().partition(|t| t.name.starts_with(WEIGHTS_PREFIX));
+        let weights = if weights.is_empty() {
+            let model_path = dir.join(MODEL_FILE);
+            let (weights, model_meta) = load_checkpoint(&model_path)?;
+            for key in ["epoch", "step"] {
+                let (m, t) = (model_meta.get(key), meta.get(key));
+                if m.is_some() && m != t {
+                    return Err(format(
+                        &model_path,
+                        format!(
+                            "{key} {} here but {} in {TRAINER_FILE}: the two files come from different saves",
+                            m.map_or("?", String::as_str),
+                            t.map_or("?", String::as_str)
+                        ),
+                    ));
+                }
+            }
+            weights
+        } else {
+            weights.into_iter().map(|t| NamedTensor { name: t.name[WEIGHTS_PREFIX.len()..].to_string(), ..t }).collect()
         };
         let likelihood = match meta.get("likelihood").map(String::as_str) {
-            Some("gaussian") => Likelihood::Gaussian,
-            _ => Likelihood::Bernoulli,
+            Some(l) if l == likelihood_label(Likelihood::Bernoulli) => Likelihood::Bernoulli,
+            Some(l) if l == likelihood_label(Likelihood::Gaussian) => Likelihood::Gaussian,
+            other => {
+                return Err(format(
+                    &trainer_path,
+                    format!("metadata field \"likelihood\" is {other:?}; expected \"bernoulli\" or \"gaussian\""),
+                ))
+            }
         };
-        let hidden = meta.get("hidden").ok_or_else(|| Error::Format {
-            path: trainer_path.clone(),
-            offset: 0,
-            msg: "metadata field \"hidden\" missing".into(),
-        })?;
-        let hidden = VaeConfig::parse_hidden(hidden).map_err(|e| Error::Format {
-            path: trainer_path.clone(),
-            offset: 0,
-            msg: format!("metadata field \"hidden\": {e}"),
-        })?;
+        let hidden =
+            meta.get("hidden").ok_or_else(|| format(&trainer_path, "metadata field \"hidden\" missing".into()))?;
+        let hidden = VaeConfig::parse_hidden(hidden)
+            .map_err(|e| format(&trainer_path, format!("metadata field \"hidden\": {e}")))?;
         let model = VaeConfig {
             input: get("input")? as usize,
             hidden,
@@ -353,7 +422,15 @@ impl<B: Backend> VaeTrainer<B> {
             likelihood,
             noise_seed: get("noise_seed")?,
         };
-        let mut t = Self::new(b, model, cfg)?;
+        // The recorded sizes allocate the model: they must be those of weights the file holds.
+        let saved = checkpoint_sizes(&weights).map_or_else(|| "no VAE".to_string(), |s| sizes_label(&s));
+        if saved != model.sizes_label() {
+            return Err(Error::shape(
+                "VaeTrainer::resume",
+                format!("the checkpoint records a {} VAE but its weights are {saved}", model.sizes_label()),
+            ));
+        }
+        let mut t = Self::new(b, model, VaeTrainConfig { seed: get("seed")?, ..cfg })?;
         t.vae.load_state_dict(b, &weights)?;
         t.opt.load_state_dict(b, &t.vae.params(), &state)?;
         t.vae.set_noise_offset(b, get("noise_offset")?)?;

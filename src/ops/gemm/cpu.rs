@@ -74,8 +74,9 @@ pub fn gemm_fast(spec: &GemmSpec, a: &[f32], b: &[f32], c: &mut [f32]) -> Result
     Ok(())
 }
 
-/// Applies an epilogue to the m×n outputs of C in place (after the product was stored).
-pub fn apply_epilogue(
+/// Applies an epilogue to the m×n outputs of C in place (after the product was stored). The
+/// backend's callers have checked C, the bias and y against the spec.
+fn apply_epilogue(
     spec: &GemmSpec,
     c: &mut [f32],
     bias: Option<&[f32]>,

@@ -228,10 +228,41 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     c: &mut CudaSlice<f32>,
     epilogue: &GemmEpilogue<'_, CudaBackend>,
 ) -> Result<()> {
-    let kernel = match spec.kernel {
-        GemmKernel::Auto => resolve_auto(be, spec, dtype, tensor_cores, a, b)?,
-        k => k,
-    };
+    if spec.kernel != GemmKernel::Auto {
+        return launch_kernel(be, spec, spec.kernel, dtype, a, b, c, epilogue);
+    }
+    // Auto: the choice; if it can't take this call (a stored or loaded choice meeting a limit
+    // it was not measured at, say), the fixed rule's kernel; then the 128-row tiles, whose grid
+    // takes the tallest outputs (m up to 65535·128). A refusal from these checks comes before
+    // anything is launched, so the next kernel starts from the caller's C.
+    let (chosen, fixed) = resolve_auto(be, spec, dtype, tensor_cores, a, b)?;
+    let tall = if dtype == DType::F32 && !tensor_cores { GemmKernel::Simt128WarpDb } else { GemmKernel::TensorCore128 };
+    let mut result = launch_kernel(be, spec, chosen, dtype, a, b, c, epilogue);
+    let mut tried = vec![chosen];
+    for next in [fixed, tall] {
+        if !matches!(result, Err(Error::InvalidArgument { .. } | Error::KernelsNotBuilt(_))) {
+            break;
+        }
+        if !tried.contains(&next) {
+            tried.push(next);
+            result = launch_kernel(be, spec, next, dtype, a, b, c, epilogue);
+        }
+    }
+    result
+}
+
+/// Launches `kernel` (not Auto) on the call, or says why it can't take it.
+#[allow(clippy::too_many_arguments)]
+unsafe fn launch_kernel<T: DeviceRepr>(
+    be: &CudaBackend,
+    spec: &GemmSpec,
+    kernel: GemmKernel,
+    dtype: DType,
+    a: &CudaSlice<T>,
+    b: &CudaSlice<T>,
+    c: &mut CudaSlice<f32>,
+    epilogue: &GemmEpilogue<'_, CudaBackend>,
+) -> Result<()> {
     let Shape { name, tile, block, smem } = shape(kernel, dtype)?;
     // (A kernel that isn't loaded here, like the Hopper ones elsewhere, gets its own error below.)
     if be.has_function(name) && smem as usize > be.max_shared_memory_per_block() {
@@ -244,7 +275,11 @@ unsafe fn launch_gemm<T: DeviceRepr>(
         ));
     }
     let (gx, gy) = (spec.n.div_ceil(tile.1), spec.m.div_ceil(tile.0));
-    if gy > 65_535 || gx > i32::MAX as usize {
+    // Rows of tiles go on grid y (a 65535 limit; v13's clusters of two round it up to even),
+    // except in the persistent and stream-K kernels' 1-D grids.
+    let one_d = kernel.is_persistent() || kernel.is_stream_k();
+    let gy_launched = if kernel == GemmKernel::Wgmma256Multicast { gy.next_multiple_of(2) } else { gy };
+    if (!one_d && gy_launched > 65_535) || gx > i32::MAX as usize {
         return Err(Error::invalid(
             "gemm",
             format!("{}×{} output exceeds {kernel:?}'s grid (m ≤ {})", spec.m, spec.n, 65_535 * tile.0),
@@ -289,12 +324,13 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     if kernel.is_stream_k() {
         // v28, v29 (kernels/gemm.cu has the scheme): `streamk_blocks` blocks, each with a slot of the
         // split-k workspace and a flag among its tile counters (the first is the ticket counter).
-        // The kernel numbers (tile, 16-k step) units in 32 bits.
+        // The kernel numbers (tile, 16-k step) units in 32 bits, up to blocks · ⌈units / blocks⌉
+        // ≤ units + blocks − 1 (the end of the last block's share).
+        let blocks = super::streamk_blocks(kernel, spec.m, spec.n, spec.k, be.sm_count());
         let units = gx.checked_mul(gy).and_then(|t| t.checked_mul(spec.k.div_ceil(16)));
-        if units.is_none_or(|u| u > i32::MAX as usize) {
+        if units.and_then(|u| u.checked_add(blocks)).is_none_or(|u| u > i32::MAX as usize) {
             return Err(Error::invalid("gemm", format!("{kernel:?}: {}×{}×{} is too large", spec.m, spec.n, spec.k)));
         }
-        let blocks = super::streamk_blocks(kernel, spec.m, spec.n, spec.k, be.sm_count());
         let mut ws = be.splitk_workspace()?;
         let ws = &mut *ws;
         let cfg = LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: block, shared_mem_bytes: smem };
@@ -336,7 +372,7 @@ unsafe fn launch_gemm<T: DeviceRepr>(
 /// or when measuring, the choice measured (or loaded) for this key, measuring it now (on `a` and
 /// `b` into a scratch output; the method is in `ops::gemm::tune`) if this is its first call and
 /// the stream is not being captured. A stored choice whose kernel is not loaded here (a build
-/// without it) gives way to the fixed rule.
+/// without it) gives way to the fixed rule. Returns the choice and the fixed rule's kernel.
 unsafe fn resolve_auto<T: DeviceRepr>(
     be: &CudaBackend,
     spec: &GemmSpec,
@@ -344,7 +380,7 @@ unsafe fn resolve_auto<T: DeviceRepr>(
     tensor_cores: bool,
     a: &CudaSlice<T>,
     b: &CudaSlice<T>,
-) -> Result<GemmKernel> {
+) -> Result<(GemmKernel, GemmKernel)> {
     // The wgmma kernels, where the GPU has them and the operands suit TMA (also for a stored choice:
     // one measured on aligned operands may meet a view that is not).
     let wgmma = tensor_cores && dtype != DType::F32 && be.supports_wgmma() && {
@@ -371,24 +407,24 @@ unsafe fn resolve_auto<T: DeviceRepr>(
         (st.mode, st.choice(&key, fixed).filter(|&k| loaded(k)))
     };
     match cached(be) {
-        (_, Some(chosen)) => return Ok(chosen),
-        (GemmTuning::Heuristic, None) => return Ok(fixed),
+        (_, Some(chosen)) => return Ok((chosen, fixed)),
+        (GemmTuning::Heuristic, None) => return Ok((fixed, fixed)),
         _ => {}
     }
     let capture =
         be.stream().capture_status().map_err(|e| Error::Cuda { context: "capture status", msg: e.to_string() })?;
     if capture != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE {
-        return Ok(fixed); // nothing can be timed inside a capture
+        return Ok((fixed, fixed)); // nothing can be timed inside a capture
     }
     // One measurement at a time (they share the stream); another thread may have just made this one.
     let _measuring = be.measure_lock();
     match cached(be) {
-        (_, Some(chosen)) => return Ok(chosen),
-        (GemmTuning::Heuristic, None) => return Ok(fixed),
+        (_, Some(chosen)) => return Ok((chosen, fixed)),
+        (GemmTuning::Heuristic, None) => return Ok((fixed, fixed)),
         _ => {}
     }
     // Out of memory for the scratch output: the fixed rule, not recorded.
-    let Ok(mut scratch) = be.stream().alloc_zeros::<f32>(spec.m * spec.n) else { return Ok(fixed) };
+    let Ok(mut scratch) = be.stream().alloc_zeros::<f32>(spec.m * spec.n) else { return Ok((fixed, fixed)) };
     let math = if dtype == DType::F32 && tensor_cores { GemmMath::Tf32 } else { GemmMath::F32 };
     let has_wgmma = be.supports_wgmma();
     let candidates = be.tune_state().candidates(dtype, math, has_wgmma, fixed);
@@ -400,9 +436,9 @@ unsafe fn resolve_auto<T: DeviceRepr>(
         Some(rec) => {
             let chosen = rec.chosen;
             be.tune_state().insert(rec);
-            chosen
+            (chosen, fixed)
         }
-        None => fixed,
+        None => (fixed, fixed),
     })
 }
 

@@ -605,7 +605,7 @@ pub fn streamk_blocks(kernel: GemmKernel, m: usize, n: usize, k: usize, sms: usi
         GemmKernel::Simt64WarpDbStreamK => (64, 4),
         _ => return 0,
     };
-    let units = m.div_ceil(tile) * n.div_ceil(tile) * k.div_ceil(16);
+    let units = m.div_ceil(tile).saturating_mul(n.div_ceil(tile)).saturating_mul(k.div_ceil(16));
     (sms * per_sm).min(units).min(SPLITK_WORKSPACE_FLOATS / (tile * tile)).clamp(1, SPLITK_TILE_COUNTS - 1)
 }
 
