@@ -151,6 +151,16 @@ fn gzipped_files_are_read_within_what_the_header_promises() {
         other => panic!("expected a format error, got {other:?}"),
     }
 
+    // Cut inside the gzip trailer: an I/O error where decompression stopped (after the data).
+    let gz = gzip(&images);
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), &gz[..gz.len() - 4]).unwrap();
+    match Mnist::load(&dir) {
+        Err(Error::Io { path, offset, .. }) => {
+            assert!(path.ends_with("train-images-idx3-ubyte.gz") && offset == 16 + 8, "{path:?} {offset}")
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+
     // 2^32 · 2^16 · 2^16 bytes promised.
     let mut huge = header(0x0000_0803, &[u32::MAX, 65_535, 65_535]);
     huge.extend([1, 2, 3, 4]);

@@ -181,3 +181,22 @@ fn run_epoch_checks_its_split_against_the_sampler() {
     }
     assert!(latentkit::data::PkSampler::new(&sparse, 2, usize::MAX, 1).is_err(), "P·K overflows");
 }
+
+/// The epoch's last update is checked before the epoch counts: a step size that overflows to ∞
+/// in the epoch's only step (one P×K batch; its loss, computed before the update, is finite).
+#[test]
+fn a_diverging_last_update_stops_the_metric_epoch() {
+    let b = latentkit::CpuBackend;
+    let data = Mnist::committed_subset().unwrap();
+    let mut cfg = MetricTrainConfig::default();
+    cfg.adam.lr = 1e38;
+    let mut one_batch = data.train.clone();
+    one_batch.truncate(cfg.p * cfg.k);
+    let labels: Vec<u32> = one_batch.labels.iter().map(|&l| u32::from(l)).collect();
+    let mut t = MetricTrainer::new(&b, cfg, &labels).unwrap();
+    match t.run_epoch(&b, &one_batch, &data.test, |_, _, st| assert!(st.loss.is_finite())) {
+        Err(latentkit::Error::NonFiniteParameter { step: 1, .. }) => {}
+        other => panic!("expected NonFiniteParameter after step 1, got {:?}", other.map(|r| r.epoch)),
+    }
+    assert_eq!((t.epoch, t.step), (0, 1));
+}

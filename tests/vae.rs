@@ -1051,36 +1051,58 @@ fn resume_reads_the_trainer_file_alone() {
     let (state, meta) = load_checkpoint(&trainer_path).unwrap();
     let without: Vec<NamedTensor> = state.into_iter().filter(|t| !t.name.starts_with("model.")).collect();
     save_checkpoint(&trainer_path, &without, &meta).unwrap();
+    // (Whose model file recorded the epoch, not the step.)
+    let model_path = dir.path().join(MODEL_FILE);
+    let (weights, mut model_meta) = load_checkpoint(&model_path).unwrap();
+    model_meta.remove("step");
+    save_checkpoint(&model_path, &weights, &model_meta).unwrap();
     let back = VaeTrainer::resume(&b, dir.path(), VaeTrainConfig::default()).unwrap();
     assert_eq!((back.epoch, back.step), (3, 30));
     assert!(param_bits(&b, back.vae()) == param_bits(&b, t.vae()), "weights differ in the older layout");
-    // ... and refused, naming the model file, when the two files come from different saves.
-    std::fs::write(dir.path().join(MODEL_FILE), &old_model).unwrap();
-    match VaeTrainer::<CpuBackend>::resume(&b, dir.path(), VaeTrainConfig::default()) {
-        Err(Error::Format { path, msg, .. }) => {
-            assert!(path == dir.path().join(MODEL_FILE) && msg.contains("epoch"), "{msg}")
-        }
+    // ... and refused, naming the model file, when the two files come from different saves or
+    // the model file records no epoch.
+    std::fs::write(&model_path, &old_model).unwrap();
+    let refused = || match VaeTrainer::<CpuBackend>::resume(&b, dir.path(), VaeTrainConfig::default()) {
+        Err(Error::Format { path, msg, .. }) => assert!(path == model_path && msg.contains("epoch"), "{msg}"),
         other => panic!("expected a format error, got {:?}", other.map(|_| ())),
-    }
+    };
+    refused();
+    model_meta.remove("epoch");
+    save_checkpoint(&model_path, &weights, &model_meta).unwrap();
+    refused();
 }
 
-/// The epoch's last update is checked too: a learning rate that blows the weights up in the
-/// epoch's only step (whose loss, computed before the update, is finite) stops the epoch before
-/// it counts, so the caller never saves it.
+/// The epoch's last update is checked too, before the epoch counts (so the caller never saves
+/// it): a step size that overflows to ∞ in the epoch's only step (whose loss, computed before the
+/// update, is finite) leaves non-finite weights; one that leaves them huge but finite (±1e30)
+/// makes the test loss non-finite.
 #[test]
 fn a_diverging_last_update_stops_the_epoch() {
     let b = CpuBackend;
     let data = subset(256, 100);
     for mode in [StepMode::Checked, StepMode::Resident] {
-        let adam = AdamConfig { lr: 1e30, ..AdamConfig::default() };
-        let cfg = VaeTrainConfig { batch: 256, adam, ..VaeTrainConfig::default() };
-        let mut t = VaeTrainer::new(&b, VaeConfig::default(), cfg).unwrap();
-        match t.run_epoch(&b, &data.train, &data.test, mode, no_progress) {
-            Err(Error::NonFiniteLoss { step: 1, .. } | Error::NonFiniteParameter { step: 1, .. }) => {}
-            other => panic!("{mode:?}: expected a non-finite stop after step 1, got {other:?}"),
+        for lr in [1e38, 1e30] {
+            let adam = AdamConfig { lr, ..AdamConfig::default() };
+            let cfg = VaeTrainConfig { batch: 256, adam, ..VaeTrainConfig::default() };
+            let mut t = VaeTrainer::new(&b, VaeConfig::default(), cfg).unwrap();
+            let got = t.run_epoch(&b, &data.train, &data.test, mode, no_progress);
+            match (lr, got) {
+                (1e38, Err(Error::NonFiniteParameter { step: 1, .. })) => {}
+                (1e30, Err(Error::NonFiniteLoss { step: 1, .. })) => {
+                    assert!(param_values(&b, t.vae()).iter().flatten().all(|v| v.is_finite()), "{mode:?}")
+                }
+                (_, other) => panic!("{mode:?}, lr {lr}: unexpected {other:?}"),
+            }
+            assert_eq!((t.epoch, t.step), (0, 1), "{mode:?}");
         }
-        assert_eq!((t.epoch, t.step), (0, 1), "{mode:?}");
     }
+    // An empty test split is refused before the epoch trains.
+    let mut t = VaeTrainer::new(&b, VaeConfig::default(), VaeTrainConfig::default()).unwrap();
+    let mut empty = data.test.clone();
+    empty.truncate(0);
+    let e = t.run_epoch(&b, &data.train, &empty, StepMode::Checked, no_progress).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+    assert_eq!(t.step, 0);
 }
 
 /// The batch size can change between epochs (through cfg_mut): the batch buffers follow it, and

@@ -129,38 +129,53 @@ fn read_maybe_gz(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>)> {
         let e = std::io::Error::new(e.kind(), format!("{e} (looked for {} and {})", raw.display(), gz.display()));
         io(&gz, 0, e)
     })?;
-    // The IDX header (the magic number, whose low byte counts the dimensions, then the
-    // dimensions) bounds what is decompressed: one byte past what it promises is enough for
-    // parse_idx to report trailing data, and a gzip bomb can't make the reader allocate more.
-    let mut dec = flate2::read::GzDecoder::new(file);
+    let bytes = read_idx_capped(flate2::read::GzDecoder::new(file), MAX_IDX_BYTES).map_err(|e| match e {
+        CappedReadError::Io { offset, source } => io(&gz, offset, source),
+        CappedReadError::TooLarge(n) => Error::Format {
+            path: gz.clone(),
+            offset: 4,
+            msg: format!("the header promises {n} bytes, more than the {MAX_IDX_BYTES} this reader takes"),
+        },
+    })?;
+    Ok((gz, bytes))
+}
+
+enum CappedReadError {
+    /// A read failed after `offset` bytes.
+    Io { offset: u64, source: std::io::Error },
+    /// The header promises this many bytes, more than the cap.
+    TooLarge(u64),
+}
+
+/// Reads an IDX stream no further than its header allows: the magic number (0, 0, the u8 type
+/// 0x08, the dimension count), the dimensions, then the data they promise and one byte more, so
+/// parse_idx can still report trailing data. A decompressed stream (a gzip bomb, a header with
+/// another magic number or type) can't make it allocate more; what it read is returned as it is
+/// when the header is cut short, overflows or has another magic, for parse_idx to report.
+fn read_idx_capped(mut r: impl Read, cap: u64) -> std::result::Result<Vec<u8>, CappedReadError> {
     let mut bytes = Vec::new();
     let mut read = |bytes: &mut Vec<u8>, n: u64| {
-        let at = bytes.len() as u64;
-        (&mut dec).take(n).read_to_end(bytes).map_err(|e| io(&gz, at, e))
+        (&mut r).take(n).read_to_end(bytes).map_err(|source| CappedReadError::Io { offset: bytes.len() as u64, source })
     };
     read(&mut bytes, 4)?;
-    let ndims = bytes.get(3).map_or(0, |&d| u64::from(d));
+    if bytes.len() < 4 || bytes[..3] != [0, 0, 0x08] {
+        return Ok(bytes);
+    }
+    let ndims = u64::from(bytes[3]);
     read(&mut bytes, 4 * ndims)?;
     let promised = (0..ndims as usize)
         .map(|d| be_u32(&bytes, 4 + 4 * d).map(u64::from))
         .try_fold(1u64, |a, d| d.and_then(|d| a.checked_mul(d)))
         .and_then(|n| n.checked_add(4 + 4 * ndims));
     match promised {
-        Some(n) if n <= MAX_IDX_BYTES => {
+        Some(n) if n <= cap => {
             let rest = n + 1 - bytes.len() as u64;
-            read(&mut bytes, rest)?
+            read(&mut bytes, rest)?;
+            Ok(bytes)
         }
-        Some(n) => {
-            return Err(Error::Format {
-                path: gz,
-                offset: 4,
-                msg: format!("the header promises {n} bytes, more than the {MAX_IDX_BYTES} this reader takes"),
-            })
-        }
-        // A header cut short or overflowing: parse_idx says which.
-        None => 0,
-    };
-    Ok((gz, bytes))
+        Some(n) => Err(CappedReadError::TooLarge(n)),
+        None => Ok(bytes),
+    }
 }
 
 fn be_u32(bytes: &[u8], offset: usize) -> Option<u32> {
@@ -203,4 +218,44 @@ pub fn parse_idx<'a>(path: &Path, bytes: &'a [u8], magic: u32, ndims: usize) -> 
         ));
     }
     Ok((dims, &bytes[header..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that counts what is taken from it.
+    struct Counting<'a> {
+        data: &'a [u8],
+        taken: usize,
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.data.len() - self.taken);
+            buf[..n].copy_from_slice(&self.data[self.taken..self.taken + n]);
+            self.taken += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn capped_read_stops_one_byte_past_the_promised_data() {
+        // 2 labels promised, a megabyte there.
+        let mut data = vec![0, 0, 8, 1, 0, 0, 0, 2];
+        data.extend(vec![7u8; 1 << 20]);
+        let mut r = Counting { data: &data, taken: 0 };
+        let got = read_idx_capped(&mut r, 1 << 30).ok().unwrap();
+        assert_eq!((got.len(), r.taken), (8 + 2 + 1, 11));
+        // Another magic number: only the 4 bytes that show it.
+        data[2] = 9;
+        let mut r = Counting { data: &data, taken: 0 };
+        assert_eq!(read_idx_capped(&mut r, 1 << 30).ok().unwrap().len(), 4);
+        assert_eq!(r.taken, 4);
+        // More than the cap: nothing past the header.
+        data[2] = 8;
+        let mut r = Counting { data: &data, taken: 0 };
+        assert!(matches!(read_idx_capped(&mut r, 9), Err(CappedReadError::TooLarge(10))));
+        assert_eq!(r.taken, 8);
+    }
 }

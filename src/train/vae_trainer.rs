@@ -172,6 +172,8 @@ impl<B: Backend> VaeTrainer<B> {
                 format!("images have {} pixels, the model takes {dim}", train.dim()),
             ));
         }
+        // (Checked here too: found empty only after the epoch's steps, it would cost the epoch.)
+        non_empty("VaeTrainer::run_epoch", test)?;
         let batch = self.cfg.batch;
         if batch == 0 {
             return Err(Error::invalid("VaeTrainer::run_epoch", "batch must be ≥ 1"));
@@ -369,7 +371,7 @@ impl<B: Backend> VaeTrainer<B> {
     /// from the checkpoint; the other optimisation settings from `cfg`. The recorded sizes must
     /// be those of the saved weights (checked before anything is allocated). Checkpoints written
     /// before the trainer file held the weights take them from `model.safetensors`, which must
-    /// then record the same epoch and step.
+    /// then record the trainer file's epoch (and its step, where it records one).
     pub fn resume(b: &B, dir: &Path, cfg: VaeTrainConfig) -> Result<Self> {
         let trainer_path = dir.join(TRAINER_FILE);
         let (state, meta) = load_checkpoint(&trainer_path)?;
@@ -384,9 +386,10 @@ impl<B: Backend> VaeTrainer<B> {
         let weights = if weights.is_empty() {
             let model_path = dir.join(MODEL_FILE);
             let (weights, model_meta) = load_checkpoint(&model_path)?;
+            // Older saves recorded the epoch in both files and the step in the trainer file only.
             for key in ["epoch", "step"] {
                 let (m, t) = (model_meta.get(key), meta.get(key));
-                if m.is_some() && m != t {
+                if (key == "epoch" || m.is_some()) && m != t {
                     return Err(format(
                         &model_path,
                         format!(

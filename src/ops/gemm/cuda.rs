@@ -52,7 +52,7 @@ const SIMT_SHORTK_PERSISTENT_SMEM: u32 = 2 * 32 * (132 + 68) * 4;
 /// in kernels/gemm_tc.cu, which asserts the same values): `stages` stages of a 128×64 A and a
 /// `bn`×64 B tile of 16-bit elements, unpadded (swizzled); the epilogue parks its accumulators in
 /// the same memory. v7: 144 KiB; v10 (bn 128): 96 KiB, so two blocks fit an SM of an H100 / H200;
-/// v11 (4 stages): 192 KiB, H100 / H200 only (launch_gemm refuses it elsewhere).
+/// v11 (4 stages): 192 KiB, H100 / H200 only (launch_kernel refuses it elsewhere).
 const fn tc2_smem(bn: u32, stages: u32) -> u32 {
     stages * (128 + bn) * 64 * 2
 }
@@ -237,18 +237,24 @@ unsafe fn launch_gemm<T: DeviceRepr>(
     // anything is launched, so the next kernel starts from the caller's C.
     let (chosen, fixed) = resolve_auto(be, spec, dtype, tensor_cores, a, b)?;
     let tall = if dtype == DType::F32 && !tensor_cores { GemmKernel::Simt128WarpDb } else { GemmKernel::TensorCore128 };
-    let mut result = launch_kernel(be, spec, chosen, dtype, a, b, c, epilogue);
+    let refused = |r: &Result<()>| matches!(r, Err(Error::InvalidArgument { .. } | Error::KernelsNotBuilt(_)));
+    let first = launch_kernel(be, spec, chosen, dtype, a, b, c, epilogue);
+    if !refused(&first) {
+        return first;
+    }
     let mut tried = vec![chosen];
     for next in [fixed, tall] {
-        if !matches!(result, Err(Error::InvalidArgument { .. } | Error::KernelsNotBuilt(_))) {
-            break;
+        if tried.contains(&next) {
+            continue;
         }
-        if !tried.contains(&next) {
-            tried.push(next);
-            result = launch_kernel(be, spec, next, dtype, a, b, c, epilogue);
+        tried.push(next);
+        let result = launch_kernel(be, spec, next, dtype, a, b, c, epilogue);
+        if !refused(&result) {
+            return result;
         }
     }
-    result
+    // Every kernel refused: the choice's reason.
+    first
 }
 
 /// Launches `kernel` (not Auto) on the call, or says why it can't take it.
@@ -282,7 +288,10 @@ unsafe fn launch_kernel<T: DeviceRepr>(
     if (!one_d && gy_launched > 65_535) || gx > i32::MAX as usize {
         return Err(Error::invalid(
             "gemm",
-            format!("{}×{} output exceeds {kernel:?}'s grid (m ≤ {})", spec.m, spec.n, 65_535 * tile.0),
+            format!(
+                "{}×{} output exceeds {kernel:?}'s grid ({gx}×{gy_launched} blocks of {}×{} tiles)",
+                spec.m, spec.n, tile.0, tile.1
+            ),
         ));
     }
     let mut p = abi::lk_gemm_params {
