@@ -60,6 +60,13 @@ mod gpu {
     use latentkit::rng::{seeded, uniform_vec};
     use latentkit::{CudaBackend, DType, Error, Result, Tensor};
 
+    /// A tensor's buffer for the entry points that take buffers (gemm, gemm_half and the cuBLAS
+    /// calls below, which check its length themselves).
+    fn out_buf(t: &mut Tensor<CudaBackend>) -> &mut CudaSlice<f32> {
+        // SAFETY: the callers only write its elements through it.
+        unsafe { t.buf_mut_unchecked() }
+    }
+
     #[derive(Clone, Copy, PartialEq, Debug)]
     enum Precision {
         F32,
@@ -265,9 +272,9 @@ mod gpu {
                 let time_blas = |c: &mut Tensor<CudaBackend>| {
                     median_secs(&be, samples, || match precision {
                         Precision::Bf16 => {
-                            cublas_gemm(&be, &blas, &spec0, dtype, compute, a16.buf(), b16.buf(), c.buf_mut())
+                            cublas_gemm(&be, &blas, &spec0, dtype, compute, a16.buf(), b16.buf(), out_buf(c))
                         }
-                        _ => cublas_gemm(&be, &blas, &spec0, dtype, compute, a.buf(), b.buf(), c.buf_mut()),
+                        _ => cublas_gemm(&be, &blas, &spec0, dtype, compute, a.buf(), b.buf(), out_buf(c)),
                     })
                 };
                 // Without --all, also `Auto` with measured choices (GemmTuning::Measure, or with
@@ -282,8 +289,8 @@ mod gpu {
                     be.set_gemm_tuning(if tuned { tuning } else { GemmTuning::Heuristic });
                     // (With Measure, the first warm-up call measures the candidates.)
                     let t = median_secs(&be, samples, || match precision {
-                        Precision::Bf16 => gemm_half(&be, &spec, a16.buf(), b16.buf(), c.buf_mut()),
-                        _ => gemm(&be, &spec, a.buf(), b.buf(), c.buf_mut()),
+                        Precision::Bf16 => gemm_half(&be, &spec, a16.buf(), b16.buf(), out_buf(&mut c)),
+                        _ => gemm(&be, &spec, a.buf(), b.buf(), out_buf(&mut c)),
                     })?;
                     be.set_gemm_tuning(GemmTuning::Heuristic);
                     let t_blas = time_blas(&mut c)?;
@@ -387,10 +394,11 @@ mod gpu {
         let (f32_t, bf16_t) = (cudaDataType_t::CUDA_R_32F, cudaDataType_t::CUDA_R_16BF);
         let compute = Compute::CUBLAS_COMPUTE_32F;
         let t_bf16 = median_secs(be, samples, || {
-            cublas_gemm(be, blas, &spec, bf16_t, compute, a16.buf(), b16.buf(), c.buf_mut())
+            cublas_gemm(be, blas, &spec, bf16_t, compute, a16.buf(), b16.buf(), out_buf(&mut c))
         })?;
-        let t_f32 =
-            median_secs(be, samples, || cublas_gemm(be, blas, &spec, f32_t, compute, a.buf(), b.buf(), c.buf_mut()))?;
+        let t_f32 = median_secs(be, samples, || {
+            cublas_gemm(be, blas, &spec, f32_t, compute, a.buf(), b.buf(), out_buf(&mut c))
+        })?;
         for (what, t, ceiling, of) in
             [("bf16 GemmEx", t_bf16, best[0], "mma.sync"), ("SGEMM (no TF32)", t_f32, best[1], "FFMA")]
         {

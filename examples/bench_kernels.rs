@@ -9,7 +9,7 @@
 //! Options: --device cpu|cuda[:N]  --samples N (≥ 20 recommended; median reported)
 
 use latentkit::bench::median_secs;
-use latentkit::ops::gemm::{gemm, GemmSpec, Transpose};
+use latentkit::ops::gemm::{matmul, Transpose};
 use latentkit::ops::optim::{adam_step, OPTIM_STATE_LEN};
 use latentkit::ops::{elementwise, loss, Activation, AdamConfig};
 use latentkit::rng::{seeded, uniform_vec};
@@ -65,8 +65,7 @@ fn bench<B: Backend>(b: &B, samples: usize, big: bool) -> Result<()> {
         let mut c = Tensor::zeros(b, &[mm, nn])?;
         let flops = 2.0 * (mm * nn * kk) as f64;
         // The kernel Auto picks (bench_gemm: every version and precision, against cuBLAS).
-        let spec = GemmSpec::contiguous(Transpose::No, Transpose::Yes, mm, nn, kk, 1.0, 0.0);
-        let t = median_secs(b, samples, || gemm(b, &spec, a.buf(), w.buf(), c.buf_mut()))?;
+        let t = median_secs(b, samples, || matmul(b, Transpose::No, Transpose::Yes, 1.0, &a, &w, 0.0, &mut c))?;
         row(&format!("gemm f32 {mm}x{nn}x{kk} (N,T) Auto"), t, 0.0, flops, "");
     }
     Ok(())

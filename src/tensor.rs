@@ -22,23 +22,27 @@ impl<B: Backend, T: Scalar> fmt::Debug for Tensor<B, T> {
     }
 }
 
-fn numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+/// The element count of `shape`, whose bytes must fit an allocation (isize::MAX).
+fn numel<T>(op: &'static str, shape: &[usize]) -> Result<usize> {
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::shape(op, format!("{shape:?} overflows usize")))
+        .filter(|&n| n.checked_mul(std::mem::size_of::<T>()).is_some_and(|bytes| bytes <= isize::MAX as usize))
+        .ok_or_else(|| {
+            Error::shape(op, format!("{shape:?} of {} overflows the address space", std::any::type_name::<T>()))
+        })
 }
 
 impl<B: Backend, T: Scalar> Tensor<B, T> {
     /// A zero-filled tensor.
     pub fn zeros(backend: &B, shape: &[usize]) -> Result<Self> {
-        let n = numel("Tensor::zeros", shape)?;
+        let n = numel::<T>("Tensor::zeros", shape)?;
         Ok(Self { buf: backend.zeros(n)?, shape: shape.to_vec(), device: backend.device() })
     }
 
     /// A tensor holding `data` (row-major) with the given shape.
     pub fn from_slice(backend: &B, shape: &[usize], data: &[T]) -> Result<Self> {
-        let n = numel("Tensor::from_slice", shape)?;
+        let n = numel::<T>("Tensor::from_slice", shape)?;
         if n != data.len() {
             return Err(Error::shape(
                 "Tensor::from_slice",
@@ -80,7 +84,7 @@ impl<B: Backend, T: Scalar> Tensor<B, T> {
 
     /// Same data, new shape with the same number of elements.
     pub fn reshape(mut self, shape: &[usize]) -> Result<Self> {
-        let n = numel("Tensor::reshape", shape)?;
+        let n = numel::<T>("Tensor::reshape", shape)?;
         if n != self.numel() {
             return Err(Error::shape(
                 "Tensor::reshape",
@@ -112,8 +116,19 @@ impl<B: Backend, T: Scalar> Tensor<B, T> {
         &self.buf
     }
 
-    /// The raw buffer, mutable. The length can't change through it, so the invariant holds.
-    pub fn buf_mut(&mut self) -> &mut B::Buf<T> {
+    /// The raw buffer, mutable, for the crate's ops (which never replace or resize it).
+    pub(crate) fn buf_mut(&mut self) -> &mut B::Buf<T> {
+        &mut self.buf
+    }
+
+    /// The raw buffer, mutable: for the entry points that take buffers (e.g.
+    /// [`crate::ops::gemm::gemm`], which checks their lengths and devices itself).
+    ///
+    /// # Safety
+    /// The buffer must stay this tensor's: not replaced, resized, cleared or swapped with another
+    /// buffer. The ops hand a tensor's buffer to kernels after checking its shape and device
+    /// only, so a shorter buffer or one on another GPU would be written out of bounds.
+    pub unsafe fn buf_mut_unchecked(&mut self) -> &mut B::Buf<T> {
         &mut self.buf
     }
 

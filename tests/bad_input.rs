@@ -29,6 +29,19 @@ fn shape_mismatches_are_errors() {
     assert!(matches!(Tensor::<CpuBackend>::zeros(&b, &[usize::MAX, 3]), Err(Error::Shape { .. })));
 }
 
+/// Sizes whose bytes overflow, or that the host can't hold, are errors, not a panic or an abort.
+#[test]
+fn tensors_too_large_to_allocate_are_errors() {
+    let b = CpuBackend;
+    for shape in [vec![(1usize << 62) + 1], vec![1 << 32, 1 << 31], vec![usize::MAX, 2]] {
+        let e = Tensor::<CpuBackend>::zeros(&b, &shape).unwrap_err();
+        assert!(matches!(e, Error::Shape { .. }), "{shape:?}: {e}");
+    }
+    // 2^60 bytes fit the address space but no host.
+    let e = Tensor::<CpuBackend>::zeros(&b, &[1 << 58]).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+}
+
 #[test]
 fn gemm_rejects_bad_sizes_and_leading_dimensions() {
     let b = CpuBackend;
@@ -41,17 +54,20 @@ fn gemm_rejects_bad_sizes_and_leading_dimensions() {
     let mut spec = GemmSpec::contiguous(Transpose::No, Transpose::No, 4, 5, 3, 1.0, 0.0);
     spec.lda = 2; // < k
     let bm = Tensor::zeros(&b, &[3, 5]).unwrap();
-    let e = gemm(&b, &spec, a.buf(), bm.buf(), c.buf_mut()).unwrap_err();
+    let e = gemm(&b, &spec, a.buf(), bm.buf(), out_buf(&mut c)).unwrap_err();
     assert!(e.to_string().contains("leading dimension of A"), "{e}");
 
     let mut spec = GemmSpec::contiguous(Transpose::No, Transpose::No, 4, 5, 3, 1.0, 0.0);
     spec.ldc = 9; // C would need 3·9 + 5 elements
-    assert!(matches!(gemm(&b, &spec, a.buf(), bm.buf(), c.buf_mut()), Err(Error::BufferTooSmall { name: "C", .. })));
+    assert!(matches!(
+        gemm(&b, &spec, a.buf(), bm.buf(), out_buf(&mut c)),
+        Err(Error::BufferTooSmall { name: "C", .. })
+    ));
 
     let spec = GemmSpec::contiguous(Transpose::No, Transpose::No, 0, 5, 3, 1.0, 0.0);
-    assert!(matches!(gemm(&b, &spec, a.buf(), bm.buf(), c.buf_mut()), Err(Error::Shape { .. })));
+    assert!(matches!(gemm(&b, &spec, a.buf(), bm.buf(), out_buf(&mut c)), Err(Error::Shape { .. })));
     let spec = GemmSpec::contiguous(Transpose::No, Transpose::No, 4, 5, 3, f32::NAN, 0.0);
-    assert!(matches!(gemm(&b, &spec, a.buf(), bm.buf(), c.buf_mut()), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(gemm(&b, &spec, a.buf(), bm.buf(), out_buf(&mut c)), Err(Error::InvalidArgument { .. })));
 }
 
 #[test]

@@ -118,7 +118,26 @@ fn roc_auc_and_thresholds() {
     let (t, acc) = best_threshold(&[0.9, 0.8, 0.1, 0.2], &labels).unwrap();
     assert_eq!(acc, 1.0);
     assert!(t > 0.2 && t < 0.8);
+    // Where the midpoint rounds onto the upper score, or ±1 is lost in rounding, the threshold
+    // still gives the accuracy reported.
+    let e = f32::EPSILON;
+    for (scores, labels) in [
+        (vec![1.0 + e, 1.0 + 2.0 * e], vec![false, true]),
+        (vec![1e8, 2e8], vec![true, true]),
+        (vec![1e8, 2e8], vec![false, false]),
+        (vec![f32::MAX, -f32::MAX, f32::MAX], vec![true, false, true]),
+    ] {
+        let (t, acc) = best_threshold(&scores, &labels).unwrap();
+        assert_eq!(acc, 1.0, "{scores:?}");
+        assert_eq!(accuracy_at(&scores, &labels, t).unwrap(), acc, "{scores:?}: threshold {t}");
+    }
     assert!(roc_auc(&[0.1], &[true, false]).is_err());
+    // Non-finite embeddings and sizes that overflow are errors.
+    let e =
+        retrieval_metrics(&[0.0, f32::NAN, 1.0, 0.0], &[0, 1], &[1.0, 0.0], &[0], 2, DistanceKind::Euclidean, false);
+    assert!(matches!(e, Err(latentkit::Error::InvalidArgument { .. })), "{e:?}");
+    let e = retrieval_metrics(&[0.0; 2], &[0, 1], &[1.0], &[0], 1usize << 63, DistanceKind::Euclidean, false);
+    assert!(matches!(e, Err(latentkit::Error::Shape { .. })), "{e:?}");
     assert!(roc_auc(&[f32::NAN, 0.1], &[true, false]).is_err());
 }
 
@@ -184,6 +203,13 @@ fn pca_finds_the_dominant_directions() {
     let c2 = corr(&|i| (f64::from(p[i].1), f64::from(x[3 * i + 2])));
     assert!(c2 > 0.99, "second component correlation {c2}");
     assert!(pca_2d(&x[..4], 3).is_err());
+    // Points on a line: the second axis adds nothing (it used to be the unnormalised start
+    // vector); non-finite points are an error.
+    let line: Vec<f32> = (0..4).flat_map(|i| [i as f32, 0.0]).collect();
+    let p = pca_2d(&line, 2).unwrap();
+    assert!(p.iter().all(|&(_, y)| y == 0.0), "{p:?}");
+    assert_eq!(p.iter().map(|&(x, _)| x.abs()).collect::<Vec<_>>(), vec![1.5, 0.5, 0.5, 1.5]);
+    assert!(pca_2d(&[0.0, f32::NAN, 1.0, 2.0], 2).is_err());
 }
 
 #[test]

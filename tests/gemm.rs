@@ -49,7 +49,7 @@ parity_test!(gemm_all_transposes_alpha_beta_and_padding, |b| {
                     let bt = tensor(b, &[b0.len()], &b0);
                     // β = 0 must not read C: poison it.
                     let mut ct = if beta == 0.0 { poisoned(b, &[c0.len()]) } else { tensor(b, &[c0.len()], &c0) };
-                    gemm(b, &spec, at.buf(), bt.buf(), ct.buf_mut()).unwrap();
+                    gemm(b, &spec, at.buf(), bt.buf(), out_buf(&mut ct)).unwrap();
                     let mut got = host(b, &ct);
                     if beta == 0.0 {
                         // Padding columns of C are outside the product: compare the m×n part only.
@@ -102,7 +102,7 @@ parity_test!(gemm_training_shapes, |b| {
         let mut tspec = spec;
         tspec.math = latentkit::ops::gemm::GemmMath::Tf32;
         let mut c = poisoned(b, &shape);
-        gemm(b, &tspec, a.buf(), bm.buf(), c.buf_mut()).unwrap();
+        gemm(b, &tspec, a.buf(), bm.buf(), out_buf(&mut c)).unwrap();
         gemm_ref(&spec, &round(a0, &tf32), &round(b0, &tf32), &mut want).unwrap();
         let (got, atol) = (host(b, &c), 4.0 * atol);
         assert_close(&format!("{name} tf32"), &got, &want, atol, 1e-5);
@@ -112,7 +112,7 @@ parity_test!(gemm_training_shapes, |b| {
         let (at, bt) =
             (Tensor::from_slice(b, &[ah.len()], &ah).unwrap(), Tensor::from_slice(b, &[bh.len()], &bh).unwrap());
         let mut c = poisoned(b, &shape);
-        latentkit::ops::gemm::gemm_half(b, &spec, at.buf(), bt.buf(), c.buf_mut()).unwrap();
+        latentkit::ops::gemm::gemm_half(b, &spec, at.buf(), bt.buf(), out_buf(&mut c)).unwrap();
         let widen = |v: &[half::bf16]| v.iter().map(|h| h.to_f32()).collect::<Vec<f32>>();
         gemm_ref(&spec, &widen(&ah), &widen(&bh), &mut want).unwrap();
         let got = host(b, &c);
@@ -323,7 +323,7 @@ parity_test!(every_gemm_kernel_version_matches_reference, |b| {
                         (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0), tensor(b, &[n], &bias0));
                     let mut c = poisoned(b, &[m * n]);
                     let epi = GemmEpilogue::BiasAct { bias: Some(bias.buf()), act: Activation::Relu };
-                    gemm_with(b, &spec, at.buf(), bt.buf(), c.buf_mut(), &epi).unwrap();
+                    gemm_with(b, &spec, at.buf(), bt.buf(), out_buf(&mut c), &epi).unwrap();
                     let got = host(b, &c);
                     let name = format!("{kernel:?} {m}x{n}x{k} {ta:?}{tb:?} bias+relu");
                     let atol = gemm_atol(k, 1.0, 1.0);
@@ -372,7 +372,7 @@ parity_test!(db_loop_versions_agree_bitwise, |b| {
                     // The same C, bias and y draws for every run.
                     let mut rc = rng(2000 + 4 * si as u64 + ti as u64);
                     let run = |s: &GemmSpec, e: &latentkit::ops::gemm::GemmEpilogue<'_, _>, c: &mut Tensor<_>| {
-                        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+                        gemm_with(b, s, at.buf(), bt.buf(), out_buf(c), e).unwrap()
                     };
                     let got = check_precision_case(b, &name, &spec, epi, &a0, &b0, &mut rc, atol, &run);
                     let got_bits = bits(&got);
@@ -561,7 +561,7 @@ fn run_version_case<B: latentkit::Backend>(
     let (at, bt) = (tensor(b, &[a0.len()], &a0), tensor(b, &[b0.len()], &b0));
     let atol = gemm_atol(k, 1.0, 1.0);
     let run = |s: &GemmSpec, e: &GemmEpilogue<'_, B>, c: &mut Tensor<B>| {
-        gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+        gemm_with(b, s, at.buf(), bt.buf(), out_buf(c), e).unwrap()
     };
     let r0 = r.clone();
     let runs = kernels
@@ -727,7 +727,7 @@ parity_test!(tf32_matches_reference_at_tf32_bound, |b| {
         // Against the rounded inputs: f32 accumulation, ×4 for the tensor cores'.
         let atol = 4.0 * gemm_atol(k, 1.0, 1.0);
         let got = check_precision_case(b, &name, &spec, epi, &ar, &br, &mut r, atol, &|s, e, c| {
-            gemm_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+            gemm_with(b, s, at.buf(), bt.buf(), out_buf(c), e).unwrap()
         });
         // Against the exact inputs: TF32's bound (through the same epilogue, slope ≤ 1).
         let mut exact = vec![0.0; got.len()];
@@ -759,7 +759,7 @@ fn bf16_bits_by_kernel<'a, B: latentkit::Backend>(
     let bt = Tensor::from_slice(b, &[b0.len()], &to_bf16(b0)).unwrap();
     move |kernel| {
         let mut c = poisoned(b, &[spec.m * spec.ldc]);
-        latentkit::ops::gemm::gemm_half(b, &GemmSpec { kernel, ..spec }, at.buf(), bt.buf(), c.buf_mut()).unwrap();
+        latentkit::ops::gemm::gemm_half(b, &GemmSpec { kernel, ..spec }, at.buf(), bt.buf(), out_buf(&mut c)).unwrap();
         host(b, &c).into_iter().map(f32::to_bits).collect()
     }
 }
@@ -791,7 +791,7 @@ fn check_half_case<B: latentkit::Backend, H: latentkit::ops::gemm::HalfFloat>(
         spec.kernel = GemmKernel::Auto;
     }
     let got = check_precision_case(b, &name, &spec, epi, &seen(&ah), &seen(&bh), r, atol, &|s, e, c| {
-        gemm_half_with(b, s, at.buf(), bt.buf(), c.buf_mut(), e).unwrap()
+        gemm_half_with(b, s, at.buf(), bt.buf(), out_buf(c), e).unwrap()
     });
     Out::new(name, got).tol(2.0 * atol, 1e-5)
 }
@@ -803,7 +803,7 @@ fn refuses_for_shared_memory<B: latentkit::Backend>(b: &B, kernel: latentkit::op
     let spec = GemmSpec { kernel, ..GemmSpec::contiguous(Transpose::No, Transpose::Yes, 8, 8, 8, 1.0, 0.0) };
     let x = Tensor::from_slice(b, &[64], &[half::bf16::ONE; 64]).unwrap();
     let mut c = poisoned(b, &[64]);
-    matches!(gemm_half(b, &spec, x.buf(), x.buf(), c.buf_mut()), Err(e) if e.to_string().contains("shared memory per block"))
+    matches!(gemm_half(b, &spec, x.buf(), x.buf(), out_buf(&mut c)), Err(e) if e.to_string().contains("shared memory per block"))
 }
 
 /// bf16 and f16 inputs on every tensor-core kernel (and Auto), through [`check_half_case`].
@@ -1015,7 +1015,7 @@ fn wgmma_matches_reference_on_hopper() {
         let spec = GemmSpec { kernel, ..GemmSpec::contiguous(Transpose::No, Transpose::Yes, 8, 8, 8, 1.0, 0.0) };
         let x = Tensor::from_slice(&b, &[64], &[half::bf16::ONE; 64]).unwrap();
         let mut c = poisoned(&b, &[64]);
-        gemm_half(&b, &spec, x.buf(), x.buf(), c.buf_mut())
+        gemm_half(&b, &spec, x.buf(), x.buf(), out_buf(&mut c))
     };
     if !b.supports_wgmma() {
         for kernel in GemmKernel::HOPPER {
@@ -1121,7 +1121,7 @@ fn wgmma_matches_reference_on_hopper() {
     spec.kernel = GemmKernel::Wgmma256;
     let x = Tensor::from_slice(&b, &[129 * 36], &vec![half::bf16::ONE; 129 * 36]).unwrap();
     let mut c = poisoned(&b, &[7 * 36]);
-    let err = gemm_half(&b, &spec, x.buf(), x.buf(), c.buf_mut()).unwrap_err();
+    let err = gemm_half(&b, &spec, x.buf(), x.buf(), out_buf(&mut c)).unwrap_err();
     assert!(err.to_string().contains("multiples of 8"), "{err}");
     assert!(probe(GemmKernel::Wgmma128).is_ok());
 }

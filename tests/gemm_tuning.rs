@@ -77,7 +77,7 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
             } else {
                 GemmEpilogue::None
             };
-            gemm_with(&b, &spec, at.buf(), bt.buf(), c.buf_mut(), &epi).unwrap();
+            gemm_with(&b, &spec, at.buf(), bt.buf(), out_buf(&mut c), &epi).unwrap();
             assert_close(&format!("case {i} call {call}"), &host(&b, &c), &want, atol, 1e-5);
         }
         let report = b.gemm_tuning_report();
@@ -102,7 +102,7 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     let (at, bt) =
         (Tensor::from_slice(&b, &[ah.len()], &ah).unwrap(), Tensor::from_slice(&b, &[bh.len()], &bh).unwrap());
     let mut c = poisoned(&b, &[256 * 264]);
-    gemm_half_with(&b, &spec, at.buf(), bt.buf(), c.buf_mut(), &GemmEpilogue::None).unwrap();
+    gemm_half_with(&b, &spec, at.buf(), bt.buf(), out_buf(&mut c), &GemmEpilogue::None).unwrap();
     // The products of bf16 values are exact in f32: f32's bound, ×4 for the tensor cores' order.
     assert_close("bf16", &host(&b, &c), &want, 4.0 * f32_error_bound(512, 1.0, 1.0) + 1e-6, 1e-5);
     let rec = b.gemm_tuning_report().pop().unwrap();
@@ -120,7 +120,7 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     gemm_ref(&spec, &a0, &b0, &mut want_65x100).unwrap();
     let (at, bt) = (tensor(&b, &[a0.len()], &a0), tensor(&b, &[b0.len()], &b0));
     let mut c = poisoned(&b, &[6500]);
-    let mut step = || gemm(&b, &spec, at.buf(), bt.buf(), c.buf_mut());
+    let mut step = || gemm(&b, &spec, at.buf(), bt.buf(), out_buf(&mut c));
     // SAFETY: the step only queues one GEMM on buffers that outlive the graph.
     let graph = unsafe { b.capture_graph(&mut step) }.unwrap().expect("CUDA captures graphs");
     graph.replay().unwrap();
@@ -142,7 +142,7 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     let mut want = vec![0.0; first.m * first.n];
     gemm_ref(&spec, &a0, &b0, &mut want).unwrap();
     let mut c = poisoned(&b, &[first.m * first.n]);
-    gemm(&b, &spec, tensor(&b, &[a0.len()], &a0).buf(), tensor(&b, &[b0.len()], &b0).buf(), c.buf_mut()).unwrap();
+    gemm(&b, &spec, tensor(&b, &[a0.len()], &a0).buf(), tensor(&b, &[b0.len()], &b0).buf(), out_buf(&mut c)).unwrap();
     assert_close("loaded choice", &host(&b, &c), &want, f32_error_bound(first.k, 1.0, 1.0) + 1e-6, 1e-5);
     let rec = &b.gemm_tuning_report()[0];
     assert!(rec.times.is_empty(), "a loaded choice is not measured again: {rec:?}");
@@ -159,7 +159,7 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     assert_eq!(b.gemm_tuning(), GemmTuning::Heuristic);
     let spec = GemmSpec::contiguous(Transpose::No, Transpose::No, 65, 100, 47, 1.0, 0.0);
     let mut c = poisoned(&b, &[6500]);
-    gemm(&b, &spec, at.buf(), bt.buf(), c.buf_mut()).unwrap();
+    gemm(&b, &spec, at.buf(), bt.buf(), out_buf(&mut c)).unwrap();
     assert_close("heuristic", &host(&b, &c), &want_65x100, f32_error_bound(47, 1.0, 1.0) + 1e-6, 1e-5);
     assert_eq!(b.gemm_tuning_report().len(), before);
 
@@ -177,7 +177,7 @@ fn measured_auto_matches_reference_and_keeps_its_choice() {
     let mut want = vec![0.0; m * n];
     gemm_ref(&spec, &a0, &b0, &mut want).unwrap();
     let mut c = poisoned(&b, &[m * n]);
-    gemm(&b, &spec, tensor(&b, &[m], &a0).buf(), tensor(&b, &[n], &b0).buf(), c.buf_mut()).unwrap();
+    gemm(&b, &spec, tensor(&b, &[m], &a0).buf(), tensor(&b, &[n], &b0).buf(), out_buf(&mut c)).unwrap();
     assert_close("ineligible loaded choice", &host(&b, &c), &want, 0.0, 0.0);
     let _ = std::fs::remove_file(&file);
     b.set_gemm_tuning(GemmTuning::Heuristic);

@@ -3,7 +3,7 @@
 
 use super::{Backend, Scalar};
 use crate::device::Device;
-use crate::error::{check_len, Result};
+use crate::error::{check_len, Error, Result};
 use crate::ops::gemm::GemmEpilogue;
 use crate::ops::latent::LatentKernel;
 use crate::ops::{batch::cpu as batch, latent::cpu as latent, rng::cpu as rng};
@@ -36,7 +36,13 @@ impl Backend for CpuBackend {
     }
 
     fn zeros<T: Scalar>(&self, len: usize) -> Result<Vec<T>> {
-        Ok(vec![T::default(); len])
+        // Reserved first: a size the host can't hold is an error, not an abort.
+        let mut v = Vec::new();
+        v.try_reserve_exact(len).map_err(|e| {
+            Error::invalid("CpuBackend::zeros", format!("{len} elements of {}: {e}", std::any::type_name::<T>()))
+        })?;
+        v.resize(len, T::default());
+        Ok(v)
     }
 
     fn upload<T: Scalar>(&self, data: &[T]) -> Result<Vec<T>> {

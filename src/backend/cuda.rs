@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig};
 use cudarc::nvrtc::Ptx;
@@ -131,18 +131,32 @@ fn driver_err(context: &'static str) -> impl Fn(DriverError) -> Error {
 
 impl CudaBackend {
     /// Opens GPU `ordinal` and loads every kernel. Every call for the same ordinal returns the
-    /// same backend (one context, one stream) while any clone of it lives, so tensors that pass
-    /// the device check are always ordered on one stream.
+    /// same backend (one context, one stream) for the rest of the process, so tensors that pass
+    /// the device check are always ordered on one stream: a backend opened again after its
+    /// clones were dropped would bring a new stream, unordered against the old one that tensors
+    /// made before still use (and free on).
     pub fn new(ordinal: usize) -> Result<Self> {
-        static OPEN: OnceLock<Mutex<HashMap<usize, Weak<Inner>>>> = OnceLock::new();
+        static OPEN: OnceLock<Mutex<HashMap<usize, Arc<Inner>>>> = OnceLock::new();
         // A poisoned lock only means another thread panicked while holding it; the map is intact.
         let mut open = OPEN.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(inner) = open.get(&ordinal).and_then(Weak::upgrade) {
-            return Ok(Self { inner });
+        if let Some(inner) = open.get(&ordinal) {
+            return Ok(Self { inner: inner.clone() });
         }
         let backend = Self::open(ordinal)?;
-        open.insert(ordinal, Arc::downgrade(&backend.inner));
+        open.insert(ordinal, backend.inner.clone());
         Ok(backend)
+    }
+
+    /// Errors unless `buf` lives on this backend's GPU (a buffer of another GPU would be read or
+    /// written through this one's stream, unordered against its own).
+    fn check_buf<T>(&self, op: &'static str, name: &str, buf: &CudaSlice<T>) -> Result<()> {
+        if buf.ordinal() != self.inner.ordinal {
+            return Err(Error::DeviceMismatch {
+                op,
+                msg: format!("{name} on cuda:{}, backend on cuda:{}", buf.ordinal(), self.inner.ordinal),
+            });
+        }
+        Ok(())
     }
 
     fn open(ordinal: usize) -> Result<Self> {
@@ -541,6 +555,7 @@ impl Backend for CudaBackend {
     }
 
     fn download<T: Scalar>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {
+        self.check_buf("download", "buf", buf)?;
         if buf.is_empty() {
             return Ok(Vec::new());
         }
@@ -548,6 +563,7 @@ impl Backend for CudaBackend {
     }
 
     fn write_host<T: Scalar>(&self, dst: &mut CudaSlice<T>, data: &[T]) -> Result<()> {
+        self.check_buf("write_host", "dst", dst)?;
         check_len("write_host", "dst", dst.len(), data.len())?;
         if data.is_empty() {
             return Ok(());
@@ -557,6 +573,8 @@ impl Backend for CudaBackend {
     }
 
     fn copy_buf<T: Scalar>(&self, src: &CudaSlice<T>, dst: &mut CudaSlice<T>) -> Result<()> {
+        self.check_buf("copy_buf", "src", src)?;
+        self.check_buf("copy_buf", "dst", dst)?;
         check_len("copy_buf", "dst", dst.len(), src.len())?;
         if src.is_empty() {
             return Ok(());

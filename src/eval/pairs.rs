@@ -45,15 +45,29 @@ pub fn accuracy_at(scores: &[f32], labels: &[bool], threshold: f32) -> Result<f6
     Ok(scores.iter().zip(labels).filter(|(&s, &l)| (s > threshold) == l).count() as f64 / scores.len() as f64)
 }
 
-/// The threshold (midpoint between consecutive distinct scores) that maximises accuracy on these
-/// pairs, and that accuracy; pick it on training pairs, report accuracy on test pairs.
+/// The largest f32 below `x` (f32::next_down, stable only since Rust 1.86).
+fn next_down(x: f32) -> f32 {
+    if x.is_nan() || x == f32::NEG_INFINITY {
+        x
+    } else if x == 0.0 {
+        -f32::from_bits(1)
+    } else if x > 0.0 {
+        f32::from_bits(x.to_bits() - 1)
+    } else {
+        f32::from_bits(x.to_bits() + 1)
+    }
+}
+
+/// The threshold (midpoint between consecutive distinct scores, where it rounds strictly between
+/// them) that maximises accuracy on these pairs, and that accuracy, which [`accuracy_at`] gives
+/// at that threshold; pick it on training pairs, report accuracy on test pairs.
 pub fn best_threshold(scores: &[f32], labels: &[bool]) -> Result<(f32, f64)> {
     check("best_threshold", scores, labels)?;
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
     // Threshold below everything: all predicted similar.
     let mut correct = labels.iter().filter(|&&l| l).count() as i64;
-    let mut best = (scores[idx[0]] - 1.0, correct);
+    let mut best = (next_down(scores[idx[0]]), correct);
     let mut i = 0;
     while i < idx.len() {
         let mut j = i;
@@ -62,7 +76,13 @@ pub fn best_threshold(scores: &[f32], labels: &[bool]) -> Result<(f32, f64)> {
             correct += if labels[idx[j]] { -1 } else { 1 };
             j += 1;
         }
-        let t = if j < idx.len() { 0.5 * (scores[idx[i]] + scores[idx[j]]) } else { scores[idx[i]] + 1.0 };
+        // Any t in [a, b) separates the groups; the midpoint unless rounding lands it on b (or
+        // past: a + b overflowing), then a itself. Past the last group, its score.
+        let a = scores[idx[i]];
+        let t = match idx.get(j).map(|&k| scores[k]) {
+            Some(b) => Some((0.5 * (f64::from(a) + f64::from(b))) as f32).filter(|&m| a <= m && m < b).unwrap_or(a),
+            None => a,
+        };
         if correct > best.1 {
             best = (t, correct);
         }

@@ -8,6 +8,9 @@ pub fn pca_2d(x: &[f32], dim: usize) -> Result<Vec<(f32, f32)>> {
     if dim == 0 || x.is_empty() || x.len() % dim != 0 {
         return Err(Error::shape("pca_2d", format!("{} values are not rows of dimension {dim}", x.len())));
     }
+    if x.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid("pca_2d", "the points hold a non-finite value"));
+    }
     let n = x.len() / dim;
     let mut mean = vec![0.0f64; dim];
     for row in x.chunks_exact(dim) {
@@ -15,7 +18,12 @@ pub fn pca_2d(x: &[f32], dim: usize) -> Result<Vec<(f32, f32)>> {
             *m += f64::from(v) / n as f64;
         }
     }
-    let mut cov = vec![0.0f64; dim * dim];
+    // dim² f64: reserved first, so a dimension the host can't hold is an error, not an abort.
+    let too_big = |why: String| Error::invalid("pca_2d", format!("a {dim}×{dim} covariance: {why}"));
+    let cells = dim.checked_mul(dim).ok_or_else(|| too_big("overflows usize".into()))?;
+    let mut cov = Vec::new();
+    cov.try_reserve_exact(cells).map_err(|e| too_big(e.to_string()))?;
+    cov.resize(cells, 0.0f64);
     for row in x.chunks_exact(dim) {
         let c: Vec<f64> = row.iter().zip(&mean).map(|(&v, m)| f64::from(v) - m).collect();
         for i in 0..dim {
@@ -35,6 +43,8 @@ pub fn pca_2d(x: &[f32], dim: usize) -> Result<Vec<(f32, f32)>> {
             }
             let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
             if norm < 1e-300 {
+                // No variance left off the axes found: this axis adds nothing.
+                v = vec![0.0; dim];
                 break;
             }
             v = w.into_iter().map(|x| x / norm).collect();

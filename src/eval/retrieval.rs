@@ -63,8 +63,14 @@ pub fn retrieval_metrics(
     same_set: bool,
 ) -> Result<RetrievalMetrics> {
     const OP: &str = "retrieval_metrics";
-    if dim == 0 || queries.len() != query_labels.len() * dim || references.len() != reference_labels.len() * dim {
+    let fits = |x: &[f32], labels: &[u32]| labels.len().checked_mul(dim) == Some(x.len());
+    if dim == 0 || !fits(queries, query_labels) || !fits(references, reference_labels) {
         return Err(Error::shape(OP, format!("embeddings do not match labels × dimension {dim}")));
+    }
+    // A NaN or infinite embedding has no place in a ranking: an error, not quietly wrong metrics.
+    if let Some(i) = queries.iter().chain(references).position(|v| !v.is_finite()) {
+        let (which, at) = if i < queries.len() { ("query", i) } else { ("reference", i - queries.len()) };
+        return Err(Error::invalid(OP, format!("{which} {} holds a non-finite value", at / dim)));
     }
     if same_set && query_labels.len() != reference_labels.len() {
         return Err(Error::shape(OP, "same_set needs as many queries as references"));

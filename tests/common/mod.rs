@@ -76,6 +76,13 @@ pub fn poisoned<B: Backend>(b: &B, shape: &[usize]) -> Tensor<B> {
     t
 }
 
+/// A tensor's buffer for the GEMM entry points that take buffers (they check its length and
+/// device themselves).
+pub fn out_buf<B: Backend>(t: &mut Tensor<B>) -> &mut B::Buf<f32> {
+    // SAFETY: the callers hand it to those entry points, which only write its elements.
+    unsafe { t.buf_mut_unchecked() }
+}
+
 pub fn host<B: Backend>(b: &B, t: &Tensor<B>) -> Vec<f32> {
     t.to_vec(b).expect("download")
 }
