@@ -6,10 +6,12 @@ use crate::backend::{Backend, DType, Scalar};
 use crate::device::Device;
 use crate::error::{Error, Result};
 
-/// Owned storage plus shape. Invariant: the buffer holds at least `shape.iter().product()`
-/// elements (exactly that many, except that an empty tensor may hold one unused element on a
-/// backend that can't allocate zero bytes), which is what lets [`crate::ops`] hand buffers to
-/// kernels after checking shapes only.
+/// Owned storage plus shape. Invariant: the buffer is on the tensor's device and holds at least
+/// `shape.iter().product()` elements (exactly that many, except that an empty tensor may hold one
+/// unused element on a backend that can't allocate zero bytes), whose bytes fit `isize::MAX`;
+/// which is what lets [`crate::ops`] hand buffers to kernels after checking shapes and devices
+/// only. Nothing public can replace or resize the buffer but the unsafe
+/// [`Tensor::buf_mut_unchecked`].
 pub struct Tensor<B: Backend, T: Scalar = f32> {
     buf: B::Buf<T>,
     shape: Vec<usize>,

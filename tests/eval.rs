@@ -126,11 +126,18 @@ fn roc_auc_and_thresholds() {
         (vec![1e8, 2e8], vec![true, true]),
         (vec![1e8, 2e8], vec![false, false]),
         (vec![f32::MAX, -f32::MAX, f32::MAX], vec![true, false, true]),
+        (vec![f32::NEG_INFINITY, 1.0], vec![false, true]),
     ] {
         let (t, acc) = best_threshold(&scores, &labels).unwrap();
         assert_eq!(acc, 1.0, "{scores:?}");
         assert_eq!(accuracy_at(&scores, &labels, t).unwrap(), acc, "{scores:?}: threshold {t}");
     }
+    // A −∞ score can't be called similar: the best is then the other one alone.
+    let (t, acc) = best_threshold(&[f32::NEG_INFINITY, 1.0], &[true, true]).unwrap();
+    assert_eq!((acc, accuracy_at(&[f32::NEG_INFINITY, 1.0], &[true, true], t).unwrap()), (0.5, 0.5));
+    // Outside the scores, one past them where that is representable.
+    assert_eq!(best_threshold(&[0.2, 0.8], &[true, true]).unwrap().0, 0.2 - 1.0);
+    assert_eq!(best_threshold(&[0.2, 0.8], &[false, false]).unwrap().0, 0.8 + 1.0);
     assert!(roc_auc(&[0.1], &[true, false]).is_err());
     // Non-finite embeddings and sizes that overflow are errors.
     let e =
@@ -210,6 +217,16 @@ fn pca_finds_the_dominant_directions() {
     assert!(p.iter().all(|&(_, y)| y == 0.0), "{p:?}");
     assert_eq!(p.iter().map(|&(x, _)| x.abs()).collect::<Vec<_>>(), vec![1.5, 0.5, 0.5, 1.5]);
     assert!(pca_2d(&[0.0, f32::NAN, 1.0, 2.0], 2).is_err());
+    // A slanted line (the second axis: rounding noise only) and one orthogonal to the fixed start
+    // vector of the first axis, (1, 3): all the spread on x, none on y.
+    for dir in [(1.0f32, 2.0f32), (3.0, -1.0)] {
+        let pts: Vec<f32> = (0..5).flat_map(|i| [i as f32 * dir.0, i as f32 * dir.1]).collect();
+        let p = pca_2d(&pts, 2).unwrap();
+        let len = (dir.0 * dir.0 + dir.1 * dir.1).sqrt();
+        for (i, &(x, y)) in p.iter().enumerate() {
+            assert!(y == 0.0 && (x.abs() - ((i as f32 - 2.0) * len).abs()).abs() < 1e-5, "{dir:?}: {p:?}");
+        }
+    }
 }
 
 #[test]

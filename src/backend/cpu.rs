@@ -36,7 +36,8 @@ impl Backend for CpuBackend {
     }
 
     fn zeros<T: Scalar>(&self, len: usize) -> Result<Vec<T>> {
-        // Reserved first: a size the host can't hold is an error, not an abort.
+        // Reserved first: a size the allocator refuses is an error, not an abort (one it grants
+        // on an overcommitting host may still fail as it is zeroed).
         let mut v = Vec::new();
         v.try_reserve_exact(len).map_err(|e| {
             Error::invalid("CpuBackend::zeros", format!("{len} elements of {}: {e}", std::any::type_name::<T>()))

@@ -1,5 +1,6 @@
-//! The CUDA backend: one context and one stream per backend value, kernels loaded once from the
-//! fatbins that build.rs embedded, typed launchers in `src/ops/*/cuda.rs`.
+//! The CUDA backend: one context and one stream per GPU for the life of the process (every
+//! `CudaBackend::new` of a GPU shares them), kernels loaded once from the fatbins that build.rs
+//! embedded, typed launchers in `src/ops/*/cuda.rs`.
 //!
 //! Construction checks, in order, that the driver library can be loaded (cudarc would panic
 //! otherwise), that the GPU exists, and that every embedded kernel loads on it; each failure is an
@@ -134,7 +135,9 @@ impl CudaBackend {
     /// same backend (one context, one stream) for the rest of the process, so tensors that pass
     /// the device check are always ordered on one stream: a backend opened again after its
     /// clones were dropped would bring a new stream, unordered against the old one that tensors
-    /// made before still use (and free on).
+    /// made before still use (and free on). So the context is not released before the process
+    /// ends: its memory pool stays, and a sticky fault (an illegal address, a trap) fails every
+    /// later call of the process, as it would its own stream's anyway.
     pub fn new(ordinal: usize) -> Result<Self> {
         static OPEN: OnceLock<Mutex<HashMap<usize, Arc<Inner>>>> = OnceLock::new();
         // A poisoned lock only means another thread panicked while holding it; the map is intact.
@@ -148,7 +151,8 @@ impl CudaBackend {
     }
 
     /// Errors unless `buf` lives on this backend's GPU (a buffer of another GPU would be read or
-    /// written through this one's stream, unordered against its own).
+    /// written through this one's stream, unordered against its own). Buffers made on other
+    /// streams of this GPU (outside the crate) are the caller's to order.
     fn check_buf<T>(&self, op: &'static str, name: &str, buf: &CudaSlice<T>) -> Result<()> {
         if buf.ordinal() != self.inner.ordinal {
             return Err(Error::DeviceMismatch {

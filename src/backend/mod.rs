@@ -84,12 +84,13 @@ pub struct AdamSlot<'a, B: Backend> {
 
 /// Every kernel entry point, implemented by the CPU reference and by CUDA.
 ///
-/// Memory methods are safe (they check lengths).
+/// Memory methods are safe (they check lengths, and on CUDA that the buffers are this GPU's).
 ///
 /// # Safety
-/// Kernel methods are `unsafe` with one contract, stated here once: every buffer passed holds at
-/// least the elements its sizes imply (`rows·cols`, `n`, the GEMM extents of [`GemmSpec`], 3 for
-/// optimizer state). [`crate::ops`] checks this before every call.
+/// Kernel methods are `unsafe` with one contract, stated here once: every buffer passed is on
+/// this backend's device and holds at least the elements its sizes imply (`rows·cols`, `n`, the
+/// GEMM extents of [`GemmSpec`], 3 for optimizer state). [`crate::ops`] checks this before every
+/// call (through the tensors' shapes and devices, see [`crate::Tensor`]).
 #[allow(clippy::missing_safety_doc)]
 pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     /// Storage of `len` elements of `T` on this backend's device.

@@ -65,9 +65,15 @@ pub fn best_threshold(scores: &[f32], labels: &[bool]) -> Result<(f32, f64)> {
     check("best_threshold", scores, labels)?;
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    // Threshold below everything: all predicted similar.
     let mut correct = labels.iter().filter(|&&l| l).count() as i64;
-    let mut best = (next_down(scores[idx[0]]), correct);
+    // Threshold below everything: all predicted similar (min − 1, or the next float down where
+    // 1 is lost in rounding); impossible when the lowest score is −∞.
+    let lo = scores[idx[0]];
+    let mut best = match lo - 1.0 {
+        _ if lo == f32::NEG_INFINITY => (lo, i64::MIN),
+        below if below < lo => (below, correct),
+        _ => (next_down(lo), correct),
+    };
     let mut i = 0;
     while i < idx.len() {
         let mut j = i;
@@ -77,11 +83,12 @@ pub fn best_threshold(scores: &[f32], labels: &[bool]) -> Result<(f32, f64)> {
             j += 1;
         }
         // Any t in [a, b) separates the groups; the midpoint unless rounding lands it on b (or
-        // past: a + b overflowing), then a itself. Past the last group, its score.
+        // past: a + b overflowing), then a itself. Past the last group, its score + 1, or the
+        // score itself where 1 is lost in rounding.
         let a = scores[idx[i]];
         let t = match idx.get(j).map(|&k| scores[k]) {
             Some(b) => Some((0.5 * (f64::from(a) + f64::from(b))) as f32).filter(|&m| a <= m && m < b).unwrap_or(a),
-            None => a,
+            None => Some(a + 1.0).filter(|&above| above > a).unwrap_or(a),
         };
         if correct > best.1 {
             best = (t, correct);

@@ -32,24 +32,33 @@ pub fn pca_2d(x: &[f32], dim: usize) -> Result<Vec<(f32, f32)>> {
             }
         }
     }
+    // Power iteration with deflation from a fixed start; where it finds no variance off the axes
+    // already found (relative to the total, so rounding noise counts as none), a start along the
+    // largest variance of one coordinate, in case the fixed one was orthogonal to it; then none:
+    // the axis projects to 0.
+    let trace: f64 = (0..dim).map(|i| cov[i * dim + i]).sum();
+    let widest = (0..dim).max_by(|&a, &b| cov[a * dim + a].total_cmp(&cov[b * dim + b])).unwrap_or(0);
     let mut axes: Vec<Vec<f64>> = Vec::new();
     for k in 0..2.min(dim) {
-        let mut v: Vec<f64> = (0..dim).map(|i| 1.0 + (i * 7 + k * 3) as f64 % 5.0).collect();
-        for _ in 0..300 {
-            let mut w: Vec<f64> = (0..dim).map(|i| (0..dim).map(|j| cov[i * dim + j] * v[j]).sum()).collect();
-            for a in &axes {
-                let p: f64 = w.iter().zip(a).map(|(x, y)| x * y).sum();
-                w.iter_mut().zip(a).for_each(|(x, y)| *x -= p * y);
+        let fixed: Vec<f64> = (0..dim).map(|i| 1.0 + (i * 7 + k * 3) as f64 % 5.0).collect();
+        let basis: Vec<f64> = (0..dim).map(|i| f64::from(u8::from(i == widest))).collect();
+        let axis = [fixed, basis].into_iter().find_map(|mut v| {
+            for _ in 0..300 {
+                let mut w: Vec<f64> = (0..dim).map(|i| (0..dim).map(|j| cov[i * dim + j] * v[j]).sum()).collect();
+                for a in &axes {
+                    let p: f64 = w.iter().zip(a).map(|(x, y)| x * y).sum();
+                    w.iter_mut().zip(a).for_each(|(x, y)| *x -= p * y);
+                }
+                let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+                let v_norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+                if norm <= 1e-12 * trace * v_norm {
+                    return None;
+                }
+                v = w.into_iter().map(|x| x / norm).collect();
             }
-            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if norm < 1e-300 {
-                // No variance left off the axes found: this axis adds nothing.
-                v = vec![0.0; dim];
-                break;
-            }
-            v = w.into_iter().map(|x| x / norm).collect();
-        }
-        axes.push(v);
+            Some(v)
+        });
+        axes.push(axis.unwrap_or_else(|| vec![0.0; dim]));
     }
     Ok(x.chunks_exact(dim)
         .map(|row| {

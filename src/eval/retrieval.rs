@@ -81,6 +81,10 @@ pub fn retrieval_metrics(
     }
     let (q, r) = (prepared(queries, dim, kind), prepared(references, dim, kind));
     let (qn, rn) = (sq_norms(&q, dim), sq_norms(&r, dim));
+    // Squared norms past f32 (|x| ≳ 1.8e19) would make the distances ∞ − ∞.
+    if qn.iter().chain(&rn).any(|v| !v.is_finite()) {
+        return Err(Error::invalid(OP, "an embedding's squared norm overflows f32"));
+    }
     let mut per_label = std::collections::HashMap::<u32, usize>::new();
     for &l in reference_labels {
         *per_label.entry(l).or_default() += 1;
