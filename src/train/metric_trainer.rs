@@ -612,13 +612,7 @@ impl<B: Backend> MetricTrainer<B> {
             }
             on_step(s, steps, &st);
         }
-        // Each step's loss was checked before its update; the epoch's last update is checked
-        // here, before the epoch counts.
-        for p in self.net.params().into_iter().chain(self.head.iter()) {
-            if let Some(&value) = p.value.to_vec(b)?.iter().find(|v| !v.is_finite()) {
-                return Err(Error::NonFiniteParameter { step: self.step, name: p.name.clone(), value });
-            }
-        }
+        super::check_params_finite(b, self.net.params().into_iter().chain(self.head.iter()), self.step)?;
         let ev = self.evaluate(b, train, test)?;
         self.epoch += 1;
         let mean = |i: usize| (sums[i] / steps.max(1) as f64) as f32;

@@ -9,3 +9,19 @@ pub use metric_trainer::{
 };
 pub use optimizer::{Adam, Sgd};
 pub use vae_trainer::{EpochRecord, StepMode, VaeTrainConfig, VaeTrainer, MODEL_FILE, TRAINER_FILE};
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::nn::Param;
+
+/// The end-of-epoch check of both trainers: every step's loss is checked before its update, so
+/// the epoch's last update is checked here, on the weights, before the epoch counts (and is
+/// saved): [`Error::NonFiniteParameter`] names the first non-finite one.
+fn check_params_finite<'a, B: Backend>(b: &B, params: impl IntoIterator<Item = &'a Param<B>>, step: u64) -> Result<()> {
+    for p in params {
+        if let Some(&value) = p.value.to_vec(b)?.iter().find(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteParameter { step, name: p.name.clone(), value });
+        }
+    }
+    Ok(())
+}

@@ -227,14 +227,8 @@ impl<B: Backend> VaeTrainer<B> {
         if let Some(bad) = train_stats.first_non_finite() {
             return Err(Error::NonFiniteLoss { step: self.step, value: bad });
         }
-        // The losses above were computed before their updates: the epoch's last update is
-        // checked here, on the weights and on the test loss, before the epoch counts (and is
-        // saved).
-        for p in self.vae.params() {
-            if let Some(&value) = p.value.to_vec(b)?.iter().find(|v| !v.is_finite()) {
-                return Err(Error::NonFiniteParameter { step: self.step, name: p.name.clone(), value });
-            }
-        }
+        // The epoch's last update, on the weights and (below) on the test loss.
+        super::check_params_finite(b, self.vae.params(), self.step)?;
         let test_stats = self.evaluate(b, test)?;
         if let Some(bad) = test_stats.first_non_finite() {
             return Err(Error::NonFiniteLoss { step: self.step, value: bad });
