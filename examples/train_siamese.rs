@@ -13,10 +13,12 @@
 //!          --miner semi-hard|semi-hard-anchor|semi-hard-facenet|batch-hard|batch-all (semi-hard:
 //!          TensorFlow Addons' rule, every anchor–positive pair with the closest negative farther
 //!          than the positive; semi-hard-anchor: one triplet per anchor, the closest negative farther
-//!          than its hardest positive)  --metric cosine|euclidean (cosine)  --margin X (0.2)
+//!          than its hardest positive)  --metric cosine|euclidean|squared-euclidean (cosine)  --margin X (0.2)
 //!          --squared  --lr X (2e-3)  --constant-lr (default: cosine decay to 0 over --epochs)
 //!          --p N (8 classes)  --k N (32 per class)  --sizes 784-512-256-128  --seed N (1)
-//!          --out DIR (runs/siamese)  --gemm-tuning heuristic|measure|measure-all (CUDA: how
+//!          --out DIR (runs/siamese)  --resume (continue the run in --out up to --epochs: net,
+//!          loss, P, K and seed come from its checkpoint; give the first run's --epochs, --lr and
+//!          --constant-lr to continue its learning-rate schedule exactly)  --gemm-tuning heuristic|measure|measure-all (CUDA: how
 //!          GemmKernel::Auto picks each layer's GEMM kernel; see latentkit::ops::gemm::tune)
 //!          --gemm-tuning-file FILE (CUDA: measured choices loaded from FILE when it exists and
 //!          saved to it at the end; tuning/README.md)
@@ -27,20 +29,20 @@
 //! fraction, precision@1, R-precision, MAP@R of test queries against train references, pair
 //! accuracy and ROC-AUC on 10,000 balanced test pairs with the threshold picked on training pairs),
 //! embeddings.png (2-D PCA of test embeddings coloured by class), test_embeddings.npy,
-//! vectors.tsv + metadata.tsv (for embedding projectors) and model.safetensors (plus head.scale,
-//! head.bias for the BCE head).
+//! vectors.tsv + metadata.tsv (for embedding projectors), model.safetensors (the weights, plus
+//! head.scale, head.bias for the BCE head) and trainer.safetensors (to resume: the weights again,
+//! the optimizer state, counters and the batch sampler's position), both after every epoch. A
+//! non-finite loss stops training with the last epoch's checkpoint intact.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use latentkit::data::Mnist;
 use latentkit::eval::pca_2d;
-use latentkit::io::{save_checkpoint, save_npy_f32, save_projector_tsv, save_scatter, write_file_atomic};
-use latentkit::ops::distance::Metric;
+use latentkit::io::{save_npy_f32, save_projector_tsv, save_scatter, write_file_atomic};
 use latentkit::ops::gemm::GemmTuning;
-use latentkit::ops::mining::{Miner, SemiHardPolicy, TripletConfig};
-use latentkit::train::{MetricEpochRecord, MetricTrainConfig, MetricTrainer};
+use latentkit::ops::mining::TripletConfig;
+use latentkit::train::{MetricEpochRecord, MetricTrainConfig, MetricTrainer, TRAINER_FILE};
 use latentkit::{Backend, CpuBackend, CudaBackend, Device, Error};
 
 struct Args {
@@ -49,6 +51,7 @@ struct Args {
     epochs: usize,
     cfg: MetricTrainConfig,
     out: PathBuf,
+    resume: bool,
     /// How the CUDA GEMMs' kernels are picked (`--gemm-tuning`; default: Measure with a tuning
     /// file, else Heuristic).
     gemm_tuning: Option<GemmTuning>,
@@ -72,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
         epochs: 5,
         cfg: MetricTrainConfig::default(),
         out: PathBuf::from("runs/siamese"),
+        resume: false,
         gemm_tuning: None,
         gemm_tuning_file: None,
         gemm_exclude: Vec::new(),
@@ -89,6 +93,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--constant-lr" => {
                 lr_decay = false;
+                continue;
+            }
+            "--resume" => {
+                a.resume = true;
                 continue;
             }
             "-h" | "--help" => {
@@ -126,23 +134,8 @@ fn parse_args() -> Result<Args, String> {
                     _ => return Err(bad(&"expected triplet, contrastive or bce")),
                 }
             }
-            "--metric" => {
-                triplet.metric = match v.as_str() {
-                    "cosine" => Metric::Cosine,
-                    "euclidean" => Metric::Euclidean,
-                    _ => return Err(bad(&"expected cosine or euclidean")),
-                }
-            }
-            "--miner" => {
-                triplet.miner = match v.as_str() {
-                    "semi-hard" => Miner::SemiHard(SemiHardPolicy::TfAddons),
-                    "semi-hard-anchor" => Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive),
-                    "semi-hard-facenet" => Miner::SemiHard(SemiHardPolicy::FaceNet),
-                    "batch-hard" => Miner::BatchHard,
-                    "batch-all" => Miner::BatchAll,
-                    _ => return Err(bad(&"unknown miner")),
-                }
-            }
+            "--metric" => triplet.metric = v.parse().map_err(|e: Error| bad(&e))?,
+            "--miner" => triplet.miner = v.parse().map_err(|e: Error| bad(&e))?,
             _ => return Err(format!("unknown option {flag:?} (try --help)")),
         }
     }
@@ -155,30 +148,36 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn write_metrics(path: &std::path::Path, history: &[MetricEpochRecord]) -> latentkit::Result<()> {
-    let mut text = String::from(
-        "epoch,step,loss,active_fraction,mean_d_ap,mean_d_an,collapse_fraction,precision_at_1,r_precision,map_at_r,pair_accuracy,pair_auc,pair_threshold,seconds\n",
-    );
-    for r in history {
-        text += &format!(
-            "{},{},{:.5},{:.4},{:.4},{:.4},{:.5},{:.4},{:.4},{:.4},{:.4},{:.5},{:.5},{:.2}\n",
-            r.epoch,
-            r.step,
-            r.loss,
-            r.active_fraction,
-            r.mean_d_ap,
-            r.mean_d_an,
-            r.collapse_fraction,
-            r.retrieval.precision_at_1,
-            r.retrieval.r_precision,
-            r.retrieval.map_at_r,
-            r.pair_accuracy,
-            r.pair_auc,
-            r.pair_threshold,
-            r.seconds
-        );
-    }
-    write_file_atomic(path, text.as_bytes())
+const METRICS_HEADER: &str = "epoch,step,loss,active_fraction,mean_d_ap,mean_d_an,collapse_fraction,precision_at_1,r_precision,map_at_r,pair_accuracy,pair_auc,pair_threshold,seconds";
+
+fn metrics_row(r: &MetricEpochRecord) -> String {
+    format!(
+        "{},{},{:.5},{:.4},{:.4},{:.4},{:.5},{:.4},{:.4},{:.4},{:.4},{:.5},{:.5},{:.2}",
+        r.epoch,
+        r.step,
+        r.loss,
+        r.active_fraction,
+        r.mean_d_ap,
+        r.mean_d_an,
+        r.collapse_fraction,
+        r.retrieval.precision_at_1,
+        r.retrieval.r_precision,
+        r.retrieval.map_at_r,
+        r.pair_accuracy,
+        r.pair_auc,
+        r.pair_threshold,
+        r.seconds
+    )
+}
+
+/// The rows of an earlier metrics.csv for epochs up to `epoch` (those the checkpoint holds).
+fn earlier_rows(path: &std::path::Path, epoch: usize) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    text.lines()
+        .skip(1)
+        .filter(|l| l.split(',').next().and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= epoch))
+        .map(String::from)
+        .collect()
 }
 
 fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
@@ -188,13 +187,21 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::Io { path: args.out.clone(), offset: 0, source: e })?;
     let train_labels: Vec<u32> = data.train.labels.iter().map(|&l| u32::from(l)).collect();
-    let mut t = MetricTrainer::new(b, args.cfg.clone(), &train_labels)?;
+    let metrics_path = args.out.join("metrics.csv");
+    let (mut t, mut rows) = if args.resume {
+        let t = MetricTrainer::resume(b, &args.out, args.cfg.clone(), &train_labels)?;
+        println!("resumed from {} at epoch {}, step {}", args.out.join(TRAINER_FILE).display(), t.epoch, t.step);
+        let rows = earlier_rows(&metrics_path, t.epoch);
+        (t, rows)
+    } else {
+        (MetricTrainer::new(b, args.cfg.clone(), &train_labels)?, Vec::new())
+    };
     let c = &t.cfg;
     let loss = match (c.loss.triplet(), c.loss.contrastive_margin()) {
         (Some(tr), _) => format!(
-            "triplet {:?} {:?} margin {}{}",
-            tr.miner,
-            tr.metric,
+            "triplet {} {} margin {}{}",
+            tr.miner.label(),
+            tr.metric.label(),
             tr.margin,
             if tr.squared { " (squared)" } else { "" }
         ),
@@ -220,10 +227,9 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     let style =
         ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
             .map_err(|e| Error::InvalidArgument { op: "progress bar", msg: e.to_string() })?;
-    let mut history = Vec::new();
-    for epoch in 1..=args.epochs {
+    while t.epoch < args.epochs {
         let bar = ProgressBar::new(0).with_style(style.clone());
-        bar.set_prefix(format!("{epoch}/{}", args.epochs));
+        bar.set_prefix(format!("{}/{}", t.epoch + 1, args.epochs));
         let rec = t.run_epoch(b, &data.train, &data.test, |s, steps, st| {
             bar.set_length(steps as u64);
             bar.set_position(s as u64 + 1);
@@ -232,6 +238,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
             }
         });
         bar.finish_and_clear();
+        // On error (a non-finite loss included) nothing below runs: the last checkpoint stays.
         let rec = rec?;
         println!(
             "epoch {:>2}: loss {:.4} (active {:.3}, d_ap {:.3}, d_an {:.3}) | test p@1 {:.4}, R-precision {:.4}, MAP@R {:.4} | pairs acc {:.4}, ROC-AUC {:.5} | {:.1} s",
@@ -247,14 +254,9 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
             rec.pair_auc,
             rec.seconds
         );
-        history.push(rec);
-        write_metrics(&args.out.join("metrics.csv"), &history)?;
-        let mut meta = BTreeMap::new();
-        meta.insert("format".into(), "latentkit-embedding-mlp".into());
-        meta.insert("sizes".into(), t.cfg.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-"));
-        meta.insert("epoch".into(), rec.epoch.to_string());
-        meta.insert("loss".into(), t.cfg.loss.name().into());
-        save_checkpoint(&args.out.join("model.safetensors"), &t.state_dict(b)?, &meta)?;
+        t.save(b, &args.out)?;
+        rows.push(metrics_row(&rec));
+        write_file_atomic(&metrics_path, format!("{METRICS_HEADER}\n{}\n", rows.join("\n")).as_bytes())?;
     }
 
     let emb = t.embed(b, &data.test)?;

@@ -157,16 +157,13 @@ fn read_metrics(path: &std::path::Path) -> Vec<EpochRecord> {
         .skip(1)
         .filter_map(|l| {
             let f: Vec<f64> = l.split(',').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+            if f.len() != 9 {
+                return None;
+            }
             let st =
                 |a: usize| latentkit::nn::StepStats { loss: f[a] as f32, recon: f[a + 1] as f32, kl: f[a + 2] as f32 };
             let test = latentkit::nn::StepStats { loss: f[5] as f32, recon: f[6] as f32, kl: f[7] as f32 };
-            (f.len() == 9).then(|| EpochRecord {
-                epoch: f[0] as usize,
-                step: f[1] as u64,
-                train: st(2),
-                test,
-                seconds: f[8],
-            })
+            Some(EpochRecord { epoch: f[0] as usize, step: f[1] as u64, train: st(2), test, seconds: f[8] })
         })
         .collect()
 }

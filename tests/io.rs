@@ -1,39 +1,16 @@
 //! Checkpoints (round trip, atomicity, broken files) and PNG artefacts (layout, decodability).
 
+mod common;
+
+use common::TempDir;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use latentkit::io::{
     load_checkpoint, save_checkpoint, save_image_grid, save_line_plot, save_scatter, NamedTensor, Series,
 };
 use latentkit::rng::{seeded, uniform_vec};
 use latentkit::Error;
-
-/// A fresh directory per test (pid + name), removed on drop even when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("latentkit-io-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-
-    fn entries(&self) -> BTreeSet<String> {
-        std::fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn tensors(seed: u64) -> Vec<NamedTensor> {
     let mut rng = seeded(seed);
@@ -53,7 +30,7 @@ fn metadata() -> BTreeMap<String, String> {
 #[test]
 fn checkpoint_round_trip_is_bit_exact() {
     let dir = TempDir::new("roundtrip");
-    let path = dir.path("model.safetensors");
+    let path = dir.join("model.safetensors");
     let saved = tensors(1);
     assert!(saved.iter().all(|t| t.data.iter().all(|&v| v != 0.0)));
     save_checkpoint(&path, &saved, &metadata()).unwrap();
@@ -79,7 +56,7 @@ fn checkpoint_round_trip_is_bit_exact() {
 #[test]
 fn failed_save_leaves_existing_checkpoint_untouched() {
     let dir = TempDir::new("atomic");
-    let path = dir.path("ckpt.safetensors");
+    let path = dir.join("ckpt.safetensors");
     save_checkpoint(&path, &tensors(3), &metadata()).unwrap();
     let before = std::fs::read(&path).unwrap();
 
@@ -93,7 +70,7 @@ fn failed_save_leaves_existing_checkpoint_untouched() {
     empty[0].name.clear();
     assert!(matches!(save_checkpoint(&path, &empty, &metadata()), Err(Error::InvalidArgument { .. })));
     // A save whose rename cannot happen (the target is a non-empty directory) cleans up too.
-    let blocker = dir.path("blocker");
+    let blocker = dir.join("blocker");
     std::fs::create_dir(&blocker).unwrap();
     std::fs::write(blocker.join("x"), b"x").unwrap();
     assert!(matches!(save_checkpoint(&blocker, &tensors(4), &metadata()), Err(Error::Io { .. })));
@@ -105,11 +82,11 @@ fn failed_save_leaves_existing_checkpoint_untouched() {
 #[test]
 fn broken_checkpoints_are_reported_not_panicked_on() {
     let dir = TempDir::new("broken");
-    let path = dir.path("full.safetensors");
+    let path = dir.join("full.safetensors");
     save_checkpoint(&path, &tensors(5), &metadata()).unwrap();
     let bytes = std::fs::read(&path).unwrap();
 
-    let cut = dir.path("cut.safetensors");
+    let cut = dir.join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     match load_checkpoint(&cut) {
         Err(e @ Error::Format { offset, .. }) => {
@@ -124,10 +101,10 @@ fn broken_checkpoints_are_reported_not_panicked_on() {
         assert!(matches!(load_checkpoint(&cut), Err(Error::Format { .. })), "cut at {len}");
     }
 
-    let missing = dir.path("missing.safetensors");
+    let missing = dir.join("missing.safetensors");
     assert!(matches!(load_checkpoint(&missing), Err(Error::Io { .. })));
 
-    let junk = dir.path("junk.safetensors");
+    let junk = dir.join("junk.safetensors");
     let noise: Vec<u8> = uniform_vec(&mut seeded(6), 4096, 0.0, 255.0).iter().map(|&v| v as u8).collect();
     std::fs::write(&junk, noise).unwrap();
     match load_checkpoint(&junk) {
@@ -139,7 +116,7 @@ fn broken_checkpoints_are_reported_not_panicked_on() {
     let mut f16 = (header.len() as u64).to_le_bytes().to_vec();
     f16.extend_from_slice(header);
     f16.extend_from_slice(&[0; 4]);
-    let f16_path = dir.path("half.safetensors");
+    let f16_path = dir.join("half.safetensors");
     std::fs::write(&f16_path, f16).unwrap();
     match load_checkpoint(&f16_path) {
         Err(e @ Error::Format { .. }) => assert!(e.to_string().contains("`h`") && e.to_string().contains("F16"), "{e}"),
@@ -160,7 +137,7 @@ fn decode(path: &Path) -> (usize, usize, png::ColorType, Vec<u8>) {
 #[test]
 fn image_grid_layout_matches_documented_formula() {
     let dir = TempDir::new("grid");
-    let path = dir.path("grid.png");
+    let path = dir.join("grid.png");
     let (n, h, w, cols, scale) = (16, 28, 28, 4, 2);
     let mut images = uniform_vec(&mut seeded(7), n * h * w, -0.1, 1.1);
     images[5] = f32::NAN;
@@ -206,7 +183,7 @@ fn distinct_colours(px: &[u8]) -> BTreeSet<[u8; 3]> {
 #[test]
 fn line_plot_draws_axes_series_and_legend() {
     let dir = TempDir::new("lines");
-    let path = dir.path("loss.png");
+    let path = dir.join("loss.png");
     let train: Vec<(f64, f64)> = (0..200).map(|i| (f64::from(i), 100.0 * (-f64::from(i) / 40.0).exp() + 3.0)).collect();
     let mut test: Vec<(f64, f64)> =
         (0..20).map(|i| (f64::from(i * 10), 110.0 * (-f64::from(i) / 4.0).exp() + 5.0)).collect();
@@ -245,7 +222,7 @@ fn line_plot_draws_axes_series_and_legend() {
 #[test]
 fn scatter_colours_points_by_label() {
     let dir = TempDir::new("scatter");
-    let path = dir.path("embedding.png");
+    let path = dir.join("embedding.png");
     let mut rng = seeded(8);
     let labels: Vec<u8> = (0..500).map(|i| (i % 10) as u8).collect();
     let xy = uniform_vec(&mut rng, 1000, -1.0, 1.0);

@@ -7,8 +7,12 @@ mod common;
 
 use common::*;
 use latentkit::data::Mnist;
-use latentkit::ops::mining::TripletConfig;
-use latentkit::train::{MetricTrainConfig, MetricTrainer};
+use latentkit::io::checkpoint::{load_checkpoint, save_checkpoint, NamedTensor};
+use latentkit::ops::distance::Metric;
+use latentkit::ops::mining::{Miner, TripletConfig};
+use latentkit::train::{MetricEpochRecord, MetricLoss, MetricTrainConfig, MetricTrainer, MODEL_FILE, TRAINER_FILE};
+use latentkit::{CpuBackend, Error};
+use std::collections::BTreeMap;
 
 /// Minimum figures after two epochs (of the default cosine decay over 5).
 struct Bounds {
@@ -199,4 +203,188 @@ fn a_diverging_last_update_stops_the_metric_epoch() {
         other => panic!("expected NonFiniteParameter after step 1, got {:?}", other.map(|r| r.epoch)),
     }
     assert_eq!((t.epoch, t.step), (0, 1));
+}
+
+/// A small trainer for the checkpoint tests: MLP 784-64-16, P×K = 5×8 (the BCE head needs
+/// P, K > 4), a 1040-image training split (26 steps an epoch), the learning rate decaying over 3
+/// epochs.
+fn small_config(loss: MetricLoss) -> MetricTrainConfig {
+    MetricTrainConfig { sizes: vec![784, 64, 16], p: 5, k: 8, loss, lr_decay_epochs: 3, seed: 11, ..Default::default() }
+}
+
+fn small_data() -> (latentkit::data::MnistSplit, latentkit::data::MnistSplit, Vec<u32>) {
+    let data = Mnist::committed_subset().unwrap();
+    let mut train = data.train.clone();
+    train.truncate(1040);
+    let labels = train.labels.iter().map(|&l| u32::from(l)).collect();
+    (train, data.test, labels)
+}
+
+/// The records of `epochs` epochs, wall time left out (everything else must repeat exactly).
+fn epochs_of(
+    b: &CpuBackend,
+    t: &mut MetricTrainer<CpuBackend>,
+    train: &latentkit::data::MnistSplit,
+    test: &latentkit::data::MnistSplit,
+    epochs: usize,
+) -> Vec<MetricEpochRecord> {
+    (0..epochs)
+        .map(|_| MetricEpochRecord { seconds: 0.0, ..t.run_epoch(b, train, test, |_, _, _| {}).unwrap() })
+        .collect()
+}
+
+/// Everything a checkpoint holds, as bits: weights, Adam moments and step.
+fn trainer_state(b: &CpuBackend, t: &MetricTrainer<CpuBackend>) -> Vec<(String, Vec<u32>)> {
+    let params: Vec<&latentkit::nn::Param<CpuBackend>> = t.net.params().into_iter().chain(t.head.iter()).collect();
+    t.state_dict(b)
+        .unwrap()
+        .into_iter()
+        .chain(t.opt.state_dict(b, &params).unwrap())
+        .map(|n| (n.name, n.data.iter().map(|v| v.to_bits()).collect()))
+        .collect()
+}
+
+/// Saving after one epoch and resuming gives the run an uninterrupted trainer has, bit for bit,
+/// for every loss (the BCE head's scalars and a non-default triplet configuration included): the
+/// sampler continues its sequence of batches, Adam its moments and the learning-rate schedule its
+/// step. Settings come from the checkpoint, optimisation settings from the caller.
+#[test]
+fn resume_continues_the_metric_run_exactly() {
+    let b = CpuBackend;
+    let (train, test, labels) = small_data();
+    let triplet = TripletConfig {
+        miner: Miner::BatchAll,
+        metric: Metric::Euclidean,
+        margin: 0.3,
+        squared: true,
+        collapse_eps: 2e-3,
+        tfa_compat: true,
+    };
+    for loss in [
+        MetricLoss::Triplet(triplet),
+        MetricLoss::Triplet(TripletConfig {
+            tfa_compat: false,
+            ..*MetricTrainConfig::default().loss.triplet().unwrap()
+        }),
+        MetricLoss::Contrastive { margin: 0.7 },
+        MetricLoss::BceHead,
+    ] {
+        let cfg = small_config(loss);
+        let dir = TempDir::new(&format!("metric-resume-{}", loss.name()));
+        let mut whole = MetricTrainer::new(&b, cfg.clone(), &labels).unwrap();
+        let straight = epochs_of(&b, &mut whole, &train, &test, 3);
+
+        let mut first = MetricTrainer::new(&b, cfg.clone(), &labels).unwrap();
+        let mut resumed_run = epochs_of(&b, &mut first, &train, &test, 1);
+        first.save(&b, dir.path()).unwrap();
+        drop(first);
+        let caller = MetricTrainConfig { adam: cfg.adam, lr_decay_epochs: cfg.lr_decay_epochs, ..Default::default() };
+        let mut resumed = MetricTrainer::resume(&b, dir.path(), caller, &labels).unwrap();
+        assert_eq!(resumed.cfg, cfg, "{loss:?}: the settings come from the checkpoint");
+        assert_eq!((resumed.epoch, resumed.step), (1, 26));
+        resumed_run.extend(epochs_of(&b, &mut resumed, &train, &test, 2));
+        assert_eq!(straight, resumed_run, "{loss:?}");
+        assert!(trainer_state(&b, &whole) == trainer_state(&b, &resumed), "{loss:?}: state differs after resuming");
+
+        // The model file holds the weights alone, under the state dict's names.
+        let (weights, meta) = load_checkpoint(&dir.join(MODEL_FILE)).unwrap();
+        let names: Vec<String> = resumed.state_dict(&b).unwrap().into_iter().map(|t| t.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(weights.iter().map(|t| t.name.clone()).collect::<Vec<_>>(), sorted);
+        assert_eq!((meta["sizes"].as_str(), meta["epoch"].as_str()), ("784-64-16", "1"));
+    }
+}
+
+/// Rewrites the trainer file of `dir` with `edit` applied to its tensors and metadata.
+fn edit_trainer_file(dir: &TempDir, edit: impl FnOnce(&mut Vec<NamedTensor>, &mut BTreeMap<String, String>)) {
+    let (mut tensors, mut meta) = load_checkpoint(&dir.join(TRAINER_FILE)).unwrap();
+    edit(&mut tensors, &mut meta);
+    save_checkpoint(&dir.join(TRAINER_FILE), &tensors, &meta).unwrap();
+}
+
+/// A checkpoint that does not fit the labels, or whose records contradict each other or its
+/// weights, is an error naming what differs, before anything large is allocated.
+#[test]
+fn resume_refuses_checkpoints_that_do_not_fit() {
+    let b = CpuBackend;
+    let (train, test, labels) = small_data();
+    let cfg = small_config(MetricLoss::Contrastive { margin: 1.0 });
+    let missing = TempDir::new("metric-resume-missing");
+    let e = MetricTrainer::resume(&b, missing.path(), cfg.clone(), &labels).map(|_| ()).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+
+    let saved = TempDir::new("metric-resume-saved");
+    let mut t = MetricTrainer::new(&b, cfg.clone(), &labels).unwrap();
+    t.run_epoch(&b, &train, &test, |_, _, _| {}).unwrap();
+    t.save(&b, saved.path()).unwrap();
+    let original = std::fs::read(saved.join(TRAINER_FILE)).unwrap();
+    let resume = |labels: &[u32]| MetricTrainer::resume(&b, saved.path(), cfg.clone(), labels).map(|_| ());
+    resume(&labels).unwrap();
+
+    // Labels grouping the examples otherwise (two examples of different classes swapped).
+    let mut swapped = labels.clone();
+    let other = swapped.iter().position(|&l| l != swapped[0]).unwrap();
+    swapped.swap(0, other);
+    let e = resume(&swapped).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("group"), "{e}");
+    // The same grouping under other label values is the same training set.
+    resume(&labels.iter().map(|&l| l + 100).collect::<Vec<_>>()).unwrap();
+
+    type Edit = fn(&mut Vec<NamedTensor>, &mut BTreeMap<String, String>);
+    type Expected = fn(&Error) -> bool;
+    let cases: [(&str, Edit, Expected); 8] = [
+        (
+            "another format",
+            |_, m| drop(m.insert("format".into(), "latentkit-vae".into())),
+            |e| matches!(e, Error::Format { .. }),
+        ),
+        (
+            "sizes beyond the weights",
+            |_, m| drop(m.insert("sizes".into(), "784-1000000000000-16".into())),
+            |e| matches!(e, Error::Shape { .. }),
+        ),
+        (
+            "malformed sizes",
+            |_, m| drop(m.insert("sizes".into(), "784--16".into())),
+            |e| matches!(e, Error::Format { .. }),
+        ),
+        (
+            "an unknown miner",
+            |_, m| {
+                m.insert("loss".into(), "triplet".into());
+                m.insert("miner".into(), "hardest".into());
+            },
+            |e| matches!(e, Error::Format { .. }) && e.to_string().contains("miner"),
+        ),
+        (
+            "no sampler position",
+            |_, m| drop(m.remove("sampler_position")),
+            |e| matches!(e, Error::Format { .. }) && e.to_string().contains("sampler_position"),
+        ),
+        (
+            "the BCE head's loss without its scalars",
+            |_, m| drop(m.insert("loss".into(), "bce".into())),
+            |e| e.to_string().contains("head.scale"),
+        ),
+        (
+            "a weight of no parameter",
+            |t, _| {
+                let extra = NamedTensor { name: "model.head.scale".into(), shape: vec![1], data: vec![1.0] };
+                t.push(extra);
+            },
+            |e| matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("head.scale"),
+        ),
+        (
+            "missing Adam moments",
+            |t, _| t.retain(|t| !t.name.starts_with("adam.m.")),
+            |e| e.to_string().contains("adam.m."),
+        ),
+    ];
+    for (what, edit, expected) in cases {
+        std::fs::write(saved.join(TRAINER_FILE), &original).unwrap();
+        edit_trainer_file(&saved, edit);
+        let e = resume(&labels).unwrap_err();
+        assert!(expected(&e), "{what}: {e}");
+    }
 }

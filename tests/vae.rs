@@ -18,7 +18,6 @@ use latentkit::ops::AdamConfig;
 use latentkit::rng::seeded;
 use latentkit::train::{Adam, EpochRecord, StepMode, VaeTrainConfig, VaeTrainer, MODEL_FILE, TRAINER_FILE};
 use latentkit::{Backend, CpuBackend, Error, Tensor};
-use std::path::{Path, PathBuf};
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
@@ -42,28 +41,6 @@ const NAMES: [&str; 10] = [
     "fc4.weight",
     "fc4.bias",
 ];
-
-/// A directory under the system temp dir named after the test and this process, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("latentkit-vae-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn no_progress(_: usize, _: usize, _: Option<&latentkit::nn::StepStats>) {}
 

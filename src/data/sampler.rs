@@ -75,6 +75,31 @@ impl PkSampler {
         })
     }
 
+    /// How far the sampler's generator has advanced (in 32-bit words): with the seed and the
+    /// labels, what a checkpoint needs to continue the same sequence of batches.
+    pub fn position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
+    /// Moves the generator to `position` (from [`PkSampler::position`]).
+    pub fn set_position(&mut self, position: u128) {
+        self.rng.set_word_pos(position);
+    }
+
+    /// A 64-bit FNV-1a digest of the grouping of the examples into classes (which examples share
+    /// a class; not the label values), all the batches depend on besides the seed: a resumed
+    /// trainer checks it against the labels it is given.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let words = self.by_class.iter().flat_map(|c| std::iter::once(c.len()).chain(c.iter().copied()));
+        for w in words {
+            for byte in (w as u64).to_le_bytes() {
+                h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        h
+    }
+
     /// The batches of one epoch: ⌊examples / (P·K)⌋ of them (none when there are fewer than
     /// P·K examples).
     pub fn epoch(&mut self) -> Vec<Vec<usize>> {

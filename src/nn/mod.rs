@@ -11,6 +11,7 @@ pub use crate::ops::latent::KlSchedule;
 pub use autoencoder::{Autoencoder, Likelihood};
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpSpec};
+pub(crate) use vae::load_params;
 pub(crate) use vae::{checkpoint_sizes, sizes_label};
 pub use vae::{StepStats, Vae, VaeConfig};
 

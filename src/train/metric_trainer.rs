@@ -4,24 +4,26 @@
 //! retrieval (test queries against train references) and by pair verification on fixed, seeded
 //! sets of balanced MNIST pairs (accuracy at a threshold picked on training pairs, ROC-AUC).
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Instant;
 
 use rand::Rng;
 
-use super::Adam;
+use super::{Adam, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
 use crate::backend::Backend;
 use crate::data::{MnistSplit, PkSampler};
 use crate::error::{Error, Result};
 use crate::eval::{accuracy_at, best_threshold, retrieval_metrics, roc_auc, DistanceKind, RetrievalMetrics};
-use crate::io::checkpoint::NamedTensor;
-use crate::nn::{Mlp, MlpSpec, Param};
+use crate::io::checkpoint::{load_checkpoint, save_checkpoint, NamedTensor};
+use crate::nn::{load_params, Mlp, MlpSpec, Param};
 use crate::ops::batch::gather_rows;
 use crate::ops::distance::{Metric, COSINE_NORM_FLOOR};
 use crate::ops::gemm::{matmul, Transpose};
 use crate::ops::metric_loss::{
     batch_pairs, contrastive_batch_bwd, contrastive_batch_fwd, siamese_cos_bwd, siamese_cos_fwd,
 };
-use crate::ops::mining::{triplet_bwd, triplet_fwd, TripletConfig, TripletStats, TripletWorkspace};
+use crate::ops::mining::{triplet_bwd, triplet_fwd, Miner, TripletConfig, TripletStats, TripletWorkspace};
 use crate::ops::{Activation, AdamConfig};
 use crate::rng::seeded;
 use crate::tensor::Tensor;
@@ -30,6 +32,11 @@ const TEST_PAIR_SEED: u64 = 0x7e57_9a12;
 const TRAIN_PAIR_SEED: u64 = 0x7a19_9a12;
 /// Pairs closer than this count as collapsed in the contrastive / BCE step statistics.
 const COLLAPSE_EPS: f64 = 1e-3;
+/// `format` of [`MetricTrainer::save`]'s trainer file and of its weights-only model file.
+const TRAINER_FORMAT: &str = "latentkit-metric-trainer";
+const MODEL_FORMAT: &str = "latentkit-embedding-mlp";
+/// The prefix of the embedding net's parameter names.
+const NET_PREFIX: &str = "embed.";
 
 /// The training loss.
 ///
@@ -399,7 +406,7 @@ impl<B: Backend> MetricTrainer<B> {
     pub fn new(b: &B, cfg: MetricTrainConfig, train_labels: &[u32]) -> Result<Self> {
         cfg.loss.validate()?;
         let spec = MlpSpec::new(&cfg.sizes, Activation::Relu, Activation::None);
-        let mut net = Mlp::new(b, &spec, "embed.", &mut seeded(cfg.seed))?;
+        let mut net = Mlp::new(b, &spec, NET_PREFIX, &mut seeded(cfg.seed))?;
         let sampler = PkSampler::new(train_labels, cfg.p, cfg.k, cfg.seed ^ 0x5eed)?;
         let n = sampler.batch_size();
         let (din, dout) = (net.in_features(), net.out_features());
@@ -699,6 +706,191 @@ impl<B: Backend> MetricTrainer<B> {
     /// The weights as named tensors (`embed.{i}.weight` [out, in], `embed.{i}.bias`, and for the
     /// BCE head `head.scale`, `head.bias` [1]).
     pub fn state_dict(&self, b: &B) -> Result<Vec<NamedTensor>> {
-        self.net.params().into_iter().chain(self.head.iter()).map(|p| p.to_named(b)).collect()
+        self.params().into_iter().map(|p| p.to_named(b)).collect()
     }
+
+    /// The net's parameters, then the head's: the order the optimizer was built with.
+    fn params(&self) -> Vec<&Param<B>> {
+        self.net.params().into_iter().chain(self.head.iter()).collect()
+    }
+
+    /// Writes `trainer.safetensors` (everything [`MetricTrainer::resume`] needs: the weights
+    /// under `model.`, the Adam moments and step, the epoch and step counters, the sampler's
+    /// position and a digest of the grouping of the training labels, and the net's sizes, the
+    /// loss with its settings, P, K and the seed as metadata), then `model.safetensors` (the
+    /// weights alone, [`MetricTrainer::state_dict`]'s names, for export) into `dir`, each
+    /// atomically. Resuming reads the trainer file alone, so a crash at any point leaves a
+    /// consistent checkpoint: the previous one, or the new one with the model file a save behind.
+    pub fn save(&self, b: &B, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), offset: 0, source: e })?;
+        let weights = self.state_dict(b)?;
+        let mut meta = BTreeMap::new();
+        meta.insert("format".to_string(), MODEL_FORMAT.to_string());
+        meta.insert("sizes".into(), sizes_text(&self.cfg.sizes));
+        meta.insert("epoch".into(), self.epoch.to_string());
+        meta.insert("loss".into(), self.cfg.loss.name().into());
+        let mut trainer_meta = meta.clone();
+        trainer_meta.insert("format".into(), TRAINER_FORMAT.into());
+        record_settings(&self.cfg, &mut trainer_meta);
+        trainer_meta.insert("step".into(), self.step.to_string());
+        trainer_meta.insert("sampler_position".into(), self.sampler.position().to_string());
+        trainer_meta.insert("sampler_labels".into(), format!("{:016x}", self.sampler.fingerprint()));
+        let mut state: Vec<NamedTensor> =
+            weights.iter().map(|t| NamedTensor { name: format!("{WEIGHTS_PREFIX}{}", t.name), ..t.clone() }).collect();
+        state.extend(self.opt.state_dict(b, &self.params())?);
+        save_checkpoint(&dir.join(TRAINER_FILE), &state, &trainer_meta)?;
+        save_checkpoint(&dir.join(MODEL_FILE), &weights, &meta)
+    }
+
+    /// Restores a trainer saved by [`MetricTrainer::save`] from `dir/trainer.safetensors`, so
+    /// that the next epochs are those an uninterrupted run would have trained (same batches, same
+    /// updates). The net's sizes, the loss and its settings, P, K and the seed come from the
+    /// checkpoint; `cfg` gives the optimisation settings (`adam`, `lr_decay_epochs`; pass the
+    /// original ones to continue the same schedule). `train_labels` must group the examples as
+    /// the labels the checkpoint was trained on did. The recorded sizes are checked against the
+    /// saved weights before anything is allocated.
+    pub fn resume(b: &B, dir: &Path, cfg: MetricTrainConfig, train_labels: &[u32]) -> Result<Self> {
+        const OP: &str = "MetricTrainer::resume";
+        let path = dir.join(TRAINER_FILE);
+        let (tensors, meta) = load_checkpoint(&path)?;
+        let format = |msg: String| Error::Format { path: path.clone(), offset: 0, msg };
+        let field = |key: &str| meta.get(key).ok_or_else(|| format(format!("metadata field {key:?} missing")));
+        let number = |key: &str| -> Result<u128> {
+            field(key)?.parse().map_err(|_| format(format!("metadata field {key:?} is not a number")))
+        };
+        if field("format")? != TRAINER_FORMAT {
+            return Err(format(format!("format {:?}, expected {TRAINER_FORMAT:?}", meta["format"])));
+        }
+        let cfg = parse_settings(&meta, cfg).map_err(format)?;
+        let (weights, opt_state): (Vec<NamedTensor>, Vec<NamedTensor>) =
+            tensors.into_iter().partition(|t| t.name.starts_with(WEIGHTS_PREFIX));
+        let weights: Vec<NamedTensor> = weights
+            .into_iter()
+            .map(|t| NamedTensor { name: t.name[WEIGHTS_PREFIX.len()..].to_string(), ..t })
+            .collect();
+        // The recorded sizes allocate the net: they must be those of the weights the file holds.
+        let saved = mlp_sizes(&weights, NET_PREFIX);
+        if saved.as_deref() != Some(cfg.sizes.as_slice()) {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "{}: the checkpoint records sizes {} but its weights are {}",
+                    path.display(),
+                    sizes_text(&cfg.sizes),
+                    saved.map_or_else(|| "no embedding net".into(), |s| sizes_text(&s))
+                ),
+            ));
+        }
+        let mut t = Self::new(b, cfg, train_labels)?;
+        let recorded = field("sampler_labels")?;
+        let given = format!("{:016x}", t.sampler.fingerprint());
+        if *recorded != given {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "the training labels group the examples differently from those {} was trained on                      (digest {given}, recorded {recorded})",
+                    path.display()
+                ),
+            ));
+        }
+        let names: Vec<String> = t.params().iter().map(|p| p.name.clone()).collect();
+        if let Some(extra) = weights.iter().find(|w| !names.contains(&w.name)) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "{}: tensor {} is not a parameter of this {} trainer",
+                    path.display(),
+                    extra.name,
+                    t.cfg.loss.name()
+                ),
+            ));
+        }
+        load_params(b, &mut all_params(&mut t.net, &mut t.head), &weights, OP)?;
+        let params: Vec<&Param<B>> = t.net.params().into_iter().chain(t.head.iter()).collect();
+        t.opt.load_state_dict(b, &params, &opt_state)?;
+        let counter = |key: &str| -> Result<u64> {
+            u64::try_from(number(key)?).map_err(|_| format(format!("metadata field {key:?} is out of range")))
+        };
+        t.epoch = usize::try_from(counter("epoch")?)
+            .map_err(|_| format("metadata field \"epoch\" is out of range".into()))?;
+        t.step = counter("step")?;
+        t.sampler.set_position(number("sampler_position")?);
+        Ok(t)
+    }
+}
+
+fn sizes_text(sizes: &[usize]) -> String {
+    sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
+}
+
+/// The sizes `[input, hidden..., output]` of the MLP whose weights `{prefix}{i}.weight` ([out,
+/// in], i = 0, 1, …) `tensors` hold; None without a first layer.
+fn mlp_sizes(tensors: &[NamedTensor], prefix: &str) -> Option<Vec<usize>> {
+    let shape = |i: usize| {
+        let name = format!("{prefix}{i}.weight");
+        tensors.iter().find(|t| t.name == name).map(|t| t.shape.as_slice()).filter(|s| s.len() == 2)
+    };
+    let mut sizes = vec![shape(0)?[1]];
+    let mut i = 0;
+    while let Some(w) = shape(i) {
+        sizes.push(w[0]);
+        i += 1;
+    }
+    Some(sizes)
+}
+
+/// Records what fixes the trainer's parameters and batches: sizes, loss settings, P, K, seed.
+fn record_settings(cfg: &MetricTrainConfig, meta: &mut BTreeMap<String, String>) {
+    let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
+    put("sizes", sizes_text(&cfg.sizes));
+    put("p", cfg.p.to_string());
+    put("k", cfg.k.to_string());
+    put("seed", cfg.seed.to_string());
+    put("loss", cfg.loss.name().to_string());
+    match cfg.loss {
+        // f32's Display is the shortest text that parses back to the same value.
+        MetricLoss::Triplet(t) => {
+            put("miner", t.miner.label().into());
+            put("metric", t.metric.label().into());
+            put("margin", t.margin.to_string());
+            put("squared", t.squared.to_string());
+            put("collapse_eps", t.collapse_eps.to_string());
+            put("tfa_compat", t.tfa_compat.to_string());
+        }
+        MetricLoss::Contrastive { margin } => {
+            put("margin", margin.to_string());
+        }
+        MetricLoss::BceHead => {}
+    }
+}
+
+/// The inverse of [`record_settings`], over `cfg`'s optimisation settings; the message says
+/// which field is missing or malformed.
+fn parse_settings(
+    meta: &BTreeMap<String, String>,
+    cfg: MetricTrainConfig,
+) -> std::result::Result<MetricTrainConfig, String> {
+    fn get<T: std::str::FromStr>(meta: &BTreeMap<String, String>, key: &str) -> std::result::Result<T, String> {
+        let v = meta.get(key).ok_or_else(|| format!("metadata field {key:?} missing"))?;
+        v.parse().map_err(|_| format!("metadata field {key:?} = {v:?} is malformed"))
+    }
+    let sizes = get::<String>(meta, "sizes")?
+        .split('-')
+        .map(|s| s.parse::<usize>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| format!("metadata field \"sizes\" = {:?} is malformed", meta["sizes"]))?;
+    let loss = match get::<String>(meta, "loss")?.as_str() {
+        "triplet" => MetricLoss::Triplet(TripletConfig {
+            miner: get::<Miner>(meta, "miner")?,
+            metric: get::<Metric>(meta, "metric")?,
+            margin: get(meta, "margin")?,
+            squared: get(meta, "squared")?,
+            collapse_eps: get(meta, "collapse_eps")?,
+            tfa_compat: get(meta, "tfa_compat")?,
+        }),
+        "contrastive" => MetricLoss::Contrastive { margin: get(meta, "margin")? },
+        "bce" => MetricLoss::BceHead,
+        other => return Err(format!("metadata field \"loss\" is {other:?}; expected triplet, contrastive or bce")),
+    };
+    Ok(MetricTrainConfig { sizes, p: get(meta, "p")?, k: get(meta, "k")?, loss, seed: get(meta, "seed")?, ..cfg })
 }

@@ -8,7 +8,15 @@ pub use metric_trainer::{
     distance_kind, MetricEpochRecord, MetricEval, MetricLoss, MetricStepStats, MetricTrainConfig, MetricTrainer,
 };
 pub use optimizer::{Adam, Sgd};
-pub use vae_trainer::{EpochRecord, StepMode, VaeTrainConfig, VaeTrainer, MODEL_FILE, TRAINER_FILE};
+pub use vae_trainer::{EpochRecord, StepMode, VaeTrainConfig, VaeTrainer};
+
+/// The checkpoint file both trainers resume from: the weights (under [`WEIGHTS_PREFIX`]), the
+/// optimizer's moments and step, the counters and seeds, written atomically.
+pub const TRAINER_FILE: &str = "trainer.safetensors";
+/// The weights alone, for export, written after [`TRAINER_FILE`].
+pub const MODEL_FILE: &str = "model.safetensors";
+/// The prefix of the weights' names in [`TRAINER_FILE`].
+pub const WEIGHTS_PREFIX: &str = "model.";
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};

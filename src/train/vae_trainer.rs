@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::Adam;
+use super::{Adam, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
 use crate::backend::{Backend, ReplayGraph};
 use crate::data::MnistSplit;
 use crate::error::{Error, Result};
@@ -16,11 +16,6 @@ use crate::nn::{checkpoint_sizes, sizes_label, KlSchedule, Likelihood, StepStats
 use crate::ops::AdamConfig;
 use crate::rng::{permutation, seeded};
 use crate::tensor::Tensor;
-
-pub const MODEL_FILE: &str = "model.safetensors";
-pub const TRAINER_FILE: &str = "trainer.safetensors";
-/// The prefix of the weights' names in `trainer.safetensors`.
-const WEIGHTS_PREFIX: &str = "model.";
 
 /// An empty split has no mean: an error rather than a 0 that reads as a result.
 fn non_empty(op: &'static str, split: &MnistSplit) -> Result<()> {

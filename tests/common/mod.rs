@@ -150,3 +150,36 @@ macro_rules! parity_test {
         }
     };
 }
+
+/// A fresh directory under the system temp dir, named after the test and this process, removed
+/// on drop even when the test fails.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("latentkit-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, file: &str) -> std::path::PathBuf {
+        self.0.join(file)
+    }
+
+    /// The names of the directory's entries.
+    pub fn entries(&self) -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -50,6 +50,32 @@ pub enum Metric {
     Cosine,
 }
 
+impl Metric {
+    /// Every metric, in the order of [`Metric::label`]'s list.
+    pub const ALL: [Metric; 3] = [Metric::SquaredEuclidean, Metric::Euclidean, Metric::Cosine];
+
+    /// The name checkpoints and command lines use: `squared-euclidean`, `euclidean`, `cosine`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::SquaredEuclidean => "squared-euclidean",
+            Metric::Euclidean => "euclidean",
+            Metric::Cosine => "cosine",
+        }
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = Error;
+
+    /// The inverse of [`Metric::label`].
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.label() == s)
+            .ok_or_else(|| Error::invalid("Metric", format!("{s:?}: expected squared-euclidean, euclidean or cosine")))
+    }
+}
+
 /// Checks devices and the [N, D] / [M, D] shapes of a query and a reference set; returns (N, M, D).
 /// D = 0 is rejected (an embedding needs at least one component).
 pub(crate) fn check_sets<B: Backend>(

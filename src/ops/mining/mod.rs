@@ -236,9 +236,43 @@ pub enum Miner {
 }
 
 impl Miner {
+    /// Every miner, in the order of [`Miner::label`]'s list.
+    pub const ALL: [Miner; 5] = [
+        Miner::BatchHard,
+        Miner::SemiHard(SemiHardPolicy::TfAddons),
+        Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive),
+        Miner::SemiHard(SemiHardPolicy::FaceNet),
+        Miner::BatchAll,
+    ];
+
     /// One triplet per anchor (streamed with register state, index-based backward).
     pub fn one_triplet_per_anchor(self) -> bool {
         matches!(self, Miner::BatchHard | Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive))
+    }
+
+    /// The name checkpoints and command lines use: `batch-hard`, `semi-hard` (TensorFlow Addons'
+    /// rule), `semi-hard-anchor` (the closest negative farther than the hardest positive),
+    /// `semi-hard-facenet`, `batch-all`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Miner::BatchHard => "batch-hard",
+            Miner::SemiHard(SemiHardPolicy::TfAddons) => "semi-hard",
+            Miner::SemiHard(SemiHardPolicy::ClosestFartherThanPositive) => "semi-hard-anchor",
+            Miner::SemiHard(SemiHardPolicy::FaceNet) => "semi-hard-facenet",
+            Miner::BatchAll => "batch-all",
+        }
+    }
+}
+
+impl std::str::FromStr for Miner {
+    type Err = Error;
+
+    /// The inverse of [`Miner::label`].
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|m| m.label() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|m| m.label()).collect();
+            Error::invalid("Miner", format!("{s:?}: expected one of {}", names.join(", ")))
+        })
     }
 }
 
