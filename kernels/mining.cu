@@ -5,8 +5,8 @@
 // product is one chain of rounded FMAs in increasing k per pair, the squared norms the same chains
 // (row_sqnorm_f32, computed once per row), κ = lk::kappa_from_dot; so κ is bit-identical to
 // pairwise_distance (see kappa_tile). The loss works on ℓ = square_kappa ? κ·κ : κ. Positive:
-// rl[j] == ql[i] and not (same_set and j == i); negative: rl[j] != ql[i]. With same_set the self
-// distance is taken as exactly 0. A triplet's value is v = (ℓ_ap − ℓ_an) + margin, its loss
+// rl[j] == ql[i], negative: rl[j] != ql[i], neither when same_set and j == i (whatever the labels
+// say). With same_set the self distance is taken as exactly 0. A triplet's value is v = (ℓ_ap − ℓ_an) + margin, its loss
 // max(v, 0), active when v > 0. Every choice is an argmin/argmax over (ℓ, index) with ties to the
 // lower index (lk::better), so the order of the parallel reductions does not matter. The rules of
 // each miner are in src/ops/mining/mod.rs and their CPU twin in src/ops/mining/cpu.rs.
@@ -357,7 +357,7 @@ __device__ __forceinline__ void hard_partial(const lk_triplet_params& p, int32_t
                                 lk::offer(false, bn_v, bn_i, bn_k, l, ju, kappa);
                             }
                         }
-                    } else if (!same_label && l > lp) {
+                    } else if (!same_label && !self && l > lp) {
                         lk::offer(false, bn_v, bn_i, bn_k, l, ju, kappa);
                     }
                 }
@@ -597,7 +597,7 @@ __device__ __forceinline__ void hard_partial_v2(const lk_triplet_params& p, int3
                                     offer_later(false, bn_v, bn_i, bn_k, l, ju, kappa);
                                 }
                             }
-                        } else if (!same_label && l > lp) {
+                        } else if (!same_label && !self && l > lp) {
                             offer_later(false, bn_v, bn_i, bn_k, l, ju, kappa);
                         }
                     }
@@ -793,6 +793,9 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
         const uint32_t li = ql[i];
         const float* krow = krows + t * p.m;
         int32_t* crow = crows + t * p.m;
+        // The anchor itself (same_set) is neither, whatever rl[i] says.
+        auto is_positive = [&](int64_t j) { return rl[j] == li && !(p.same_set && j == i); };
+        auto is_negative = [&](int64_t j) { return rl[j] != li && !(p.same_set && j == i); };
         // 1. Pair statistics, the largest negative and the row minimum (TFA fallbacks).
         float nx_v = 0.0f, nx_k = 0.0f, mn_v = 0.0f, mn_k = 0.0f;
         uint32_t nx_i = LK_NONE, mn_i = LK_NONE;
@@ -829,19 +832,16 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
         // 1b. The anchor's negatives as a compact (ℓ, index) list in reference order, when they fit
         // (nn is the same on every thread): step 2 then reads nn entries per positive instead of the
         // whole row and its labels.
-        // The list holds what the row scan below visits: every rl[j] != li, which is nn plus the
-        // anchor itself if a caller passed same_set with labels that differ from ql.
-        const uint32_t scanned = nn + ((p.same_set && rl[i] != li) ? 1u : 0u);
-        const bool neg_list = scanned <= (uint32_t)list_cap;
+        const bool neg_list = nn <= (uint32_t)list_cap;
         uint32_t n_list = 0;
-        if (neg_list) n_list = compact_refs(p, krow, [&](int64_t j) { return rl[j] != li; }, list_l, list_i);
+        if (neg_list) n_list = compact_refs(p, krow, is_negative, list_l, list_i);
         // f(ℓ_in, n) for this lane's share of the anchor's negatives (the same share either way).
         auto each_negative = [&](auto&& f) {
             if (neg_list) {
                 for (uint32_t e = lane; e < n_list; e += 32) f(list_l[e], list_i[e]);
             } else {
                 for (int64_t nj = lane; nj < p.m; nj += 32)
-                    if (rl[nj] != li) f(ell_of(p, krow[nj]), (uint32_t)nj);
+                    if (is_negative(nj)) f(ell_of(p, krow[nj]), (uint32_t)nj);
             }
         };
 
@@ -849,7 +849,7 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
         double wl = 0.0;  // f64 loss sums, like the CPU twin
         uint32_t wt = 0, wa = 0;
         for (int64_t pj = warp; pj < p.m; pj += nwarps) {
-            if ((p.same_set && pj == i) || rl[pj] != li) continue;
+            if (!is_positive(pj)) continue;
             const float lp = ell_of(p, krow[pj]);
             if (batch_all) {
                 double s = 0.0;
@@ -907,11 +907,10 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
             __syncthreads();  // every warp is done with the negatives' list
             uint32_t p_list = 0;
             if (pos_list) {
-                p_list = compact_refs(p, krow, [&](int64_t j) { return rl[j] == li && !(p.same_set && j == i); },
-                                      list_l, list_i);
+                p_list = compact_refs(p, krow, is_positive, list_l, list_i);
             }
             for (int64_t nj = warp; nj < p.m; nj += nwarps) {
-                if (rl[nj] == li) continue;
+                if (!is_negative(nj)) continue;
                 const float ln = ell_of(p, krow[nj]);
                 uint32_t a = 0;
                 if (pos_list) {
@@ -919,7 +918,7 @@ LK_KERNEL void triplet_rows_f32(lk_triplet_params p, int32_t backward, const flo
                         if (triplet_value(list_l[e], ln, p.margin) > 0.0f) ++a;
                 } else {
                     for (int64_t pj = lane; pj < p.m; pj += 32) {
-                        if ((p.same_set && pj == i) || rl[pj] != li) continue;
+                        if (!is_positive(pj)) continue;
                         if (triplet_value(ell_of(p, krow[pj]), ln, p.margin) > 0.0f) ++a;
                     }
                 }

@@ -153,7 +153,7 @@ fn oracle(cf: &TripletConfig, c: &Case, kappa: &[f32]) -> Oracle {
     };
     let is_self = |i: usize, j: usize| c.same_set && i == j;
     let is_pos = |i: usize, j: usize| !is_self(i, j) && c.rl[j] == c.ql[i];
-    let is_neg = |i: usize, j: usize| c.rl[j] != c.ql[i];
+    let is_neg = |i: usize, j: usize| !is_self(i, j) && c.rl[j] != c.ql[i];
     let value = |lp: f32, ln: f32| (lp - ln) + cf.margin;
     let mut o = Oracle {
         pos: vec![INDEX_NONE; n],
@@ -404,6 +404,23 @@ parity_test!(triplet_matches_bruteforce_oracle_same_set, |b| {
     let mut outs = Vec::new();
     for (k, &(n, classes)) in [(1usize, 1u32), (7, 3), (33, 4)].iter().enumerate() {
         let c = case(400 + k as u64, n, None, 5, classes);
+        for cf in configs() {
+            check_against_oracle(b, &cf, &c, &mut outs);
+        }
+    }
+    outs
+});
+
+parity_test!(same_set_never_mines_the_anchor_itself, |b| {
+    // q and r the same rows but r_labels disagreeing with q_labels on every third row: the self
+    // pair is still neither a positive nor a negative, for every miner, forward and backward. 129
+    // anchors take the many-triplet miners past one warp of positives and through the shared list.
+    let mut outs = Vec::new();
+    for (k, &(n, classes)) in [(7usize, 3u32), (33, 4), (129, 6)].iter().enumerate() {
+        let mut c = case(450 + k as u64, n, None, 5, classes);
+        for i in (0..n).step_by(3) {
+            c.rl[i] = (c.ql[i] + 1) % classes;
+        }
         for cf in configs() {
             check_against_oracle(b, &cf, &c, &mut outs);
         }

@@ -182,7 +182,7 @@ pub fn mine_anchor(
                 if pos.some() {
                     for (j, &k) in row.iter().enumerate() {
                         let l = ell(p, k);
-                        if rl[j] != li && l > pos.l {
+                        if !is_self(j) && rl[j] != li && l > pos.l {
                             neg.offer(false, l, j, k);
                         }
                     }
@@ -214,7 +214,7 @@ pub fn mine_anchor(
                 let hi = lp + p.margin;
                 let mut best = Cand::NONE;
                 for (nj, &kn) in row.iter().enumerate() {
-                    if rl[nj] == li {
+                    if is_self(nj) || rl[nj] == li {
                         continue;
                     }
                     let ln = ell(p, kn);
@@ -250,7 +250,7 @@ pub fn mine_anchor(
                 }
                 let lp = ell(p, kp);
                 for (nj, &kn) in row.iter().enumerate() {
-                    if rl[nj] == li {
+                    if is_self(nj) || rl[nj] == li {
                         continue;
                     }
                     let v = triplet_value(lp, ell(p, kn), p.margin);

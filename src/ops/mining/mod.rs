@@ -4,8 +4,8 @@
 //! Anchors are the rows of the query set q: [N, D] with labels `q_labels` ([N], u32); candidates
 //! are the rows of the reference set r: [M, D] with `r_labels` ([M]). With `same_set` (q and r are
 //! the same tensor, labels too), the pair of an anchor with itself is excluded. For an anchor i:
-//! a **positive** is a reference j with the same label (j ≠ i in the same set), a **negative** one
-//! with a different label.
+//! a **positive** is a reference j with the same label, a **negative** one with a different label,
+//! and with `same_set` j = i is neither (also when the labels passed for it disagree).
 //!
 //! # Distances
 //! κ is the [`Metric`] distance of [`crate::ops::distance`] (bit-identical to what
@@ -76,7 +76,7 @@
 //! order. With `same_set` the caller wants one gradient, `dq + dr`: pass `dr = None` and it is
 //! accumulated into `dq`.
 
-pub mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 
