@@ -260,7 +260,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     }
 
     let emb = t.embed(b, &data.test)?;
-    let dim = t.net.out_features();
+    let dim = t.net().out_features();
     let labels: Vec<u32> = data.test.labels.iter().map(|&l| u32::from(l)).collect();
     save_npy_f32(&args.out.join("test_embeddings.npy"), &emb, &[data.test.len(), dim])?;
     save_projector_tsv(&args.out.join("vectors.tsv"), &args.out.join("metadata.tsv"), &emb, dim, &labels)?;

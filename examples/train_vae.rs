@@ -28,12 +28,11 @@
 //! state and the sizes). Checkpoints and metrics.csv are written atomically after every epoch; a
 //! non-finite loss or weight stops training and leaves the last good checkpoint as it was.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use latentkit::data::Mnist;
-use latentkit::io::{save_image_grid, save_line_plot, Series};
+use latentkit::io::{save_image_grid, save_line_plot, write_file_atomic, Series};
 use latentkit::nn::{Likelihood, VaeConfig};
 use latentkit::ops::gemm::GemmTuning;
 use latentkit::ops::AdamConfig;
@@ -147,7 +146,7 @@ fn write_metrics(path: &std::path::Path, history: &[EpochRecord]) -> latentkit::
             r.seconds
         );
     }
-    latentkit::io::write_file_atomic(path, text.as_bytes())
+    write_file_atomic(path, text.as_bytes())
 }
 
 /// Earlier epochs' records, when resuming.
@@ -268,10 +267,9 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
             args.iwae_k,
             t.elapsed().as_secs_f64()
         );
-        let path = args.out.join("iwae.txt");
-        let mut f = std::fs::File::create(&path).map_err(io_err(&path))?;
-        writeln!(f, "k={} test_neg_elbo={:.4} iwae_neg_log_px_bound={:.4}", args.iwae_k, elbo.neg_elbo(), -bound)
-            .map_err(io_err(&path))?;
+        let line =
+            format!("k={} test_neg_elbo={:.4} iwae_neg_log_px_bound={:.4}\n", args.iwae_k, elbo.neg_elbo(), -bound);
+        write_file_atomic(&args.out.join("iwae.txt"), line.as_bytes())?;
     }
     println!("wrote {}", args.out.display());
     Ok(())

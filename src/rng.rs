@@ -17,9 +17,16 @@ pub fn seeded(seed: u64) -> LkRng {
 
 /// `n` draws from U(lo, hi); `lo < hi` (an empty or reversed range gives `lo` everywhere).
 pub fn uniform_vec(rng: &mut impl Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    let mut v = vec![lo; n];
+    uniform_fill(rng, &mut v, lo, hi);
+    v
+}
+
+/// Fills `out` with draws from U(lo, hi), in order: the values [`uniform_vec`] returns.
+pub fn uniform_fill(rng: &mut impl Rng, out: &mut [f32], lo: f32, hi: f32) {
     match Uniform::new(lo, hi) {
-        Ok(d) => (0..n).map(|_| d.sample(rng)).collect(),
-        Err(_) => vec![lo; n],
+        Ok(d) => out.iter_mut().for_each(|x| *x = d.sample(rng)),
+        Err(_) => out.fill(lo),
     }
 }
 

@@ -42,6 +42,26 @@ fn tensors_too_large_to_allocate_are_errors() {
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
 }
 
+/// Layers, models and samplers sized past the host are errors, not a panic or an abort.
+#[test]
+fn models_too_large_to_allocate_are_errors() {
+    let b = CpuBackend;
+    let mut rng = latentkit::rng::seeded(1);
+    // 2^58 weights (2^60 bytes) fit usize but no host.
+    let e = latentkit::nn::Linear::new(&b, "big", 1 << 30, 1 << 28, &mut rng).map(|_| ()).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("elements"), "{e}");
+    // The sample count is checked before the host noise is allocated.
+    let mut vae = latentkit::nn::Vae::new(&b, latentkit::nn::VaeConfig::default(), &mut rng).unwrap();
+    let e = vae.sample_prior(&b, 1 << 61, 0).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    assert_eq!(vae.sample_prior(&b, 3, 0).unwrap().len(), 3 * 784);
+    // A P×K batch larger than the data (and one whose size overflows).
+    for (p, k) in [(2, 3), (2, usize::MAX)] {
+        let e = latentkit::data::PkSampler::new(&[0, 1, 0, 1, 0], p, k, 0).map(|_| ()).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{p}×{k}: {e}");
+    }
+}
+
 #[test]
 fn gemm_rejects_bad_sizes_and_leading_dimensions() {
     let b = CpuBackend;

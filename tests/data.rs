@@ -171,3 +171,27 @@ fn gzipped_files_are_read_within_what_the_header_promises() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A header promising more dimensions than the file holds is a format error at the file's end
+/// (nothing is reserved for the promised count), and a split checks its pixels against its labels.
+#[test]
+fn idx_headers_and_splits_are_checked_before_use() {
+    let path = std::path::Path::new("crafted-idx");
+    for ndims in [3, 1 << 40, usize::MAX] {
+        match latentkit::data::mnist::parse_idx(path, &[0, 0, 8, 3], 0x803, ndims) {
+            Err(latentkit::Error::Format { offset: 4, msg, .. }) => assert!(msg.contains("dimension 0"), "{msg}"),
+            other => panic!("{ndims} dimensions: expected a format error at offset 4, got {other:?}"),
+        }
+    }
+    let mut split = latentkit::data::MnistSplit { images: vec![0.5; 12], labels: vec![1, 2, 3], rows: 2, cols: 2 };
+    split.validate().unwrap();
+    assert_eq!(split.image(2), Some(&[0.5f32; 4][..]));
+    assert_eq!(split.image(usize::MAX), None);
+    assert_eq!(split.image_chunks(usize::MAX).count(), 1);
+    split.labels.push(4);
+    let e = split.validate().unwrap_err();
+    assert!(matches!(e, latentkit::Error::Shape { .. }) && e.to_string().contains("12 pixel values"), "{e}");
+    split.cols = usize::MAX;
+    assert!(split.validate().is_err());
+    assert_eq!(split.image(1), None);
+}

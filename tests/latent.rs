@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use latentkit::ops::latent::{
-    cpu::kl_term, reparam_kl_bwd_with, reparam_kl_fwd_with, LatentConfig, LatentKernel, QuadGroups, QUAD_MAX_COLS,
+    kl_term, reparam_kl_bwd_with, reparam_kl_fwd_with, LatentConfig, LatentKernel, QuadGroups, QUAD_MAX_COLS,
 };
 use latentkit::ops::rng::{self, cpu as philox};
 use latentkit::Backend;

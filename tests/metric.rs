@@ -103,7 +103,7 @@ parity_test!(bce_head_training_improves_retrieval_and_pairs_on_the_mnist_subset,
 #[test]
 fn bad_configurations_are_errors() {
     let b = latentkit::CpuBackend;
-    let labels: Vec<u32> = (0..100).map(|i| i % 10).collect();
+    let labels: Vec<u32> = (0..1000).map(|i| i % 10).collect();
     let cfg = MetricTrainConfig { p: 1, ..MetricTrainConfig::default() };
     assert!(MetricTrainer::new(&b, cfg, &labels).is_err(), "P = 1 has no negatives");
     let triplet: TripletConfig = *MetricTrainConfig::default().loss.triplet().unwrap();
@@ -170,10 +170,8 @@ fn run_epoch_checks_its_split_against_the_sampler() {
     let mut few = data.train.clone();
     few.truncate(cfg.p * cfg.k - 1);
     let few_labels: Vec<u32> = few.labels.iter().map(|&l| u32::from(l)).collect();
-    let mut t = MetricTrainer::new(&b, cfg, &few_labels).unwrap();
-    let e = t.run_epoch(&b, &few, &data.test, |_, _, _| {}).unwrap_err();
+    let e = MetricTrainer::new(&b, cfg, &few_labels).map(|_| ()).unwrap_err();
     assert!(matches!(e, latentkit::Error::InvalidArgument { .. }), "{e}");
-    assert_eq!(t.epoch, 0);
 
     // Label values up to u32::MAX group by value (no table as long as the largest).
     let sparse: Vec<u32> = (0..64u32).map(|i| if i % 2 == 0 { u32::MAX } else { i % 3 }).collect();
@@ -235,7 +233,7 @@ fn epochs_of(
 
 /// Everything a checkpoint holds, as bits: weights, Adam moments and step.
 fn trainer_state(b: &CpuBackend, t: &MetricTrainer<CpuBackend>) -> Vec<(String, Vec<u32>)> {
-    let params: Vec<&latentkit::nn::Param<CpuBackend>> = t.net.params().into_iter().chain(t.head.iter()).collect();
+    let params: Vec<&latentkit::nn::Param<CpuBackend>> = t.net().params().into_iter().chain(t.head().iter()).collect();
     t.state_dict(b)
         .unwrap()
         .into_iter()
@@ -247,7 +245,8 @@ fn trainer_state(b: &CpuBackend, t: &MetricTrainer<CpuBackend>) -> Vec<(String, 
 /// Saving after one epoch and resuming gives the run an uninterrupted trainer has, bit for bit,
 /// for every loss (the BCE head's scalars and a non-default triplet configuration included): the
 /// sampler continues its sequence of batches, Adam its moments and the learning-rate schedule its
-/// step. Settings come from the checkpoint, optimisation settings from the caller.
+/// step. Settings come from the checkpoint (what the trainer ran, whatever its `cfg` field said
+/// when saved), optimisation settings from the caller.
 #[test]
 fn resume_continues_the_metric_run_exactly() {
     let b = CpuBackend;
@@ -276,9 +275,11 @@ fn resume_continues_the_metric_run_exactly() {
 
         let mut first = MetricTrainer::new(&b, cfg.clone(), &labels).unwrap();
         let mut resumed_run = epochs_of(&b, &mut first, &train, &test, 1);
+        // Sizes, P, K, loss and seed other than the trainer runs: save records what it runs.
+        let caller = MetricTrainConfig { adam: cfg.adam, lr_decay_epochs: cfg.lr_decay_epochs, ..Default::default() };
+        first.cfg = caller.clone();
         first.save(&b, dir.path()).unwrap();
         drop(first);
-        let caller = MetricTrainConfig { adam: cfg.adam, lr_decay_epochs: cfg.lr_decay_epochs, ..Default::default() };
         let mut resumed = MetricTrainer::resume(&b, dir.path(), caller, &labels).unwrap();
         assert_eq!(resumed.cfg, cfg, "{loss:?}: the settings come from the checkpoint");
         assert_eq!((resumed.epoch, resumed.step), (1, 26));
@@ -333,7 +334,17 @@ fn resume_refuses_checkpoints_that_do_not_fit() {
 
     type Edit = fn(&mut Vec<NamedTensor>, &mut BTreeMap<String, String>);
     type Expected = fn(&Error) -> bool;
-    let cases: [(&str, Edit, Expected); 8] = [
+    let cases: [(&str, Edit, Expected); 9] = [
+        (
+            "a layer that takes no previous output",
+            |t, m| {
+                // [2^40, 0] holds no data: without the chain check the recorded sizes would allocate.
+                let w = t.iter_mut().find(|t| t.name == "model.embed.1.weight").unwrap();
+                (w.shape, w.data) = (vec![1 << 40, 0], vec![]);
+                m.insert("sizes".into(), format!("784-64-{}", 1u64 << 40));
+            },
+            |e| matches!(e, Error::Shape { .. }) && e.to_string().contains("no embedding net"),
+        ),
         (
             "another format",
             |_, m| drop(m.insert("format".into(), "latentkit-vae".into())),
@@ -387,4 +398,35 @@ fn resume_refuses_checkpoints_that_do_not_fit() {
         let e = resume(&labels).unwrap_err();
         assert!(expected(&e), "{what}: {e}");
     }
+}
+
+/// Inputs the trainer's public fields and methods can't index past: a split whose pixels don't
+/// match its labels, pairs past the embeddings, a BCE head's pair matrices past usize.
+#[test]
+fn metric_trainer_checks_what_it_indexes() {
+    let b = CpuBackend;
+    let (train, test, labels) = small_data();
+    let mut t = MetricTrainer::new(&b, small_config(MetricLoss::BceHead), &labels).unwrap();
+    let mut short = train.clone();
+    short.images.truncate(784);
+    for (train, test) in [(&short, &test), (&train, &short)] {
+        let e = t.run_epoch(&b, train, test, |_, _, _| {}).unwrap_err();
+        assert!(matches!(e, Error::Shape { .. }) && e.to_string().contains("pixel values"), "{e}");
+    }
+    let e = t.embed(&b, &short).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    assert_eq!((t.epoch, t.step), (0, 0));
+
+    let emb = t.embed(&b, &test).unwrap();
+    assert_eq!(t.pair_scores(&b, &emb, &[(0, 999)]).unwrap().len(), 1);
+    for (emb, pair) in [(&emb[..], (0, 1000)), (&emb[..], (1000, 0)), (&emb[..15], (0, 0)), (&[][..], (0, 0))] {
+        let e = t.pair_scores(&b, emb, &[pair]).unwrap_err();
+        assert!(matches!(e, Error::Shape { .. }), "{} values, pair {pair:?}: {e}", emb.len());
+    }
+
+    // P×K past the labels is refused by the sampler, before the BCE head's [2·4·N, N] matrices.
+    let many: Vec<u32> = (0..1 << 20).map(|i| i % 10).collect();
+    let cfg = MetricTrainConfig { p: 10, k: 1 << 40, ..small_config(MetricLoss::BceHead) };
+    let e = MetricTrainer::new(&b, cfg, &many).map(|_| ()).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("exceeds"), "{e}");
 }

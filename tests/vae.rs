@@ -987,6 +987,18 @@ fn load_rejects_another_depth_or_size() {
             other => panic!("{key} = {value}: expected a shape error, got {other:?}"),
         }
     }
+    // Weights whose shapes don't chain (fc21 [2^40, 0] takes no hidden layer and holds no data)
+    // describe no VAE, so the recorded sizes they would match can't allocate 2^40 latents.
+    let mut crafted = state.clone();
+    let fc21 = crafted.iter_mut().find(|t| t.name == "model.fc21.weight").unwrap();
+    (fc21.shape, fc21.data) = (vec![1 << 40, 0], vec![]);
+    let mut m = meta.clone();
+    m.insert("latent".into(), (1u64 << 40).to_string());
+    save_checkpoint(&trainer_path, &crafted, &m).unwrap();
+    match VaeTrainer::<CpuBackend>::resume(&b, dir1.path(), VaeTrainConfig::default()) {
+        Err(e @ Error::Shape { .. }) => assert!(e.to_string().contains("no VAE"), "{e}"),
+        other => panic!("fc21 of [2^40, 0]: expected a shape error, got {:?}", other.map(|_| ())),
+    }
     // Unreadable recorded sizes or likelihood are a format error naming the file.
     for (key, value) in [("hidden", "48,,24"), ("likelihood", "gausian")] {
         match resume_with(key, value) {

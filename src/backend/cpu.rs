@@ -36,14 +36,7 @@ impl Backend for CpuBackend {
     }
 
     fn zeros<T: Scalar>(&self, len: usize) -> Result<Vec<T>> {
-        // Reserved first: a size the allocator refuses is an error, not an abort (one it grants
-        // on an overcommitting host may still fail as it is zeroed).
-        let mut v = Vec::new();
-        v.try_reserve_exact(len).map_err(|e| {
-            Error::invalid("CpuBackend::zeros", format!("{len} elements of {}: {e}", std::any::type_name::<T>()))
-        })?;
-        v.resize(len, T::default());
-        Ok(v)
+        host_vec("CpuBackend::zeros", len, T::default())
     }
 
     fn upload<T: Scalar>(&self, data: &[T]) -> Result<Vec<T>> {
@@ -609,4 +602,14 @@ impl Backend for CpuBackend {
         Ok(())
     }
     // ==== end metric learning ====
+}
+
+/// `len` copies of `value` in a host vector, reserved first: a size the allocator refuses is an
+/// error, not an abort (one it grants on an overcommitting host may still fail as it is filled).
+pub(crate) fn host_vec<T: Clone>(op: &'static str, len: usize, value: T) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|e| Error::invalid(op, format!("{len} elements of {}: {e}", std::any::type_name::<T>())))?;
+    v.resize(len, value);
+    Ok(v)
 }

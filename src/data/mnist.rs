@@ -33,28 +33,41 @@ impl MnistSplit {
         self.labels.is_empty()
     }
 
-    /// Pixels per image.
+    /// Pixels per image (saturating; [`MnistSplit::validate`] checks the sizes).
     pub fn dim(&self) -> usize {
-        self.rows * self.cols
+        self.rows.saturating_mul(self.cols)
+    }
+
+    /// Checks that `images` holds `len()` images of `rows × cols` pixels (the fields are public:
+    /// the trainers check a split before they index it).
+    pub fn validate(&self) -> Result<()> {
+        let need = self.rows.checked_mul(self.cols).and_then(|d| d.checked_mul(self.len()));
+        if need != Some(self.images.len()) {
+            return Err(Error::shape(
+                "MnistSplit",
+                format!("{} pixel values for {} images of {}×{}", self.images.len(), self.len(), self.rows, self.cols),
+            ));
+        }
+        Ok(())
     }
 
     /// The pixels of image i.
     pub fn image(&self, i: usize) -> Option<&[f32]> {
         let d = self.dim();
-        self.images.get(i * d..(i + 1) * d)
+        self.images.get(i.checked_mul(d)?..i.checked_add(1)?.checked_mul(d)?)
     }
 
     /// The images in consecutive chunks of up to `rows` images (the last may be smaller):
     /// (images in the chunk, their pixels).
     pub fn image_chunks(&self, rows: usize) -> impl Iterator<Item = (usize, &[f32])> {
         let dim = self.dim().max(1);
-        self.images.chunks(rows.max(1) * dim).map(move |c| (c.len() / dim, c))
+        self.images.chunks(rows.max(1).saturating_mul(dim)).map(move |c| (c.len() / dim, c))
     }
 
     /// The first n examples (all if n ≥ len).
     pub fn truncate(&mut self, n: usize) {
         let n = n.min(self.len());
-        self.images.truncate(n * self.dim());
+        self.images.truncate(n.saturating_mul(self.dim()));
         self.labels.truncate(n);
     }
 }
@@ -192,7 +205,7 @@ pub fn parse_idx<'a>(path: &Path, bytes: &'a [u8], magic: u32, ndims: usize) -> 
             format!("magic number {got:#010x}, expected {magic:#010x} (IDX u8 with {ndims} dimension(s))"),
         ));
     }
-    let mut dims = Vec::with_capacity(ndims);
+    let mut dims = Vec::new();
     for d in 0..ndims {
         let off = 4 + 4 * d;
         let v = be_u32(bytes, off)

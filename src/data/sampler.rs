@@ -22,8 +22,12 @@ impl PkSampler {
         if p < 2 || k < 2 {
             return Err(Error::invalid("PkSampler", format!("P ≥ 2 classes and K ≥ 2 examples per class are needed for positives and negatives, got P = {p}, K = {k}")));
         }
-        if p.checked_mul(k).is_none() {
-            return Err(Error::invalid("PkSampler", format!("P·K = {p}·{k} overflows usize")));
+        // A batch larger than the data would give no epoch at all, and bounds what a batch allocates.
+        if p.checked_mul(k).is_none_or(|n| n > labels.len()) {
+            return Err(Error::invalid(
+                "PkSampler",
+                format!("a P×K batch of {p}×{k} examples exceeds the {} labels", labels.len()),
+            ));
         }
         // Grouped through a map: a label's value can be anything up to u32::MAX.
         let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -38,6 +42,11 @@ impl PkSampler {
             ));
         }
         Ok(Self { by_class, p, k, rng: seeded(seed) })
+    }
+
+    /// (P, K): classes per batch and examples per class.
+    pub fn classes_and_examples(&self) -> (usize, usize) {
+        (self.p, self.k)
     }
 
     pub fn batch_size(&self) -> usize {

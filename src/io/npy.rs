@@ -45,7 +45,7 @@ pub fn save_projector_tsv(
     labels: &[u32],
 ) -> Result<()> {
     const OP: &str = "save_projector_tsv";
-    if dim == 0 || data.len() != labels.len() * dim {
+    if dim == 0 || labels.len().checked_mul(dim) != Some(data.len()) {
         return Err(Error::shape(OP, format!("{} values for {} labels of dimension {dim}", data.len(), labels.len())));
     }
     let mut vectors = String::with_capacity(data.len() * 10);

@@ -1,11 +1,12 @@
 //! Fully connected layer y = x·Wᵀ + b with PyTorch's layout (W: [out, in]) and initialisation.
 
 use super::Param;
+use crate::backend::cpu::host_vec;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::ops::gemm::{matmul, matmul_with, TensorEpilogue};
 use crate::ops::{elementwise, Activation, Transpose};
-use crate::rng::{uniform_vec, LkRng};
+use crate::rng::{uniform_fill, LkRng};
 use crate::tensor::Tensor;
 
 /// `y[B, out] = x[B, in] · Wᵀ + b`. Backward: `dW = dyᵀ·x`, `db = Σ_rows dy`, `dx = dy·W`.
@@ -30,8 +31,10 @@ impl<B: Backend> Linear<B> {
             Error::invalid("Linear::new", format!("{name}: {in_features}×{out_features} weights overflow usize"))
         })?;
         let bound = 1.0 / (in_features as f32).sqrt();
-        let w = uniform_vec(rng, numel, -bound, bound);
-        let bias = uniform_vec(rng, out_features, -bound, bound);
+        let mut w = host_vec("Linear::new", numel, 0.0f32)?;
+        uniform_fill(rng, &mut w, -bound, bound);
+        let mut bias = host_vec("Linear::new", out_features, 0.0f32)?;
+        uniform_fill(rng, &mut bias, -bound, bound);
         let param = |suffix: &str, shape: &[usize], data: &[f32]| -> Result<Param<B>> {
             Ok(Param {
                 name: format!("{name}.{suffix}"),

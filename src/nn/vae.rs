@@ -139,29 +139,26 @@ pub(crate) fn sizes_label(sizes: &[usize]) -> String {
 }
 
 /// The encoder widths `[input, hidden…, latent]` a checkpoint's weights describe, under either
-/// naming scheme; `None` when they do not form a VAE of this layout.
+/// naming scheme; `None` when they do not form a VAE of this layout: a missing layer, a size of
+/// 0, or a layer (fc21 included) that does not take the previous one's output. Every size is then
+/// a dimension of a non-empty weight the file holds, so building the VAE they describe allocates
+/// no more than a few times the file's data.
 pub(crate) fn checkpoint_sizes(tensors: &[NamedTensor]) -> Option<Vec<usize>> {
     let shape = |name: &str| -> Option<&[usize]> {
         tensors.iter().find(|t| t.name == name).map(|t| t.shape.as_slice()).filter(|s| s.len() == 2)
     };
-    let mut sizes = Vec::new();
-    if let Some(w) = shape("fc1.weight") {
-        sizes.extend([w[1], w[0]]);
-    } else {
-        let mut i = 0;
-        while let Some(w) = shape(&format!("encoder.{i}.weight")) {
-            if i == 0 {
-                sizes.push(w[1]);
-            }
-            sizes.push(w[0]);
-            i += 1;
-        }
-        if i == 0 {
+    let layers: Vec<&[usize]> = match shape("fc1.weight") {
+        Some(w) => vec![w],
+        None => (0..).map_while(|i| shape(&format!("encoder.{i}.weight"))).collect(),
+    };
+    let mut sizes = vec![layers.first()?[1]];
+    for w in layers.into_iter().chain([shape("fc21.weight")?]) {
+        if w[1] != sizes[sizes.len() - 1] || w[0] == 0 {
             return None;
         }
+        sizes.push(w[0]);
     }
-    sizes.push(shape("fc21.weight")?[0]);
-    Some(sizes)
+    (sizes[0] > 0).then_some(sizes)
 }
 
 /// Batch means of one step, per example in nats.
@@ -225,15 +222,15 @@ fn top_mut<T>(v: &mut [T]) -> Result<&mut T> {
 
 pub struct Vae<B: Backend> {
     /// The encoder's hidden layers, input side first (`fc1` alone in the classic model).
-    pub encoder: Vec<Linear<B>>,
+    encoder: Vec<Linear<B>>,
     /// The μ head.
-    pub fc21: Linear<B>,
+    fc21: Linear<B>,
     /// The log σ² head.
-    pub fc22: Linear<B>,
+    fc22: Linear<B>,
     /// The decoder's hidden layers, latent side first (`fc3` alone in the classic model).
-    pub decoder: Vec<Linear<B>>,
+    decoder: Vec<Linear<B>>,
     /// The output layer (logits, or the Gaussian mean before its sigmoid).
-    pub fc4: Linear<B>,
+    fc4: Linear<B>,
     cfg: VaeConfig,
     /// Philox step offset, advanced on the device after every noise draw.
     offset: Tensor<B, u32>,
@@ -633,9 +630,13 @@ impl<B: Backend> Vae<B> {
 
     /// Decoder means for `n` draws z ~ N(0, I) from the prior (counter stream `seed`).
     pub fn sample_prior(&mut self, b: &B, n: usize, seed: u64) -> Result<Vec<f32>> {
-        let mut z = vec![0.0f32; n * self.cfg.latent];
-        crate::ops::rng::cpu::normal_fill(seed, 0, &mut z);
+        // The probe checks n's sizes before the host noise is allocated.
         let probe = Tensor::zeros(b, &[n, self.cfg.input])?;
+        let len = n.checked_mul(self.cfg.latent).ok_or_else(|| {
+            Error::shape("Vae::sample_prior", format!("{n} samples of {} latents overflow usize", self.cfg.latent))
+        })?;
+        let mut z = crate::backend::cpu::host_vec("Vae::sample_prior", len, 0.0f32)?;
+        crate::ops::rng::cpu::normal_fill(seed, 0, &mut z);
         self.with_buffers(b, &probe, |vae, s| {
             s.z.copy_from_slice(b, &z)?;
             vae.decode_into(b, s)?;

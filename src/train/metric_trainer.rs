@@ -11,6 +11,7 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::{Adam, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
+use crate::backend::cpu::host_vec;
 use crate::backend::Backend;
 use crate::data::{MnistSplit, PkSampler};
 use crate::error::{Error, Result};
@@ -273,11 +274,17 @@ enum LossState<B: Backend> {
 }
 
 pub struct MetricTrainer<B: Backend> {
-    pub net: Mlp<B>,
+    net: Mlp<B>,
     /// `head.scale`, `head.bias` ([1] each) for the BCE head; empty otherwise.
-    pub head: Vec<Param<B>>,
+    head: Vec<Param<B>>,
     pub opt: Adam<B>,
+    /// The settings `new` was given. `lr_decay_epochs` and, while it is > 0, `adam.lr` (the
+    /// schedule's peak) apply from the next step; the optimizer's other settings are `opt.cfg`.
+    /// The net, sampler and loss were built from the rest, and changing it here changes nothing
+    /// ([`MetricTrainer::save`] records what the trainer runs).
     pub cfg: MetricTrainConfig,
+    /// The seed `new` was given (the sampler's).
+    seed: u64,
     pub epoch: usize,
     pub step: u64,
     sampler: PkSampler,
@@ -316,6 +323,21 @@ impl<B: Backend> BceBuffers<B> {
             ));
         }
         let n = p * k;
+        // The one-hot matrices are [2·m·N, N]: sizes checked, memory reserved before use.
+        let (pairs, cells) = match (2 * m).checked_mul(n) {
+            Some(pairs) => (pairs, pairs.checked_mul(n)),
+            None => (0, None),
+        };
+        let cells = cells.ok_or_else(|| {
+            Error::invalid("MetricTrainer", format!("the BCE head's pair matrices for P×K = {p}×{k} overflow usize"))
+        })?;
+        let onehot = |idx: &[usize]| -> Result<Vec<f32>> {
+            let mut sel = host_vec("MetricTrainer", cells, 0.0f32)?;
+            for (r, &c) in idx.iter().enumerate() {
+                sel[r * n + c] = 1.0;
+            }
+            Ok(sel)
+        };
         let pos = |s: usize, r: usize| (r / k) * k + (r % k + s) % k;
         let neg = |s: usize, r: usize| ((r / k + s) % p) * k + r % k;
         let idx1: Vec<usize> = (0..2 * m).flat_map(|_| 0..n).collect();
@@ -323,22 +345,14 @@ impl<B: Backend> BceBuffers<B> {
             .flat_map(|s| (0..n).map(move |r| pos(s, r)))
             .chain((1..=m).flat_map(|s| (0..n).map(move |r| neg(s, r))))
             .collect();
-        let pairs = 2 * m * n;
-        let onehot = |idx: &[usize]| {
-            let mut sel = vec![0.0f32; pairs * n];
-            for (r, &c) in idx.iter().enumerate() {
-                sel[r * n + c] = 1.0;
-            }
-            sel
-        };
         let as_u32 = |idx: &[usize]| idx.iter().map(|&i| i as u32).collect::<Vec<_>>();
         let y: Vec<f32> = (0..pairs).map(|r| if r < pairs / 2 { 1.0 } else { 0.0 }).collect();
         Ok(Self {
             idx1: Tensor::from_slice(b, &[pairs], &as_u32(&idx1))?,
             idx2: Tensor::from_slice(b, &[pairs], &as_u32(&idx2))?,
             cursor: Tensor::zeros(b, &[1])?,
-            sel1: Tensor::from_slice(b, &[pairs, n], &onehot(&idx1))?,
-            sel2: Tensor::from_slice(b, &[pairs, n], &onehot(&idx2))?,
+            sel1: Tensor::from_slice(b, &[pairs, n], &onehot(&idx1)?)?,
+            sel2: Tensor::from_slice(b, &[pairs, n], &onehot(&idx2)?)?,
             y: Tensor::from_slice(b, &[pairs], &y)?,
             d_loss: Tensor::from_slice(b, &[pairs], &vec![1.0 / pairs as f32; pairs])?,
             x1: Tensor::zeros(b, &[pairs, dim])?,
@@ -436,6 +450,7 @@ impl<B: Backend> MetricTrainer<B> {
             net,
             head,
             opt,
+            seed: cfg.seed,
             cfg,
             sampler,
             epoch: 0,
@@ -573,6 +588,8 @@ impl<B: Backend> MetricTrainer<B> {
         test: &MnistSplit,
         mut on_step: impl FnMut(usize, usize, &MetricStepStats),
     ) -> Result<MetricEpochRecord> {
+        train.validate()?;
+        test.validate()?;
         if train.dim() != self.net.in_features() {
             return Err(Error::shape(
                 "MetricTrainer",
@@ -592,17 +609,10 @@ impl<B: Backend> MetricTrainer<B> {
                 ),
             ));
         }
-        let batch = self.sampler.batch_size();
-        if train.len() < batch {
-            return Err(Error::invalid(
-                "MetricTrainer::run_epoch",
-                format!("a P×K batch of {batch} exceeds the {} training examples", train.len()),
-            ));
-        }
         let t0 = Instant::now();
         let batches = self.sampler.epoch();
         let steps = batches.len();
-        let total_steps = (self.cfg.lr_decay_epochs * steps) as f64;
+        let total_steps = self.cfg.lr_decay_epochs as f64 * steps as f64;
         let mut sums = [0.0f64; 5];
         for (s, idx) in batches.iter().enumerate() {
             if total_steps > 0.0 {
@@ -641,7 +651,12 @@ impl<B: Backend> MetricTrainer<B> {
 
     /// Embeddings of every image of a split ([n, embedding]), in batches.
     pub fn embed(&mut self, b: &B, split: &MnistSplit) -> Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(split.len() * self.net.out_features());
+        split.validate()?;
+        let d = self.net.out_features();
+        let total = split.len().saturating_mul(d);
+        let mut out = Vec::new();
+        out.try_reserve_exact(total)
+            .map_err(|e| Error::invalid("MetricTrainer::embed", format!("{} embeddings of {d}: {e}", split.len())))?;
         for (n, pixels) in split.image_chunks(1000) {
             let x = Tensor::from_slice(b, &[n, split.dim()], pixels)?;
             self.net.forward(b, &x)?;
@@ -654,12 +669,20 @@ impl<B: Backend> MetricTrainer<B> {
     /// the BCE head, −distance ([`MetricLoss::distance_kind`]) otherwise.
     pub fn pair_scores(&self, b: &B, emb: &[f32], pairs: &[(usize, usize)]) -> Result<Vec<f32>> {
         let d = self.net.out_features();
+        let rows = emb.len() / d;
+        let outside = pairs.iter().find(|&&(i, j)| i.max(j) >= rows);
+        if emb.len() % d != 0 || outside.is_some() {
+            return Err(Error::shape(
+                "MetricTrainer::pair_scores",
+                format!("{} values are not rows of {d}, or pair {outside:?} is past their {rows} rows", emb.len()),
+            ));
+        }
         let row = |i: usize| &emb[i * d..(i + 1) * d];
         let head = match self.head.as_slice() {
             [scale, bias] => Some((f64::from(scale.value.to_vec(b)?[0]), f64::from(bias.value.to_vec(b)?[0]))),
             _ => None,
         };
-        let kind = self.cfg.loss.distance_kind();
+        let kind = self.loss().distance_kind();
         Ok(pairs
             .iter()
             .map(|&(i, j)| {
@@ -682,15 +705,8 @@ impl<B: Backend> MetricTrainer<B> {
         let queries = self.embed(b, test)?;
         let rl: Vec<u32> = train.labels.iter().map(|&l| u32::from(l)).collect();
         let ql: Vec<u32> = test.labels.iter().map(|&l| u32::from(l)).collect();
-        let retrieval = retrieval_metrics(
-            &queries,
-            &ql,
-            &refs,
-            &rl,
-            self.net.out_features(),
-            self.cfg.loss.distance_kind(),
-            false,
-        )?;
+        let retrieval =
+            retrieval_metrics(&queries, &ql, &refs, &rl, self.net.out_features(), self.loss().distance_kind(), false)?;
         let (train_pairs, train_same) = balanced_pairs(&train.labels, MetricTrainConfig::EVAL_PAIRS, TRAIN_PAIR_SEED)?;
         let (test_pairs, test_same) = balanced_pairs(&test.labels, MetricTrainConfig::EVAL_PAIRS, TEST_PAIR_SEED)?;
         let (threshold, _) = best_threshold(&self.pair_scores(b, &refs, &train_pairs)?, &train_same)?;
@@ -707,6 +723,34 @@ impl<B: Backend> MetricTrainer<B> {
     /// BCE head `head.scale`, `head.bias` [1]).
     pub fn state_dict(&self, b: &B) -> Result<Vec<NamedTensor>> {
         self.params().into_iter().map(|p| p.to_named(b)).collect()
+    }
+
+    /// The embedding net (read-only: the trainer's buffers are sized for it).
+    pub fn net(&self) -> &Mlp<B> {
+        &self.net
+    }
+
+    /// `head.scale` and `head.bias` ([1] each) for the BCE head; empty otherwise.
+    pub fn head(&self) -> &[Param<B>] {
+        &self.head
+    }
+
+    /// The settings the trainer runs: sizes, P, K, loss and seed as built by `new` (whatever
+    /// `cfg` says now), `cfg`'s optimisation settings.
+    fn running_config(&self) -> MetricTrainConfig {
+        let layers = self.net.layers();
+        let sizes = std::iter::once(self.net.in_features()).chain(layers.iter().map(|l| l.out_features())).collect();
+        let (p, k) = self.sampler.classes_and_examples();
+        MetricTrainConfig { sizes, p, k, loss: self.loss(), seed: self.seed, ..self.cfg.clone() }
+    }
+
+    /// The loss the trainer was built with.
+    pub fn loss(&self) -> MetricLoss {
+        match &self.state {
+            LossState::Triplet(t, _) => MetricLoss::Triplet(*t),
+            LossState::Contrastive(margin, _) => MetricLoss::Contrastive { margin: *margin },
+            LossState::Bce(_) => MetricLoss::BceHead,
+        }
     }
 
     /// The net's parameters, then the head's: the order the optimizer was built with.
@@ -726,12 +770,13 @@ impl<B: Backend> MetricTrainer<B> {
         let weights = self.state_dict(b)?;
         let mut meta = BTreeMap::new();
         meta.insert("format".to_string(), MODEL_FORMAT.to_string());
-        meta.insert("sizes".into(), sizes_text(&self.cfg.sizes));
+        let running = self.running_config();
+        meta.insert("sizes".into(), sizes_text(&running.sizes));
         meta.insert("epoch".into(), self.epoch.to_string());
-        meta.insert("loss".into(), self.cfg.loss.name().into());
+        meta.insert("loss".into(), running.loss.name().into());
         let mut trainer_meta = meta.clone();
         trainer_meta.insert("format".into(), TRAINER_FORMAT.into());
-        record_settings(&self.cfg, &mut trainer_meta);
+        record_settings(&self.running_config(), &mut trainer_meta);
         trainer_meta.insert("step".into(), self.step.to_string());
         trainer_meta.insert("sampler_position".into(), self.sampler.position().to_string());
         trainer_meta.insert("sampler_labels".into(), format!("{:016x}", self.sampler.fingerprint()));
@@ -824,7 +869,9 @@ fn sizes_text(sizes: &[usize]) -> String {
 }
 
 /// The sizes `[input, hidden..., output]` of the MLP whose weights `{prefix}{i}.weight` ([out,
-/// in], i = 0, 1, …) `tensors` hold; None without a first layer.
+/// in], i = 0, 1, …) `tensors` hold; None without a first layer, or when a size is 0 or a layer
+/// does not take the previous one's output. Every size is then a dimension of a non-empty weight
+/// the file holds, so the sizes allocate no more than the file's data.
 fn mlp_sizes(tensors: &[NamedTensor], prefix: &str) -> Option<Vec<usize>> {
     let shape = |i: usize| {
         let name = format!("{prefix}{i}.weight");
@@ -833,10 +880,13 @@ fn mlp_sizes(tensors: &[NamedTensor], prefix: &str) -> Option<Vec<usize>> {
     let mut sizes = vec![shape(0)?[1]];
     let mut i = 0;
     while let Some(w) = shape(i) {
+        if w[1] != sizes[i] || w[0] == 0 {
+            return None;
+        }
         sizes.push(w[0]);
         i += 1;
     }
-    Some(sizes)
+    (sizes[0] > 0).then_some(sizes)
 }
 
 /// Records what fixes the trainer's parameters and batches: sizes, loss settings, P, K, seed.

@@ -160,6 +160,8 @@ impl<B: Backend> VaeTrainer<B> {
         mode: StepMode,
         mut on_step: impl FnMut(usize, usize, Option<&StepStats>),
     ) -> Result<EpochRecord> {
+        train.validate()?;
+        test.validate()?;
         let dim = self.vae.config().input;
         if train.dim() != dim || test.dim() != dim {
             return Err(Error::shape(

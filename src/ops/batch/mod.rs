@@ -2,7 +2,7 @@
 //! tensor, and a cursor tensor says which batch is next, so a captured training step reads its
 //! batch from a fixed address. Kernels: `kernels/batch.cu`.
 
-pub mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 

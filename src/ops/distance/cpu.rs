@@ -26,11 +26,6 @@ pub fn kappa_from_dot_f64(metric: Metric, dot: f64, na: f64, nb: f64) -> f64 {
     }
 }
 
-/// κ(a, b) rounded to f32: the value `pairwise_distance` writes.
-pub fn kappa(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
-    kappa_from_dot_f64(metric, dot(a, b), sqnorm(a), sqnorm(b)) as f32
-}
-
 /// (α, β) with ∂κ(x, y)/∂x = α·x + β·y, from κ and the squared norms (β = −α for the Euclidean
 /// family; 0 at κ = 0 for Euclidean; the cosine α only when ‖x‖ > floor).
 pub fn kappa_grad(metric: Metric, kappa: f64, nx: f64, ny: f64) -> (f64, f64) {

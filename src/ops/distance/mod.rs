@@ -26,7 +26,7 @@
 //! in κ² (so small distances between large vectors are the least accurate), as in every GEMM-based
 //! implementation (PyTorch's `cdist` with `use_mm_for_euclid_dist`).
 
-pub mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 

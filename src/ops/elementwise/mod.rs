@@ -1,7 +1,7 @@
 //! Elementwise ops for training: fill, bias add, activations forward/backward, column sums (bias
 //! gradients) and a deterministic sum. Kernels: `kernels/elementwise.cu`.
 
-pub mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 

@@ -8,7 +8,7 @@
 //! at least k valid references are required (k = 0 is a no-op). Memory: on CUDA each thread keeps a
 //! sorted list of k candidates in local memory (one block per query); the CPU twin one row of M.
 
-pub mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 

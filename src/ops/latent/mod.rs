@@ -17,7 +17,9 @@
 //! bits for z, the KL terms, dμ and dlog σ² (only `kl_row`'s summation order differs);
 //! [`LatentKernel::Auto`] picks one by the latent width ([`LatentKernel::resolve_fwd`]).
 
-pub mod cpu;
+pub(crate) mod cpu;
+/// One latent dimension's KL term in f32, as the CPU twin computes it.
+pub use cpu::kl_term;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 

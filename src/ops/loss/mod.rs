@@ -7,7 +7,7 @@
 //! - Bernoulli (binary cross-entropy on logits, stable for any finite logit):
 //!   `row_loss[r] = Σ_c softplus(l) − l·t`, `grad = scale · (σ(l) − t)`.
 
-pub mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 

@@ -24,7 +24,7 @@
 //! dx1, dx2 through the cosine, `dscale = Σ ds_i·cos_i`, `dbias = Σ ds_i` (fixed-order sums).
 //! `scale` and `bias` are 1-element tensors so they can be learned on the device.
 
-pub mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 

@@ -2,7 +2,7 @@
 //! 3-element device tensor `[t, 1 − β1^t, 1 − β2^t]` advanced by [`optim_tick`], so a captured
 //! CUDA graph replays whole training steps without host-side values. Kernels: `kernels/optim.cu`.
 
-pub mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 

@@ -125,11 +125,11 @@ pub fn normal_fill(seed: u64, offset: u64, out: &mut [f32]) {
     }
 }
 
-pub fn load_offset(offset: &[u32]) -> u64 {
+pub(crate) fn load_offset(offset: &[u32]) -> u64 {
     u64::from(offset[0]) | (u64::from(offset[1]) << 32)
 }
 
-pub fn advance(offset: &mut [u32]) {
+pub(crate) fn advance(offset: &mut [u32]) {
     let next = load_offset(offset).wrapping_add(1);
     offset[0] = next as u32;
     offset[1] = (next >> 32) as u32;
