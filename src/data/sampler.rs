@@ -109,8 +109,8 @@ impl PkSampler {
         h
     }
 
-    /// The batches of one epoch: ⌊examples / (P·K)⌋ of them (none when there are fewer than
-    /// P·K examples).
+    /// The batches of one epoch: ⌊examples / (P·K)⌋ of them (at least one: `new` refuses a
+    /// batch larger than the data).
     pub fn epoch(&mut self) -> Vec<Vec<usize>> {
         (0..self.examples() / self.batch_size()).map(|_| self.next_batch()).collect()
     }
