@@ -16,9 +16,9 @@
 //!          than its hardest positive)  --metric cosine|euclidean|squared-euclidean (cosine)  --margin X (0.2)
 //!          --squared  --lr X (2e-3)  --constant-lr (default: cosine decay to 0 over --epochs)
 //!          --p N (8 classes)  --k N (32 per class)  --sizes 784-512-256-128  --seed N (1)
-//!          --out DIR (runs/siamese)  --resume (continue the run in --out up to --epochs: net,
-//!          loss, P, K and seed come from its checkpoint; give the first run's --epochs, --lr and
-//!          --constant-lr to continue its learning-rate schedule exactly)  --gemm-tuning heuristic|measure|measure-all (CUDA: how
+//!          --out DIR (runs/siamese)  --resume (continue the run in --out up to --epochs; every
+//!          other setting, the learning-rate schedule included, comes from its checkpoint)
+//!          --gemm-tuning heuristic|measure|measure-all (CUDA: how
 //!          GemmKernel::Auto picks each layer's GEMM kernel; see latentkit::ops::gemm::tune)
 //!          --gemm-tuning-file FILE (CUDA: measured choices loaded from FILE when it exists and
 //!          saved to it at the end; tuning/README.md)
@@ -189,8 +189,14 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     let train_labels: Vec<u32> = data.train.labels.iter().map(|&l| u32::from(l)).collect();
     let metrics_path = args.out.join("metrics.csv");
     let (mut t, mut rows) = if args.resume {
-        let t = MetricTrainer::resume(b, &args.out, args.cfg.clone(), &train_labels)?;
+        let t = MetricTrainer::resume(b, &args.out, &train_labels)?;
         println!("resumed from {} at epoch {}, step {}", args.out.join(TRAINER_FILE).display(), t.epoch, t.step);
+        if t.cfg.lr_decay_epochs > 0 && t.cfg.lr_decay_epochs != args.epochs {
+            println!(
+                "note: the learning rate decays over the checkpoint's {} epochs (it is 0 past them)",
+                t.cfg.lr_decay_epochs
+            );
+        }
         let rows = earlier_rows(&metrics_path, t.epoch);
         (t, rows)
     } else {
@@ -254,9 +260,11 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
             rec.pair_auc,
             rec.seconds
         );
-        t.save(b, &args.out)?;
+        // Metrics first: a crash between the two leaves a row past the checkpoint, which a resumed
+        // run drops, rather than a checkpoint without its row.
         rows.push(metrics_row(&rec));
         write_file_atomic(&metrics_path, format!("{METRICS_HEADER}\n{}\n", rows.join("\n")).as_bytes())?;
+        t.save(b, &args.out)?;
     }
 
     let emb = t.embed(b, &data.test)?;

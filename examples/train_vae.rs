@@ -224,8 +224,10 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
             record.seconds
         );
         history.push(record);
-        trainer.save(b, &args.out)?;
+        // Metrics first: a crash between the two leaves a row past the checkpoint, which a resumed
+        // run drops, rather than a checkpoint without its row.
         write_metrics(&metrics_path, &history)?;
+        trainer.save(b, &args.out)?;
         let train_pts: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, f64::from(r.train.loss))).collect();
         let test_pts: Vec<(f64, f64)> =
             history.iter().map(|r| (r.epoch as f64, f64::from(r.test.neg_elbo()))).collect();

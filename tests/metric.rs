@@ -145,8 +145,8 @@ fn pair_metrics_are_deterministic() {
     assert!(scores[1] <= s + c + 1e-4 && scores[1] >= c - s - 1e-4, "{scores:?}");
 }
 
-/// run_epoch takes the split whose labels built the sampler, and at least one P×K batch of it;
-/// the sampler takes any label values.
+/// run_epoch takes the split whose labels built the sampler; the sampler takes any label values,
+/// and at least one P×K batch of them.
 #[test]
 fn run_epoch_checks_its_split_against_the_sampler() {
     let b = latentkit::CpuBackend;
@@ -207,7 +207,8 @@ fn a_diverging_last_update_stops_the_metric_epoch() {
 /// P, K > 4), a 1040-image training split (26 steps an epoch), the learning rate decaying over 3
 /// epochs.
 fn small_config(loss: MetricLoss) -> MetricTrainConfig {
-    MetricTrainConfig { sizes: vec![784, 64, 16], p: 5, k: 8, loss, lr_decay_epochs: 3, seed: 11, ..Default::default() }
+    let adam = latentkit::ops::AdamConfig { beta2: 0.99, ..latentkit::ops::AdamConfig::adamw(3e-3, 1e-2) };
+    MetricTrainConfig { sizes: vec![784, 64, 16], p: 5, k: 8, adam, loss, lr_decay_epochs: 3, seed: 11 }
 }
 
 fn small_data() -> (latentkit::data::MnistSplit, latentkit::data::MnistSplit, Vec<u32>) {
@@ -245,8 +246,8 @@ fn trainer_state(b: &CpuBackend, t: &MetricTrainer<CpuBackend>) -> Vec<(String, 
 /// Saving after one epoch and resuming gives the run an uninterrupted trainer has, bit for bit,
 /// for every loss (the BCE head's scalars and a non-default triplet configuration included): the
 /// sampler continues its sequence of batches, Adam its moments and the learning-rate schedule its
-/// step. Settings come from the checkpoint (what the trainer ran, whatever its `cfg` field said
-/// when saved), optimisation settings from the caller.
+/// step. Every setting comes from the checkpoint (what the trainer ran, whatever its `cfg` field
+/// said when saved), AdamW's and the schedule's included.
 #[test]
 fn resume_continues_the_metric_run_exactly() {
     let b = CpuBackend;
@@ -276,11 +277,10 @@ fn resume_continues_the_metric_run_exactly() {
         let mut first = MetricTrainer::new(&b, cfg.clone(), &labels).unwrap();
         let mut resumed_run = epochs_of(&b, &mut first, &train, &test, 1);
         // Sizes, P, K, loss and seed other than the trainer runs: save records what it runs.
-        let caller = MetricTrainConfig { adam: cfg.adam, lr_decay_epochs: cfg.lr_decay_epochs, ..Default::default() };
-        first.cfg = caller.clone();
+        first.cfg = MetricTrainConfig { adam: cfg.adam, lr_decay_epochs: cfg.lr_decay_epochs, ..Default::default() };
         first.save(&b, dir.path()).unwrap();
         drop(first);
-        let mut resumed = MetricTrainer::resume(&b, dir.path(), caller, &labels).unwrap();
+        let mut resumed = MetricTrainer::resume(&b, dir.path(), &labels).unwrap();
         assert_eq!(resumed.cfg, cfg, "{loss:?}: the settings come from the checkpoint");
         assert_eq!((resumed.epoch, resumed.step), (1, 26));
         resumed_run.extend(epochs_of(&b, &mut resumed, &train, &test, 2));
@@ -312,7 +312,7 @@ fn resume_refuses_checkpoints_that_do_not_fit() {
     let (train, test, labels) = small_data();
     let cfg = small_config(MetricLoss::Contrastive { margin: 1.0 });
     let missing = TempDir::new("metric-resume-missing");
-    let e = MetricTrainer::resume(&b, missing.path(), cfg.clone(), &labels).map(|_| ()).unwrap_err();
+    let e = MetricTrainer::resume(&b, missing.path(), &labels).map(|_| ()).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e}");
 
     let saved = TempDir::new("metric-resume-saved");
@@ -320,7 +320,7 @@ fn resume_refuses_checkpoints_that_do_not_fit() {
     t.run_epoch(&b, &train, &test, |_, _, _| {}).unwrap();
     t.save(&b, saved.path()).unwrap();
     let original = std::fs::read(saved.join(TRAINER_FILE)).unwrap();
-    let resume = |labels: &[u32]| MetricTrainer::resume(&b, saved.path(), cfg.clone(), labels).map(|_| ());
+    let resume = |labels: &[u32]| MetricTrainer::resume(&b, saved.path(), labels).map(|_| ());
     resume(&labels).unwrap();
 
     // Labels grouping the examples otherwise (two examples of different classes swapped).
@@ -334,7 +334,19 @@ fn resume_refuses_checkpoints_that_do_not_fit() {
 
     type Edit = fn(&mut Vec<NamedTensor>, &mut BTreeMap<String, String>);
     type Expected = fn(&Error) -> bool;
-    let cases: [(&str, Edit, Expected); 9] = [
+    let cases: [(&str, Edit, Expected); 11] = [
+        (
+            "a tensor of no optimizer state",
+            |t, _| {
+                t.push(NamedTensor { name: "adam.m.embed.9.weight".into(), shape: vec![1], data: vec![0.0] });
+            },
+            |e| matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("adam.m.embed.9.weight"),
+        ),
+        (
+            "no learning-rate schedule",
+            |_, m| drop(m.remove("lr_decay_epochs")),
+            |e| matches!(e, Error::Format { .. }) && e.to_string().contains("lr_decay_epochs"),
+        ),
         (
             "a layer that takes no previous output",
             |t, m| {
@@ -415,6 +427,11 @@ fn metric_trainer_checks_what_it_indexes() {
     }
     let e = t.embed(&b, &short).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
+    // A test split the evaluation can't pair (one class) is refused before the epoch trains.
+    let mut one_class = test.clone();
+    one_class.labels.fill(3);
+    let e = t.run_epoch(&b, &train, &one_class, |_, _, _| {}).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("two classes"), "{e}");
     assert_eq!((t.epoch, t.step), (0, 0));
 
     let emb = t.embed(&b, &test).unwrap();
@@ -424,7 +441,7 @@ fn metric_trainer_checks_what_it_indexes() {
         assert!(matches!(e, Error::Shape { .. }), "{} values, pair {pair:?}: {e}", emb.len());
     }
 
-    // P×K past the labels is refused by the sampler, before the BCE head's [2·4·N, N] matrices.
+    // P×K past the labels is refused by the sampler: no BCE head's [2·4·N, N] matrices of 2^44 rows.
     let many: Vec<u32> = (0..1 << 20).map(|i| i % 10).collect();
     let cfg = MetricTrainConfig { p: 10, k: 1 << 40, ..small_config(MetricLoss::BceHead) };
     let e = MetricTrainer::new(&b, cfg, &many).map(|_| ()).unwrap_err();

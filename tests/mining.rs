@@ -13,7 +13,7 @@ use common::*;
 use latentkit::ops::distance::{pairwise_distance, pairwise_distance_bwd, Metric};
 use latentkit::ops::mining::{
     plane, triplet_bwd, triplet_fwd, Miner, SemiHardPolicy, TripletConfig, TripletKernel, TripletStats,
-    TripletWorkspace, INDEX_NONE,
+    TripletWorkspace, INDEX_NONE, ROWS_LIST_CAP,
 };
 use latentkit::{Backend, CpuBackend, Error, Tensor};
 
@@ -287,23 +287,24 @@ fn forward<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, t: &Tensors<B>) -> R
 /// [`forward`] with the row chunk of the many-triplet miners forced (CUDA: several chunks whose
 /// first anchor is not a multiple of the 64-anchor tile).
 fn forward_chunked<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, t: &Tensors<B>, chunk: Option<usize>) -> Run<B> {
-    forward_with(b, cf, c, t, chunk, TripletKernel::default())
+    forward_with(b, cf, c, t, chunk, None, TripletKernel::default())
 }
 
-/// [`forward_chunked`] with a CUDA kernel version (the CPU ignores it).
+/// [`forward_chunked`] with a CUDA kernel version and shared-list capacity (the CPU ignores both).
 fn forward_with<B: Backend>(
     b: &B,
     cf: &TripletConfig,
     c: &Case,
     t: &Tensors<B>,
     chunk: Option<usize>,
+    list_cap: Option<usize>,
     kernel: TripletKernel,
 ) -> Run<B> {
     let ws = match chunk {
         Some(k) => TripletWorkspace::with_row_chunk(b, c.n, c.m, cf, k).unwrap(),
         None => TripletWorkspace::new(b, c.n, c.m, cf).unwrap(),
     };
-    let mut ws = ws.with_kernel(kernel);
+    let mut ws = ws.with_kernel(kernel).with_list_cap(list_cap.unwrap_or(ROWS_LIST_CAP));
     // A first run with another margin: anything the real run fails to overwrite would be stale.
     let other = TripletConfig { margin: cf.margin + 0.37, ..*cf };
     triplet_fwd(b, &other, &t.q, &t.ql, &t.r, &t.rl, c.same_set, &mut ws).unwrap();
@@ -333,7 +334,7 @@ fn oracle_grad<B: Backend>(
 }
 
 fn check_against_oracle<B: Backend>(b: &B, cf: &TripletConfig, c: &Case, outs: &mut Vec<Out>) {
-    check_against_oracle_chunked(b, cf, c, None, outs);
+    check_against_oracle_chunked(b, cf, c, None, None, outs);
 }
 
 fn check_against_oracle_chunked<B: Backend>(
@@ -341,6 +342,7 @@ fn check_against_oracle_chunked<B: Backend>(
     cf: &TripletConfig,
     c: &Case,
     chunk: Option<usize>,
+    list_cap: Option<usize>,
     outs: &mut Vec<Out>,
 ) -> Run<B> {
     let t = upload(b, c);
@@ -351,7 +353,7 @@ fn check_against_oracle_chunked<B: Backend>(
     // is returned.
     let mut last = None;
     for kernel in TripletKernel::ALL {
-        let mut run = forward_with(b, cf, c, &t, chunk, kernel);
+        let mut run = forward_with(b, cf, c, &t, chunk, list_cap, kernel);
         let s = run.stats;
         let what = format!("{cf:?} n={} m={} same_set={} {}", c.n, c.m, c.same_set, kernel.name());
         assert_eq!(s.triplets, o.triplets, "{what}: triplets");
@@ -414,7 +416,8 @@ parity_test!(triplet_matches_bruteforce_oracle_same_set, |b| {
 parity_test!(same_set_never_mines_the_anchor_itself, |b| {
     // q and r the same rows but r_labels disagreeing with q_labels on every third row: the self
     // pair is still neither a positive nor a negative, for every miner, forward and backward. 129
-    // anchors take the many-triplet miners past one warp of positives and through the shared list.
+    // anchors take the many-triplet miners past one warp of positives; on CUDA through the shared
+    // list, then again scanning whole rows (a list of 2 entries).
     let mut outs = Vec::new();
     for (k, &(n, classes)) in [(7usize, 3u32), (33, 4), (129, 6)].iter().enumerate() {
         let mut c = case(450 + k as u64, n, None, 5, classes);
@@ -423,6 +426,8 @@ parity_test!(same_set_never_mines_the_anchor_itself, |b| {
         }
         for cf in configs() {
             check_against_oracle(b, &cf, &c, &mut outs);
+            // CUDA: lists of 2 entries, so the many-triplet kernel scans whole rows instead.
+            check_against_oracle_chunked(b, &cf, &c, None, Some(2), &mut outs);
         }
     }
     outs
@@ -746,8 +751,8 @@ parity_test!(triplet_forward_is_deterministic, |b| {
     let mut outs = Vec::new();
     for miner in MINERS {
         let cf = cfg(miner, Metric::Euclidean, false, false);
-        let v2 = forward_with(b, &cf, &c, &t, None, TripletKernel::V2);
-        let again = forward_with(b, &cf, &c, &t, None, TripletKernel::V2);
+        let v2 = forward_with(b, &cf, &c, &t, None, None, TripletKernel::V2);
+        let again = forward_with(b, &cf, &c, &t, None, None, TripletKernel::V2);
         assert_eq!(v2.stats.loss.to_bits(), again.stats.loss.to_bits(), "{miner:?} v2");
         let mut a = forward(b, &cf, &c, &t);
         let again = forward(b, &cf, &c, &t);
@@ -1250,7 +1255,7 @@ fn forward_backward_outputs<B: Backend>(
     // returned.
     let mut last = None;
     for kernel in TripletKernel::ALL {
-        let mut run = forward_with(b, cf, c, t, chunk, kernel);
+        let mut run = forward_with(b, cf, c, t, chunk, None, kernel);
         let st = run.stats;
         let name = format!("{name} {}", kernel.name());
         assert!(st.loss.is_finite() && st.triplets > 0, "{name}: {st:?}");
@@ -1368,7 +1373,7 @@ parity_test!(triplet_hard_backward_with_shared_choices, |b| {
                 // Margin 3 > κ(far negative) − κ(positive) ≈ 2: ClosestFartherThanPositive's
                 // triplets are active too, so its shared negatives get buckets.
                 let cf = TripletConfig { margin: 3.0, ..cfg(miner, metric, false, false) };
-                let mut run = check_against_oracle_chunked(b, &cf, &c, None, &mut outs);
+                let mut run = check_against_oracle_chunked(b, &cf, &c, None, None, &mut outs);
                 let what = format!("{cf:?} hub n={n}");
                 if miner == Miner::BatchHard && metric == Metric::Euclidean {
                     let neg = run.ws.read_u32_plane(b, plane::NEG_IDX).unwrap();
@@ -1405,7 +1410,7 @@ parity_test!(triplet_hard_splits_many_references, |b| {
         ] {
             for (metric, squared) in [(Metric::Euclidean, false), (Metric::Euclidean, true), (Metric::Cosine, false)] {
                 let cf = cfg(miner, metric, squared, compat);
-                let run = check_against_oracle_chunked(b, &cf, &c, None, &mut outs);
+                let run = check_against_oracle_chunked(b, &cf, &c, None, None, &mut outs);
                 if run.ws.hard_splits() > 0 {
                     assert!(run.ws.hard_splits() > 1, "{cf:?}: few anchor tiles should split the reference tiles");
                 }
@@ -1427,7 +1432,7 @@ parity_test!(triplet_rows_in_ragged_chunks, |b| {
         {
             for (metric, squared) in [(Metric::Euclidean, false), (Metric::Cosine, true)] {
                 let cf = cfg(miner, metric, squared, false);
-                let run = check_against_oracle_chunked(b, &cf, cc, Some(37), &mut outs);
+                let run = check_against_oracle_chunked(b, &cf, cc, Some(37), None, &mut outs);
                 if run.ws.row_chunk() > 0 {
                     assert_eq!(run.ws.row_chunk(), 37);
                 }

@@ -96,8 +96,8 @@ impl PkSampler {
     }
 
     /// A 64-bit FNV-1a digest of the grouping of the examples into classes (which examples share
-    /// a class; not the label values), all the batches depend on besides the seed: a resumed
-    /// trainer checks it against the labels it is given.
+    /// a class, classes in the order of their label values; not the values themselves): all the
+    /// batches depend on besides the seed. A resumed trainer checks it against its labels.
     pub fn fingerprint(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let words = self.by_class.iter().flat_map(|c| std::iter::once(c.len()).chain(c.iter().copied()));

@@ -381,11 +381,13 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (norm(a).max(floor) * norm(b).max(floor))
 }
 
-/// `n` pairs of distinct examples, alternately of the same and of different classes, seeded.
-/// Index pairs and whether each is a same-class pair.
-type PairSet = (Vec<(usize, usize)>, Vec<bool>);
+/// The examples of each label value, the labels present, and those with two examples or more.
+type PairClasses = (Vec<Vec<usize>>, Vec<usize>, Vec<usize>);
 
-fn balanced_pairs(labels: &[u8], n: usize, seed: u64) -> Result<PairSet> {
+/// The examples of each label value, the labels present, and those with two examples or more;
+/// an error unless there are two labels and one of them has two examples (what balanced pairs
+/// need).
+fn pair_classes(labels: &[u8]) -> Result<PairClasses> {
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); 256];
     for (i, &l) in labels.iter().enumerate() {
         by_class[usize::from(l)].push(i);
@@ -395,6 +397,15 @@ fn balanced_pairs(labels: &[u8], n: usize, seed: u64) -> Result<PairSet> {
     if classes.len() < 2 || pairable.is_empty() {
         return Err(Error::invalid("balanced_pairs", "pairs need two classes and a class with two examples"));
     }
+    Ok((by_class, classes, pairable))
+}
+
+/// `n` pairs of distinct examples, alternately of the same and of different classes, seeded.
+/// Index pairs and whether each is a same-class pair.
+type PairSet = (Vec<(usize, usize)>, Vec<bool>);
+
+fn balanced_pairs(labels: &[u8], n: usize, seed: u64) -> Result<PairSet> {
+    let (by_class, classes, pairable) = pair_classes(labels)?;
     let mut rng = seeded(seed);
     let (mut pairs, mut same) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for t in 0..n {
@@ -446,7 +457,7 @@ impl<B: Backend> MetricTrainer<B> {
             labels: Tensor::zeros(b, &[n])?,
             d_emb: Tensor::zeros(b, &[n, dout])?,
             state,
-            host_x: vec![0.0; n * din],
+            host_x: host_vec("MetricTrainer", n.saturating_mul(din), 0.0f32)?,
             net,
             head,
             opt,
@@ -590,12 +601,20 @@ impl<B: Backend> MetricTrainer<B> {
     ) -> Result<MetricEpochRecord> {
         train.validate()?;
         test.validate()?;
-        if train.dim() != self.net.in_features() {
+        // Everything the evaluation after the epoch needs is checked before the epoch trains.
+        if train.dim() != self.net.in_features() || test.dim() != self.net.in_features() {
             return Err(Error::shape(
                 "MetricTrainer",
-                format!("images have {} pixels, the net takes {}", train.dim(), self.net.in_features()),
+                format!(
+                    "images have {} (train) and {} (test) pixels, the net takes {}",
+                    train.dim(),
+                    test.dim(),
+                    self.net.in_features()
+                ),
             ));
         }
+        pair_classes(&train.labels)?;
+        pair_classes(&test.labels)?;
         // The sampler draws indices into the labels `new` was given: they must be this split's.
         if train.len() != self.sampler.examples()
             || !self.sampler.same_classes(|i| u32::from(train.labels.get(i).copied().unwrap_or(u8::MAX)))
@@ -736,12 +755,22 @@ impl<B: Backend> MetricTrainer<B> {
     }
 
     /// The settings the trainer runs: sizes, P, K, loss and seed as built by `new` (whatever
-    /// `cfg` says now), `cfg`'s optimisation settings.
+    /// `cfg` says now), the optimizer's settings and the learning-rate schedule.
     fn running_config(&self) -> MetricTrainConfig {
         let layers = self.net.layers();
         let sizes = std::iter::once(self.net.in_features()).chain(layers.iter().map(|l| l.out_features())).collect();
         let (p, k) = self.sampler.classes_and_examples();
-        MetricTrainConfig { sizes, p, k, loss: self.loss(), seed: self.seed, ..self.cfg.clone() }
+        // The peak rate while the schedule runs, the optimizer's own otherwise.
+        let lr = if self.cfg.lr_decay_epochs > 0 { self.cfg.adam.lr } else { self.opt.cfg.lr };
+        MetricTrainConfig {
+            sizes,
+            p,
+            k,
+            adam: AdamConfig { lr, ..self.opt.cfg },
+            loss: self.loss(),
+            lr_decay_epochs: self.cfg.lr_decay_epochs,
+            seed: self.seed,
+        }
     }
 
     /// The loss the trainer was built with.
@@ -788,13 +817,15 @@ impl<B: Backend> MetricTrainer<B> {
     }
 
     /// Restores a trainer saved by [`MetricTrainer::save`] from `dir/trainer.safetensors`, so
-    /// that the next epochs are those an uninterrupted run would have trained (same batches, same
-    /// updates). The net's sizes, the loss and its settings, P, K and the seed come from the
-    /// checkpoint; `cfg` gives the optimisation settings (`adam`, `lr_decay_epochs`; pass the
-    /// original ones to continue the same schedule). `train_labels` must group the examples as
-    /// the labels the checkpoint was trained on did. The recorded sizes are checked against the
-    /// saved weights before anything is allocated.
-    pub fn resume(b: &B, dir: &Path, cfg: MetricTrainConfig, train_labels: &[u32]) -> Result<Self> {
+    /// that the next epochs are those an uninterrupted run would have trained: the same batches
+    /// and updates (bit for bit on the CPU; on CUDA as far as the GEMM kernels chosen are the
+    /// same, see [`crate::ops::gemm::GemmKernel::Auto`]). Every setting comes from the checkpoint:
+    /// the net's sizes, the loss and its settings, P, K, the seed, Adam's settings and the
+    /// learning-rate schedule (change `cfg.adam.lr`, `cfg.lr_decay_epochs` or `opt.cfg` afterwards
+    /// to train on differently). `train_labels` must group and order the classes as the labels
+    /// the checkpoint was trained on did. The recorded sizes are checked against the saved weights
+    /// before anything is allocated.
+    pub fn resume(b: &B, dir: &Path, train_labels: &[u32]) -> Result<Self> {
         const OP: &str = "MetricTrainer::resume";
         let path = dir.join(TRAINER_FILE);
         let (tensors, meta) = load_checkpoint(&path)?;
@@ -806,7 +837,7 @@ impl<B: Backend> MetricTrainer<B> {
         if field("format")? != TRAINER_FORMAT {
             return Err(format(format!("format {:?}, expected {TRAINER_FORMAT:?}", meta["format"])));
         }
-        let cfg = parse_settings(&meta, cfg).map_err(format)?;
+        let cfg = parse_settings(&meta).map_err(format)?;
         let (weights, opt_state): (Vec<NamedTensor>, Vec<NamedTensor>) =
             tensors.into_iter().partition(|t| t.name.starts_with(WEIGHTS_PREFIX));
         let weights: Vec<NamedTensor> = weights
@@ -833,7 +864,8 @@ impl<B: Backend> MetricTrainer<B> {
             return Err(Error::invalid(
                 OP,
                 format!(
-                    "the training labels group the examples differently from those {} was trained on                      (digest {given}, recorded {recorded})",
+                    "the training labels group or order the classes differently from those {} was trained \
+                     on (digest {given}, recorded {recorded})",
                     path.display()
                 ),
             ));
@@ -853,6 +885,17 @@ impl<B: Backend> MetricTrainer<B> {
         load_params(b, &mut all_params(&mut t.net, &mut t.head), &weights, OP)?;
         let params: Vec<&Param<B>> = t.net.params().into_iter().chain(t.head.iter()).collect();
         t.opt.load_state_dict(b, &params, &opt_state)?;
+        // Everything else the file holds must be the optimizer's: a stray tensor means another layout.
+        let known = |name: &str| {
+            name == "adam.state"
+                || names.iter().any(|p| name.strip_prefix("adam.m.").or(name.strip_prefix("adam.v.")) == Some(p))
+        };
+        if let Some(stray) = opt_state.iter().find(|t| !known(&t.name)) {
+            return Err(Error::invalid(
+                OP,
+                format!("{}: tensor {} is not this {} trainer's", path.display(), stray.name, t.cfg.loss.name()),
+            ));
+        }
         let counter = |key: &str| -> Result<u64> {
             u64::try_from(number(key)?).map_err(|_| format(format!("metadata field {key:?} is out of range")))
         };
@@ -889,13 +932,22 @@ fn mlp_sizes(tensors: &[NamedTensor], prefix: &str) -> Option<Vec<usize>> {
     (sizes[0] > 0).then_some(sizes)
 }
 
-/// Records what fixes the trainer's parameters and batches: sizes, loss settings, P, K, seed.
+/// Records the settings the trainer runs: sizes, loss settings, P, K, seed, the optimizer and the
+/// learning-rate schedule.
 fn record_settings(cfg: &MetricTrainConfig, meta: &mut BTreeMap<String, String>) {
     let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
     put("sizes", sizes_text(&cfg.sizes));
     put("p", cfg.p.to_string());
     put("k", cfg.k.to_string());
     put("seed", cfg.seed.to_string());
+    put("lr_decay_epochs", cfg.lr_decay_epochs.to_string());
+    let a = &cfg.adam;
+    put("adam_lr", a.lr.to_string());
+    put("adam_beta1", a.beta1.to_string());
+    put("adam_beta2", a.beta2.to_string());
+    put("adam_eps", a.eps.to_string());
+    put("adam_weight_decay", a.weight_decay.to_string());
+    put("adam_decoupled_weight_decay", a.decoupled_weight_decay.to_string());
     put("loss", cfg.loss.name().to_string());
     match cfg.loss {
         // f32's Display is the shortest text that parses back to the same value.
@@ -914,12 +966,8 @@ fn record_settings(cfg: &MetricTrainConfig, meta: &mut BTreeMap<String, String>)
     }
 }
 
-/// The inverse of [`record_settings`], over `cfg`'s optimisation settings; the message says
-/// which field is missing or malformed.
-fn parse_settings(
-    meta: &BTreeMap<String, String>,
-    cfg: MetricTrainConfig,
-) -> std::result::Result<MetricTrainConfig, String> {
+/// The inverse of [`record_settings`]; the message says which field is missing or malformed.
+fn parse_settings(meta: &BTreeMap<String, String>) -> std::result::Result<MetricTrainConfig, String> {
     fn get<T: std::str::FromStr>(meta: &BTreeMap<String, String>, key: &str) -> std::result::Result<T, String> {
         let v = meta.get(key).ok_or_else(|| format!("metadata field {key:?} missing"))?;
         v.parse().map_err(|_| format!("metadata field {key:?} = {v:?} is malformed"))
@@ -942,5 +990,21 @@ fn parse_settings(
         "bce" => MetricLoss::BceHead,
         other => return Err(format!("metadata field \"loss\" is {other:?}; expected triplet, contrastive or bce")),
     };
-    Ok(MetricTrainConfig { sizes, p: get(meta, "p")?, k: get(meta, "k")?, loss, seed: get(meta, "seed")?, ..cfg })
+    let adam = AdamConfig {
+        lr: get(meta, "adam_lr")?,
+        beta1: get(meta, "adam_beta1")?,
+        beta2: get(meta, "adam_beta2")?,
+        eps: get(meta, "adam_eps")?,
+        weight_decay: get(meta, "adam_weight_decay")?,
+        decoupled_weight_decay: get(meta, "adam_decoupled_weight_decay")?,
+    };
+    Ok(MetricTrainConfig {
+        sizes,
+        p: get(meta, "p")?,
+        k: get(meta, "k")?,
+        adam,
+        loss,
+        lr_decay_epochs: get(meta, "lr_decay_epochs")?,
+        seed: get(meta, "seed")?,
+    })
 }

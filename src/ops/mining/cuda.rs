@@ -58,15 +58,10 @@ const SCAN_THREADS: u32 = 1024;
 /// Threads per block of the mining kernels (a multiple of 32: the warp reductions need it).
 const MINE_THREADS: u32 = 256;
 
-/// Most (ℓ, index) pairs `triplet_rows_f32` keeps in shared memory (8 bytes each: 32 KiB, inside
-/// the default 48 KiB with its static shared memory): an anchor whose negatives (or, in BatchAll's
-/// backward pass, positives) number more scans the whole row instead.
-const ROWS_LIST_CAP: usize = 4096;
-
-/// `triplet_rows_f32`'s launch: a block per anchor of the chunk, the list's dynamic shared memory,
-/// and the list capacity argument.
-fn rows_launch(rows: usize, m: usize) -> (LaunchConfig, i32) {
-    let cap = m.min(ROWS_LIST_CAP);
+/// `triplet_rows_f32`'s launch: a block per anchor of the chunk, the list's dynamic shared memory
+/// (`list_cap` ≤ [`super::ROWS_LIST_CAP`] entries), and the list capacity argument.
+fn rows_launch(rows: usize, m: usize, list_cap: usize) -> (LaunchConfig, i32) {
+    let cap = m.min(list_cap);
     let mut cfg = grid_rows(rows, MINE_THREADS);
     cfg.shared_mem_bytes = (cap * 8) as u32;
     (cfg, cap as i32)
@@ -200,6 +195,7 @@ pub(crate) unsafe fn triplet_fwd(
         hard_splits,
         hard_splits_v2,
         kernel,
+        list_cap,
         ..
     } = ws;
     let v2 = *kernel == TripletKernel::V2;
@@ -235,7 +231,7 @@ pub(crate) unsafe fn triplet_fwd(
                 pa.rows = rows as i64;
                 launch_kappa_rows(be, &pa, q, r, qn, rn, kappa_rows.buf_mut())?;
                 // dq is not touched in forward mode: the placeholder fills its slot.
-                let (cfg, cap) = rows_launch(rows, m);
+                let (cfg, cap) = rows_launch(rows, m, *list_cap);
                 launch!(
                     be,
                     "triplet_rows_f32",
@@ -318,6 +314,7 @@ pub(crate) unsafe fn triplet_bwd(
         stats,
         row_chunk,
         kernel,
+        list_cap,
         ..
     } = ws;
     row_sqnorm(be, q, n, d, q_norm.buf_mut())?;
@@ -359,7 +356,7 @@ pub(crate) unsafe fn triplet_bwd(
         pa.rows = rows as i64;
         launch_kappa_rows(be, &pa, q, r, qn, rn, kappa_rows.buf_mut())?;
         // The per-anchor planes are not written in backward mode; the forward's stay intact.
-        let (cfg, cap) = rows_launch(rows, m);
+        let (cfg, cap) = rows_launch(rows, m, *list_cap);
         launch!(
             be,
             "triplet_rows_f32",

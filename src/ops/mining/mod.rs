@@ -402,6 +402,11 @@ impl TripletStats {
     }
 }
 
+/// Most (ℓ, index) pairs the CUDA many-triplet kernel keeps in shared memory per anchor (8 bytes
+/// each: 32 KiB, inside the default 48 KiB with its static shared memory): an anchor whose
+/// negatives (or, in BatchAll's backward pass, positives) number more scans the whole row instead.
+pub const ROWS_LIST_CAP: usize = 4096;
+
 /// Device buffers of the triplet loss, allocated once per (N, M, miner family).
 pub struct TripletWorkspace<B: Backend> {
     n: usize,
@@ -412,6 +417,8 @@ pub struct TripletWorkspace<B: Backend> {
     hard_splits_v2: usize,
     /// The CUDA kernel versions (the CPU ignores it).
     kernel: TripletKernel,
+    /// Capacity of the CUDA rows kernel's shared (ℓ, index) list ([`ROWS_LIST_CAP`]).
+    list_cap: usize,
     /// What the last forward ran with: (config, same_set, d); checked by the backward.
     last_forward: Option<(TripletConfig, bool, usize)>,
     pub(crate) anchor_u32: Tensor<B, u32>,
@@ -462,6 +469,7 @@ impl<B: Backend> TripletWorkspace<B> {
             hard_splits,
             hard_splits_v2,
             kernel: TripletKernel::V2,
+            list_cap: ROWS_LIST_CAP,
             last_forward: None,
             anchor_u32: Tensor::zeros(b, &[plane::U32_LEN, n])?,
             anchor_f32: Tensor::zeros(b, &[plane::F32_LEN, n])?,
@@ -500,6 +508,15 @@ impl<B: Backend> TripletWorkspace<B> {
     /// [`TripletWorkspace::set_kernel`] as a builder.
     pub fn with_kernel(mut self, kernel: TripletKernel) -> Self {
         self.kernel = kernel;
+        self
+    }
+
+    /// Caps the shared-memory list of the CUDA many-triplet kernel (FaceNet, TfAddons, BatchAll)
+    /// at `cap` entries (1 ≤ cap ≤ [`ROWS_LIST_CAP`], clamped): an anchor with more negatives (or,
+    /// in BatchAll's backward pass, positives) scans its whole row instead. Results are the same
+    /// either way; tests use it to run the row-scan path at small sizes. The CPU ignores it.
+    pub fn with_list_cap(mut self, cap: usize) -> Self {
+        self.list_cap = cap.clamp(1, ROWS_LIST_CAP);
         self
     }
 
