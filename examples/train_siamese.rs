@@ -17,8 +17,8 @@
 //!          --squared  --lr X (2e-3)  --constant-lr (default: cosine decay to 0 over --epochs)
 //!          --p N (8 classes)  --k N (32 per class)  --sizes 784-512-256-128  --seed N (1)
 //!          --out DIR (runs/siamese)  --resume (continue the run in --out up to --epochs; every
-//!          other setting, the learning-rate schedule included, comes from its checkpoint)
-//!          --gemm-tuning heuristic|measure|measure-all (CUDA: how
+//!          other setting comes from its checkpoint, and its cosine schedule is stretched over
+//!          --epochs when that differs)  --gemm-tuning heuristic|measure|measure-all (CUDA: how
 //!          GemmKernel::Auto picks each layer's GEMM kernel; see latentkit::ops::gemm::tune)
 //!          --gemm-tuning-file FILE (CUDA: measured choices loaded from FILE when it exists and
 //!          saved to it at the end; tuning/README.md)
@@ -189,13 +189,15 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     let train_labels: Vec<u32> = data.train.labels.iter().map(|&l| u32::from(l)).collect();
     let metrics_path = args.out.join("metrics.csv");
     let (mut t, mut rows) = if args.resume {
-        let t = MetricTrainer::resume(b, &args.out, &train_labels)?;
+        let mut t = MetricTrainer::resume(b, &args.out, &train_labels)?;
         println!("resumed from {} at epoch {}, step {}", args.out.join(TRAINER_FILE).display(), t.epoch, t.step);
+        // Past its epochs the schedule's rate is 0: a longer run stretches it instead.
         if t.cfg.lr_decay_epochs > 0 && t.cfg.lr_decay_epochs != args.epochs {
             println!(
-                "note: the learning rate decays over the checkpoint's {} epochs (it is 0 past them)",
-                t.cfg.lr_decay_epochs
+                "note: the cosine learning-rate schedule decayed over {} epochs; it now decays over --epochs {}",
+                t.cfg.lr_decay_epochs, args.epochs
             );
+            t.cfg.lr_decay_epochs = args.epochs;
         }
         let rows = earlier_rows(&metrics_path, t.epoch);
         (t, rows)
