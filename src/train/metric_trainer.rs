@@ -17,7 +17,7 @@ use crate::data::{MnistSplit, PkSampler};
 use crate::error::{Error, Result};
 use crate::eval::{accuracy_at, best_threshold, retrieval_metrics, roc_auc, DistanceKind, RetrievalMetrics};
 use crate::io::checkpoint::{load_checkpoint, save_checkpoint, NamedTensor};
-use crate::nn::{load_params, Mlp, MlpSpec, Param};
+use crate::nn::{load_params, sizes_label, Mlp, MlpSpec, Param};
 use crate::ops::batch::gather_rows;
 use crate::ops::distance::{Metric, COSINE_NORM_FLOOR};
 use crate::ops::gemm::{matmul, Transpose};
@@ -800,7 +800,7 @@ impl<B: Backend> MetricTrainer<B> {
         let mut meta = BTreeMap::new();
         meta.insert("format".to_string(), MODEL_FORMAT.to_string());
         let running = self.running_config();
-        meta.insert("sizes".into(), sizes_text(&running.sizes));
+        meta.insert("sizes".into(), sizes_label(&running.sizes));
         meta.insert("epoch".into(), self.epoch.to_string());
         meta.insert("loss".into(), running.loss.name().into());
         let mut trainer_meta = meta.clone();
@@ -852,8 +852,8 @@ impl<B: Backend> MetricTrainer<B> {
                 format!(
                     "{}: the checkpoint records sizes {} but its weights are {}",
                     path.display(),
-                    sizes_text(&cfg.sizes),
-                    saved.map_or_else(|| "no embedding net".into(), |s| sizes_text(&s))
+                    sizes_label(&cfg.sizes),
+                    saved.map_or_else(|| "no embedding net".into(), |s| sizes_label(&s))
                 ),
             ));
         }
@@ -907,10 +907,6 @@ impl<B: Backend> MetricTrainer<B> {
     }
 }
 
-fn sizes_text(sizes: &[usize]) -> String {
-    sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
-}
-
 /// The sizes `[input, hidden..., output]` of the MLP whose weights `{prefix}{i}.weight` ([out,
 /// in], i = 0, 1, …) `tensors` hold; None without a first layer, or when a size is 0 or a layer
 /// does not take the previous one's output. Every size is then a dimension of a non-empty weight
@@ -936,7 +932,7 @@ fn mlp_sizes(tensors: &[NamedTensor], prefix: &str) -> Option<Vec<usize>> {
 /// learning-rate schedule.
 fn record_settings(cfg: &MetricTrainConfig, meta: &mut BTreeMap<String, String>) {
     let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
-    put("sizes", sizes_text(&cfg.sizes));
+    put("sizes", sizes_label(&cfg.sizes));
     put("p", cfg.p.to_string());
     put("k", cfg.k.to_string());
     put("seed", cfg.seed.to_string());
