@@ -21,7 +21,8 @@
 //!          --epochs when that differs)  --gemm-tuning heuristic|measure|measure-all (CUDA: how
 //!          GemmKernel::Auto picks each layer's GEMM kernel; see latentkit::ops::gemm::tune)
 //!          --gemm-tuning-file FILE (CUDA: measured choices loaded from FILE when it exists and
-//!          saved to it at the end; tuning/README.md)
+//!          saved to it after every checkpoint and at the end, so that --resume runs the same
+//!          kernels; tuning/README.md)
 //!          --gemm-exclude VERSION,... (CUDA: GEMM versions that measuring leaves out, e.g. those
 //!          whose tests failed on this machine)
 //!
@@ -180,7 +181,9 @@ fn earlier_rows(path: &std::path::Path, epoch: usize) -> Vec<String> {
         .collect()
 }
 
-fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
+/// `after_checkpoint` runs after every checkpoint (CUDA: saves the GEMM choices, so that a run
+/// killed later resumes with the kernels that trained it).
+fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit::Result<()>) -> latentkit::Result<()> {
     let data = match &args.data {
         Some(dir) => Mnist::load(dir)?,
         None => Mnist::committed_subset()?,
@@ -267,6 +270,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
         rows.push(metrics_row(&rec));
         write_file_atomic(&metrics_path, format!("{METRICS_HEADER}\n{}\n", rows.join("\n")).as_bytes())?;
         t.save(b, &args.out)?;
+        after_checkpoint()?;
     }
 
     let emb = t.embed(b, &data.test)?;
@@ -303,7 +307,7 @@ fn main() {
                     "note: --gemm-tuning, --gemm-tuning-file and --gemm-exclude choose CUDA kernels; ignored on the CPU"
                 );
             }
-            run(&CpuBackend, &args)
+            run(&CpuBackend, &args, &|| Ok(()))
         }
         Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
             let file = args.gemm_tuning_file.as_deref();
@@ -311,9 +315,10 @@ fn main() {
             if let Some(f) = file {
                 println!("GEMM choices: {loaded} loaded from {}", f.display());
             }
-            let res = run(&b, &args);
+            let save_choices = || file.map_or(Ok(()), |f| b.save_gemm_tuning(f));
+            let res = run(&b, &args, &save_choices);
             // Saved even when training stopped with an error (a non-finite loss, say).
-            res.and(file.map_or(Ok(()), |f| b.save_gemm_tuning(f)))
+            res.and(save_choices())
         }),
     };
     if let Err(e) = res {

@@ -9,14 +9,15 @@
 //!          --beta X (1)  --warmup-steps N (0)  --free-bits X (0)  --likelihood bernoulli|gaussian
 //!          --latent N (20)  --hidden N[,N...] (400; the encoder's hidden sizes, input side first,
 //!          mirrored by the decoder)  --seed N (1)  --iwae-k K (50; 0 skips it)
-//!          --out DIR (runs/vae)  --resume (continue from the checkpoint in --out)
+//!          --out DIR (runs/vae)  --resume (continue from the checkpoint in --out with its settings;
+//!          --batch, --lr, --beta, --warmup-steps and --free-bits, when given, replace them)
 //!          --mode checked|resident (default: checked on the CPU, resident on CUDA: the dataset on
 //!          the GPU and each step one CUDA-graph replay; the loss is then checked once per epoch)
 //!          --gemm-tuning heuristic|measure|measure-all (CUDA: how GemmKernel::Auto picks each layer's GEMM
 //!          kernel; measure times the candidates once per shape, see latentkit::ops::gemm::tune)
 //!          --gemm-tuning-file FILE (CUDA: measure (unless measure-all), loading FILE's choices
-//!          first when it exists and saving every choice to it at the end, so that later runs use
-//!          the same kernels; tuning/README.md)
+//!          first when it exists and saving every choice to it after every checkpoint and at the
+//!          end, so that later runs (--resume too) use the same kernels; tuning/README.md)
 //!          --gemm-exclude VERSION,... (CUDA: GEMM versions that measuring leaves out, e.g. those
 //!          whose tests failed on this machine)
 //!
@@ -25,8 +26,9 @@
 //! [out, in] layout: `model.load_state_dict(safetensors.torch.load_file(...))` works on the classic
 //! example's `VAE`; with several hidden layers the names are encoder.{i}, fc21, fc22, decoder.{i},
 //! fc4, see src/nn/vae.rs) and trainer.safetensors (to resume: the weights again, the optimizer
-//! state and the sizes). Checkpoints and metrics.csv are written atomically after every epoch; a
-//! non-finite loss or weight stops training and leaves the last good checkpoint as it was.
+//! state, the sizes and the training settings). Checkpoints and metrics.csv are written
+//! atomically after every epoch; a non-finite loss or weight stops training and leaves the last
+//! good checkpoint as it was.
 
 use std::path::PathBuf;
 
@@ -56,6 +58,9 @@ struct Args {
     gemm_tuning_file: Option<PathBuf>,
     /// `--gemm-exclude`: versions that measuring leaves out.
     gemm_exclude: Vec<latentkit::ops::gemm::GemmKernel>,
+    /// The flags given, in order (with `--resume`, the training settings among them replace the
+    /// checkpoint's and the model's are ignored).
+    given: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -72,6 +77,7 @@ fn parse_args() -> Result<Args, String> {
         gemm_tuning: None,
         gemm_tuning_file: None,
         gemm_exclude: Vec::new(),
+        given: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
             std::process::exit(0);
         }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        a.given.push(flag.clone());
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {v:?}: {e}");
         let int = || v.parse::<usize>().map_err(|e| bad(&e));
         let float = || v.parse::<f32>().map_err(|e| bad(&e));
@@ -167,7 +174,41 @@ fn read_metrics(path: &std::path::Path) -> Vec<EpochRecord> {
         .collect()
 }
 
-fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
+/// On resume, the checkpoint's training settings hold except those given on the command line;
+/// the model's flags and the seed are the checkpoint's.
+fn apply_given_settings<B: Backend>(t: &mut VaeTrainer<B>, args: &Args) {
+    let new = &args.train;
+    for flag in &args.given {
+        let (old, now) = match flag.as_str() {
+            "--batch" => (std::mem::replace(&mut t.cfg_mut().batch, new.batch).to_string(), new.batch.to_string()),
+            "--lr" => {
+                t.cfg_mut().adam.lr = new.adam.lr;
+                (std::mem::replace(&mut t.opt_mut().cfg.lr, new.adam.lr).to_string(), new.adam.lr.to_string())
+            }
+            "--beta" => (std::mem::replace(&mut t.cfg_mut().kl.beta, new.kl.beta).to_string(), new.kl.beta.to_string()),
+            "--warmup-steps" => (
+                std::mem::replace(&mut t.cfg_mut().kl.warmup_steps, new.kl.warmup_steps).to_string(),
+                new.kl.warmup_steps.to_string(),
+            ),
+            "--free-bits" => (
+                std::mem::replace(&mut t.cfg_mut().kl.free_bits, new.kl.free_bits).to_string(),
+                new.kl.free_bits.to_string(),
+            ),
+            "--latent" | "--hidden" | "--likelihood" | "--seed" => {
+                println!("note: {flag} is ignored with --resume: the checkpoint's model and seed continue");
+                continue;
+            }
+            _ => continue,
+        };
+        if old != now {
+            println!("note: {flag} {now} replaces the checkpoint's {old}");
+        }
+    }
+}
+
+/// `after_checkpoint` runs after every checkpoint (CUDA: saves the GEMM choices, so that a run
+/// killed later resumes with the kernels that trained it).
+fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit::Result<()>) -> latentkit::Result<()> {
     let data = match &args.data {
         Some(dir) => Mnist::load(dir)?,
         None => Mnist::committed_subset()?,
@@ -175,9 +216,10 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
     std::fs::create_dir_all(&args.out).map_err(io_err(&args.out))?;
     let metrics_path = args.out.join("metrics.csv");
     let (mut trainer, mut history) = if args.resume {
-        let t = VaeTrainer::resume(b, &args.out, args.train)?;
-        let h: Vec<_> = read_metrics(&metrics_path).into_iter().filter(|r| r.epoch <= t.epoch).collect();
+        let mut t = VaeTrainer::resume(b, &args.out)?;
         println!("resumed from {} at epoch {}, step {}", args.out.join(TRAINER_FILE).display(), t.epoch, t.step);
+        apply_given_settings(&mut t, args);
+        let h: Vec<_> = read_metrics(&metrics_path).into_iter().filter(|r| r.epoch <= t.epoch).collect();
         (t, h)
     } else {
         (VaeTrainer::new(b, args.model.clone(), args.train)?, Vec::new())
@@ -228,6 +270,7 @@ fn run<B: Backend>(b: &B, args: &Args) -> latentkit::Result<()> {
         // run drops, rather than a checkpoint without its row.
         write_metrics(&metrics_path, &history)?;
         trainer.save(b, &args.out)?;
+        after_checkpoint()?;
         let train_pts: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, f64::from(r.train.loss))).collect();
         let test_pts: Vec<(f64, f64)> =
             history.iter().map(|r| (r.epoch as f64, f64::from(r.test.neg_elbo()))).collect();
@@ -292,7 +335,7 @@ fn main() {
                     "note: --gemm-tuning, --gemm-tuning-file and --gemm-exclude choose CUDA kernels; ignored on the CPU"
                 );
             }
-            run(&CpuBackend, &args)
+            run(&CpuBackend, &args, &|| Ok(()))
         }
         Device::Cuda(i) => CudaBackend::new(i).and_then(|b| {
             let file = args.gemm_tuning_file.as_deref();
@@ -300,9 +343,10 @@ fn main() {
             if let Some(f) = file {
                 println!("GEMM choices: {loaded} loaded from {}", f.display());
             }
-            let res = run(&b, &args);
+            let save_choices = || file.map_or(Ok(()), |f| b.save_gemm_tuning(f));
+            let res = run(&b, &args, &save_choices);
             // Saved even when training stopped with an error (a non-finite loss, say).
-            res.and(file.map_or(Ok(()), |f| b.save_gemm_tuning(f)))
+            res.and(save_choices())
         }),
     };
     if let Err(e) = res {

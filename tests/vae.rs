@@ -598,7 +598,7 @@ fn resume_continues_exactly() {
     let before = train_epochs(&b, &mut first, &data, 2);
     first.save(&b, dir.path()).unwrap();
     drop(first);
-    let mut resumed = VaeTrainer::resume(&b, dir.path(), cfg).unwrap();
+    let mut resumed = VaeTrainer::resume(&b, dir.path()).unwrap();
     assert_eq!((resumed.epoch, resumed.step), (2, 20));
     let after = train_epochs(&b, &mut resumed, &data, 1);
 
@@ -660,7 +660,7 @@ fn check_non_finite_stop(test: &str, param: &str, element: usize) {
     assert_eq!(t.epoch, epoch, "a failed epoch must not count");
     assert!(saved == on_disk(), "the checkpoint changed");
     // The last good checkpoint still resumes, with finite weights, and trains.
-    let mut back = VaeTrainer::resume(&b, dir.path(), VaeTrainConfig::default()).unwrap();
+    let mut back = VaeTrainer::resume(&b, dir.path()).unwrap();
     assert!(param_values(&b, back.vae()).iter().flatten().all(|v| v.is_finite()));
     back.run_epoch(&b, &data.train, &data.test, StepMode::Checked, no_progress).unwrap();
 }
@@ -757,7 +757,7 @@ fn bad_input_is_an_error() {
     assert!(matches!(e, Error::Shape { .. }) && e.to_string().contains("783"), "{e}");
 
     let empty = TempDir::new("resume_empty");
-    match VaeTrainer::<CpuBackend>::resume(&b, empty.path(), VaeTrainConfig::default()) {
+    match VaeTrainer::<CpuBackend>::resume(&b, empty.path()) {
         Err(Error::Io { path, .. }) => assert_eq!(path, empty.path().join(TRAINER_FILE)),
         Err(e) => panic!("expected an I/O error, got {e}"),
         Ok(_) => panic!("resumed from an empty directory"),
@@ -907,7 +907,7 @@ fn deep_checkpoint_round_trip_and_resume() {
     fresh.load_state_dict(&b, &tensors).unwrap();
     assert!(param_bits(&b, &fresh) == param_bits(&b, t.vae()), "round trip changed values");
 
-    let mut resumed = VaeTrainer::resume(&b, dir.path(), VaeTrainConfig::default()).unwrap();
+    let mut resumed = VaeTrainer::resume(&b, dir.path()).unwrap();
     assert_eq!(resumed.vae().config(), t.vae().config());
     assert_eq!((resumed.epoch, resumed.step), (1, 10));
     assert!(param_bits(&b, resumed.vae()) == param_bits(&b, t.vae()));
@@ -975,7 +975,7 @@ fn load_rejects_another_depth_or_size() {
         let mut m = meta.clone();
         m.insert(key.into(), value.into());
         save_checkpoint(&trainer_path, &state, &m).unwrap();
-        VaeTrainer::<CpuBackend>::resume(&b, dir1.path(), VaeTrainConfig::default()).map(|_| ())
+        VaeTrainer::<CpuBackend>::resume(&b, dir1.path()).map(|_| ())
     };
     for (key, value, recorded) in
         [("hidden", "48,24", "784-48-24-20"), ("input", "1000000000000", "1000000000000-48-20")]
@@ -995,7 +995,7 @@ fn load_rejects_another_depth_or_size() {
     let mut m = meta.clone();
     m.insert("latent".into(), (1u64 << 40).to_string());
     save_checkpoint(&trainer_path, &crafted, &m).unwrap();
-    match VaeTrainer::<CpuBackend>::resume(&b, dir1.path(), VaeTrainConfig::default()) {
+    match VaeTrainer::<CpuBackend>::resume(&b, dir1.path()) {
         Err(e @ Error::Shape { .. }) => assert!(e.to_string().contains("no VAE"), "{e}"),
         other => panic!("fc21 of [2^40, 0]: expected a shape error, got {:?}", other.map(|_| ())),
     }
@@ -1026,7 +1026,7 @@ fn resume_reads_the_trainer_file_alone() {
     std::fs::write(dir.path().join(MODEL_FILE), &old_model).unwrap();
 
     // The shuffle seed comes from the checkpoint, whatever cfg says.
-    let mut resumed = VaeTrainer::resume(&b, dir.path(), VaeTrainConfig::default()).unwrap();
+    let mut resumed = VaeTrainer::resume(&b, dir.path()).unwrap();
     assert_eq!((resumed.epoch, resumed.step, resumed.cfg().seed), (2, 20, 5));
     assert!(param_bits(&b, resumed.vae()) == param_bits(&b, t.vae()), "weights differ from the last save");
     let a = t.run_epoch(&b, &data.train, &data.test, StepMode::Checked, no_progress).unwrap();
@@ -1034,24 +1034,32 @@ fn resume_reads_the_trainer_file_alone() {
     assert_eq!(stats_bits(&a), stats_bits(&r), "{a:?} vs {r:?}");
     assert!(param_bits(&b, resumed.vae()) == param_bits(&b, t.vae()), "weights differ after one more epoch");
 
-    // The older layout: the trainer file without the weights.
+    // The older layout: the trainer file without the weights, nor the training settings (which
+    // `resume` then asks for, and `resume_with_settings` takes from the caller).
     t.save(&b, dir.path()).unwrap();
     let trainer_path = dir.path().join(TRAINER_FILE);
-    let (state, meta) = load_checkpoint(&trainer_path).unwrap();
+    let (state, mut meta) = load_checkpoint(&trainer_path).unwrap();
     let without: Vec<NamedTensor> = state.into_iter().filter(|t| !t.name.starts_with("model.")).collect();
+    meta.retain(|k, _| !(k == "batch" || k.starts_with("adam_") || k.starts_with("kl_")));
     save_checkpoint(&trainer_path, &without, &meta).unwrap();
+    match VaeTrainer::<CpuBackend>::resume(&b, dir.path()) {
+        Err(Error::Format { path, msg, .. }) => {
+            assert!(path == trainer_path && msg.contains("batch") && msg.contains("resume_with_settings"), "{msg}")
+        }
+        other => panic!("no recorded settings: expected a format error, got {:?}", other.map(|_| ())),
+    }
     // (Whose model file recorded the epoch, not the step.)
     let model_path = dir.path().join(MODEL_FILE);
     let (weights, mut model_meta) = load_checkpoint(&model_path).unwrap();
     model_meta.remove("step");
     save_checkpoint(&model_path, &weights, &model_meta).unwrap();
-    let back = VaeTrainer::resume(&b, dir.path(), VaeTrainConfig::default()).unwrap();
-    assert_eq!((back.epoch, back.step), (3, 30));
+    let back = VaeTrainer::resume_with_settings(&b, dir.path(), VaeTrainConfig::default()).unwrap();
+    assert_eq!((back.epoch, back.step, back.cfg().seed), (3, 30, 5));
     assert!(param_bits(&b, back.vae()) == param_bits(&b, t.vae()), "weights differ in the older layout");
     // ... and refused, naming the model file, when the two files come from different saves or
     // the model file records no epoch.
     std::fs::write(&model_path, &old_model).unwrap();
-    let refused = || match VaeTrainer::<CpuBackend>::resume(&b, dir.path(), VaeTrainConfig::default()) {
+    let refused = || match VaeTrainer::<CpuBackend>::resume_with_settings(&b, dir.path(), VaeTrainConfig::default()) {
         Err(Error::Format { path, msg, .. }) => assert!(path == model_path && msg.contains("epoch"), "{msg}"),
         other => panic!("expected a format error, got {:?}", other.map(|_| ())),
     };
@@ -1059,6 +1067,80 @@ fn resume_reads_the_trainer_file_alone() {
     model_meta.remove("epoch");
     save_checkpoint(&model_path, &weights, &model_meta).unwrap();
     refused();
+}
+
+/// The checkpoint records the settings the trainer runs (the optimizer's own, changed after
+/// `new`, included) and `resume` restores them all; `resume_with_settings` takes the caller's
+/// instead (the seed excepted); a malformed field is a format error that names it.
+#[test]
+fn resume_restores_the_training_settings() {
+    let b = CpuBackend;
+    let data = subset(640, 100);
+    let dir = TempDir::new("vae_settings");
+    let cfg = VaeTrainConfig {
+        batch: 64,
+        adam: AdamConfig {
+            lr: 3e-4,
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-7,
+            weight_decay: 0.01,
+            decoupled_weight_decay: true,
+        },
+        kl: KlSchedule { beta: 0.5, warmup_steps: 25, free_bits: 0.1 },
+        seed: 11,
+    };
+    let mut t = VaeTrainer::new(&b, VaeConfig::default(), cfg).unwrap();
+    train_epochs(&b, &mut t, &data, 1);
+    // Changed after `new`: what runs is what the checkpoint records.
+    t.opt_mut().cfg.lr = 1.25e-4;
+    t.cfg_mut().kl.free_bits = 0.05;
+    t.save(&b, dir.path()).unwrap();
+    let running = VaeTrainConfig {
+        adam: AdamConfig { lr: 1.25e-4, ..cfg.adam },
+        kl: KlSchedule { free_bits: 0.05, ..cfg.kl },
+        ..cfg
+    };
+
+    let mut resumed = VaeTrainer::resume(&b, dir.path()).unwrap();
+    assert_eq!(*resumed.cfg(), running);
+    assert_eq!(resumed.opt().cfg, running.adam);
+    // ... and continues as the original does.
+    let a = t.run_epoch(&b, &data.train, &data.test, StepMode::Checked, no_progress).unwrap();
+    let r = resumed.run_epoch(&b, &data.train, &data.test, StepMode::Checked, no_progress).unwrap();
+    assert_eq!(stats_bits(&a), stats_bits(&r), "{a:?} vs {r:?}");
+    assert!(param_bits(&b, resumed.vae()) == param_bits(&b, t.vae()), "weights differ after one more epoch");
+
+    let mine = VaeTrainConfig { batch: 32, seed: 99, ..VaeTrainConfig::default() };
+    let other = VaeTrainer::resume_with_settings(&b, dir.path(), mine).unwrap();
+    assert_eq!(*other.cfg(), VaeTrainConfig { seed: 11, ..mine });
+    assert_eq!(other.opt().cfg, mine.adam);
+
+    let trainer_path = dir.path().join(TRAINER_FILE);
+    let (state, meta) = load_checkpoint(&trainer_path).unwrap();
+    for (key, value) in
+        [("batch", "many"), ("adam_lr", "fast"), ("kl_warmup_steps", "-3"), ("adam_decoupled_weight_decay", "1")]
+    {
+        let mut m = meta.clone();
+        m.insert(key.into(), value.into());
+        save_checkpoint(&trainer_path, &state, &m).unwrap();
+        match VaeTrainer::<CpuBackend>::resume(&b, dir.path()) {
+            Err(Error::Format { path, msg, .. }) => assert!(path == trainer_path && msg.contains(key), "{key}: {msg}"),
+            other => panic!("{key} = {value}: expected a format error, got {:?}", other.map(|_| ())),
+        }
+    }
+    // Settings that parse but are invalid are refused as the constructor refuses them.
+    for (key, value) in [("batch", "0"), ("adam_beta1", "1.5")] {
+        let mut m = meta.clone();
+        m.insert(key.into(), value.into());
+        save_checkpoint(&trainer_path, &state, &m).unwrap();
+        match VaeTrainer::<CpuBackend>::resume(&b, dir.path()) {
+            Err(e @ Error::InvalidArgument { .. }) => {
+                assert!(e.to_string().contains(if key == "batch" { "batch" } else { "beta1" }), "{e}")
+            }
+            other => panic!("{key} = {value}: expected an invalid-argument error, got {:?}", other.map(|_| ())),
+        }
+    }
 }
 
 /// The epoch's last update is checked too, before the epoch counts (so the caller never saves

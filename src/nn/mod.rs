@@ -11,12 +11,45 @@ pub use crate::ops::latent::KlSchedule;
 pub use autoencoder::{Autoencoder, Likelihood};
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpSpec};
+pub(crate) use vae::checkpoint_sizes;
 pub(crate) use vae::load_params;
-pub(crate) use vae::{checkpoint_sizes, sizes_label};
 pub use vae::{StepStats, Vae, VaeConfig};
 
 use crate::backend::Backend;
+use crate::io::checkpoint::NamedTensor;
 use crate::tensor::Tensor;
+
+/// Layer widths as checkpoints and messages write them: `784-400-20`.
+pub(crate) fn sizes_label(sizes: &[usize]) -> String {
+    sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-")
+}
+
+/// The shape of the 2-D tensor `name` among `tensors`; None when it is missing or not 2-D.
+pub(crate) fn weight_shape<'a>(tensors: &'a [NamedTensor], name: &str) -> Option<&'a [usize]> {
+    tensors.iter().find(|t| t.name == name).map(|t| t.shape.as_slice()).filter(|s| s.len() == 2)
+}
+
+/// The widths `[input, out₀, out₁, …]` of a chain of weights ([out, in] each, input side first);
+/// None for no weights, a size of 0, or a weight that does not take the previous one's output.
+/// Every width is then a dimension of a non-empty weight, so a model of these widths allocates no
+/// more than a few times the weights' data: checkpoints check the sizes they record with this
+/// before allocating anything.
+pub(crate) fn weight_chain<'a>(weights: impl IntoIterator<Item = &'a [usize]>) -> Option<Vec<usize>> {
+    let mut sizes: Vec<usize> = Vec::new();
+    for w in weights {
+        let (&out, &inp) = (w.first()?, w.get(1)?);
+        match sizes.last() {
+            None if inp > 0 => sizes.push(inp),
+            Some(&prev) if prev == inp => {}
+            _ => return None,
+        }
+        if out == 0 {
+            return None;
+        }
+        sizes.push(out);
+    }
+    (!sizes.is_empty()).then_some(sizes)
+}
 
 /// A trainable tensor and its gradient (same shape), with the name checkpoints use.
 pub struct Param<B: Backend> {

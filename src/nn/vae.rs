@@ -23,7 +23,7 @@
 //! each latent dimension's batch-mean KL counts as at least `free_bits` nats (Kingma et al. 2016),
 //! so dimensions under the floor get no KL gradient.
 
-use super::{Likelihood, Linear, Param};
+use super::{sizes_label, weight_chain, weight_shape, Likelihood, Linear, Param};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::NamedTensor;
@@ -134,31 +134,20 @@ fn layer_names(depth: usize, classic: &str, list: &str) -> Vec<String> {
     }
 }
 
-pub(crate) fn sizes_label(sizes: &[usize]) -> String {
-    sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-")
-}
-
 /// The encoder widths `[input, hidden…, latent]` a checkpoint's weights describe, under either
-/// naming scheme; `None` when they do not form a VAE of this layout: a missing layer, a size of
-/// 0, or a layer (fc21 included) that does not take the previous one's output. Every size is then
-/// a dimension of a non-empty weight the file holds, so building the VAE they describe allocates
-/// no more than a few times the file's data.
+/// naming scheme; `None` when they do not form a VAE of this layout: a missing layer, or a chain
+/// that [`weight_chain`] refuses (fc21 included). Building the VAE these sizes describe then
+/// allocates no more than a few times the file's data.
 pub(crate) fn checkpoint_sizes(tensors: &[NamedTensor]) -> Option<Vec<usize>> {
-    let shape = |name: &str| -> Option<&[usize]> {
-        tensors.iter().find(|t| t.name == name).map(|t| t.shape.as_slice()).filter(|s| s.len() == 2)
-    };
-    let layers: Vec<&[usize]> = match shape("fc1.weight") {
+    let layers: Vec<&[usize]> = match weight_shape(tensors, "fc1.weight") {
         Some(w) => vec![w],
-        None => (0..).map_while(|i| shape(&format!("encoder.{i}.weight"))).collect(),
+        None => (0..).map_while(|i| weight_shape(tensors, &format!("encoder.{i}.weight"))).collect(),
     };
-    let mut sizes = vec![layers.first()?[1]];
-    for w in layers.into_iter().chain([shape("fc21.weight")?]) {
-        if w[1] != sizes[sizes.len() - 1] || w[0] == 0 {
-            return None;
-        }
-        sizes.push(w[0]);
+    let fc21 = weight_shape(tensors, "fc21.weight")?;
+    if layers.is_empty() {
+        return None;
     }
-    (sizes[0] > 0).then_some(sizes)
+    weight_chain(layers.into_iter().chain([fc21]))
 }
 
 /// Batch means of one step, per example in nats.

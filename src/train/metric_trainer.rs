@@ -10,14 +10,14 @@ use std::time::Instant;
 
 use rand::Rng;
 
-use super::{Adam, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
+use super::{parse_adam, record_adam, Adam, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
 use crate::backend::cpu::host_vec;
 use crate::backend::Backend;
 use crate::data::{MnistSplit, PkSampler};
 use crate::error::{Error, Result};
 use crate::eval::{accuracy_at, best_threshold, retrieval_metrics, roc_auc, DistanceKind, RetrievalMetrics};
 use crate::io::checkpoint::{load_checkpoint, save_checkpoint, NamedTensor};
-use crate::nn::{load_params, sizes_label, Mlp, MlpSpec, Param};
+use crate::nn::{load_params, sizes_label, weight_chain, weight_shape, Mlp, MlpSpec, Param};
 use crate::ops::batch::gather_rows;
 use crate::ops::distance::{Metric, COSINE_NORM_FLOOR};
 use crate::ops::gemm::{matmul, Transpose};
@@ -908,24 +908,9 @@ impl<B: Backend> MetricTrainer<B> {
 }
 
 /// The sizes `[input, hidden..., output]` of the MLP whose weights `{prefix}{i}.weight` ([out,
-/// in], i = 0, 1, …) `tensors` hold; None without a first layer, or when a size is 0 or a layer
-/// does not take the previous one's output. Every size is then a dimension of a non-empty weight
-/// the file holds, so the sizes allocate no more than the file's data.
+/// in], i = 0, 1, …) `tensors` hold, as [`weight_chain`] reads them.
 fn mlp_sizes(tensors: &[NamedTensor], prefix: &str) -> Option<Vec<usize>> {
-    let shape = |i: usize| {
-        let name = format!("{prefix}{i}.weight");
-        tensors.iter().find(|t| t.name == name).map(|t| t.shape.as_slice()).filter(|s| s.len() == 2)
-    };
-    let mut sizes = vec![shape(0)?[1]];
-    let mut i = 0;
-    while let Some(w) = shape(i) {
-        if w[1] != sizes[i] || w[0] == 0 {
-            return None;
-        }
-        sizes.push(w[0]);
-        i += 1;
-    }
-    (sizes[0] > 0).then_some(sizes)
+    weight_chain((0..).map_while(|i| weight_shape(tensors, &format!("{prefix}{i}.weight"))))
 }
 
 /// Records the settings the trainer runs: sizes, loss settings, P, K, seed, the optimizer and the
@@ -937,14 +922,9 @@ fn record_settings(cfg: &MetricTrainConfig, meta: &mut BTreeMap<String, String>)
     put("k", cfg.k.to_string());
     put("seed", cfg.seed.to_string());
     put("lr_decay_epochs", cfg.lr_decay_epochs.to_string());
-    let a = &cfg.adam;
-    put("adam_lr", a.lr.to_string());
-    put("adam_beta1", a.beta1.to_string());
-    put("adam_beta2", a.beta2.to_string());
-    put("adam_eps", a.eps.to_string());
-    put("adam_weight_decay", a.weight_decay.to_string());
-    put("adam_decoupled_weight_decay", a.decoupled_weight_decay.to_string());
     put("loss", cfg.loss.name().to_string());
+    record_adam(&cfg.adam, meta);
+    let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
     match cfg.loss {
         // f32's Display is the shortest text that parses back to the same value.
         MetricLoss::Triplet(t) => {
@@ -964,10 +944,7 @@ fn record_settings(cfg: &MetricTrainConfig, meta: &mut BTreeMap<String, String>)
 
 /// The inverse of [`record_settings`]; the message says which field is missing or malformed.
 fn parse_settings(meta: &BTreeMap<String, String>) -> std::result::Result<MetricTrainConfig, String> {
-    fn get<T: std::str::FromStr>(meta: &BTreeMap<String, String>, key: &str) -> std::result::Result<T, String> {
-        let v = meta.get(key).ok_or_else(|| format!("metadata field {key:?} missing"))?;
-        v.parse().map_err(|_| format!("metadata field {key:?} = {v:?} is malformed"))
-    }
+    use super::meta_field as get;
     let sizes = get::<String>(meta, "sizes")?
         .split('-')
         .map(|s| s.parse::<usize>())
@@ -986,14 +963,7 @@ fn parse_settings(meta: &BTreeMap<String, String>) -> std::result::Result<Metric
         "bce" => MetricLoss::BceHead,
         other => return Err(format!("metadata field \"loss\" is {other:?}; expected triplet, contrastive or bce")),
     };
-    let adam = AdamConfig {
-        lr: get(meta, "adam_lr")?,
-        beta1: get(meta, "adam_beta1")?,
-        beta2: get(meta, "adam_beta2")?,
-        eps: get(meta, "adam_eps")?,
-        weight_decay: get(meta, "adam_weight_decay")?,
-        decoupled_weight_decay: get(meta, "adam_decoupled_weight_decay")?,
-    };
+    let adam = parse_adam(meta)?;
     Ok(MetricTrainConfig {
         sizes,
         p: get(meta, "p")?,

@@ -18,9 +18,45 @@ pub const MODEL_FILE: &str = "model.safetensors";
 /// The prefix of the weights' names in [`TRAINER_FILE`].
 pub const WEIGHTS_PREFIX: &str = "model.";
 
+use std::collections::BTreeMap;
+
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::nn::Param;
+use crate::ops::AdamConfig;
+
+/// Checkpoint metadata: text fields by name.
+type Meta = BTreeMap<String, String>;
+
+/// Metadata field `key` parsed, or a message that names it (missing or malformed).
+fn meta_field<T: std::str::FromStr>(meta: &Meta, key: &str) -> std::result::Result<T, String> {
+    let v = meta.get(key).ok_or_else(|| format!("metadata field {key:?} missing"))?;
+    v.parse().map_err(|_| format!("metadata field {key:?} = {v:?} is malformed"))
+}
+
+/// Records Adam's settings under `adam_*` (f32's Display is the shortest text that parses back to
+/// the same value, so they round-trip exactly).
+fn record_adam(a: &AdamConfig, meta: &mut Meta) {
+    let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
+    put("adam_lr", a.lr.to_string());
+    put("adam_beta1", a.beta1.to_string());
+    put("adam_beta2", a.beta2.to_string());
+    put("adam_eps", a.eps.to_string());
+    put("adam_weight_decay", a.weight_decay.to_string());
+    put("adam_decoupled_weight_decay", a.decoupled_weight_decay.to_string());
+}
+
+/// The inverse of [`record_adam`].
+fn parse_adam(meta: &Meta) -> std::result::Result<AdamConfig, String> {
+    Ok(AdamConfig {
+        lr: meta_field(meta, "adam_lr")?,
+        beta1: meta_field(meta, "adam_beta1")?,
+        beta2: meta_field(meta, "adam_beta2")?,
+        eps: meta_field(meta, "adam_eps")?,
+        weight_decay: meta_field(meta, "adam_weight_decay")?,
+        decoupled_weight_decay: meta_field(meta, "adam_decoupled_weight_decay")?,
+    })
+}
 
 /// The end-of-epoch check of both trainers: every step's loss is checked before its update, so
 /// the epoch's last update is checked here, on the weights, before the epoch counts (and is

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Adam, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
+use super::{meta_field, parse_adam, record_adam, Adam, Meta, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
 use crate::backend::{Backend, ReplayGraph};
 use crate::data::MnistSplit;
 use crate::error::{Error, Result};
@@ -352,18 +352,41 @@ impl<B: Backend> VaeTrainer<B> {
         let mut trainer_meta = meta.clone();
         trainer_meta.insert("noise_offset".into(), self.vae.noise_offset(b)?.to_string());
         trainer_meta.insert("noise_seed".into(), c.noise_seed.to_string());
-        trainer_meta.insert("seed".into(), self.cfg.seed.to_string());
+        record_settings(&self.running_config(), &mut trainer_meta);
         save_checkpoint(&dir.join(TRAINER_FILE), &state, &trainer_meta)?;
         save_checkpoint(&dir.join(MODEL_FILE), &weights, &meta)
     }
 
-    /// Restores a trainer saved by [`VaeTrainer::save`] from `trainer.safetensors`. The model's
-    /// sizes (the hidden layers included), likelihood and noise seed, and the shuffle seed, come
-    /// from the checkpoint; the other optimisation settings from `cfg`. The recorded sizes must
-    /// be those of the saved weights (checked before anything is allocated). Checkpoints written
-    /// before the trainer file held the weights take them from `model.safetensors`, which must
-    /// then record the trainer file's epoch (and its step, where it records one).
-    pub fn resume(b: &B, dir: &Path, cfg: VaeTrainConfig) -> Result<Self> {
+    /// The settings this trainer runs: `cfg` with the optimizer's own (changed through
+    /// [`VaeTrainer::opt_mut`], say) in place of `cfg.adam`.
+    fn running_config(&self) -> VaeTrainConfig {
+        VaeTrainConfig { adam: self.opt.cfg, ..self.cfg }
+    }
+
+    /// Restores a trainer saved by [`VaeTrainer::save`] from `trainer.safetensors`, so that the
+    /// next epochs are those an uninterrupted run would have trained (bit for bit on the CPU; on
+    /// CUDA as far as the GEMM kernels chosen are the same, see
+    /// [`crate::ops::gemm::GemmKernel::Auto`]). Everything comes from the checkpoint: the model's
+    /// sizes (the hidden layers included), likelihood and noise seed, and the training settings
+    /// (batch, Adam's settings, the KL schedule, the shuffle seed); change them through
+    /// [`VaeTrainer::cfg_mut`] and [`VaeTrainer::opt_mut`] afterwards to train on differently.
+    /// The recorded sizes must be those of the saved weights (checked before anything is
+    /// allocated). Checkpoints saved before the settings were recorded are refused with a
+    /// format error: [`VaeTrainer::resume_with_settings`] resumes them.
+    pub fn resume(b: &B, dir: &Path) -> Result<Self> {
+        Self::restore(b, dir, None)
+    }
+
+    /// [`VaeTrainer::resume`] with the batch, Adam's settings and the KL schedule taken from
+    /// `cfg` rather than the checkpoint (the shuffle seed still comes from the checkpoint, which
+    /// an exact continuation needs). It resumes checkpoints saved before the settings were
+    /// recorded, including those whose weights are only in `model.safetensors`, which must then
+    /// record the trainer file's epoch (and its step, where it records one).
+    pub fn resume_with_settings(b: &B, dir: &Path, cfg: VaeTrainConfig) -> Result<Self> {
+        Self::restore(b, dir, Some(cfg))
+    }
+
+    fn restore(b: &B, dir: &Path, settings: Option<VaeTrainConfig>) -> Result<Self> {
         let trainer_path = dir.join(TRAINER_FILE);
         let (state, meta) = load_checkpoint(&trainer_path)?;
         let format = |path: &Path, msg: String| Error::Format { path: path.to_path_buf(), offset: 0, msg };
@@ -424,7 +447,20 @@ impl<B: Backend> VaeTrainer<B> {
                 format!("the checkpoint records a {} VAE but its weights are {saved}", model.sizes_label()),
             ));
         }
-        let mut t = Self::new(b, model, VaeTrainConfig { seed: get("seed")?, ..cfg })?;
+        let seed = get("seed")?;
+        let cfg = match settings {
+            Some(cfg) => VaeTrainConfig { seed, ..cfg },
+            None => parse_settings(&meta).map_err(|msg| {
+                format(
+                    &trainer_path,
+                    format!(
+                        "{msg} (saved before checkpoints recorded the training settings? \
+                         VaeTrainer::resume_with_settings takes them from the caller)"
+                    ),
+                )
+            })?,
+        };
+        let mut t = Self::new(b, model, cfg)?;
         t.vae.load_state_dict(b, &weights)?;
         t.opt.load_state_dict(b, &t.vae.params(), &state)?;
         t.vae.set_noise_offset(b, get("noise_offset")?)?;
@@ -432,4 +468,29 @@ impl<B: Backend> VaeTrainer<B> {
         t.step = get("step")?;
         Ok(t)
     }
+}
+
+/// Records the settings the trainer runs: the batch, Adam's settings, the KL schedule and the
+/// shuffle seed.
+fn record_settings(cfg: &VaeTrainConfig, meta: &mut Meta) {
+    meta.insert("batch".into(), cfg.batch.to_string());
+    meta.insert("seed".into(), cfg.seed.to_string());
+    meta.insert("kl_beta".into(), cfg.kl.beta.to_string());
+    meta.insert("kl_warmup_steps".into(), cfg.kl.warmup_steps.to_string());
+    meta.insert("kl_free_bits".into(), cfg.kl.free_bits.to_string());
+    record_adam(&cfg.adam, meta);
+}
+
+/// The inverse of [`record_settings`]; the message says which field is missing or malformed.
+fn parse_settings(meta: &Meta) -> std::result::Result<VaeTrainConfig, String> {
+    Ok(VaeTrainConfig {
+        batch: meta_field(meta, "batch")?,
+        adam: parse_adam(meta)?,
+        kl: KlSchedule {
+            beta: meta_field(meta, "kl_beta")?,
+            warmup_steps: meta_field(meta, "kl_warmup_steps")?,
+            free_bits: meta_field(meta, "kl_free_bits")?,
+        },
+        seed: meta_field(meta, "seed")?,
+    })
 }
