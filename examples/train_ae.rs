@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use latentkit::data::{Mnist, MnistSplit};
+use latentkit::io::write_file_atomic;
 use latentkit::nn::{Autoencoder, Likelihood};
 use latentkit::ops::AdamConfig;
 use latentkit::rng::{permutation, seeded};
@@ -102,17 +103,12 @@ fn train<B: Backend>(b: &B, args: &Args, data: &Mnist) -> latentkit::Result<()> 
             msg: format!("batch {} exceeds the {} training images", args.batch, data.train.len()),
         });
     }
-    let mut csv = match &args.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.clone(), offset: 0, source: e })?;
-            let path = dir.join("metrics.csv");
-            let mut f =
-                std::fs::File::create(&path).map_err(|e| Error::Io { path: path.clone(), offset: 0, source: e })?;
-            writeln!(f, "epoch,train_loss,test_loss,seconds").map_err(|e| Error::Io { path, offset: 0, source: e })?;
-            Some(f)
-        }
-        None => None,
-    };
+    // Rewritten whole (atomically) after every epoch, as the other examples do: a crash never
+    // leaves a torn row.
+    let mut csv = String::from("epoch,train_loss,test_loss,seconds\n");
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.clone(), offset: 0, source: e })?;
+    }
     let unit = match args.likelihood {
         Likelihood::Bernoulli => "nats/image",
         Likelihood::Gaussian => "squared error/image",
@@ -156,12 +152,9 @@ fn train<B: Backend>(b: &B, args: &Args, data: &Mnist) -> latentkit::Result<()> 
             "\repoch {epoch}/{}: train {train_loss:.3}, test {test_loss:.3} {unit} ({secs:.1} s)        ",
             args.epochs
         );
-        if let (Some(f), Some(dir)) = (csv.as_mut(), &args.out) {
-            writeln!(f, "{epoch},{train_loss:.4},{test_loss:.4},{secs:.3}").map_err(|e| Error::Io {
-                path: dir.join("metrics.csv"),
-                offset: 0,
-                source: e,
-            })?;
+        csv += &format!("{epoch},{train_loss:.4},{test_loss:.4},{secs:.3}\n");
+        if let Some(dir) = &args.out {
+            write_file_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
         }
     }
     Ok(())

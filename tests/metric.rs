@@ -441,7 +441,7 @@ fn metric_trainer_checks_what_it_indexes() {
         assert!(matches!(e, Error::Shape { .. }), "{} values, pair {pair:?}: {e}", emb.len());
     }
 
-    // P×K past the labels is refused by the sampler: no BCE head's [2·4·N, N] matrices of 2^44 rows.
+    // P×K past the labels is refused by the sampler: no BCE head buffers of 2^44 pairs.
     let many: Vec<u32> = (0..1 << 20).map(|i| i % 10).collect();
     let cfg = MetricTrainConfig { p: 10, k: 1 << 40, ..small_config(MetricLoss::BceHead) };
     let e = MetricTrainer::new(&b, cfg, &many).map(|_| ()).unwrap_err();

@@ -10,7 +10,7 @@ use common::*;
 use latentkit::data::Mnist;
 use latentkit::io::checkpoint::{load_checkpoint, save_checkpoint, NamedTensor};
 use latentkit::nn::{KlSchedule, Likelihood, Vae, VaeConfig};
-use latentkit::ops::batch::{counter_add, gather_rows};
+use latentkit::ops::batch::{counter_add, gather_rows, gather_sum_rows};
 use latentkit::ops::latent::{vae_objective, LOGVAR_MAX, LOGVAR_MIN, VAE_STAT_LEN};
 use latentkit::ops::optim::OPTIM_STATE_LEN;
 use latentkit::ops::rng::cpu::philox_normal;
@@ -18,6 +18,7 @@ use latentkit::ops::AdamConfig;
 use latentkit::rng::seeded;
 use latentkit::train::{Adam, EpochRecord, StepMode, VaeTrainConfig, VaeTrainer, MODEL_FILE, TRAINER_FILE};
 use latentkit::{Backend, CpuBackend, Error, Tensor};
+use rand::Rng;
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
@@ -481,6 +482,56 @@ parity_test!(gather_rows_and_cursor, |b| {
     // against the host reference above).
     outs.push(Out::new("cursor 7 first row", partial[..cols].to_vec()).tol(0.0, 0.0));
     outs
+});
+
+parity_test!(gather_sum_rows_sums_the_listed_rows, |b| {
+    // Sizes not multiples of any block: 37 source rows of 13 columns, 11 output rows of 5 terms.
+    let (src_rows, cols, rows, terms) = (37, 13, 11, 5);
+    let mut r = rng(93);
+    let src = rand_vec(&mut r, src_rows * cols, -3.0, 3.0);
+    let mut index: Vec<u32> = (0..terms * rows).map(|_| r.random_range(0..src_rows as u32)).collect();
+    let start = rand_vec(&mut r, rows * cols, -1.0, 1.0);
+    let src_t = tensor(b, &[src_rows, cols], &src);
+    // The f64 sum of the listed rows, plus `start` when accumulating.
+    let reference = |index: &[u32], start: Option<&[f32]>| -> Vec<f32> {
+        (0..rows * cols)
+            .map(|i| {
+                let (row, c) = (i / cols, i % cols);
+                let listed: f64 = (0..terms).map(|t| f64::from(src[index[t * rows + row] as usize * cols + c])).sum();
+                (listed + start.map_or(0.0, |s| f64::from(s[i]))) as f32
+            })
+            .collect()
+    };
+    let run = |index: &[u32], accumulate: bool| -> Vec<f32> {
+        let index_t = Tensor::<B, u32>::from_slice(b, &[terms, rows], index).unwrap();
+        let mut out = if accumulate { tensor(b, &[rows, cols], &start) } else { poisoned(b, &[rows, cols]) };
+        gather_sum_rows(b, &src_t, &index_t, accumulate, &mut out).unwrap();
+        host(b, &out)
+    };
+    let written = run(&index, false);
+    assert_close("written", &written, &reference(&index, None), ATOL, RTOL);
+    let added = run(&index, true);
+    assert_close("accumulated", &added, &reference(&index, Some(&start)), ATOL, RTOL);
+    // An index past the source rows makes its row NaN and leaves the others as they were.
+    index[2 * rows + 4] = src_rows as u32;
+    index[rows + 9] = u32::MAX;
+    let bad = run(&index, false);
+    for row in 0..rows {
+        let got = &bad[row * cols..(row + 1) * cols];
+        if row == 4 || row == 9 {
+            assert!(got.iter().all(|v| v.is_nan()), "row {row} should be NaN: {got:?}");
+        } else {
+            assert_eq!(bits(got), bits(&written[row * cols..(row + 1) * cols]), "row {row}");
+        }
+    }
+    // Shapes that do not fit are errors.
+    let index_t = Tensor::<B, u32>::from_slice(b, &[terms, rows], &index).unwrap();
+    let mut wide = poisoned(b, &[rows, cols + 1]);
+    assert!(matches!(gather_sum_rows(b, &src_t, &index_t, false, &mut wide), Err(Error::Shape { .. })));
+    let mut tall = poisoned(b, &[rows + 1, cols]);
+    assert!(matches!(gather_sum_rows(b, &src_t, &index_t, false, &mut tall), Err(Error::Shape { .. })));
+    // The sum runs in the order t = 0, 1, … in f32 on every backend: the same bits.
+    vec![Out::new("written", written).tol(0.0, 0.0), Out::new("accumulated", added).tol(0.0, 0.0)]
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -310,6 +310,27 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    unsafe fn gather_sum_rows_f32(
+        &self,
+        src: &Vec<f32>,
+        index: &Vec<u32>,
+        out: &mut Vec<f32>,
+        src_rows: usize,
+        terms: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) -> Result<()> {
+        batch::gather_sum_rows(
+            &src[..src_rows * cols],
+            &index[..terms * rows],
+            &mut out[..rows * cols],
+            src_rows,
+            cols,
+            accumulate,
+        );
+        Ok(())
+    }
     unsafe fn counter_add_u32(&self, counter: &mut Vec<u32>, value: u32) -> Result<()> {
         batch::counter_add(&mut counter[..1], value);
         Ok(())

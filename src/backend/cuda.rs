@@ -807,6 +807,19 @@ impl Backend for CudaBackend {
     ) -> Result<()> {
         batch::gather_rows(self, src, index, cursor, out, src_rows, index_len, rows, cols)
     }
+    unsafe fn gather_sum_rows_f32(
+        &self,
+        src: &CudaSlice<f32>,
+        index: &CudaSlice<u32>,
+        out: &mut CudaSlice<f32>,
+        src_rows: usize,
+        terms: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) -> Result<()> {
+        batch::gather_sum_rows(self, src, index, out, src_rows, terms, rows, cols, accumulate)
+    }
     unsafe fn counter_add_u32(&self, counter: &mut CudaSlice<u32>, value: u32) -> Result<()> {
         batch::counter_add(self, counter, value)
     }

@@ -326,6 +326,19 @@ impl Backend for CudaBackend {
     ) -> Result<()> {
         match self.never {}
     }
+    unsafe fn gather_sum_rows_f32(
+        &self,
+        _src: &NoBuffer<f32>,
+        _index: &NoBuffer<u32>,
+        _out: &mut NoBuffer<f32>,
+        _src_rows: usize,
+        _terms: usize,
+        _rows: usize,
+        _cols: usize,
+        _accumulate: bool,
+    ) -> Result<()> {
+        match self.never {}
+    }
     unsafe fn counter_add_u32(&self, _counter: &mut NoBuffer<u32>, _value: u32) -> Result<()> {
         match self.never {}
     }

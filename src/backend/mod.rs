@@ -327,6 +327,20 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     ) -> Result<()>;
     /// counter[0] += value.
     unsafe fn counter_add_u32(&self, counter: &mut Self::Buf<u32>, value: u32) -> Result<()>;
+    /// out[r, :] = (accumulate ? out[r, :] : 0) + Σ_{t<terms} src[index[t·rows + r], :], summed in
+    /// the order t = 0, 1, …; an index past src adds NaN.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gather_sum_rows_f32(
+        &self,
+        src: &Self::Buf<f32>,
+        index: &Self::Buf<u32>,
+        out: &mut Self::Buf<f32>,
+        src_rows: usize,
+        terms: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) -> Result<()>;
 
     // ---- GEMM (src/ops/gemm) ----
     /// C = α·op(A)·op(B) + β·C, row-major with leading dimensions (see [`GemmSpec`]).

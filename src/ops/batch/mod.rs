@@ -37,6 +37,34 @@ pub fn gather_rows<B: Backend>(
     }
 }
 
+/// `out[r, :] = Σ_t src[index[t, r], :]` for index `[terms, rows]`, added to `out` when
+/// `accumulate` (else written): a scatter-add written as a gather (each output row lists the
+/// source rows it sums), so it needs no atomics and sums in the order t = 0, 1, … in f32, the same
+/// bits on every backend. An index past `src` makes its row NaN (the loss check reports it).
+pub fn gather_sum_rows<B: Backend>(
+    b: &B,
+    src: &Tensor<B>,
+    index: &Tensor<B, u32>,
+    accumulate: bool,
+    out: &mut Tensor<B>,
+) -> Result<()> {
+    const OP: &str = "gather_sum_rows";
+    on_device(OP, b, src)?;
+    on_device(OP, b, index)?;
+    on_device(OP, b, out)?;
+    let (src_rows, cols) = src.dims2(OP)?;
+    let (rows, out_cols) = out.dims2(OP)?;
+    let (terms, index_rows) = index.dims2(OP)?;
+    if out_cols != cols || index_rows != rows {
+        return Err(Error::shape(
+            OP,
+            format!("src [{src_rows}, {cols}], index [{terms}, {index_rows}] and out [{rows}, {out_cols}] do not fit"),
+        ));
+    }
+    // SAFETY: shapes checked; the kernel bounds-checks the indices.
+    unsafe { b.gather_sum_rows_f32(src.buf(), index.buf(), out.buf_mut(), src_rows, terms, rows, cols, accumulate) }
+}
+
 /// counter[0] += value (wrapping).
 pub fn counter_add<B: Backend>(b: &B, counter: &mut Tensor<B, u32>, value: u32) -> Result<()> {
     on_device("counter_add", b, counter)?;
