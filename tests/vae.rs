@@ -1181,13 +1181,13 @@ fn resume_restores_the_training_settings() {
         }
     }
     // Settings that parse but are invalid are refused as the constructor refuses them.
-    for (key, value) in [("batch", "0"), ("adam_beta1", "1.5")] {
+    for (key, value, what) in [("batch", "0", "batch"), ("adam_beta1", "1.5", "beta1"), ("kl_beta", "-1", "beta")] {
         let mut m = meta.clone();
         m.insert(key.into(), value.into());
         save_checkpoint(&trainer_path, &state, &m).unwrap();
         match VaeTrainer::<CpuBackend>::resume(&b, dir.path()) {
             Err(e @ Error::InvalidArgument { .. }) => {
-                assert!(e.to_string().contains(if key == "batch" { "batch" } else { "beta1" }), "{e}")
+                assert!(e.to_string().contains(what), "{key}: {e}")
             }
             other => panic!("{key} = {value}: expected an invalid-argument error, got {:?}", other.map(|_| ())),
         }

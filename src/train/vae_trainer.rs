@@ -101,6 +101,8 @@ impl<B: Backend> VaeTrainer<B> {
         if cfg.batch == 0 {
             return Err(Error::invalid("VaeTrainer", "batch must be ≥ 1"));
         }
+        // (Checked by every step too; here a bad schedule fails before the first epoch.)
+        cfg.kl.validate()?;
         let input = model.input;
         let mut vae = Vae::new(b, model, &mut seeded(cfg.seed))?;
         let opt = Adam::new(b, &vae.params_mut(), cfg.adam)?;
