@@ -21,7 +21,7 @@
 //!          --epochs when that differs)  --gemm-tuning heuristic|measure|measure-all (CUDA: how
 //!          GemmKernel::Auto picks each layer's GEMM kernel; see latentkit::ops::gemm::tune)
 //!          --gemm-tuning-file FILE (CUDA: measured choices loaded from FILE when it exists and
-//!          saved to it after every checkpoint and at the end, so that --resume runs the same
+//!          saved to it before every checkpoint and at the end, so that --resume runs the same
 //!          kernels; tuning/README.md)
 //!          --gemm-exclude VERSION,... (CUDA: GEMM versions that measuring leaves out, e.g. those
 //!          whose tests failed on this machine)
@@ -181,8 +181,8 @@ fn earlier_rows(path: &std::path::Path, epoch: usize) -> Vec<String> {
         .collect()
 }
 
-/// `after_checkpoint` runs after every checkpoint (CUDA: saves the GEMM choices, so that a run
-/// killed later resumes with the kernels that trained it).
+/// `after_checkpoint` runs before every checkpoint is written (CUDA: saves the GEMM choices, so
+/// that a run killed later resumes with the kernels that trained it).
 fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit::Result<()>) -> latentkit::Result<()> {
     let data = match &args.data {
         Some(dir) => Mnist::load(dir)?,
@@ -269,8 +269,9 @@ fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit:
         // run drops, rather than a checkpoint without its row.
         rows.push(metrics_row(&rec));
         write_file_atomic(&metrics_path, format!("{METRICS_HEADER}\n{}\n", rows.join("\n")).as_bytes())?;
-        t.save(b, &args.out)?;
+        // The GEMM choices first: a checkpoint is never on disk without the kernels that made it.
         after_checkpoint()?;
+        t.save(b, &args.out)?;
     }
 
     let emb = t.embed(b, &data.test)?;

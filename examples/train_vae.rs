@@ -16,7 +16,7 @@
 //!          --gemm-tuning heuristic|measure|measure-all (CUDA: how GemmKernel::Auto picks each layer's GEMM
 //!          kernel; measure times the candidates once per shape, see latentkit::ops::gemm::tune)
 //!          --gemm-tuning-file FILE (CUDA: measure (unless measure-all), loading FILE's choices
-//!          first when it exists and saving every choice to it after every checkpoint and at the
+//!          first when it exists and saving every choice to it before every checkpoint and at the
 //!          end, so that later runs (--resume too) use the same kernels; tuning/README.md)
 //!          --gemm-exclude VERSION,... (CUDA: GEMM versions that measuring leaves out, e.g. those
 //!          whose tests failed on this machine)
@@ -175,39 +175,65 @@ fn read_metrics(path: &std::path::Path) -> Vec<EpochRecord> {
 }
 
 /// On resume, the checkpoint's training settings hold except those given on the command line;
-/// the model's flags and the seed are the checkpoint's.
+/// the model's flags and the seed are the checkpoint's (a note says so when they differ).
 fn apply_given_settings<B: Backend>(t: &mut VaeTrainer<B>, args: &Args) {
-    let new = &args.train;
+    use std::mem::replace;
+    let (new, model) = (&args.train, t.vae().config().clone());
     for flag in &args.given {
-        let (old, now) = match flag.as_str() {
-            "--batch" => (std::mem::replace(&mut t.cfg_mut().batch, new.batch).to_string(), new.batch.to_string()),
-            "--lr" => {
-                t.cfg_mut().adam.lr = new.adam.lr;
-                (std::mem::replace(&mut t.opt_mut().cfg.lr, new.adam.lr).to_string(), new.adam.lr.to_string())
-            }
-            "--beta" => (std::mem::replace(&mut t.cfg_mut().kl.beta, new.kl.beta).to_string(), new.kl.beta.to_string()),
-            "--warmup-steps" => (
-                std::mem::replace(&mut t.cfg_mut().kl.warmup_steps, new.kl.warmup_steps).to_string(),
+        let replaced = |old: String, now: String| (old, now, true);
+        let kept = |old: String, now: String| (old, now, false);
+        let (old, now, applies) = match flag.as_str() {
+            "--batch" => replaced(replace(&mut t.cfg_mut().batch, new.batch).to_string(), new.batch.to_string()),
+            "--lr" => replaced(replace(&mut t.opt_mut().cfg.lr, new.adam.lr).to_string(), new.adam.lr.to_string()),
+            "--beta" => replaced(replace(&mut t.cfg_mut().kl.beta, new.kl.beta).to_string(), new.kl.beta.to_string()),
+            "--warmup-steps" => replaced(
+                replace(&mut t.cfg_mut().kl.warmup_steps, new.kl.warmup_steps).to_string(),
                 new.kl.warmup_steps.to_string(),
             ),
-            "--free-bits" => (
-                std::mem::replace(&mut t.cfg_mut().kl.free_bits, new.kl.free_bits).to_string(),
+            "--free-bits" => replaced(
+                replace(&mut t.cfg_mut().kl.free_bits, new.kl.free_bits).to_string(),
                 new.kl.free_bits.to_string(),
             ),
-            "--latent" | "--hidden" | "--likelihood" | "--seed" => {
-                println!("note: {flag} is ignored with --resume: the checkpoint's model and seed continue");
-                continue;
-            }
+            "--latent" => kept(model.latent.to_string(), args.model.latent.to_string()),
+            "--hidden" => kept(model.hidden_label(), args.model.hidden_label()),
+            "--likelihood" => kept(format!("{:?}", model.likelihood), format!("{:?}", args.model.likelihood)),
+            "--seed" => kept(t.cfg().seed.to_string(), new.seed.to_string()),
             _ => continue,
         };
-        if old != now {
-            println!("note: {flag} {now} replaces the checkpoint's {old}");
+        match (old != now, applies) {
+            (true, true) => println!("note: {flag} {now} replaces the checkpoint's {old}"),
+            (true, false) => println!("note: {flag} {now} is ignored with --resume: the checkpoint's {old} continues"),
+            _ => {}
         }
     }
 }
 
-/// `after_checkpoint` runs after every checkpoint (CUDA: saves the GEMM choices, so that a run
-/// killed later resumes with the kernels that trained it).
+/// Resumes the run in `args.out`: with the checkpoint's settings and the flags given, or, for a
+/// checkpoint saved before they were recorded, with the command line's.
+fn resume<B: Backend>(b: &B, args: &Args) -> latentkit::Result<VaeTrainer<B>> {
+    let path = args.out.join(TRAINER_FILE);
+    let (_, meta) = latentkit::io::checkpoint::load_checkpoint(&path)?;
+    let t = if meta.contains_key("batch") {
+        let mut t = VaeTrainer::resume(b, &args.out)?;
+        println!("resumed from {} at epoch {}, step {}", path.display(), t.epoch, t.step);
+        apply_given_settings(&mut t, args);
+        t
+    } else {
+        let t = VaeTrainer::resume_with_settings(b, &args.out, args.train)?;
+        println!(
+            "resumed from {} at epoch {}, step {}; it records no training settings (an older save): \
+             the command line's apply",
+            path.display(),
+            t.epoch,
+            t.step
+        );
+        t
+    };
+    Ok(t)
+}
+
+/// `after_checkpoint` runs before every checkpoint is written (CUDA: saves the GEMM choices, so
+/// that a run killed later resumes with the kernels that trained it).
 fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit::Result<()>) -> latentkit::Result<()> {
     let data = match &args.data {
         Some(dir) => Mnist::load(dir)?,
@@ -216,9 +242,7 @@ fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit:
     std::fs::create_dir_all(&args.out).map_err(io_err(&args.out))?;
     let metrics_path = args.out.join("metrics.csv");
     let (mut trainer, mut history) = if args.resume {
-        let mut t = VaeTrainer::resume(b, &args.out)?;
-        println!("resumed from {} at epoch {}, step {}", args.out.join(TRAINER_FILE).display(), t.epoch, t.step);
-        apply_given_settings(&mut t, args);
+        let t = resume(b, args)?;
         let h: Vec<_> = read_metrics(&metrics_path).into_iter().filter(|r| r.epoch <= t.epoch).collect();
         (t, h)
     } else {
@@ -233,7 +257,7 @@ fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit:
         data.train.len(),
         data.test.len(),
         trainer.cfg().batch,
-        trainer.cfg().adam.lr,
+        trainer.opt().cfg.lr,
         trainer.cfg().kl.beta
     );
     let style =
@@ -269,8 +293,9 @@ fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit:
         // Metrics first: a crash between the two leaves a row past the checkpoint, which a resumed
         // run drops, rather than a checkpoint without its row.
         write_metrics(&metrics_path, &history)?;
-        trainer.save(b, &args.out)?;
+        // The GEMM choices first: a checkpoint is never on disk without the kernels that made it.
         after_checkpoint()?;
+        trainer.save(b, &args.out)?;
         let train_pts: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, f64::from(r.train.loss))).collect();
         let test_pts: Vec<(f64, f64)> =
             history.iter().map(|r| (r.epoch as f64, f64::from(r.test.neg_elbo()))).collect();

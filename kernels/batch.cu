@@ -10,7 +10,7 @@
 // Out-of-range positions or indices (a cursor run past the epoch, a bad index) are never read:
 // those rows are written as NaN, which the loss check then reports.
 // Work split: grid-stride over the rows·cols outputs; consecutive threads copy (sum) consecutive
-// columns of one row, so reads and writes coalesce and a warp's index reads are one broadcast.
+// columns of one row, so reads and writes coalesce and a warp's index reads are one broadcast per row.
 #include "common.cuh"
 
 LK_KERNEL void gather_rows_f32(const float* __restrict__ src, const uint32_t* __restrict__ index,

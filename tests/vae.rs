@@ -530,7 +530,7 @@ parity_test!(gather_sum_rows_sums_the_listed_rows, |b| {
     assert!(matches!(gather_sum_rows(b, &src_t, &index_t, false, &mut wide), Err(Error::Shape { .. })));
     let mut tall = poisoned(b, &[rows + 1, cols]);
     assert!(matches!(gather_sum_rows(b, &src_t, &index_t, false, &mut tall), Err(Error::Shape { .. })));
-    // The sum runs in the order t = 0, 1, … in f32 on every backend: the same bits.
+    // The sum runs in the order t = 0, 1, … in f32 on every backend: equal values (tolerance 0).
     vec![Out::new("written", written).tol(0.0, 0.0), Out::new("accumulated", added).tol(0.0, 0.0)]
 });
 
@@ -1076,7 +1076,7 @@ fn resume_reads_the_trainer_file_alone() {
     t.save(&b, dir.path()).unwrap();
     std::fs::write(dir.path().join(MODEL_FILE), &old_model).unwrap();
 
-    // The shuffle seed comes from the checkpoint, whatever cfg says.
+    // The shuffle seed comes from the checkpoint.
     let mut resumed = VaeTrainer::resume(&b, dir.path()).unwrap();
     assert_eq!((resumed.epoch, resumed.step, resumed.cfg().seed), (2, 20, 5));
     assert!(param_bits(&b, resumed.vae()) == param_bits(&b, t.vae()), "weights differ from the last save");

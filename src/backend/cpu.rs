@@ -331,6 +331,7 @@ impl Backend for CpuBackend {
         );
         Ok(())
     }
+
     unsafe fn counter_add_u32(&self, counter: &mut Vec<u32>, value: u32) -> Result<()> {
         batch::counter_add(&mut counter[..1], value);
         Ok(())

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rand::Rng;
 
-use super::{parse_adam, record_adam, Adam, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
+use super::{meta_field, parse_adam, record_adam, Adam, Meta, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
 use crate::backend::cpu::host_vec;
 use crate::backend::Backend;
 use crate::data::{MnistSplit, PkSampler};
@@ -248,12 +248,12 @@ pub struct MetricEpochRecord {
 
 /// Buffers of the BCE head's step: the pair gathers, the head and the gradient scatter.
 struct BceBuffers<B: Backend> {
-    /// Row i of the pair side 1 / side 2 (i < N: positive pairs, then negative pairs).
+    /// Row i of the pair side 1 / side 2 (i < m·N: positive pairs, then negative pairs).
     idx1: Tensor<B, u32>,
     idx2: Tensor<B, u32>,
     cursor: Tensor<B, u32>,
     /// The pair rows that hold each batch row, [2m, N] each: row j of the batch is side 1 of pair
-    /// t·N + j and side 2 of pair t·N + inv2[t, j] (each block of idx2 is a permutation), so
+    /// t·N + j and side 2 of pair sum2[t, j] (each block of idx2 is a permutation), so
     /// d_emb[j] = Σ_t dx1[sum1[t, j]] + Σ_t dx2[sum2[t, j]], a gather-sum.
     sum1: Tensor<B, u32>,
     sum2: Tensor<B, u32>,
@@ -639,7 +639,7 @@ impl<B: Backend> MetricTrainer<B> {
                     (f64::from(self.cfg.adam.lr) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())) as f32;
             }
             let st = self.train_step(b, train, idx)?;
-            self.step += 1;
+            self.step = self.step.saturating_add(1);
             for (acc, v) in
                 sums.iter_mut().zip([st.loss, st.active_fraction, st.mean_d_ap, st.mean_d_an, st.collapse_fraction])
             {
@@ -830,9 +830,7 @@ impl<B: Backend> MetricTrainer<B> {
         let (tensors, meta) = load_checkpoint(&path)?;
         let format = |msg: String| Error::Format { path: path.clone(), offset: 0, msg };
         let field = |key: &str| meta.get(key).ok_or_else(|| format(format!("metadata field {key:?} missing")));
-        let number = |key: &str| -> Result<u128> {
-            field(key)?.parse().map_err(|_| format(format!("metadata field {key:?} is not a number")))
-        };
+        let number = |key: &str| -> Result<u128> { meta_field(&meta, key).map_err(format) };
         if field("format")? != TRAINER_FORMAT {
             return Err(format(format!("format {:?}, expected {TRAINER_FORMAT:?}", meta["format"])));
         }
@@ -914,7 +912,8 @@ fn mlp_sizes(tensors: &[NamedTensor], prefix: &str) -> Option<Vec<usize>> {
 
 /// Records the settings the trainer runs: sizes, loss settings, P, K, seed, the optimizer and the
 /// learning-rate schedule.
-fn record_settings(cfg: &MetricTrainConfig, meta: &mut BTreeMap<String, String>) {
+fn record_settings(cfg: &MetricTrainConfig, meta: &mut Meta) {
+    record_adam(&cfg.adam, meta);
     let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
     put("sizes", sizes_label(&cfg.sizes));
     put("p", cfg.p.to_string());
@@ -922,8 +921,6 @@ fn record_settings(cfg: &MetricTrainConfig, meta: &mut BTreeMap<String, String>)
     put("seed", cfg.seed.to_string());
     put("lr_decay_epochs", cfg.lr_decay_epochs.to_string());
     put("loss", cfg.loss.name().to_string());
-    record_adam(&cfg.adam, meta);
-    let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
     match cfg.loss {
         // f32's Display is the shortest text that parses back to the same value.
         MetricLoss::Triplet(t) => {
@@ -942,7 +939,7 @@ fn record_settings(cfg: &MetricTrainConfig, meta: &mut BTreeMap<String, String>)
 }
 
 /// The inverse of [`record_settings`]; the message says which field is missing or malformed.
-fn parse_settings(meta: &BTreeMap<String, String>) -> std::result::Result<MetricTrainConfig, String> {
+fn parse_settings(meta: &Meta) -> std::result::Result<MetricTrainConfig, String> {
     use super::meta_field as get;
     let sizes = get::<String>(meta, "sizes")?
         .split('-')

@@ -11,7 +11,8 @@ pub use optimizer::{Adam, Sgd};
 pub use vae_trainer::{EpochRecord, StepMode, VaeTrainConfig, VaeTrainer};
 
 /// The checkpoint file both trainers resume from: the weights (under [`WEIGHTS_PREFIX`]), the
-/// optimizer's moments and step, the counters and seeds, written atomically.
+/// optimizer's moments and step, the counters and seeds, and the settings the trainer runs as
+/// metadata, written atomically.
 pub const TRAINER_FILE: &str = "trainer.safetensors";
 /// The weights alone, for export, written after [`TRAINER_FILE`].
 pub const MODEL_FILE: &str = "model.safetensors";

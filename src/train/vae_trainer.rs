@@ -1,13 +1,14 @@
 //! The VAE training loop: epochs over a dataset in shuffled batches, evaluation on a test split,
 //! and checkpoints that resume exactly (`trainer.safetensors`: weights, optimizer moments, step
-//! counters, noise offset and seeds, written atomically; `model.safetensors`: the weights under
-//! PyTorch's names, for export).
+//! counters, noise offset and seeds, the training settings, written atomically;
+//! `model.safetensors`: the weights under PyTorch's names, for export).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use super::{meta_field, parse_adam, record_adam, Adam, Meta, MODEL_FILE, TRAINER_FILE, WEIGHTS_PREFIX};
+use crate::backend::cpu::host_vec;
 use crate::backend::{Backend, ReplayGraph};
 use crate::data::MnistSplit;
 use crate::error::{Error, Result};
@@ -33,7 +34,8 @@ fn likelihood_label(l: Likelihood) -> &'static str {
     }
 }
 
-/// Optimisation settings.
+/// Optimisation settings. `adam` builds the optimizer; from then on Adam's settings are the
+/// optimizer's (`opt.cfg`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VaeTrainConfig {
     pub batch: usize,
@@ -114,8 +116,10 @@ impl<B: Backend> VaeTrainer<B> {
             cfg,
             epoch: 0,
             step: 0,
-            x: Tensor::zeros(b, &[cfg.batch, input])?,
-            host_batch: vec![0.0; cfg.batch * input],
+            // Sized by the first epoch, once the batch is known to fit the data: a batch read from
+            // a checkpoint allocates nothing before that.
+            x: Tensor::zeros(b, &[0, input])?,
+            host_batch: Vec::new(),
         })
     }
 
@@ -145,7 +149,9 @@ impl<B: Backend> VaeTrainer<B> {
         &self.cfg
     }
 
-    /// The training settings, mutable; drops the captured graph.
+    /// The training settings, mutable; drops the captured graph. The batch, the KL schedule and
+    /// the seed apply from the next epoch; `adam` only built the optimizer: Adam's settings change
+    /// through [`VaeTrainer::opt_mut`].
     pub fn cfg_mut(&mut self) -> &mut VaeTrainConfig {
         self.graph = None;
         &mut self.cfg
@@ -185,10 +191,11 @@ impl<B: Backend> VaeTrainer<B> {
             ));
         }
         if self.x.shape()[0] != batch {
-            // The batch size changed through cfg_mut (which dropped the graph): new batch buffers.
+            // The first epoch, or the batch size changed through cfg_mut (which dropped the
+            // graph): new batch buffers.
             self.graph = None;
             self.x = Tensor::zeros(b, &[batch, dim])?;
-            self.host_batch = vec![0.0; batch * dim];
+            self.host_batch = host_vec("VaeTrainer::run_epoch", batch * dim, 0.0)?;
         }
         let t0 = Instant::now();
         // Seeded by epoch, so a resumed run sees the same order as an uninterrupted one.
@@ -207,7 +214,7 @@ impl<B: Backend> VaeTrainer<B> {
                     }
                     self.x.copy_from_slice(b, &self.host_batch)?;
                     let st = self.vae.train_step(b, &self.x, &mut self.opt, &self.cfg.kl, self.step)?;
-                    self.step += 1;
+                    self.step = self.step.saturating_add(1);
                     on_step(s, steps, Some(&st));
                 }
             }
@@ -215,7 +222,7 @@ impl<B: Backend> VaeTrainer<B> {
                 self.load_resident(b, train, &order)?;
                 for s in 0..steps {
                     self.resident_step(b)?;
-                    self.step += 1;
+                    self.step = self.step.saturating_add(1);
                     on_step(s, steps, None);
                 }
             }
@@ -330,7 +337,8 @@ impl<B: Backend> VaeTrainer<B> {
     }
 
     /// Writes `trainer.safetensors` (everything needed to resume: the weights under `model.`,
-    /// the optimizer moments, counters, noise offset, seed and sizes) and then `model.safetensors`
+    /// the optimizer moments, counters, noise offset, sizes and the settings the trainer runs:
+    /// batch, Adam's (the optimizer's own), the KL schedule and the seed) and then `model.safetensors`
     /// (the weights only, PyTorch names and layout, loadable by the classic PyTorch VAE) into
     /// `dir`, each atomically. [`VaeTrainer::resume`] reads the trainer file alone, so a crash at
     /// any point leaves a consistent checkpoint to resume from: the previous one, or the new one
@@ -370,8 +378,8 @@ impl<B: Backend> VaeTrainer<B> {
     /// CUDA as far as the GEMM kernels chosen are the same, see
     /// [`crate::ops::gemm::GemmKernel::Auto`]). Everything comes from the checkpoint: the model's
     /// sizes (the hidden layers included), likelihood and noise seed, and the training settings
-    /// (batch, Adam's settings, the KL schedule, the shuffle seed); change them through
-    /// [`VaeTrainer::cfg_mut`] and [`VaeTrainer::opt_mut`] afterwards to train on differently.
+    /// (batch, Adam's settings, the KL schedule, the shuffle seed); change them afterwards through
+    /// [`VaeTrainer::cfg_mut`] (Adam's through [`VaeTrainer::opt_mut`]) to train on differently.
     /// The recorded sizes must be those of the saved weights (checked before anything is
     /// allocated). Checkpoints saved before the settings were recorded are refused with a
     /// format error: [`VaeTrainer::resume_with_settings`] resumes them.
@@ -392,11 +400,7 @@ impl<B: Backend> VaeTrainer<B> {
         let trainer_path = dir.join(TRAINER_FILE);
         let (state, meta) = load_checkpoint(&trainer_path)?;
         let format = |path: &Path, msg: String| Error::Format { path: path.to_path_buf(), offset: 0, msg };
-        let get = |key: &str| -> Result<u64> {
-            meta.get(key)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format(&trainer_path, format!("metadata field {key:?} missing or not a number")))
-        };
+        let get = |key: &str| -> Result<u64> { meta_field(&meta, key).map_err(|m| format(&trainer_path, m)) };
         let (weights, state): (Vec<NamedTensor>, Vec<NamedTensor>) =
             state.into_iter().partition(|t| t.name.starts_with(WEIGHTS_PREFIX));
         let weights = if weights.is_empty() {
@@ -453,13 +457,10 @@ impl<B: Backend> VaeTrainer<B> {
         let cfg = match settings {
             Some(cfg) => VaeTrainConfig { seed, ..cfg },
             None => parse_settings(&meta).map_err(|msg| {
-                format(
-                    &trainer_path,
-                    format!(
-                        "{msg} (saved before checkpoints recorded the training settings? \
-                         VaeTrainer::resume_with_settings takes them from the caller)"
-                    ),
-                )
+                let older = !meta.contains_key("batch");
+                let hint = " (saved before checkpoints recorded the training settings: \
+                            VaeTrainer::resume_with_settings takes them from the caller)";
+                format(&trainer_path, format!("{msg}{}", if older { hint } else { "" }))
             })?,
         };
         let mut t = Self::new(b, model, cfg)?;

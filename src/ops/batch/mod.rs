@@ -1,6 +1,8 @@
 //! Device-side batching: the dataset stays resident, an epoch's permutation sits in an index
 //! tensor, and a cursor tensor says which batch is next, so a captured training step reads its
-//! batch from a fixed address. Kernels: `kernels/batch.cu`.
+//! batch from a fixed address. [`gather_sum_rows`] is a scatter-add written as a gather (each
+//! output row lists the rows it sums), so it needs no atomics and sums in a fixed order.
+//! Kernels: `kernels/batch.cu`.
 
 pub(crate) mod cpu;
 #[cfg(feature = "cuda")]

@@ -57,7 +57,7 @@ impl KlSchedule {
         if self.warmup_steps == 0 {
             self.beta
         } else {
-            self.beta * ((step + 1) as f32 / self.warmup_steps as f32).min(1.0)
+            self.beta * (step.saturating_add(1) as f32 / self.warmup_steps as f32).min(1.0)
         }
     }
 
