@@ -56,7 +56,8 @@ struct Args {
     /// How the CUDA GEMMs' kernels are picked (`--gemm-tuning`; default: Measure with a tuning
     /// file, else Heuristic).
     gemm_tuning: Option<GemmTuning>,
-    /// `--gemm-tuning-file`: measured choices loaded before and saved after training.
+    /// `--gemm-tuning-file`: measured choices loaded before training, saved before every
+    /// checkpoint and at the end.
     gemm_tuning_file: Option<PathBuf>,
     /// `--gemm-exclude`: versions that measuring leaves out.
     gemm_exclude: Vec<latentkit::ops::gemm::GemmKernel>,
@@ -181,9 +182,9 @@ fn earlier_rows(path: &std::path::Path, epoch: usize) -> Vec<String> {
         .collect()
 }
 
-/// `after_checkpoint` runs before every checkpoint is written (CUDA: saves the GEMM choices, so
+/// `before_checkpoint` runs before every checkpoint is written (CUDA: saves the GEMM choices, so
 /// that a run killed later resumes with the kernels that trained it).
-fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit::Result<()>) -> latentkit::Result<()> {
+fn run<B: Backend>(b: &B, args: &Args, before_checkpoint: &dyn Fn() -> latentkit::Result<()>) -> latentkit::Result<()> {
     let data = match &args.data {
         Some(dir) => Mnist::load(dir)?,
         None => Mnist::committed_subset()?,
@@ -270,7 +271,7 @@ fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit:
         rows.push(metrics_row(&rec));
         write_file_atomic(&metrics_path, format!("{METRICS_HEADER}\n{}\n", rows.join("\n")).as_bytes())?;
         // The GEMM choices first: a checkpoint is never on disk without the kernels that made it.
-        after_checkpoint()?;
+        before_checkpoint()?;
         t.save(b, &args.out)?;
     }
 

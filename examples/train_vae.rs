@@ -10,7 +10,8 @@
 //!          --latent N (20)  --hidden N[,N...] (400; the encoder's hidden sizes, input side first,
 //!          mirrored by the decoder)  --seed N (1)  --iwae-k K (50; 0 skips it)
 //!          --out DIR (runs/vae)  --resume (continue from the checkpoint in --out with its settings;
-//!          --batch, --lr, --beta, --warmup-steps and --free-bits, when given, replace them)
+//!          --batch, --lr, --beta, --warmup-steps and --free-bits, when given, replace them; a
+//!          checkpoint saved before the settings were recorded takes the command line's)
 //!          --mode checked|resident (default: checked on the CPU, resident on CUDA: the dataset on
 //!          the GPU and each step one CUDA-graph replay; the loss is then checked once per epoch)
 //!          --gemm-tuning heuristic|measure|measure-all (CUDA: how GemmKernel::Auto picks each layer's GEMM
@@ -54,12 +55,13 @@ struct Args {
     /// How the CUDA GEMMs' kernels are picked (`--gemm-tuning`; default: Measure with a tuning
     /// file, else Heuristic).
     gemm_tuning: Option<GemmTuning>,
-    /// `--gemm-tuning-file`: measured choices loaded before and saved after training.
+    /// `--gemm-tuning-file`: measured choices loaded before training, saved before every
+    /// checkpoint and at the end.
     gemm_tuning_file: Option<PathBuf>,
     /// `--gemm-exclude`: versions that measuring leaves out.
     gemm_exclude: Vec<latentkit::ops::gemm::GemmKernel>,
     /// The flags given, in order (with `--resume`, the training settings among them replace the
-    /// checkpoint's and the model's are ignored).
+    /// checkpoint's and the model's are ignored; see `apply_given_settings`).
     given: Vec<String>,
 }
 
@@ -101,7 +103,7 @@ fn parse_args() -> Result<Args, String> {
             "--gemm-tuning-file" => a.gemm_tuning_file = Some(PathBuf::from(&v)),
             "--gemm-exclude" => a.gemm_exclude = latentkit::ops::gemm::parse_kernel_list(&v).map_err(|e| bad(&e))?,
             "--epochs" => a.epochs = int()?,
-            "--batch" => a.train.batch = int()?,
+            "--batch" => a.train.batch = int().and_then(|n| if n > 0 { Ok(n) } else { Err(bad(&"must be ≥ 1")) })?,
             "--lr" => a.train.adam = AdamConfig { lr: float()?, ..AdamConfig::default() },
             "--beta" => a.train.kl.beta = float()?,
             "--warmup-steps" => a.train.kl.warmup_steps = int()? as u64,
@@ -196,7 +198,9 @@ fn apply_given_settings<B: Backend>(t: &mut VaeTrainer<B>, args: &Args) {
             ),
             "--latent" => kept(model.latent.to_string(), args.model.latent.to_string()),
             "--hidden" => kept(model.hidden_label(), args.model.hidden_label()),
-            "--likelihood" => kept(format!("{:?}", model.likelihood), format!("{:?}", args.model.likelihood)),
+            "--likelihood" => {
+                kept(likelihood_flag(model.likelihood).into(), likelihood_flag(args.model.likelihood).into())
+            }
             "--seed" => kept(t.cfg().seed.to_string(), new.seed.to_string()),
             _ => continue,
         };
@@ -208,10 +212,19 @@ fn apply_given_settings<B: Backend>(t: &mut VaeTrainer<B>, args: &Args) {
     }
 }
 
+/// The `--likelihood` spelling of a likelihood.
+fn likelihood_flag(l: Likelihood) -> &'static str {
+    match l {
+        Likelihood::Bernoulli => "bernoulli",
+        Likelihood::Gaussian => "gaussian",
+    }
+}
+
 /// Resumes the run in `args.out`: with the checkpoint's settings and the flags given, or, for a
 /// checkpoint saved before they were recorded, with the command line's.
 fn resume<B: Backend>(b: &B, args: &Args) -> latentkit::Result<VaeTrainer<B>> {
     let path = args.out.join(TRAINER_FILE);
+    // Read whole just for its metadata (a few MB; resuming reads it again).
     let (_, meta) = latentkit::io::checkpoint::load_checkpoint(&path)?;
     let t = if meta.contains_key("batch") {
         let mut t = VaeTrainer::resume(b, &args.out)?;
@@ -222,7 +235,7 @@ fn resume<B: Backend>(b: &B, args: &Args) -> latentkit::Result<VaeTrainer<B>> {
         let t = VaeTrainer::resume_with_settings(b, &args.out, args.train)?;
         println!(
             "resumed from {} at epoch {}, step {}; it records no training settings (an older save): \
-             the command line's apply",
+             the command line's apply (the model and the seed are the checkpoint's)",
             path.display(),
             t.epoch,
             t.step
@@ -232,9 +245,9 @@ fn resume<B: Backend>(b: &B, args: &Args) -> latentkit::Result<VaeTrainer<B>> {
     Ok(t)
 }
 
-/// `after_checkpoint` runs before every checkpoint is written (CUDA: saves the GEMM choices, so
+/// `before_checkpoint` runs before every checkpoint is written (CUDA: saves the GEMM choices, so
 /// that a run killed later resumes with the kernels that trained it).
-fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit::Result<()>) -> latentkit::Result<()> {
+fn run<B: Backend>(b: &B, args: &Args, before_checkpoint: &dyn Fn() -> latentkit::Result<()>) -> latentkit::Result<()> {
     let data = match &args.data {
         Some(dir) => Mnist::load(dir)?,
         None => Mnist::committed_subset()?,
@@ -264,7 +277,8 @@ fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit:
         ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
             .map_err(|e| Error::InvalidArgument { op: "progress bar", msg: e.to_string() })?;
     while trainer.epoch < args.epochs {
-        let bar = ProgressBar::new((data.train.len() / trainer.cfg().batch) as u64).with_style(style.clone());
+        let steps = data.train.len().checked_div(trainer.cfg().batch).unwrap_or(0);
+        let bar = ProgressBar::new(steps as u64).with_style(style.clone());
         bar.set_prefix(format!("{}/{}", trainer.epoch + 1, args.epochs));
         let mut running = 0.0f64;
         let mode = args.mode.unwrap_or(if b.device() == Device::Cpu { StepMode::Checked } else { StepMode::Resident });
@@ -294,7 +308,7 @@ fn run<B: Backend>(b: &B, args: &Args, after_checkpoint: &dyn Fn() -> latentkit:
         // run drops, rather than a checkpoint without its row.
         write_metrics(&metrics_path, &history)?;
         // The GEMM choices first: a checkpoint is never on disk without the kernels that made it.
-        after_checkpoint()?;
+        before_checkpoint()?;
         trainer.save(b, &args.out)?;
         let train_pts: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, f64::from(r.train.loss))).collect();
         let test_pts: Vec<(f64, f64)> =

@@ -5,7 +5,7 @@
 //   gather_sum_rows_f32: out[r, c] = (accumulate ? out[r, c] : 0) + Σ_{t<terms} src[index[t·rows + r], c]
 // Shapes: src [src_rows, cols], index [index_len] (an epoch's permutation), out [rows, cols];
 // for the sum, index [terms, rows]: a scatter-add written as a gather, so it needs no atomics and
-// sums in the order t = 0, 1, … (the CPU twin's order: the same bits).
+// sums in the order t = 0, 1, … (the CPU twin's order: the same sums).
 // The host refills `index` once per epoch and resets `cursor`; counter_add_u32 advances it per step.
 // Out-of-range positions or indices (a cursor run past the epoch, a bad index) are never read:
 // those rows are written as NaN, which the loss check then reports.

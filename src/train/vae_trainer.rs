@@ -190,17 +190,19 @@ impl<B: Backend> VaeTrainer<B> {
                 format!("batch {batch} exceeds the {} training images", train.len()),
             ));
         }
-        if self.x.shape()[0] != batch {
-            // The first epoch, or the batch size changed through cfg_mut (which dropped the
-            // graph): new batch buffers.
+        if self.x.shape() != [batch, dim] || self.host_batch.len() != batch * dim {
+            // The first epoch, or the batch size (cfg_mut) or model (vae_mut) changed, both of
+            // which dropped the graph: new batch buffers, both allocated before either is
+            // replaced, so a failed allocation leaves the old pair.
             self.graph = None;
-            self.x = Tensor::zeros(b, &[batch, dim])?;
+            let x = Tensor::zeros(b, &[batch, dim])?;
             self.host_batch = host_vec("VaeTrainer::run_epoch", batch * dim, 0.0)?;
+            self.x = x;
         }
         let t0 = Instant::now();
         // Seeded by epoch, so a resumed run sees the same order as an uninterrupted one.
         let order = permutation(
-            &mut seeded(self.cfg.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(self.epoch as u64 + 1))),
+            &mut seeded(self.cfg.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul((self.epoch as u64).wrapping_add(1)))),
             train.len(),
         );
         // The running sums on the device restart each epoch.
@@ -239,7 +241,7 @@ impl<B: Backend> VaeTrainer<B> {
         if let Some(bad) = test_stats.first_non_finite() {
             return Err(Error::NonFiniteLoss { step: self.step, value: bad });
         }
-        self.epoch += 1;
+        self.epoch = self.epoch.saturating_add(1);
         Ok(EpochRecord {
             epoch: self.epoch,
             step: self.step,
@@ -296,8 +298,9 @@ impl<B: Backend> VaeTrainer<B> {
         // SAFETY: the step only queues kernels (buffers were prepared above, nothing is read back);
         // every buffer it touches belongs to this trainer (model, buffer sets that are never freed,
         // optimizer state, resident data, batch tensor), which hands out mutable access to them
-        // only through vae_mut / opt_mut / cfg_mut, and those drop the graph; load_resident drops
-        // it before replacing the resident data; and field order drops it before the buffers.
+        // only through vae_mut / opt_mut / cfg_mut, and those drop the graph; run_epoch drops it
+        // before replacing the batch tensor, load_resident before replacing the resident data;
+        // and field order drops it before the buffers.
         match unsafe { b.capture_graph(&mut step)? } {
             Some(g) => {
                 g.replay()?;

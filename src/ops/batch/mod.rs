@@ -41,8 +41,8 @@ pub fn gather_rows<B: Backend>(
 
 /// `out[r, :] = Σ_t src[index[t, r], :]` for index `[terms, rows]`, added to `out` when
 /// `accumulate` (else written): a scatter-add written as a gather (each output row lists the
-/// source rows it sums), so it needs no atomics and sums in the order t = 0, 1, … in f32, the same
-/// bits on every backend. An index past `src` makes its row NaN (the loss check reports it).
+/// source rows it sums), so it needs no atomics and sums in the order t = 0, 1, … in f32: the same
+/// sums on every backend. An index past `src` makes its row NaN (the loss check reports it).
 pub fn gather_sum_rows<B: Backend>(
     b: &B,
     src: &Tensor<B>,
